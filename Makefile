@@ -34,7 +34,7 @@ $(VENV)/.installed: $(VENV)/.build-tools $(SOURCES)
 
 install: sysdeps $(VENV)/.installed
 
-ctest: install
+ctest: sysdeps $(VENV)/.build-tools
 	$(VENV)/bin/cmake -S . -B build/ctest -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) \
 		-DCONVEYOR_BUILD_TESTS=ON -DCONVEYOR_BUILD_PYTHON=OFF >/dev/null
 	$(VENV)/bin/cmake --build build/ctest
