@@ -1,0 +1,78 @@
+#include "conveyor/codecs/turbojpeg_compat.h"
+
+#include <turbojpeg.h>
+
+namespace conveyor::codecs::tj {
+
+#ifdef TJ_NUMINIT  // ---------------------------------------------------------- TurboJPEG 3.x
+
+void* create() { return tj3Init(TJINIT_DECOMPRESS); }
+void destroy(void* handle) { tj3Destroy(handle); }
+
+Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Header* header) {
+  if (tj3DecompressHeader(handle, data, size) != 0) return Status::kError;
+  header->width = tj3Get(handle, TJPARAM_JPEGWIDTH);
+  header->height = tj3Get(handle, TJPARAM_JPEGHEIGHT);
+  header->subsampling = tj3Get(handle, TJPARAM_SUBSAMP);
+  header->colorspace = tj3Get(handle, TJPARAM_COLORSPACE);
+  return Status::kOk;
+}
+
+Status decode(void* handle, const std::uint8_t* data, std::size_t size, int num, int denom,
+              const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              bool stop_on_warning) {
+  if (tj3DecompressHeader(handle, data, size) != 0) return Status::kError;
+  tj3Set(handle, TJPARAM_STOPONWARNING, stop_on_warning ? 1 : 0);
+  tj3Set(handle, TJPARAM_SCANLIMIT, 500);  // progressive-scan bomb guard
+  if (tj3SetScalingFactor(handle, tjscalingfactor{num, denom}) != 0) return Status::kError;
+  const tjregion crop = region.width == 0 ? TJUNCROPPED
+                                          : tjregion{region.x, region.y, region.width, region.height};
+  if (tj3SetCroppingRegion(handle, crop) != 0) return Status::kError;
+  const int result = tj3Decompress8(handle, data, size, dst, int(pitch), pixel_format);
+  if (result == 0) return Status::kOk;
+  return tj3GetErrorCode(handle) == TJERR_WARNING ? Status::kWarning : Status::kError;
+}
+
+const char* error_message(void* handle) { return tj3GetErrorStr(handle); }
+bool supports_cropped_decode() { return true; }
+
+#else  // ------------------------------------------------------------------------ TurboJPEG 2.1
+
+void* create() { return tjInitDecompress(); }
+void destroy(void* handle) { tjDestroy(handle); }
+
+Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Header* header) {
+  const int result = tjDecompressHeader3(handle, data, static_cast<unsigned long>(size),
+                                         &header->width, &header->height, &header->subsampling,
+                                         &header->colorspace);
+  return result == 0 ? Status::kOk : Status::kError;
+}
+
+Status decode(void* handle, const std::uint8_t* data, std::size_t size, int num, int denom,
+              const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              bool stop_on_warning) {
+  if (region.width != 0) return Status::kError;  // 2.1 cannot crop; the caller copies instead
+  Header header{};
+  if (read_header(handle, data, size, &header) != Status::kOk) return Status::kError;
+  // tjDecompress2 picks the scaling factor from the requested output size.
+  const int width = TJSCALED(header.width, (tjscalingfactor{num, denom}));
+  const int height = TJSCALED(header.height, (tjscalingfactor{num, denom}));
+  int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
+  if (stop_on_warning) flags |= TJFLAG_STOPONWARNING;
+  const int result = tjDecompress2(handle, data, static_cast<unsigned long>(size), dst, width,
+                                   int(pitch), height, pixel_format, flags);
+  if (result == 0) return Status::kOk;
+  return tjGetErrorCode(handle) == TJERR_WARNING ? Status::kWarning : Status::kError;
+}
+
+const char* error_message(void* handle) { return tjGetErrorStr2(handle); }
+bool supports_cropped_decode() { return false; }
+
+#endif
+
+int scaled_mcu_width(int subsampling, int num, int denom) {
+  const int mcu = subsampling >= 0 && subsampling < TJ_NUMSAMP ? tjMCUWidth[subsampling] : 8;
+  return (mcu * num + denom - 1) / denom;
+}
+
+}  // namespace conveyor::codecs::tj
