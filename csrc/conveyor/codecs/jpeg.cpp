@@ -215,7 +215,7 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   int decoded_height = options.scale.scale(header.height);
   int skip_x = 0, skip_y = 0;
   if (!options.crop.empty()) {
-    if (tj::supports_cropped_decode()) {
+    if (tj::supports_cropped_decode() && header.subsampling != JpegSubsampling::kUnknown) {
       const int mcu = tj::scaled_mcu_width(static_cast<int>(header.subsampling),
                                            options.scale.num, options.scale.denom);
       region.x = options.crop.x - options.crop.x % mcu;
