@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="short run (1-2 minutes): detection dataset only, 200 images, 2 s per measurement")
     parser.add_argument("--images", type=int, help="images in the generated tree (default 1000; quick 200)")
     parser.add_argument("--seconds", type=float, help="steady-state seconds per measurement (default 12; quick 2)")
+    parser.add_argument("--decode-seconds", type=float,
+                        help="seconds for each decode-only measurement (default: max(1, seconds / 3))")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all measurements; the median is kept")
     parser.add_argument("--workers", type=int, default=2, help="threads / worker processes for every loader")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
     print(f"tree: {tree['num_images']} images, mean JPEG {tree['mean_jpeg_bytes'] / 1024:.0f} KiB, "
           f"made by {tree['generator']}  ({args.tree_root})", flush=True)
 
-    decode_seconds = max(1.0, args.seconds / 3)
+    decode_seconds = args.decode_seconds or max(1.0, args.seconds / 3)
     results: dict[tuple[str, str, str], list[dict]] = {}
     decode_runs = []
     for round_index in range(args.repeat):

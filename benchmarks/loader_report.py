@@ -76,7 +76,7 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']['cpu']} ({report['machine']['cores']} cores, shared; "
         f"load {report['machine']['loadavg_start'][0]:.1f} at start). {tree['num_images']} images "
-        f"500x375 q90 (mean {tree['mean_jpeg_bytes'] / 1024:.0f} KiB, {tree['generator']}), batch "
+        f"{'x'.join(map(str, tree.get('first_image_size') or ['?']))} (mean {tree['mean_jpeg_bytes'] / 1024:.0f} KiB, {tree['generator']}), batch "
         f"{config['batch_size']}, {config['workers']} threads / worker processes each, "
         f"{config['seconds']:g} s per measurement, median of {config['repeat']}.  ",
     ]

@@ -10,7 +10,9 @@ synthetic images), with VOC XML annotations and palette PNG masks. The tree is c
 
 from __future__ import annotations
 
+import inspect
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,26 +63,50 @@ def ensure_tree(root: Path, num_images: int, seed: int = 0, prefer_conveyor: boo
             generator = "conveyor.datasets.make_synthetic_voc"
         except Exception:  # the voc branch has not landed: use our own generator
             make_synthetic_voc = None
-    wanted = {"num_images": num_images, "seed": seed, "generator": generator, "version": 1}
+    wanted = {"num_images": num_images, "seed": seed, "generator": generator, "version": 2}
     if marker.exists() and json.loads(marker.read_text()).get("params") == wanted:
         return json.loads(marker.read_text())["info"]
 
+    shutil.rmtree(root / "VOCdevkit", ignore_errors=True)  # never mix two generators' files
+    root.mkdir(parents=True, exist_ok=True)
     if make_synthetic_voc is not None:
-        _make_with_conveyor(make_synthetic_voc, root, num_images, seed)
-    else:
+        try:
+            _make_with_conveyor(make_synthetic_voc, root, num_images, seed)
+        except Exception as exc:  # keep the benchmark running; say which generator made the tree
+            generator = f"benchmarks/voc_tree.py (conveyor's generator failed: {exc})"
+            make_synthetic_voc = None
+        if make_synthetic_voc is not None and not _tree_is_complete(root):
+            generator = "benchmarks/voc_tree.py (conveyor's tree lacked masks or lists)"
+            make_synthetic_voc = None
+    if make_synthetic_voc is None:
         write_tree(root, num_images, seed)
     voc = root / "VOCdevkit" / f"VOC{YEAR}"
-    sizes = [p.stat().st_size for p in (voc / "JPEGImages").glob("*.jpg")]
+    jpegs = sorted((voc / "JPEGImages").glob("*.jpg"))
+    sizes = [p.stat().st_size for p in jpegs]
     info = {"root": str(root), "num_images": len(sizes), "generator": generator,
-            "mean_jpeg_bytes": int(np.mean(sizes)) if sizes else 0}
+            "mean_jpeg_bytes": int(np.mean(sizes)) if sizes else 0,
+            "first_image_size": list(Image.open(jpegs[0]).size) if jpegs else None}
     marker.write_text(json.dumps({"params": wanted, "info": info}))
     return info
 
 
 def _make_with_conveyor(make_synthetic_voc, root: Path, num_images: int, seed: int) -> None:
-    # Keyword names follow conveyor's generator; it writes the same VOCdevkit layout.
-    make_synthetic_voc(root, num_images=num_images, seed=seed, year=YEAR, image_size=(500, 375),
-                       quality=90, masks=True)
+    """Calls conveyor's generator with the options it has among ours (by keyword name)."""
+    wanted = {"num_images": num_images, "seed": seed, "year": YEAR, "image_size": (500, 375),
+              "width": 500, "height": 375, "quality": 90, "masks": True, "segmentation": True}
+    accepted = inspect.signature(make_synthetic_voc).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {k: wanted[k] for k in ("num_images", "seed", "year")}
+    else:
+        kwargs = {k: v for k, v in wanted.items() if k in accepted}
+    make_synthetic_voc(root, **kwargs)
+
+
+def _tree_is_complete(root: Path) -> bool:
+    voc = Path(root) / "VOCdevkit" / f"VOC{YEAR}"
+    needed = ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Main/trainval.txt",
+              "ImageSets/Segmentation/trainval.txt")
+    return all((voc / part).exists() for part in needed)
 
 
 def write_tree(root: Path, num_images: int, seed: int) -> None:
