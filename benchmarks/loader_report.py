@@ -100,6 +100,10 @@ def markdown(report: dict) -> str:
             f"{head} {row['images_per_s']:.0f} | {_fmt(row['x_torch_pillow'], '.2f')} | "
             f"{_fmt(row['x_decode_limit'], '.2f')} | {row['time_to_first_batch_s']:.2f} | "
             f"{row['peak_pss_mib']:.0f} / {row['peak_rss_mib']:.0f} |")
+        path = row.get("loader", {}).get("path")
+        if path and path != "native":
+            warned.append(f"{row['label']}, {row['dataset']} {row['pipeline']} ran the {path} path, "
+                          "not the native engine")
         for warning in row.get("warnings", []):
             warned.append(f"{row['label']}, {row['dataset']} {row['pipeline']} warned: {warning}")
     lines += ["", "| target | wanted | measured | status |", "|---|---:|---:|---|"]

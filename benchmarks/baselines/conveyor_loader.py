@@ -57,5 +57,12 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
     return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, **kwargs)
 
 
+def loader_info(loader) -> dict:
+    """Which path conveyor ran ("native": the whole pipeline in the engine) and what it skipped."""
+    stats = loader.stats
+    return {"path": stats.path, "samples_skipped": stats.total_samples_skipped,
+            "stats_images_per_second": stats.images_per_second}
+
+
 def batch_images(batch) -> int:
     return len(batch[0])

@@ -93,7 +93,8 @@ class PeakMemory:
 
 
 def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[object], int],
-               seconds: float, min_batches: int = 3) -> dict:
+               seconds: float, min_batches: int = 3,
+               loader_info: Callable[[object], dict] | None = None) -> dict:
     """Iterates a loader (epoch after epoch) for about ``seconds`` after its first batch.
 
     Args:
@@ -101,6 +102,8 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
         batch_images: Number of images in one batch.
         seconds: Steady-state measuring time, after the first batch.
         min_batches: Measure at least this many batches whatever the time.
+        loader_info: Optional; what the loader reports about itself (e.g. which path it ran),
+            read at the end of the measurement and returned under ``loader``.
 
     Returns:
         ``setup_s`` (dataset + loader construction), ``first_batch_s`` (from then to the first
@@ -138,6 +141,10 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
                 continue
             break
         measured = time.perf_counter() - measure_from
+        try:
+            info = loader_info(loader) if loader_info is not None else {}
+        except Exception as exc:  # the loader's self-report is extra information, not the result
+            info = {"error": f"{type(exc).__name__}: {exc}"}
         del loader
     return {
         "setup_s": built - start,
@@ -147,4 +154,5 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
         "images": images, "batches": batches, "epochs": epochs, "measured_s": measured,
         "peak_rss_mib": memory.peak_rss / 2**20, "peak_pss_mib": memory.peak_pss / 2**20,
         "baseline_rss_mib": baseline_rss / 2**20, "baseline_pss_mib": baseline_pss / 2**20,
+        "loader": info,
     }

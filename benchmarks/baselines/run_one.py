@@ -49,7 +49,7 @@ def measure_loader(args) -> dict:
         result = run_loader(
             lambda: module.make_loader(args.dataset, args.pipeline, args.root, args.workers,
                                        args.batch_size, args.seed),
-            module.batch_images, args.seconds)
+            module.batch_images, args.seconds, loader_info=getattr(module, "loader_info", None))
     messages = []
     for w in caught:
         text = f"{w.category.__name__}: {w.message}"
