@@ -93,7 +93,7 @@ def ensure_tree(root: Path, num_images: int, seed: int = 0, prefer_conveyor: boo
 def _make_with_conveyor(make_synthetic_voc, root: Path, num_images: int, seed: int) -> None:
     """Calls conveyor's generator with the options it has among ours (by keyword name)."""
     wanted = {"num_images": num_images, "seed": seed, "year": YEAR, "image_size": (500, 375),
-              "width": 500, "height": 375, "quality": 90, "masks": True, "segmentation": True}
+              "width": 500, "height": 375, "quality": 90, "jpeg_quality": 90, "masks": True, "segmentation": True}
     accepted = inspect.signature(make_synthetic_voc).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
         kwargs = {k: wanted[k] for k in ("num_images", "seed", "year")}
