@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Loader benchmark: conveyor vs torch's DataLoader (Pillow, pillow-simd) vs DALI on the CPU.
+"""Loader benchmark: conveyor vs torch's DataLoader (Pillow, pillow-simd), DALI-CPU and SPDL.
 
 Side by side in one run, on the same VOC-like files and the same cores, for the detection and
 segmentation datasets and two pipelines (512x512 detection resize; RandomResizedCrop(224)).
@@ -41,6 +41,7 @@ COLUMNS = {
     "torch-pillow": ("torch DataLoader + Pillow", "torch", None, False),
     "torch-pillow-simd": ("torch DataLoader + pillow-simd", "torch", HERE / ".venv-pillow-simd", False),
     "dali": ("DALI (CPU)", "dali", HERE / ".venv-dali", False),
+    "spdl": ("SPDL (FFmpeg)", "spdl", HERE / ".venv-spdl", False),
 }
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Unavailable, run_loader  # noqa: E402
 
-PEERS = {"conveyor": "conveyor_loader", "torch": "torch_loader", "dali": "dali_cpu"}
+PEERS = {"conveyor": "conveyor_loader", "torch": "torch_loader", "dali": "dali_cpu", "spdl": "spdl_cpu"}
 
 
 def measure_decode_limit(args) -> dict:
