@@ -48,6 +48,12 @@ std::string_view document_bytes(const py::handle& data, bool& is_unicode) {
   throw Error(ErrorKind::kAnnotation, status.describe(source));
 }
 
+// Tag equality for the small linear searches below: most candidates differ in length or in
+// the first byte, which is cheaper to check than calling memcmp.
+inline bool same_tag(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && a == b));
+}
+
 py::object steal(PyObject* object) {
   if (object == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(object);
@@ -94,7 +100,7 @@ class DictBuilder {
       const std::string_view tag = tree_.tag(tree_.nodes[static_cast<std::size_t>(child)]);
       Group* group = nullptr;
       for (std::size_t g = mark; g < groups_.size(); ++g)
-        if (groups_[g].tag == tag) group = &groups_[g];
+        if (same_tag(groups_[g].tag, tag)) group = &groups_[g];
       if (group == nullptr) {
         groups_.push_back({tag, std::move(child_value), py::object()});
       } else if (!group->list) {
@@ -133,7 +139,7 @@ class DictBuilder {
   // the cache is bounded so that hostile input cannot grow it without limit).
   const py::object& key(std::string_view tag) {
     for (const auto& cached : keys_)
-      if (cached.first == tag) return cached.second;
+      if (same_tag(cached.first, tag)) return cached.second;
     static std::unordered_map<std::string, py::object>* interned =
         new std::unordered_map<std::string, py::object>();  // leaked: outlives the interpreter
     const std::string name(tag);
