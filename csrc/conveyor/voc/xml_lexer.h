@@ -602,7 +602,12 @@ class XmlLexer {
   }
 
   bool emit_start(std::string_view qname, const char* tag_start) {
-    const std::size_t colon = qname.find(':');
+    std::size_t colon = std::string_view::npos;
+    for (std::size_t i = 0; i < qname.size(); ++i)  // names are short: cheaper than memchr
+      if (qname[i] == ':') {
+        colon = i;
+        break;
+      }
     if (colon == std::string_view::npos) {
       const Binding* binding = ns_bindings_.empty() ? nullptr : lookup("");
       if (binding == nullptr || binding->uri.empty()) {
