@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "conveyor/voc/document_encoding.h"
 #include "conveyor/voc/xml_chars.h"
@@ -89,31 +90,39 @@ bool is_leaf(Field field) {
          field != Field::kObject && field != Field::kBndbox;
 }
 
+// tag == literal, with the literal's length known at compile time (no strlen, inlined compare).
+template <std::size_t N>
+inline bool is(std::string_view tag, const char (&literal)[N]) {
+  return tag.size() == N - 1 && std::memcmp(tag.data(), literal, N - 1) == 0;
+}
+
 Field child_field(Field parent, std::string_view tag) {
   switch (parent) {
     case Field::kAnnotation:
-      if (tag == "object") return Field::kObject;
-      if (tag == "filename") return Field::kFilename;
-      if (tag == "size") return Field::kSize;
-      if (tag == "segmented") return Field::kSegmented;
+      if (is(tag, "object")) return Field::kObject;
+      if (is(tag, "filename")) return Field::kFilename;
+      if (is(tag, "size")) return Field::kSize;
+      if (is(tag, "segmented")) return Field::kSegmented;
       return Field::kIgnored;
     case Field::kSize:
-      if (tag == "width") return Field::kWidth;
-      if (tag == "height") return Field::kHeight;
-      if (tag == "depth") return Field::kDepth;
+      if (is(tag, "width")) return Field::kWidth;
+      if (is(tag, "height")) return Field::kHeight;
+      if (is(tag, "depth")) return Field::kDepth;
       return Field::kIgnored;
     case Field::kObject:
-      if (tag == "name") return Field::kName;
-      if (tag == "bndbox") return Field::kBndbox;
-      if (tag == "difficult") return Field::kDifficult;
-      if (tag == "truncated") return Field::kTruncated;
-      if (tag == "pose") return Field::kPose;
+      if (is(tag, "name")) return Field::kName;
+      if (is(tag, "bndbox")) return Field::kBndbox;
+      if (is(tag, "difficult")) return Field::kDifficult;
+      if (is(tag, "truncated")) return Field::kTruncated;
+      if (is(tag, "pose")) return Field::kPose;
       return Field::kIgnored;
     case Field::kBndbox:
-      if (tag == "xmin") return Field::kXmin;
-      if (tag == "ymin") return Field::kYmin;
-      if (tag == "xmax") return Field::kXmax;
-      if (tag == "ymax") return Field::kYmax;
+      if (tag.size() == 4 && tag[1] == 'm') {
+        if (is(tag, "xmin")) return Field::kXmin;
+        if (is(tag, "ymin")) return Field::kYmin;
+        if (is(tag, "xmax")) return Field::kXmax;
+        if (is(tag, "ymax")) return Field::kYmax;
+      }
       return Field::kIgnored;
     default:
       return Field::kIgnored;
@@ -123,6 +132,16 @@ Field child_field(Field parent, std::string_view tag) {
 bool parse_number(std::string_view text, double& value) {
   if (!text.empty() && text[0] == '+') text.remove_prefix(1);
   if (text.empty()) return false;
+  if (text.size() <= 9) {  // fast path: plain decimal integers, the common case in VOC files
+    std::uint32_t integer = 0;
+    std::size_t i = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i)
+      integer = integer * 10 + static_cast<std::uint32_t>(text[i] - '0');
+    if (i == text.size()) {
+      value = integer;
+      return true;
+    }
+  }
   const char* end = text.data() + text.size();
   const auto result = std::from_chars(text.data(), end, value);
   return result.ec == std::errc() && result.ptr == end && std::isfinite(value);
@@ -152,7 +171,7 @@ class VocReader {
     if (!status_.ok) return;
     Field field;
     if (stack_.empty()) {
-      if (name != "annotation")
+      if (!is(name, "annotation"))
         return status_.fail(offset, "the root element is <" + std::string(name) +
                                         ">, not <annotation>");
       field = Field::kAnnotation;
@@ -211,18 +230,18 @@ class VocReader {
 
   void end_object() {
     const auto has = [&](Field f) { return (object_seen_ >> static_cast<unsigned>(f)) & 1u; };
-    const std::string where = " (object " + std::to_string(object_index_ + 1) + ")";
+    const auto where = [&] { return " (object " + std::to_string(object_index_ + 1) + ")"; };
     if (!has(Field::kName) || name_.empty())
-      return status_.fail(object_offset_, "object without a <name>" + where);
+      return status_.fail(object_offset_, "object without a <name>" + where());
     if (!has(Field::kBndbox))
-      return status_.fail(object_offset_, "object '" + name_ + "' has no <bndbox>" + where);
+      return status_.fail(object_offset_, "object '" + name_ + "' has no <bndbox>" + where());
     for (Field f : {Field::kXmin, Field::kYmin, Field::kXmax, Field::kYmax})
       if (!has(f))
         return status_.fail(object_offset_, "the <bndbox> of object '" + name_ + "' has no <" +
-                                                field_tag(f) + ">" + where);
+                                                field_tag(f) + ">" + where());
     const std::int64_t label = classes_.label(name_);
     if (label == 0)
-      return status_.fail(name_offset_, "unknown class '" + name_ + "'" + where +
+      return status_.fail(name_offset_, "unknown class '" + name_ + "'" + where() +
                                             "; pass classes=None to keep every name");
     batch_.boxes.insert(batch_.boxes.end(), box_, box_ + 4);
     batch_.labels.push_back(label);

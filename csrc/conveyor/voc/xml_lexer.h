@@ -109,7 +109,16 @@ class XmlLexer {
   // Name production; returns false (with an error) when no valid name starts at p_.
   bool name(std::string_view& out) {
     const char* start = p_;
-    bool first = true;
+    // Fast path: an ASCII name.
+    if (p_ < end_ && is_ascii_name_start(static_cast<unsigned char>(*p_))) {
+      ++p_;
+      while (p_ < end_ && is_ascii_name_char(static_cast<unsigned char>(*p_))) ++p_;
+      if (p_ == end_ || static_cast<unsigned char>(*p_) < 0x80) {
+        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        return true;
+      }
+    }
+    bool first = p_ == start;
     while (p_ < end_) {
       const unsigned char c = static_cast<unsigned char>(*p_);
       if (c < 0x80) {
@@ -180,10 +189,11 @@ class XmlLexer {
   }
 
   static bool valid_declaration_value(int which, std::string_view value) {
-    if (which == 0) {  // VersionNum: 1.[0-9]+
-      if (value.size() < 3 || value[0] != '1' || value[1] != '.') return false;
-      for (std::size_t i = 2; i < value.size(); ++i)
-        if (value[i] < '0' || value[i] > '9') return false;
+    if (which == 0) {  // expat accepts any run of [A-Za-z0-9._-] as the version
+      for (char c : value)
+        if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+          return false;
       return true;
     }
     if (which == 1) {  // EncName: [A-Za-z] ([A-Za-z0-9._] | '-')*
@@ -260,6 +270,8 @@ class XmlLexer {
     if (target.size() == 3 && (target[0] | 0x20) == 'x' && (target[1] | 0x20) == 'm' &&
         (target[2] | 0x20) == 'l')
       return fail(start, "XML declaration not at the start of the document");
+    if (target.find(':') != std::string_view::npos)
+      return fail(start + 2, "a processing instruction target must not contain ':'");
     if (starts_with("?>")) {
       p_ += 2;
       return true;
@@ -415,12 +427,7 @@ class XmlLexer {
     while (p_ < end_) {
       const char* run = p_;
       // Fast path: plain ASCII text.
-      while (p_ < end_) {
-        const unsigned char c = static_cast<unsigned char>(*p_);
-        if (c >= 0x20 && c < 0x80 && c != '<' && c != '&' && c != ']') ++p_;
-        else if (c == '\n' || c == '\t') ++p_;
-        else break;
-      }
+      while (p_ < end_ && is_plain_text(static_cast<unsigned char>(*p_))) ++p_;
       if (p_ > run) handler_.text(std::string_view(run, static_cast<std::size_t>(p_ - run)));
       if (p_ >= end_) return true;
       const char c = *p_;
@@ -552,12 +559,24 @@ class XmlLexer {
       }
     }
     if (has_prefixed_attribute) {
+      expanded_.clear();
       for (const auto& attribute : attributes_) {
         const std::size_t colon = attribute.find(':');
         if (colon == std::string_view::npos || attribute.substr(0, 6) == "xmlns:") continue;
         const std::string_view prefix = attribute.substr(0, colon);
-        if (prefix != "xml" && lookup(prefix) == nullptr)
+        const std::string_view local = attribute.substr(colon + 1);
+        if (prefix.empty() || local.empty() || local.find(':') != std::string_view::npos)
+          return fail(tag_start, "malformed qualified attribute name '" + std::string(attribute) + "'");
+        const Binding* binding = prefix == "xml" ? nullptr : lookup(prefix);
+        if (prefix != "xml" && binding == nullptr)
           return fail(tag_start, "unbound namespace prefix '" + std::string(prefix) + "'");
+        std::string name = (binding ? binding->uri : std::string("xml")) + '\n';
+        name.append(local);
+        for (const auto& seen : expanded_)
+          if (seen == name)
+            return fail(tag_start, "duplicate attribute '" + std::string(attribute) +
+                                       "' (same namespace and local name as another)");
+        expanded_.push_back(std::move(name));
       }
     }
     if (stack_.size() >= kMaxDepth)
@@ -570,9 +589,12 @@ class XmlLexer {
     const std::string_view prefix = attribute.size() > 5 ? attribute.substr(6) : std::string_view();
     static const char* kXmlUri = "http://www.w3.org/XML/1998/namespace";
     static const char* kXmlnsUri = "http://www.w3.org/2000/xmlns/";
+    if (attribute.size() == 6) return fail(at, "malformed namespace declaration 'xmlns:'");
     if (prefix == "xmlns") return fail(at, "the prefix 'xmlns' must not be declared");
     if (prefix == "xml" ? value_ != kXmlUri : (value_ == kXmlUri || value_ == kXmlnsUri))
       return fail(at, "reserved namespace prefix or URI misused");
+    if (value_.find('}') != std::string::npos)  // expat's namespace separator, as in ElementTree
+      return fail(at, "a namespace URI must not contain '}'");
     if (!prefix.empty() && value_.empty())
       return fail(at, "a namespace prefix cannot be undeclared in XML 1.0");
     ns_bindings_.push_back({std::string(prefix), value_});
@@ -580,7 +602,12 @@ class XmlLexer {
   }
 
   bool emit_start(std::string_view qname, const char* tag_start) {
-    const std::size_t colon = qname.find(':');
+    std::size_t colon = std::string_view::npos;
+    for (std::size_t i = 0; i < qname.size(); ++i)  // names are short: cheaper than memchr
+      if (qname[i] == ':') {
+        colon = i;
+        break;
+      }
     if (colon == std::string_view::npos) {
       const Binding* binding = ns_bindings_.empty() ? nullptr : lookup("");
       if (binding == nullptr || binding->uri.empty()) {
@@ -615,6 +642,25 @@ class XmlLexer {
   bool end_tag() {
     const char* tag_start = p_;
     p_ += 2;
+    const OpenElement& open_element = stack_.back();
+    const std::size_t length = open_element.qname_length;
+    // Fast path: the expected name, followed by something that cannot continue a name.
+    if (remaining() > length && std::memcmp(p_, open_element.qname, length) == 0 &&
+        !is_ascii_name_char(static_cast<unsigned char>(p_[length])) &&
+        static_cast<unsigned char>(p_[length]) < 0x80) {
+      p_ += length;
+      if (*p_ == '>') {
+        ++p_;
+        close_element();
+        return true;
+      }
+      skip_space();
+      if (p_ >= end_) return fail_truncated();
+      if (*p_ != '>') return fail(p_, "expected '>' to close an end tag");
+      ++p_;
+      close_element();
+      return true;
+    }
     std::string_view qname;
     if (!name(qname)) return false;
     skip_space();
@@ -684,6 +730,7 @@ class XmlLexer {
   std::vector<OpenElement> stack_;
   std::vector<Binding> ns_bindings_;
   std::vector<std::string_view> attributes_;
+  std::vector<std::string> expanded_;
   std::string scratch_;
   std::string value_;
   std::string resolved_;

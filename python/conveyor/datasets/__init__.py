@@ -1,6 +1,24 @@
-"""Datasets: drop-in replacements for torchvision's VOC datasets and a synthetic VOC writer."""
+"""Datasets: drop-in replacements for torchvision's VOC datasets and a synthetic VOC writer.
 
-from conveyor.datasets.synthetic import make_synthetic_voc
-from conveyor.datasets.voc import VOCDetection, VOCSegmentation
+Names load lazily, so that ``conveyor synth`` does not import torch.
+"""
 
-__all__ = ["VOCDetection", "VOCSegmentation", "make_synthetic_voc"]
+from importlib import import_module
+
+_NAMES = {
+    "VOCDetection": "conveyor.datasets.voc",
+    "VOCSegmentation": "conveyor.datasets.voc",
+    "make_synthetic_voc": "conveyor.datasets.synthetic",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'conveyor.datasets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_NAMES))
