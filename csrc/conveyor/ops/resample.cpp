@@ -248,15 +248,12 @@ void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row
         acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
         acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
       }
-      // Round to uint8 exactly as the uint8 path (saturating packs), then widen to float.
-      const __m128i words_lo = _mm_packs_epi32(_mm_sra_epi32(acc0, shift), _mm_sra_epi32(acc1, shift));
-      const __m128i words_hi = _mm_packs_epi32(_mm_sra_epi32(acc2, shift), _mm_sra_epi32(acc3, shift));
-      const __m128i bytes = _mm_packus_epi16(words_lo, words_hi);
-      const __m128i u16_lo = _mm_unpacklo_epi8(bytes, zero), u16_hi = _mm_unpackhi_epi8(bytes, zero);
-      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(u16_lo, zero)), m), a);
-      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(u16_lo, zero)), m), a);
-      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(u16_hi, zero)), m), a);
-      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(u16_hi, zero)), m), a);
+      // Bilinear weights are non-negative and sum to 2^precision, so the shifted sums are
+      // already uint8 values: convert them to float directly (same as rounding via packus).
+      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc0, shift)), m), a);
+      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc1, shift)), m), a);
+      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc2, shift)), m), a);
+      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc3, shift)), m), a);
       if (aligned) {
         _mm_stream_ps(dst + x, f0);
         _mm_stream_ps(dst + x + 4, f1);
