@@ -7,6 +7,7 @@ is reported, so load from other processes hits all columns alike; read the ratio
 
 Columns:
   conveyor         conveyor.io.decode_jpeg(bytes[, scale=1/2]) -> CHW uint8 tensor
+  conveyor-fast    the same with fast=True (fast IDCT + upsampling; not bit-exact with Pillow)
   raw-turbojpeg    libjpeg-turbo's own speed: libturbojpeg's tjDecompress2 (ctypes, accurate
                    DCT, the same library conveyor links) into a preallocated buffer
   pillow           Image.open(BytesIO(b)) [+ draft("RGB", half size)] + load()
@@ -121,6 +122,10 @@ def decoders(images, half: bool):
         for data in images:
             cio.decode_jpeg(data, scale=scale)
 
+    def conveyor_fast_pass():
+        for data in images:
+            cio.decode_jpeg(data, scale=scale, fast=True)
+
     from conveyor import _core
 
     sizes = [(h["width"], h["height"]) for h in map(_core.jpeg_header, images)]
@@ -142,7 +147,8 @@ def decoders(images, half: bool):
         for tensor in tensors:
             tvio.decode_jpeg(tensor)
 
-    result = {"conveyor": conveyor_pass, "raw-turbojpeg": raw_pass, "pillow": pillow_pass}
+    result = {"conveyor": conveyor_pass, "raw-turbojpeg": raw_pass, "pillow": pillow_pass,
+              "conveyor-fast": conveyor_fast_pass}
     if not half:
         result["torchvision"] = torchvision_pass
     return result
@@ -211,10 +217,10 @@ def ratios(rows) -> dict:
     result = {}
     for size in ("full", "1/2"):
         key = "full" if size == "full" else "half"
-        conveyor = by.get(("conveyor", size))
-        for peer in ("pillow", "pillow-simd", "torchvision", "raw-turbojpeg"):
-            if by.get((peer, size)):
-                result[f"conveyor/{peer} {key}"] = round(conveyor / by[(peer, size)], 3)
+        for ours in ("conveyor", "conveyor-fast"):
+            for peer in ("pillow", "pillow-simd", "torchvision", "raw-turbojpeg"):
+                if by.get((peer, size)) and by.get((ours, size)):
+                    result[f"{ours}/{peer} {key}"] = round(by[(ours, size)] / by[(peer, size)], 3)
     return result
 
 
