@@ -18,6 +18,15 @@ namespace {
   throw Error(ErrorKind::kDecode, "JPEG: " + message);
 }
 
+// TurboJPEG 2.1 can leave its libjpeg object mid-header after an error (the next image then
+// fails with "Bogus marker length"), so a handle that reported an error is replaced.
+void* replace_handle(void* handle) {
+  tj::destroy(handle);
+  void* fresh = tj::create();
+  if (!fresh) throw Error(ErrorKind::kRuntime, "JPEG: could not create a TurboJPEG handle");
+  return fresh;
+}
+
 JpegColorspace to_colorspace(int tjcs) {
   switch (tjcs) {
     case TJCS_RGB: return JpegColorspace::kRgb;
@@ -137,15 +146,18 @@ JpegHeader JpegDecoder::read_header(const std::uint8_t* data, std::size_t size) 
   if (size < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF)
     fail("not a JPEG file (no FF D8 FF start-of-image marker)");
   tj::Header raw{};
-  if (tj::read_header(handle_, data, size, &raw) != tj::Status::kOk)
-    fail(std::string("corrupt header: ") + tj::error_message(handle_));
+  if (tj::read_header(handle_, data, size, &raw) != tj::Status::kOk) {
+    const std::string message = tj::error_message(handle_);
+    handle_ = replace_handle(handle_);
+    fail("corrupt header: " + message);
+  }
   JpegHeader header;
   header.width = raw.width;
   header.height = raw.height;
   header.colorspace = to_colorspace(raw.colorspace);
   header.subsampling = to_subsampling(raw.subsampling);
   header.components = header.colorspace == JpegColorspace::kGray ? 1 : is_cmyk(header) ? 4 : 3;
-  if (header.width <= 0 || header.height <= 0) fail("header has an empty image size");
+  if (header.width <= 0 || header.height <= 0) fail("corrupt header: no image frame with a size (truncated file?)");
   return header;
 }
 
@@ -243,13 +255,15 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   const tj::Status status = tj::decode(handle_, data, size, options.scale.num,
                                        options.scale.denom, region, target, pitch, pixel_format,
                                        !options.accept_warnings);
-  if (status == tj::Status::kWarning && !options.accept_warnings) {
+  if (status == tj::Status::kError ||
+      (status == tj::Status::kWarning && !options.accept_warnings)) {
+    const std::string message = tj::error_message(handle_);
+    handle_ = replace_handle(handle_);
+    if (status == tj::Status::kError) fail("corrupt data: " + message);
     // With warnings fatal, TurboJPEG stopped at the first one: the image is incomplete.
-    fail(std::string("truncated or corrupt data (libjpeg-turbo warning: ") +
-         tj::error_message(handle_) +
+    fail("truncated or corrupt data (libjpeg-turbo warning: " + message +
          "); pass accept_warnings=True to keep what libjpeg-turbo can decode");
   }
-  if (status == tj::Status::kError) fail(std::string("corrupt data: ") + tj::error_message(handle_));
   // A warning with accept_warnings: libjpeg-turbo finished the image (missing parts gray).
   if (!direct) {
     for (int y = 0; y < shape.height; ++y) {

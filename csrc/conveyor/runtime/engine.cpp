@@ -201,12 +201,10 @@ void Engine::worker_loop(size_t worker) {
     if (stopping_ && !task.batch) return;
     lock.unlock();
     run_task(processor, task);
-    task.batch.reset();  // keep a reference only through `in_flight_`
     lock.lock();
     finish_task(task);
-    if (stopping_) {
-      return;
-    }
+    task.batch.reset();
+    if (stopping_) return;
   }
 }
 
