@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "conveyor/codecs/decode_image.h"
+#include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
 
@@ -52,6 +53,11 @@ class SampleProcessor {
                  SampleOutput& output, bool allocate);
 
  private:
+  // Pixels (into the slot or a fresh buffer), boxes already in `output`, and mask_ when
+  // has_mask, all through `plan`.
+  void apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask, void* image_slot,
+             uint8_t* mask_slot, SampleOutput& output, bool allocate);
+
   const Pipeline& pipeline_;
   const EngineSources& sources_;
   uint64_t seed_;
