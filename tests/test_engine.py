@@ -315,3 +315,25 @@ def test_batches_handed_out_are_never_rewritten(dataset):
             kept.append((batch.images, batch.images.copy()))
     for live, snapshot in kept:
         np.testing.assert_array_equal(live, snapshot)
+
+
+def test_png_gray_and_cmyk_inputs_become_rgb(tmp_path):
+    rgb = photo(40, 50, 3)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).convert("L").save(tmp_path / "b.jpg", quality=95)
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "c.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "d.jpg", quality=95)
+    paths = [str(tmp_path / n) for n in ("a.png", "b.jpg", "c.png", "d.jpg")]
+    batch = epoch(Engine([{"op": "resize", "size": [20, 25]}], paths, batch_size=4))[0]
+    for slot, path in enumerate(paths):
+        expected = v2.Resize((20, 25))(v2.functional.pil_to_tensor(Image.open(path).convert("RGB")))
+        assert np.abs(batch.images[slot].astype(int) - expected.numpy().astype(int)).max() <= 1
+
+
+def test_empty_dataset_and_batch_larger_than_dataset(dataset):
+    empty = Engine([{"op": "resize", "size": [8, 8]}], [], batch_size=4)
+    assert len(empty) == 0 and epoch(empty) == []
+    small = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8)
+    assert [len(b.indices) for b in epoch(small)] == [3]
+    dropped = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8, drop_last=True)
+    assert len(dropped) == 0 and epoch(dropped) == []
