@@ -24,6 +24,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 OpDescriptor = Mapping[str, Any]
+_U64 = (1 << 64) - 1  # seeds and epochs are taken modulo 2**64 (negative seeds are fine)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Engine:
             _as_optional_array(boxes, np.float32, "boxes", 2),
             _as_optional_array(labels, np.int64, "labels", 1),
             _as_optional_array(offsets, np.int64, "offsets", 1),
-            int(batch_size), int(num_threads), int(prefetch), int(seed), bool(shuffle),
+            int(batch_size), int(num_threads), int(prefetch), int(seed) & _U64, bool(shuffle),
             bool(drop_last), int(rank), int(world_size), bool(shard_drop_last), bool(in_order),
             on_error == "skip", bool(dct_scaling),
         )
@@ -174,7 +175,7 @@ class Engine:
             ValueError: ``start_batch`` < 0 or an index out of range.
         """
         order = None if indices is None else np.ascontiguousarray(indices, dtype=np.int64)
-        self._native.start_epoch(int(epoch), int(start_batch), order)
+        self._native.start_epoch(int(epoch) & _U64, int(start_batch), order)
         self._release_dead_buffers()  # cancelled batches' buffers; unused ones stay queued
 
     def feed_buffer(self, array: np.ndarray) -> int:
@@ -236,7 +237,13 @@ class Engine:
                      buffer_id=buffer_id)
 
     def stats(self) -> dict:
-        """Counters: samples decoded, samples skipped, batches ready (queue depth)."""
+        """Counters since construction.
+
+        Returns:
+            ``samples_done``, ``samples_skipped``, ``batches_delivered``, ``batches_ready``
+            (finished, waiting to be taken: the queue depth) and ``wait_seconds`` (time
+            :meth:`next_batch` spent blocked).
+        """
         return dict(self._native.stats())
 
     def close(self) -> None:
@@ -286,7 +293,7 @@ def run_pipeline(
     box_array = _as_optional_array(boxes, np.float32, "boxes", 2)
     label_array = _as_optional_array(labels, np.int64, "labels", 1)
     return _core().run_pipeline([dict(op) for op in pipeline], image, box_array, label_array,
-                                mask, int(seed), int(epoch), int(index))
+                                mask, int(seed) & _U64, int(epoch) & _U64, int(index))
 
 
 __all__ = ["Batch", "Engine", "run_pipeline"]
