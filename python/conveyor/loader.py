@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 import torch
 import torch.utils.data as tud
 
+from conveyor.fast_path import NativeIterator, NativeSetup, create_engine, native_setup
 from conveyor.generic_path import GenericIterator, IterableFetcher, MapFetcher, warn_pin_memory
 from conveyor.loader_stats import LoaderStats, StatsRecorder
 from conveyor.sampling import (SeededShuffleSampler, batch_indices, shard_indices, sharded_length,
@@ -123,8 +124,10 @@ class DataLoader(tud.DataLoader):
         self._pool: Optional[WorkerPool] = None
         self._last_iterator: Optional[weakref.ref] = None
         self._drew_base_seed = False
-        self._native_plan: Any = None
+        self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._engine_seed: Optional[int] = None
+        self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
 
     # ----------------------------------------------------------------------------- public extras
 
@@ -250,7 +253,7 @@ class DataLoader(tud.DataLoader):
         if self.num_workers == 0 and self.timeout != 0:
             raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         persistent = self.persistent_workers and self.num_workers > 0
-        if persistent and self._last_iterator is not None:
+        if (persistent or self._native_plan is not None) and self._last_iterator is not None:
             previous = self._last_iterator()
             if previous is not None:
                 previous.close()
@@ -271,8 +274,13 @@ class DataLoader(tud.DataLoader):
         recorder = StatsRecorder(path="python", epoch=epoch,
                                  total_skipped_before=self._total_skipped)
         self._recorder = recorder
-        iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
-                                          persistent)
+        setup = self._native_setup()
+        if setup is not None:
+            recorder.path = "native"
+            iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
+        else:
+            iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
+                                              persistent)
         self._last_iterator = weakref.ref(iterator)
         return iterator
 
@@ -304,6 +312,32 @@ class DataLoader(tud.DataLoader):
                                     self.shard_drop_last)
             stream = batch_indices(indices, self.batch_size, self.drop_last)
         return itertools.islice(iter(stream), skip, None)
+
+    def _native_setup(self) -> Any:
+        if not self._native_checked:
+            self._native_checked = True
+            self._native_plan = native_setup(self)
+        return self._native_plan
+
+    def _native_iterator(self, setup: NativeSetup, epoch: int, skip: int, pin: Optional[str],
+                         progress: Dict[str, Any], recorder: StatsRecorder) -> NativeIterator:
+        if setup.engine is None or self._engine_seed != self._seed:
+            if setup.engine is not None:
+                setup.engine.close()
+            setup.engine = create_engine(self, setup)
+            self._engine_seed = self._seed
+        order = list(self.sampler)
+        if self.world_size > 1:
+            order = shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+
+        def on_batch() -> None:
+            progress["batches"] += 1
+
+        def on_end() -> None:
+            progress["finished"] = True
+
+        return NativeIterator(self, setup, order, epoch, skip, recorder, on_batch, on_end, pin,
+                              feed_buffers=self._feed_buffers)
 
     def _worker_pool(self, base_seed: int, persistent: bool) -> WorkerPool:
         workers = 1 if self._iterable else self.num_workers  # one reader keeps a stream in order
@@ -353,3 +387,6 @@ class DataLoader(tud.DataLoader):
         pool = self.__dict__.get("_pool")
         if pool is not None:
             pool.shutdown()
+        setup = self.__dict__.get("_native_plan")
+        if setup is not None and setup.engine is not None:
+            setup.engine.close()

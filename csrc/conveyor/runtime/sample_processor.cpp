@@ -39,8 +39,10 @@ void EngineSources::validate() const {
                                                    std::to_string(i + 1) + "] < offsets[" + std::to_string(i) + "])");
 }
 
-SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed)
-    : pipeline_(pipeline), sources_(sources), seed_(seed), format_(OutputFormat::from(pipeline)) {}
+SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
+                                 bool dct_scaling)
+    : pipeline_(pipeline), sources_(sources), seed_(seed), dct_scaling_(dct_scaling),
+      format_(OutputFormat::from(pipeline)) {}
 
 void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                               SampleOutput& output) {
@@ -63,7 +65,7 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
   }
   // Unknown formats: output_shape() below throws the decoder's message.
   int dct_scale = 1;
-  if (kind == codecs::ImageFormat::kJpeg) {
+  if (kind == codecs::ImageFormat::kJpeg && dct_scaling_) {
     SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
     dct_scale = choose_dct_scale(plan_geometry(pipeline_.geometric, width, height, random), width, height);
     options.scale = codecs::ScalingFactor{1, dct_scale};
@@ -101,14 +103,37 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     mask = mask_.data();
   }
   // Decoded at 1/dct_scale: the plan still refers to full-resolution coordinates.
-  DecodedImage decoded{pixels_.data(), stride, shape.width, shape.height, width, height};
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
   const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
   const bool allocate = !pipeline_.fixed_size.has_value();
-  if (plan.width <= 0 || plan.height <= 0)
-    throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
   if (!allocate && (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
     throw Error(ErrorKind::kRuntime, "internal: planned size differs from the pipeline's fixed size");
+  if (sources_.has_boxes) {
+    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
+    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
+    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
+    if (sources_.has_labels) output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
+    else output.labels.clear();
+  }
+  apply(plan, DecodedImage{pixels_.data(), stride, shape.width, shape.height, width, height}, mask != nullptr,
+        image_slot, mask_slot, output, allocate);
+}
+
+void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
+                                int64_t index, uint64_t epoch, const uint8_t* mask,
+                                void* image_slot, uint8_t* mask_slot, SampleOutput& output,
+                                bool allocate) {
+  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  if (mask) mask_.assign(mask, mask + static_cast<size_t>(width) * height);
+  apply(plan, DecodedImage{rgb, stride, width, height, width, height}, mask != nullptr, image_slot, mask_slot,
+        output, allocate);
+}
+
+void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask,
+                            void* image_slot, uint8_t* mask_slot, SampleOutput& output, bool allocate) {
+  if (plan.width <= 0 || plan.height <= 0)
+    throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
   void* image_out = image_slot;
   if (allocate) {
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
@@ -118,46 +143,9 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
   transformer_.run(plan, decoded, format_, image_out);
   output.width = plan.width;
   output.height = plan.height;
-  if (sources_.has_boxes) {
-    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
-    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
-    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
-    if (sources_.has_labels) output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
-    else output.labels.clear();
-    apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
-  }
-  if (mask) {
-    apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
-    const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
-    if (allocate) {
-      output.mask = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
-      std::memcpy(output.mask.get(), mask_.data(), bytes);
-    } else {
-      std::memcpy(mask_slot, mask_.data(), bytes);
-    }
-  }
-}
-
-void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
-                                int64_t index, uint64_t epoch, const uint8_t* mask,
-                                void* image_slot, uint8_t* mask_slot, SampleOutput& output,
-                                bool allocate) {
-  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
-  if (plan.width <= 0 || plan.height <= 0)
-    throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
-  void* image_out = image_slot;
-  if (allocate) {
-    const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
-    output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
-    image_out = output.image.get();
-  }
-  transformer_.run(plan, DecodedImage{rgb, stride, width, height, width, height}, format_, image_out);
-  output.width = plan.width;
-  output.height = plan.height;
-  apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
-  if (mask) {
-    mask_.assign(mask, mask + static_cast<size_t>(width) * height);
+  const int width = decoded.logical_width, height = decoded.logical_height;
+  if (!output.boxes.empty()) apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+  if (has_mask) {
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
     if (allocate) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "conveyor/codecs/decode_image.h"
+#include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
 
@@ -37,7 +38,8 @@ struct SampleOutput {
 
 class SampleProcessor {
  public:
-  SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed);
+  SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
+                  bool dct_scaling = true);
 
   // Processes dataset sample `index`. With a fixed output size the image goes to
   // `image_slot` (and the mask to `mask_slot`); otherwise into freshly allocated buffers in
@@ -51,9 +53,15 @@ class SampleProcessor {
                  SampleOutput& output, bool allocate);
 
  private:
+  // Pixels (into the slot or a fresh buffer), boxes already in `output`, and mask_ when
+  // has_mask, all through `plan`.
+  void apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask, void* image_slot,
+             uint8_t* mask_slot, SampleOutput& output, bool allocate);
+
   const Pipeline& pipeline_;
   const EngineSources& sources_;
   uint64_t seed_;
+  bool dct_scaling_;
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
