@@ -226,3 +226,61 @@ def test_generic_fallback_for_joint_segmentation_transforms(voc_root):
         warnings.simplefilter("error")
         batches = list(loader)
     assert loader.stats.path == "python" and batches[0][0].shape == (4, 3, 16, 16)
+
+
+def native_thread_count():
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs /proc")
+def test_break_and_delete_stop_native_threads(voc_root):
+    import gc
+
+    def run_partially():
+        loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4, shuffle=True,
+                            num_workers=3, collate_fn=detection_collate)
+        for number, _ in enumerate(loader):
+            if number == 1:
+                break
+        return loader
+
+    run_partially()  # warm-up: torch's own thread pools start lazily
+    gc.collect()
+    baseline = native_thread_count()
+    loader = run_partially()
+    assert native_thread_count() >= baseline + 3  # the engine's threads are running
+    for _ in loader:  # re-iteration after a break starts a clean epoch
+        pass
+    assert loader.stats.batches == 6
+    del loader
+    gc.collect()
+    assert native_thread_count() <= baseline
+
+
+def test_new_iterator_ends_the_previous_one_on_the_native_path(voc_root):
+    loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4,
+                        collate_fn=detection_collate)
+    first = iter(loader)
+    next(first)
+    second = iter(loader)
+    with pytest.raises(StopIteration):
+        next(first)
+    assert len(list(second)) == 6
+
+
+def test_missing_image_file_is_named(voc_root, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "missing"
+    shutil.copytree(voc_root, root)
+    ds = detection(root, issue_transforms())
+    os.remove(ds.images[2])
+    with pytest.raises(FileNotFoundError, match="sample 2"):
+        list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate))
+    skipping = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate,
+                          on_error="skip")
+    assert sum(len(images) for images, _ in skipping) == 23
+    assert skipping.stats.skipped[0][0] == 2
