@@ -26,11 +26,16 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
   std::vector<double> kernel(static_cast<size_t>(window));
   double max_weight = 0.0;
   int taps = 1;
+  // Windows stay inside the region, as when torch resizes the cropped tensor. Coordinates
+  // are relative to the region's first whole pixel (fractional starts come from DCT scaling).
+  const int offset = static_cast<int>(std::floor(region_start));
+  const int limit = std::min(static_cast<int>(std::ceil(region_start + region_length - 1e-9)), in_size) - offset;
+  const double phase = region_start - offset;
   for (int x = 0; x < out_size; ++x) {
-    const double center = region_start + (x + 0.5) * scale;
+    const double center = phase + (x + 0.5) * scale;
     const double inv = 1.0 / filter_scale;
     const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);  // truncation as in PIL
-    const int count = std::max(std::min(std::min(static_cast<int>(center + support + 0.5), in_size) - xmin, window), 1);
+    const int count = std::max(std::min(std::min(static_cast<int>(center + support + 0.5), limit) - xmin, window), 1);
     double total = 0.0;
     for (int k = 0; k < count; ++k) {
       const double t = std::abs((k + xmin - center + 0.5) * inv);
@@ -41,7 +46,7 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
     if (total == 0.0) { kernel[0] = 1.0; total = 1.0; hi = 1; }
     while (lo < hi - 1 && kernel[lo] == 0.0) ++lo;
     while (hi - 1 > lo && kernel[hi - 1] == 0.0) --hi;
-    starts[x] = xmin + lo;
+    starts[x] = offset + xmin + lo;
     counts[x] = hi - lo;
     taps = std::max(taps, hi - lo);
     for (int k = lo; k < hi; ++k) {
