@@ -180,10 +180,11 @@ class XmlLexer {
   }
 
   static bool valid_declaration_value(int which, std::string_view value) {
-    if (which == 0) {  // VersionNum: 1.[0-9]+
-      if (value.size() < 3 || value[0] != '1' || value[1] != '.') return false;
-      for (std::size_t i = 2; i < value.size(); ++i)
-        if (value[i] < '0' || value[i] > '9') return false;
+    if (which == 0) {  // expat accepts any run of [A-Za-z0-9._-] as the version
+      for (char c : value)
+        if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+          return false;
       return true;
     }
     if (which == 1) {  // EncName: [A-Za-z] ([A-Za-z0-9._] | '-')*
