@@ -173,3 +173,13 @@ def test_header():
     data = encode_jpeg(photo_like(21, 34), subsampling="422")
     assert cio.jpeg_header(data) == {"width": 34, "height": 21, "components": 3,
                                      "colorspace": "ycbcr", "subsampling": "422"}
+
+
+def test_fast_mode_is_close_but_not_the_default():
+    data = encode_jpeg(photo_like(120, 160, seed=11))
+    exact = cio.decode_jpeg(data)
+    fast = cio.decode_jpeg(data, fast=True)
+    assert fast.shape == exact.shape
+    diff = (fast.int() - exact.int()).abs()
+    assert diff.float().mean() < 2.0 and diff.max() <= 40
+    assert torch.equal(cio.decode_image(data, mode="rgb"), exact)

@@ -42,7 +42,7 @@ ImageFormat parse_format(const std::string& format, const std::uint8_t* data, st
 
 py::array decode(const py::buffer& data, const std::string& format, ColorMode mode, int scale_num,
                  int scale_denom, std::optional<std::tuple<int, int, int, int>> crop,
-                 bool accept_warnings, std::uint64_t max_pixels) {
+                 bool accept_warnings, std::uint64_t max_pixels, bool fast) {
   thread_local codecs::ImageDecoder decoder;
   const py::buffer_info info = byte_view(data);
   const auto* bytes = static_cast<const std::uint8_t*>(info.ptr);
@@ -54,6 +54,9 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
   if (crop) options.crop = {std::get<0>(*crop), std::get<1>(*crop), std::get<2>(*crop), std::get<3>(*crop)};
   options.accept_warnings = accept_warnings;
   options.max_pixels = max_pixels;
+  options.fast = fast;
+  const codecs::JpegDecodeOptions jpeg{mode, options.scale, options.crop, accept_warnings,
+                                       max_pixels, fast};
 
   ImageFormat kind = parse_format(format, bytes, size);
   ImageShape shape;
@@ -61,7 +64,6 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
     py::gil_scoped_release release;
     // A forced format still gets that decoder's own "not a JPEG/PNG file" message.
     if (kind == ImageFormat::kJpeg) {
-      codecs::JpegDecodeOptions jpeg{mode, options.scale, options.crop, accept_warnings, max_pixels};
       shape = decoder.jpeg().output_shape(decoder.jpeg().read_header(bytes, size), jpeg);
     } else if (kind == ImageFormat::kPng) {
       if (!options.scale.is_identity() || !options.crop.empty())
@@ -78,7 +80,7 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
   {
     py::gil_scoped_release release;
     if (kind == ImageFormat::kJpeg) {
-      decoder.jpeg().decode(bytes, size, {mode, options.scale, options.crop, accept_warnings, max_pixels}, view);
+      decoder.jpeg().decode(bytes, size, jpeg, view);
     } else {
       decoder.png().decode(bytes, size, {mode, max_pixels}, view);
     }
@@ -117,7 +119,7 @@ void bind_codecs(py::module_& m) {
   m.attr("DEFAULT_MAX_PIXELS") = kDefaultMaxPixels;
   m.def("decode_image", &decode, py::arg("data"), py::arg("format"), py::arg("mode"),
         py::arg("scale_num"), py::arg("scale_denom"), py::arg("crop"), py::arg("accept_warnings"),
-        py::arg("max_pixels"),
+        py::arg("max_pixels"), py::arg("fast") = false,
         "Decodes JPEG/PNG bytes into a new HWC numpy array (uint8, or uint16 for 16-bit PNGs "
         "decoded unchanged). Releases the GIL while decoding.");
   m.def("jpeg_header", &jpeg_header, py::arg("data"));

@@ -29,6 +29,7 @@ JpegDecodeOptions jpeg_options(const DecodeOptions& options) {
   result.crop = options.crop;
   result.accept_warnings = options.accept_warnings;
   result.max_pixels = options.max_pixels;
+  result.fast = options.fast;
   return result;
 }
 

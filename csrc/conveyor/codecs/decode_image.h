@@ -21,6 +21,7 @@ struct DecodeOptions {
   CropRegion crop;         // JPEG only (PNG requires none)
   bool accept_warnings = false;  // JPEG only
   std::uint64_t max_pixels = kDefaultMaxPixels;
+  bool fast = false;  // JPEG only: see JpegDecodeOptions::fast
 };
 
 class ImageDecoder {

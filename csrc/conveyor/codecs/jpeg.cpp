@@ -252,9 +252,10 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
     scratch_.resize(pitch * std::size_t(decoded_height));
     target = scratch_.data();
   }
-  const tj::Status status = tj::decode(handle_, data, size, options.scale.num,
+  const tj::Header raw{header.width, header.height, 0, 0};
+  const tj::Status status = tj::decode(handle_, data, size, raw, options.scale.num,
                                        options.scale.denom, region, target, pitch, pixel_format,
-                                       !options.accept_warnings);
+                                       !options.accept_warnings, options.fast);
   if (status == tj::Status::kError ||
       (status == tj::Status::kWarning && !options.accept_warnings)) {
     const std::string message = tj::error_message(handle_);

@@ -6,7 +6,8 @@
 // keeps it aside in info["transparency"]), gray below 8 bits scaled to 0..255, 16-bit images as
 // uint16 (sample_bytes 2). Other modes convert like Pillow's convert(): tRNS becomes alpha for
 // the alpha modes, gray = (19595 R + 38470 G + 7471 B + 32768) >> 16, and 16-bit samples keep
-// their high byte. Errors throw conveyor::Error(kDecode, ...) (kInvalidArgument for a wrong
+// their high byte. tRNS follows the PNG spec for 1/2/4-bit gray too (Pillow never matches it
+// there, comparing the raw tRNS value with scaled samples). Errors throw conveyor::Error(kDecode, ...) (kInvalidArgument for a wrong
 // destination).
 #pragma once
 

@@ -20,9 +20,12 @@ Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Hea
   return Status::kOk;
 }
 
-Status decode(void* handle, const std::uint8_t* data, std::size_t size, int num, int denom,
-              const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
-              bool stop_on_warning) {
+Status decode(void* handle, const std::uint8_t* data, std::size_t size, const Header& header,
+              int num, int denom, const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              bool stop_on_warning, bool fast) {
+  (void)header;
+  tj3Set(handle, TJPARAM_FASTDCT, fast ? 1 : 0);
+  tj3Set(handle, TJPARAM_FASTUPSAMPLE, fast ? 1 : 0);
   if (tj3DecompressHeader(handle, data, size) != 0) return Status::kError;
   tj3Set(handle, TJPARAM_STOPONWARNING, stop_on_warning ? 1 : 0);
   tj3Set(handle, TJPARAM_SCANLIMIT, 500);  // progressive-scan bomb guard
@@ -91,16 +94,14 @@ Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Hea
   return Status::kError;
 }
 
-Status decode(void* handle, const std::uint8_t* data, std::size_t size, int num, int denom,
-              const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
-              bool stop_on_warning) {
+Status decode(void* handle, const std::uint8_t* data, std::size_t size, const Header& header,
+              int num, int denom, const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              bool stop_on_warning, bool fast) {
   if (region.width != 0) return Status::kError;  // 2.1 cannot crop; the caller copies instead
-  Header header{};
-  if (read_header(handle, data, size, &header) != Status::kOk) return Status::kError;
   // tjDecompress2 picks the scaling factor from the requested output size.
   const int width = TJSCALED(header.width, (tjscalingfactor{num, denom}));
   const int height = TJSCALED(header.height, (tjscalingfactor{num, denom}));
-  int flags = TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS;
+  int flags = TJFLAG_LIMITSCANS | (fast ? TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE : TJFLAG_ACCURATEDCT);
   if (stop_on_warning) flags |= TJFLAG_STOPONWARNING;
   const int result = tjDecompress2(handle, data, static_cast<unsigned long>(size), dst, width,
                                    int(pitch), height, pixel_format, flags);

@@ -23,9 +23,10 @@ Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Hea
 // Decodes (scaled by num/denom, optionally cropped) into dst with `pitch` bytes per row.
 // pixel_format is a TJPF_* value. kWarning: with stop_on_warning the decode stopped there
 // (incomplete image); without it the image was completed despite the warning.
-Status decode(void* handle, const std::uint8_t* data, std::size_t size, int num, int denom,
-              const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
-              bool stop_on_warning);
+// `header` is the image's header from read_header (spares 2.1 a second parse).
+Status decode(void* handle, const std::uint8_t* data, std::size_t size, const Header& header,
+              int num, int denom, const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              bool stop_on_warning, bool fast);
 const char* error_message(void* handle);
 // True when this TurboJPEG can decode a cropped region without decoding the whole image.
 bool supports_cropped_decode();
