@@ -327,3 +327,22 @@ def test_real_voc_files_match_torchvision(real_voc_tree, workers):
         assert targets_a == targets_b  # conveyor's XML reader gives torchvision's dicts
         count += len(images_a)
     assert ours.stats.path == "native" and count == len(ours.dataset)
+
+
+def test_fed_buffers_across_epochs_and_early_breaks(voc_root):
+    tf = issue_transforms(p=0.0)
+    plain = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                       collate_fn=detection_collate)
+    fed = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                     collate_fn=detection_collate)
+    fed._feed_buffers = True
+    reference = [images for images, _ in plain]
+    for _ in range(2):
+        for number, (images, _) in enumerate(fed):  # break early: queued buffers survive
+            assert torch.equal(images, reference[number])
+            if number == 1:
+                break
+    kept = [images for images, _ in fed]  # a full epoch after the breaks
+    assert len(kept) == len(reference)
+    assert all(torch.equal(a, b) for a, b in zip(kept, reference))
+    assert len({a.data_ptr() for a in kept}) == len(kept)  # never a buffer handed out twice

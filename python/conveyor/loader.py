@@ -342,6 +342,7 @@ class DataLoader(tud.DataLoader):
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
+            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
         order = list(self.sampler)
