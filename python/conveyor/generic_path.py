@@ -35,7 +35,8 @@ def describe_sample(dataset: Any, index: Any) -> str:
     return text
 
 
-def _annotate(error: BaseException, message: str) -> None:
+def annotate(error: BaseException, message: str) -> None:
+    """Add ``message`` as a note to ``error`` (shown under its traceback), once."""
     if hasattr(error, "add_note"):
         notes = getattr(error, "__notes__", [])
         if message not in notes:
@@ -74,7 +75,7 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(indices, f"{type(error).__name__}: {error}")
                     return None, 0
-                _annotate(error, f"conveyor.DataLoader: raised while loading "
+                annotate(error, f"conveyor.DataLoader: raised while loading "
                                  f"{describe_sample(self.dataset, indices)} (batch {batch_number})")
                 raise
             return self._finish(self.collate_fn(sample)), 1
@@ -90,7 +91,7 @@ class MapFetcher:
                 return getitems(indices)
             except Exception as error:
                 if self.on_error != "skip":
-                    _annotate(error, f"conveyor.DataLoader: raised by __getitems__ for sample "
+                    annotate(error, f"conveyor.DataLoader: raised by __getitems__ for sample "
                                      f"indices {indices} (batch {batch_number})")
                     raise
                 # fall through: find the bad samples one by one
@@ -102,7 +103,7 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(index, f"{type(error).__name__}: {error}")
                     continue
-                _annotate(error, f"conveyor.DataLoader: raised while loading "
+                annotate(error, f"conveyor.DataLoader: raised while loading "
                                  f"{describe_sample(self.dataset, index)} (batch {batch_number})")
                 raise
         return samples
