@@ -414,3 +414,16 @@ def _first_error_text(loader):
     with pytest.raises(Exception) as info:
         list(loader)
     return str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+
+
+def test_native_loader_pickles_and_runs_again(voc_root):
+    import pickle
+
+    loader = DataLoader(detection(voc_root, issue_transforms(p=0.0)), batch_size=6, shuffle=True,
+                        seed=1, num_workers=2, collate_fn=detection_collate)
+    first = [images for images, _ in loader]
+    clone = pickle.loads(pickle.dumps(loader))  # e.g. DDP spawn: the engine is rebuilt there
+    clone.set_epoch(0)
+    again = [images for images, _ in clone]
+    assert clone.stats.path == "native"
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and len(again) == len(first)
