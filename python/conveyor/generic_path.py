@@ -177,13 +177,15 @@ class GenericIterator:
         stats: Counters shown by ``loader.stats``.
         on_batch: Called after each delivered batch (the loader's resume bookkeeping).
         on_end: Called once when the epoch ends normally.
-        length: ``len()`` of the iterator (torch's ``len(loader)``), or None.
+        length: Computes ``len()`` of the iterator (torch's ``len(loader)``), on demand.
+        len_called: For an iterable dataset, the ``len(dataset)`` seen by an earlier
+            ``len(loader)`` (None if never called): like torch, warn once more batches came.
     """
 
     def __init__(self, fetcher: Callable, index_stream: Iterator, pool: Optional[WorkerPool],
                  owns_pool: bool, in_flight: int, timeout: float, in_order: bool,
                  stats: StatsRecorder, on_batch: Callable[[], None], on_end: Callable[[], None],
-                 length: Optional[int]) -> None:
+                 length: Callable[[], int], len_called: Optional[int] = None) -> None:
         self._fetcher = fetcher
         self._indices = index_stream
         self._pool = pool
@@ -195,6 +197,8 @@ class GenericIterator:
         self._on_batch = on_batch
         self._on_end = on_end
         self._length = length
+        self._len_called = len_called
+        self._yielded = 0
         self._pending: Deque[concurrent.futures.Future] = collections.deque()
         self._batch_number = 0
         self._exhausted = False
@@ -204,9 +208,7 @@ class GenericIterator:
         return self
 
     def __len__(self) -> int:
-        if self._length is None:
-            raise TypeError("this DataLoader's dataset has no len()")
-        return self._length
+        return self._length()
 
     def __next__(self) -> Any:
         while True:
@@ -237,6 +239,11 @@ class GenericIterator:
                 continue
             self._stats.record_batch(count, time.perf_counter() - started)
             self._on_batch()
+            self._yielded += 1
+            if self._len_called is not None and self._yielded > self._len_called:
+                warnings.warn(f"Length of IterableDataset {self._fetcher.dataset} was reported "
+                              f"to be {self._len_called}(when accessing len(dataloader)), but "
+                              f"{self._yielded} samples have been fetched. ", stacklevel=2)
             return batch
 
     def _take_indices(self) -> Any:

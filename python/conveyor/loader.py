@@ -387,14 +387,12 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        try:
-            length: Optional[int] = len(self)
-        except TypeError:
-            length = None
         return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
                                owns_pool=not persistent, in_flight=in_flight,
                                timeout=self.timeout, in_order=self.in_order, stats=recorder,
-                               on_batch=on_batch, on_end=on_end, length=length)
+                               on_batch=on_batch, on_end=on_end, length=self.__len__,
+                               len_called=self._IterableDataset_len_called if self._iterable
+                               else None)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
