@@ -76,7 +76,7 @@ void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std:
   if (start_batch < 0)
     throw Error(ErrorKind::kInvalidArgument, "start_batch must be >= 0, got " + std::to_string(start_batch));
   std::unique_ptr<EpochOrder> order =
-      indices ? std::make_unique<EpochOrder>(std::move(*indices), sources_.size())
+      indices ? std::make_unique<EpochOrder>(EpochOrder::from_indices(std::move(*indices), sources_.size()))
               : std::make_unique<EpochOrder>(OrderOptions{sources_.size(), options_.shuffle, options_.seed,
                                                           options_.rank, options_.world_size,
                                                           options_.shard_drop_last}, epoch);
