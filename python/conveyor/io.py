@@ -19,6 +19,7 @@ exactly where the same accurate integer IDCT is used (the default). Conventions:
 
 from __future__ import annotations
 
+import functools
 import os
 from fractions import Fraction
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -83,7 +84,16 @@ def _as_buffer(data: ImageData) -> Any:
 def _scale(scale: Scale) -> Tuple[int, int]:
     if scale is None:
         return 1, 1
-    if isinstance(scale, tuple) and len(scale) == 2:
+    try:
+        return _parse_scale(scale)
+    except TypeError:  # unhashable spelling (e.g. a list): parse it uncached
+        return _parse_scale.__wrapped__(scale)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_scale(scale: Scale) -> Tuple[int, int]:
+    """(num, denom) of a scale spelling; cached because Fraction parsing costs microseconds."""
+    if isinstance(scale, (tuple, list)) and len(scale) == 2:
         return int(scale[0]), int(scale[1])
     try:
         fraction = Fraction(scale).limit_denominator(16)
