@@ -427,3 +427,12 @@ def test_native_loader_pickles_and_runs_again(voc_root):
     again = [images for images, _ in clone]
     assert clone.stats.path == "native"
     assert all(torch.equal(a, b) for a, b in zip(first, again)) and len(again) == len(first)
+
+
+def test_changing_the_dataset_transforms_replans(voc_root):
+    ds = detection(voc_root, issue_transforms(size=(64, 64)))
+    loader = DataLoader(ds, batch_size=8, collate_fn=detection_collate)
+    assert next(iter(loader))[0].shape == (8, 3, 64, 64)
+    ds.transforms = issue_transforms(size=(32, 48))
+    assert next(iter(loader))[0].shape == (8, 3, 32, 48)
+    assert loader.stats.path == "native"
