@@ -226,3 +226,213 @@ def test_generic_fallback_for_joint_segmentation_transforms(voc_root):
         warnings.simplefilter("error")
         batches = list(loader)
     assert loader.stats.path == "python" and batches[0][0].shape == (4, 3, 16, 16)
+
+
+def native_thread_count():
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs /proc")
+def test_break_and_delete_stop_native_threads(voc_root):
+    import gc
+
+    def run_partially():
+        loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4, shuffle=True,
+                            num_workers=3, collate_fn=detection_collate)
+        for number, _ in enumerate(loader):
+            if number == 1:
+                break
+        return loader
+
+    run_partially()  # warm-up: torch's own thread pools start lazily
+    gc.collect()
+    baseline = native_thread_count()
+    loader = run_partially()
+    assert native_thread_count() >= baseline + 3  # the engine's threads are running
+    for _ in loader:  # re-iteration after a break starts a clean epoch
+        pass
+    assert loader.stats.batches == 6
+    del loader
+    gc.collect()
+    assert native_thread_count() <= baseline
+
+
+def test_new_iterator_ends_the_previous_one_on_the_native_path(voc_root):
+    loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4,
+                        collate_fn=detection_collate)
+    first = iter(loader)
+    next(first)
+    second = iter(loader)
+    with pytest.raises(StopIteration):
+        next(first)
+    assert len(list(second)) == 6
+
+
+def test_missing_image_file_is_named(voc_root, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "missing"
+    shutil.copytree(voc_root, root)
+    ds = detection(root, issue_transforms())
+    os.remove(ds.images[2])
+    with pytest.raises(FileNotFoundError, match="sample 2"):
+        list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate))
+    skipping = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate,
+                          on_error="skip")
+    assert sum(len(images) for images, _ in skipping) == 23
+    assert skipping.stats.skipped[0][0] == 2
+
+
+@pytest.fixture(scope="module")
+def real_voc_tree(realvoc, tmp_path_factory):
+    """The real JPEG + XML pairs of the shared corpus, copied into one VOC2012 tree."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("realvoc") / "VOCdevkit" / "VOC2012"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (base / folder).mkdir(parents=True)
+    ids = []
+    for xml in sorted(realvoc.rglob("*.xml")):
+        jpgs = sorted(xml.parent.parent.rglob(xml.stem + ".jpg"))
+        if not jpgs:
+            continue
+        image_id = f"{len(ids):04d}"
+        shutil.copy(xml, base / "Annotations" / f"{image_id}.xml")
+        shutil.copy(jpgs[0], base / "JPEGImages" / f"{image_id}.jpg")
+        ids.append(image_id)
+    if len(ids) < 8:
+        pytest.skip("too few image/annotation pairs in the real VOC corpus")
+    (base / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{i}\n" for i in ids))
+    return base.parent.parent
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_real_voc_files_match_torchvision(real_voc_tree, workers):
+    def pairs(samples):
+        return torch.stack([image for image, _ in samples]), [target for _, target in samples]
+
+    tf = v2.Compose([v2.ToImage(), v2.Resize((512, 512)), v2.ToDtype(torch.float32, scale=True)])
+    ours = DataLoader(datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
+                      batch_size=4, num_workers=workers, collate_fn=pairs)
+    theirs = torch.utils.data.DataLoader(
+        torchvision.datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
+        batch_size=4, collate_fn=pairs)
+    count = 0
+    for (images_a, targets_a), (images_b, targets_b) in zip(ours, theirs):
+        difference = (images_a - images_b).abs() * 255
+        assert difference.mean() < 0.5 and difference.max() <= 16
+        assert targets_a == targets_b  # conveyor's XML reader gives torchvision's dicts
+        count += len(images_a)
+    assert ours.stats.path == "native" and count == len(ours.dataset)
+
+
+def test_fed_buffers_across_epochs_and_early_breaks(voc_root):
+    tf = issue_transforms(p=0.0)
+    plain = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                       collate_fn=detection_collate)
+    fed = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                     collate_fn=detection_collate)
+    fed._feed_buffers = True
+    reference = [images for images, _ in plain]
+    for _ in range(2):
+        for number, (images, _) in enumerate(fed):  # break early: queued buffers survive
+            assert torch.equal(images, reference[number])
+            if number == 1:
+                break
+    kept = [images for images, _ in fed]  # a full epoch after the breaks
+    assert len(kept) == len(reference)
+    assert all(torch.equal(a, b) for a, b in zip(kept, reference))
+    assert len({a.data_ptr() for a in kept}) == len(kept)  # never a buffer handed out twice
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_malformed_annotation_raises_or_is_skipped(voc_root, tmp_path, native):
+    import shutil
+
+    from conveyor.errors import AnnotationError
+
+    root = tmp_path / "xml"
+    shutil.copytree(voc_root, root)
+    tf = v2.Compose([v2.ToImage(), v2.Resize((96, 96)), v2.ToDtype(torch.float32, scale=True)])
+    if not native:  # an unknown op first: the whole pipeline runs on the Python path
+        tf = v2.Compose([v2.Lambda(lambda x: x), tf])
+
+    def dataset():  # target_format="dict": XML is read per sample, as torchvision does
+        return datasets.VOCDetection(root, image_set="trainval", transforms=tf)
+
+    bad = dataset().annotations[6]
+    with open(bad, "w") as file:
+        file.write("<annotation><object><name>dog</name></annotation>")
+    pairs = lambda samples: samples  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Lambda's slow-path warning
+        loader = DataLoader(dataset(), batch_size=4, collate_fn=pairs)
+        iterator = iter(loader)
+        next(iterator)
+        with pytest.raises(AnnotationError) as info:
+            next(iterator)
+        text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+        assert bad in text and "sample index 6" in text
+        assert len(next(iterator)) == 4  # the epoch goes on
+        skipping = DataLoader(dataset(), batch_size=4, collate_fn=pairs, on_error="skip",
+                              num_workers=2)
+        sizes = [len(batch) for batch in skipping]
+    assert sizes == [4, 3, 4, 4, 4, 4]
+    assert skipping.stats.path == ("native" if native else "python")
+    assert [index for index, _ in skipping.stats.skipped] == [6]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_corrupt_image_names_file_on_both_paths(voc_root, tmp_path, native):
+    import shutil
+
+    root = tmp_path / "corrupt"
+    shutil.copytree(voc_root, root)
+    class Subclassed(datasets.VOCDetection):  # a user subclass may change __getitem__
+        pass
+
+    def dataset():
+        cls = datasets.VOCDetection if native else Subclassed
+        return cls(root, image_set="trainval", target_format="boxes")
+
+    bad = dataset().images[3]
+    with open(bad, "wb") as file:
+        file.write(b"\xff\xd8\xff garbage")
+    loader = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate)
+    assert bad in _first_error_text(loader)
+    skipping = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate,
+                          on_error="skip", num_workers=2)
+    assert [len(t) for _, t in skipping] == [3, 4, 4, 4, 4, 4]
+    assert loader.stats.path == skipping.stats.path == ("native" if native else "python")
+    assert skipping.stats.skipped[0][0] == 3
+
+
+def _first_error_text(loader):
+    with pytest.raises(Exception) as info:
+        list(loader)
+    return str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+
+
+def test_native_loader_pickles_and_runs_again(voc_root):
+    import pickle
+
+    loader = DataLoader(detection(voc_root, issue_transforms(p=0.0)), batch_size=6, shuffle=True,
+                        seed=1, num_workers=2, collate_fn=detection_collate)
+    first = [images for images, _ in loader]
+    clone = pickle.loads(pickle.dumps(loader))  # e.g. DDP spawn: the engine is rebuilt there
+    clone.set_epoch(0)
+    again = [images for images, _ in clone]
+    assert clone.stats.path == "native"
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and len(again) == len(first)
+
+
+def test_changing_the_dataset_transforms_replans(voc_root):
+    ds = detection(voc_root, issue_transforms(size=(64, 64)))
+    loader = DataLoader(ds, batch_size=8, collate_fn=detection_collate)
+    assert next(iter(loader))[0].shape == (8, 3, 64, 64)
+    ds.transforms = issue_transforms(size=(32, 48))
+    assert next(iter(loader))[0].shape == (8, 3, 32, 48)
+    assert loader.stats.path == "native"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from torchvision import tv_tensors
 
 from conveyor.collate import detection_collate
+from conveyor.generic_path import annotate, describe_sample
 from conveyor.loader_stats import StatsRecorder
 from conveyor.transforms import NativePlan, plan_transforms, transform_name
 
@@ -35,6 +36,7 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         target_transform: Applied in Python to each target (separate-transform datasets).
         engine: The ``conveyor._engine.Engine`` (created at the first epoch).
+        buffers: Destination tensors fed to the engine and not yet returned in a batch.
     """
 
     kind: str
@@ -43,6 +45,7 @@ class NativeSetup:
     boxes_move: bool
     target_transform: Optional[Callable]
     engine: Any = None
+    buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
 
 def _why_not_native(loader: Any) -> Optional[str]:
@@ -106,7 +109,7 @@ def _joint_transforms(dataset: Any) -> Optional[Callable]:
 
 def _warn(plan: NativePlan, consequence: str) -> None:
     warnings.warn(f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
-                  f"{consequence}, which is slower", stacklevel=4)
+                  f"{consequence}, which is slower", stacklevel=5)
 
 
 def create_engine(loader: Any, setup: NativeSetup) -> Any:
@@ -157,18 +160,28 @@ class NativeIterator:
         self._length = len(loader)
         self._done = False
         self._pin = pin
-        self._buffers: dict = {}
+        self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
         self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
-        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
-        if self._feed:
-            for _ in range(max(1, loader.prefetch_factor or 2) + 1):
+        if self._feed:  # fed before the epoch starts, so its first batches land in them
+            self._forget_dead_buffers()
+            while len(self._buffers) < max(1, loader.prefetch_factor or 2) + 1:
                 self._feed_one()
+        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
+        self._forget_dead_buffers()
 
     def __iter__(self) -> "NativeIterator":
         return self
 
     def __len__(self) -> int:
         return self._length
+
+    def _forget_dead_buffers(self) -> None:
+        # buffers of batches a restart cancelled are never returned; drop them here too
+        live = getattr(self._engine._native, "live_buffer_ids", None)
+        if live is not None and self._buffers:
+            alive = set(live())
+            for buffer_id in [b for b in self._buffers if b not in alive]:
+                del self._buffers[buffer_id]
 
     def _feed_one(self) -> None:
         shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
@@ -195,7 +208,14 @@ class NativeIterator:
             if count == 0:
                 self._on_batch()
                 continue
-            result = self._assemble(batch)
+            try:
+                result, count = self._assemble(batch)
+            except Exception:
+                self._on_batch()
+                raise
+            if count == 0:
+                self._on_batch()
+                continue
             self._stats.record_batch(count, time.perf_counter() - started)
             self._stats.queue_depth = int(self._engine.stats().get("batches_ready", 0))
             self._on_batch()
@@ -216,18 +236,41 @@ class NativeIterator:
         return images
 
     def _assemble(self, batch: Any) -> Any:
+        """``(batch as the user's collate function builds it, samples in it)``; ``(None, 0)`` when
+        every sample failed the Python part (targets, transforms the engine cannot run)."""
         images = self._images(batch)
-        targets = [self._target(batch, b) for b in range(len(batch.indices))]
         plan = self._setup.plan
-        if not plan.tail and self._collate is detection_collate:
-            return images, targets  # the native detection collate: no per-sample work
+        fused = not plan.tail and self._collate is detection_collate
+        kept: List[int] = []
         samples = []
-        for b, target in enumerate(targets):
-            image: Any = tv_tensors.Image(images[b])
-            if plan.tail:
-                image, target = self._run_tail(image, target)
-            samples.append((image, target))
-        return self._collate(samples)
+        for b in range(len(batch.indices)):
+            try:
+                target = self._target(batch, b)
+                if fused:
+                    samples.append(target)
+                else:
+                    image: Any = tv_tensors.Image(images[b])
+                    if plan.tail:
+                        image, target = self._run_tail(image, target)
+                    samples.append((image, target))
+            except Exception as error:
+                index = int(batch.indices[b])
+                if self._loader.on_error == "skip":
+                    self._stats.record_skip(index, f"{type(error).__name__}: {error}")
+                    continue
+                annotate(error, f"conveyor.DataLoader: raised while loading "
+                                f"{describe_sample(self._dataset, index)} "
+                                f"(batch {batch.batch_index})")
+                raise
+            kept.append(b)
+        if not kept:
+            return None, 0
+        if not fused:
+            return self._collate(samples), len(kept)
+        if len(kept) < len(batch.indices):  # a target failed: drop its image too
+            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
+        # the native detection collate: stacked images, list of targets
+        return (images, samples), len(kept)
 
     def _run_tail(self, image: Any, target: Any) -> Any:
         for transform in self._setup.plan.tail:
@@ -281,7 +324,6 @@ class NativeIterator:
         if self._done:
             return
         self._done = True
-        self._buffers.clear()
         if ended:
             self._on_end()
 

@@ -52,6 +52,24 @@ class DataLoader(tud.DataLoader):
       process and duplicate the data unless the dataset shards itself by ``get_worker_info()``;
       conveyor yields each element once whatever ``num_workers`` is.
 
+    The native path is taken when the dataset is a ``conveyor.datasets.VOCDetection`` or
+    ``VOCSegmentation`` (image-only ``transform``), batching is automatic (no custom
+    ``batch_sampler``), and the transforms start with ops ``conveyor.transforms`` recognises.
+    It gives the same batches as the Python path (same order, same targets; images within
+    1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is
+    shrunk more than 2x), with these differences: random augmentations draw from
+    ``(seed, epoch, sample index)`` instead of torch's global RNG (so every batch is
+    bit-identical whatever ``num_workers``, and resumes exactly), no Python runs in the
+    worker threads (``worker_init_fn`` is not called, ``timeout`` is not enforced), a new
+    ``iter(loader)`` ends the loader's previous iterator, and the engine drops boxes that a
+    crop leaves empty (torchvision keeps them clamped to zero area). ``loader.stats.path``
+    says which path ran.
+
+    Resuming: ``state_dict()``/``load_state_dict()`` restore the epoch and the number of batches
+    already delivered (exact with ``in_order=True``). Distributed: ``shard(rank, world_size)``
+    (or ``rank=``/``world_size=``) gives ``DistributedSampler`` semantics; ``set_epoch(n)``
+    selects the epoch.
+
     Args:
         dataset: Dataset from which to load the data (map-style or iterable).
         batch_size: How many samples per batch to load (None disables batching).
@@ -126,6 +144,7 @@ class DataLoader(tud.DataLoader):
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._native_key: tuple = ()
         self._engine_seed: Optional[int] = None
         self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
 
@@ -314,8 +333,14 @@ class DataLoader(tud.DataLoader):
         return itertools.islice(iter(stream), skip, None)
 
     def _native_setup(self) -> Any:
-        if not self._native_checked:
-            self._native_checked = True
+        # planned once (one warning per loader), again only if the dataset's transforms change
+        dataset = self.dataset
+        key = tuple(id(getattr(dataset, name, None))
+                    for name in ("transforms", "transform", "target_transform"))
+        if not self._native_checked or key != self._native_key:
+            if self._native_plan is not None and self._native_plan.engine is not None:
+                self._native_plan.engine.close()
+            self._native_checked, self._native_key = True, key
             self._native_plan = native_setup(self)
         return self._native_plan
 
@@ -324,6 +349,7 @@ class DataLoader(tud.DataLoader):
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
+            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
         order = list(self.sampler)
@@ -368,14 +394,12 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        try:
-            length: Optional[int] = len(self)
-        except TypeError:
-            length = None
         return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
                                owns_pool=not persistent, in_flight=in_flight,
                                timeout=self.timeout, in_order=self.in_order, stats=recorder,
-                               on_batch=on_batch, on_end=on_end, length=length)
+                               on_batch=on_batch, on_end=on_end, length=self.__len__,
+                               len_called=self._IterableDataset_len_called if self._iterable
+                               else None)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
