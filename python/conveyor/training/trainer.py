@@ -783,8 +783,7 @@ class Trainer:
             should_step = (batch_idx + 1) % accumulation == 0 or is_last
             outputs = self._training_batch(batch, batch_idx, accumulation, should_step)
             self._loop_state.update(batches_done=batch_idx + 1)
-            if hasattr(loader, "state_dict") and callable(loader.state_dict) and not isinstance(
-                    loader, torch.utils.data.DataLoader):
+            if callable(getattr(loader, "state_dict", None)):  # conveyor.DataLoader resumes mid-epoch
                 self._loop_state["dataloader_state"] = loader.state_dict()
             self.throughput.update(self._results.current_batch_size, time.perf_counter() - step_start, data_time)
             self._log_step_metrics()
