@@ -1,0 +1,355 @@
+"""``conveyor.DataLoader``: a drop-in for ``torch.utils.data.DataLoader``.
+
+It *is* a ``torch.utils.data.DataLoader`` (subclass: same constructor, same validation errors,
+same attributes, ``isinstance`` checks in other libraries keep working), with two ways to run:
+
+- the native path: a conveyor VOC dataset whose transforms conveyor recognises runs end to end
+  in the C++ engine (read, decode, transform, batch; no GIL);
+- the generic path: any other map-style or iterable dataset, fetched and collated with torch's
+  semantics in ``num_workers`` threads (0: in the calling thread).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+import weakref
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional
+
+import torch
+import torch.utils.data as tud
+
+from conveyor.generic_path import GenericIterator, IterableFetcher, MapFetcher, warn_pin_memory
+from conveyor.loader_stats import LoaderStats, StatsRecorder
+from conveyor.sampling import (SeededShuffleSampler, batch_indices, shard_indices, sharded_length,
+                               validate_shard)
+from conveyor.worker_threads import WorkerPool, get_worker_info
+
+__all__ = ["DataLoader", "LoaderStats", "get_worker_info"]
+
+_ON_ERROR = ("raise", "skip")
+_STATE_VERSION = 1
+
+
+class DataLoader(tud.DataLoader):
+    """Combines a dataset and a sampler and iterates over batches: torch's DataLoader, faster.
+
+    Every argument of ``torch.utils.data.DataLoader`` is accepted with the same meaning and
+    validated with the same errors. Differences, all deliberate:
+
+    - ``num_workers`` is a number of threads (native threads on the native path, Python threads
+      on the generic path); ``0`` works in the calling thread. ``multiprocessing_context`` is
+      validated and otherwise unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in
+      worker threads; ``conveyor.loader.get_worker_info()`` gives the thread's info.
+    - ``shuffle=True`` without ``generator`` uses conveyor's seeded shuffle: epoch ``e`` is the
+      permutation ``DistributedSampler(shuffle=True, seed=seed)`` gives after ``set_epoch(e)``,
+      so runs are reproducible and resumable. With a ``generator`` the order is exactly torch's
+      ``RandomSampler`` order for that generator.
+    - An ``IterableDataset`` is iterated once per epoch, by a single thread when
+      ``num_workers > 0`` (which then only prefetches). torch would run one replica per worker
+      process and duplicate the data unless the dataset shards itself by ``get_worker_info()``;
+      conveyor yields each element once whatever ``num_workers`` is.
+
+    Args:
+        dataset: Dataset from which to load the data (map-style or iterable).
+        batch_size: How many samples per batch to load (None disables batching).
+        shuffle: Reshuffle the data at every epoch.
+        sampler: Defines the strategy to draw samples from the dataset.
+        batch_sampler: Like sampler, but returns a batch of indices at a time.
+        num_workers: How many threads load data (0: the calling thread).
+        collate_fn: Merges a list of samples into a batch (default: torch's default_collate).
+        pin_memory: Copy tensors into page-locked memory before returning them (only when an
+            accelerator is present, as in torch).
+        drop_last: Drop the last incomplete batch.
+        timeout: Seconds to wait for a batch from the workers (0: forever).
+        worker_init_fn: Called with the worker id in each worker thread before loading.
+        multiprocessing_context: Accepted and validated for compatibility; threads ignore it.
+        generator: RNG for the RandomSampler and the base seed, as in torch.
+        prefetch_factor: Batches loaded in advance by each worker (default 2 with workers).
+        persistent_workers: Keep the worker threads alive between epochs.
+        pin_memory_device: Deprecated in torch; warns the same way.
+        in_order: Return batches in sampler order (False: as soon as they are ready).
+        seed: Seed of the native shuffle and of native random augmentations (default: drawn from
+            torch's RNG at the first iteration, so ``torch.manual_seed`` makes runs repeatable).
+        on_error: ``"raise"`` (default): a sample that fails to load raises at its batch, naming
+            the sample index and file. ``"skip"``: the sample is dropped from its batch, counted
+            in ``stats.samples_skipped`` and listed in ``stats.skipped``.
+        rank: This process's rank for distributed sharding (see ``shard``).
+        world_size: Number of processes for distributed sharding (see ``shard``).
+    """
+
+    def __init__(self, dataset, batch_size: Optional[int] = 1, shuffle: Optional[bool] = None,
+                 sampler=None, batch_sampler=None, num_workers: int = 0,
+                 collate_fn: Optional[Callable] = None, pin_memory: bool = False,
+                 drop_last: bool = False, timeout: float = 0,
+                 worker_init_fn: Optional[Callable[[int], None]] = None,
+                 multiprocessing_context=None, generator=None, *,
+                 prefetch_factor: Optional[int] = None, persistent_workers: bool = False,
+                 pin_memory_device: str = "", in_order: bool = True, seed: Optional[int] = None,
+                 on_error: str = "raise", rank: int = 0, world_size: int = 1) -> None:
+        if on_error not in _ON_ERROR:
+            raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
+        validate_shard(rank, world_size)
+        super().__init__(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers,
+                         collate_fn, pin_memory, drop_last, timeout, worker_init_fn,
+                         multiprocessing_context, generator, prefetch_factor=prefetch_factor,
+                         persistent_workers=persistent_workers,
+                         pin_memory_device=pin_memory_device, in_order=in_order)
+        self._iterable = isinstance(dataset, tud.IterableDataset)
+        self._user_sampler = sampler is not None
+        self._user_batch_sampler = batch_sampler is not None
+        self.shuffle = (not self._iterable) and bool(shuffle)
+        self.on_error = on_error
+        self._seed = seed
+        self._seeded_shuffle = (self.shuffle and generator is None and sampler is None)
+        if self._seeded_shuffle:
+            # replaces torch's RandomSampler(generator=None), which draws from the global RNG
+            native_sampler = SeededShuffleSampler(len(dataset), seed if seed is not None else 0)
+            object.__setattr__(self, "sampler", native_sampler)
+            if self.batch_size is not None:
+                object.__setattr__(self, "batch_sampler",
+                                   tud.BatchSampler(native_sampler, self.batch_size, self.drop_last))
+        self.rank = rank
+        self.world_size = world_size
+        self.shard_drop_last = False
+        self._next_epoch = 0
+        self._resume_skip = 0
+        self._progress: Optional[Dict[str, Any]] = None
+        self._recorder: Optional[StatsRecorder] = None
+        self._total_skipped = 0
+        self._pool: Optional[WorkerPool] = None
+        self._last_iterator: Optional[weakref.ref] = None
+        self._drew_base_seed = False
+        self._native_plan: Any = None
+        self._native_checked = False
+
+    # ----------------------------------------------------------------------------- public extras
+
+    @property
+    def seed(self) -> Optional[int]:
+        """The seed in use (``None`` until the first iteration when none was given)."""
+        return self._seed
+
+    @property
+    def stats(self) -> LoaderStats:
+        """Throughput and health of the current (or last) epoch: see ``LoaderStats``."""
+        if self._recorder is None:
+            return LoaderStats(total_samples_skipped=self._total_skipped)
+        return self._recorder.snapshot()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch of the next iteration (its shuffle order and random augmentations).
+
+        Without calls, epochs count 0, 1, 2, ... with each new ``iter(loader)``. The call is
+        forwarded to a user sampler or batch sampler that has ``set_epoch`` (e.g.
+        ``DistributedSampler``). Setting the epoch a ``load_state_dict`` resumes keeps the resume
+        point.
+
+        Args:
+            epoch: Epoch number (>= 0).
+        """
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch should be a non-negative int, but got epoch={epoch!r}")
+        if epoch != self._next_epoch:
+            self._resume_skip = 0
+        self._next_epoch = epoch
+        for user_object in (self.sampler if self._user_sampler else None,
+                            self.batch_sampler if self._user_batch_sampler else None):
+            if hasattr(user_object, "set_epoch"):
+                user_object.set_epoch(epoch)
+
+    def shard(self, rank: int, world_size: int, drop_last: bool = False) -> "DataLoader":
+        """Make this loader read only its rank's share, like ``DistributedSampler``.
+
+        Every rank must use the same seed (pass ``seed=`` or call ``seed_everything`` before the
+        first iteration) so that the ranks split the same permutation. Each rank gets
+        ``ceil(N / world_size)`` samples, padded by repeating the start of the epoch's order
+        (or ``floor`` with ``drop_last=True``), disjoint otherwise; with shuffling, epoch ``e`` on
+        rank ``r`` is exactly ``DistributedSampler(ds, world_size, r, shuffle=True, seed=seed)``
+        after ``set_epoch(e)``. A custom sampler's epoch order is split the same way; a custom
+        batch sampler's batches are split whole. Iterable datasets must split their stream
+        themselves. The Trainer calls this for distributed runs.
+
+        Args:
+            rank: This process's rank in ``[0, world_size)``.
+            world_size: Number of processes.
+            drop_last: Drop the uneven tail instead of padding by repetition.
+
+        Returns:
+            The loader itself.
+        """
+        validate_shard(rank, world_size)
+        if self._iterable and world_size > 1:
+            raise ValueError("shard() needs a map-style dataset: an IterableDataset must split "
+                             "its stream itself (e.g. by torch.distributed.get_rank())")
+        self.rank, self.world_size, self.shard_drop_last = rank, world_size, bool(drop_last)
+        return self
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where the loader stands, to resume mid-epoch with ``load_state_dict``.
+
+        Resuming yields exactly the batches an uninterrupted run would have produced next, for
+        the default samplers, the seeded shuffle, ``RandomSampler`` with a ``generator``, and any
+        deterministic sampler. Datasets whose own randomness comes from torch's global RNG are
+        not rewound.
+
+        Returns:
+            A small dict of ints (and the generator's state tensor when there is a generator).
+        """
+        progress = self._progress
+        if progress is None or progress["finished"]:
+            epoch, skip = self._next_epoch, self._resume_skip
+            generator_state = self.generator.get_state() if self.generator is not None else None
+        else:
+            epoch, skip = progress["epoch"], progress["batches"]
+            generator_state = progress["generator_state"]
+        return {"version": _STATE_VERSION, "epoch": epoch, "batches_yielded": skip,
+                "seed": self._seed, "generator_state": generator_state,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Continue from a ``state_dict()``: the next ``iter(loader)`` resumes that epoch.
+
+        Args:
+            state: What ``state_dict()`` returned (possibly from another process).
+        """
+        missing = {"epoch", "batches_yielded"} - set(state)
+        if missing:
+            raise KeyError(f"not a conveyor.DataLoader state_dict: missing {sorted(missing)}")
+        self._next_epoch = int(state["epoch"])
+        self._resume_skip = int(state["batches_yielded"])
+        self._progress = None
+        if state.get("seed") is not None:
+            self._set_seed(int(state["seed"]))
+        if state.get("generator_state") is not None:
+            if self.generator is None:
+                raise ValueError("this state_dict comes from a DataLoader with a generator; "
+                                 "pass a torch.Generator to this one too")
+            self.generator.set_state(state["generator_state"])
+            self._drew_base_seed = False
+
+    # ------------------------------------------------------------------------------ torch surface
+
+    def check_worker_number_rationality(self) -> None:
+        """No-op: workers are threads here, not processes, so torch's process warning misleads."""
+
+    def __len__(self) -> int:
+        if self.world_size == 1 or self._iterable:
+            return super().__len__()
+        if self._user_batch_sampler:
+            return sharded_length(len(self.batch_sampler), self.world_size, self.shard_drop_last)
+        samples = sharded_length(len(self.sampler), self.world_size, self.shard_drop_last)
+        if self.batch_size is None:
+            return samples
+        return samples // self.batch_size if self.drop_last else math.ceil(samples / self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        if self.num_workers == 0 and self.timeout != 0:
+            raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
+        persistent = self.persistent_workers and self.num_workers > 0
+        if persistent and self._last_iterator is not None:
+            previous = self._last_iterator()
+            if previous is not None:
+                previous.close()
+        epoch, skip = self._next_epoch, self._resume_skip
+        self._next_epoch, self._resume_skip = epoch + 1, 0
+        generator_state = self.generator.get_state() if self.generator is not None else None
+        base_seed = self._draw_base_seed(persistent)
+        if self._seed is None:
+            self._set_seed(base_seed)
+        if self._seeded_shuffle:
+            self.sampler.set_epoch(epoch)
+        pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
+        if self._recorder is not None:
+            self._total_skipped += self._recorder.skipped_count
+        progress = {"epoch": epoch, "batches": skip, "finished": False,
+                    "generator_state": generator_state}
+        self._progress = progress
+        recorder = StatsRecorder(path="python", epoch=epoch,
+                                 total_skipped_before=self._total_skipped)
+        self._recorder = recorder
+        iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
+                                          persistent)
+        self._last_iterator = weakref.ref(iterator)
+        return iterator
+
+    # --------------------------------------------------------------------------------- internals
+
+    def _set_seed(self, seed: int) -> None:
+        self._seed = seed
+        if self._seeded_shuffle:
+            self.sampler.seed = seed
+
+    def _draw_base_seed(self, persistent: bool) -> int:
+        # torch draws the workers' base seed from `generator` when it creates an iterator (not
+        # when persistent workers are reused); mirroring it keeps RandomSampler's order identical.
+        if persistent and self._drew_base_seed:
+            return self._seed if self._seed is not None else 0
+        self._drew_base_seed = True
+        return int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
+
+    def _index_stream(self, skip: int) -> Iterator:
+        if self._iterable:
+            return itertools.count()
+        if self.world_size == 1:
+            stream: Iterable = self._index_sampler
+        elif self._user_batch_sampler:
+            stream = shard_indices(list(self.batch_sampler), self.rank, self.world_size,
+                                   self.shard_drop_last)
+        else:
+            indices = shard_indices(list(self.sampler), self.rank, self.world_size,
+                                    self.shard_drop_last)
+            stream = batch_indices(indices, self.batch_size, self.drop_last)
+        return itertools.islice(iter(stream), skip, None)
+
+    def _worker_pool(self, base_seed: int, persistent: bool) -> WorkerPool:
+        workers = 1 if self._iterable else self.num_workers  # one reader keeps a stream in order
+        if persistent:
+            if self._pool is None:
+                self._pool = WorkerPool(workers, self.dataset, base_seed, self.worker_init_fn)
+            return self._pool
+        return WorkerPool(workers, self.dataset, base_seed, self.worker_init_fn)
+
+    def _generic_iterator(self, epoch: int, skip: int, base_seed: int, pin: Optional[str],
+                          progress: Dict[str, Any], recorder: StatsRecorder,
+                          persistent: bool) -> GenericIterator:
+        if self._iterable:
+            fetcher: Callable = IterableFetcher(self.dataset, self.batch_size, self.drop_last,
+                                                self.collate_fn, pin)
+            for number in range(skip):  # a stream can only be fast-forwarded by reading it
+                if fetcher(number, None, recorder)[1] == 0:
+                    break
+        else:
+            fetcher = MapFetcher(self.dataset, self._auto_collation, self.collate_fn,
+                                 self.on_error, pin)
+        pool = self._worker_pool(base_seed, persistent) if self.num_workers > 0 else None
+        in_flight = self.num_workers * (self.prefetch_factor or 0)
+
+        def on_batch() -> None:
+            progress["batches"] += 1
+
+        def on_end() -> None:
+            progress["finished"] = True
+
+        try:
+            length: Optional[int] = len(self)
+        except TypeError:
+            length = None
+        return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
+                               owns_pool=not persistent, in_flight=in_flight,
+                               timeout=self.timeout, in_order=self.in_order, stats=recorder,
+                               on_batch=on_batch, on_end=on_end, length=length)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_pool=None, _last_iterator=None, _recorder=None, _native_plan=None,
+                     _native_checked=False)
+        return state
+
+    def __del__(self) -> None:
+        pool = self.__dict__.get("_pool")
+        if pool is not None:
+            pool.shutdown()

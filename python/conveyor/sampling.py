@@ -1,0 +1,142 @@
+"""Index order for ``conveyor.DataLoader``: seeded per-epoch shuffling and distributed sharding.
+
+The shuffled order for ``(seed, epoch)`` is exactly the one
+``torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=seed)`` produces after
+``set_epoch(epoch)``, and sharding by ``rank``/``world_size`` follows DistributedSampler's rules
+(pad by repetition so every rank gets the same number of samples, or drop the tail with
+``drop_last``; ranks are disjoint otherwise). A conveyor job and a torch DDP job with the same seed
+therefore see the same samples on the same ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Iterator, List, Optional, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+def seeded_permutation(length: int, seed: int, epoch: int) -> List[int]:
+    """The shuffled indices ``0..length-1`` for one epoch.
+
+    Args:
+        length: Number of samples.
+        seed: Base seed of the run.
+        epoch: Epoch number; each epoch gets a different permutation.
+
+    Returns:
+        The permutation as a list of ints (DistributedSampler's order for ``seed + epoch``).
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    return torch.randperm(length, generator=generator).tolist()
+
+
+def shard_indices(indices: Sequence[int], rank: int, world_size: int,
+                  drop_last: bool = False) -> List[int]:
+    """The part of ``indices`` that ``rank`` sees, with DistributedSampler's semantics.
+
+    Args:
+        indices: The epoch's full index order (identical on every rank).
+        rank: This process's rank in ``[0, world_size)``.
+        world_size: Number of processes.
+        drop_last: Drop the tail so the length divides evenly instead of padding by repetition.
+
+    Returns:
+        Every ``world_size``-th index starting at ``rank``; all ranks get the same count.
+    """
+    validate_shard(rank, world_size)
+    indices = list(indices)
+    if world_size == 1:
+        return indices
+    count = sharded_length(len(indices), world_size, drop_last)
+    total = count * world_size
+    if not drop_last:
+        padding = total - len(indices)
+        if indices and padding > 0:
+            indices += (indices * math.ceil(padding / len(indices)))[:padding]
+    else:
+        indices = indices[:total]
+    return indices[rank:total:world_size]
+
+
+def sharded_length(length: int, world_size: int, drop_last: bool = False) -> int:
+    """How many of ``length`` samples each rank gets (DistributedSampler's ``num_samples``).
+
+    Args:
+        length: Number of samples before sharding.
+        world_size: Number of processes.
+        drop_last: Whether the uneven tail is dropped rather than padded.
+
+    Returns:
+        The per-rank sample count.
+    """
+    if drop_last and length % world_size != 0:
+        return math.ceil((length - world_size) / world_size)
+    return math.ceil(length / world_size)
+
+
+def validate_shard(rank: int, world_size: int) -> None:
+    """Raise ``ValueError`` unless ``0 <= rank < world_size``."""
+    if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
+        raise ValueError(f"world_size should be a positive integer, but got world_size={world_size!r}")
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world_size:
+        raise ValueError(f"Invalid rank {rank!r}, rank should be in the interval [0, {world_size - 1}]")
+
+
+class SeededShuffleSampler(Sampler[int]):
+    """A new permutation every epoch, fully determined by ``(seed, epoch)``.
+
+    It is what ``conveyor.DataLoader(shuffle=True)`` uses when no ``generator`` is given.
+    Unlike ``RandomSampler`` it draws nothing from torch's global RNG, so a resumed run or a
+    run with another number of threads sees exactly the same order.
+
+    Args:
+        length: Number of samples in the dataset.
+        seed: Base seed.
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = int(length)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` for the next iteration.
+
+        Args:
+            epoch: Epoch number.
+        """
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(seeded_permutation(self.length, self.seed, self.epoch))
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def batch_indices(indices: Iterable[int], batch_size: Optional[int],
+                  drop_last: bool) -> Iterator:
+    """Group an index stream like ``torch.utils.data.BatchSampler`` (``None``: no batching).
+
+    Args:
+        indices: Sample indices in order.
+        batch_size: Samples per batch, or ``None`` to yield single indices.
+        drop_last: Drop a final incomplete batch.
+
+    Returns:
+        An iterator of index lists (or of single indices when ``batch_size`` is None).
+    """
+    if batch_size is None:
+        yield from indices
+        return
+    batch: List[int] = []
+    for index in indices:
+        batch.append(index)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch and not drop_last:
+        yield batch

@@ -1,0 +1,359 @@
+"""Image transforms that conveyor runs natively, and the translation of torchvision's.
+
+``conveyor.DataLoader`` runs a conveyor dataset's whole pipeline in the C++ engine when every
+transform is recognised:
+
+- conveyor's own classes below (``Compose``, ``ToImage``, ``Resize``, ``RandomResizedCrop``,
+  ``RandomCrop``, ``CenterCrop``, ``Pad``, ``RandomHorizontalFlip``, ``ToDtype``,
+  ``Normalize``): subclasses of the ``torchvision.transforms.v2`` classes of the same name, so
+  they behave identically when called in Python, but they refuse, at construction, settings the
+  engine cannot run natively (e.g. bicubic interpolation or reflect padding);
+- these ``torchvision.transforms`` (v1) and ``torchvision.transforms.v2`` classes, translated
+  automatically: Compose, ToImage, ToTensor, PILToTensor, ToPureTensor, Resize,
+  RandomResizedCrop, RandomCrop, CenterCrop, Pad, RandomHorizontalFlip, Normalize, ToDtype,
+  ConvertImageDtype (bilinear interpolation, constant padding with a single fill value).
+
+Anything else (another class, a subclass of a recognised class, a lambda, a recognised class
+with unsupported settings) runs in Python on the engine's output; the loader warns once naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torchvision.transforms as v1
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+__all__ = [
+    "Compose", "ToImage", "Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Pad",
+    "RandomHorizontalFlip", "ToDtype", "Normalize", "NativePlan", "plan_transforms",
+    "describe", "UnsupportedTransform", "transform_name",
+]
+
+_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
+_GEOMETRIC = {"resize", "random_resized_crop", "random_crop", "center_crop", "pad", "hflip"}
+_VALUE_OPS = {"to_dtype", "normalize"}
+
+
+class UnsupportedTransform(ValueError):
+    """A transform (or one of its settings) the native engine does not run."""
+
+
+def transform_name(transform: Any) -> str:
+    """``"torchvision.transforms.v2.Resize"``-style name of a transform for messages."""
+    cls = type(transform)
+    module = cls.__module__
+    for public in ("torchvision.transforms.v2", "torchvision.transforms", "conveyor.transforms"):
+        if module.startswith(public + ".") or module == public:
+            module = public
+            break
+    if getattr(transform, "__name__", None) == "<lambda>":
+        return f"a lambda ({module})"
+    return f"{module}.{cls.__qualname__}"
+
+
+# --------------------------------------------------------------------------- settings checks
+
+def _size(size: Any) -> Any:
+    if isinstance(size, int):
+        return size
+    size = list(size)
+    if len(size) == 1:
+        return int(size[0])
+    if len(size) == 2:
+        return [int(size[0]), int(size[1])]
+    raise UnsupportedTransform(f"size {size!r}")
+
+
+def _bilinear(transform: Any) -> None:
+    mode = getattr(transform, "interpolation", "bilinear")
+    value = getattr(mode, "value", mode)
+    if not (value == "bilinear" or value == 2):
+        raise UnsupportedTransform(f"{transform_name(transform)} with interpolation {value!r} "
+                                   "(only bilinear runs natively)")
+
+
+def _antialias(transform: Any) -> bool:
+    antialias = getattr(transform, "antialias", True)
+    return True if antialias in (None, "warn") else bool(antialias)
+
+
+def _fill(transform: Any) -> float:
+    fill = getattr(transform, "fill", 0)
+    if fill is None:
+        return 0
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        return fill
+    raise UnsupportedTransform(f"{transform_name(transform)} with fill {fill!r} "
+                               "(only one number runs natively)")
+
+
+def _constant_padding(transform: Any) -> None:
+    mode = getattr(transform, "padding_mode", "constant")
+    if mode != "constant":
+        raise UnsupportedTransform(f"{transform_name(transform)} with padding_mode {mode!r} "
+                                   "(only constant runs natively)")
+
+
+def _padding(padding: Any) -> Any:
+    if padding is None:
+        return None
+    if isinstance(padding, int):
+        return padding
+    return [int(p) for p in padding]
+
+
+def _dtype(transform: Any) -> str:
+    dtype = transform.dtype
+    if isinstance(dtype, dict):
+        others = {k: v for k, v in dtype.items() if k is not tv_tensors.Image}
+        if tv_tensors.Image not in dtype or any(v is not None for v in others.values()):
+            raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
+                                       f"{dtype!r} (only an image dtype runs natively)")
+        dtype = dtype[tv_tensors.Image]
+    if dtype not in _DTYPES:
+        raise UnsupportedTransform(f"{transform_name(transform)} to {dtype} "
+                                   "(float32, float16 and uint8 run natively)")
+    return _DTYPES[dtype]
+
+
+# ----------------------------------------------------------------------------- descriptors
+
+def _resize(t: Any) -> List[Dict[str, Any]]:
+    _bilinear(t)
+    if t.size is None:
+        raise UnsupportedTransform(f"{transform_name(t)} with size=None")
+    return [{"op": "resize", "size": _size(t.size), "max_size": t.max_size,
+             "antialias": _antialias(t)}]
+
+
+def _random_resized_crop(t: Any) -> List[Dict[str, Any]]:
+    _bilinear(t)
+    return [{"op": "random_resized_crop", "size": _size(t.size),
+             "scale": [float(s) for s in t.scale], "ratio": [float(r) for r in t.ratio],
+             "antialias": _antialias(t)}]
+
+
+def _random_crop(t: Any) -> List[Dict[str, Any]]:
+    _constant_padding(t)
+    return [{"op": "random_crop", "size": _size(t.size), "padding": _padding(t.padding),
+             "pad_if_needed": bool(t.pad_if_needed), "fill": _fill(t),
+             "padding_mode": "constant"}]
+
+
+def _center_crop(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "center_crop", "size": _size(t.size)}]
+
+
+def _pad(t: Any) -> List[Dict[str, Any]]:
+    _constant_padding(t)
+    return [{"op": "pad", "padding": _padding(t.padding), "fill": _fill(t)}]
+
+
+def _hflip(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "hflip", "p": float(t.p)}]
+
+
+def _normalize(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "normalize", "mean": [float(m) for m in t.mean],
+             "std": [float(s) for s in t.std]}]
+
+
+def _to_dtype(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": bool(t.scale)}]
+
+
+def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": True}]
+
+
+def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "to_dtype", "dtype": "float32", "scale": True}]
+
+
+def _no_op(_t: Any) -> List[Dict[str, Any]]:
+    return []
+
+
+# transform class -> (descriptors, converts the image to a tensor)
+_TRANSLATORS: Dict[type, Any] = {
+    v2.ToImage: (_no_op, True), v1.PILToTensor: (_no_op, True), v2.PILToTensor: (_no_op, True),
+    v1.ToTensor: (_to_tensor, True), v2.ToTensor: (_to_tensor, True),
+    v2.ToPureTensor: (_no_op, False),
+    v1.Resize: (_resize, False), v2.Resize: (_resize, False),
+    v1.RandomResizedCrop: (_random_resized_crop, False),
+    v2.RandomResizedCrop: (_random_resized_crop, False),
+    v1.RandomCrop: (_random_crop, False), v2.RandomCrop: (_random_crop, False),
+    v1.CenterCrop: (_center_crop, False), v2.CenterCrop: (_center_crop, False),
+    v1.Pad: (_pad, False), v2.Pad: (_pad, False),
+    v1.RandomHorizontalFlip: (_hflip, False), v2.RandomHorizontalFlip: (_hflip, False),
+    v1.Normalize: (_normalize, False), v2.Normalize: (_normalize, False),
+    v2.ToDtype: (_to_dtype, False), v1.ConvertImageDtype: (_convert_image_dtype, False),
+    v2.ConvertImageDtype: (_convert_image_dtype, False),
+}
+_COMPOSE = (v1.Compose, v2.Compose)
+
+
+def describe(transform: Any) -> List[Dict[str, Any]]:
+    """The engine op descriptors of one recognised transform (not a Compose).
+
+    Args:
+        transform: A transform instance.
+
+    Returns:
+        Zero or more op descriptors (conversions such as ToImage need none).
+
+    Raises:
+        UnsupportedTransform: The class is not recognised or a setting has no native equivalent.
+    """
+    entry = _TRANSLATORS.get(_recognised_class(transform))
+    if entry is None:
+        raise UnsupportedTransform(f"{transform_name(transform)} has no native equivalent")
+    return entry[0](transform)
+
+
+def _recognised_class(transform: Any) -> Optional[type]:
+    cls = type(transform)
+    if cls in _TRANSLATORS:
+        return cls
+    if cls.__module__ == __name__:  # conveyor's own classes: translated as their v2 base
+        return next((base for base in cls.__mro__[1:] if base in _TRANSLATORS), None)
+    return None
+
+
+def _flatten(transform: Any) -> List[Any]:
+    if type(transform) in _COMPOSE or (type(transform).__module__ == __name__
+                                       and isinstance(transform, _COMPOSE)):
+        return [leaf for inner in transform.transforms for leaf in _flatten(inner)]
+    return [transform]
+
+
+@dataclass
+class NativePlan:
+    """How a transform pipeline splits between the engine and Python.
+
+    Attributes:
+        ops: Engine op descriptors for the natively run prefix.
+        tail: Transforms to call in Python, in order, on each sample the engine produced.
+        blocker: Name of the first transform that could not run natively (None: all native).
+        reason: Why it could not (for the warning).
+        to_tensor: The native prefix converts the image to a tensor (ToImage/ToTensor/...);
+            without it the dataset would return PIL images, which only Python can produce.
+    """
+
+    ops: List[Dict[str, Any]] = field(default_factory=list)
+    tail: List[Callable] = field(default_factory=list)
+    blocker: Optional[str] = None
+    reason: str = ""
+    to_tensor: bool = False
+
+    @property
+    def fully_native(self) -> bool:
+        """True when the engine runs everything."""
+        return self.blocker is None and not self.tail
+
+
+def plan_transforms(transform: Optional[Callable]) -> NativePlan:
+    """Split ``transform`` into the longest natively runnable prefix and a Python tail.
+
+    The engine applies geometric ops on uint8 images and fuses dtype conversion and
+    normalisation into its final write, so a geometric op after a ``ToDtype``/``Normalize``
+    also ends the native prefix (running it natively would change the rounding).
+
+    Args:
+        transform: A transform, a (nested) Compose, or None.
+
+    Returns:
+        The ``NativePlan``.
+    """
+    plan = NativePlan()
+    if transform is None:
+        return plan
+    leaves = _flatten(transform)
+    for position, leaf in enumerate(leaves):
+        try:
+            ops = describe(leaf)
+            if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
+                raise UnsupportedTransform(f"{transform_name(leaf)} after ToDtype/Normalize "
+                                           "(the engine resizes and crops uint8 images)")
+        except UnsupportedTransform as why:
+            plan.blocker, plan.reason = transform_name(leaf), str(why)
+            plan.tail = leaves[position:]
+            return plan
+        plan.ops.extend(ops)
+        plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
+    return plan
+
+
+# --------------------------------------------------------------------- conveyor's own classes
+
+def _require(transform: Any) -> None:
+    try:
+        describe(transform)
+    except UnsupportedTransform as why:
+        raise ValueError(f"conveyor.transforms.{type(transform).__name__}: {why}") from None
+
+
+class Compose(v2.Compose):
+    """``v2.Compose`` whose members conveyor plans natively (see ``plan_transforms``)."""
+
+
+class ToImage(v2.ToImage):
+    """``v2.ToImage``: PIL/ndarray to a uint8 CHW image tensor (no native work)."""
+
+
+class Resize(v2.Resize):
+    """``v2.Resize`` (bilinear, antialiased by default); an int size sets the shorter side."""
+
+    def __init__(self, size: Any, max_size: Optional[int] = None, antialias: bool = True) -> None:
+        super().__init__(size, max_size=max_size, antialias=antialias)
+        _require(self)
+
+
+class RandomResizedCrop(v2.RandomResizedCrop):
+    """``v2.RandomResizedCrop`` (bilinear); the draw depends only on (seed, epoch, index)."""
+
+    def __init__(self, size: Any, scale: Sequence[float] = (0.08, 1.0),
+                 ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True) -> None:
+        super().__init__(size, scale=tuple(scale), ratio=tuple(ratio), antialias=antialias)
+        _require(self)
+
+
+class RandomCrop(v2.RandomCrop):
+    """``v2.RandomCrop`` with constant padding and one fill value."""
+
+    def __init__(self, size: Any, padding: Any = None, pad_if_needed: bool = False,
+                 fill: float = 0) -> None:
+        super().__init__(size, padding=padding, pad_if_needed=pad_if_needed, fill=fill)
+        _require(self)
+
+
+class CenterCrop(v2.CenterCrop):
+    """``v2.CenterCrop`` (pads with 0 when the crop is larger than the image)."""
+
+
+class Pad(v2.Pad):
+    """``v2.Pad`` with constant padding and one fill value."""
+
+    def __init__(self, padding: Any, fill: float = 0) -> None:
+        super().__init__(padding, fill=fill)
+        _require(self)
+
+
+class RandomHorizontalFlip(v2.RandomHorizontalFlip):
+    """``v2.RandomHorizontalFlip``; boxes and masks flip with the image."""
+
+
+class ToDtype(v2.ToDtype):
+    """``v2.ToDtype`` for images: float32, float16 or uint8, optionally scaling to [0, 1]."""
+
+    def __init__(self, dtype: torch.dtype, scale: bool = False) -> None:
+        super().__init__(dtype, scale=scale)
+        _require(self)
+
+
+class Normalize(v2.Normalize):
+    """``v2.Normalize``: ``(x - mean) / std`` per channel, fused into the engine's final write."""
