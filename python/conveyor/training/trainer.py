@@ -605,6 +605,9 @@ class Trainer:
         if model.hparams:
             checkpoint["hyper_parameters"] = _plain(dict(model.hparams))
         if self.datamodule is not None:
+            datamodule_hparams = self.datamodule.hparams_initial
+            if datamodule_hparams:
+                checkpoint["datamodule_hyper_parameters"] = _plain(datamodule_hparams)
             state = self.datamodule.state_dict()
             if state:
                 checkpoint[type(self.datamodule).__qualname__] = state
