@@ -215,7 +215,9 @@ class ModelCheckpoint(Callback):
         trainer.save_checkpoint(filepath, weights_only=self.save_weights_only)
 
     def _remove(self, trainer, filepath: str) -> None:
-        if trainer.is_global_zero:
+        # never delete a file outside our own directory (e.g. the checkpoint a run resumed from)
+        inside = os.path.dirname(os.path.realpath(filepath)) == os.path.realpath(self.dirpath or "")
+        if trainer.is_global_zero and inside:
             remove_checkpoint(filepath)
 
     # -- names ----------------------------------------------------------------------------
