@@ -71,8 +71,10 @@ class ProgressBar(Callback):
     def on_validation_start(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        total = sum(trainer.num_val_batches) if trainer.num_val_batches else None
-        self._eval_bar = self._new_bar(total, "Validating", leave=False)
+        counts = trainer.num_test_batches if trainer.state_stage == "test" else trainer.num_val_batches
+        total = sum(counts) if counts else None
+        title = "Testing" if trainer.state_stage == "test" else "Validating"
+        self._eval_bar = self._new_bar(total, title, leave=False)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         bar = getattr(self, "_eval_bar", None)
