@@ -273,3 +273,17 @@ def test_lightning_trainer_consumes_conveyor_loader(tmp_path):
                                 enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(LitModel(), loader)
     assert trainer.global_step == 10 and seen == [8] * 10
+
+
+def test_conveyor_detection_fit_and_test_cli(tmp_path, monkeypatch, capsys):
+    from conveyor.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONVEYOR_CACHE", str(tmp_path / "cache"))
+    common = ["--task", "detection", "--image_size", "64", "--synthetic_train_images", "4",
+              "--synthetic_val_images", "2", "--batch_size", "2", "--enable_progress_bar", "false"]
+    assert main(["fit", "--max_epochs", "1", "--limit_train_batches", "1", "--lr", "0.001", *common]) == 0
+    assert "epoch 0: val_mAP=" in capsys.readouterr().out
+    assert main(["test", "--enable_progress_bar", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "test_mAP=" in out and "epoch=0-step=1.ckpt" in out

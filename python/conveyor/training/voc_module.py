@@ -181,4 +181,22 @@ class VOCModule(Module):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
-        return optimizer
+        total = self._total_steps()
+        if total is None:
+            return optimizer
+        # one-cycle: short warm-up then cosine decay, which keeps from-scratch training stable
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams["lr"], total_steps=total,
+                                                        pct_start=0.2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _total_steps(self):
+        trainer = self._trainer
+        if trainer is None:
+            return None
+        batches = trainer.num_training_batches
+        accumulation = trainer._accumulation_for_epoch(0)
+        if trainer.max_steps != -1:
+            return max(1, trainer.max_steps)
+        if trainer.max_epochs == -1 or batches == float("inf"):
+            return None
+        return max(1, trainer.max_epochs * -(-int(batches) // accumulation))
