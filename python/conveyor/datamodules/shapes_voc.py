@@ -88,8 +88,8 @@ def write_shapes_voc(root: os.PathLike, num_train: int = 200, num_val: int = 50,
         objects = []
         for _ in range(int(rng.integers(1, 4))):
             label = int(rng.integers(1, num_classes + 1))
-            w = int(rng.integers(width // 5, width // 2))
-            h = int(rng.integers(height // 5, height // 2))
+            w = int(rng.integers(width // 4, (width * 3) // 5))
+            h = int(rng.integers(height // 4, (height * 3) // 5))
             x0 = int(rng.integers(0, width - w))
             y0 = int(rng.integers(0, height - h))
             box = (x0, y0, x0 + w - 1, y0 + h - 1)

@@ -91,7 +91,7 @@ class VOCDataModule(DataModule):
             return self.data_dir
         base = self.synthetic_dir or os.path.join(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"),
                                                   "synthetic-voc")
-        return os.path.join(str(base), f"{self.year}-{self.synthetic_train_images}-{self.synthetic_val_images}")
+        return os.path.join(str(base), f"v2-{self.year}-{self.synthetic_train_images}-{self.synthetic_val_images}")
 
     def prepare_data(self) -> None:
         """Download (``download=True``) or generate the synthetic set once."""

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 # Defaults of `conveyor fit` with no flags (what `make demo` runs): a small segmentation model on
 # a synthetic VOC set, sized to finish in well under 3 minutes on a 2-core CPU.
-DEMO_DEFAULTS = dict(task="segmentation", model="lraspp_mobilenet_v3_small", image_size=64, batch_size=8,
+DEMO_DEFAULTS = dict(task="segmentation", image_size=64, batch_size=8,
                      max_epochs=4, synthetic_train_images=128, synthetic_val_images=32, lr=2e-2, num_workers=2,
                      log_every_n_steps=4, num_sanity_val_steps=0)
 

@@ -65,7 +65,8 @@ class VOCModule(Module):
         model: torchvision model name (segmentation: lraspp_mobilenet_v3_small, lraspp_mobilenet_v3_large,
             deeplabv3_mobilenet_v3_large, fcn_resnet50, deeplabv3_resnet50; detection:
             fasterrcnn_mobilenet_v3_large_320_fpn, fasterrcnn_mobilenet_v3_large_fpn,
-            retinanet_resnet50_fpn, ssdlite320_mobilenet_v3_large, fasterrcnn_resnet50_fpn).
+            retinanet_resnet50_fpn, ssdlite320_mobilenet_v3_large, fasterrcnn_resnet50_fpn); default
+            lraspp_mobilenet_v3_small or fasterrcnn_mobilenet_v3_large_320_fpn by task.
         lr: learning rate of AdamW.
         weight_decay: weight decay of AdamW.
         weights: optional local file with a state_dict to start from (loaded with weights_only=True).
@@ -80,7 +81,7 @@ class VOCModule(Module):
         if task not in ("segmentation", "detection"):
             raise ValueError(f"task={task!r}: use 'detection' or 'segmentation'")
         if model is None:
-            model = "lraspp_mobilenet_v3_large" if task == "segmentation" else "fasterrcnn_mobilenet_v3_large_320_fpn"
+            model = "lraspp_mobilenet_v3_small" if task == "segmentation" else "fasterrcnn_mobilenet_v3_large_320_fpn"
         self.save_hyperparameters()
         self.hparams["model"] = model
         self._hparams_initial["model"] = model
