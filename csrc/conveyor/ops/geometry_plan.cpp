@@ -1,0 +1,172 @@
+#include "conveyor/ops/geometry_plan.h"
+
+#include <cmath>
+#include <string>
+
+#include "conveyor/core/error.h"
+
+namespace conveyor {
+namespace {
+
+// Python's round(): half to even (the default floating-point rounding mode).
+int round_half_even(double value) { return static_cast<int>(std::nearbyint(value)); }
+
+void add_crop(GeometryPlan& plan, int x, int y, int width, int height) {
+  if (x == 0 && y == 0 && width == plan.width && height == plan.height) return;
+  GeometryStep step{GeometryStep::kCrop};
+  step.x = x; step.y = y; step.width = width; step.height = height;
+  plan.steps.push_back(step);
+  plan.width = width;
+  plan.height = height;
+}
+
+void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding, const std::array<uint8_t, 3>& fill) {
+  if (padding[0] == 0 && padding[1] == 0 && padding[2] == 0 && padding[3] == 0) return;
+  GeometryStep step{GeometryStep::kPad};
+  step.padding = padding;
+  step.fill = fill;
+  plan.steps.push_back(step);
+  plan.width += padding[0] + padding[2];
+  plan.height += padding[1] + padding[3];
+}
+
+void add_resize(GeometryPlan& plan, int width, int height, bool antialias) {
+  if (width == plan.width && height == plan.height) return;  // torchvision returns the input
+  GeometryStep step{GeometryStep::kResize};
+  step.width = width; step.height = height; step.antialias = antialias;
+  plan.steps.push_back(step);
+  plan.width = width;
+  plan.height = height;
+}
+
+// torchvision's _compute_resized_output_size.
+std::pair<int, int> resized_size(const OpSpec& op, int width, int height) {
+  if (!op.shorter_side) return {op.width, op.height};
+  const bool portrait = width <= height;
+  const int short_side = portrait ? width : height, long_side = portrait ? height : width;
+  int new_short = op.height;
+  int new_long = static_cast<int>(static_cast<double>(new_short) * long_side / short_side);
+  if (op.max_size != 0 && new_long > op.max_size) {
+    new_short = static_cast<int>(static_cast<double>(op.max_size) * new_short / new_long);
+    new_long = op.max_size;
+  }
+  return portrait ? std::pair<int, int>{new_short, new_long} : std::pair<int, int>{new_long, new_short};
+}
+
+// torchvision RandomResizedCrop.get_params.
+void random_resized_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
+  const int width = plan.width, height = plan.height;
+  const double area = static_cast<double>(width) * height;
+  const double log_low = std::log(op.ratio[0]), log_high = std::log(op.ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target_area = area * random.uniform(op.scale[0], op.scale[1]);
+    const double aspect = std::exp(random.uniform(log_low, log_high));
+    const int w = round_half_even(std::sqrt(target_area * aspect));
+    const int h = round_half_even(std::sqrt(target_area / aspect));
+    if (0 < w && w <= width && 0 < h && h <= height) {
+      const int top = static_cast<int>(random.uniform_int(0, height - h + 1));
+      const int left = static_cast<int>(random.uniform_int(0, width - w + 1));
+      add_crop(plan, left, top, w, h);
+      add_resize(plan, op.width, op.height, op.antialias);
+      return;
+    }
+  }
+  const double in_ratio = static_cast<double>(width) / height;
+  int w = width, h = height;
+  if (in_ratio < op.ratio[0]) {
+    h = round_half_even(w / op.ratio[0]);
+  } else if (in_ratio > op.ratio[1]) {
+    w = round_half_even(h * op.ratio[1]);
+  }
+  add_crop(plan, (width - w) / 2, (height - h) / 2, w, h);
+  add_resize(plan, op.width, op.height, op.antialias);
+}
+
+// torchvision v2 RandomCrop.make_params.
+void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
+  std::array<int, 4> padding = op.has_padding ? op.padding : std::array<int, 4>{0, 0, 0, 0};
+  int padded_width = plan.width + padding[0] + padding[2];
+  int padded_height = plan.height + padding[1] + padding[3];
+  if (op.pad_if_needed) {
+    if (padded_height < op.height) {
+      const int diff = op.height - padded_height;
+      padding[1] += diff; padding[3] += diff; padded_height += 2 * diff;
+    }
+    if (padded_width < op.width) {
+      const int diff = op.width - padded_width;
+      padding[0] += diff; padding[2] += diff; padded_width += 2 * diff;
+    }
+  }
+  if (padded_height < op.height || padded_width < op.width)
+    throw Error(ErrorKind::kInvalidArgument,
+                "required crop size (" + std::to_string(op.height) + ", " + std::to_string(op.width) +
+                    ") is larger than the " + (op.has_padding ? "padded " : "") + "input image size (" +
+                    std::to_string(padded_height) + ", " + std::to_string(padded_width) + ")");
+  const int top = padded_height > op.height
+                      ? static_cast<int>(random.uniform_int(0, padded_height - op.height + 1)) : 0;
+  const int left = padded_width > op.width
+                       ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1)) : 0;
+  add_pad(plan, padding, op.fill);
+  add_crop(plan, left, top, op.width, op.height);
+}
+
+// torchvision v2 center_crop: pads with 0 when the crop is larger than the image.
+void center_crop(GeometryPlan& plan, const OpSpec& op) {
+  if (op.height > plan.height || op.width > plan.width) {
+    const int dw = op.width - plan.width, dh = op.height - plan.height;
+    add_pad(plan, {dw > 0 ? dw / 2 : 0, dh > 0 ? dh / 2 : 0, dw > 0 ? (dw + 1) / 2 : 0,
+                   dh > 0 ? (dh + 1) / 2 : 0}, {0, 0, 0});
+  }
+  const int top = round_half_even((plan.height - op.height) / 2.0);
+  const int left = round_half_even((plan.width - op.width) / 2.0);
+  add_crop(plan, left, top, op.width, op.height);
+}
+
+}  // namespace
+
+GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
+                           SampleRandom& random) {
+  GeometryPlan plan;
+  plan.width = width;
+  plan.height = height;
+  for (const OpSpec& op : ops) {
+    switch (op.kind) {
+      case OpKind::kResize: {
+        const auto [w, h] = resized_size(op, plan.width, plan.height);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kRandomResizedCrop: random_resized_crop(plan, op, random); break;
+      case OpKind::kRandomCrop: random_crop(plan, op, random); break;
+      case OpKind::kCenterCrop: center_crop(plan, op); break;
+      case OpKind::kPad: add_pad(plan, op.padding, op.fill); break;
+      case OpKind::kHorizontalFlip:
+        if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
+        break;
+      case OpKind::kToDtype:
+      case OpKind::kNormalize: break;
+    }
+  }
+  return plan;
+}
+
+int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
+  int region_width = width, region_height = height;
+  for (const GeometryStep& step : plan.steps) {
+    if (step.kind == GeometryStep::kCrop) {
+      region_width = step.width;
+      region_height = step.height;
+    } else if (step.kind == GeometryStep::kResize) {
+      if (!step.antialias) return 1;  // plain bilinear samples full-resolution pixels
+      int scale = 8;
+      while (scale > 1 && (region_width < step.width * scale || region_height < step.height * scale))
+        scale /= 2;
+      return scale;
+    } else if (step.kind == GeometryStep::kPad) {
+      return 1;
+    }
+  }
+  return 1;
+}
+
+}  // namespace conveyor

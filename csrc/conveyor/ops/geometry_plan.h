@@ -1,0 +1,36 @@
+// Turns the geometric ops into concrete steps for one sample: random parameters are drawn
+// here, once, from the sample's generator and the full-resolution size. Pixels, boxes and
+// masks then all follow the same steps, and the decoder can pick a DCT scale from them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "conveyor/ops/op_spec.h"
+#include "conveyor/sampling/sample_random.h"
+
+namespace conveyor {
+
+struct GeometryStep {
+  enum Kind { kCrop, kPad, kResize, kFlip } kind;
+  int x = 0, y = 0, width = 0, height = 0;  // crop region (inside the image); resize: output size
+  std::array<int, 4> padding{0, 0, 0, 0};   // pad: left, top, right, bottom
+  std::array<uint8_t, 3> fill{0, 0, 0};
+  bool antialias = true;
+};
+
+struct GeometryPlan {
+  std::vector<GeometryStep> steps;
+  int width = 0, height = 0;  // output size
+};
+
+// Throws Error(kInvalidArgument) when a crop does not fit (RandomCrop without pad_if_needed).
+GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
+                           SampleRandom& random);
+
+// The largest DCT downscale (1, 2, 4 or 8) that keeps the region resized by the first resize
+// step at least as large as that step's output, or 1 when scaling does not apply.
+int choose_dct_scale(const GeometryPlan& plan, int width, int height);
+
+}  // namespace conveyor

@@ -1,0 +1,17 @@
+// Masks follow the image geometry with nearest-neighbour sampling (torch's "nearest", as
+// torchvision v2 does for tv_tensors.Mask); padding uses the pad fill's first value.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "conveyor/ops/geometry_plan.h"
+
+namespace conveyor {
+
+// `mask` holds width*height bytes; it is replaced by the transformed mask (plan.width x
+// plan.height). `scratch` is reused between calls.
+void apply_geometry_to_mask(const GeometryPlan& plan, int width, int height,
+                            std::vector<uint8_t>& mask, std::vector<uint8_t>& scratch);
+
+}  // namespace conveyor

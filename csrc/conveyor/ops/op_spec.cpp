@@ -1,0 +1,95 @@
+#include "conveyor/ops/op_spec.h"
+
+#include "conveyor/core/error.h"
+
+namespace conveyor {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kUint8: return "uint8";
+    case DType::kFloat32: return "float32";
+    case DType::kFloat16: return "float16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType dtype) { return dtype == DType::kUint8 ? 1 : dtype == DType::kFloat16 ? 2 : 4; }
+
+namespace {
+
+[[noreturn]] void invalid(size_t index, const std::string& message) {
+  throw Error(ErrorKind::kInvalidArgument, "pipeline op " + std::to_string(index) + ": " + message);
+}
+
+}  // namespace
+
+Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
+  Pipeline pipeline;
+  bool converted = false;  // a to_dtype/normalize was seen: no geometric op may follow
+  bool is_float = false;
+  std::optional<std::pair<int, int>> size;  // (h, w) known statically
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const OpSpec& op = ops[i];
+    const bool geometric = op.kind != OpKind::kToDtype && op.kind != OpKind::kNormalize;
+    if (geometric && converted)
+      invalid(i, "geometric ops must come before to_dtype/normalize in a native pipeline");
+    switch (op.kind) {
+      case OpKind::kResize:
+        if (op.height <= 0 || op.width <= 0) invalid(i, "resize size must be positive");
+        if (op.max_size != 0 && (!op.shorter_side || op.max_size <= op.height))
+          invalid(i, "max_size must be greater than an int size for the shorter side");
+        if (op.shorter_side) size.reset(); else size = {op.height, op.width};
+        break;
+      case OpKind::kRandomResizedCrop:
+        if (op.height <= 0 || op.width <= 0) invalid(i, "random_resized_crop size must be positive");
+        if (op.scale[0] > op.scale[1] || op.ratio[0] > op.ratio[1] || op.scale[0] < 0 || op.ratio[0] <= 0)
+          invalid(i, "scale and ratio must be (min, max) with 0 <= min <= max (ratio > 0)");
+        size = {op.height, op.width};
+        break;
+      case OpKind::kRandomCrop:
+      case OpKind::kCenterCrop:
+        if (op.height <= 0 || op.width <= 0) invalid(i, "crop size must be positive");
+        for (int pad : op.padding) if (pad < 0) invalid(i, "padding must be >= 0");
+        size = {op.height, op.width};
+        break;
+      case OpKind::kPad:
+        for (int pad : op.padding) if (pad < 0) invalid(i, "padding must be >= 0");
+        if (size) size = {size->first + op.padding[1] + op.padding[3],
+                          size->second + op.padding[0] + op.padding[2]};
+        break;
+      case OpKind::kHorizontalFlip:
+        if (op.p < 0 || op.p > 1) invalid(i, "hflip p must be in [0, 1]");
+        break;
+      case OpKind::kToDtype:
+        if (converted && !is_float) invalid(i, "only one to_dtype is supported natively");
+        if (is_float && op.dtype == DType::kUint8)
+          invalid(i, "to_dtype uint8 after a float conversion is not supported natively");
+        if (op.dtype != DType::kUint8) {
+          if (op.scale_values)
+            for (int c = 0; c < 3; ++c) {
+              pipeline.multiplier[c] /= 255.0f;
+              pipeline.offset[c] /= 255.0f;
+            }
+          pipeline.affine = pipeline.affine || op.scale_values;
+          is_float = true;
+        }
+        pipeline.dtype = op.dtype;
+        converted = true;
+        break;
+      case OpKind::kNormalize:
+        if (!is_float) invalid(i, "normalize needs a float image: put to_dtype(float) before it");
+        for (int c = 0; c < 3; ++c) {
+          if (!(op.std[c] != 0)) invalid(i, "normalize std must be non-zero");
+          pipeline.multiplier[c] /= op.std[c];
+          pipeline.offset[c] = (pipeline.offset[c] - op.mean[c]) / op.std[c];
+        }
+        pipeline.affine = true;
+        break;
+    }
+    if (geometric) pipeline.geometric.push_back(op);
+  }
+  pipeline.fixed_size = size;
+  return pipeline;
+}
+
+}  // namespace conveyor

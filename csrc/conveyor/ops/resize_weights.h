@@ -1,0 +1,27 @@
+// Per-axis weights of the separable bilinear resize: the filter of PIL's ImagingResample and
+// torch's uint8 antialias kernel (triangle widened by the downscale factor when antialiasing;
+// plain align_corners=False bilinear otherwise), quantised to int16 like torch's uint8 path.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace conveyor {
+
+struct AxisWeights {
+  int out_size = 0;
+  int taps = 0;        // weights per output (even, zero padded), same for every output
+  int precision = 0;   // fixed-point bits: value = (sum + 2^(precision-1)) >> precision
+  std::vector<int32_t> first;    // first input index of each output's window
+  std::vector<int16_t> weights;  // out_size * taps
+
+  // Mirror the output order (a horizontal flip after the resize, folded into it).
+  void reverse();
+};
+
+// Weights for resampling [region_start, region_start + region_length) of an axis of `in_size`
+// pixels onto `out_size` pixels. Windows never reach past in_size: they are shifted inwards.
+void compute_axis_weights(AxisWeights& weights, int in_size, double region_start,
+                          double region_length, int out_size, bool antialias);
+
+}  // namespace conveyor

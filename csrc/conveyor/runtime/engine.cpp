@@ -1,0 +1,326 @@
+#include "conveyor/runtime/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <new>
+
+namespace conveyor {
+
+namespace {
+
+int64_t batches_for(uint64_t samples, int64_t batch_size, bool drop_last) {
+  const uint64_t bs = static_cast<uint64_t>(batch_size);
+  return static_cast<int64_t>(drop_last ? samples / bs : (samples + bs - 1) / bs);
+}
+
+}  // namespace
+
+Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options)
+    : pipeline_(compile_pipeline(ops)), sources_(std::move(sources)), options_(options) {
+  if (options_.batch_size < 1)
+    throw Error(ErrorKind::kInvalidArgument, "batch_size must be >= 1, got " + std::to_string(options_.batch_size));
+  if (options_.num_threads < 0)
+    throw Error(ErrorKind::kInvalidArgument, "num_threads must be >= 0, got " + std::to_string(options_.num_threads));
+  if (options_.prefetch < 1)
+    throw Error(ErrorKind::kInvalidArgument, "prefetch must be >= 1, got " + std::to_string(options_.prefetch));
+  sources_.validate();
+  // Validates rank / world_size.
+  EpochOrder(OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank, options_.world_size,
+              options_.shard_drop_last}, 0);
+  pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
+  const size_t workers = static_cast<size_t>(options_.num_threads);
+  for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
+    processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed));
+  for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
+}
+
+Engine::~Engine() { close(); }
+
+void Engine::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  ready_cv_.notify_all();
+  idle_cv_.notify_all();
+  for (std::thread& thread : threads_)
+    if (thread.joinable()) thread.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  threads_.clear();
+  in_flight_.clear();
+  distributing_.reset();
+  fed_.clear();
+  epoch_active_ = false;
+}
+
+int64_t Engine::num_samples() const {
+  return static_cast<int64_t>(EpochOrder::samples_per_rank(
+      OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank, options_.world_size,
+       options_.shard_drop_last}));
+}
+
+int64_t Engine::num_batches() const {
+  return batches_for(static_cast<uint64_t>(num_samples()), options_.batch_size, options_.drop_last);
+}
+
+size_t Engine::sample_image_bytes() const {
+  if (!pipeline_.fixed_size) return 0;
+  return static_cast<size_t>(pipeline_.fixed_size->first) * pipeline_.fixed_size->second * 3 *
+         dtype_size(pipeline_.dtype);
+}
+
+void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std::vector<int64_t>> indices) {
+  if (start_batch < 0)
+    throw Error(ErrorKind::kInvalidArgument, "start_batch must be >= 0, got " + std::to_string(start_batch));
+  std::unique_ptr<EpochOrder> order =
+      indices ? std::make_unique<EpochOrder>(std::move(*indices), sources_.size())
+              : std::make_unique<EpochOrder>(OrderOptions{sources_.size(), options_.shuffle, options_.seed,
+                                                          options_.rank, options_.world_size,
+                                                          options_.shard_drop_last}, epoch);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
+  // Cancel the running epoch: no new task from it, then wait for the samples being processed
+  // (they may write into fed buffers that the caller frees after this returns).
+  ++generation_;
+  epoch_active_ = false;
+  in_flight_.clear();
+  distributing_.reset();
+  fed_.clear();
+  idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+  epoch_ = epoch;
+  order_ = std::move(order);
+  end_batch_ = batches_for(order_->num_samples(), options_.batch_size, options_.drop_last);
+  first_batch_ = std::min(start_batch, end_batch_);
+  next_to_start_ = next_to_deliver_ = first_batch_;
+  delivered_ = 0;
+  stats_.batches_ready = 0;
+  epoch_active_ = true;
+  lock.unlock();
+  work_cv_.notify_all();
+}
+
+int64_t Engine::feed_buffer(void* data, size_t bytes) {
+  if (!pipeline_.fixed_size)
+    throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a pipeline with a fixed output size");
+  const size_t needed = sample_image_bytes() * static_cast<size_t>(options_.batch_size);
+  if (bytes < needed)
+    throw Error(ErrorKind::kInvalidArgument, "feed_buffer: the buffer has " + std::to_string(bytes) +
+                                                 " bytes, a batch needs " + std::to_string(needed));
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t id = next_buffer_id_++;
+  fed_.push_back({data, bytes, id});
+  return id;
+}
+
+bool Engine::take_task(Task& task) {
+  if (!epoch_active_ || stopping_) return false;
+  if (!distributing_ || distributing_->next_slot == distributing_->slots.size()) {
+    distributing_.reset();
+    if (next_to_start_ >= end_batch_) return false;
+    if (static_cast<int64_t>(in_flight_.size()) >= options_.prefetch) return false;
+    auto work = std::make_shared<BatchWork>();
+    work->batch_index = next_to_start_++;
+    work->generation = generation_;
+    const uint64_t begin = static_cast<uint64_t>(work->batch_index * options_.batch_size);
+    const uint64_t end = std::min<uint64_t>(begin + static_cast<uint64_t>(options_.batch_size),
+                                            order_->num_samples());
+    work->slots.resize(end - begin);
+    for (uint64_t p = begin; p < end; ++p) work->slots[p - begin].index = (*order_)[p];
+    work->remaining = work->slots.size();
+    if (pipeline_.fixed_size) {
+      const size_t bytes = sample_image_bytes() * static_cast<size_t>(options_.batch_size);
+      if (!fed_.empty()) {
+        const FedBuffer fed = fed_.front();
+        fed_.pop_front();
+        work->images = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(fed.data), [](uint8_t*) {});
+        work->buffer_id = fed.id;
+      } else {
+        work->images = pool_->acquire(bytes);
+      }
+      if (!sources_.mask_paths.empty())
+        work->masks = pool_->acquire(static_cast<size_t>(pipeline_.fixed_size->first) *
+                                     pipeline_.fixed_size->second * static_cast<size_t>(options_.batch_size));
+    }
+    in_flight_[work->batch_index] = work;
+    distributing_ = work;
+  }
+  task.batch = distributing_;
+  task.slot = distributing_->next_slot++;
+  task.generation = generation_;
+  task.epoch = epoch_;
+  ++running_tasks_;
+  return true;
+}
+
+void Engine::run_task(SampleProcessor& processor, Task& task) {
+  BatchWork& work = *task.batch;
+  Slot& slot = work.slots[task.slot];
+  void* image_slot = nullptr;
+  uint8_t* mask_slot = nullptr;
+  if (pipeline_.fixed_size) {
+    image_slot = work.images.get() + sample_image_bytes() * task.slot;
+    if (work.masks)
+      mask_slot = work.masks.get() + static_cast<size_t>(pipeline_.fixed_size->first) *
+                                         pipeline_.fixed_size->second * task.slot;
+  }
+  try {
+    processor.process(slot.index, task.epoch, image_slot, mask_slot, slot.output);
+  } catch (const Error& error) {
+    slot.failed = true;
+    slot.error_kind = error.kind();
+    slot.error = error.what();
+  } catch (const std::bad_alloc&) {
+    slot.failed = true;
+    slot.error = "out of memory";
+  } catch (const std::exception& error) {
+    slot.failed = true;
+    slot.error = error.what();
+  }
+}
+
+void Engine::finish_task(const Task& task) {
+  --running_tasks_;
+  if (running_tasks_ == 0) idle_cv_.notify_all();
+  if (task.generation != generation_) return;  // cancelled epoch
+  ++stats_.samples_done;
+  if (--task.batch->remaining == 0) {
+    ++stats_.batches_ready;
+    ready_cv_.notify_all();
+  }
+}
+
+void Engine::worker_loop(size_t worker) {
+  SampleProcessor& processor = *processors_[worker];
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    Task task;
+    work_cv_.wait(lock, [&] { return stopping_ || take_task(task); });
+    if (stopping_ && !task.batch) return;
+    lock.unlock();
+    run_task(processor, task);
+    task.batch.reset();  // keep a reference only through `in_flight_`
+    lock.lock();
+    finish_task(task);
+    if (stopping_) {
+      return;
+    }
+  }
+}
+
+std::unique_ptr<EngineBatch> Engine::next_batch() {
+  std::shared_ptr<BatchWork> work;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto started = std::chrono::steady_clock::now();
+    for (;;) {
+      if (stopping_ || !epoch_active_ || next_to_deliver_ >= end_batch_ ||
+          delivered_ >= end_batch_ - first_batch_)
+        return nullptr;
+      if (options_.in_order) {
+        auto found = in_flight_.find(next_to_deliver_);
+        if (found != in_flight_.end() && found->second->remaining == 0) {
+          work = found->second;
+          in_flight_.erase(found);
+          ++next_to_deliver_;
+          break;
+        }
+      } else {
+        for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it) {
+          if (it->second->remaining == 0) {
+            work = it->second;
+            in_flight_.erase(it);
+            break;
+          }
+        }
+        if (work) break;
+      }
+      if (threads_.empty()) {  // num_threads == 0: work in the calling thread
+        Task task;
+        if (!take_task(task))
+          throw Error(ErrorKind::kRuntime, "internal: no sample to process and no batch ready");
+        lock.unlock();
+        run_task(*processors_[0], task);
+        lock.lock();
+        finish_task(task);
+        continue;
+      }
+      ready_cv_.wait(lock);
+    }
+    ++delivered_;
+    if (!options_.in_order) next_to_deliver_ = first_batch_ + delivered_;
+    ++stats_.batches_delivered;
+    --stats_.batches_ready;
+    stats_.wait_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
+  work_cv_.notify_all();  // a batch left the window: workers may start the next one
+  return assemble(*work);
+}
+
+std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
+  auto batch = std::make_unique<EngineBatch>();
+  batch->batch_index = work.batch_index;
+  batch->dtype = pipeline_.dtype;
+  batch->buffer_id = work.buffer_id;
+  batch->has_boxes = sources_.has_boxes;
+  batch->has_labels = sources_.has_labels;
+  batch->has_masks = !sources_.mask_paths.empty();
+  if (pipeline_.fixed_size) {
+    batch->height = pipeline_.fixed_size->first;
+    batch->width = pipeline_.fixed_size->second;
+  }
+  const Slot* first_failure = nullptr;
+  for (const Slot& slot : work.slots)
+    if (slot.failed) {
+      if (!options_.skip_errors) { first_failure = &slot; break; }
+    }
+  if (first_failure) {
+    const std::string& path = sources_.image_paths[static_cast<size_t>(first_failure->index)];
+    throw Error(first_failure->error_kind,
+                "sample " + std::to_string(first_failure->index) + " (" + path + "): " + first_failure->error);
+  }
+  const size_t image_bytes = sample_image_bytes();
+  const size_t mask_bytes = pipeline_.fixed_size ? static_cast<size_t>(batch->height) * batch->width : 0;
+  size_t kept = 0;
+  if (batch->has_boxes) batch->box_offsets.push_back(0);
+  for (size_t i = 0; i < work.slots.size(); ++i) {
+    Slot& slot = work.slots[i];
+    if (slot.failed) {
+      batch->skipped.push_back({slot.index, sources_.image_paths[static_cast<size_t>(slot.index)], slot.error});
+      continue;
+    }
+    if (pipeline_.fixed_size && kept != i) {  // compact over skipped samples
+      std::memmove(work.images.get() + image_bytes * kept, work.images.get() + image_bytes * i, image_bytes);
+      if (work.masks) std::memmove(work.masks.get() + mask_bytes * kept, work.masks.get() + mask_bytes * i, mask_bytes);
+    }
+    batch->indices.push_back(slot.index);
+    if (!pipeline_.fixed_size) {
+      batch->sample_images.push_back(std::move(slot.output.image));
+      batch->sample_masks.push_back(std::move(slot.output.mask));
+      batch->sample_sizes.emplace_back(slot.output.height, slot.output.width);
+    }
+    if (batch->has_boxes) {
+      batch->boxes.insert(batch->boxes.end(), slot.output.boxes.begin(), slot.output.boxes.end());
+      batch->labels.insert(batch->labels.end(), slot.output.labels.begin(), slot.output.labels.end());
+      batch->box_offsets.push_back(static_cast<int64_t>(batch->boxes.size() / 4));
+    }
+    ++kept;
+  }
+  batch->images = std::move(work.images);
+  batch->masks = std::move(work.masks);
+  if (!batch->skipped.empty()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.samples_skipped += batch->skipped.size();
+  }
+  return batch;
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+}  // namespace conveyor

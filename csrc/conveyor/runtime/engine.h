@@ -1,0 +1,160 @@
+// The engine: native worker threads turn dataset samples into ordered batches.
+//
+// Work unit = one sample. A worker takes the next (batch, slot) of the epoch, processes it
+// end to end (runtime/sample_processor.h) and writes straight into the batch buffer. At most
+// `prefetch` batches are started and not yet handed out, so memory is bounded. next_batch()
+// returns batches in order (or as soon as ready with in_order = false). start_epoch() cancels
+// the running epoch (waiting only for samples already being processed); the destructor stops
+// and joins every thread. With num_threads = 0 the calling thread does the work in
+// next_batch().
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conveyor/core/error.h"
+#include "conveyor/ops/op_spec.h"
+#include "conveyor/runtime/buffer_pool.h"
+#include "conveyor/runtime/sample_processor.h"
+#include "conveyor/sampling/epoch_order.h"
+
+namespace conveyor {
+
+struct EngineOptions {
+  int64_t batch_size = 1;
+  int num_threads = 2;
+  int prefetch = 2;
+  uint64_t seed = 0;
+  bool shuffle = false;
+  bool drop_last = false;
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  bool shard_drop_last = false;
+  bool in_order = true;
+  bool skip_errors = false;
+};
+
+struct SkippedSample {
+  int64_t index;
+  std::string path;
+  std::string message;
+};
+
+struct EngineBatch {
+  int64_t batch_index = 0;
+  std::vector<int64_t> indices;
+  // Fixed output size: `images` holds indices.size() * 3 * height * width values (CHW each);
+  // `masks` indices.size() * height * width bytes. Otherwise the per-sample vectors are used.
+  int height = 0, width = 0;
+  DType dtype = DType::kUint8;
+  std::shared_ptr<uint8_t> images, masks;
+  int64_t buffer_id = -1;  // a buffer from feed_buffer(), or -1
+  std::vector<std::shared_ptr<uint8_t>> sample_images, sample_masks;
+  std::vector<std::pair<int, int>> sample_sizes;  // (height, width) per sample (variable size)
+  bool has_boxes = false, has_labels = false, has_masks = false;
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  std::vector<int64_t> box_offsets;
+  std::vector<SkippedSample> skipped;
+};
+
+struct EngineStats {
+  uint64_t samples_done = 0;
+  uint64_t samples_skipped = 0;
+  uint64_t batches_delivered = 0;
+  uint64_t batches_ready = 0;     // finished and waiting to be handed out
+  double wait_seconds = 0.0;      // time next_batch() spent blocked
+};
+
+class Engine {
+ public:
+  // Throws Error(kInvalidArgument) for a bad pipeline, sources or options.
+  Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  int64_t num_samples() const;  // per epoch for this rank, default order
+  int64_t num_batches() const;
+  const Pipeline& pipeline() const { return pipeline_; }
+  int64_t batch_size() const { return options_.batch_size; }
+
+  // (Re)starts an epoch. `indices` (already this rank's order) overrides shuffle/sharding.
+  void start_epoch(uint64_t epoch, int64_t start_batch,
+                   std::optional<std::vector<int64_t>> indices = std::nullopt);
+  // Destination for a coming fixed-size batch (FIFO); the memory must stay valid until the
+  // batch using it is returned, or the next start_epoch()/close(). Returns its id.
+  int64_t feed_buffer(void* data, size_t bytes);
+  // The next batch, or nullptr at the end of the epoch / after close(). A failed sample
+  // (on_error = raise) throws Error naming the sample index and file.
+  std::unique_ptr<EngineBatch> next_batch();
+  void close();
+  EngineStats stats() const;
+
+ private:
+  struct Slot {
+    int64_t index = 0;
+    bool failed = false;
+    ErrorKind error_kind = ErrorKind::kRuntime;
+    std::string error;
+    SampleOutput output;
+  };
+  struct BatchWork {
+    int64_t batch_index = 0;
+    uint64_t generation = 0;
+    std::vector<Slot> slots;
+    size_t next_slot = 0;   // next slot to hand to a worker
+    size_t remaining = 0;   // slots not finished
+    std::shared_ptr<uint8_t> images, masks;
+    int64_t buffer_id = -1;
+  };
+  struct Task {
+    std::shared_ptr<BatchWork> batch;
+    size_t slot = 0;
+    uint64_t generation = 0;
+    uint64_t epoch = 0;
+  };
+
+  void worker_loop(size_t worker);
+  bool take_task(Task& task);  // with mutex_ held
+  void run_task(SampleProcessor& processor, Task& task);
+  void finish_task(const Task& task);  // with mutex_ held
+  std::unique_ptr<EngineBatch> assemble(BatchWork& work);
+  size_t sample_image_bytes() const;
+
+  Pipeline pipeline_;
+  EngineSources sources_;
+  EngineOptions options_;
+  std::shared_ptr<BufferPool> pool_;
+  std::vector<std::unique_ptr<SampleProcessor>> processors_;  // one per worker (+1 inline)
+  std::vector<std::thread> threads_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_, ready_cv_, idle_cv_;
+  bool stopping_ = false;
+  bool epoch_active_ = false;
+  uint64_t generation_ = 0;
+  uint64_t epoch_ = 0;
+  std::unique_ptr<EpochOrder> order_;
+  int64_t end_batch_ = 0;           // batches in this epoch
+  int64_t next_to_start_ = 0;
+  int64_t next_to_deliver_ = 0;     // in_order: the batch next_batch() waits for
+  int64_t delivered_ = 0, first_batch_ = 0;
+  std::shared_ptr<BatchWork> distributing_;
+  std::map<int64_t, std::shared_ptr<BatchWork>> in_flight_;
+  size_t running_tasks_ = 0;
+  struct FedBuffer { void* data; size_t bytes; int64_t id; };
+  std::deque<FedBuffer> fed_;
+  int64_t next_buffer_id_ = 0;
+  EngineStats stats_;
+};
+
+}  // namespace conveyor

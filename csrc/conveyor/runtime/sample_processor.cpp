@@ -1,0 +1,172 @@
+#include "conveyor/runtime/sample_processor.h"
+
+#include <cstring>
+#include <string>
+
+#include "conveyor/core/error.h"
+#include "conveyor/ops/box_geometry.h"
+#include "conveyor/ops/geometry_plan.h"
+#include "conveyor/ops/mask_geometry.h"
+#include "conveyor/ops/planar_image.h"
+#include "conveyor/runtime/read_file.h"
+#include "conveyor/sampling/sample_random.h"
+
+namespace conveyor {
+
+void EngineSources::validate() const {
+  const size_t n = image_paths.size();
+  if (!mask_paths.empty() && mask_paths.size() != n)
+    throw Error(ErrorKind::kInvalidArgument, "mask_paths has " + std::to_string(mask_paths.size()) +
+                                                 " entries for " + std::to_string(n) + " images");
+  if (has_labels && !has_boxes)
+    throw Error(ErrorKind::kInvalidArgument, "labels need boxes");
+  if (!has_boxes) return;
+  if (boxes.size() % 4 != 0)
+    throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
+  if (offsets.size() != n + 1)
+    throw Error(ErrorKind::kInvalidArgument, "offsets must have N + 1 = " + std::to_string(n + 1) +
+                                                 " entries, got " + std::to_string(offsets.size()));
+  const int64_t m = static_cast<int64_t>(boxes.size() / 4);
+  if (has_labels && static_cast<int64_t>(labels.size()) != m)
+    throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box (" +
+                                                 std::to_string(m) + "), got " + std::to_string(labels.size()));
+  if (offsets.front() != 0 || offsets.back() != m)
+    throw Error(ErrorKind::kInvalidArgument, "offsets must start at 0 and end at the number of boxes (" +
+                                                 std::to_string(m) + ")");
+  for (size_t i = 0; i < n; ++i)
+    if (offsets[i + 1] < offsets[i])
+      throw Error(ErrorKind::kInvalidArgument, "offsets must be non-decreasing (offsets[" +
+                                                   std::to_string(i + 1) + "] < offsets[" + std::to_string(i) + "])");
+}
+
+SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed)
+    : pipeline_(pipeline), sources_(sources), seed_(seed), format_(OutputFormat::from(pipeline)) {}
+
+void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
+                              SampleOutput& output) {
+  const std::string& path = sources_.image_paths[static_cast<size_t>(index)];
+  read_file(path, file_bytes_);
+  const uint8_t* data = file_bytes_.data();
+  const size_t size = file_bytes_.size();
+  const codecs::ImageFormat kind = codecs::detect_image_format(data, size);
+  codecs::DecodeOptions options;
+  options.mode = ColorMode::kRgb;
+  int width = 0, height = 0;
+  if (kind == codecs::ImageFormat::kJpeg) {
+    const codecs::JpegHeader header = decoder_.jpeg().read_header(data, size);
+    width = header.width;
+    height = header.height;
+  } else if (kind == codecs::ImageFormat::kPng) {
+    const codecs::PngHeader header = decoder_.png().read_header(data, size);
+    width = header.width;
+    height = header.height;
+  }
+  // Unknown formats: output_shape() below throws the decoder's message.
+  int dct_scale = 1;
+  if (kind == codecs::ImageFormat::kJpeg) {
+    SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
+    dct_scale = choose_dct_scale(plan_geometry(pipeline_.geometric, width, height, random), width, height);
+    options.scale = codecs::ScalingFactor{1, dct_scale};
+  }
+  const ImageShape shape = decoder_.output_shape(data, size, options);
+  if (dct_scale == 1) {
+    width = shape.width;
+    height = shape.height;
+  }
+  const size_t stride = shape.row_bytes();
+  pixels_.resize(stride * static_cast<size_t>(shape.height) + kRowSlack);
+  decoder_.decode(data, size, options, ImageView{pixels_.data(), shape, stride});
+
+  const uint8_t* mask = nullptr;
+  if (!sources_.mask_paths.empty()) {
+    const std::string& mask_path = sources_.mask_paths[static_cast<size_t>(index)];
+    try {
+      read_file(mask_path, mask_pixels_);
+      codecs::DecodeOptions mask_options;  // unchanged: palette indices
+      const ImageShape mask_shape = decoder_.output_shape(mask_pixels_.data(), mask_pixels_.size(), mask_options);
+      if (mask_shape.channels != 1 || mask_shape.sample_bytes != 1)
+        throw Error(ErrorKind::kDecode, "a mask must be a single-channel 8-bit image (palette or gray), got " +
+                                            std::to_string(mask_shape.channels) + " channel(s) of " +
+                                            std::to_string(8 * mask_shape.sample_bytes) + " bits");
+      if (mask_shape.width != width || mask_shape.height != height)
+        throw Error(ErrorKind::kDecode, "mask size " + std::to_string(mask_shape.width) + "x" +
+                                            std::to_string(mask_shape.height) + " differs from the image size " +
+                                            std::to_string(width) + "x" + std::to_string(height));
+      mask_.resize(mask_shape.bytes());
+      decoder_.decode(mask_pixels_.data(), mask_pixels_.size(), mask_options,
+                      ImageView{mask_.data(), mask_shape, mask_shape.row_bytes()});
+    } catch (const Error& error) {
+      throw Error(error.kind(), "mask " + mask_path + ": " + error.what());
+    }
+    mask = mask_.data();
+  }
+  // Decoded at 1/dct_scale: the plan still refers to full-resolution coordinates.
+  DecodedImage decoded{pixels_.data(), stride, shape.width, shape.height, width, height};
+  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  const bool allocate = !pipeline_.fixed_size.has_value();
+  if (plan.width <= 0 || plan.height <= 0)
+    throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
+  if (!allocate && (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
+    throw Error(ErrorKind::kRuntime, "internal: planned size differs from the pipeline's fixed size");
+  void* image_out = image_slot;
+  if (allocate) {
+    const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
+    output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+    image_out = output.image.get();
+  }
+  transformer_.run(plan, decoded, format_, image_out);
+  output.width = plan.width;
+  output.height = plan.height;
+  if (sources_.has_boxes) {
+    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
+    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
+    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
+    if (sources_.has_labels) output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
+    else output.labels.clear();
+    apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+  }
+  if (mask) {
+    apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
+    const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
+    if (allocate) {
+      output.mask = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+      std::memcpy(output.mask.get(), mask_.data(), bytes);
+    } else {
+      std::memcpy(mask_slot, mask_.data(), bytes);
+    }
+  }
+}
+
+void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
+                                int64_t index, uint64_t epoch, const uint8_t* mask,
+                                void* image_slot, uint8_t* mask_slot, SampleOutput& output,
+                                bool allocate) {
+  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  if (plan.width <= 0 || plan.height <= 0)
+    throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
+  void* image_out = image_slot;
+  if (allocate) {
+    const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
+    output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+    image_out = output.image.get();
+  }
+  transformer_.run(plan, DecodedImage{rgb, stride, width, height, width, height}, format_, image_out);
+  output.width = plan.width;
+  output.height = plan.height;
+  apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+  if (mask) {
+    mask_.assign(mask, mask + static_cast<size_t>(width) * height);
+    apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
+    const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
+    if (allocate) {
+      output.mask = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+      std::memcpy(output.mask.get(), mask_.data(), bytes);
+    } else {
+      std::memcpy(mask_slot, mask_.data(), bytes);
+    }
+  }
+}
+
+}  // namespace conveyor

@@ -1,0 +1,63 @@
+// One sample end to end, on a worker thread: read the file, decode (DCT-scaled when the plan
+// allows), transform pixels, boxes and mask, write the image into its batch slot. Holds the
+// thread's decoders and scratch memory (reused: no allocation per sample once warm).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conveyor/codecs/decode_image.h"
+#include "conveyor/ops/image_transform.h"
+#include "conveyor/ops/op_spec.h"
+
+namespace conveyor {
+
+struct EngineSources {
+  std::vector<std::string> image_paths;
+  std::vector<std::string> mask_paths;  // empty, or one per image
+  bool has_boxes = false, has_labels = false;
+  std::vector<float> boxes;             // 4 per box
+  std::vector<int64_t> labels;
+  std::vector<int64_t> offsets;         // image_paths.size() + 1 when has_boxes
+
+  size_t size() const { return image_paths.size(); }
+  // Throws Error(kInvalidArgument) for inconsistent arrays.
+  void validate() const;
+};
+
+struct SampleOutput {
+  int width = 0, height = 0;
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  std::shared_ptr<uint8_t> image;  // only when the pipeline has no fixed size
+  std::shared_ptr<uint8_t> mask;   // idem
+};
+
+class SampleProcessor {
+ public:
+  SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed);
+
+  // Processes dataset sample `index`. With a fixed output size the image goes to
+  // `image_slot` (and the mask to `mask_slot`); otherwise into freshly allocated buffers in
+  // `output`. Throws Error; the caller adds the sample index and path.
+  void process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
+               SampleOutput& output);
+
+  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end).
+  void transform(const uint8_t* rgb, size_t stride, int width, int height, int64_t index,
+                 uint64_t epoch, const uint8_t* mask, void* image_slot, uint8_t* mask_slot,
+                 SampleOutput& output, bool allocate);
+
+ private:
+  const Pipeline& pipeline_;
+  const EngineSources& sources_;
+  uint64_t seed_;
+  OutputFormat format_;
+  codecs::ImageDecoder decoder_;
+  ImageTransformer transformer_;
+  std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
+};
+
+}  // namespace conveyor

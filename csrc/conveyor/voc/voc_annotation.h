@@ -1,0 +1,55 @@
+// Typed reading of VOC annotations straight from the lexer's events (no tree): file-level fields
+// and per-object boxes, labels, flags, names and poses, appended to a struct of arrays.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "conveyor/voc/parse_status.h"
+
+namespace conveyor::voc {
+
+// Class name -> 1-based label. A table made with keep_all() accepts every name (label -1).
+class ClassTable {
+ public:
+  static ClassTable keep_all() { return ClassTable(); }
+  explicit ClassTable(const std::vector<std::string>& classes);
+
+  bool keeps_all() const { return keep_all_; }
+  // 1-based label, -1 for keep_all tables, 0 when the name is unknown.
+  std::int64_t label(std::string_view name) const;
+
+ private:
+  ClassTable() : keep_all_(true) {}
+  bool keep_all_ = false;
+  std::unordered_map<std::string, std::int64_t> labels_;
+};
+
+// Many annotations as a struct of arrays; file i owns object rows offsets[i]..offsets[i+1].
+struct AnnotationBatch {
+  std::vector<std::string> filenames;
+  std::vector<std::int64_t> widths, heights, depths;  // -1 when not declared
+  std::vector<std::uint8_t> segmented;
+  std::vector<std::int64_t> offsets{0};
+  std::vector<float> boxes;  // 4 per object: xmin, ymin, xmax, ymax
+  std::vector<std::int64_t> labels;
+  std::vector<std::uint8_t> difficult, truncated;
+  std::vector<std::string> names, poses;
+
+  std::size_t size() const { return filenames.size(); }
+  std::size_t num_objects() const { return labels.size(); }
+  void append(AnnotationBatch&& other);  // concatenates, shifting other's offsets
+  void truncate(std::size_t files);     // drops files from index `files` on
+};
+
+// Parses one document and appends it to `batch`. On failure nothing is appended and status
+// (with line and column) says why: malformed XML, or a document that is not a usable VOC
+// annotation (root not <annotation>, object without <name> or a complete <bndbox>, a number
+// that does not parse, a repeated field, an unknown class).
+bool parse_voc_annotation(std::string_view raw, bool is_unicode, const ClassTable& classes,
+                          AnnotationBatch& batch, ParseStatus& status);
+
+}  // namespace conveyor::voc

@@ -1,0 +1,122 @@
+// Character-level rules of XML 1.0 on UTF-8 input: decoding, the Char production, name
+// characters, and Python's str.strip() whitespace (torchvision strips leaf text with it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace conveyor::voc {
+
+// Decodes one UTF-8 sequence at [p, end). Returns its length (1..4) and sets `code`, or returns
+// 0 for an invalid sequence (truncated, overlong, surrogate, beyond U+10FFFF).
+inline std::size_t decode_utf8(const char* p, const char* end, std::uint32_t& code) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(p[i]); };
+  const unsigned char c0 = byte(0);
+  if (c0 < 0x80) {
+    code = c0;
+    return 1;
+  }
+  std::size_t length;
+  std::uint32_t minimum;
+  if ((c0 & 0xE0) == 0xC0) {
+    length = 2, code = c0 & 0x1F, minimum = 0x80;
+  } else if ((c0 & 0xF0) == 0xE0) {
+    length = 3, code = c0 & 0x0F, minimum = 0x800;
+  } else if ((c0 & 0xF8) == 0xF0) {
+    length = 4, code = c0 & 0x07, minimum = 0x10000;
+  } else {
+    return 0;
+  }
+  if (static_cast<std::size_t>(end - p) < length) return 0;
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i) & 0x3F);
+  }
+  if (code < minimum || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  return length;
+}
+
+// The Char production of XML 1.0 (expat also refuses U+FFFE and U+FFFF).
+inline bool is_xml_char(std::uint32_t c) {
+  if (c < 0x20) return c == 0x9 || c == 0xA || c == 0xD;
+  return c <= 0xD7FF || (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+inline bool is_ascii_name_start(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+}
+
+inline bool is_ascii_name_char(unsigned char c) {
+  return is_ascii_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+// NameStartChar / NameChar of XML 1.0 (fifth edition) for code points >= 0x80.
+inline bool is_unicode_name_start(std::uint32_t c) {
+  return (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x2FF) ||
+         (c >= 0x370 && c <= 0x37D) || (c >= 0x37F && c <= 0x1FFF) ||
+         (c >= 0x200C && c <= 0x200D) || (c >= 0x2070 && c <= 0x218F) ||
+         (c >= 0x2C00 && c <= 0x2FEF) || (c >= 0x3001 && c <= 0xD7FF) ||
+         (c >= 0xF900 && c <= 0xFDCF) || (c >= 0xFDF0 && c <= 0xFFFD) ||
+         (c >= 0x10000 && c <= 0xEFFFF);
+}
+
+inline bool is_unicode_name_char(std::uint32_t c) {
+  return is_unicode_name_start(c) || c == 0xB7 || (c >= 0x300 && c <= 0x36F) ||
+         (c >= 0x203F && c <= 0x2040);
+}
+
+inline void append_utf8(std::string& out, std::uint32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (c >> 18));
+    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+// Whitespace as Python's str.isspace() sees it, restricted to characters XML allows.
+inline bool is_python_space(std::uint32_t c) {
+  switch (c) {
+    case 0x9: case 0xA: case 0xD: case 0x20: case 0x85: case 0xA0: case 0x1680:
+    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+// str.strip() on valid UTF-8 text.
+inline std::string_view python_strip(std::string_view text) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  while (begin < end) {
+    std::uint32_t c;
+    const std::size_t n = decode_utf8(begin, end, c);
+    if (n == 0 || !is_python_space(c)) break;
+    begin += n;
+  }
+  while (end > begin) {
+    const char* start = end - 1;
+    while (start > begin && (static_cast<unsigned char>(*start) & 0xC0) == 0x80) --start;
+    std::uint32_t c;
+    const std::size_t n = decode_utf8(start, end, c);
+    if (n == 0 || !is_python_space(c)) break;
+    end = start;
+  }
+  return std::string_view(begin, static_cast<std::size_t>(end - begin));
+}
+
+}  // namespace conveyor::voc

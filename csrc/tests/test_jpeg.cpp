@@ -1,0 +1,215 @@
+// JpegDecoder against TurboJPEG's own compressor/decompressor, and its error paths.
+#include <turbojpeg.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+#include "check.h"
+#include "conveyor/codecs/decode_image.h"
+#include "conveyor/codecs/jpeg.h"
+#include "conveyor/core/error.h"
+
+using namespace conveyor;
+using namespace conveyor::codecs;
+
+namespace {
+
+std::vector<std::uint8_t> pattern(int width, int height, int channels) {
+  std::vector<std::uint8_t> pixels(std::size_t(width) * height * channels);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < channels; ++c)
+        pixels[(std::size_t(y) * width + x) * channels + c] =
+            std::uint8_t(128 + 100 * std::sin(0.05 * x * (c + 1) + 0.03 * y) + (x * y) % 7);
+  return pixels;
+}
+
+// Encodes with TurboJPEG (TJPF_RGB / TJPF_GRAY / TJPF_CMYK -> YCCK).
+std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& pixels, int width, int height,
+                                 int pixel_format, int subsampling) {
+  tjhandle handle = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  const int result = tjCompress2(handle, pixels.data(), width, 0, height, pixel_format, &jpeg,
+                                 &size, subsampling, 92, 0);
+  CHECK(result == 0);
+  std::vector<std::uint8_t> out(jpeg, jpeg + size);
+  tjFree(jpeg);
+  tjDestroy(handle);
+  return out;
+}
+
+// libjpeg-turbo's own decode, for exact comparison.
+std::vector<std::uint8_t> reference(const std::vector<std::uint8_t>& jpeg, int width, int height,
+                                    int pixel_format) {
+  tjhandle handle = tjInitDecompress();
+  std::vector<std::uint8_t> out(std::size_t(width) * height * tjPixelSize[pixel_format]);
+  CHECK(tjDecompress2(handle, jpeg.data(), jpeg.size(), out.data(), width, 0, height,
+                      pixel_format, TJFLAG_ACCURATEDCT) == 0);
+  tjDestroy(handle);
+  return out;
+}
+
+Image decode(JpegDecoder& decoder, const std::vector<std::uint8_t>& jpeg,
+             const JpegDecodeOptions& options) {
+  const ImageShape shape = decoder.output_shape(decoder.read_header(jpeg.data(), jpeg.size()), options);
+  Image image = Image::allocate(shape);
+  decoder.decode(jpeg.data(), jpeg.size(), options, image.view());
+  return image;
+}
+
+bool equal(const Image& image, const std::vector<std::uint8_t>& expected) {
+  return image.shape().bytes() == expected.size() &&
+         std::equal(expected.begin(), expected.end(), image.data());
+}
+
+const auto kRgb = pattern(67, 45, 3);
+const auto kJpeg = encode(kRgb, 67, 45, TJPF_RGB, TJSAMP_420);
+
+}  // namespace
+
+TEST_CASE("header reports size, components and subsampling") {
+  JpegDecoder decoder;
+  const JpegHeader header = decoder.read_header(kJpeg.data(), kJpeg.size());
+  CHECK(header.width == 67 && header.height == 45 && header.components == 3);
+  CHECK(header.subsampling == JpegSubsampling::k420);
+  CHECK(header.colorspace == JpegColorspace::kYCbCr);
+  const auto k422 = encode(kRgb, 67, 45, TJPF_RGB, TJSAMP_422);
+  CHECK(decoder.read_header(k422.data(), k422.size()).subsampling == JpegSubsampling::k422);
+}
+
+TEST_CASE("rgb decode equals libjpeg-turbo's for every subsampling") {
+  JpegDecoder decoder;
+  for (int subsampling : {TJSAMP_444, TJSAMP_422, TJSAMP_420}) {
+    const auto jpeg = encode(kRgb, 67, 45, TJPF_RGB, subsampling);
+    CHECK(equal(decode(decoder, jpeg, {}), reference(jpeg, 67, 45, TJPF_RGB)));
+  }
+}
+
+TEST_CASE("decodes into a strided destination without touching the padding") {
+  JpegDecoder decoder;
+  const std::size_t stride = 67 * 3 + 13;
+  std::vector<std::uint8_t> memory(stride * 45, 0xAB);
+  decoder.decode(kJpeg.data(), kJpeg.size(), {}, ImageView{memory.data(), {45, 67, 3, 1}, stride});
+  const auto expected = reference(kJpeg, 67, 45, TJPF_RGB);
+  bool rows_equal = true, padding_intact = true;
+  for (int y = 0; y < 45; ++y) {
+    rows_equal &= std::equal(expected.begin() + y * 201, expected.begin() + (y + 1) * 201,
+                             memory.begin() + y * stride);
+    for (std::size_t x = 201; x < stride; ++x) padding_intact &= memory[y * stride + x] == 0xAB;
+  }
+  CHECK(rows_equal);
+  CHECK(padding_intact);
+}
+
+TEST_CASE("DCT scaling and the smallest-scale helper") {
+  JpegDecoder decoder;
+  JpegDecodeOptions options;
+  options.scale = {1, 2};
+  const Image half = decode(decoder, kJpeg, options);
+  CHECK(half.shape() == (ImageShape{23, 34, 3, 1}));
+  CHECK(equal(half, reference(kJpeg, 34, 23, TJPF_RGB)));
+  CHECK(smallest_scale_at_least(375, 500, 180, 180).num == 1);
+  CHECK(smallest_scale_at_least(375, 500, 180, 180).denom == 2);
+  CHECK(smallest_scale_at_least(375, 500, 1000, 10).num == 1);
+  options.scale = {1, 3};
+  CHECK_THROWS_KIND(decoder.output_shape(decoder.read_header(kJpeg.data(), kJpeg.size()), options),
+                    ErrorKind::kInvalidArgument);
+}
+
+TEST_CASE("crop equals the same region of the full decode") {
+  JpegDecoder decoder;
+  const Image full = decode(decoder, kJpeg, {});
+  JpegDecodeOptions options;
+  options.crop = {19, 7, 30, 21};
+  const Image crop = decode(decoder, kJpeg, options);
+  CHECK(crop.shape() == (ImageShape{21, 30, 3, 1}));
+  bool same = true;
+  for (int y = 0; y < 21; ++y)
+    same &= std::equal(crop.view().row(y), crop.view().row(y) + 90, full.view().row(y + 7) + 19 * 3);
+  CHECK(same);
+  options.crop = {60, 0, 10, 5};  // past the right edge
+  CHECK_THROWS_KIND(decode(decoder, kJpeg, options), ErrorKind::kInvalidArgument);
+}
+
+TEST_CASE("gray JPEGs and gray mode") {
+  JpegDecoder decoder;
+  const auto gray = encode(pattern(33, 17, 1), 33, 17, TJPF_GRAY, TJSAMP_GRAY);
+  JpegDecodeOptions unchanged;
+  unchanged.mode = ColorMode::kUnchanged;
+  CHECK(decode(decoder, gray, unchanged).shape().channels == 1);
+  CHECK(equal(decode(decoder, gray, unchanged), reference(gray, 33, 17, TJPF_GRAY)));
+  CHECK(equal(decode(decoder, gray, {}), reference(gray, 33, 17, TJPF_RGB)));
+  JpegDecodeOptions luma;
+  luma.mode = ColorMode::kGray;
+  CHECK(equal(decode(decoder, kJpeg, luma), reference(kJpeg, 67, 45, TJPF_GRAY)));
+}
+
+TEST_CASE("CMYK/YCCK: unchanged is Pillow's inverted CMYK, rgb is Pillow's conversion") {
+  JpegDecoder decoder;
+  const auto cmyk = encode(pattern(21, 11, 4), 21, 11, TJPF_CMYK, TJSAMP_444);
+  CHECK(decoder.read_header(cmyk.data(), cmyk.size()).components == 4);
+  const auto raw = reference(cmyk, 21, 11, TJPF_CMYK);
+  JpegDecodeOptions unchanged;
+  unchanged.mode = ColorMode::kUnchanged;
+  const Image inverted = decode(decoder, cmyk, unchanged);
+  bool ok = inverted.shape().channels == 4;
+  for (std::size_t i = 0; ok && i < raw.size(); ++i) ok = inverted.data()[i] == 255 - raw[i];
+  CHECK(ok);
+  const Image rgb = decode(decoder, cmyk, {});
+  const int k = raw[3], c = raw[0];
+  const int t = (255 - c) * k + 128;
+  CHECK(rgb.data()[0] == k - (((t >> 8) + t) >> 8));
+}
+
+TEST_CASE("errors: empty, not JPEG, truncated, pixel limit, wrong destination") {
+  JpegDecoder decoder;
+  CHECK_THROWS_KIND(decoder.read_header(nullptr, 0), ErrorKind::kDecode);
+  const std::uint8_t text[] = "not a jpeg";
+  CHECK_THROWS_KIND(decoder.read_header(text, sizeof(text)), ErrorKind::kDecode);
+  const std::vector<std::uint8_t> truncated(kJpeg.begin(), kJpeg.begin() + kJpeg.size() * 2 / 3);
+  CHECK_THROWS_KIND(decode(decoder, truncated, {}), ErrorKind::kDecode);
+  JpegDecodeOptions accept;
+  accept.accept_warnings = true;
+  CHECK(decode(decoder, truncated, accept).shape() == (ImageShape{45, 67, 3, 1}));
+  JpegDecodeOptions limited;
+  limited.max_pixels = 100;
+  CHECK_THROWS_KIND(decode(decoder, kJpeg, limited), ErrorKind::kDecode);
+  Image wrong = Image::allocate({45, 66, 3, 1});
+  CHECK_THROWS_KIND(decoder.decode(kJpeg.data(), kJpeg.size(), {}, wrong.view()),
+                    ErrorKind::kInvalidArgument);
+  const std::vector<std::uint8_t> header_only(kJpeg.begin(), kJpeg.begin() + 100);
+  CHECK_THROWS_KIND(decode(decoder, header_only, {}), ErrorKind::kDecode);
+  // The decoder is still good after errors.
+  CHECK(equal(decode(decoder, kJpeg, {}), reference(kJpeg, 67, 45, TJPF_RGB)));
+}
+
+TEST_CASE("EXIF orientation is read from APP1") {
+  std::vector<std::uint8_t> exif = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,
+                                    'I', 'I', 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,  // TIFF, IFD at 8
+                                    0x01, 0x00,                                    // 1 entry
+                                    0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                    0x06, 0x00, 0x00, 0x00,                        // orientation 6
+                                    0x00, 0x00, 0x00, 0x00};
+  std::vector<std::uint8_t> jpeg(kJpeg.begin(), kJpeg.begin() + 2);
+  jpeg.insert(jpeg.end(), exif.begin(), exif.end());
+  jpeg.insert(jpeg.end(), kJpeg.begin() + 2, kJpeg.end());
+  CHECK(jpeg_exif_orientation(jpeg.data(), jpeg.size()) == 6);
+  CHECK(jpeg_exif_orientation(kJpeg.data(), kJpeg.size()) == 1);
+  CHECK(jpeg_exif_orientation(jpeg.data(), 20) == 1);  // cut short: no orientation, no crash
+}
+
+TEST_CASE("decode_image dispatches by magic bytes") {
+  CHECK(detect_image_format(kJpeg.data(), kJpeg.size()) == ImageFormat::kJpeg);
+  const std::uint8_t gif[] = {'G', 'I', 'F', '8', '9', 'a'};
+  CHECK(detect_image_format(gif, sizeof(gif)) == ImageFormat::kUnknown);
+  ImageDecoder decoder;
+  DecodeOptions options;
+  options.mode = ColorMode::kRgb;
+  CHECK(equal(decoder.decode(kJpeg.data(), kJpeg.size(), options), reference(kJpeg, 67, 45, TJPF_RGB)));
+  CHECK_THROWS_KIND(decoder.decode(gif, sizeof(gif), options), ErrorKind::kDecode);
+  CHECK_THROWS_KIND(decoder.decode(gif, 0, options), ErrorKind::kDecode);
+}
+
+TEST_MAIN()
