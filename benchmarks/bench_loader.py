@@ -29,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO / "python"))  # conveyor's make_synthetic_voc, from the source tree
 
 import loader_report  # noqa: E402
 from voc_tree import ensure_tree  # noqa: E402
@@ -119,6 +120,20 @@ def median_result(runs: list[dict]) -> dict:
     return chosen
 
 
+def merge_decode_runs(runs: list[dict], workers: int) -> dict:
+    """One decode-only limit from several measurements: the median single-thread rate."""
+    ok = [d for d in runs if d.get("status") == "ok"]
+    if not ok:
+        return dict(runs[-1]) if runs else {"status": "not measured", "reason": "no scenario ran"}
+    merged = dict(ok[0])
+    merged["single_thread_ips"] = statistics.median(d["single_thread_ips"] for d in ok)
+    merged["measured_threads_ips"] = statistics.median(d["measured_threads_ips"] for d in ok)
+    merged["ms_per_image"] = 1000.0 / merged["single_thread_ips"]
+    merged["limit_ips"] = merged["single_thread_ips"] * workers
+    merged["all_single_thread_ips"] = [d["single_thread_ips"] for d in ok]
+    return merged
+
+
 def machine_info() -> dict:
     model = ""
     try:
@@ -141,33 +156,35 @@ def main(argv=None) -> int:
 
     decode_seconds = args.decode_seconds or max(1.0, args.seconds / 3)
     results: dict[tuple[str, str, str], list[dict]] = {}
-    decode_runs = []
+    # The decode-only limit is measured right before each scenario's loaders, so a change in
+    # the machine's load shifts the limit and the loaders together.
+    decode_runs: dict[tuple[str, str], list[dict]] = {}
     for round_index in range(args.repeat):
-        decode_runs.append(run_one(sys.executable, "decode", args, ["--seconds", str(decode_seconds)], False))
-        d = decode_runs[-1]
-        if d.get("status") == "ok":
-            print(f"[round {round_index + 1}] decode-only limit: {d['single_thread_ips']:.0f} img/s x "
-                  f"{args.workers} threads = {d['limit_ips']:.0f} img/s", flush=True)
         for dataset in args.datasets:
             for pipeline in args.pipelines:
-                for key in args.columns:
+                d = run_one(sys.executable, "decode", args, ["--seconds", str(decode_seconds)], False)
+                decode_runs.setdefault((dataset, pipeline), []).append(d)
+                shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
+                         if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
+                print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit':32s} {shown}",
+                      flush=True)
+                # Alternate the order between rounds so no column always runs first (or last).
+                order = args.columns if round_index % 2 == 0 else list(reversed(args.columns))
+                for key in order:
                     label, peer, venv, conveyor = COLUMNS[key]
                     python, why = interpreter_for(venv)
+                    load_before = os.getloadavg()[0]
                     if python is None:
                         result = {"status": "not available", "reason": why}
                     else:
                         result = run_one(python, peer, args, ["--dataset", dataset, "--pipeline", pipeline,
                                                               "--seconds", str(args.seconds)], conveyor)
+                    result["loadavg_before"] = load_before
                     results.setdefault((dataset, pipeline, key), []).append(result)
                     shown = (f"{result['images_per_s']:8.1f} img/s" if result.get("status") == "ok"
                              else f"{result['status']}: {result.get('reason', '')}")
                     print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {label:32s} {shown}", flush=True)
 
-    ok_decodes = [d for d in decode_runs if d.get("status") == "ok"]
-    decode = dict(ok_decodes[0]) if ok_decodes else decode_runs[-1]
-    if ok_decodes:
-        decode["single_thread_ips"] = statistics.median(d["single_thread_ips"] for d in ok_decodes)
-        decode["limit_ips"] = decode["single_thread_ips"] * args.workers
     report = {
         "benchmark": "bench_loader",
         "command": "python benchmarks/bench_loader.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -176,7 +193,9 @@ def main(argv=None) -> int:
                    "workers": args.workers, "batch_size": args.batch_size, "seed": args.seed,
                    "nice": args.nice},
         "tree": tree,
-        "decode_limit": decode,
+        "decode_limit": merge_decode_runs([d for runs in decode_runs.values() for d in runs], args.workers),
+        "decode_limits": [{"dataset": ds, "pipeline": pl, **merge_decode_runs(runs, args.workers)}
+                          for (ds, pl), runs in decode_runs.items()],
         "columns": {key: COLUMNS[key][0] for key in args.columns},
         "results": [{"dataset": ds, "pipeline": pl, "column": key, "label": COLUMNS[key][0],
                      **median_result(runs)} for (ds, pl, key), runs in results.items()],

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 import torch
 import torch.utils.data as tud
 
+from conveyor.fast_path import NativeIterator, NativeSetup, create_engine, native_setup
 from conveyor.generic_path import GenericIterator, IterableFetcher, MapFetcher, warn_pin_memory
 from conveyor.loader_stats import LoaderStats, StatsRecorder
 from conveyor.sampling import (SeededShuffleSampler, batch_indices, shard_indices, sharded_length,
@@ -50,6 +51,24 @@ class DataLoader(tud.DataLoader):
       ``num_workers > 0`` (which then only prefetches). torch would run one replica per worker
       process and duplicate the data unless the dataset shards itself by ``get_worker_info()``;
       conveyor yields each element once whatever ``num_workers`` is.
+
+    The native path is taken when the dataset is a ``conveyor.datasets.VOCDetection`` or
+    ``VOCSegmentation`` (image-only ``transform``), batching is automatic (no custom
+    ``batch_sampler``), and the transforms start with ops ``conveyor.transforms`` recognises.
+    It gives the same batches as the Python path (same order, same targets; images within
+    1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is
+    shrunk more than 2x), with these differences: random augmentations draw from
+    ``(seed, epoch, sample index)`` instead of torch's global RNG (so every batch is
+    bit-identical whatever ``num_workers``, and resumes exactly), no Python runs in the
+    worker threads (``worker_init_fn`` is not called, ``timeout`` is not enforced), a new
+    ``iter(loader)`` ends the loader's previous iterator, and the engine drops boxes that a
+    crop leaves empty (torchvision keeps them clamped to zero area). ``loader.stats.path``
+    says which path ran.
+
+    Resuming: ``state_dict()``/``load_state_dict()`` restore the epoch and the number of batches
+    already delivered (exact with ``in_order=True``). Distributed: ``shard(rank, world_size)``
+    (or ``rank=``/``world_size=``) gives ``DistributedSampler`` semantics; ``set_epoch(n)``
+    selects the epoch.
 
     Args:
         dataset: Dataset from which to load the data (map-style or iterable).
@@ -123,8 +142,11 @@ class DataLoader(tud.DataLoader):
         self._pool: Optional[WorkerPool] = None
         self._last_iterator: Optional[weakref.ref] = None
         self._drew_base_seed = False
-        self._native_plan: Any = None
+        self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._native_key: tuple = ()
+        self._engine_seed: Optional[int] = None
+        self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
 
     # ----------------------------------------------------------------------------- public extras
 
@@ -250,7 +272,7 @@ class DataLoader(tud.DataLoader):
         if self.num_workers == 0 and self.timeout != 0:
             raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         persistent = self.persistent_workers and self.num_workers > 0
-        if persistent and self._last_iterator is not None:
+        if (persistent or self._native_plan is not None) and self._last_iterator is not None:
             previous = self._last_iterator()
             if previous is not None:
                 previous.close()
@@ -271,8 +293,13 @@ class DataLoader(tud.DataLoader):
         recorder = StatsRecorder(path="python", epoch=epoch,
                                  total_skipped_before=self._total_skipped)
         self._recorder = recorder
-        iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
-                                          persistent)
+        setup = self._native_setup()
+        if setup is not None:
+            recorder.path = "native"
+            iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
+        else:
+            iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
+                                              persistent)
         self._last_iterator = weakref.ref(iterator)
         return iterator
 
@@ -305,6 +332,39 @@ class DataLoader(tud.DataLoader):
             stream = batch_indices(indices, self.batch_size, self.drop_last)
         return itertools.islice(iter(stream), skip, None)
 
+    def _native_setup(self) -> Any:
+        # planned once (one warning per loader), again only if the dataset's transforms change
+        dataset = self.dataset
+        key = tuple(id(getattr(dataset, name, None))
+                    for name in ("transforms", "transform", "target_transform"))
+        if not self._native_checked or key != self._native_key:
+            if self._native_plan is not None and self._native_plan.engine is not None:
+                self._native_plan.engine.close()
+            self._native_checked, self._native_key = True, key
+            self._native_plan = native_setup(self)
+        return self._native_plan
+
+    def _native_iterator(self, setup: NativeSetup, epoch: int, skip: int, pin: Optional[str],
+                         progress: Dict[str, Any], recorder: StatsRecorder) -> NativeIterator:
+        if setup.engine is None or self._engine_seed != self._seed:
+            if setup.engine is not None:
+                setup.engine.close()
+            setup.buffers.clear()
+            setup.engine = create_engine(self, setup)
+            self._engine_seed = self._seed
+        order = list(self.sampler)
+        if self.world_size > 1:
+            order = shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+
+        def on_batch() -> None:
+            progress["batches"] += 1
+
+        def on_end() -> None:
+            progress["finished"] = True
+
+        return NativeIterator(self, setup, order, epoch, skip, recorder, on_batch, on_end, pin,
+                              feed_buffers=self._feed_buffers)
+
     def _worker_pool(self, base_seed: int, persistent: bool) -> WorkerPool:
         workers = 1 if self._iterable else self.num_workers  # one reader keeps a stream in order
         if persistent:
@@ -334,14 +394,12 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        try:
-            length: Optional[int] = len(self)
-        except TypeError:
-            length = None
         return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
                                owns_pool=not persistent, in_flight=in_flight,
                                timeout=self.timeout, in_order=self.in_order, stats=recorder,
-                               on_batch=on_batch, on_end=on_end, length=length)
+                               on_batch=on_batch, on_end=on_end, length=self.__len__,
+                               len_called=self._IterableDataset_len_called if self._iterable
+                               else None)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
@@ -353,3 +411,6 @@ class DataLoader(tud.DataLoader):
         pool = self.__dict__.get("_pool")
         if pool is not None:
             pool.shutdown()
+        setup = self.__dict__.get("_native_plan")
+        if setup is not None and setup.engine is not None:
+            setup.engine.close()

@@ -102,7 +102,14 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, 
     const size_t plane_bytes = static_cast<size_t>(step.width) * step.height * value_size;
     for (int c = 0; c < 3; ++c) {
       uint8_t* plane_out = static_cast<uint8_t*>(out) + plane_bytes * c;
+      const bool float_affine = format->dtype == DType::kFloat32 && format->affine;
       for (int y = 0; y < step.height; ++y) {
+        if (float_affine) {
+          resample_vertical_row_affine(planes[c], horizontal_.row_stride, row_begin, rows, step.width, wy_, y,
+                                       format->multiplier[c], format->offset[c],
+                                       reinterpret_cast<float*>(plane_out + static_cast<size_t>(y) * step.width * value_size));
+          continue;
+        }
         resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, step.width,
                               wy_, y, row_.data());
         write_output_row(*format, c, row_.data(), step.width, false,

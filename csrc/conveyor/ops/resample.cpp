@@ -5,6 +5,9 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#include <immintrin.h>
+#include <tmmintrin.h>
+#define CONVEYOR_HAVE_SSSE3_KERNEL 1
 #endif
 
 namespace conveyor {
@@ -28,13 +31,122 @@ inline __m128i weight_pair(const int16_t* w) {
 }
 #endif
 
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+// SSSE3 (runtime-dispatched; every x86-64 CPU since 2006 has it): one 16-byte load covers 4
+// taps of one output pixel, pshufb pairs the taps per channel for pmaddwd, and 4 output pixels
+// are transposed to planar bytes together (3 stores of 4 bytes instead of 12 byte stores).
+// One output pixel: (r, g, b, 0) sums in int32 lanes, already shifted.
+__attribute__((target("ssse3"), always_inline)) inline __m128i horizontal_pixel_ssse3(
+    const uint8_t* row, const AxisWeights& wx, const int32_t* pair_weights, int pairs, int groups,
+    int x, __m128i pair_low, __m128i pair_high, __m128i initial, __m128i shift) {
+  const uint8_t* p = row + static_cast<size_t>(wx.first[x]) * 3;
+  const int32_t* w = pair_weights + static_cast<size_t>(x) * pairs;
+  __m128i acc = initial;
+  for (int g = 0; g < groups; ++g, p += 12) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_low), _mm_set1_epi32(w[2 * g])));
+    if (2 * g + 1 < pairs)
+      acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_high), _mm_set1_epi32(w[2 * g + 1])));
+  }
+  return _mm_sra_epi32(acc, shift);
+}
+
+__attribute__((target("ssse3"))) void horizontal_rgb_ssse3(
+    const uint8_t* src, size_t src_stride, int row_count, const AxisWeights& wx,
+    uint8_t* const dst[3], size_t dst_stride) {
+  const int taps = wx.taps, pairs = taps / 2, groups = (taps + 3) / 4;
+  const __m128i pair_low = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m128i pair_high = _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i to_planar = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m128i initial = _mm_set1_epi32(wx.precision > 0 ? 1 << (wx.precision - 1) : 0);
+  const __m128i shift = _mm_cvtsi32_si128(wx.precision);
+  std::vector<int32_t> pair_weights(static_cast<size_t>(wx.out_size) * pairs);
+  for (size_t i = 0; i < pair_weights.size(); ++i) std::memcpy(&pair_weights[i], &wx.weights[2 * i], 4);
+  const int out_size = wx.out_size;
+  for (int r = 0; r < row_count; ++r) {
+    const uint8_t* row = src + static_cast<size_t>(r) * src_stride;
+    uint8_t* out0 = dst[0] + static_cast<size_t>(r) * dst_stride;
+    uint8_t* out1 = dst[1] + static_cast<size_t>(r) * dst_stride;
+    uint8_t* out2 = dst[2] + static_cast<size_t>(r) * dst_stride;
+    int x = 0;
+    for (; x + 4 <= out_size; x += 4) {
+      const __m128i a = horizontal_pixel_ssse3(row, wx, pair_weights.data(), pairs, groups, x, pair_low, pair_high, initial, shift), b = horizontal_pixel_ssse3(row, wx, pair_weights.data(), pairs, groups, x + 1, pair_low, pair_high, initial, shift), c = horizontal_pixel_ssse3(row, wx, pair_weights.data(), pairs, groups, x + 2, pair_low, pair_high, initial, shift), d = horizontal_pixel_ssse3(row, wx, pair_weights.data(), pairs, groups, x + 3, pair_low, pair_high, initial, shift);
+      const __m128i bytes = _mm_shuffle_epi8(
+          _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)), to_planar);
+      const int32_t red = _mm_cvtsi128_si32(bytes);
+      const int32_t green = _mm_cvtsi128_si32(_mm_srli_si128(bytes, 4));
+      const int32_t blue = _mm_cvtsi128_si32(_mm_srli_si128(bytes, 8));
+      std::memcpy(out0 + x, &red, 4);
+      std::memcpy(out1 + x, &green, 4);
+      std::memcpy(out2 + x, &blue, 4);
+    }
+    for (; x < out_size; ++x) {
+      const __m128i v = horizontal_pixel_ssse3(row, wx, pair_weights.data(), pairs, groups, x, pair_low, pair_high, initial, shift);
+      const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+      const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(bytes));
+      out0[x] = static_cast<uint8_t>(rgb);
+      out1[x] = static_cast<uint8_t>(rgb >> 8);
+      out2[x] = static_cast<uint8_t>(rgb >> 16);
+    }
+  }
+}
+
+bool cpu_has_ssse3() {
+  static const bool has = __builtin_cpu_supports("ssse3");
+  return has;
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+// AVX2 (runtime-dispatched) fused vertical pass: 16 outputs per step, one 256-bit madd per
+// pair of taps and 8 outputs.
+__attribute__((target("avx2"))) int vertical_affine_avx2(
+    const uint8_t* src, size_t src_stride, int width, int taps, const int16_t* w, int precision,
+    float multiplier, float offset, float* dst) {
+  const __m256i initial = _mm256_set1_epi32(precision > 0 ? 1 << (precision - 1) : 0);
+  const __m128i shift = _mm_cvtsi32_si128(precision);
+  const __m256 m = _mm256_set1_ps(multiplier), a = _mm256_set1_ps(offset);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    __m256i acc_lo = initial, acc_hi = initial;  // outputs [0-3 | 8-11], [4-7 | 12-15]
+    const uint8_t* p = src + x;
+    for (int k = 0; k < taps; k += 2, p += 2 * src_stride) {
+      int32_t pair_bits;
+      std::memcpy(&pair_bits, w + k, 4);
+      const __m256i pair = _mm256_set1_epi32(pair_bits);
+      const __m256i r0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256i r1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + src_stride)));
+      acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(r0, r1), pair));
+      acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(r0, r1), pair));
+    }
+    const __m256 f_lo = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_lo, shift)), m), a);
+    const __m256 f_hi = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_hi, shift)), m), a);
+    _mm256_storeu_ps(dst + x, _mm256_permute2f128_ps(f_lo, f_hi, 0x20));
+    _mm256_storeu_ps(dst + x + 8, _mm256_permute2f128_ps(f_lo, f_hi, 0x31));
+  }
+  return x;
+}
+#endif
+
 }  // namespace
 
 void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int in_width, int row_count,
                              const AxisWeights& wx, uint8_t* const dst[3], size_t dst_stride) {
   const int taps = wx.taps;
   const int32_t rounding = wx.precision > 0 ? 1 << (wx.precision - 1) : 0;
-  const bool in_bounds = wx.out_size == 0 || wx.first.back() + taps <= in_width;
+  int last_start = 0;
+  for (int start : wx.first) last_start = std::max(last_start, start);
+  const bool in_bounds = last_start + taps <= in_width;
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  // The 16-byte loads read up to 4 pixels past the last tap: rows have that much slack.
+  if (in_bounds && cpu_has_ssse3()) {
+    horizontal_rgb_ssse3(src, src_stride, row_count, wx, dst, dst_stride);
+    return;
+  }
+#endif
   for (int r = 0; r < row_count; ++r) {
     const uint8_t* row = src + static_cast<size_t>(r) * src_stride;
     uint8_t* out0 = dst[0] + static_cast<size_t>(r) * dst_stride;
@@ -139,6 +251,60 @@ void resample_vertical_row(const uint8_t* src, size_t src_stride, int row_offset
     const uint8_t* p = src + static_cast<size_t>(start) * src_stride + x;
     for (int k = 0; k < count; ++k) acc += p[static_cast<size_t>(k) * src_stride] * w[k];
     dst[x] = clamp_to_byte(acc >> wy.precision);
+  }
+}
+
+void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
+                                  int width, const AxisWeights& wy, int y, float multiplier,
+                                  float offset, float* dst) {
+  const int taps = wy.taps;
+  const int32_t rounding = wy.precision > 0 ? 1 << (wy.precision - 1) : 0;
+  const int start = wy.first[y] - row_offset;
+  const int16_t* w = &wy.weights[static_cast<size_t>(y) * taps];
+  const int count = std::min(taps, in_rows - start);
+  int x = 0;
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  if (count == taps && cpu_has_avx2())
+    x = vertical_affine_avx2(src + static_cast<size_t>(start) * src_stride, src_stride, width, taps, w,
+                             wy.precision, multiplier, offset, dst);
+#endif
+#if defined(__SSE2__)
+  if (count == taps) {
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i initial = _mm_set1_epi32(rounding);
+    const __m128i shift = _mm_cvtsi32_si128(wy.precision);
+    const __m128 m = _mm_set1_ps(multiplier), a = _mm_set1_ps(offset);
+    for (; x + 16 <= width; x += 16) {
+      __m128i acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
+      const uint8_t* p = src + static_cast<size_t>(start) * src_stride + x;
+      for (int k = 0; k < taps; k += 2, p += 2 * src_stride) {
+        const __m128i lo_row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const __m128i hi_row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + src_stride));
+        const __m128i pair = weight_pair(w + k);
+        const __m128i lo = _mm_unpacklo_epi8(lo_row, hi_row), hi = _mm_unpackhi_epi8(lo_row, hi_row);
+        acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), pair));
+        acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), pair));
+        acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
+        acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
+      }
+      // Bilinear weights are non-negative and sum to 2^precision, so the shifted sums are
+      // already uint8 values: convert them to float directly (same as rounding via packus).
+      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc0, shift)), m), a);
+      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc1, shift)), m), a);
+      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc2, shift)), m), a);
+      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc3, shift)), m), a);
+      _mm_storeu_ps(dst + x, f0);
+      _mm_storeu_ps(dst + x + 4, f1);
+      _mm_storeu_ps(dst + x + 8, f2);
+      _mm_storeu_ps(dst + x + 12, f3);
+    }
+  }
+#endif
+  for (; x < width; ++x) {
+    int32_t acc = rounding;
+    const uint8_t* p = src + static_cast<size_t>(start) * src_stride + x;
+    for (int k = 0; k < count; ++k) acc += p[static_cast<size_t>(k) * src_stride] * w[k];
+    dst[x] = static_cast<float>(clamp_to_byte(acc >> wy.precision)) * multiplier + offset;
   }
 }
 

@@ -25,4 +25,11 @@ void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int in_wid
 void resample_vertical_row(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
                            int width, const AxisWeights& wy, int y, uint8_t* dst);
 
+// The same row converted on the fly to float32: dst[x] = value * multiplier + offset (the
+// fused ToDtype + Normalize). Plain stores: streaming (non-temporal) stores measured slower
+// here, and the consumer reads the batch soon after.
+void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
+                                  int width, const AxisWeights& wy, int y, float multiplier,
+                                  float offset, float* dst);
+
 }  // namespace conveyor

@@ -18,35 +18,44 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
   const double scale = region_length / out_size;
   const double filter_scale = antialias ? std::max(scale, 1.0) : 1.0;
   const double support = 1.0 * filter_scale;  // bilinear filter support is 1
-  int taps = static_cast<int>(std::ceil(support)) * 2 + 1;
-  taps += taps & 1;                // pairs of taps feed one madd
-  taps = std::min(taps, in_size + (in_size & 1));
-  std::vector<double> kernel(static_cast<size_t>(taps) + 2);
-  std::vector<int> starts(out_size);
-  std::vector<double> normalized(static_cast<size_t>(out_size) * taps, 0.0);
+  const int window = static_cast<int>(std::ceil(support)) * 2 + 1;
+  // First pass: each output's normalised window, trimmed of zero weights at both ends (an
+  // upscale then needs 2 taps, not 3).
+  std::vector<int> starts(out_size), counts(out_size);
+  std::vector<double> normalized(static_cast<size_t>(out_size) * window, 0.0);
+  std::vector<double> kernel(static_cast<size_t>(window));
   double max_weight = 0.0;
+  int taps = 1;
+  // Windows stay inside the region, as when torch resizes the cropped tensor. Coordinates
+  // are relative to the region's first whole pixel (fractional starts come from DCT scaling).
+  const int offset = static_cast<int>(std::floor(region_start));
+  const int limit = std::min(static_cast<int>(std::ceil(region_start + region_length - 1e-9)), in_size) - offset;
+  const double phase = region_start - offset;
   for (int x = 0; x < out_size; ++x) {
-    const double center = region_start + (x + 0.5) * scale;
+    const double center = phase + (x + 0.5) * scale;
     const double inv = 1.0 / filter_scale;
-    int xmin = std::max(static_cast<int>(center - support + 0.5), 0);  // truncation as in PIL
-    int count = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
-    count = std::max(std::min(count, taps), 1);
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);  // truncation as in PIL
+    const int count = std::max(std::min(std::min(static_cast<int>(center + support + 0.5), limit) - xmin, window), 1);
     double total = 0.0;
     for (int k = 0; k < count; ++k) {
       const double t = std::abs((k + xmin - center + 0.5) * inv);
       kernel[k] = t < 1.0 ? 1.0 - t : 0.0;
       total += kernel[k];
     }
-    // Shift the window inwards so that `taps` inputs are always readable.
-    int shift = 0;
-    if (xmin + taps > in_size) shift = std::min(xmin + taps - in_size, xmin);
-    starts[x] = xmin - shift;
-    for (int k = 0; k < count; ++k) {
-      const double w = total != 0.0 ? kernel[k] / total : (k == 0 ? 1.0 : 0.0);
-      normalized[size_t(x) * taps + k + shift] = w;
+    int lo = 0, hi = count;
+    if (total == 0.0) { kernel[0] = 1.0; total = 1.0; hi = 1; }
+    while (lo < hi - 1 && kernel[lo] == 0.0) ++lo;
+    while (hi - 1 > lo && kernel[hi - 1] == 0.0) --hi;
+    starts[x] = offset + xmin + lo;
+    counts[x] = hi - lo;
+    taps = std::max(taps, hi - lo);
+    for (int k = lo; k < hi; ++k) {
+      const double w = kernel[k] / total;
+      normalized[size_t(x) * window + (k - lo)] = w;
       max_weight = std::max(max_weight, w);
     }
   }
+  taps += taps & 1;  // pairs of taps feed one madd
   // torch's choice of precision: the largest that keeps every weight within int16.
   int precision = 0;
   for (precision = 0; precision < 22; ++precision)
@@ -54,11 +63,16 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
   result.out_size = out_size;
   result.taps = taps;
   result.precision = precision;
-  result.first.assign(starts.begin(), starts.end());
-  result.weights.resize(normalized.size());
-  for (size_t i = 0; i < normalized.size(); ++i) {
-    const double w = normalized[i] * (1 << precision);
-    result.weights[i] = static_cast<int16_t>(w < 0 ? -0.5 + w : 0.5 + w);
+  result.first.resize(out_size);
+  result.weights.assign(static_cast<size_t>(out_size) * taps, 0);
+  for (int x = 0; x < out_size; ++x) {
+    // Shift the window inwards so that `taps` inputs are always readable.
+    const int shift = std::max(0, std::min(starts[x] + taps - in_size, starts[x]));
+    result.first[x] = starts[x] - shift;
+    for (int k = 0; k < counts[x]; ++k) {
+      const double w = normalized[size_t(x) * window + k] * (1 << precision);
+      result.weights[size_t(x) * taps + k + shift] = static_cast<int16_t>(w < 0 ? -0.5 + w : 0.5 + w);
+    }
   }
 }
 

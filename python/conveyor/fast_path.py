@@ -1,0 +1,332 @@
+"""The native path of ``conveyor.DataLoader``: a conveyor VOC dataset run by the C++ engine.
+
+``native_setup(loader)`` decides whether a loader can run natively and prepares the engine's
+inputs; ``NativeIterator`` runs one epoch. The epoch's sample order is the loader's own
+(seeded shuffle, torch ``RandomSampler`` with a user generator, any sampler, sharding, resume
+point): it is handed to the engine as explicit indices, so the native and the Python paths visit
+exactly the same samples in the same batches. Transforms the engine cannot run are applied in
+Python on what it produced (one warning per loader names the first of them).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+
+from conveyor.collate import detection_collate
+from conveyor.generic_path import annotate, describe_sample
+from conveyor.loader_stats import StatsRecorder
+from conveyor.transforms import NativePlan, plan_transforms, transform_name
+
+
+@dataclass
+class NativeSetup:
+    """Everything the native iterator needs, computed once per loader.
+
+    Attributes:
+        kind: ``"detection"`` or ``"segmentation"``.
+        plan: How the transforms split between the engine and Python.
+        joint: The transforms take ``(image, target)`` (a ``transforms=`` argument).
+        boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
+        target_transform: Applied in Python to each target (separate-transform datasets).
+        engine: The ``conveyor._engine.Engine`` (created at the first epoch).
+        buffers: Destination tensors fed to the engine and not yet returned in a batch.
+    """
+
+    kind: str
+    plan: NativePlan
+    joint: bool
+    boxes_move: bool
+    target_transform: Optional[Callable]
+    engine: Any = None
+    buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
+
+
+def _why_not_native(loader: Any) -> Optional[str]:
+    """``None`` when the loader qualifies, else a short reason (shown only for transforms)."""
+    try:
+        from conveyor.datasets import VOCDetection, VOCSegmentation
+        from conveyor import _core
+    except ImportError:
+        return "conveyor's datasets or native core are not available"
+    if not hasattr(_core, "Engine"):
+        return "the native core was built without the engine"
+    if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
+        return "not a conveyor VOC dataset"
+    if loader.batch_size is None or loader._user_batch_sampler:
+        return "no automatic batching or a custom batch_sampler"
+    return None
+
+
+def native_setup(loader: Any) -> Optional[NativeSetup]:
+    """A ``NativeSetup`` when ``loader`` can run on the engine, else ``None`` (generic path).
+
+    Warns once when a transform forces Python work, naming it.
+    """
+    if _why_not_native(loader) is not None:
+        return None
+    from conveyor.datasets import VOCDetection
+
+    dataset = loader.dataset
+    kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    joint_transform = _joint_transforms(dataset)
+    joint = joint_transform is not None
+    plan = plan_transforms(joint_transform if joint else dataset.transform)
+    if kind == "detection" and getattr(dataset, "target_format", "dict") == "boxes":
+        plan.to_tensor = True  # the dataset's images are tensors from the start
+    elif kind == "segmentation" and joint:
+        # torchvision's v2 transforms treat VOCSegmentation's PIL mask as a second *image*
+        # (bilinear resize, dtype scaling); only Python reproduces that faithfully
+        return None
+    if plan.blocker is not None and not plan.to_tensor:
+        _warn(plan, "the whole pipeline runs in Python (the native part must end in a tensor)")
+        return None
+    if not plan.to_tensor:
+        return None  # the dataset returns PIL images: only Python produces those
+    if plan.blocker is not None:
+        _warn(plan, "it and the transforms after it run in Python on the engine's output")
+    boxes_move = joint and kind == "detection" and getattr(dataset, "target_format", "dict") == "boxes"
+    return NativeSetup(kind=kind, plan=plan, joint=joint, boxes_move=boxes_move,
+                       target_transform=None if joint else dataset.target_transform)
+
+
+def _joint_transforms(dataset: Any) -> Optional[Callable]:
+    # torchvision's VisionDataset wraps transform/target_transform in a StandardTransform;
+    # a joint `transforms=` argument is stored as given.
+    from torchvision.datasets.vision import StandardTransform
+
+    transforms = getattr(dataset, "transforms", None)
+    if transforms is None or isinstance(transforms, StandardTransform):
+        return None
+    return transforms
+
+
+def _warn(plan: NativePlan, consequence: str) -> None:
+    warnings.warn(f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
+                  f"{consequence}, which is slower", stacklevel=5)
+
+
+def create_engine(loader: Any, setup: NativeSetup) -> Any:
+    """The engine for ``loader``'s dataset and pipeline (reused across epochs)."""
+    from conveyor._engine import Engine
+
+    dataset = loader.dataset
+    sources: dict = {}
+    if setup.boxes_move:
+        annotations = dataset.native_annotations
+        # labels carry each box's global row: the kept rows then index every per-object field
+        sources = dict(boxes=annotations.boxes,
+                       labels=np.arange(len(annotations.boxes), dtype=np.int64),
+                       offsets=annotations.offsets)
+    return Engine(setup.plan.ops, dataset.images, batch_size=loader.batch_size,
+                  num_threads=loader.num_workers, prefetch=max(1, loader.prefetch_factor or 2),
+                  seed=loader.seed, shuffle=False, drop_last=loader.drop_last,
+                  in_order=loader.in_order, on_error=loader.on_error, **sources)
+
+
+class NativeIterator:
+    """One epoch of a loader running on the engine. Created by ``DataLoader.__iter__``.
+
+    Args:
+        loader: The ``conveyor.DataLoader``.
+        setup: Its ``NativeSetup`` (with the engine created).
+        order: This rank's sample order for the epoch (indices into the dataset).
+        epoch: The epoch number (seeds the random augmentations).
+        skip: Batches to skip (mid-epoch resume).
+        stats: Counters shown by ``loader.stats``.
+        on_batch: Called after each delivered batch; on_end: once at the epoch's end.
+        pin: ``None`` or the device type to pin for (buffers are fed to the engine).
+        feed_buffers: Feed engine-written buffers even without pinning (tests the pinned path
+            on machines without an accelerator).
+    """
+
+    def __init__(self, loader: Any, setup: NativeSetup, order: List[int], epoch: int, skip: int,
+                 stats: StatsRecorder, on_batch: Callable[[], None], on_end: Callable[[], None],
+                 pin: Optional[str], feed_buffers: bool = False) -> None:
+        self._loader = loader
+        self._dataset = loader.dataset
+        self._setup = setup
+        self._engine = setup.engine
+        self._collate = loader.collate_fn
+        self._stats = stats
+        self._on_batch = on_batch
+        self._on_end = on_end
+        self._length = len(loader)
+        self._done = False
+        self._pin = pin
+        self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
+        self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
+        if self._feed:  # fed before the epoch starts, so its first batches land in them
+            self._forget_dead_buffers()
+            while len(self._buffers) < max(1, loader.prefetch_factor or 2) + 1:
+                self._feed_one()
+        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
+        self._forget_dead_buffers()
+
+    def __iter__(self) -> "NativeIterator":
+        return self
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _forget_dead_buffers(self) -> None:
+        # buffers of batches a restart cancelled are never returned; drop them here too
+        live = getattr(self._engine._native, "live_buffer_ids", None)
+        if live is not None and self._buffers:
+            alive = set(live())
+            for buffer_id in [b for b in self._buffers if b not in alive]:
+                del self._buffers[buffer_id]
+
+    def _feed_one(self) -> None:
+        shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
+        dtype = getattr(torch, self._engine.output_dtype.name)
+        tensor = torch.empty(shape, dtype=dtype, pin_memory=self._pin is not None)
+        self._buffers[self._engine.feed_buffer(tensor.numpy())] = tensor
+
+    def __next__(self) -> Any:
+        while True:
+            if self._done:
+                raise StopIteration
+            started = time.perf_counter()
+            try:
+                batch = self._engine.next_batch()
+            except Exception:
+                self._on_batch()  # like torch, the epoch goes on after a failed batch
+                raise
+            if batch is None:
+                self._finish(ended=True)
+                raise StopIteration
+            for index, _path, message in batch.skipped:
+                self._stats.record_skip(int(index), message)
+            count = len(batch.indices)
+            if count == 0:
+                self._on_batch()
+                continue
+            try:
+                result, count = self._assemble(batch)
+            except Exception:
+                self._on_batch()
+                raise
+            if count == 0:
+                self._on_batch()
+                continue
+            self._stats.record_batch(count, time.perf_counter() - started)
+            self._stats.queue_depth = int(self._engine.stats().get("batches_ready", 0))
+            self._on_batch()
+            return result
+
+    # ----------------------------------------------------------------------------- assembly
+
+    def _images(self, batch: Any) -> Any:
+        if batch.buffer_id >= 0:
+            tensor = self._buffers.pop(batch.buffer_id)[: len(batch.indices)]
+            self._feed_one()
+            return tensor
+        if isinstance(batch.images, list):
+            return [torch.from_numpy(image) for image in batch.images]
+        images = torch.from_numpy(batch.images)
+        if self._pin is not None:
+            images = images.pin_memory()
+        return images
+
+    def _assemble(self, batch: Any) -> Any:
+        """``(batch as the user's collate function builds it, samples in it)``; ``(None, 0)`` when
+        every sample failed the Python part (targets, transforms the engine cannot run)."""
+        images = self._images(batch)
+        plan = self._setup.plan
+        fused = not plan.tail and self._collate is detection_collate
+        kept: List[int] = []
+        samples = []
+        for b in range(len(batch.indices)):
+            try:
+                target = self._target(batch, b)
+                if fused:
+                    samples.append(target)
+                else:
+                    image: Any = tv_tensors.Image(images[b])
+                    if plan.tail:
+                        image, target = self._run_tail(image, target)
+                    samples.append((image, target))
+            except Exception as error:
+                index = int(batch.indices[b])
+                if self._loader.on_error == "skip":
+                    self._stats.record_skip(index, f"{type(error).__name__}: {error}")
+                    continue
+                annotate(error, f"conveyor.DataLoader: raised while loading "
+                                f"{describe_sample(self._dataset, index)} "
+                                f"(batch {batch.batch_index})")
+                raise
+            kept.append(b)
+        if not kept:
+            return None, 0
+        if not fused:
+            return self._collate(samples), len(kept)
+        if len(kept) < len(batch.indices):  # a target failed: drop its image too
+            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
+        # the native detection collate: stacked images, list of targets
+        return (images, samples), len(kept)
+
+    def _run_tail(self, image: Any, target: Any) -> Any:
+        for transform in self._setup.plan.tail:
+            if self._setup.joint:
+                image, target = transform(image, target)
+            else:
+                image = transform(image)
+        return image, target
+
+    def _target(self, batch: Any, b: int) -> Any:
+        index = int(batch.indices[b])
+        dataset = self._dataset
+        if self._setup.kind == "segmentation":
+            from PIL import Image
+
+            target = Image.open(dataset.masks[index])
+        elif getattr(dataset, "target_format", "dict") == "boxes":
+            target = self._boxes_target(batch, b, index)
+        else:
+            from conveyor import voc
+
+            path = dataset.annotations[index]
+            with open(path, "rb") as file:
+                target = voc.parse_voc_xml(file.read(), source=path)
+        if self._setup.target_transform is not None:
+            target = self._setup.target_transform(target)
+        return target
+
+    def _boxes_target(self, batch: Any, b: int, index: int) -> Any:
+        if not self._setup.boxes_move:  # image-only transform: boxes stay on the source image
+            from PIL import Image
+
+            with Image.open(self._dataset.images[index]) as source:
+                width, height = source.size
+            return self._dataset.typed_target(index, (height, width))
+        annotations = self._dataset.native_annotations
+        start, stop = int(batch.box_offsets[b]), int(batch.box_offsets[b + 1])
+        rows = batch.labels[start:stop]
+        image = batch.images[b]
+        canvas = (int(image.shape[-2]), int(image.shape[-1]))
+        return {
+            "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(batch.boxes[start:stop]),
+                                              format=tv_tensors.BoundingBoxFormat.XYXY,
+                                              canvas_size=canvas),
+            "labels": torch.from_numpy(annotations.labels[rows]),
+            "difficult": torch.from_numpy(annotations.difficult[rows]),
+            "image_id": index,
+        }
+
+    def _finish(self, ended: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        if ended:
+            self._on_end()
+
+    def close(self) -> None:
+        """Stop early (the engine's threads stop at the next ``start_epoch`` or ``close``)."""
+        self._finish(ended=False)
