@@ -111,8 +111,9 @@ class VOCDataModule(DataModule):
             make_synthetic_voc = None
         if make_synthetic_voc is not None and os.environ.get("CONVEYOR_SHAPES_VOC") != "1":
             parameters = inspect.signature(make_synthetic_voc).parameters
-            wanted = {"year": self.year, "num_train": self.synthetic_train_images,
-                      "num_val": self.synthetic_val_images, "seed": self.seed}
+            total = self.synthetic_train_images + self.synthetic_val_images
+            wanted = {"year": self.year, "num_images": total, "val_fraction": self.synthetic_val_images / total,
+                      "seed": self.seed, "image_size": (160, 120)}
             marker = Path(self.root) / ".complete"
             if not marker.is_file():
                 make_synthetic_voc(self.root, **{k: v for k, v in wanted.items() if k in parameters})
