@@ -85,7 +85,7 @@ def _run(tmp_path, loader_kind, launcher):
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-@pytest.mark.parametrize("loader_kind,launcher", [("torch", "spawn"), ("conveyor", "spawn")])
+@pytest.mark.parametrize("loader_kind,launcher", [("torch", "spawn"), ("conveyor", "spawn"), ("torch", "torchrun")])
 def test_ddp_two_gloo_processes(tmp_path, loader_kind, launcher):
     rank0, rank1 = _run(tmp_path, loader_kind, launcher)
     assert rank0["world_size"] == rank1["world_size"] == 2
