@@ -10,6 +10,9 @@ SOURCES := $(shell find csrc python cmake -type f -not -name '*.so' -not -path '
 
 .PHONY: demo test ctest pytest install sysdeps inplace dev-test clean
 
+# Trains a small segmentation model on a synthetic VOC set (about 1.5 CPU-minutes on a 2-core
+# machine), printing val_mIoU after each epoch and leaving
+# lightning_logs/version_N/checkpoints/*.ckpt; `conveyor fit --help` lists every option.
 demo: install
 	$(VENV)/bin/conveyor fit
 

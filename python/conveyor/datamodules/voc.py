@@ -1,0 +1,171 @@
+"""``VOCDataModule``: PASCAL VOC detection or segmentation, real or synthetic."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from conveyor.datamodules.voc_transforms import DetectionTransform, SegmentationTransform, collate_detection
+from conveyor.training.datamodule import DataModule
+
+_TASKS = ("detection", "segmentation")
+
+
+def _dataset_classes():
+    """conveyor's VOC datasets when present, else torchvision's (same constructor)."""
+    try:
+        from conveyor.datasets import VOCDetection, VOCSegmentation
+    except ImportError:
+        from torchvision.datasets import VOCDetection, VOCSegmentation
+    return VOCDetection, VOCSegmentation
+
+
+def _loader_class():
+    try:
+        from conveyor import DataLoader
+    except ImportError:  # pragma: no cover - the loader ships with conveyor
+        from torch.utils.data import DataLoader
+    return DataLoader
+
+
+class VOCDataModule(DataModule):
+    """PASCAL VOC as a DataModule (pl_bolts' VOCDetectionDataModule, plus segmentation).
+
+    Args:
+        data_dir: directory holding (or receiving) ``VOCdevkit``; None trains on a synthetic
+            VOC-format set generated once into ``synthetic_dir``.
+        year: VOC year ("2007" to "2012").
+        task: "detection" (boxes) or "segmentation" (masks).
+        image_size: side length images are resized to.
+        num_workers: loader worker threads.
+        normalize: normalize images with the ImageNet mean and std.
+        batch_size: images per batch.
+        shuffle: shuffle the training set.
+        pin_memory: pin batches in page-locked memory (only used with CUDA).
+        drop_last: drop the last incomplete training batch.
+        download: download the dataset into data_dir in prepare_data.
+        synthetic_train_images: images in the synthetic training split.
+        synthetic_val_images: images in the synthetic validation split.
+        synthetic_dir: where the synthetic set is written (default: ~/.cache/conveyor).
+        seed: seed of the loaders' shuffling (``conveyor fit`` also passes it to seed_everything).
+        train_transforms: replaces the default training transform (called as transforms(image, target)).
+        val_transforms: replaces the default validation transform.
+        test_transforms: replaces the default test transform.
+    """
+
+    name = "voc"
+    num_classes = 21
+
+    def __init__(self, data_dir: Optional[str] = None, year: str = "2012", task: str = "detection",
+                 image_size: int = 256, num_workers: int = 0, normalize: bool = True, batch_size: int = 16,
+                 shuffle: bool = True, pin_memory: bool = True, drop_last: bool = False, download: bool = False,
+                 synthetic_train_images: int = 200, synthetic_val_images: int = 50,
+                 synthetic_dir: Optional[str] = None, seed: int = 0,
+                 train_transforms: Optional[Callable] = None, val_transforms: Optional[Callable] = None,
+                 test_transforms: Optional[Callable] = None) -> None:
+        super().__init__(train_transforms=train_transforms, val_transforms=val_transforms,
+                         test_transforms=test_transforms)
+        if task not in _TASKS:
+            raise ValueError(f"task={task!r}: use 'detection' or 'segmentation'")
+        if image_size < 8:
+            raise ValueError(f"image_size={image_size}: must be at least 8")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be at least 1")
+        self.data_dir = os.path.expanduser(data_dir) if data_dir else None
+        self.year, self.task, self.image_size = str(year), task, image_size
+        self.num_workers, self.normalize, self.batch_size = num_workers, normalize, batch_size
+        self.shuffle, self.pin_memory, self.drop_last, self.download = shuffle, pin_memory, drop_last, download
+        self.synthetic_train_images, self.synthetic_val_images = synthetic_train_images, synthetic_val_images
+        self.synthetic_dir = synthetic_dir
+        self.seed = seed
+        self.datasets = {}
+        self._hparams_initial = {k: v for k, v in locals().items()
+                                 if k not in ("self", "__class__") and not k.endswith("transforms")}
+
+    @property
+    def root(self) -> str:
+        """The directory that holds ``VOCdevkit``."""
+        if self.data_dir is not None:
+            return self.data_dir
+        base = self.synthetic_dir or os.path.join(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"),
+                                                  "synthetic-voc")
+        return os.path.join(str(base), f"v2-{self.year}-{self.synthetic_train_images}-{self.synthetic_val_images}")
+
+    def prepare_data(self) -> None:
+        """Download (``download=True``) or generate the synthetic set once."""
+        if self.data_dir is None:
+            self._make_synthetic()
+            return
+        if self.download:
+            detection, segmentation = _dataset_classes()
+            cls = detection if self.task == "detection" else segmentation
+            for image_set in ("train", "val"):
+                cls(self.data_dir, year=self.year, image_set=image_set, download=True)
+
+    def _make_synthetic(self) -> None:
+        try:
+            from conveyor.datasets import make_synthetic_voc
+        except ImportError:
+            make_synthetic_voc = None
+        if make_synthetic_voc is not None and os.environ.get("CONVEYOR_SHAPES_VOC") != "1":
+            parameters = inspect.signature(make_synthetic_voc).parameters
+            total = self.synthetic_train_images + self.synthetic_val_images
+            wanted = {"year": self.year, "num_images": total, "val_fraction": self.synthetic_val_images / total,
+                      "seed": self.seed, "image_size": (160, 120)}
+            marker = Path(self.root) / ".complete"
+            if not marker.is_file():
+                make_synthetic_voc(self.root, **{k: v for k, v in wanted.items() if k in parameters})
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("ok\n")
+            return
+        from conveyor.datamodules.shapes_voc import write_shapes_voc
+
+        write_shapes_voc(self.root, num_train=self.synthetic_train_images, num_val=self.synthetic_val_images,
+                         year=self.year, seed=self.seed)
+
+    def default_transforms(self, train: bool) -> Callable:
+        cls = DetectionTransform if self.task == "detection" else SegmentationTransform
+        return cls(self.image_size, train=train, normalize=self.normalize)
+
+    def _dataset(self, image_set: str, transforms: Optional[Callable], train: bool):
+        detection, segmentation = _dataset_classes()
+        cls = detection if self.task == "detection" else segmentation
+        return cls(self.root, year=self.year, image_set=image_set,
+                   transforms=transforms or self.default_transforms(train))
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """Build the train (``train``) and validation/test (``val``) splits."""
+        if stage in (None, "fit"):
+            self.datasets["train"] = self._dataset("train", self.train_transforms, train=True)
+        if stage in (None, "fit", "validate"):
+            self.datasets["val"] = self._dataset("val", self.val_transforms, train=False)
+        if stage in (None, "test", "predict"):
+            self.datasets["test"] = self._dataset("val", self.test_transforms, train=False)
+
+    def _loader(self, split: str, shuffle: bool, drop_last: bool):
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        loader_cls = _loader_class()
+        import torch
+
+        kwargs = dict(batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                      pin_memory=self.pin_memory and torch.cuda.is_available(), drop_last=drop_last)
+        if self.task == "detection":
+            kwargs["collate_fn"] = collate_detection
+        if "seed" in inspect.signature(loader_cls.__init__).parameters:
+            kwargs["seed"] = self.seed
+        return loader_cls(self.datasets[split], **kwargs)
+
+    def train_dataloader(self):
+        return self._loader("train", self.shuffle, self.drop_last)
+
+    def val_dataloader(self):
+        return self._loader("val", False, False)
+
+    def test_dataloader(self):
+        return self._loader("test", False, False)
+
+    def predict_dataloader(self):
+        return self._loader("test", False, False)
