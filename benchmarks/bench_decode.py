@@ -2,8 +2,10 @@
 libjpeg-turbo, single thread, on the same in-memory VOC-like photos (500x375, q90, 4:2:0).
 
 Every decoder decodes the same list of JPEG bytes from memory into RGB, full size and DCT-scaled
-to 1/2. Repetitions are interleaved (one pass of each decoder per round) and the median round
-is reported, so load from other processes hits all columns alike; read the ratios.
+to 1/2. Time is the decoding thread's CPU time (time.thread_time), i.e. images/s per core, which
+waiting for a shared core does not inflate. Rounds are interleaved (one pass of every column
+per round) and the median round is reported, so load from other processes hits all columns
+alike; read the ratios.
 
 Columns:
   conveyor         conveyor.io.decode_jpeg(bytes[, scale=1/2]) -> CHW uint8 tensor
@@ -59,10 +61,10 @@ def decode(data, half):
 print(Image.__version__ if hasattr(Image, "__version__") else "?", flush=True)
 for line in sys.stdin:
     half = line.strip() == "half"
-    start = time.perf_counter()
+    start = time.thread_time()
     for data in images:
         decode(data, half)
-    print(time.perf_counter() - start, flush=True)
+    print(time.thread_time() - start, flush=True)
 """
 
 
@@ -171,7 +173,7 @@ class SimdWorker:
 
 
 def measure(images, rounds: int, simd_python: Path | None) -> list[dict]:
-    rows = []
+    """Runs every (decoder, size) pass once per round, all interleaved; median per column."""
     simd = None
     simd_reason = f"not available ({DEFAULT_SIMD.relative_to(ROOT)} missing; run benchmarks/setup_peers.sh)"
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,34 +183,34 @@ def measure(images, rounds: int, simd_python: Path | None) -> list[dict]:
                 pickle.dump(images, handle)
             simd = SimdWorker(simd_python, images_file)
         try:
+            columns = {}
             for half in (False, True):
-                passes = decoders(images, half)
-                names = list(passes) + (["pillow-simd"] if simd else [])
-                times = {name: [] for name in names}
-                for name in names:  # warm-up pass each
-                    simd.run(half) if name == "pillow-simd" else passes[name]()
-                for _ in range(rounds):
-                    for name in names:
-                        if name == "pillow-simd":
-                            times[name].append(simd.run(half))
-                        else:
-                            start = time.perf_counter()
-                            passes[name]()
-                            times[name].append(time.perf_counter() - start)
                 size = "1/2" if half else "full"
-                for name in names:
-                    median = statistics.median(times[name])
-                    rows.append({"label": f"{name} {'1/2' if half else 'full'}", "decoder": name,
-                                 "size": size, "images_per_s": len(images) / median,
-                                 "ms_per_image": 1000 * median / len(images),
-                                 "rounds_s": times[name]})
-                if not simd:
-                    rows.append({"label": f"pillow-simd {'1/2' if half else 'full'}",
-                                 "decoder": "pillow-simd", "size": size, "images_per_s": None,
-                                 "note": simd_reason})
+                for name, run in decoders(images, half).items():
+                    columns[(name, size)] = run
+                if simd:
+                    columns[("pillow-simd", size)] = (lambda h=half: simd.run(h))
+            times = {key: [] for key in columns}
+            for round_index in range(rounds + 1):  # round 0 warms up
+                for key, run in columns.items():
+                    start = time.thread_time()
+                    result = run()
+                    elapsed = result if key[0] == "pillow-simd" else time.thread_time() - start
+                    if round_index:
+                        times[key].append(elapsed)
         finally:
             if simd:
                 simd.close()
+    rows = []
+    for (name, size), seconds in times.items():
+        median = statistics.median(seconds)
+        rows.append({"label": f"{name} {size}", "decoder": name, "size": size,
+                     "images_per_s": len(images) / median, "ms_per_image": 1000 * median / len(images),
+                     "rounds_cpu_s": seconds})
+    if not simd:
+        for size in ("full", "1/2"):
+            rows.append({"label": f"pillow-simd {size}", "decoder": "pillow-simd", "size": size,
+                         "images_per_s": None, "note": simd_reason})
     return rows
 
 
@@ -255,7 +257,7 @@ def main(argv=None) -> None:
         "benchmark": "bench_decode",
         "what": "single-thread JPEG decode from memory to RGB: " + what,
         "images": args.images, "mean_jpeg_bytes": int(np.mean([len(d) for d in images])),
-        "rounds": args.rounds, "statistic": "median round, interleaved",
+        "rounds": args.rounds, "statistic": "median round of thread CPU time, all columns interleaved",
         "versions": {"conveyor_libs": _core.library_versions(), "pillow": PIL.__version__,
                      "torch": torch.__version__, "torchvision": torchvision.__version__,
                      "python": platform.python_version()},

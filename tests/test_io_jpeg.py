@@ -183,3 +183,12 @@ def test_fast_mode_is_close_but_not_the_default():
     diff = (fast.int() - exact.int()).abs()
     assert diff.float().mean() < 2.0 and diff.max() <= 40
     assert torch.equal(cio.decode_image(data, mode="rgb"), exact)
+
+
+def test_list_input_decodes_each_like_torchvision():
+    images = [encode_jpeg(photo_like(20 + i, 30, seed=i)) for i in range(3)]
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in images]
+    decoded = cio.decode_jpeg(tensors)
+    assert isinstance(decoded, list) and len(decoded) == 3
+    for ours, theirs in zip(decoded, tvio.decode_jpeg(tensors)):
+        assert torch.equal(ours, theirs)

@@ -1,5 +1,5 @@
-// conveyor._core codecs: decode JPEG/PNG bytes into a freshly allocated (not zero-filled) numpy
-// array, HWC. The GIL is released around header parsing and decoding; each Python thread has
+// conveyor._core codecs: decode JPEG/PNG bytes into a new (not zero-filled) numpy array, HWC,
+// whose memory comes from BlockCache. The GIL is released around header parsing and decoding; each Python thread has
 // its own decoder (TurboJPEG handle and scratch memory).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -11,6 +11,7 @@
 
 #include "bindings.h"
 #include "conveyor/codecs/decode_image.h"
+#include "conveyor/core/block_cache.h"
 #include "conveyor/core/error.h"
 
 namespace py = pybind11;
@@ -31,6 +32,24 @@ py::buffer_info byte_view(const py::buffer& data) {
   }
   if (info.itemsize != 1) throw Error(ErrorKind::kInvalidArgument, "image data must be bytes (uint8)");
   return info;
+}
+
+// A new numpy array over a BlockCache block; the block goes back to the cache when numpy frees
+// the array (never earlier), so same-sized decodes reuse mapped, warm memory. Not zero-filled.
+py::array cached_array(const ImageShape& shape) {
+  struct Owner {
+    std::uint8_t* data;
+    std::size_t bytes;
+  };
+  auto* owner = new Owner{BlockCache::shared().acquire(shape.bytes()), shape.bytes()};
+  py::capsule base(owner, [](void* pointer) {
+    auto* block = static_cast<Owner*>(pointer);
+    BlockCache::shared().release(block->data, block->bytes);
+    delete block;
+  });
+  const py::dtype dtype = shape.sample_bytes == 2 ? py::dtype::of<std::uint16_t>()
+                                                  : py::dtype::of<std::uint8_t>();
+  return py::array(dtype, {shape.height, shape.width, shape.channels}, {}, owner->data, base);
 }
 
 ImageFormat parse_format(const std::string& format, const std::uint8_t* data, std::size_t size) {
@@ -73,9 +92,7 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
       shape = decoder.output_shape(bytes, size, options);  // throws the unknown-format error
     }
   }
-  std::vector<py::ssize_t> dims{shape.height, shape.width, shape.channels};
-  py::array out = shape.sample_bytes == 2 ? py::array(py::dtype::of<std::uint16_t>(), dims)
-                                          : py::array(py::dtype::of<std::uint8_t>(), dims);
+  py::array out = cached_array(shape);
   const ImageView view{static_cast<std::uint8_t*>(out.mutable_data()), shape, shape.row_bytes()};
   {
     py::gil_scoped_release release;

@@ -19,6 +19,7 @@ exactly where the same accurate integer IDCT is used (the default). Conventions:
 
 from __future__ import annotations
 
+import functools
 import os
 from fractions import Fraction
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -83,7 +84,16 @@ def _as_buffer(data: ImageData) -> Any:
 def _scale(scale: Scale) -> Tuple[int, int]:
     if scale is None:
         return 1, 1
-    if isinstance(scale, tuple) and len(scale) == 2:
+    try:
+        return _parse_scale(scale)
+    except TypeError:  # unhashable spelling (e.g. a list): parse it uncached
+        return _parse_scale.__wrapped__(scale)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_scale(scale: Scale) -> Tuple[int, int]:
+    """(num, denom) of a scale spelling; cached because Fraction parsing costs microseconds."""
+    if isinstance(scale, (tuple, list)) and len(scale) == 2:
         return int(scale[0]), int(scale[1])
     try:
         fraction = Fraction(scale).limit_denominator(16)
@@ -143,12 +153,13 @@ def _decode(data: ImageData, fmt: str, mode: Any, scale: Scale,
 def decode_jpeg(data: ImageData, *, mode: Any = "rgb", scale: Scale = None,
                 min_size: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None,
                 accept_warnings: bool = False, max_pixels: Optional[int] = None,
-                apply_exif_orientation: bool = False, fast: bool = False) -> torch.Tensor:
+                apply_exif_orientation: bool = False, fast: bool = False) -> Any:
     """Decodes a JPEG into a uint8 CHW tensor, like ``torchvision.io.decode_jpeg``.
 
     Args:
         data: The encoded bytes: bytes, bytearray, memoryview, or a 1-D uint8 numpy array or
-            CPU tensor (e.g. from ``read_file``).
+            CPU tensor (e.g. from ``read_file``); or a list of those, decoded one by one into a
+            list (as torchvision accepts).
         mode: ``"rgb"`` (3 channels, default), ``"gray"`` (the luma channel, as
             ``ImageReadMode.GRAY``) or ``"unchanged"`` (1, 3, or 4 channels for CMYK); a
             ``torchvision.io.ImageReadMode`` is accepted too.
@@ -166,12 +177,17 @@ def decode_jpeg(data: ImageData, *, mode: Any = "rgb", scale: Scale = None,
             slightly from Pillow's/torchvision's (off by a few levels at edges).
 
     Returns:
-        A ``torch.uint8`` tensor ``[C, H, W]``.
+        A ``torch.uint8`` tensor ``[C, H, W]`` (a list of them for a list input).
 
     Raises:
         DecodeError: Empty, truncated, corrupt, non-JPEG or too large data.
         ValueError: An invalid mode, scale or crop.
     """
+    if isinstance(data, list):
+        return [decode_jpeg(item, mode=mode, scale=scale, min_size=min_size, crop=crop,
+                            accept_warnings=accept_warnings, max_pixels=max_pixels,
+                            apply_exif_orientation=apply_exif_orientation, fast=fast)
+                for item in data]
     return _decode(data, "jpeg", mode, scale, min_size, crop, accept_warnings, max_pixels,
                    apply_exif_orientation, fast)
 
