@@ -222,6 +222,14 @@ MALFORMED = {
     "name starting with a digit": b"<1a/>",
     "doctype inside the root": b"<a><!DOCTYPE a></a>",
     "end tag not closed": b"<a></a",
+    "invalid utf-8 in the declaration": b'<?xml version="1.\xb7\xb70"?><a/>',  # found by fuzzing
+    "invalid utf-8 in a name": b"<a\xff/>",
+    "processing instruction target with a colon": b"<a><?p:i?></a>",
+    "namespace uri with a brace": b"<a xmlns:p='x}u'/>",
+    "empty namespace prefix declaration": b'<a xmlns:="u"/>',
+    "duplicate expanded attribute": b'<a xmlns:b="u" xmlns:c="u" b:x="1" c:x="2"/>',
+    "malformed attribute qname": b'<a xmlns:b="u" b:c:d="1"/>',
+    "invalid utf-8 in an end tag": b"<a></a\xc3>",
 }
 
 

@@ -1,6 +1,33 @@
 #include "conveyor/voc/parse_status.h"
 
+#include <cstdint>
+
+#include "conveyor/voc/xml_chars.h"
+
 namespace conveyor::voc {
+
+std::string ParseStatus::printable(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    std::uint32_t code;
+    const std::size_t n = decode_utf8(p, end, code);
+    if (n == 0 || code < 0x20) {
+      static const char* digits = "0123456789abcdef";
+      const auto byte = static_cast<unsigned char>(*p);
+      out += "\\x";
+      out += digits[byte >> 4];
+      out += digits[byte & 0xF];
+      ++p;
+    } else {
+      out.append(p, n);
+      p += n;
+    }
+  }
+  return out;
+}
 
 void ParseStatus::locate(std::string_view document) {
   const std::size_t end = offset < document.size() ? offset : document.size();

@@ -20,8 +20,11 @@ struct ParseStatus {
     if (!ok) return;
     ok = false;
     offset = at;
-    message = std::move(what);
+    message = printable(what);
   }
+
+  // Messages quote document content: keep them valid UTF-8 (invalid bytes become \xNN).
+  static std::string printable(const std::string& text);
 
   // Computes line and column of `offset` in `document` (done once, on failure only).
   void locate(std::string_view document);

@@ -261,6 +261,8 @@ class XmlLexer {
     if (target.size() == 3 && (target[0] | 0x20) == 'x' && (target[1] | 0x20) == 'm' &&
         (target[2] | 0x20) == 'l')
       return fail(start, "XML declaration not at the start of the document");
+    if (target.find(':') != std::string_view::npos)
+      return fail(start + 2, "a processing instruction target must not contain ':'");
     if (starts_with("?>")) {
       p_ += 2;
       return true;
@@ -553,12 +555,24 @@ class XmlLexer {
       }
     }
     if (has_prefixed_attribute) {
+      expanded_.clear();
       for (const auto& attribute : attributes_) {
         const std::size_t colon = attribute.find(':');
         if (colon == std::string_view::npos || attribute.substr(0, 6) == "xmlns:") continue;
         const std::string_view prefix = attribute.substr(0, colon);
-        if (prefix != "xml" && lookup(prefix) == nullptr)
+        const std::string_view local = attribute.substr(colon + 1);
+        if (prefix.empty() || local.empty() || local.find(':') != std::string_view::npos)
+          return fail(tag_start, "malformed qualified attribute name '" + std::string(attribute) + "'");
+        const Binding* binding = prefix == "xml" ? nullptr : lookup(prefix);
+        if (prefix != "xml" && binding == nullptr)
           return fail(tag_start, "unbound namespace prefix '" + std::string(prefix) + "'");
+        std::string name = (binding ? binding->uri : std::string("xml")) + '\n';
+        name.append(local);
+        for (const auto& seen : expanded_)
+          if (seen == name)
+            return fail(tag_start, "duplicate attribute '" + std::string(attribute) +
+                                       "' (same namespace and local name as another)");
+        expanded_.push_back(std::move(name));
       }
     }
     if (stack_.size() >= kMaxDepth)
@@ -571,9 +585,12 @@ class XmlLexer {
     const std::string_view prefix = attribute.size() > 5 ? attribute.substr(6) : std::string_view();
     static const char* kXmlUri = "http://www.w3.org/XML/1998/namespace";
     static const char* kXmlnsUri = "http://www.w3.org/2000/xmlns/";
+    if (attribute.size() == 6) return fail(at, "malformed namespace declaration 'xmlns:'");
     if (prefix == "xmlns") return fail(at, "the prefix 'xmlns' must not be declared");
     if (prefix == "xml" ? value_ != kXmlUri : (value_ == kXmlUri || value_ == kXmlnsUri))
       return fail(at, "reserved namespace prefix or URI misused");
+    if (value_.find('}') != std::string::npos)  // expat's namespace separator, as in ElementTree
+      return fail(at, "a namespace URI must not contain '}'");
     if (!prefix.empty() && value_.empty())
       return fail(at, "a namespace prefix cannot be undeclared in XML 1.0");
     ns_bindings_.push_back({std::string(prefix), value_});
@@ -685,6 +702,7 @@ class XmlLexer {
   std::vector<OpenElement> stack_;
   std::vector<Binding> ns_bindings_;
   std::vector<std::string_view> attributes_;
+  std::vector<std::string> expanded_;
   std::string scratch_;
   std::string value_;
   std::string resolved_;

@@ -87,7 +87,7 @@ def read_image_tensor(path: str) -> torch.Tensor:
     except ImportError:  # conveyor built without its codecs
         read_image = None
     if read_image is not None:
-        return tv_tensors.Image(read_image(path))
+        return tv_tensors.Image(read_image(path, mode="rgb"))
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     with Image.open(path) as image:
