@@ -238,7 +238,8 @@ std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::s
                                     std::optional<FloatArray> boxes, std::optional<Int64Array> labels,
                                     std::optional<Int64Array> offsets, int64_t batch_size, int num_threads,
                                     int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
-                                    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors) {
+                                    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors,
+                                    bool dct_scaling) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
@@ -262,6 +263,7 @@ std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::s
   options.shard_drop_last = shard_drop_last;
   options.in_order = in_order;
   options.skip_errors = skip_errors;
+  options.dct_scaling = dct_scaling;
   py::gil_scoped_release release;  // starting threads
   return std::make_unique<Engine>(ops, std::move(sources), options);
 }
@@ -310,7 +312,7 @@ void bind_engine(py::module_& m) {
            py::arg("boxes"), py::arg("labels"), py::arg("offsets"), py::arg("batch_size"),
            py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"), py::arg("shuffle"),
            py::arg("drop_last"), py::arg("rank"), py::arg("world_size"), py::arg("shard_drop_last"),
-           py::arg("in_order"), py::arg("skip_errors"))
+           py::arg("in_order"), py::arg("skip_errors"), py::arg("dct_scaling") = true)
       .def("num_samples", &Engine::num_samples)
       .def("num_batches", &Engine::num_batches)
       .def("output_shape", [](const Engine& e) -> py::object {
@@ -333,6 +335,7 @@ void bind_engine(py::module_& m) {
           throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
         return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
       })
+      .def("live_buffer_ids", &Engine::live_buffer_ids)
       .def("next_batch", [](Engine& e) -> py::object {
         std::unique_ptr<EngineBatch> batch;
         {

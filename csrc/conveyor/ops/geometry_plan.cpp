@@ -159,7 +159,7 @@ int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
     } else if (step.kind == GeometryStep::kResize) {
       if (!step.antialias) return 1;  // plain bilinear samples full-resolution pixels
       int scale = 8;
-      while (scale > 1 && (region_width < step.width * scale || region_height < step.height * scale))
+      while (scale > 1 && (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))
         scale /= 2;
       return scale;
     } else if (step.kind == GeometryStep::kPad) {

@@ -30,7 +30,8 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
                            SampleRandom& random);
 
 // The largest DCT downscale (1, 2, 4 or 8) that keeps the region resized by the first resize
-// step at least as large as that step's output, or 1 when scaling does not apply.
+// step at least twice as large as that step's output (the antialias filter then still does
+// a real downscale, keeping the result close to the full-decode path), or 1.
 int choose_dct_scale(const GeometryPlan& plan, int width, int height);
 
 }  // namespace conveyor

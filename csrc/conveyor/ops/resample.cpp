@@ -5,6 +5,7 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#include <immintrin.h>
 #include <tmmintrin.h>
 #define CONVEYOR_HAVE_SSSE3_KERNEL 1
 #endif
@@ -93,6 +94,40 @@ __attribute__((target("ssse3"))) void horizontal_rgb_ssse3(
 bool cpu_has_ssse3() {
   static const bool has = __builtin_cpu_supports("ssse3");
   return has;
+}
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+// AVX2 (runtime-dispatched) fused vertical pass: 16 outputs per step, one 256-bit madd per
+// pair of taps and 8 outputs.
+__attribute__((target("avx2"))) int vertical_affine_avx2(
+    const uint8_t* src, size_t src_stride, int width, int taps, const int16_t* w, int precision,
+    float multiplier, float offset, float* dst) {
+  const __m256i initial = _mm256_set1_epi32(precision > 0 ? 1 << (precision - 1) : 0);
+  const __m128i shift = _mm_cvtsi32_si128(precision);
+  const __m256 m = _mm256_set1_ps(multiplier), a = _mm256_set1_ps(offset);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    __m256i acc_lo = initial, acc_hi = initial;  // outputs [0-3 | 8-11], [4-7 | 12-15]
+    const uint8_t* p = src + x;
+    for (int k = 0; k < taps; k += 2, p += 2 * src_stride) {
+      int32_t pair_bits;
+      std::memcpy(&pair_bits, w + k, 4);
+      const __m256i pair = _mm256_set1_epi32(pair_bits);
+      const __m256i r0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256i r1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + src_stride)));
+      acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(r0, r1), pair));
+      acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(r0, r1), pair));
+    }
+    const __m256 f_lo = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_lo, shift)), m), a);
+    const __m256 f_hi = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_hi, shift)), m), a);
+    _mm256_storeu_ps(dst + x, _mm256_permute2f128_ps(f_lo, f_hi, 0x20));
+    _mm256_storeu_ps(dst + x + 8, _mm256_permute2f128_ps(f_lo, f_hi, 0x31));
+  }
+  return x;
 }
 #endif
 
@@ -228,9 +263,13 @@ void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row
   const int16_t* w = &wy.weights[static_cast<size_t>(y) * taps];
   const int count = std::min(taps, in_rows - start);
   int x = 0;
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  if (count == taps && cpu_has_avx2())
+    x = vertical_affine_avx2(src + static_cast<size_t>(start) * src_stride, src_stride, width, taps, w,
+                             wy.precision, multiplier, offset, dst);
+#endif
 #if defined(__SSE2__)
   if (count == taps) {
-    const bool aligned = (reinterpret_cast<uintptr_t>(dst) & 15) == 0;
     const __m128i zero = _mm_setzero_si128();
     const __m128i initial = _mm_set1_epi32(rounding);
     const __m128i shift = _mm_cvtsi32_si128(wy.precision);
@@ -248,28 +287,17 @@ void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row
         acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
         acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
       }
-      // Round to uint8 exactly as the uint8 path (saturating packs), then widen to float.
-      const __m128i words_lo = _mm_packs_epi32(_mm_sra_epi32(acc0, shift), _mm_sra_epi32(acc1, shift));
-      const __m128i words_hi = _mm_packs_epi32(_mm_sra_epi32(acc2, shift), _mm_sra_epi32(acc3, shift));
-      const __m128i bytes = _mm_packus_epi16(words_lo, words_hi);
-      const __m128i u16_lo = _mm_unpacklo_epi8(bytes, zero), u16_hi = _mm_unpackhi_epi8(bytes, zero);
-      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(u16_lo, zero)), m), a);
-      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(u16_lo, zero)), m), a);
-      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(u16_hi, zero)), m), a);
-      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(u16_hi, zero)), m), a);
-      if (aligned) {
-        _mm_stream_ps(dst + x, f0);
-        _mm_stream_ps(dst + x + 4, f1);
-        _mm_stream_ps(dst + x + 8, f2);
-        _mm_stream_ps(dst + x + 12, f3);
-      } else {
-        _mm_storeu_ps(dst + x, f0);
-        _mm_storeu_ps(dst + x + 4, f1);
-        _mm_storeu_ps(dst + x + 8, f2);
-        _mm_storeu_ps(dst + x + 12, f3);
-      }
+      // Bilinear weights are non-negative and sum to 2^precision, so the shifted sums are
+      // already uint8 values: convert them to float directly (same as rounding via packus).
+      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc0, shift)), m), a);
+      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc1, shift)), m), a);
+      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc2, shift)), m), a);
+      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc3, shift)), m), a);
+      _mm_storeu_ps(dst + x, f0);
+      _mm_storeu_ps(dst + x + 4, f1);
+      _mm_storeu_ps(dst + x + 8, f2);
+      _mm_storeu_ps(dst + x + 12, f3);
     }
-    if (aligned) _mm_sfence();  // order the streaming stores before the batch is published
   }
 #endif
   for (; x < width; ++x) {

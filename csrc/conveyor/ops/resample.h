@@ -26,8 +26,8 @@ void resample_vertical_row(const uint8_t* src, size_t src_stride, int row_offset
                            int width, const AxisWeights& wy, int y, uint8_t* dst);
 
 // The same row converted on the fly to float32: dst[x] = value * multiplier + offset (the
-// fused ToDtype + Normalize), with non-temporal stores when dst is 16-byte aligned (batch
-// buffers are written once and not read back by this thread).
+// fused ToDtype + Normalize). Plain stores: streaming (non-temporal) stores measured slower
+// here, and the consumer reads the batch soon after.
 void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
                                   int width, const AxisWeights& wy, int y, float multiplier,
                                   float offset, float* dst);

@@ -31,7 +31,7 @@ Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const Engi
   pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
   const size_t workers = static_cast<size_t>(options_.num_threads);
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
-    processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed));
+    processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed, options_.dct_scaling));
   for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -76,7 +76,7 @@ void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std:
   if (start_batch < 0)
     throw Error(ErrorKind::kInvalidArgument, "start_batch must be >= 0, got " + std::to_string(start_batch));
   std::unique_ptr<EpochOrder> order =
-      indices ? std::make_unique<EpochOrder>(std::move(*indices), sources_.size())
+      indices ? std::make_unique<EpochOrder>(EpochOrder::from_indices(std::move(*indices), sources_.size()))
               : std::make_unique<EpochOrder>(OrderOptions{sources_.size(), options_.shuffle, options_.seed,
                                                           options_.rank, options_.world_size,
                                                           options_.shard_drop_last}, epoch);
@@ -87,8 +87,7 @@ void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std:
   ++generation_;
   epoch_active_ = false;
   in_flight_.clear();
-  distributing_.reset();
-  fed_.clear();
+  distributing_.reset();  // fed buffers not used yet stay queued for the new epoch
   idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
   epoch_ = epoch;
   order_ = std::move(order);
@@ -113,6 +112,15 @@ int64_t Engine::feed_buffer(void* data, size_t bytes) {
   const int64_t id = next_buffer_id_++;
   fed_.push_back({data, bytes, id});
   return id;
+}
+
+std::vector<int64_t> Engine::live_buffer_ids() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<int64_t> ids;
+  for (const FedBuffer& fed : fed_) ids.push_back(fed.id);
+  for (const auto& [index, work] : in_flight_)
+    if (work->buffer_id >= 0) ids.push_back(work->buffer_id);
+  return ids;
 }
 
 bool Engine::take_task(Task& task) {

@@ -40,6 +40,7 @@ struct EngineOptions {
   bool shard_drop_last = false;
   bool in_order = true;
   bool skip_errors = false;
+  bool dct_scaling = true;  // decode JPEGs at 1/2..1/8 when the resize allows it
 };
 
 struct SkippedSample {
@@ -91,8 +92,10 @@ class Engine {
   void start_epoch(uint64_t epoch, int64_t start_batch,
                    std::optional<std::vector<int64_t>> indices = std::nullopt);
   // Destination for a coming fixed-size batch (FIFO); the memory must stay valid until the
-  // batch using it is returned, or the next start_epoch()/close(). Returns its id.
+  // batch using it is returned, or it is no longer pending after a start_epoch(), or close().
   int64_t feed_buffer(void* data, size_t bytes);
+  // Ids of fed buffers the engine may still write: queued, or held by a batch in flight.
+  std::vector<int64_t> live_buffer_ids() const;
   // The next batch, or nullptr at the end of the epoch / after close(). A failed sample
   // (on_error = raise) throws Error naming the sample index and file.
   std::unique_ptr<EngineBatch> next_batch();

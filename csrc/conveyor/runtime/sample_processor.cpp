@@ -39,8 +39,10 @@ void EngineSources::validate() const {
                                                    std::to_string(i + 1) + "] < offsets[" + std::to_string(i) + "])");
 }
 
-SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed)
-    : pipeline_(pipeline), sources_(sources), seed_(seed), format_(OutputFormat::from(pipeline)) {}
+SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
+                                 bool dct_scaling)
+    : pipeline_(pipeline), sources_(sources), seed_(seed), dct_scaling_(dct_scaling),
+      format_(OutputFormat::from(pipeline)) {}
 
 void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                               SampleOutput& output) {
@@ -63,7 +65,7 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
   }
   // Unknown formats: output_shape() below throws the decoder's message.
   int dct_scale = 1;
-  if (kind == codecs::ImageFormat::kJpeg) {
+  if (kind == codecs::ImageFormat::kJpeg && dct_scaling_) {
     SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
     dct_scale = choose_dct_scale(plan_geometry(pipeline_.geometric, width, height, random), width, height);
     options.scale = codecs::ScalingFactor{1, dct_scale};

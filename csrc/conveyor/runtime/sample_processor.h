@@ -37,7 +37,8 @@ struct SampleOutput {
 
 class SampleProcessor {
  public:
-  SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed);
+  SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
+                  bool dct_scaling = true);
 
   // Processes dataset sample `index`. With a fixed output size the image goes to
   // `image_slot` (and the mask to `mask_slot`); otherwise into freshly allocated buffers in
@@ -54,6 +55,7 @@ class SampleProcessor {
   const Pipeline& pipeline_;
   const EngineSources& sources_;
   uint64_t seed_;
+  bool dct_scaling_;
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;

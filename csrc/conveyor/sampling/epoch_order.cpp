@@ -26,15 +26,18 @@ EpochOrder::EpochOrder(const OrderOptions& options, uint64_t epoch)
   num_samples_ = options.dataset_size == 0 ? 0 : samples_per_rank(options);
 }
 
-EpochOrder::EpochOrder(std::vector<int64_t> explicit_order, uint64_t dataset_size)
-    : permutation_(0, 0), num_samples_(explicit_order.size()),
-      explicit_(std::move(explicit_order)), has_explicit_(true) {
-  for (size_t i = 0; i < explicit_.size(); ++i)
-    if (explicit_[i] < 0 || static_cast<uint64_t>(explicit_[i]) >= dataset_size)
+EpochOrder EpochOrder::from_indices(std::vector<int64_t> explicit_order, uint64_t dataset_size) {
+  for (size_t i = 0; i < explicit_order.size(); ++i)
+    if (explicit_order[i] < 0 || static_cast<uint64_t>(explicit_order[i]) >= dataset_size)
       throw Error(ErrorKind::kInvalidArgument,
-                  "indices[" + std::to_string(i) + "] = " + std::to_string(explicit_[i]) +
+                  "indices[" + std::to_string(i) + "] = " + std::to_string(explicit_order[i]) +
                       " is out of range for a dataset of " + std::to_string(dataset_size) +
                       " samples");
+  EpochOrder order;
+  order.num_samples_ = explicit_order.size();
+  order.explicit_ = std::move(explicit_order);
+  order.has_explicit_ = true;
+  return order;
 }
 
 int64_t EpochOrder::operator[](uint64_t position) const {

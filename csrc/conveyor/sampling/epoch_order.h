@@ -25,7 +25,7 @@ class EpochOrder {
   // Throws Error(kInvalidArgument) for a bad rank/world_size.
   EpochOrder(const OrderOptions& options, uint64_t epoch);
   // An explicit order (already sharded by the caller); each index must be < dataset_size.
-  EpochOrder(std::vector<int64_t> explicit_order, uint64_t dataset_size);
+  static EpochOrder from_indices(std::vector<int64_t> explicit_order, uint64_t dataset_size);
 
   uint64_t num_samples() const { return num_samples_; }
   // Dataset index of this rank's `position`-th sample (position < num_samples()).
@@ -34,6 +34,8 @@ class EpochOrder {
   static uint64_t samples_per_rank(const OrderOptions& options);
 
  private:
+  EpochOrder() : permutation_(0, 0) {}
+
   OrderOptions options_;
   Permutation permutation_;
   uint64_t num_samples_ = 0;
