@@ -226,3 +226,123 @@ def test_generic_fallback_for_joint_segmentation_transforms(voc_root):
         warnings.simplefilter("error")
         batches = list(loader)
     assert loader.stats.path == "python" and batches[0][0].shape == (4, 3, 16, 16)
+
+
+def native_thread_count():
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs /proc")
+def test_break_and_delete_stop_native_threads(voc_root):
+    import gc
+
+    def run_partially():
+        loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4, shuffle=True,
+                            num_workers=3, collate_fn=detection_collate)
+        for number, _ in enumerate(loader):
+            if number == 1:
+                break
+        return loader
+
+    run_partially()  # warm-up: torch's own thread pools start lazily
+    gc.collect()
+    baseline = native_thread_count()
+    loader = run_partially()
+    assert native_thread_count() >= baseline + 3  # the engine's threads are running
+    for _ in loader:  # re-iteration after a break starts a clean epoch
+        pass
+    assert loader.stats.batches == 6
+    del loader
+    gc.collect()
+    assert native_thread_count() <= baseline
+
+
+def test_new_iterator_ends_the_previous_one_on_the_native_path(voc_root):
+    loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4,
+                        collate_fn=detection_collate)
+    first = iter(loader)
+    next(first)
+    second = iter(loader)
+    with pytest.raises(StopIteration):
+        next(first)
+    assert len(list(second)) == 6
+
+
+def test_missing_image_file_is_named(voc_root, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "missing"
+    shutil.copytree(voc_root, root)
+    ds = detection(root, issue_transforms())
+    os.remove(ds.images[2])
+    with pytest.raises(FileNotFoundError, match="sample 2"):
+        list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate))
+    skipping = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate,
+                          on_error="skip")
+    assert sum(len(images) for images, _ in skipping) == 23
+    assert skipping.stats.skipped[0][0] == 2
+
+
+@pytest.fixture(scope="module")
+def real_voc_tree(realvoc, tmp_path_factory):
+    """The real JPEG + XML pairs of the shared corpus, copied into one VOC2012 tree."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("realvoc") / "VOCdevkit" / "VOC2012"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (base / folder).mkdir(parents=True)
+    ids = []
+    for xml in sorted(realvoc.rglob("*.xml")):
+        jpgs = sorted(xml.parent.parent.rglob(xml.stem + ".jpg"))
+        if not jpgs:
+            continue
+        image_id = f"{len(ids):04d}"
+        shutil.copy(xml, base / "Annotations" / f"{image_id}.xml")
+        shutil.copy(jpgs[0], base / "JPEGImages" / f"{image_id}.jpg")
+        ids.append(image_id)
+    if len(ids) < 8:
+        pytest.skip("too few image/annotation pairs in the real VOC corpus")
+    (base / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{i}\n" for i in ids))
+    return base.parent.parent
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_real_voc_files_match_torchvision(real_voc_tree, workers):
+    def pairs(samples):
+        return torch.stack([image for image, _ in samples]), [target for _, target in samples]
+
+    tf = v2.Compose([v2.ToImage(), v2.Resize((512, 512)), v2.ToDtype(torch.float32, scale=True)])
+    ours = DataLoader(datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
+                      batch_size=4, num_workers=workers, collate_fn=pairs)
+    theirs = torch.utils.data.DataLoader(
+        torchvision.datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
+        batch_size=4, collate_fn=pairs)
+    count = 0
+    for (images_a, targets_a), (images_b, targets_b) in zip(ours, theirs):
+        difference = (images_a - images_b).abs() * 255
+        assert difference.mean() < 0.5 and difference.max() <= 16
+        assert targets_a == targets_b  # conveyor's XML reader gives torchvision's dicts
+        count += len(images_a)
+    assert ours.stats.path == "native" and count == len(ours.dataset)
+
+
+def test_fed_buffers_across_epochs_and_early_breaks(voc_root):
+    tf = issue_transforms(p=0.0)
+    plain = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                       collate_fn=detection_collate)
+    fed = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
+                     collate_fn=detection_collate)
+    fed._feed_buffers = True
+    reference = [images for images, _ in plain]
+    for _ in range(2):
+        for number, (images, _) in enumerate(fed):  # break early: queued buffers survive
+            assert torch.equal(images, reference[number])
+            if number == 1:
+                break
+    kept = [images for images, _ in fed]  # a full epoch after the breaks
+    assert len(kept) == len(reference)
+    assert all(torch.equal(a, b) for a, b in zip(kept, reference))
+    assert len({a.data_ptr() for a in kept}) == len(kept)  # never a buffer handed out twice

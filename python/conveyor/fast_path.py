@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
 import numpy as np
@@ -35,6 +35,7 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         target_transform: Applied in Python to each target (separate-transform datasets).
         engine: The ``conveyor._engine.Engine`` (created at the first epoch).
+        buffers: Destination tensors fed to the engine and not yet returned in a batch.
     """
 
     kind: str
@@ -43,6 +44,7 @@ class NativeSetup:
     boxes_move: bool
     target_transform: Optional[Callable]
     engine: Any = None
+    buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
 
 def _why_not_native(loader: Any) -> Optional[str]:
@@ -157,18 +159,28 @@ class NativeIterator:
         self._length = len(loader)
         self._done = False
         self._pin = pin
-        self._buffers: dict = {}
+        self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
         self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
-        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
-        if self._feed:
-            for _ in range(max(1, loader.prefetch_factor or 2) + 1):
+        if self._feed:  # fed before the epoch starts, so its first batches land in them
+            self._forget_dead_buffers()
+            while len(self._buffers) < max(1, loader.prefetch_factor or 2) + 1:
                 self._feed_one()
+        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
+        self._forget_dead_buffers()
 
     def __iter__(self) -> "NativeIterator":
         return self
 
     def __len__(self) -> int:
         return self._length
+
+    def _forget_dead_buffers(self) -> None:
+        # buffers of batches a restart cancelled are never returned; drop them here too
+        live = getattr(self._engine._native, "live_buffer_ids", None)
+        if live is not None and self._buffers:
+            alive = set(live())
+            for buffer_id in [b for b in self._buffers if b not in alive]:
+                del self._buffers[buffer_id]
 
     def _feed_one(self) -> None:
         shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
@@ -281,7 +293,6 @@ class NativeIterator:
         if self._done:
             return
         self._done = True
-        self._buffers.clear()
         if ended:
             self._on_end()
 

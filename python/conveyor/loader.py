@@ -52,6 +52,24 @@ class DataLoader(tud.DataLoader):
       process and duplicate the data unless the dataset shards itself by ``get_worker_info()``;
       conveyor yields each element once whatever ``num_workers`` is.
 
+    The native path is taken when the dataset is a ``conveyor.datasets.VOCDetection`` or
+    ``VOCSegmentation`` (image-only ``transform``), batching is automatic (no custom
+    ``batch_sampler``), and the transforms start with ops ``conveyor.transforms`` recognises.
+    It gives the same batches as the Python path (same order, same targets; images within
+    1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is
+    shrunk more than 2x), with these differences: random augmentations draw from
+    ``(seed, epoch, sample index)`` instead of torch's global RNG (so every batch is
+    bit-identical whatever ``num_workers``, and resumes exactly), no Python runs in the
+    worker threads (``worker_init_fn`` is not called, ``timeout`` is not enforced), a new
+    ``iter(loader)`` ends the loader's previous iterator, and the engine drops boxes that a
+    crop leaves empty (torchvision keeps them clamped to zero area). ``loader.stats.path``
+    says which path ran.
+
+    Resuming: ``state_dict()``/``load_state_dict()`` restore the epoch and the number of batches
+    already delivered (exact with ``in_order=True``). Distributed: ``shard(rank, world_size)``
+    (or ``rank=``/``world_size=``) gives ``DistributedSampler`` semantics; ``set_epoch(n)``
+    selects the epoch.
+
     Args:
         dataset: Dataset from which to load the data (map-style or iterable).
         batch_size: How many samples per batch to load (None disables batching).
@@ -324,6 +342,7 @@ class DataLoader(tud.DataLoader):
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
+            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
         order = list(self.sampler)
