@@ -128,6 +128,7 @@ def merge_decode_runs(runs: list[dict], workers: int) -> dict:
     merged = dict(ok[0])
     merged["single_thread_ips"] = statistics.median(d["single_thread_ips"] for d in ok)
     merged["measured_threads_ips"] = statistics.median(d["measured_threads_ips"] for d in ok)
+    merged["single_thread_cpu_ips"] = statistics.median(d.get("single_thread_cpu_ips", 0.0) for d in ok)
     merged["ms_per_image"] = 1000.0 / merged["single_thread_ips"]
     merged["limit_ips"] = merged["single_thread_ips"] * workers
     merged["all_single_thread_ips"] = [d["single_thread_ips"] for d in ok]
