@@ -28,8 +28,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+# conveyor from the source tree when its extension is built there (`make inplace`), else the
+# installed package (e.g. after `make install`, where python/conveyor has no _core).
+SOURCE_TREE = REPO / "python" if any((REPO / "python" / "conveyor").glob("_core*")) else None
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(REPO / "python"))  # conveyor's make_synthetic_voc, from the source tree
+if SOURCE_TREE is not None:
+    sys.path.insert(1, str(SOURCE_TREE))
 
 import loader_report  # noqa: E402
 from voc_tree import ensure_tree  # noqa: E402
@@ -83,8 +87,8 @@ def run_one(interpreter: str, peer: str, args, extra: list[str], conveyor: bool)
     """Runs baselines/run_one.py in a fresh process; returns its RESULT (or why it failed)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    if conveyor:  # the source tree's package, with the extension built by `make inplace`
-        env["PYTHONPATH"] = str(REPO / "python")
+    if conveyor and SOURCE_TREE is not None:
+        env["PYTHONPATH"] = str(SOURCE_TREE)
     command = [interpreter, str(HERE / "baselines" / "run_one.py"), "--peer", peer,
                "--root", str(args.tree_root), "--workers", str(args.workers),
                "--batch-size", str(args.batch_size), "--seed", str(args.seed), *extra]
