@@ -124,6 +124,16 @@ def median_result(runs: list[dict]) -> dict:
     return chosen
 
 
+def measure_decode_limit(args, seconds: float, runs: dict, dataset: str, pipeline: str,
+                         round_index: int, when: str) -> None:
+    d = run_one(sys.executable, "decode", args, ["--seconds", str(seconds)], False)
+    runs.setdefault((dataset, pipeline), []).append(d)
+    shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
+             if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
+    print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit (' + when + ')':32s} {shown}",
+          flush=True)
+
+
 def merge_decode_runs(runs: list[dict], workers: int) -> dict:
     """One decode-only limit from several measurements: the median single-thread rate."""
     ok = [d for d in runs if d.get("status") == "ok"]
@@ -161,18 +171,13 @@ def main(argv=None) -> int:
 
     decode_seconds = args.decode_seconds or max(1.0, args.seconds / 3)
     results: dict[tuple[str, str, str], list[dict]] = {}
-    # The decode-only limit is measured right before each scenario's loaders, so a change in
-    # the machine's load shifts the limit and the loaders together.
+    # The decode-only limit is measured right before and right after each scenario's loaders,
+    # so a change in the machine's load shifts the limit and the loaders together.
     decode_runs: dict[tuple[str, str], list[dict]] = {}
     for round_index in range(args.repeat):
         for dataset in args.datasets:
             for pipeline in args.pipelines:
-                d = run_one(sys.executable, "decode", args, ["--seconds", str(decode_seconds)], False)
-                decode_runs.setdefault((dataset, pipeline), []).append(d)
-                shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
-                         if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
-                print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit':32s} {shown}",
-                      flush=True)
+                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "before")
                 # Alternate the order between rounds so no column always runs first (or last).
                 order = args.columns if round_index % 2 == 0 else list(reversed(args.columns))
                 for key in order:
@@ -189,6 +194,7 @@ def main(argv=None) -> int:
                     shown = (f"{result['images_per_s']:8.1f} img/s" if result.get("status") == "ok"
                              else f"{result['status']}: {result.get('reason', '')}")
                     print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {label:32s} {shown}", flush=True)
+                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "after")
 
     report = {
         "benchmark": "bench_loader",

@@ -33,7 +33,7 @@ def _rate(report: dict, dataset: str, pipeline: str, column: str) -> float | Non
 
 
 def _limit(report: dict, dataset: str, pipeline: str) -> dict:
-    """The decode-only limit measured next to this scenario (else the run's overall one)."""
+    """The decode-only limit measured around this scenario (else the run's overall one)."""
     for limit in report.get("decode_limits", []):
         if (limit["dataset"], limit["pipeline"]) == (dataset, pipeline):
             return limit
@@ -96,7 +96,7 @@ def markdown(report: dict) -> str:
                      f"**{limit['limit_ips']:.0f} img/s** ({config['workers']} threads really together: "
                      f"{limit['measured_threads_ips']:.0f} img/s; per second of CPU time, i.e. on an idle core: "
                      f"{limit.get('single_thread_cpu_ips', 0):.0f} img/s). Each scenario's ratios use the limit "
-                     "measured right before it (its *decode-only limit* row). On a saturated machine "
+                     "measured right before and after it (median; its *decode-only limit* row). On a saturated machine "
                      f"{config['workers']} threads decode less than {config['workers']}x one thread; the "
                      f"*x {config['workers']}-thread decode* column divides by what {config['workers']} "
                      "decode threads really did at that moment.")
