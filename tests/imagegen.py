@@ -66,9 +66,27 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
         ">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+         (0, 1, 1, 2)]  # (x0, y0, dx, dy) of the seven interlace passes
+
+
+def _raw_rows(samples: np.ndarray, bit_depth: int) -> bytes:
+    rows = []
+    for row in samples.reshape(samples.shape[0], -1):
+        if bit_depth == 16:
+            data = row.astype(">u2").tobytes()
+        elif bit_depth == 8:
+            data = row.astype(np.uint8).tobytes()
+        else:
+            bits = np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bit_depth:]
+            data = np.packbits(bits.reshape(-1)).tobytes()
+        rows.append(b"\x00" + data)  # filter type 0
+    return b"".join(rows)
+
+
 def encode_png(samples: np.ndarray, color_type: int, bit_depth: int, *,
                palette: Optional[Sequence[Sequence[int]]] = None,
-               trns: Optional[bytes] = None) -> bytes:
+               trns: Optional[bytes] = None, interlaced: bool = False) -> bytes:
     """Writes a PNG from samples ``[H, W, C]`` (or ``[H, W]``) already in the PNG's layout.
 
     Args:
@@ -77,28 +95,24 @@ def encode_png(samples: np.ndarray, color_type: int, bit_depth: int, *,
         bit_depth: 1, 2, 4, 8 or 16.
         palette: RGB triples for colour type 3.
         trns: Raw tRNS payload (alpha per palette entry, or the 2/6-byte transparent colour).
+        interlaced: Write Adam7-interlaced rows.
     """
     samples = np.asarray(samples)
     if samples.ndim == 2:
         samples = samples[..., None]
     height, width, _ = samples.shape
-    rows = []
-    for row in samples.reshape(height, -1):
-        if bit_depth == 16:
-            data = row.astype(">u2").tobytes()
-        elif bit_depth == 8:
-            data = row.astype(np.uint8).tobytes()
-        else:
-            bits = np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bit_depth:]
-            data = np.packbits(bits.reshape(-1)).tobytes()
-        rows.append(b"\x00" + data)
+    if interlaced:
+        passes = [samples[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7]
+        raw = b"".join(_raw_rows(p, bit_depth) for p in passes if p.shape[0] and p.shape[1])
+    else:
+        raw = _raw_rows(samples, bit_depth)
     png = b"\x89PNG\r\n\x1a\n" + _chunk(
-        b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))
+        b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, int(interlaced)))
     if palette is not None:
         png += _chunk(b"PLTE", bytes(int(v) for rgb in palette for v in rgb))
     if trns is not None:
         png += _chunk(b"tRNS", trns)
-    png += _chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + _chunk(b"IEND", b"")
+    png += _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
     return png
 
 

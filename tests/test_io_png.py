@@ -137,3 +137,28 @@ def test_low_bit_gray_trns_follows_the_png_spec():
     data, stored = make(0, 4, trns=True)
     alpha = hwc(cio.decode_png(data, mode="gray_alpha"))[..., 1]
     np.testing.assert_array_equal(alpha == 0, stored[..., 0] == stored[0, 0, 0])
+
+
+@pytest.mark.parametrize("color_type,bit_depth", [(2, 8), (3, 4), (0, 16), (6, 8)])
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (13, 29)])
+def test_adam7_interlaced(color_type, bit_depth, size):
+    rng = np.random.default_rng(sum(size))
+    stored = rng.integers(0, 2 ** bit_depth, (*size, CHANNELS[color_type]))
+    extra = {"palette": palette(16)} if color_type == 3 else {}
+    data = encode_png(stored, color_type, bit_depth, interlaced=True, **extra)
+    plain = encode_png(stored, color_type, bit_depth, **extra)
+    assert torch.equal(cio.decode_png(data), cio.decode_png(plain))
+    np.testing.assert_array_equal(hwc(cio.decode_png(data)), stored)
+    if (color_type, bit_depth) != (0, 16):  # Pillow clips 16-bit gray to 255 when converting
+        np.testing.assert_array_equal(hwc(cio.decode_png(data, mode="rgb")), pil_array(data, "RGB"))
+
+
+def test_interlaced_low_bit_palette_after_other_images():
+    # Regression: the decoder's reused scratch memory must not leak into interlaced 1/2/4-bit
+    # images (libspng ORs their bits into place).
+    for size in [(13, 29), (8, 8), (16, 9), (5, 3)]:
+        for bit_depth in (1, 2, 4):
+            stored = np.random.default_rng(sum(size)).integers(0, 2 ** bit_depth, (*size, 1))
+            cio.decode_png(encode_png(photo_like(*size), 2, 8), mode="rgb_alpha")  # dirty scratch
+            data = encode_png(stored, 3, bit_depth, palette=palette(2 ** bit_depth), interlaced=True)
+            np.testing.assert_array_equal(hwc(cio.decode_png(data)), stored)

@@ -54,7 +54,8 @@ struct JpegDecodeOptions {
   ScalingFactor scale;  // must be one of jpeg_scaling_factors()
   // Applied after scaling. TurboJPEG 2.1 has no cropped decode: the decoder decodes the full
   // scaled image into its scratch buffer and copies the region. With 3.x it decodes only the
-  // rows and iMCU columns that cover the region (tj3SetCroppingRegion) and copies those.
+  // rows and iMCU columns that cover the region (tj3SetCroppingRegion) and copies those
+  // (whole-image decode + copy for JPEGs with unusual subsampling, which 3.x cannot crop).
   CropRegion crop;
   // A libjpeg-turbo warning (e.g. "premature end of data segment" on a truncated file) is an
   // error by default; true accepts the image as libjpeg-turbo completed it (gray filled).

@@ -2,6 +2,7 @@
 
 #include <spng.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -152,6 +153,10 @@ void PngDecoder::decode(const std::uint8_t* data, std::size_t size,
     return;
   }
   scratch_.resize(decoded_size);
+  // libspng ORs the bits of interlaced sub-byte pixels into place: start from zeros, or the
+  // previous image's bytes would leak into this one.
+  if (header.interlaced && header.bit_depth < 8 && fmt != SPNG_FMT_RGBA8)
+    std::fill(scratch_.begin(), scratch_.end(), std::uint8_t(0));
   decode_with(ctx.get(), fmt, flags, scratch_.data(), decoded_size);
   for (int y = 0; y < shape.height; ++y) {
     const std::uint8_t* src = scratch_.data() + std::size_t(y) * decoded_row;
