@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "bindings.h"
@@ -128,11 +129,25 @@ class DictBuilder {
     return true;
   }
 
-  // One str object per distinct tag of the document.
+  // One interned str per distinct tag, kept across calls (VOC files share a few dozen tags;
+  // the cache is bounded so that hostile input cannot grow it without limit).
   const py::object& key(std::string_view tag) {
     for (const auto& cached : keys_)
       if (cached.first == tag) return cached.second;
-    keys_.emplace_back(tag, utf8(tag));
+    static std::unordered_map<std::string, py::object>* interned =
+        new std::unordered_map<std::string, py::object>();  // leaked: outlives the interpreter
+    const std::string name(tag);
+    auto found = interned->find(name);
+    if (found == interned->end()) {
+      py::object value = utf8(tag);
+      if (interned->size() >= 4096) {
+        keys_.emplace_back(tag, std::move(value));
+        return keys_.back().second;
+      }
+      PyUnicode_InternInPlace(&value.ptr());
+      found = interned->emplace(name, std::move(value)).first;
+    }
+    keys_.emplace_back(tag, found->second);
     return keys_.back().second;
   }
 
@@ -141,7 +156,7 @@ class DictBuilder {
   std::vector<std::pair<std::string_view, py::object>> keys_;
 };
 
-py::object parse_voc_xml(const py::object& data, const std::string& source) {
+py::object parse_voc_xml(const py::object& data, const py::object& source) {
   bool is_unicode = false;
   const std::string_view bytes = document_bytes(data, is_unicode);
   thread_local XmlTree tree;
@@ -150,7 +165,7 @@ py::object parse_voc_xml(const py::object& data, const std::string& source) {
     py::gil_scoped_release release;
     voc::parse_xml_tree(bytes, is_unicode, tree, status);
   }
-  if (!status.ok) raise_parse_error(status, source);
+  if (!status.ok) raise_parse_error(status, py::str(source).cast<std::string>());
   return DictBuilder(tree).build();
 }
 
@@ -252,7 +267,7 @@ void bind_voc(py::module_& m) {
            }),
            py::arg("classes"))
       .def_property_readonly("keeps_all", &ClassTable::keeps_all);
-  m.def("voc_parse_xml", &parse_voc_xml, py::arg("data"), py::arg("source") = "");
+  m.def("voc_parse_xml", &parse_voc_xml, py::arg("data"), py::arg("source"));
   m.def("voc_parse_annotation", &parse_annotation, py::arg("data"), py::arg("classes"),
         py::arg("source") = "");
   m.def("voc_load_annotations", &load_annotations, py::arg("paths"), py::arg("classes"),

@@ -144,10 +144,17 @@ class AnnotationSet:
         return f"AnnotationSet({len(self)} files, {self.num_objects} objects)"
 
 
-def _core():
-    from conveyor import _core
+_CORE = None
 
-    return _core
+
+def _core():
+    """The native module (imported on first use, then cached: this sits on the per-call path)."""
+    global _CORE
+    if _CORE is None:
+        from conveyor import _core as core
+
+        _CORE = core
+    return _CORE
 
 
 _CLASS_TABLES: dict = {}
@@ -173,7 +180,7 @@ def _class_table(classes: Optional[Sequence[str]]):
 
 
 def _as_document(data: XmlInput) -> Union[bytes, str]:
-    if isinstance(data, (bytes, str)):
+    if type(data) is bytes or isinstance(data, (bytes, str)):
         return data
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)

@@ -211,18 +211,18 @@ class VocReader {
 
   void end_object() {
     const auto has = [&](Field f) { return (object_seen_ >> static_cast<unsigned>(f)) & 1u; };
-    const std::string where = " (object " + std::to_string(object_index_ + 1) + ")";
+    const auto where = [&] { return " (object " + std::to_string(object_index_ + 1) + ")"; };
     if (!has(Field::kName) || name_.empty())
-      return status_.fail(object_offset_, "object without a <name>" + where);
+      return status_.fail(object_offset_, "object without a <name>" + where());
     if (!has(Field::kBndbox))
-      return status_.fail(object_offset_, "object '" + name_ + "' has no <bndbox>" + where);
+      return status_.fail(object_offset_, "object '" + name_ + "' has no <bndbox>" + where());
     for (Field f : {Field::kXmin, Field::kYmin, Field::kXmax, Field::kYmax})
       if (!has(f))
         return status_.fail(object_offset_, "the <bndbox> of object '" + name_ + "' has no <" +
-                                                field_tag(f) + ">" + where);
+                                                field_tag(f) + ">" + where());
     const std::int64_t label = classes_.label(name_);
     if (label == 0)
-      return status_.fail(name_offset_, "unknown class '" + name_ + "'" + where +
+      return status_.fail(name_offset_, "unknown class '" + name_ + "'" + where() +
                                             "; pass classes=None to keep every name");
     batch_.boxes.insert(batch_.boxes.end(), box_, box_ + 4);
     batch_.labels.push_back(label);

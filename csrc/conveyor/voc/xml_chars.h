@@ -2,6 +2,7 @@
 // characters, and Python's str.strip() whitespace (torchvision strips leaf text with it).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -46,13 +47,30 @@ inline bool is_xml_char(std::uint32_t c) {
 
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-inline bool is_ascii_name_start(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+// Byte classes for the lexer's hot loops (one table lookup instead of a chain of compares).
+enum ByteClass : std::uint8_t {
+  kNameStartByte = 1,  // ASCII NameStartChar
+  kNameByte = 2,       // ASCII NameChar
+  kPlainTextByte = 4,  // ASCII character data needing no attention (not < & ] CR or a control)
+};
+
+constexpr std::array<std::uint8_t, 256> make_byte_classes() {
+  std::array<std::uint8_t, 256> table{};
+  for (int c = 0; c < 128; ++c) {
+    const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    const bool name = start || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    const bool plain = (c >= 0x20 && c != '<' && c != '&' && c != ']') || c == '\n' || c == '\t';
+    table[c] = static_cast<std::uint8_t>((start ? kNameStartByte : 0) | (name ? kNameByte : 0) |
+                                         (plain ? kPlainTextByte : 0));
+  }
+  return table;
 }
 
-inline bool is_ascii_name_char(unsigned char c) {
-  return is_ascii_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
-}
+inline constexpr std::array<std::uint8_t, 256> kByteClasses = make_byte_classes();
+
+inline bool is_ascii_name_start(unsigned char c) { return kByteClasses[c] & kNameStartByte; }
+inline bool is_ascii_name_char(unsigned char c) { return kByteClasses[c] & kNameByte; }
+inline bool is_plain_text(unsigned char c) { return kByteClasses[c] & kPlainTextByte; }
 
 // NameStartChar / NameChar of XML 1.0 (fifth edition) for code points >= 0x80.
 inline bool is_unicode_name_start(std::uint32_t c) {

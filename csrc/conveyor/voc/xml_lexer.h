@@ -109,7 +109,16 @@ class XmlLexer {
   // Name production; returns false (with an error) when no valid name starts at p_.
   bool name(std::string_view& out) {
     const char* start = p_;
-    bool first = true;
+    // Fast path: an ASCII name.
+    if (p_ < end_ && is_ascii_name_start(static_cast<unsigned char>(*p_))) {
+      ++p_;
+      while (p_ < end_ && is_ascii_name_char(static_cast<unsigned char>(*p_))) ++p_;
+      if (p_ == end_ || static_cast<unsigned char>(*p_) < 0x80) {
+        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        return true;
+      }
+    }
+    bool first = p_ == start;
     while (p_ < end_) {
       const unsigned char c = static_cast<unsigned char>(*p_);
       if (c < 0x80) {
@@ -418,12 +427,7 @@ class XmlLexer {
     while (p_ < end_) {
       const char* run = p_;
       // Fast path: plain ASCII text.
-      while (p_ < end_) {
-        const unsigned char c = static_cast<unsigned char>(*p_);
-        if (c >= 0x20 && c < 0x80 && c != '<' && c != '&' && c != ']') ++p_;
-        else if (c == '\n' || c == '\t') ++p_;
-        else break;
-      }
+      while (p_ < end_ && is_plain_text(static_cast<unsigned char>(*p_))) ++p_;
       if (p_ > run) handler_.text(std::string_view(run, static_cast<std::size_t>(p_ - run)));
       if (p_ >= end_) return true;
       const char c = *p_;
@@ -633,6 +637,25 @@ class XmlLexer {
   bool end_tag() {
     const char* tag_start = p_;
     p_ += 2;
+    const OpenElement& open_element = stack_.back();
+    const std::size_t length = open_element.qname_length;
+    // Fast path: the expected name, followed by something that cannot continue a name.
+    if (remaining() > length && std::memcmp(p_, open_element.qname, length) == 0 &&
+        !is_ascii_name_char(static_cast<unsigned char>(p_[length])) &&
+        static_cast<unsigned char>(p_[length]) < 0x80) {
+      p_ += length;
+      if (*p_ == '>') {
+        ++p_;
+        close_element();
+        return true;
+      }
+      skip_space();
+      if (p_ >= end_) return fail_truncated();
+      if (*p_ != '>') return fail(p_, "expected '>' to close an end tag");
+      ++p_;
+      close_element();
+      return true;
+    }
     std::string_view qname;
     if (!name(qname)) return false;
     skip_space();
