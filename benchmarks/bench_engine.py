@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -60,16 +61,19 @@ def make_photo_like_jpegs(folder: Path, count: int, seed: int = 0) -> list:
     return paths
 
 
-def decode_only_rate(paths: list, seconds: float) -> float:
-    """Images/s of one thread reading and fully decoding the files with libjpeg-turbo."""
+def decode_only_rate(paths: list, seconds: float, cpu: Optional[list] = None) -> float:
+    """Images/s of one thread reading and fully decoding the files with libjpeg-turbo
+    (appends the CPU seconds per image to `cpu` when given)."""
     from conveyor.io import decode_jpeg
 
-    count, start = 0, time.perf_counter()
+    count, start, cpu_start = 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() - start < seconds:
         for path in paths:
             with open(path, "rb") as f:
                 decode_jpeg(f.read())
             count += 1
+    if cpu is not None:
+        cpu.append((time.thread_time() - cpu_start) / count)
     return count / (time.perf_counter() - start)
 
 
@@ -83,7 +87,8 @@ def parallel_decode_rate(paths: list, threads: int, seconds: float) -> float:
     return float(sum(rates))
 
 
-def engine_rate(paths: list, pipeline: list, threads: int, batch_size: int, epochs: int) -> float:
+def engine_rate(paths: list, pipeline: list, threads: int, batch_size: int, epochs: int,
+                cpu: Optional[list] = None) -> float:
     from conveyor._engine import Engine
 
     engine = Engine(pipeline, paths, batch_size=batch_size, num_threads=threads, prefetch=4,
@@ -91,13 +96,15 @@ def engine_rate(paths: list, pipeline: list, threads: int, batch_size: int, epoc
     engine.start_epoch(0)  # warm-up epoch: page cache, buffer pool, thread scratch
     while engine.next_batch() is not None:
         pass
-    count, start = 0, time.perf_counter()
+    count, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for epoch in range(1, epochs + 1):
         engine.start_epoch(epoch)
         while (batch := engine.next_batch()) is not None:
             count += len(batch.indices)
             del batch
     elapsed = time.perf_counter() - start
+    if cpu is not None:  # all threads of the process, the consumer loop included
+        cpu.append((time.process_time() - cpu_start) / count)
     engine.close()
     return count / elapsed
 
@@ -114,16 +121,22 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_photo_like_jpegs(Path(tmp), args.images)
-        decode_only, parallel = [], {t: [] for t in args.threads}
+        decode_only, decode_cpu, parallel = [], [], {t: [] for t in args.threads}
         engine = {(name, t): [] for name in PIPELINES for t in args.threads}
+        engine_cpu = {name: [] for name in PIPELINES}
         for _ in range(args.rounds):  # alternate, so load changes hit both sides alike
-            decode_only.append(decode_only_rate(paths, 3.0))
+            decode_only.append(decode_only_rate(paths, 3.0, decode_cpu))
             for threads in args.threads:
                 parallel[threads].append(parallel_decode_rate(paths, threads, 2.0))
                 for name, pipeline in PIPELINES.items():
-                    engine[name, threads].append(
-                        engine_rate(paths, pipeline, threads, args.batch_size, args.epochs))
+                    engine[name, threads].append(engine_rate(
+                        paths, pipeline, threads, args.batch_size, args.epochs,
+                        engine_cpu[name] if threads == 1 else None))
     single = float(np.median(decode_only))
+    # CPU seconds per image, robust to other processes on a shared machine: the ratio a
+    # machine with idle cores would show, per thread.
+    cpu_ratios = {name: float(np.median(decode_cpu)) / float(np.median(engine_cpu[name]))
+                  for name in PIPELINES if engine_cpu[name]}
     rows = []
     for threads in args.threads:
         limit = single * threads
@@ -135,12 +148,14 @@ def main(argv=None) -> int:
             rows.append({"label": f"engine {name}, {threads} thr", "value": rate, "images_per_s": rate,
                          "threads": threads, "ratio_to_decode_limit": rate / limit,
                          "ratio_to_measured_parallel_decode": rate / measured,
+                         "cpu_time_ratio_to_decode": cpu_ratios.get(name),
                          "target_ratio": TARGETS[name]})
     result = {
         "benchmark": "engine vs decode-only limit",
         "baseline": "libjpeg-turbo single-thread read+decode rate x threads, same files, same run",
         "threads": args.threads, "images": args.images, "image_size": [375, 500],
         "batch_size": args.batch_size, "single_thread_decode_per_s": single,
+        "decode_cpu_ms_per_image": 1000 * float(np.median(decode_cpu)),
         "load_average": os.getloadavg(), "results": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)

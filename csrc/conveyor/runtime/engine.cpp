@@ -205,7 +205,13 @@ void Engine::worker_loop(size_t worker) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     Task task;
-    work_cv_.wait(lock, [&] { return stopping_ || take_task(task); });
+    try {
+      work_cv_.wait(lock, [&] { return stopping_ || take_task(task); });
+    } catch (const std::exception& error) {  // e.g. no memory for a batch buffer
+      fatal_error_ = std::string("a worker thread stopped: ") + error.what();
+      ready_cv_.notify_all();
+      return;
+    }
     if (stopping_ && !task.batch) return;
     lock.unlock();
     run_task(processor, task);
@@ -222,6 +228,7 @@ std::unique_ptr<EngineBatch> Engine::next_batch() {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto started = std::chrono::steady_clock::now();
     for (;;) {
+      if (!fatal_error_.empty()) throw Error(ErrorKind::kRuntime, fatal_error_);
       if (stopping_ || !epoch_active_ || next_to_deliver_ >= end_batch_ ||
           delivered_ >= end_batch_ - first_batch_)
         return nullptr;

@@ -158,6 +158,7 @@ class Engine {
   std::deque<FedBuffer> fed_;
   int64_t next_buffer_id_ = 0;
   EngineStats stats_;
+  std::string fatal_error_;  // set when a worker could not go on; next_batch() raises it
 };
 
 }  // namespace conveyor
