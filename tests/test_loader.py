@@ -299,3 +299,24 @@ def test_loader_pickles():
     list(loader)
     clone = pickle.loads(pickle.dumps(loader))
     assert [b.tolist() for b in clone] == [b.tolist() for b in loader]
+
+
+def test_iterable_length_warning_like_torch():
+    import re
+    import warnings
+
+    class Sized(Stream):
+        def __len__(self):
+            return 2  # wrong on purpose: the stream has 11 elements
+
+    messages = []
+    for factory in (DataLoader, TorchDataLoader):
+        loader = factory(Sized(), batch_size=None)
+        assert len(loader) == 2
+        with pytest.warns(UserWarning) as caught:
+            list(loader)
+        messages.append([re.sub(r" at 0x[0-9a-f]+", "", str(w.message)) for w in caught])
+    assert messages[0] == messages[1] and len(messages[0]) == 9
+    with warnings.catch_warnings():  # no len() call, no warning
+        warnings.simplefilter("error")
+        list(DataLoader(Sized(), batch_size=None))

@@ -346,3 +346,93 @@ def test_fed_buffers_across_epochs_and_early_breaks(voc_root):
     assert len(kept) == len(reference)
     assert all(torch.equal(a, b) for a, b in zip(kept, reference))
     assert len({a.data_ptr() for a in kept}) == len(kept)  # never a buffer handed out twice
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_malformed_annotation_raises_or_is_skipped(voc_root, tmp_path, native):
+    import shutil
+
+    from conveyor.errors import AnnotationError
+
+    root = tmp_path / "xml"
+    shutil.copytree(voc_root, root)
+    tf = v2.Compose([v2.ToImage(), v2.Resize((96, 96)), v2.ToDtype(torch.float32, scale=True)])
+    if not native:  # an unknown op first: the whole pipeline runs on the Python path
+        tf = v2.Compose([v2.Lambda(lambda x: x), tf])
+
+    def dataset():  # target_format="dict": XML is read per sample, as torchvision does
+        return datasets.VOCDetection(root, image_set="trainval", transforms=tf)
+
+    bad = dataset().annotations[6]
+    with open(bad, "w") as file:
+        file.write("<annotation><object><name>dog</name></annotation>")
+    pairs = lambda samples: samples  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Lambda's slow-path warning
+        loader = DataLoader(dataset(), batch_size=4, collate_fn=pairs)
+        iterator = iter(loader)
+        next(iterator)
+        with pytest.raises(AnnotationError) as info:
+            next(iterator)
+        text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+        assert bad in text and "sample index 6" in text
+        assert len(next(iterator)) == 4  # the epoch goes on
+        skipping = DataLoader(dataset(), batch_size=4, collate_fn=pairs, on_error="skip",
+                              num_workers=2)
+        sizes = [len(batch) for batch in skipping]
+    assert sizes == [4, 3, 4, 4, 4, 4]
+    assert skipping.stats.path == ("native" if native else "python")
+    assert [index for index, _ in skipping.stats.skipped] == [6]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_corrupt_image_names_file_on_both_paths(voc_root, tmp_path, native):
+    import shutil
+
+    root = tmp_path / "corrupt"
+    shutil.copytree(voc_root, root)
+    class Subclassed(datasets.VOCDetection):  # a user subclass may change __getitem__
+        pass
+
+    def dataset():
+        cls = datasets.VOCDetection if native else Subclassed
+        return cls(root, image_set="trainval", target_format="boxes")
+
+    bad = dataset().images[3]
+    with open(bad, "wb") as file:
+        file.write(b"\xff\xd8\xff garbage")
+    loader = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate)
+    assert bad in _first_error_text(loader)
+    skipping = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate,
+                          on_error="skip", num_workers=2)
+    assert [len(t) for _, t in skipping] == [3, 4, 4, 4, 4, 4]
+    assert loader.stats.path == skipping.stats.path == ("native" if native else "python")
+    assert skipping.stats.skipped[0][0] == 3
+
+
+def _first_error_text(loader):
+    with pytest.raises(Exception) as info:
+        list(loader)
+    return str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
+
+
+def test_native_loader_pickles_and_runs_again(voc_root):
+    import pickle
+
+    loader = DataLoader(detection(voc_root, issue_transforms(p=0.0)), batch_size=6, shuffle=True,
+                        seed=1, num_workers=2, collate_fn=detection_collate)
+    first = [images for images, _ in loader]
+    clone = pickle.loads(pickle.dumps(loader))  # e.g. DDP spawn: the engine is rebuilt there
+    clone.set_epoch(0)
+    again = [images for images, _ in clone]
+    assert clone.stats.path == "native"
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and len(again) == len(first)
+
+
+def test_changing_the_dataset_transforms_replans(voc_root):
+    ds = detection(voc_root, issue_transforms(size=(64, 64)))
+    loader = DataLoader(ds, batch_size=8, collate_fn=detection_collate)
+    assert next(iter(loader))[0].shape == (8, 3, 64, 64)
+    ds.transforms = issue_transforms(size=(32, 48))
+    assert next(iter(loader))[0].shape == (8, 3, 32, 48)
+    assert loader.stats.path == "native"

@@ -20,6 +20,7 @@ import torch
 from torchvision import tv_tensors
 
 from conveyor.collate import detection_collate
+from conveyor.generic_path import annotate, describe_sample
 from conveyor.loader_stats import StatsRecorder
 from conveyor.transforms import NativePlan, plan_transforms, transform_name
 
@@ -108,7 +109,7 @@ def _joint_transforms(dataset: Any) -> Optional[Callable]:
 
 def _warn(plan: NativePlan, consequence: str) -> None:
     warnings.warn(f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
-                  f"{consequence}, which is slower", stacklevel=4)
+                  f"{consequence}, which is slower", stacklevel=5)
 
 
 def create_engine(loader: Any, setup: NativeSetup) -> Any:
@@ -207,7 +208,14 @@ class NativeIterator:
             if count == 0:
                 self._on_batch()
                 continue
-            result = self._assemble(batch)
+            try:
+                result, count = self._assemble(batch)
+            except Exception:
+                self._on_batch()
+                raise
+            if count == 0:
+                self._on_batch()
+                continue
             self._stats.record_batch(count, time.perf_counter() - started)
             self._stats.queue_depth = int(self._engine.stats().get("batches_ready", 0))
             self._on_batch()
@@ -228,18 +236,41 @@ class NativeIterator:
         return images
 
     def _assemble(self, batch: Any) -> Any:
+        """``(batch as the user's collate function builds it, samples in it)``; ``(None, 0)`` when
+        every sample failed the Python part (targets, transforms the engine cannot run)."""
         images = self._images(batch)
-        targets = [self._target(batch, b) for b in range(len(batch.indices))]
         plan = self._setup.plan
-        if not plan.tail and self._collate is detection_collate:
-            return images, targets  # the native detection collate: no per-sample work
+        fused = not plan.tail and self._collate is detection_collate
+        kept: List[int] = []
         samples = []
-        for b, target in enumerate(targets):
-            image: Any = tv_tensors.Image(images[b])
-            if plan.tail:
-                image, target = self._run_tail(image, target)
-            samples.append((image, target))
-        return self._collate(samples)
+        for b in range(len(batch.indices)):
+            try:
+                target = self._target(batch, b)
+                if fused:
+                    samples.append(target)
+                else:
+                    image: Any = tv_tensors.Image(images[b])
+                    if plan.tail:
+                        image, target = self._run_tail(image, target)
+                    samples.append((image, target))
+            except Exception as error:
+                index = int(batch.indices[b])
+                if self._loader.on_error == "skip":
+                    self._stats.record_skip(index, f"{type(error).__name__}: {error}")
+                    continue
+                annotate(error, f"conveyor.DataLoader: raised while loading "
+                                f"{describe_sample(self._dataset, index)} "
+                                f"(batch {batch.batch_index})")
+                raise
+            kept.append(b)
+        if not kept:
+            return None, 0
+        if not fused:
+            return self._collate(samples), len(kept)
+        if len(kept) < len(batch.indices):  # a target failed: drop its image too
+            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
+        # the native detection collate: stacked images, list of targets
+        return (images, samples), len(kept)
 
     def _run_tail(self, image: Any, target: Any) -> Any:
         for transform in self._setup.plan.tail:

@@ -35,7 +35,8 @@ def describe_sample(dataset: Any, index: Any) -> str:
     return text
 
 
-def _annotate(error: BaseException, message: str) -> None:
+def annotate(error: BaseException, message: str) -> None:
+    """Add ``message`` as a note to ``error`` (shown under its traceback), once."""
     if hasattr(error, "add_note"):
         notes = getattr(error, "__notes__", [])
         if message not in notes:
@@ -74,7 +75,7 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(indices, f"{type(error).__name__}: {error}")
                     return None, 0
-                _annotate(error, f"conveyor.DataLoader: raised while loading "
+                annotate(error, f"conveyor.DataLoader: raised while loading "
                                  f"{describe_sample(self.dataset, indices)} (batch {batch_number})")
                 raise
             return self._finish(self.collate_fn(sample)), 1
@@ -90,7 +91,7 @@ class MapFetcher:
                 return getitems(indices)
             except Exception as error:
                 if self.on_error != "skip":
-                    _annotate(error, f"conveyor.DataLoader: raised by __getitems__ for sample "
+                    annotate(error, f"conveyor.DataLoader: raised by __getitems__ for sample "
                                      f"indices {indices} (batch {batch_number})")
                     raise
                 # fall through: find the bad samples one by one
@@ -102,7 +103,7 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(index, f"{type(error).__name__}: {error}")
                     continue
-                _annotate(error, f"conveyor.DataLoader: raised while loading "
+                annotate(error, f"conveyor.DataLoader: raised while loading "
                                  f"{describe_sample(self.dataset, index)} (batch {batch_number})")
                 raise
         return samples
@@ -176,13 +177,15 @@ class GenericIterator:
         stats: Counters shown by ``loader.stats``.
         on_batch: Called after each delivered batch (the loader's resume bookkeeping).
         on_end: Called once when the epoch ends normally.
-        length: ``len()`` of the iterator (torch's ``len(loader)``), or None.
+        length: Computes ``len()`` of the iterator (torch's ``len(loader)``), on demand.
+        len_called: For an iterable dataset, the ``len(dataset)`` seen by an earlier
+            ``len(loader)`` (None if never called): like torch, warn once more batches came.
     """
 
     def __init__(self, fetcher: Callable, index_stream: Iterator, pool: Optional[WorkerPool],
                  owns_pool: bool, in_flight: int, timeout: float, in_order: bool,
                  stats: StatsRecorder, on_batch: Callable[[], None], on_end: Callable[[], None],
-                 length: Optional[int]) -> None:
+                 length: Callable[[], int], len_called: Optional[int] = None) -> None:
         self._fetcher = fetcher
         self._indices = index_stream
         self._pool = pool
@@ -194,6 +197,8 @@ class GenericIterator:
         self._on_batch = on_batch
         self._on_end = on_end
         self._length = length
+        self._len_called = len_called
+        self._yielded = 0
         self._pending: Deque[concurrent.futures.Future] = collections.deque()
         self._batch_number = 0
         self._exhausted = False
@@ -203,9 +208,7 @@ class GenericIterator:
         return self
 
     def __len__(self) -> int:
-        if self._length is None:
-            raise TypeError("this DataLoader's dataset has no len()")
-        return self._length
+        return self._length()
 
     def __next__(self) -> Any:
         while True:
@@ -236,6 +239,11 @@ class GenericIterator:
                 continue
             self._stats.record_batch(count, time.perf_counter() - started)
             self._on_batch()
+            self._yielded += 1
+            if self._len_called is not None and self._yielded > self._len_called:
+                warnings.warn(f"Length of IterableDataset {self._fetcher.dataset} was reported "
+                              f"to be {self._len_called}(when accessing len(dataloader)), but "
+                              f"{self._yielded} samples have been fetched. ", stacklevel=2)
             return batch
 
     def _take_indices(self) -> Any:

@@ -144,6 +144,7 @@ class DataLoader(tud.DataLoader):
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._native_key: tuple = ()
         self._engine_seed: Optional[int] = None
         self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
 
@@ -332,8 +333,14 @@ class DataLoader(tud.DataLoader):
         return itertools.islice(iter(stream), skip, None)
 
     def _native_setup(self) -> Any:
-        if not self._native_checked:
-            self._native_checked = True
+        # planned once (one warning per loader), again only if the dataset's transforms change
+        dataset = self.dataset
+        key = tuple(id(getattr(dataset, name, None))
+                    for name in ("transforms", "transform", "target_transform"))
+        if not self._native_checked or key != self._native_key:
+            if self._native_plan is not None and self._native_plan.engine is not None:
+                self._native_plan.engine.close()
+            self._native_checked, self._native_key = True, key
             self._native_plan = native_setup(self)
         return self._native_plan
 
@@ -387,14 +394,12 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        try:
-            length: Optional[int] = len(self)
-        except TypeError:
-            length = None
         return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
                                owns_pool=not persistent, in_flight=in_flight,
                                timeout=self.timeout, in_order=self.in_order, stats=recorder,
-                               on_batch=on_batch, on_end=on_end, length=length)
+                               on_batch=on_batch, on_end=on_end, length=self.__len__,
+                               len_called=self._IterableDataset_len_called if self._iterable
+                               else None)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
