@@ -28,8 +28,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+# conveyor from the source tree when its extension is built there (`make inplace`), else the
+# installed package (e.g. after `make install`, where python/conveyor has no _core).
+SOURCE_TREE = REPO / "python" if any((REPO / "python" / "conveyor").glob("_core*")) else None
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(REPO / "python"))  # conveyor's make_synthetic_voc, from the source tree
+if SOURCE_TREE is not None:
+    sys.path.insert(1, str(SOURCE_TREE))
 
 import loader_report  # noqa: E402
 from voc_tree import ensure_tree  # noqa: E402
@@ -83,8 +87,8 @@ def run_one(interpreter: str, peer: str, args, extra: list[str], conveyor: bool)
     """Runs baselines/run_one.py in a fresh process; returns its RESULT (or why it failed)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    if conveyor:  # the source tree's package, with the extension built by `make inplace`
-        env["PYTHONPATH"] = str(REPO / "python")
+    if conveyor and SOURCE_TREE is not None:
+        env["PYTHONPATH"] = str(SOURCE_TREE)
     command = [interpreter, str(HERE / "baselines" / "run_one.py"), "--peer", peer,
                "--root", str(args.tree_root), "--workers", str(args.workers),
                "--batch-size", str(args.batch_size), "--seed", str(args.seed), *extra]
@@ -120,6 +124,16 @@ def median_result(runs: list[dict]) -> dict:
     return chosen
 
 
+def measure_decode_limit(args, seconds: float, runs: dict, dataset: str, pipeline: str,
+                         round_index: int, when: str) -> None:
+    d = run_one(sys.executable, "decode", args, ["--seconds", str(seconds)], False)
+    runs.setdefault((dataset, pipeline), []).append(d)
+    shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
+             if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
+    print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit (' + when + ')':32s} {shown}",
+          flush=True)
+
+
 def merge_decode_runs(runs: list[dict], workers: int) -> dict:
     """One decode-only limit from several measurements: the median single-thread rate."""
     ok = [d for d in runs if d.get("status") == "ok"]
@@ -128,6 +142,7 @@ def merge_decode_runs(runs: list[dict], workers: int) -> dict:
     merged = dict(ok[0])
     merged["single_thread_ips"] = statistics.median(d["single_thread_ips"] for d in ok)
     merged["measured_threads_ips"] = statistics.median(d["measured_threads_ips"] for d in ok)
+    merged["single_thread_cpu_ips"] = statistics.median(d.get("single_thread_cpu_ips", 0.0) for d in ok)
     merged["ms_per_image"] = 1000.0 / merged["single_thread_ips"]
     merged["limit_ips"] = merged["single_thread_ips"] * workers
     merged["all_single_thread_ips"] = [d["single_thread_ips"] for d in ok]
@@ -156,18 +171,13 @@ def main(argv=None) -> int:
 
     decode_seconds = args.decode_seconds or max(1.0, args.seconds / 3)
     results: dict[tuple[str, str, str], list[dict]] = {}
-    # The decode-only limit is measured right before each scenario's loaders, so a change in
-    # the machine's load shifts the limit and the loaders together.
+    # The decode-only limit is measured right before and right after each scenario's loaders,
+    # so a change in the machine's load shifts the limit and the loaders together.
     decode_runs: dict[tuple[str, str], list[dict]] = {}
     for round_index in range(args.repeat):
         for dataset in args.datasets:
             for pipeline in args.pipelines:
-                d = run_one(sys.executable, "decode", args, ["--seconds", str(decode_seconds)], False)
-                decode_runs.setdefault((dataset, pipeline), []).append(d)
-                shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
-                         if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
-                print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit':32s} {shown}",
-                      flush=True)
+                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "before")
                 # Alternate the order between rounds so no column always runs first (or last).
                 order = args.columns if round_index % 2 == 0 else list(reversed(args.columns))
                 for key in order:
@@ -184,6 +194,7 @@ def main(argv=None) -> int:
                     shown = (f"{result['images_per_s']:8.1f} img/s" if result.get("status") == "ok"
                              else f"{result['status']}: {result.get('reason', '')}")
                     print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {label:32s} {shown}", flush=True)
+                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "after")
 
     report = {
         "benchmark": "bench_loader",

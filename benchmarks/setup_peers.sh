@@ -19,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-dali) want_dali=0 ;;
     --no-spdl) want_spdl=0 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
     *) echo "setup_peers.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +47,11 @@ make_venv() {  # make_venv DIR
   "$PYTHON" -m venv "$1" && "$1/bin/python" -m pip install -q --upgrade pip >/dev/null
 }
 
-pip_in() { local venv=$1; shift; "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+pip_in() {  # pip_in VENV ARGS... : pip in that venv, without the noise about unused local indexes
+  local venv=$1; shift
+  "$venv/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location '.*' is ignored"
+  return "${PIPESTATUS[0]}"
+}
 
 # --- pillow-simd (AVX2) + torch + torchvision ------------------------------------------------
 pillow_simd_ok() {

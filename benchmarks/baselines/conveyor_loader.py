@@ -24,7 +24,7 @@ def describe() -> dict:
     except Exception as exc:
         raise Unavailable(f"conveyor.DataLoader / conveyor.datasets not importable: {exc}") from exc
 
-    info = {"conveyor": conveyor.__version__}
+    info = {"conveyor": conveyor.__version__, "imported_from": conveyor.__file__}
     try:
         info["build"] = conveyor.build_info()
     except Exception as exc:  # the native module may not be built
