@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from conveyor.datamodules.voc_transforms import DetectionTransform, SegmentationTransform, collate_detection
+from conveyor.datasets import VOCDetection, VOCSegmentation, make_synthetic_voc
+from conveyor.loader import DataLoader
 from conveyor.training.datamodule import DataModule
 
 _TASKS = ("detection", "segmentation")
-
-
-def _dataset_classes():
-    """conveyor's VOC datasets when present, else torchvision's (same constructor)."""
-    try:
-        from conveyor.datasets import VOCDetection, VOCSegmentation
-    except ImportError:
-        from torchvision.datasets import VOCDetection, VOCSegmentation
-    return VOCDetection, VOCSegmentation
-
-
-def _loader_class():
-    try:
-        from conveyor import DataLoader
-    except ImportError:  # pragma: no cover - the loader ships with conveyor
-        from torch.utils.data import DataLoader
-    return DataLoader
 
 
 class VOCDataModule(DataModule):
@@ -99,39 +83,25 @@ class VOCDataModule(DataModule):
             self._make_synthetic()
             return
         if self.download:
-            detection, segmentation = _dataset_classes()
-            cls = detection if self.task == "detection" else segmentation
+            cls = VOCDetection if self.task == "detection" else VOCSegmentation
             for image_set in ("train", "val"):
                 cls(self.data_dir, year=self.year, image_set=image_set, download=True)
 
     def _make_synthetic(self) -> None:
-        try:
-            from conveyor.datasets import make_synthetic_voc
-        except ImportError:
-            make_synthetic_voc = None
-        if make_synthetic_voc is not None and os.environ.get("CONVEYOR_SHAPES_VOC") != "1":
-            parameters = inspect.signature(make_synthetic_voc).parameters
-            total = self.synthetic_train_images + self.synthetic_val_images
-            wanted = {"year": self.year, "num_images": total, "val_fraction": self.synthetic_val_images / total,
-                      "seed": self.seed, "image_size": (160, 120)}
-            marker = Path(self.root) / ".complete"
-            if not marker.is_file():
-                make_synthetic_voc(self.root, **{k: v for k, v in wanted.items() if k in parameters})
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text("ok\n")
+        marker = Path(self.root) / ".complete"
+        if marker.is_file():
             return
-        from conveyor.datamodules.shapes_voc import write_shapes_voc
-
-        write_shapes_voc(self.root, num_train=self.synthetic_train_images, num_val=self.synthetic_val_images,
-                         year=self.year, seed=self.seed)
+        total = self.synthetic_train_images + self.synthetic_val_images
+        make_synthetic_voc(self.root, num_images=total, year=self.year, seed=self.seed, image_size=(160, 120),
+                           val_fraction=self.synthetic_val_images / total)
+        marker.write_text("ok\n")
 
     def default_transforms(self, train: bool) -> Callable:
         cls = DetectionTransform if self.task == "detection" else SegmentationTransform
         return cls(self.image_size, train=train, normalize=self.normalize)
 
     def _dataset(self, image_set: str, transforms: Optional[Callable], train: bool):
-        detection, segmentation = _dataset_classes()
-        cls = detection if self.task == "detection" else segmentation
+        cls = VOCDetection if self.task == "detection" else VOCSegmentation
         return cls(self.root, year=self.year, image_set=image_set,
                    transforms=transforms or self.default_transforms(train))
 
@@ -147,16 +117,13 @@ class VOCDataModule(DataModule):
     def _loader(self, split: str, shuffle: bool, drop_last: bool):
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
-        loader_cls = _loader_class()
         import torch
 
         kwargs = dict(batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                       pin_memory=self.pin_memory and torch.cuda.is_available(), drop_last=drop_last)
         if self.task == "detection":
             kwargs["collate_fn"] = collate_detection
-        if "seed" in inspect.signature(loader_cls.__init__).parameters:
-            kwargs["seed"] = self.seed
-        return loader_cls(self.datasets[split], **kwargs)
+        return DataLoader(self.datasets[split], seed=self.seed, **kwargs)
 
     def train_dataloader(self):
         return self._loader("train", self.shuffle, self.drop_last)

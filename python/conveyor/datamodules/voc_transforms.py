@@ -9,7 +9,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from conveyor.datamodules.shapes_voc import VOC_CLASSES
+from conveyor.voc import VOC_CLASSES
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
