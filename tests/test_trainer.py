@@ -601,3 +601,21 @@ def test_seed_everything_reproducible(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert conveyor.seed_everything(3) == 3
+
+
+def test_tensorboard_logger_writes_scalars_and_hparams(tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoardLogger needs the tensorboard package")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from conveyor.training.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path)
+    quiet(max_epochs=2, log_every_n_steps=1, logger=logger, default_root_dir=tmp_path).fit(
+        BoringModel(), loader(), loader())
+    version_dir = tmp_path / "lightning_logs" / "version_0"
+    assert (version_dir / "hparams.yaml").is_file()
+    events = EventAccumulator(str(version_dir))
+    events.Reload()
+    assert {"train_loss", "val_loss"} <= set(events.Tags()["scalars"])
+    assert len(events.Scalars("train_loss")) == 10  # 2 epochs x 5 steps, every step logged
+    assert len(events.Scalars("val_loss")) == 2
