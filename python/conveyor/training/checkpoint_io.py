@@ -11,12 +11,11 @@ loaded with ``torch.load(..., weights_only=True)``, which refuses arbitrary pick
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import sys
 import tempfile
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -41,7 +40,7 @@ def atomic_save(checkpoint: Dict[str, Any], filepath: Union[str, os.PathLike]) -
             os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException:
-        with _suppress_os_error():
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
     _fsync_directory(target.parent)
@@ -60,14 +59,6 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class _suppress_os_error:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        return kind is not None and issubclass(kind, OSError)
-
-
 def cache_dir() -> Path:
     root = os.environ.get("CONVEYOR_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "conveyor"
@@ -78,41 +69,14 @@ def download_checkpoint(url: str, progress: bool = True) -> Path:
     """Download ``url`` into the cache once and return the local path.
 
     The cache file name is the URL's last path component prefixed by a hash of the whole URL,
-    so two URLs never share a file; a partial download never takes the final name.
+    so two URLs never share a file; a partial download never takes the final name (the
+    datasets' atomic, resumable ``download_url`` does the transfer).
     """
+    from conveyor.datasets.download import download_url
+
     name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.ckpt"
     digest = hashlib.sha256(url.encode()).hexdigest()[:16]
-    target = cache_dir() / f"{digest}-{name}"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as handle:
-            total = response.headers.get("Content-Length")
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                           desc=f"Downloading {name}", file=sys.stderr)
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                handle.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with _suppress_os_error():
-            os.unlink(temporary)
-        raise
-    return target
+    return download_url(url, cache_dir(), filename=f"{digest}-{name}", progress=progress)
 
 
 def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:
@@ -138,7 +102,7 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") ->
 
 
 def remove_checkpoint(path: Union[str, os.PathLike]) -> None:
-    with _suppress_os_error():
+    with contextlib.suppress(OSError):
         os.remove(path)
 
 
