@@ -14,6 +14,7 @@ endfunction()
 
 if(PkgConfig_FOUND)
   pkg_check_modules(TURBOJPEG IMPORTED_TARGET libturbojpeg)
+  pkg_check_modules(LIBJPEG IMPORTED_TARGET libjpeg)
   pkg_check_modules(SPNG IMPORTED_TARGET spng)
 endif()
 
@@ -21,8 +22,13 @@ if(NOT TURBOJPEG_FOUND)
   conveyor_missing_library("libjpeg-turbo (the TurboJPEG API, 2.1 or newer)"
     "libturbojpeg0-dev pkg-config" "turbojpeg-devel pkgconf" "jpeg-turbo pkg-config")
 endif()
+# libjpeg-turbo's libjpeg API (jpeg_crop_scanline/jpeg_skip_scanlines) for region decodes.
+if(NOT LIBJPEG_FOUND)
+  conveyor_missing_library("libjpeg-turbo's libjpeg API (jpeglib.h)"
+    "libjpeg-dev pkg-config" "libjpeg-turbo-devel pkgconf" "jpeg-turbo pkg-config")
+endif()
 if(NOT SPNG_FOUND)
   conveyor_missing_library("libspng" "libspng-dev pkg-config" "libspng-devel pkgconf"
     "libspng pkg-config")
 endif()
-message(STATUS "conveyor: libturbojpeg ${TURBOJPEG_VERSION}, spng ${SPNG_VERSION}")
+message(STATUS "conveyor: libturbojpeg ${TURBOJPEG_VERSION}, libjpeg ${LIBJPEG_VERSION}, spng ${SPNG_VERSION}")

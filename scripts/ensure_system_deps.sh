@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the build's system prerequisites are present: a C++17 compiler, pkg-config,
-# libjpeg-turbo (TurboJPEG) and libspng. Installs what is missing with apt-get when we are
-# root on Debian/Ubuntu; otherwise says exactly what to install and fails.
+# libjpeg-turbo (TurboJPEG and libjpeg APIs) and libspng. Installs what is missing with
+# apt-get when we are root on Debian/Ubuntu; otherwise says exactly what to install and fails.
 set -euo pipefail
 
 python=${1:-python3}
@@ -17,9 +17,10 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists libturbojpeg || missing+=(libturbojpeg0-dev)
+  pkg-config --exists libjpeg || missing+=(libjpeg-dev)
   pkg-config --exists spng || missing+=(libspng-dev)
 else
-  missing+=(pkg-config libturbojpeg0-dev libspng-dev)
+  missing+=(pkg-config libturbojpeg0-dev libjpeg-dev libspng-dev)
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -35,7 +36,7 @@ fi
 cat >&2 <<MSG
 error: conveyor's build needs these system packages, which are missing: ${missing[*]}
   Debian/Ubuntu:  sudo apt-get install ${missing[*]}
-  Fedora:         sudo dnf install gcc-c++ pkgconf turbojpeg-devel libspng-devel
+  Fedora:         sudo dnf install gcc-c++ pkgconf turbojpeg-devel libjpeg-turbo-devel libspng-devel
   macOS:          brew install pkg-config jpeg-turbo libspng
 Then run make again.
 MSG

@@ -2,8 +2,15 @@
 #include <turbojpeg.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <random>
+#include <string>
 #include <vector>
+
+extern "C" {
+#include <jpeglib.h>
+}
 
 #include "check.h"
 #include "conveyor/codecs/decode_image.h"
@@ -62,6 +69,59 @@ Image decode(JpegDecoder& decoder, const std::vector<std::uint8_t>& jpeg,
 bool equal(const Image& image, const std::vector<std::uint8_t>& expected) {
   return image.shape().bytes() == expected.size() &&
          std::equal(expected.begin(), expected.end(), image.data());
+}
+
+// Encodes with the libjpeg API, for what TurboJPEG 2.1's compressor cannot write: any sampling
+// factors, restart markers, progressive scans. components 1, 3 (RGB in) or 4 (CMYK in, stored
+// as Adobe CMYK).
+struct EncodeSpec {
+  int h_samp = 2, v_samp = 2;  // luma (or first component) sampling factors
+  bool progressive = false;
+  int restart_rows = 0;
+};
+
+std::vector<std::uint8_t> encode_libjpeg(const std::vector<std::uint8_t>& pixels, int width,
+                                         int height, int components, const EncodeSpec& spec) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr error;
+  cinfo.err = jpeg_std_error(&error);
+  jpeg_create_compress(&cinfo);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &buffer, &size);
+  cinfo.image_width = JDIMENSION(width);
+  cinfo.image_height = JDIMENSION(height);
+  cinfo.input_components = components;
+  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : components == 3 ? JCS_RGB : JCS_CMYK;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, 90, TRUE);
+  cinfo.comp_info[0].h_samp_factor = spec.h_samp;
+  cinfo.comp_info[0].v_samp_factor = spec.v_samp;
+  for (int c = 1; c < cinfo.num_components; ++c)
+    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
+  if (spec.progressive) jpeg_simple_progression(&cinfo);
+  cinfo.restart_in_rows = spec.restart_rows;
+  jpeg_start_compress(&cinfo, TRUE);
+  const std::size_t stride = std::size_t(width) * components;
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(pixels.data() + stride * cinfo.next_scanline);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  std::vector<std::uint8_t> out(buffer, buffer + size);
+  jpeg_destroy_compress(&cinfo);
+  std::free(buffer);
+  return out;
+}
+
+// True when `crop` equals rows y..y+h, columns x..x+w of `full` (same channels).
+bool same_region(const Image& crop, const Image& full, const CropRegion& region) {
+  const std::size_t bytes = std::size_t(region.width) * crop.shape().channels;
+  for (int y = 0; y < region.height; ++y)
+    if (!std::equal(crop.view().row(y), crop.view().row(y) + bytes,
+                    full.view().row(y + region.y) + std::size_t(region.x) * crop.shape().channels))
+      return false;
+  return true;
 }
 
 const auto kRgb = pattern(67, 45, 3);
@@ -131,6 +191,100 @@ TEST_CASE("crop equals the same region of the full decode") {
   CHECK(same);
   options.crop = {60, 0, 10, 5};  // past the right edge
   CHECK_THROWS_KIND(decode(decoder, kJpeg, options), ErrorKind::kInvalidArgument);
+}
+
+// Every crop's pixels must equal the same rectangle of the full decode (decoded whole by
+// TurboJPEG), at every DCT scale, for every layout libjpeg-turbo treats differently.
+TEST_CASE("region decode equals the full decode: subsamplings, progressive, restarts, scales") {
+  struct Layout {
+    const char* name;
+    int components;
+    EncodeSpec spec;
+  };
+  const Layout layouts[] = {
+      {"4:2:0", 3, {2, 2, false, 0}}, {"4:2:2", 3, {2, 1, false, 0}},
+      {"4:4:4", 3, {1, 1, false, 0}}, {"4:4:0", 3, {1, 2, false, 0}},
+      {"4:1:1", 3, {4, 1, false, 0}}, {"4:2:0 progressive", 3, {2, 2, true, 0}},
+      {"4:2:2 progressive", 3, {2, 1, true, 0}}, {"4:2:0 restarts", 3, {2, 2, false, 1}},
+      {"4:4:4 progressive restarts", 3, {1, 1, true, 2}}, {"gray", 1, {1, 1, false, 0}},
+      {"gray progressive", 1, {1, 1, true, 0}}, {"CMYK 2x2 first", 4, {2, 2, false, 0}},
+      {"CMYK 4:4:4", 4, {1, 1, false, 0}},
+  };
+  const int sizes[][2] = {{203, 157}, {64, 48}, {17, 9}, {500, 375}};
+  const ScalingFactor scales[] = {{1, 1}, {1, 2}, {3, 8}, {1, 4}, {1, 8}, {5, 4}};
+  std::mt19937 random(7);
+  JpegDecoder decoder;
+  for (const Layout& layout : layouts) {
+    for (const auto& size : sizes) {
+      const int width = size[0], height = size[1];
+      const auto jpeg = encode_libjpeg(pattern(width, height, layout.components), width, height,
+                                       layout.components, layout.spec);
+      for (const ColorMode mode : {ColorMode::kRgb, ColorMode::kUnchanged, ColorMode::kGray}) {
+        for (const ScalingFactor& scale : scales) {
+          JpegDecodeOptions options;
+          options.mode = mode;
+          options.scale = scale;
+          const Image full = decode(decoder, jpeg, options);
+          const int w = full.shape().width, h = full.shape().height;
+          std::vector<CropRegion> regions = {{0, 0, w, h}, {0, 0, 1, 1}, {w - 1, h - 1, 1, 1},
+                                             {w / 3, h / 3, w / 3 + 1, h / 3 + 1}};
+          for (int i = 0; i < 12; ++i) {
+            const int cw = 1 + int(random() % unsigned(w)), ch = 1 + int(random() % unsigned(h));
+            regions.push_back({int(random() % unsigned(w - cw + 1)),
+                               int(random() % unsigned(h - ch + 1)), cw, ch});
+          }
+          for (const CropRegion& region : regions) {
+            options.crop = region;
+            const Image crop = decode(decoder, jpeg, options);
+            const bool same = crop.shape().width == region.width &&
+                              crop.shape().height == region.height && same_region(crop, full, region);
+            if (!same)
+              std::fprintf(stderr, "%s %dx%d mode %d scale %d/%d crop (%d, %d, %d, %d) differs\n",
+                           layout.name, width, height, int(mode), scale.num, scale.denom,
+                           region.x, region.y, region.width, region.height);
+            CHECK(same);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("region decode errors: truncation after the region, corrupt data, bad headers") {
+  JpegDecoder decoder;
+  const auto big = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 0});
+  const std::vector<std::uint8_t> truncated(big.begin(), big.begin() + big.size() * 3 / 4);
+  JpegDecodeOptions options;
+  options.crop = {8, 8, 16, 16};  // inside the intact part: the missing end is still reported
+  try {
+    decode(decoder, truncated, options);
+    CHECK(false);
+  } catch (const Error& error) {
+    CHECK(error.kind() == ErrorKind::kDecode);
+    CHECK(std::string(error.what()).find("Premature end of JPEG file") != std::string::npos);
+    CHECK(std::string(error.what()).find("accept_warnings") != std::string::npos);
+  }
+  options.accept_warnings = true;
+  JpegDecodeOptions whole;
+  whole.accept_warnings = true;
+  const Image completed = decode(decoder, truncated, whole);
+  CHECK(same_region(decode(decoder, truncated, options), completed, options.crop));
+  options.crop = {0, 140, 160, 20};  // inside the missing part: gray, as the full decode
+  CHECK(same_region(decode(decoder, truncated, options), completed, options.crop));
+  // Trailing bytes after the end-of-image marker are not truncation.
+  std::vector<std::uint8_t> trailing = big;
+  trailing.insert(trailing.end(), 100, 0x00);
+  options.accept_warnings = false;
+  options.crop = {8, 8, 16, 16};
+  CHECK(decode(decoder, trailing, options).shape().width == 16);
+  // Entropy-coded garbage inside the region: libjpeg-turbo's warning, as in a full decode.
+  std::vector<std::uint8_t> corrupt = big;
+  for (std::size_t i = big.size() / 3; i < big.size() / 3 + 40; ++i) corrupt[i] = 0xFF;
+  options.crop = {0, 0, 160, 160};
+  CHECK_THROWS_KIND(decode(decoder, corrupt, options), ErrorKind::kDecode);
+  // The decoder is still good after errors.
+  options.crop = {8, 8, 16, 16};
+  CHECK(same_region(decode(decoder, big, options), decode(decoder, big, {}), options.crop));
 }
 
 TEST_CASE("gray JPEGs and gray mode") {

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
+#include "conveyor/codecs/jpeg_region.h"
 #include "conveyor/codecs/pixel_limit.h"
 #include "conveyor/codecs/turbojpeg_compat.h"
 #include "conveyor/core/error.h"
@@ -16,6 +18,15 @@ namespace {
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorKind::kDecode, "JPEG: " + message);
+}
+
+// libjpeg-turbo's message for an error, or for the warning that stopped (or, without
+// accept_warnings, would have spoiled) the decode.
+[[noreturn]] void fail_decode(bool error, const std::string& message) {
+  if (error) fail("corrupt data: " + message);
+  // With warnings fatal, libjpeg-turbo stopped at the first one: the image is incomplete.
+  fail("truncated or corrupt data (libjpeg-turbo warning: " + message +
+       "); pass accept_warnings=True to keep what libjpeg-turbo can decode");
 }
 
 // TurboJPEG 2.1 can leave its libjpeg object mid-header after an error (the next image then
@@ -72,13 +83,8 @@ inline void cmyk_to_rgb(const std::uint8_t* stored, std::uint8_t* rgb) {
   }
 }
 
-// Writes one row of `width` pixels from TurboJPEG's output to the requested mode.
-void convert_row(const std::uint8_t* src, int src_channels, bool cmyk, ColorMode mode,
-                 std::uint8_t* dst, int width) {
-  if (!cmyk) {
-    std::memcpy(dst, src, std::size_t(width) * std::size_t(src_channels));
-    return;
-  }
+// Writes one row of `width` CMYK pixels as libjpeg-turbo decodes them in the requested mode.
+void convert_cmyk_row(const std::uint8_t* src, ColorMode mode, std::uint8_t* dst, int width) {
   for (int x = 0; x < width; ++x, src += 4) {
     if (mode == ColorMode::kUnchanged) {
       for (int c = 0; c < 4; ++c) *dst++ = std::uint8_t(255 - src[c]);
@@ -130,12 +136,15 @@ JpegDecoder::~JpegDecoder() {
 }
 
 JpegDecoder::JpegDecoder(JpegDecoder&& other) noexcept
-    : handle_(std::exchange(other.handle_, nullptr)), scratch_(std::move(other.scratch_)) {}
+    : handle_(std::exchange(other.handle_, nullptr)),
+      region_(std::move(other.region_)),
+      scratch_(std::move(other.scratch_)) {}
 
 JpegDecoder& JpegDecoder::operator=(JpegDecoder&& other) noexcept {
   if (this != &other) {
     if (handle_) tj::destroy(handle_);
     handle_ = std::exchange(other.handle_, nullptr);
+    region_ = std::move(other.region_);
     scratch_ = std::move(other.scratch_);
   }
   return *this;
@@ -218,60 +227,64 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   else if (options.mode == ColorMode::kGray ||
            (options.mode == ColorMode::kUnchanged && header.components == 1))
     pixel_format = TJPF_GRAY;
-  const int format_channels = tjPixelSize[pixel_format];
 
-  // The region TurboJPEG decodes: the whole scaled image, or (3.x) the crop widened left to
-  // an iMCU boundary. `skip_x`/`skip_y` locate the crop inside it.
-  tj::Region region{0, 0, 0, 0};
-  int decoded_width = options.scale.scale(header.width);
-  int decoded_height = options.scale.scale(header.height);
-  int skip_x = 0, skip_y = 0;
   if (!options.crop.empty()) {
-    if (tj::supports_cropped_decode() && header.subsampling != JpegSubsampling::kUnknown) {
-      const int mcu = tj::scaled_mcu_width(static_cast<int>(header.subsampling),
-                                           options.scale.num, options.scale.denom);
-      region.x = options.crop.x - options.crop.x % mcu;
-      region.y = options.crop.y;
-      region.width = options.crop.x + options.crop.width - region.x;
-      region.height = options.crop.height;
-      decoded_width = region.width;
-      decoded_height = region.height;
-      skip_x = options.crop.x - region.x;
-    } else {
-      skip_x = options.crop.x;
-      skip_y = options.crop.y;
-    }
+    decode_region(data, size, options, cmyk, pixel_format == TJPF_GRAY, shape, out);
+    return;
   }
-
-  const bool direct = !cmyk && skip_x == 0 && skip_y == 0 && decoded_width == shape.width &&
-                      decoded_height == shape.height;
   std::uint8_t* target = out.data;
   std::size_t pitch = out.row_stride;
-  if (!direct) {
-    pitch = std::size_t(decoded_width) * std::size_t(format_channels);
-    scratch_.resize(pitch * std::size_t(decoded_height));
+  if (cmyk) {
+    pitch = std::size_t(shape.width) * 4;
+    scratch_.resize(pitch * std::size_t(shape.height));
     target = scratch_.data();
   }
   const tj::Header raw{header.width, header.height, 0, 0};
   const tj::Status status = tj::decode(handle_, data, size, raw, options.scale.num,
-                                       options.scale.denom, region, target, pitch, pixel_format,
+                                       options.scale.denom, target, pitch, pixel_format,
                                        !options.accept_warnings, options.fast);
   if (status == tj::Status::kError ||
       (status == tj::Status::kWarning && !options.accept_warnings)) {
     const std::string message = tj::error_message(handle_);
     handle_ = replace_handle(handle_);
-    if (status == tj::Status::kError) fail("corrupt data: " + message);
-    // With warnings fatal, TurboJPEG stopped at the first one: the image is incomplete.
-    fail("truncated or corrupt data (libjpeg-turbo warning: " + message +
-         "); pass accept_warnings=True to keep what libjpeg-turbo can decode");
+    fail_decode(status == tj::Status::kError, message);
   }
   // A warning with accept_warnings: libjpeg-turbo finished the image (missing parts gray).
-  if (!direct) {
-    for (int y = 0; y < shape.height; ++y) {
-      const std::uint8_t* src =
-          target + std::size_t(y + skip_y) * pitch + std::size_t(skip_x) * format_channels;
-      convert_row(src, format_channels, cmyk, options.mode, out.row(y), shape.width);
-    }
+  if (cmyk) {
+    for (int y = 0; y < shape.height; ++y)
+      convert_cmyk_row(target + std::size_t(y) * pitch, options.mode, out.row(y), shape.width);
+  }
+}
+
+void JpegDecoder::decode_region(const std::uint8_t* data, std::size_t size,
+                                const JpegDecodeOptions& options, bool cmyk, bool gray,
+                                const ImageShape& shape, const ImageView& out) {
+  if (!region_) region_ = std::make_unique<libjpeg::RegionDecoder>();
+  libjpeg::RegionRequest request;
+  request.scale_num = options.scale.num;
+  request.scale_denom = options.scale.denom;
+  request.x = options.crop.x;
+  request.y = options.crop.y;
+  request.width = options.crop.width;
+  request.height = options.crop.height;
+  request.format = cmyk ? libjpeg::PixelFormat::kCmyk
+                        : gray ? libjpeg::PixelFormat::kGray : libjpeg::PixelFormat::kRgb;
+  request.stop_on_warning = !options.accept_warnings;
+  request.fast = options.fast;
+  std::uint8_t* target = out.data;
+  std::size_t pitch = out.row_stride;
+  if (cmyk) {
+    pitch = std::size_t(shape.width) * 4;
+    scratch_.resize(pitch * std::size_t(shape.height));
+    target = scratch_.data();
+  }
+  const libjpeg::Status status = region_->decode(data, size, request, target, pitch);
+  if (status == libjpeg::Status::kError ||
+      (status == libjpeg::Status::kWarning && !options.accept_warnings))
+    fail_decode(status == libjpeg::Status::kError, region_->message());
+  if (cmyk) {
+    for (int y = 0; y < shape.height; ++y)
+      convert_cmyk_row(target + std::size_t(y) * pitch, options.mode, out.row(y), shape.width);
   }
 }
 

@@ -8,11 +8,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "conveyor/core/image.h"
 
 namespace conveyor::codecs {
+namespace libjpeg {
+class RegionDecoder;
+}
 
 enum class JpegColorspace { kRgb, kYCbCr, kGray, kCmyk, kYcck };
 
@@ -52,10 +56,11 @@ struct JpegDecodeOptions {
   // draft("L")). Alpha modes are not supported for JPEG (kInvalidArgument).
   ColorMode mode = ColorMode::kRgb;
   ScalingFactor scale;  // must be one of jpeg_scaling_factors()
-  // Applied after scaling. TurboJPEG 2.1 has no cropped decode: the decoder decodes the full
-  // scaled image into its scratch buffer and copies the region. With 3.x it decodes only the
-  // rows and iMCU columns that cover the region (tj3SetCroppingRegion) and copies those
-  // (whole-image decode + copy for JPEGs with unusual subsampling, which 3.x cannot crop).
+  // Applied after scaling. Decoded through the libjpeg API (jpeg_region.h): only the iMCU
+  // columns and rows around the region go through IDCT, upsampling and colour conversion,
+  // and entropy decoding stops after the region's last row. Pixels equal the same rectangle
+  // of the full decode. Corruption after the region is not seen, except truncation (a
+  // single-scan file without its end-of-image marker), reported as for a full decode.
   CropRegion crop;
   // A libjpeg-turbo warning (e.g. "premature end of data segment" on a truncated file) is an
   // error by default; true accepts the image as libjpeg-turbo completed it (gray filled).
@@ -94,8 +99,12 @@ class JpegDecoder {
               const ImageView& out);
 
  private:
-  void* handle_ = nullptr;               // tjhandle
-  std::vector<std::uint8_t> scratch_;    // crop and CMYK conversion
+  void decode_region(const std::uint8_t* data, std::size_t size, const JpegDecodeOptions& options,
+                     bool cmyk, bool gray, const ImageShape& shape, const ImageView& out);
+
+  void* handle_ = nullptr;                          // tjhandle: full decodes
+  std::unique_ptr<libjpeg::RegionDecoder> region_;  // cropped decodes (created on first use)
+  std::vector<std::uint8_t> scratch_;               // CMYK conversion
 };
 
 // The EXIF orientation tag (1..8) of a JPEG's APP1 segment, or 1 when absent/unreadable.

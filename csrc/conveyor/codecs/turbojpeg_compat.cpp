@@ -21,7 +21,7 @@ Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Hea
 }
 
 Status decode(void* handle, const std::uint8_t* data, std::size_t size, const Header& header,
-              int num, int denom, const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              int num, int denom, std::uint8_t* dst, std::size_t pitch, int pixel_format,
               bool stop_on_warning, bool fast) {
   (void)header;
   tj3Set(handle, TJPARAM_FASTDCT, fast ? 1 : 0);
@@ -30,16 +30,15 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
   tj3Set(handle, TJPARAM_STOPONWARNING, stop_on_warning ? 1 : 0);
   tj3Set(handle, TJPARAM_SCANLIMIT, 500);  // progressive-scan bomb guard
   if (tj3SetScalingFactor(handle, tjscalingfactor{num, denom}) != 0) return Status::kError;
-  const tjregion crop = region.width == 0 ? TJUNCROPPED
-                                          : tjregion{region.x, region.y, region.width, region.height};
-  if (tj3SetCroppingRegion(handle, crop) != 0) return Status::kError;
+  // Whole images only: crops go through the libjpeg API (jpeg_region.h), which is exact at
+  // the crop's edges.
+  if (tj3SetCroppingRegion(handle, TJUNCROPPED) != 0) return Status::kError;
   const int result = tj3Decompress8(handle, data, size, dst, int(pitch), pixel_format);
   if (result == 0) return Status::kOk;
   return tj3GetErrorCode(handle) == TJERR_WARNING ? Status::kWarning : Status::kError;
 }
 
 const char* error_message(void* handle) { return tj3GetErrorStr(handle); }
-bool supports_cropped_decode() { return true; }
 
 #else  // ------------------------------------------------------------------------ TurboJPEG 2.1
 
@@ -95,9 +94,8 @@ Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Hea
 }
 
 Status decode(void* handle, const std::uint8_t* data, std::size_t size, const Header& header,
-              int num, int denom, const Region& region, std::uint8_t* dst, std::size_t pitch, int pixel_format,
+              int num, int denom, std::uint8_t* dst, std::size_t pitch, int pixel_format,
               bool stop_on_warning, bool fast) {
-  if (region.width != 0) return Status::kError;  // 2.1 cannot crop; the caller copies instead
   // tjDecompress2 picks the scaling factor from the requested output size.
   const int width = TJSCALED(header.width, (tjscalingfactor{num, denom}));
   const int height = TJSCALED(header.height, (tjscalingfactor{num, denom}));
@@ -110,13 +108,7 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
 }
 
 const char* error_message(void* handle) { return tjGetErrorStr2(handle); }
-bool supports_cropped_decode() { return false; }
 
 #endif
-
-int scaled_mcu_width(int subsampling, int num, int denom) {
-  const int mcu = subsampling >= 0 && subsampling < TJ_NUMSAMP ? tjMCUWidth[subsampling] : 8;
-  return (mcu * num + denom - 1) / denom;
-}
 
 }  // namespace conveyor::codecs::tj
