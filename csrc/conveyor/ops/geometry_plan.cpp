@@ -150,6 +150,20 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
   return plan;
 }
 
+SourceRegion source_region(const GeometryPlan& plan, int width, int height) {
+  bool flipped = false;
+  for (const GeometryStep& step : plan.steps) {
+    if (step.kind == GeometryStep::kFlip) {
+      flipped = !flipped;
+    } else if (step.kind == GeometryStep::kCrop) {
+      return {flipped ? width - step.x - step.width : step.x, step.y, step.width, step.height};
+    } else {
+      break;
+    }
+  }
+  return {0, 0, width, height};
+}
+
 int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
   int region_width = width, region_height = height;
   for (const GeometryStep& step : plan.steps) {

@@ -29,6 +29,13 @@ struct GeometryPlan {
 GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
                            SampleRandom& random);
 
+// The rectangle of the source image (width x height) that the plan's pixels come from: the
+// first crop when only flips precede it, else the whole image. Lets the decoder skip the rest.
+struct SourceRegion {
+  int x = 0, y = 0, width = 0, height = 0;
+};
+SourceRegion source_region(const GeometryPlan& plan, int width, int height);
+
 // The largest DCT downscale (1, 2, 4 or 8) that keeps the region resized by the first resize
 // step at least twice as large as that step's output (the antialias filter then still does
 // a real downscale, keeping the result close to the full-decode path), or 1.

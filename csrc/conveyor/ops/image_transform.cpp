@@ -30,8 +30,10 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
   view.stride = image.row_stride;
   view.physical_width = image.width;
   view.physical_height = image.height;
-  view.rw = image.width;
-  view.rh = image.height;
+  view.rx = -image.origin_x;
+  view.ry = -image.origin_y;
+  view.rw = image.scaled_width > 0 ? image.scaled_width : image.width;
+  view.rh = image.scaled_height > 0 ? image.scaled_height : image.height;
   view.width = image.logical_width;
   view.height = image.logical_height;
   // Only flips may follow the last resize for it to write the output directly.

@@ -17,13 +17,18 @@
 
 namespace conveyor {
 
-// Decoded interleaved RGB pixels (rows readable one byte past in_width * 3). `scale` is the
-// DCT scale it was decoded at: logical pixel x covers physical pixels [x/scale, (x+1)/scale).
+// Decoded interleaved RGB pixels (rows readable one byte past in_width * 3). The image may
+// have been decoded DCT-scaled (to scaled_width x scaled_height: logical pixel x covers
+// physical pixels [x * sw / lw, (x + 1) * sw / lw)) and only partly (a region decode: the
+// buffer holds the physical rectangle at origin_x, origin_y, which must contain every pixel
+// the plan reads).
 struct DecodedImage {
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
-  int width = 0, height = 0;                 // physical (decoded) size
+  int width = 0, height = 0;                 // physical size of the buffer
   int logical_width = 0, logical_height = 0; // full-resolution size the plan refers to
+  int origin_x = 0, origin_y = 0;            // region decode: where the buffer starts
+  int scaled_width = 0, scaled_height = 0;   // region decode: the whole decoded size (0: width, height)
 };
 
 class ImageTransformer {

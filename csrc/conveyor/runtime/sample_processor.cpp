@@ -1,5 +1,6 @@
 #include "conveyor/runtime/sample_processor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -63,21 +64,46 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     width = header.width;
     height = header.height;
   }
-  // Unknown formats: output_shape() below throws the decoder's message.
-  int dct_scale = 1;
-  if (kind == codecs::ImageFormat::kJpeg && dct_scaling_) {
-    SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-    dct_scale = choose_dct_scale(plan_geometry(pipeline_.geometric, width, height, random), width, height);
+  if (kind == codecs::ImageFormat::kUnknown) decoder_.output_shape(data, size, options);  // throws
+  // Decoded at 1/dct_scale and/or only in part: the plan still refers to full-resolution
+  // coordinates of the whole image.
+  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  DecodedImage decoded;
+  decoded.logical_width = width;
+  decoded.logical_height = height;
+  if (kind == codecs::ImageFormat::kJpeg) {
+    const int dct_scale = dct_scaling_ ? choose_dct_scale(plan, width, height) : 1;
     options.scale = codecs::ScalingFactor{1, dct_scale};
+    decoded.scaled_width = options.scale.scale(width);
+    decoded.scaled_height = options.scale.scale(height);
+    // Decode only what the plan reads (a region decode is exact: same pixels as the whole
+    // image's), widened by a pixel for the rounding of DCT-scaled coordinates.
+    const SourceRegion region = source_region(plan, width, height);
+    if (region.width < width || region.height < height) {
+      const auto scaled_begin = [](int at, int scaled, int full) {
+        return std::max(0, static_cast<int>(static_cast<int64_t>(at) * scaled / full) - 1);
+      };
+      const auto scaled_end = [](int at, int scaled, int full) {
+        return std::min(scaled, static_cast<int>((static_cast<int64_t>(at) * scaled + full - 1) / full) + 1);
+      };
+      const int x0 = scaled_begin(region.x, decoded.scaled_width, width);
+      const int y0 = scaled_begin(region.y, decoded.scaled_height, height);
+      const int x1 = scaled_end(region.x + region.width, decoded.scaled_width, width);
+      const int y1 = scaled_end(region.y + region.height, decoded.scaled_height, height);
+      options.crop = codecs::CropRegion{x0, y0, x1 - x0, y1 - y0};
+      decoded.origin_x = x0;
+      decoded.origin_y = y0;
+    }
   }
   const ImageShape shape = decoder_.output_shape(data, size, options);
-  if (dct_scale == 1) {
-    width = shape.width;
-    height = shape.height;
-  }
   const size_t stride = shape.row_bytes();
   pixels_.resize(stride * static_cast<size_t>(shape.height) + kRowSlack);
   decoder_.decode(data, size, options, ImageView{pixels_.data(), shape, stride});
+  decoded.data = pixels_.data();
+  decoded.row_stride = stride;
+  decoded.width = shape.width;
+  decoded.height = shape.height;
 
   const uint8_t* mask = nullptr;
   if (!sources_.mask_paths.empty()) {
@@ -102,9 +128,6 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     }
     mask = mask_.data();
   }
-  // Decoded at 1/dct_scale: the plan still refers to full-resolution coordinates.
-  SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
   const bool allocate = !pipeline_.fixed_size.has_value();
   if (!allocate && (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
     throw Error(ErrorKind::kRuntime, "internal: planned size differs from the pipeline's fixed size");
@@ -115,8 +138,7 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     if (sources_.has_labels) output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
     else output.labels.clear();
   }
-  apply(plan, DecodedImage{pixels_.data(), stride, shape.width, shape.height, width, height}, mask != nullptr,
-        image_slot, mask_slot, output, allocate);
+  apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
 }
 
 void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
