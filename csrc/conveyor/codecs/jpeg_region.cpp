@@ -143,20 +143,28 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
   cinfo.do_fancy_upsampling = request.fast ? FALSE : TRUE;
   jpeg_start_decompress(&cinfo);
 
-  // One iMCU of margin left and right where the window does not meet the image edge:
-  // upsampling treats the window's edges as image edges, and that must stay outside the
-  // region. Rows need none: jpeg_skip_scanlines keeps the context rows that vertical
-  // upsampling reads (test_jpeg checks every layout against the full decode).
-  const int margin_x = cinfo.max_h_samp_factor * scaled_block_width(cinfo);
+  // A margin left and right where the window does not meet the image edge: upsampling
+  // treats the window's edges as image edges, and that must stay outside the region. The
+  // triangle filter of fancy h2 upsampling reaches one pixel, so 2 pixels suffice for
+  // downscaled and unscaled decodes (crop_scanline then widens the window to an iMCU
+  // boundary); DCT upscales get a whole iMCU. Rows need none: jpeg_skip_scanlines keeps the
+  // context rows that vertical upsampling reads. test_jpeg checks every layout and scale
+  // against the full decode.
+  const int margin_x = request.scale_num > request.scale_denom
+                           ? cinfo.max_h_samp_factor * scaled_block_width(cinfo) : 2;
   const int full_width = static_cast<int>(cinfo.output_width);
   JDIMENSION window_x = static_cast<JDIMENSION>(std::max(0, request.x - margin_x));
   JDIMENSION window_width =
       static_cast<JDIMENSION>(std::min(full_width, request.x + request.width + margin_x)) - window_x;
   if (window_width < cinfo.output_width) jpeg_crop_scanline(&cinfo, &window_x, &window_width);
   const std::size_t channels = static_cast<std::size_t>(cinfo.output_components);
-  const std::size_t row_bytes = std::size_t(cinfo.output_width) * channels;
-  if (state.rows.size() < row_bytes * kRowsPerRead) state.rows.resize(row_bytes * kRowsPerRead);
-  for (int i = 0; i < kRowsPerRead; ++i) state.row_pointers[i] = state.rows.data() + row_bytes * i;
+  // Scratch rows start 1 byte past a 64-byte boundary: libjpeg-turbo's AVX2 colour
+  // conversion writes 32-byte-aligned rows with non-temporal stores, which would send the
+  // rows to memory just before they are copied out of the cache.
+  const std::size_t row_stride = (std::size_t(cinfo.output_width) * channels + 64) / 64 * 64;
+  if (state.rows.size() < row_stride * kRowsPerRead + 128) state.rows.resize(row_stride * kRowsPerRead + 128);
+  std::uint8_t* const rows = state.rows.data() + (64 - reinterpret_cast<std::uintptr_t>(state.rows.data()) % 64) + 1;
+  for (int i = 0; i < kRowsPerRead; ++i) state.row_pointers[i] = rows + row_stride * i;
 
   if (request.y > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(request.y));
   const JDIMENSION end_row = static_cast<JDIMENSION>(request.y + request.height);

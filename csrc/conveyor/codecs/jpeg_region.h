@@ -6,9 +6,8 @@
 // status and a message, exactly as TurboJPEG words them.
 //
 // Pixels equal the same rectangle of a full decode (tjDecompress2 with the same scale and
-// flags): the decoder keeps one iMCU of margin left and right of the region (where it is not
-// an image edge), so that fancy upsampling at the edges of the decoded window never reaches
-// the region.
+// flags): the decoder keeps a margin left and right of the region (where it is not an image
+// edge), so that fancy upsampling at the edges of the decoded window never reaches the region.
 #pragma once
 
 #include <cstddef>
