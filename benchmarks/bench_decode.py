@@ -10,6 +10,9 @@ alike; read the ratios.
 Columns:
   conveyor         conveyor.io.decode_jpeg(bytes[, scale=1/2]) -> CHW uint8 tensor
   conveyor-fast    the same with fast=True (fast IDCT + upsampling; not bit-exact with Pillow)
+  conveyor-rrc     decode_jpeg(bytes, crop=region), full size only: the region a
+                   RandomResizedCrop (torchvision's get_params, seeded) picks in each image,
+                   decoded alone (libjpeg's crop/skip-scanlines; same pixels as the full decode)
   raw-turbojpeg    libjpeg-turbo's own speed: libturbojpeg's tjDecompress2 (ctypes, accurate
                    DCT, the same library conveyor links) into a preallocated buffer
   pillow           Image.open(BytesIO(b)) [+ draft("RGB", half size)] + load()
@@ -134,6 +137,16 @@ def decoders(images, half: bool):
     if half:
         sizes = [((w + 1) // 2, (h + 1) // 2) for w, h in sizes]
 
+    rrc_regions = []
+    generator = torch.Generator().manual_seed(0)
+    for width, height in sizes:
+        top, left, h, w = _rrc_params(width, height, generator)
+        rrc_regions.append((left, top, w, h))
+
+    def conveyor_rrc_pass():
+        for data, region in zip(images, rrc_regions):
+            cio.decode_jpeg(data, crop=region)
+
     def raw_pass():
         for data, (w, h) in zip(images, sizes):
             raw.decode(data, w, h)
@@ -153,7 +166,21 @@ def decoders(images, half: bool):
               "conveyor-fast": conveyor_fast_pass}
     if not half:
         result["torchvision"] = torchvision_pass
+        result["conveyor-rrc"] = conveyor_rrc_pass
     return result
+
+
+def _rrc_params(width: int, height: int, generator) -> tuple:
+    """torchvision RandomResizedCrop.get_params (scale 0.08-1, ratio 3/4-4/3): top, left, h, w."""
+    import torch
+    from torchvision.transforms import RandomResizedCrop
+
+    state = torch.get_rng_state()
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+    try:
+        return RandomResizedCrop.get_params(torch.empty(1, height, width), [0.08, 1.0], [3 / 4, 4 / 3])
+    finally:
+        torch.set_rng_state(state)
 
 
 class SimdWorker:
@@ -219,7 +246,7 @@ def ratios(rows) -> dict:
     result = {}
     for size in ("full", "1/2"):
         key = "full" if size == "full" else "half"
-        for ours in ("conveyor", "conveyor-fast"):
+        for ours in ("conveyor", "conveyor-fast", "conveyor-rrc"):
             for peer in ("pillow", "pillow-simd", "torchvision", "raw-turbojpeg"):
                 if by.get((peer, size)) and by.get((ours, size)):
                     result[f"{ours}/{peer} {key}"] = round(by[(ours, size)] / by[(peer, size)], 3)
