@@ -211,7 +211,8 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
       {"CMYK 4:4:4", 4, {1, 1, false, 0}},
   };
   const int sizes[][2] = {{203, 157}, {64, 48}, {17, 9}, {500, 375}};
-  const ScalingFactor scales[] = {{1, 1}, {1, 2}, {3, 8}, {1, 4}, {1, 8}, {5, 4}};
+  // The last two: fast IDCT and merged (non-fancy) upsampling, as TJFLAG_FASTDCT/FASTUPSAMPLE.
+  const ScalingFactor scales[] = {{1, 1}, {1, 2}, {3, 8}, {1, 4}, {1, 8}, {5, 4}, {1, 1}, {1, 2}};
   std::mt19937 random(7);
   JpegDecoder decoder;
   for (const Layout& layout : layouts) {
@@ -224,6 +225,7 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
           JpegDecodeOptions options;
           options.mode = mode;
           options.scale = scale;
+          options.fast = &scale - scales >= 6;
           const Image full = decode(decoder, jpeg, options);
           const int w = full.shape().width, h = full.shape().height;
           std::vector<CropRegion> regions = {{0, 0, w, h}, {0, 0, 1, 1}, {w - 1, h - 1, 1, 1},
@@ -240,8 +242,9 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
             const bool same = crop.shape().width == region.width &&
                               crop.shape().height == region.height && same_region(crop, full, region);
             if (!same)
-              std::fprintf(stderr, "%s %dx%d mode %d scale %d/%d crop (%d, %d, %d, %d) differs\n",
+              std::fprintf(stderr, "%s %dx%d mode %d scale %d/%d%s crop (%d, %d, %d, %d) differs\n",
                            layout.name, width, height, int(mode), scale.num, scale.denom,
+                           options.fast ? " fast" : "",
                            region.x, region.y, region.width, region.height);
             CHECK(same);
           }
