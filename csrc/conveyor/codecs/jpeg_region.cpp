@@ -174,6 +174,10 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
     const JDIMENSION first = cinfo.output_scanline;
     const JDIMENSION read = jpeg_read_scanlines(&cinfo, state.row_pointers,
                                                 std::min<JDIMENSION>(kRowsPerRead, end_row - first));
+    if (read == 0) {  // cannot happen with a memory source (it pads missing data); never spin
+      std::snprintf(state.error.message, sizeof(state.error.message), "decoder returned no rows");
+      std::longjmp(state.error.jump, kJumpError);
+    }
     for (JDIMENSION i = 0; i < read; ++i) {
       const std::size_t y = first + i - static_cast<JDIMENSION>(request.y);
       std::memcpy(dst + pitch * y, state.row_pointers[i] + skip_bytes, copy_bytes);
