@@ -30,7 +30,7 @@ from torchvision.transforms import v2
 __all__ = [
     "Compose", "ToImage", "Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Pad",
     "RandomHorizontalFlip", "ToDtype", "Normalize", "NativePlan", "plan_transforms",
-    "describe", "UnsupportedTransform", "transform_name",
+    "describe", "UnsupportedTransform", "transform_name", "mask_dtype",
 ]
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
@@ -106,18 +106,45 @@ def _padding(padding: Any) -> Any:
     return [int(p) for p in padding]
 
 
-def _dtype(transform: Any) -> str:
+def _per_type_dtype(dtype: dict, kind: type) -> Optional[torch.dtype]:
+    # v2.ToDtype: the entry of the exact type, else the "others" catch-all (None: unchanged)
+    return dtype[kind] if kind in dtype else dtype.get("others")
+
+
+def _image_dtype(transform: Any) -> Optional[str]:
+    """The image dtype a ToDtype converts to (engine name), or None when images stay as they are."""
     dtype = transform.dtype
     if isinstance(dtype, dict):
-        others = {k: v for k, v in dtype.items() if k is not tv_tensors.Image}
-        if tv_tensors.Image not in dtype or any(v is not None for v in others.values()):
+        # images and masks convert natively; every other type (boxes, "others") must stay as is
+        if any(value is not None for kind, value in dtype.items()
+               if kind not in (tv_tensors.Image, tv_tensors.Mask)):
             raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
-                                       f"{dtype!r} (only an image dtype runs natively)")
-        dtype = dtype[tv_tensors.Image]
+                                       f"{dtype!r} (only image and mask dtypes run natively)")
+        dtype = _per_type_dtype(dtype, tv_tensors.Image)
+        if dtype is None:
+            return None
     if dtype not in _DTYPES:
         raise UnsupportedTransform(f"{transform_name(transform)} to {dtype} "
                                    "(float32, float16 and uint8 run natively)")
     return _DTYPES[dtype]
+
+
+def mask_dtype(transform: Any) -> Optional[torch.dtype]:
+    """The dtype a ``v2.ToDtype`` gives ``tv_tensors.Mask`` targets (None: left unchanged).
+
+    A plain dtype converts only images (torchvision's rule); a per-type dict converts masks with
+    its ``tv_tensors.Mask`` entry, else its ``"others"`` entry, never scaling them.
+
+    Args:
+        transform: A recognised transform.
+
+    Returns:
+        The masks' new dtype, or None.
+    """
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return None
+    return _per_type_dtype(dtype, tv_tensors.Mask)
 
 
 # ----------------------------------------------------------------------------- descriptors
@@ -163,11 +190,12 @@ def _normalize(t: Any) -> List[Dict[str, Any]]:
 
 
 def _to_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": bool(t.scale)}]
+    dtype = _image_dtype(t)
+    return [] if dtype is None else [{"op": "to_dtype", "dtype": dtype, "scale": bool(t.scale)}]
 
 
 def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": True}]
+    return [{"op": "to_dtype", "dtype": _image_dtype(t), "scale": True}]
 
 
 def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
@@ -242,6 +270,8 @@ class NativePlan:
         reason: Why it could not (for the warning).
         to_tensor: The native prefix converts the image to a tensor (ToImage/ToTensor/...);
             without it the dataset would return PIL images, which only Python can produce.
+        mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
+            None leaves them uint8.
     """
 
     ops: List[Dict[str, Any]] = field(default_factory=list)
@@ -249,6 +279,7 @@ class NativePlan:
     blocker: Optional[str] = None
     reason: str = ""
     to_tensor: bool = False
+    mask_dtype: Optional[torch.dtype] = None
 
     @property
     def fully_native(self) -> bool:
@@ -285,6 +316,7 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
             return plan
         plan.ops.extend(ops)
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
+        plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
     return plan
 
 
