@@ -298,3 +298,22 @@ def test_bad_mask_raises_naming_file_and_sample_or_is_skipped(voc_root, tmp_path
     assert sizes == [4, 3, 4, 4, 4]
     assert [index for index, _ in skipping.stats.skipped] == [6]
     assert skipping.stats.path == ("native" if native else "python")
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_segmentation_collate_native_equals_torch_dataloader(voc_root, workers):
+    from conveyor.collate import segmentation_collate
+
+    tf = v2.Compose([v2.ToImage(), v2.Resize((80, 80)), v2.RandomHorizontalFlip(0.0),
+                     v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)])
+    loader = DataLoader(ours(voc_root, tf), batch_size=6, num_workers=workers,
+                        collate_fn=segmentation_collate)
+    expected = torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=6,
+                                           collate_fn=segmentation_collate)
+    count = 0
+    for (images, masks), (ref_images, ref_masks) in zip(loader, expected):
+        assert images.shape == (len(images), 3, 80, 80) and masks.shape == (len(images), 80, 80)
+        assert masks.dtype == torch.int64 and type(masks) is torch.Tensor
+        assert (images - ref_images).abs().max() <= 1e-5 and torch.equal(masks, ref_masks)
+        count += len(images)
+    assert count == 20 and loader.stats.path == "native"

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
-from conveyor.collate import detection_collate
+from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.generic_path import annotate, describe_sample
 from conveyor.loader_stats import StatsRecorder
 from conveyor.transforms import NativePlan, plan_transforms, transform_name
@@ -283,19 +283,22 @@ class NativeIterator:
         return (images, samples), len(kept)
 
     def _stacks_masks(self, images: Any, batch: Any) -> bool:
-        # torch's default_collate of (Image, Mask) pairs is [stacked images, stacked masks]:
-        # built straight from the engine's buffers when nothing runs per sample in Python
+        # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
+        # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
+        # buffers when nothing runs per sample in Python
         return (self._setup.masks_move and not self._setup.plan.tail
-                and self._collate is default_collate and isinstance(images, torch.Tensor)
-                and isinstance(batch.masks, np.ndarray))
+                and self._collate in (default_collate, segmentation_collate)
+                and isinstance(images, torch.Tensor) and isinstance(batch.masks, np.ndarray))
 
-    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> List[torch.Tensor]:
-        masks = torch.from_numpy(batch.masks).unsqueeze(1)  # [B, 1, H, W], as Mask samples stack
+    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
+        masks = torch.from_numpy(batch.masks)
         if self._setup.plan.mask_dtype is not None:
             masks = masks.to(self._setup.plan.mask_dtype)
         if self._pin is not None:
             masks = masks.pin_memory()
-        return [images, masks]
+        if self._collate is segmentation_collate:
+            return images, masks
+        return [images, masks.unsqueeze(1)]  # as Mask samples [1, H, W] stack
 
     def _mask_target(self, batch: Any, b: int) -> Any:
         mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
