@@ -6,6 +6,11 @@ inputs; ``NativeIterator`` runs one epoch. The epoch's sample order is the loade
 point): it is handed to the engine as explicit indices, so the native and the Python paths visit
 exactly the same samples in the same batches. Transforms the engine cannot run are applied in
 Python on what it produced (one warning per loader names the first of them).
+
+Joint transforms move typed targets in the engine: boxes for ``VOCDetection(target_format=
+"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. torch's
+``default_collate``, ``detection_collate`` and ``segmentation_collate`` are built straight from
+the engine's batch buffers; any other collate function gets per-sample ``tv_tensors``.
 """
 
 from __future__ import annotations
