@@ -113,8 +113,13 @@ class VOCDataModule(DataModule):
         if transforms is not None:  # user transforms get torchvision's items
             return cls(self.root, year=self.year, image_set=image_set, transforms=transforms)
         typed = "boxes" if self.task == "detection" else "mask"
-        return cls(self.root, year=self.year, image_set=image_set, target_format=typed,
-                   transforms=self.default_transforms(train))
+        dataset = cls(self.root, year=self.year, image_set=image_set, target_format=typed,
+                      transforms=self.default_transforms(train))
+        if typed == "boxes":
+            # VOC's xmin/ymin are 1-based pixel indices: their left/top edges are one less
+            # (xmax/ymax already are right/bottom edges); both loader paths read these arrays
+            dataset.native_annotations.boxes[:, :2] -= 1
+        return dataset
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Build the train (``train``) and validation/test (``val``) splits."""
