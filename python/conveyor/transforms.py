@@ -13,6 +13,13 @@ transform is recognised:
   RandomResizedCrop, RandomCrop, CenterCrop, Pad, RandomHorizontalFlip, Normalize, ToDtype,
   ConvertImageDtype (bilinear interpolation, constant padding with a single fill value).
 
+With joint ``transforms=`` on the typed datasets, boxes (``VOCDetection(target_format="boxes")``)
+and masks (``VOCSegmentation(target_format="mask")``, nearest-neighbour, padded with the same
+fill as the image) move with the image in the engine, as torchvision's v2 kernels move
+``BoundingBoxes`` and ``Mask``. ``ToDtype`` with a per-type dict converts images natively and
+masks per batch (``{tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others":
+None}``); every other type it names must map to None.
+
 Anything else (another class, a subclass of a recognised class, a lambda, a recognised class
 with unsupported settings) runs in Python on the engine's output; the loader warns once naming it.
 """
@@ -380,7 +387,8 @@ class RandomHorizontalFlip(v2.RandomHorizontalFlip):
 
 
 class ToDtype(v2.ToDtype):
-    """``v2.ToDtype`` for images: float32, float16 or uint8, optionally scaling to [0, 1]."""
+    """``v2.ToDtype`` for images: float32, float16 or uint8, optionally scaling to [0, 1]; a
+    per-type dict may also give masks a dtype (never scaled)."""
 
     def __init__(self, dtype: torch.dtype, scale: bool = False) -> None:
         super().__init__(dtype, scale=scale)
