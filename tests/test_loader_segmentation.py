@@ -317,3 +317,16 @@ def test_segmentation_collate_native_equals_torch_dataloader(voc_root, workers):
         assert (images - ref_images).abs().max() <= 1e-5 and torch.equal(masks, ref_masks)
         count += len(images)
     assert count == 20 and loader.stats.path == "native"
+
+
+def test_no_transforms_gives_the_datasets_items(voc_root):
+    ds = ours(voc_root, None)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=lambda samples: samples)
+    count = 0
+    for number, batch in enumerate(loader):
+        for slot, (image, mask) in enumerate(batch):
+            expected_image, expected_mask = ds[number * 4 + slot]
+            assert type(image) is tv_tensors.Image and type(mask) is tv_tensors.Mask
+            assert torch.equal(image, expected_image) and torch.equal(mask, expected_mask)
+            count += 1
+    assert count == len(ds) and loader.stats.path == "native"
