@@ -330,3 +330,15 @@ def test_no_transforms_gives_the_datasets_items(voc_root):
             assert torch.equal(image, expected_image) and torch.equal(mask, expected_mask)
             count += 1
     assert count == len(ds) and loader.stats.path == "native"
+
+
+def test_per_type_dtype_without_a_mask_entry_raises_like_torchvision(voc_root):
+    tf = v2.Compose([v2.ToImage(), v2.Resize((40, 40)),
+                     v2.ToDtype({tv_tensors.Image: torch.float32}, scale=True)])
+    with pytest.raises(ValueError, match="No dtype was specified for type") as expected:
+        next(iter(torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=2)))
+    loader = DataLoader(ours(voc_root, tf), batch_size=2)
+    with pytest.warns(UserWarning, match="no entry for Mask targets"):
+        with pytest.raises(ValueError) as got:
+            next(iter(loader))
+    assert str(got.value) == str(expected.value) and "sample" in _error_text(got)

@@ -86,7 +86,10 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
-    plan = plan_transforms(joint_transform if joint else dataset.transform)
+    moving = ()
+    if joint and typed:
+        moving = (tv_tensors.BoundingBoxes,) if kind == "detection" else (tv_tensors.Mask,)
+    plan = plan_transforms(joint_transform if joint else dataset.transform, moving)
     if typed:
         plan.to_tensor = True  # the dataset's images are tensors from the start
     elif kind == "segmentation" and joint:

@@ -294,7 +294,19 @@ class NativePlan:
         return self.blocker is None and not self.tail
 
 
-def plan_transforms(transform: Optional[Callable]) -> NativePlan:
+def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
+    # torchvision's ToDtype raises for a per-type dict with no entry for a target's type (and
+    # no "others"); leaving it to Python reproduces that error
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return
+    for kind in target_types:
+        if kind not in dtype and "others" not in dtype:
+            raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
+                                       f"{dtype!r} has no entry for {kind.__name__} targets")
+
+
+def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
     """Split ``transform`` into the longest natively runnable prefix and a Python tail.
 
     The engine applies geometric ops on uint8 images and fuses dtype conversion and
@@ -303,6 +315,8 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
 
     Args:
         transform: A transform, a (nested) Compose, or None.
+        target_types: The ``tv_tensors`` types of the targets moving with the image (joint
+            transforms), e.g. ``(tv_tensors.Mask,)``.
 
     Returns:
         The ``NativePlan``.
@@ -314,6 +328,7 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
     for position, leaf in enumerate(leaves):
         try:
             ops = describe(leaf)
+            _check_target_dtypes(leaf, target_types)
             if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
                 raise UnsupportedTransform(f"{transform_name(leaf)} after ToDtype/Normalize "
                                            "(the engine resizes and crops uint8 images)")
