@@ -43,3 +43,20 @@ def test_works_as_collate_fn_of_torch_and_conveyor_loaders():
 def test_bad_sample_is_reported():
     with pytest.raises(TypeError, match="sample 1 of the batch is a Tensor"):
         detection_collate([sample(), torch.zeros(3)])
+
+
+def test_segmentation_collate_stacks_masks_without_channel():
+    from torchvision import tv_tensors
+
+    from conveyor.collate import segmentation_collate
+
+    samples = [(tv_tensors.Image(torch.full((3, 4, 5), i, dtype=torch.float32)),
+                tv_tensors.Mask(torch.full((1, 4, 5), 255 - i, dtype=torch.int64))) for i in range(3)]
+    images, masks = segmentation_collate(samples)
+    assert type(images) is torch.Tensor and images.shape == (3, 3, 4, 5)
+    assert type(masks) is torch.Tensor and masks.shape == (3, 4, 5) and masks.dtype == torch.int64
+    assert masks[2, 0, 0] == 253
+    flat = segmentation_collate([(torch.zeros(3, 2, 2), torch.ones(2, 2, dtype=torch.uint8))] * 2)
+    assert flat[1].shape == (2, 2, 2) and flat[1].dtype == torch.uint8
+    with pytest.raises(TypeError, match="sample 1 of the batch is a tuple of Tensor, str"):
+        segmentation_collate([samples[0], (torch.zeros(3, 4, 5), "mask")])

@@ -136,6 +136,54 @@ def test_voc_segmentation_batches(synthetic_dir):
     assert len(dm.val_dataloader().dataset) == 4
 
 
+@pytest.mark.parametrize("task", ["segmentation", "detection"])
+def test_voc_default_transforms_run_natively(synthetic_dir, task):
+    import warnings
+
+    dm = VOCDataModule(task=task, image_size=64, batch_size=4, synthetic_dir=synthetic_dir,
+                       synthetic_train_images=12, synthetic_val_images=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no transform forces the Python path
+            batches = list(loader)
+        assert loader.stats.path == "native" and len(batches) == len(loader)
+
+
+def test_voc_segmentation_batches_equal_the_python_path(synthetic_dir):
+    dm = VOCDataModule(task="segmentation", image_size=56, batch_size=4, synthetic_dir=synthetic_dir,
+                       synthetic_train_images=12, synthetic_val_images=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    loader = dm.val_dataloader()
+    python = torch.utils.data.DataLoader(loader.dataset, batch_size=4, collate_fn=loader.collate_fn)
+    for (images, masks), (ref_images, ref_masks) in zip(loader, python):
+        assert (images - ref_images).abs().max() <= 1e-5
+        assert masks.dtype == ref_masks.dtype == torch.int64 and torch.equal(masks, ref_masks)
+    assert loader.stats.path == "native"
+
+
+def test_voc_detection_targets_follow_the_image(synthetic_dir):
+    dm = VOCDataModule(task="detection", image_size=64, batch_size=3, synthetic_dir=synthetic_dir,
+                       synthetic_train_images=6, synthetic_val_images=3, normalize=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    loader = dm.val_dataloader()
+    images, targets = next(iter(loader))
+    raw = conveyor.datasets.VOCDetection(dm.root, image_set="val", target_format="boxes")
+    for index, (image, target) in enumerate(zip(images, targets)):
+        source, expected = raw[index]
+        sy, sx = 64 / source.shape[-2], 64 / source.shape[-1]
+        scale = torch.tensor([sx, sy, sx, sy])
+        edges = expected["boxes"] - torch.tensor([1.0, 1.0, 0.0, 0.0])  # 1-based xmin/ymin
+        assert torch.allclose(target["boxes"], edges * scale, atol=1e-4)
+        assert torch.equal(target["labels"], expected["labels"])
+        assert torch.equal(target["iscrowd"], expected["difficult"].long())
+        assert int(target["image_id"]) == int("".join(c for c in raw.ids[index] if c.isdigit()))
+    assert loader.stats.path == "native"
+
+
 def test_voc_detection_batches(synthetic_dir):
     dm = VOCDataModule(task="detection", image_size=64, batch_size=3, synthetic_dir=synthetic_dir,
                        synthetic_train_images=6, synthetic_val_images=3, normalize=False)
@@ -153,9 +201,15 @@ def test_voc_detection_batches(synthetic_dir):
 def test_voc_custom_transforms_are_used(synthetic_dir):
     calls = []
 
-    def transforms(image, target):
+    def transforms(image, target):  # user transforms get torchvision's PIL image and mask
+        from torchvision import tv_tensors
+        from torchvision.transforms.v2 import functional as F
+
+        assert target.mode == "P"
         calls.append(1)
-        return VOCDataModule(task="segmentation", image_size=16).default_transforms(False)(image, target)
+        default = VOCDataModule(task="segmentation", image_size=16).default_transforms(False)
+        image, mask = default(image, tv_tensors.Mask(F.pil_to_tensor(target)))
+        return image, mask[0]
 
     dm = VOCDataModule(task="segmentation", synthetic_dir=synthetic_dir, synthetic_train_images=4,
                        synthetic_val_images=2, batch_size=2, train_transforms=transforms)

@@ -192,3 +192,69 @@ def test_boxes_mode_reports_a_bad_annotation_at_construction(voc_roots, tmp_path
     lazy = datasets.VOCDetection(root)  # dict mode, like torchvision, fails on access only
     with pytest.raises(AnnotationError, match=str(bad)):
         lazy[0]
+
+
+@pytest.mark.parametrize("year", YEARS)
+def test_mask_target_matches_wrap_dataset_for_transforms_v2(voc_roots, year):
+    for split in splits(year):
+        theirs = wrap_dataset_for_transforms_v2(
+            tv_datasets.VOCSegmentation(voc_roots, year=year, image_set=split))
+        ours = datasets.VOCSegmentation(voc_roots, year=year, image_set=split,
+                                        target_format="mask")
+        assert len(ours) == len(theirs) > 0 and ours.target_format == "mask"
+        for i in range(len(ours)):
+            (image, mask), (expected_image, expected_mask) = ours[i], theirs[i]
+            assert type(image) is tv_tensors.Image and image.dtype == torch.uint8
+            assert torch.equal(image, torch.from_numpy(np.array(expected_image)).permute(2, 0, 1))
+            assert type(mask) is type(expected_mask) is tv_tensors.Mask
+            assert mask.dtype == expected_mask.dtype == torch.uint8
+            assert mask.shape == expected_mask.shape == (1, 48, 64)
+            assert torch.equal(mask, expected_mask)
+            assert 255 in mask.unique().tolist()  # the void border is kept
+
+
+def test_mask_target_with_transforms_v2(voc_roots):
+    from torchvision.transforms import v2
+
+    transforms = v2.Compose([v2.RandomHorizontalFlip(p=1.0), v2.Resize((24, 40)),
+                             v2.ToDtype(torch.float32, scale=True)])
+    ours = datasets.VOCSegmentation(voc_roots, target_format="mask", transforms=transforms)
+    raw = datasets.VOCSegmentation(voc_roots, target_format="mask")
+    image, mask = ours[0]
+    assert image.dtype == torch.float32 and image.shape == (3, 24, 40)
+    assert mask.dtype == torch.uint8 and mask.shape == (1, 24, 40)  # not scaled, nearest
+    assert set(mask.unique().tolist()) <= set(raw[0][1].unique().tolist())
+
+
+def test_segmentation_target_format_is_validated(voc_roots):
+    with pytest.raises(ValueError, match=r"Unknown value 'boxes' for argument target_format. "
+                                         r"Valid values are \{'pil', 'mask'\}."):
+        datasets.VOCSegmentation(voc_roots, target_format="boxes")
+    assert datasets.VOCSegmentation(voc_roots).target_format == "pil"
+
+
+@pytest.mark.parametrize("damage", ["rgb", "16-bit", "wrong-size", "garbage"])
+def test_bad_mask_file_is_named(voc_roots, tmp_path, damage):
+    from PIL import Image
+
+    from conveyor.errors import DecodeError
+
+    root = tmp_path / "copy"
+    shutil.copytree(voc_roots / "VOCdevkit" / "VOC2012", root / "VOCdevkit" / "VOC2012")
+    ours = datasets.VOCSegmentation(root, target_format="mask")
+    bad = ours.masks[0]
+    if damage == "rgb":
+        Image.open(bad).convert("RGB").save(bad)
+        match = "single-channel 8-bit"
+    elif damage == "16-bit":
+        Image.fromarray(np.zeros((48, 64), np.uint16)).save(bad)
+        match = "single-channel 8-bit"
+    elif damage == "wrong-size":
+        Image.open(bad).resize((10, 10)).save(bad)
+        match = "differs from the image size"
+    else:
+        open(bad, "wb").write(b"not a png")
+        match = "format"
+    with pytest.raises(DecodeError, match=match) as info:
+        ours[0]
+    assert bad in str(info.value)

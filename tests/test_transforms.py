@@ -117,3 +117,23 @@ def test_conveyor_classes_refuse_non_native_settings():
         T.Pad(2, fill=(1, 2, 3))
     with pytest.raises(ValueError, match="float64"):
         T.ToDtype(torch.float64)
+
+
+def test_per_type_to_dtype_plans_images_and_masks():
+    from conveyor.transforms import plan_transforms
+
+    plan = plan_transforms(v2.Compose([
+        v2.ToImage(), v2.Resize((8, 8)),
+        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
+                   scale=True)]))
+    assert plan.fully_native and plan.mask_dtype == torch.int64
+    assert plan.ops[-1] == {"op": "to_dtype", "dtype": "float32", "scale": True}
+    masks_only = plan_transforms(v2.ToDtype({tv_tensors.Mask: torch.float32, "others": None}))
+    assert masks_only.fully_native and masks_only.ops == [] and masks_only.mask_dtype == torch.float32
+    plain = plan_transforms(v2.ToDtype(torch.float16, scale=True))
+    assert plain.mask_dtype is None  # a plain dtype converts images only (torchvision's rule)
+    boxes = plan_transforms(v2.ToDtype({tv_tensors.Image: torch.float32,
+                                        tv_tensors.BoundingBoxes: torch.float64, "others": None}))
+    assert boxes.blocker == "torchvision.transforms.v2.ToDtype" and "per-type" in boxes.reason
+    others = plan_transforms(v2.ToDtype({tv_tensors.Image: torch.float32, "others": torch.int64}))
+    assert others.blocker is not None

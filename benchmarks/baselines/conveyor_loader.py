@@ -1,7 +1,9 @@
 """conveyor: ``conveyor.DataLoader`` (native threads) + conveyor's VOC datasets.
 
 The user code is torchvision's with two imports changed: the same v2 transforms, the same
-dataset arguments, ``target_format="boxes"`` and ``detection_collate`` for detection.
+dataset arguments, ``target_format="boxes"`` and ``detection_collate`` for detection,
+``target_format="mask"`` for segmentation (the typed items that torch's column gets from
+``wrap_dataset_for_transforms_v2``; torch's default collate in both).
 Warnings the loader raises (e.g. a transform that forced the slow Python path) are recorded in
 the result by run_one.py, so a fast-path miss is visible in the table rather than hidden.
 """
@@ -49,8 +51,9 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
                           target_format="boxes")
         collate = detection_collate
     elif dataset == "segmentation":
-        ds = VOCSegmentation(root, year=YEAR, image_set="trainval", transforms=transforms)
-        collate = None
+        ds = VOCSegmentation(root, year=YEAR, image_set="trainval", transforms=transforms,
+                             target_format="mask")
+        collate = None  # torch's default collate stacks images and masks, as in torch's column
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
     kwargs = {"collate_fn": collate} if collate is not None else {}

@@ -110,6 +110,34 @@ TEST_CASE("mask nearest resize and flip") {
   CHECK((mask == std::vector<uint8_t>{2, 2, 1, 1}));
 }
 
+TEST_CASE("mask pads nest: the outer border's fill wins, crops cut through padding") {
+  // 2x2 mask, pad 1 all round with 7, pad left 1 with 9, crop the 4x3 window at (0, 1),
+  // nearest upscale 2x vertically, flip.
+  GeometryStep inner{GeometryStep::kPad};
+  inner.padding = {1, 1, 1, 1};
+  inner.fill = {7, 7, 7};
+  GeometryStep outer{GeometryStep::kPad};
+  outer.padding = {1, 0, 0, 0};
+  outer.fill = {9, 9, 9};
+  GeometryStep crop{GeometryStep::kCrop};
+  crop.x = 0;
+  crop.y = 1;
+  crop.width = 4;
+  crop.height = 3;
+  GeometryStep resize{GeometryStep::kResize};
+  resize.width = 4;
+  resize.height = 6;
+  GeometryPlan plan;
+  plan.steps = {inner, outer, crop, resize, GeometryStep{GeometryStep::kFlip}};
+  std::vector<uint8_t> mask = {1, 2, 3, 4}, scratch;
+  apply_geometry_to_mask(plan, 2, 2, mask, scratch);
+  // after the pads (5x4):  9 7 7 7 7 / 9 7 1 2 7 / 9 7 3 4 7 / 9 7 7 7 7
+  // crop rows 1..3, cols 0..3: 9 7 1 2 / 9 7 3 4 / 9 7 7 7; each row twice; flipped
+  const std::vector<uint8_t> expected = {2, 1, 7, 9, 2, 1, 7, 9, 4, 3, 7, 9,
+                                         4, 3, 7, 9, 7, 7, 7, 9, 7, 7, 7, 9};
+  CHECK(mask == expected);
+}
+
 TEST_CASE("float16 conversion rounds to nearest even") {
   CHECK(float_to_half(1.0f) == 0x3C00);
   CHECK(float_to_half(-2.0f) == 0xC000);

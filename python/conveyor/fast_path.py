@@ -6,6 +6,11 @@ inputs; ``NativeIterator`` runs one epoch. The epoch's sample order is the loade
 point): it is handed to the engine as explicit indices, so the native and the Python paths visit
 exactly the same samples in the same batches. Transforms the engine cannot run are applied in
 Python on what it produced (one warning per loader names the first of them).
+
+Joint transforms move typed targets in the engine: boxes for ``VOCDetection(target_format=
+"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. torch's
+``default_collate``, ``detection_collate`` and ``segmentation_collate`` are built straight from
+the engine's batch buffers; any other collate function gets per-sample ``tv_tensors``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
-from conveyor.collate import detection_collate
+from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.generic_path import annotate, describe_sample
 from conveyor.loader_stats import StatsRecorder
 from conveyor.transforms import NativePlan, plan_transforms, transform_name
@@ -34,6 +40,7 @@ class NativeSetup:
         plan: How the transforms split between the engine and Python.
         joint: The transforms take ``(image, target)`` (a ``transforms=`` argument).
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
+        masks_move: Masks are transformed with the image (joint v2 transforms, mask target).
         target_transform: Applied in Python to each target (separate-transform datasets).
         engine: The ``conveyor._engine.Engine`` (created at the first epoch).
         buffers: Destination tensors fed to the engine and not yet returned in a batch.
@@ -44,6 +51,7 @@ class NativeSetup:
     joint: bool
     boxes_move: bool
     target_transform: Optional[Callable]
+    masks_move: bool = False
     engine: Any = None
     buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
@@ -75,14 +83,19 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
 
     dataset = loader.dataset
     kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
-    plan = plan_transforms(joint_transform if joint else dataset.transform)
-    if kind == "detection" and getattr(dataset, "target_format", "dict") == "boxes":
+    moving = ()
+    if joint and typed:
+        moving = (tv_tensors.BoundingBoxes,) if kind == "detection" else (tv_tensors.Mask,)
+    plan = plan_transforms(joint_transform if joint else dataset.transform, moving)
+    if typed:
         plan.to_tensor = True  # the dataset's images are tensors from the start
     elif kind == "segmentation" and joint:
         # torchvision's v2 transforms treat VOCSegmentation's PIL mask as a second *image*
-        # (bilinear resize, dtype scaling); only Python reproduces that faithfully
+        # (bilinear resize, dtype scaling); only Python reproduces that faithfully. With
+        # target_format="mask" the target is a tv_tensors.Mask, which the engine moves.
         return None
     if plan.blocker is not None and not plan.to_tensor:
         _warn(plan, "the whole pipeline runs in Python (the native part must end in a tensor)")
@@ -91,8 +104,9 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
         return None  # the dataset returns PIL images: only Python produces those
     if plan.blocker is not None:
         _warn(plan, "it and the transforms after it run in Python on the engine's output")
-    boxes_move = joint and kind == "detection" and getattr(dataset, "target_format", "dict") == "boxes"
-    return NativeSetup(kind=kind, plan=plan, joint=joint, boxes_move=boxes_move,
+    return NativeSetup(kind=kind, plan=plan, joint=joint,
+                       boxes_move=joint and typed and kind == "detection",
+                       masks_move=joint and typed and kind == "segmentation",
                        target_transform=None if joint else dataset.target_transform)
 
 
@@ -124,6 +138,8 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
         sources = dict(boxes=annotations.boxes,
                        labels=np.arange(len(annotations.boxes), dtype=np.int64),
                        offsets=annotations.offsets)
+    if setup.masks_move:
+        sources = dict(mask_paths=dataset.masks)
     return Engine(setup.plan.ops, dataset.images, batch_size=loader.batch_size,
                   num_threads=loader.num_workers, prefetch=max(1, loader.prefetch_factor or 2),
                   seed=loader.seed, shuffle=False, drop_last=loader.drop_last,
@@ -240,6 +256,8 @@ class NativeIterator:
         every sample failed the Python part (targets, transforms the engine cannot run)."""
         images = self._images(batch)
         plan = self._setup.plan
+        if self._stacks_masks(images, batch):
+            return self._segmentation_batch(images, batch), len(batch.indices)
         fused = not plan.tail and self._collate is detection_collate
         kept: List[int] = []
         samples = []
@@ -272,6 +290,30 @@ class NativeIterator:
         # the native detection collate: stacked images, list of targets
         return (images, samples), len(kept)
 
+    def _stacks_masks(self, images: Any, batch: Any) -> bool:
+        # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
+        # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
+        # buffers when nothing runs per sample in Python
+        return (self._setup.masks_move and not self._setup.plan.tail
+                and self._collate in (default_collate, segmentation_collate)
+                and isinstance(images, torch.Tensor) and isinstance(batch.masks, np.ndarray))
+
+    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
+        masks = torch.from_numpy(batch.masks)
+        if self._setup.plan.mask_dtype is not None:
+            masks = masks.to(self._setup.plan.mask_dtype)
+        if self._pin is not None:
+            masks = masks.pin_memory()
+        if self._collate is segmentation_collate:
+            return images, masks
+        return [images, masks.unsqueeze(1)]  # as Mask samples [1, H, W] stack
+
+    def _mask_target(self, batch: Any, b: int) -> Any:
+        mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
+        if self._setup.plan.mask_dtype is not None:
+            mask = mask.to(self._setup.plan.mask_dtype)
+        return tv_tensors.Mask(mask)
+
     def _run_tail(self, image: Any, target: Any) -> Any:
         for transform in self._setup.plan.tail:
             if self._setup.joint:
@@ -283,7 +325,13 @@ class NativeIterator:
     def _target(self, batch: Any, b: int) -> Any:
         index = int(batch.indices[b])
         dataset = self._dataset
-        if self._setup.kind == "segmentation":
+        if self._setup.masks_move:
+            target = self._mask_target(batch, b)
+        elif self._setup.kind == "segmentation" and dataset.target_format == "mask":
+            from conveyor.datasets.voc import read_mask_tensor
+
+            target = read_mask_tensor(dataset.masks[index])  # image-only transform: unmoved
+        elif self._setup.kind == "segmentation":
             from PIL import Image
 
             target = Image.open(dataset.masks[index])

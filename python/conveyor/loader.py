@@ -53,7 +53,8 @@ class DataLoader(tud.DataLoader):
       conveyor yields each element once whatever ``num_workers`` is.
 
     The native path is taken when the dataset is a ``conveyor.datasets.VOCDetection`` or
-    ``VOCSegmentation`` (image-only ``transform``), batching is automatic (no custom
+    ``VOCSegmentation`` (image-only ``transform``, or joint ``transforms`` with
+    ``target_format="mask"``), batching is automatic (no custom
     ``batch_sampler``), and the transforms start with ops ``conveyor.transforms`` recognises.
     It gives the same batches as the Python path (same order, same targets; images within
     1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is

@@ -13,6 +13,13 @@ transform is recognised:
   RandomResizedCrop, RandomCrop, CenterCrop, Pad, RandomHorizontalFlip, Normalize, ToDtype,
   ConvertImageDtype (bilinear interpolation, constant padding with a single fill value).
 
+With joint ``transforms=`` on the typed datasets, boxes (``VOCDetection(target_format="boxes")``)
+and masks (``VOCSegmentation(target_format="mask")``, nearest-neighbour, padded with the same
+fill as the image) move with the image in the engine, as torchvision's v2 kernels move
+``BoundingBoxes`` and ``Mask``. ``ToDtype`` with a per-type dict converts images natively and
+masks per batch (``{tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others":
+None}``); every other type it names must map to None.
+
 Anything else (another class, a subclass of a recognised class, a lambda, a recognised class
 with unsupported settings) runs in Python on the engine's output; the loader warns once naming it.
 """
@@ -30,7 +37,7 @@ from torchvision.transforms import v2
 __all__ = [
     "Compose", "ToImage", "Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Pad",
     "RandomHorizontalFlip", "ToDtype", "Normalize", "NativePlan", "plan_transforms",
-    "describe", "UnsupportedTransform", "transform_name",
+    "describe", "UnsupportedTransform", "transform_name", "mask_dtype",
 ]
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
@@ -106,18 +113,45 @@ def _padding(padding: Any) -> Any:
     return [int(p) for p in padding]
 
 
-def _dtype(transform: Any) -> str:
+def _per_type_dtype(dtype: dict, kind: type) -> Optional[torch.dtype]:
+    # v2.ToDtype: the entry of the exact type, else the "others" catch-all (None: unchanged)
+    return dtype[kind] if kind in dtype else dtype.get("others")
+
+
+def _image_dtype(transform: Any) -> Optional[str]:
+    """The image dtype a ToDtype converts to (engine name), or None when images stay as they are."""
     dtype = transform.dtype
     if isinstance(dtype, dict):
-        others = {k: v for k, v in dtype.items() if k is not tv_tensors.Image}
-        if tv_tensors.Image not in dtype or any(v is not None for v in others.values()):
+        # images and masks convert natively; every other type (boxes, "others") must stay as is
+        if any(value is not None for kind, value in dtype.items()
+               if kind not in (tv_tensors.Image, tv_tensors.Mask)):
             raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
-                                       f"{dtype!r} (only an image dtype runs natively)")
-        dtype = dtype[tv_tensors.Image]
+                                       f"{dtype!r} (only image and mask dtypes run natively)")
+        dtype = _per_type_dtype(dtype, tv_tensors.Image)
+        if dtype is None:
+            return None
     if dtype not in _DTYPES:
         raise UnsupportedTransform(f"{transform_name(transform)} to {dtype} "
                                    "(float32, float16 and uint8 run natively)")
     return _DTYPES[dtype]
+
+
+def mask_dtype(transform: Any) -> Optional[torch.dtype]:
+    """The dtype a ``v2.ToDtype`` gives ``tv_tensors.Mask`` targets (None: left unchanged).
+
+    A plain dtype converts only images (torchvision's rule); a per-type dict converts masks with
+    its ``tv_tensors.Mask`` entry, else its ``"others"`` entry, never scaling them.
+
+    Args:
+        transform: A recognised transform.
+
+    Returns:
+        The masks' new dtype, or None.
+    """
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return None
+    return _per_type_dtype(dtype, tv_tensors.Mask)
 
 
 # ----------------------------------------------------------------------------- descriptors
@@ -163,11 +197,12 @@ def _normalize(t: Any) -> List[Dict[str, Any]]:
 
 
 def _to_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": bool(t.scale)}]
+    dtype = _image_dtype(t)
+    return [] if dtype is None else [{"op": "to_dtype", "dtype": dtype, "scale": bool(t.scale)}]
 
 
 def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _dtype(t), "scale": True}]
+    return [{"op": "to_dtype", "dtype": _image_dtype(t), "scale": True}]
 
 
 def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
@@ -242,6 +277,8 @@ class NativePlan:
         reason: Why it could not (for the warning).
         to_tensor: The native prefix converts the image to a tensor (ToImage/ToTensor/...);
             without it the dataset would return PIL images, which only Python can produce.
+        mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
+            None leaves them uint8.
     """
 
     ops: List[Dict[str, Any]] = field(default_factory=list)
@@ -249,6 +286,7 @@ class NativePlan:
     blocker: Optional[str] = None
     reason: str = ""
     to_tensor: bool = False
+    mask_dtype: Optional[torch.dtype] = None
 
     @property
     def fully_native(self) -> bool:
@@ -256,7 +294,19 @@ class NativePlan:
         return self.blocker is None and not self.tail
 
 
-def plan_transforms(transform: Optional[Callable]) -> NativePlan:
+def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
+    # torchvision's ToDtype raises for a per-type dict with no entry for a target's type (and
+    # no "others"); leaving it to Python reproduces that error
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return
+    for kind in target_types:
+        if kind not in dtype and "others" not in dtype:
+            raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
+                                       f"{dtype!r} has no entry for {kind.__name__} targets")
+
+
+def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
     """Split ``transform`` into the longest natively runnable prefix and a Python tail.
 
     The engine applies geometric ops on uint8 images and fuses dtype conversion and
@@ -265,6 +315,8 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
 
     Args:
         transform: A transform, a (nested) Compose, or None.
+        target_types: The ``tv_tensors`` types of the targets moving with the image (joint
+            transforms), e.g. ``(tv_tensors.Mask,)``.
 
     Returns:
         The ``NativePlan``.
@@ -276,6 +328,7 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
     for position, leaf in enumerate(leaves):
         try:
             ops = describe(leaf)
+            _check_target_dtypes(leaf, target_types)
             if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
                 raise UnsupportedTransform(f"{transform_name(leaf)} after ToDtype/Normalize "
                                            "(the engine resizes and crops uint8 images)")
@@ -285,6 +338,7 @@ def plan_transforms(transform: Optional[Callable]) -> NativePlan:
             return plan
         plan.ops.extend(ops)
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
+        plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
     return plan
 
 
@@ -348,7 +402,8 @@ class RandomHorizontalFlip(v2.RandomHorizontalFlip):
 
 
 class ToDtype(v2.ToDtype):
-    """``v2.ToDtype`` for images: float32, float16 or uint8, optionally scaling to [0, 1]."""
+    """``v2.ToDtype`` for images: float32, float16 or uint8, optionally scaling to [0, 1]; a
+    per-type dict may also give masks a dtype (never scaled)."""
 
     def __init__(self, dtype: torch.dtype, scale: bool = False) -> None:
         super().__init__(dtype, scale=scale)

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from conveyor.datamodules.voc_transforms import DetectionTransform, SegmentationTransform, collate_detection
+from conveyor.datamodules.voc_transforms import (DetectionCollate, collate_detection, detection_transforms,
+                                                 segmentation_collate, segmentation_transforms)
 from conveyor.datasets import VOCDetection, VOCSegmentation, make_synthetic_voc
 from conveyor.loader import DataLoader
 from conveyor.training.datamodule import DataModule
@@ -37,6 +38,12 @@ class VOCDataModule(DataModule):
         train_transforms: replaces the default training transform (called as transforms(image, target)).
         val_transforms: replaces the default validation transform.
         test_transforms: replaces the default test transform.
+
+    The default transforms are ``torchvision.transforms.v2`` pipelines over the typed datasets
+    (``VOCSegmentation(target_format="mask")``, ``VOCDetection(target_format="boxes")``), which
+    ``conveyor.DataLoader`` runs natively; batches are float images ``[B, 3, S, S]`` with int64
+    masks ``[B, S, S]`` (255 = void), or pl_bolts' ``(images, targets)`` tuples. User transforms
+    receive torchvision's items (PIL image and P-mode mask or XML dict), as before.
     """
 
     name = "voc"
@@ -97,13 +104,22 @@ class VOCDataModule(DataModule):
         marker.write_text("ok\n")
 
     def default_transforms(self, train: bool) -> Callable:
-        cls = DetectionTransform if self.task == "detection" else SegmentationTransform
-        return cls(self.image_size, train=train, normalize=self.normalize)
+        """The default v2 pipeline for the typed datasets (see the class docstring)."""
+        build = detection_transforms if self.task == "detection" else segmentation_transforms
+        return build(self.image_size, train=train, normalize=self.normalize)
 
     def _dataset(self, image_set: str, transforms: Optional[Callable], train: bool):
         cls = VOCDetection if self.task == "detection" else VOCSegmentation
-        return cls(self.root, year=self.year, image_set=image_set,
-                   transforms=transforms or self.default_transforms(train))
+        if transforms is not None:  # user transforms get torchvision's items
+            return cls(self.root, year=self.year, image_set=image_set, transforms=transforms)
+        typed = "boxes" if self.task == "detection" else "mask"
+        dataset = cls(self.root, year=self.year, image_set=image_set, target_format=typed,
+                      transforms=self.default_transforms(train))
+        if typed == "boxes":
+            # VOC's xmin/ymin are 1-based pixel indices: their left/top edges are one less
+            # (xmax/ymax already are right/bottom edges); both loader paths read these arrays
+            dataset.native_annotations.boxes[:, :2] -= 1
+        return dataset
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Build the train (``train``) and validation/test (``val``) splits."""
@@ -121,9 +137,14 @@ class VOCDataModule(DataModule):
 
         kwargs = dict(batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                       pin_memory=self.pin_memory and torch.cuda.is_available(), drop_last=drop_last)
-        if self.task == "detection":
+        dataset = self.datasets[split]
+        if dataset.target_format == "mask":  # default transforms: [B, S, S] masks, built natively
+            kwargs["collate_fn"] = segmentation_collate
+        elif dataset.target_format == "boxes":
+            kwargs["collate_fn"] = DetectionCollate(dataset.ids)
+        elif self.task == "detection":
             kwargs["collate_fn"] = collate_detection
-        return DataLoader(self.datasets[split], seed=self.seed, **kwargs)
+        return DataLoader(dataset, seed=self.seed, **kwargs)
 
     def train_dataloader(self):
         return self._loader("train", self.shuffle, self.drop_last)

@@ -9,6 +9,11 @@ validation, error messages, archives and md5s, and by default the very same item
   tv_tensors.BoundingBoxes (XYXY, float32), "labels": int64, "difficult": bool,
   "image_id": int}`` targets (boxes and labels equal what
   ``wrap_dataset_for_transforms_v2(torchvision VOCDetection)`` gives).
+* ``VOCSegmentation(..., target_format="mask")`` gives ``tv_tensors.Image`` images and
+  ``tv_tensors.Mask`` targets (uint8 ``[1, H, W]`` palette indices, 255 borders kept), the same
+  as ``wrap_dataset_for_transforms_v2(torchvision VOCSegmentation)`` gives: with
+  ``torchvision.transforms.v2`` the mask then moves with nearest-neighbour sampling and
+  conveyor's DataLoader runs the whole joint pipeline natively.
 * ``native_annotations``: every annotation of the split parsed once, by native threads, into
   one struct of arrays (:class:`conveyor.voc.AnnotationSet`), which conveyor's DataLoader uses.
 """
@@ -75,6 +80,46 @@ DATASET_YEAR_DICT = {
 }
 
 TARGET_FORMATS = ("dict", "boxes")
+SEGMENTATION_TARGET_FORMATS = ("pil", "mask")
+
+
+def _check_target_format(target_format: str, valid: tuple) -> None:
+    if target_format not in valid:
+        raise ValueError(f"Unknown value '{target_format}' for argument target_format. "
+                         f"Valid values are {{{', '.join(map(repr, valid))}}}.")
+
+
+def read_mask_tensor(path: str) -> torch.Tensor:
+    """A PNG segmentation mask as a ``tv_tensors.Mask`` (uint8 ``[1, H, W]`` palette indices,
+    what ``tv_tensors.Mask(PIL.Image.open(path))`` holds), decoded natively when the codecs are
+    built in, else through Pillow.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        conveyor.errors.DecodeError: The file is not a decodable PNG, or not a single-channel
+            8-bit (palette or gray) image; the message names the file.
+    """
+    from torchvision import tv_tensors
+
+    try:
+        from conveyor.io import read_image
+    except ImportError:  # conveyor built without its codecs
+        read_image = None
+    if read_image is not None:
+        mask = read_image(path, mode="unchanged")
+    else:
+        import numpy as np
+
+        with Image.open(path) as image:
+            mask = torch.from_numpy(np.array(image, copy=True))
+        mask = mask[None] if mask.ndim == 2 else mask.permute(2, 0, 1)
+    if mask.shape[0] != 1 or mask.dtype != torch.uint8:
+        from conveyor.errors import DecodeError
+
+        raise DecodeError(f"{os.fspath(path)}: a segmentation mask must be a single-channel 8-bit "
+                          f"(palette or gray) image, got {mask.shape[0]} channel(s) of "
+                          f"{str(mask.dtype).replace('torch.', '')}")
+    return tv_tensors.Mask(mask)
 
 
 def read_image_tensor(path: str) -> torch.Tensor:
@@ -157,8 +202,14 @@ class _VOCBase(VisionDataset):
 class VOCSegmentation(_VOCBase):
     """`Pascal VOC <https://www.robots.ox.ac.uk/~vgg/projects/pascal/VOC/>`_ Segmentation Dataset.
 
-    Drop-in for ``torchvision.datasets.VOCSegmentation``: items are ``(PIL RGB image, P-mode
-    PIL mask)`` (0 background, 1..20 classes, 255 void), then ``transforms``.
+    Drop-in for ``torchvision.datasets.VOCSegmentation``: with ``target_format="pil"`` (default)
+    items are ``(PIL RGB image, P-mode PIL mask)`` (0 background, 1..20 classes, 255 void), then
+    ``transforms``. With ``target_format="mask"`` items are ``(tv_tensors.Image,
+    tv_tensors.Mask)`` (uint8 ``[3, H, W]`` and ``[1, H, W]`` palette indices, 255 kept), both
+    decoded natively: what ``wrap_dataset_for_transforms_v2(torchvision VOCSegmentation)``
+    gives, so ``torchvision.transforms.v2`` moves the mask with nearest-neighbour sampling, leaves
+    it out of ``ToDtype``/``Normalize`` (unless given a per-type dtype) and pads it with the same
+    fill as the image; conveyor's DataLoader then runs the whole joint pipeline natively.
 
     Args:
         root: Root directory of the VOC Dataset (``~`` is expanded).
@@ -168,13 +219,35 @@ class VOCSegmentation(_VOCBase):
         transform: Takes the PIL image and returns a transformed version.
         target_transform: Takes the mask and returns a transformed version.
         transforms: Takes ``(image, mask)`` and returns a transformed pair.
+        target_format: ``"pil"`` (torchvision's PIL items) or ``"mask"`` (typed tensors).
         url: Download from this URL instead (a mirror); see
             :func:`conveyor.datasets.download.resolve_url` for the environment variable.
+
+    Raises:
+        ValueError: An unknown ``target_format`` (and torchvision's validation errors).
     """
 
     _SPLITS_DIR = "Segmentation"
     _TARGET_DIR = "SegmentationClass"
     _TARGET_FILE_EXT = ".png"
+
+    def __init__(
+        self,
+        root: Union[str, Path],
+        year: str = "2012",
+        image_set: str = "train",
+        download: bool = False,
+        transform: Optional[Callable] = None,
+        target_transform: Optional[Callable] = None,
+        transforms: Optional[Callable] = None,
+        *,
+        target_format: str = "pil",
+        url: Optional[str] = None,
+    ):
+        _check_target_format(target_format, SEGMENTATION_TARGET_FORMATS)
+        super().__init__(root, year, image_set, download, transform, target_transform, transforms,
+                         url=url)
+        self.target_format = target_format
 
     @property
     def masks(self) -> list[str]:
@@ -188,8 +261,18 @@ class VOCSegmentation(_VOCBase):
         Returns:
             tuple: (image, target) where target is the image segmentation.
         """
-        img = Image.open(self.images[index]).convert("RGB")
-        target = Image.open(self.masks[index])
+        if self.target_format == "mask":
+            img = read_image_tensor(self.images[index])
+            target = read_mask_tensor(self.masks[index])
+            if tuple(target.shape[-2:]) != tuple(img.shape[-2:]):
+                from conveyor.errors import DecodeError
+
+                raise DecodeError(f"{self.masks[index]}: mask size {target.shape[-1]}x"
+                                  f"{target.shape[-2]} differs from the image size "
+                                  f"{img.shape[-1]}x{img.shape[-2]} ({self.images[index]})")
+        else:
+            img = Image.open(self.images[index]).convert("RGB")
+            target = Image.open(self.masks[index])
 
         if self.transforms is not None:
             img, target = self.transforms(img, target)
@@ -237,9 +320,7 @@ class VOCDetection(_VOCBase):
         url: Optional[str] = None,
         num_threads: Optional[int] = None,
     ):
-        if target_format not in TARGET_FORMATS:
-            raise ValueError(f"Unknown value '{target_format}' for argument target_format. "
-                             f"Valid values are {{{', '.join(map(repr, TARGET_FORMATS))}}}.")
+        _check_target_format(target_format, TARGET_FORMATS)
         super().__init__(root, year, image_set, download, transform, target_transform, transforms,
                          url=url)
         self.target_format = target_format
