@@ -26,8 +26,7 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
   if (scratch.ring.size() < slot_bytes * static_cast<size_t>(ring_rows))
     scratch.ring.resize(slot_bytes * static_cast<size_t>(ring_rows));
   scratch.rows.resize(static_cast<size_t>(taps));
-  if (!source.interleaved) scratch.plan.weights = nullptr;
-  else scratch.plan.prepare(wx, source.width);
+  scratch.plan.prepare(wx, source.width);
   auto slot = [&](int input_row) {
     return scratch.ring.data() + slot_bytes * static_cast<size_t>((input_row - row_begin) % ring_rows);
   };
@@ -40,7 +39,7 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
     } else {
       for (int c = 0; c < 3; ++c)
         resample_horizontal_plane(source.planes[c] + source.stride * static_cast<size_t>(input_row),
-                                  source.stride, source.width, 1, wx, base + plane_row * c, plane_row);
+                                  source.stride, 1, scratch.plan, base + plane_row * c, plane_row);
     }
   };
 

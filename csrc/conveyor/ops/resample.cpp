@@ -219,6 +219,90 @@ __attribute__((target("avx2"))) int vertical_affine_avx2(
 }
 #endif
 
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+// One interleaved RGB row into three planes (pshufb, 16 pixels per step).
+__attribute__((target("ssse3"))) void split_rgb_row_ssse3(const uint8_t* src, int width, uint8_t* r,
+                                                          uint8_t* g, uint8_t* b) {
+  // Bytes of channel c among 48 bytes a|b|c: a holds pixels 0-5 (+ r5 partly), etc.
+  const __m128i ra = _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i rb = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1);
+  const __m128i rc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13);
+  const __m128i ga = _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i gb = _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1);
+  const __m128i gc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14);
+  const __m128i ba = _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m128i bb = _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1);
+  const __m128i bc = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15);
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    const uint8_t* p = src + 3 * x;
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(r + x),
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ra), _mm_shuffle_epi8(m, rb)), _mm_shuffle_epi8(c, rc)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(g + x),
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ga), _mm_shuffle_epi8(m, gb)), _mm_shuffle_epi8(c, gc)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b + x),
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ba), _mm_shuffle_epi8(m, bb)), _mm_shuffle_epi8(c, bc)));
+  }
+  for (; x < width; ++x) {
+    r[x] = src[3 * x];
+    g[x] = src[3 * x + 1];
+    b[x] = src[3 * x + 2];
+  }
+}
+
+// One group of 8 outputs of the planar kernel, as int32 (already shifted).
+__attribute__((target("avx2"), always_inline)) inline __m256i horizontal_group_avx2(
+    const uint8_t* row, const HorizontalPlan& plan, int pairs, int g, __m256i initial, __m128i shift) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + plan.group_first[static_cast<size_t>(g)]));
+  __m256i acc = initial;
+  for (int k = 0; k < pairs; ++k) {
+    const size_t at = static_cast<size_t>(g) * pairs + k;
+    const __m128i mask = _mm_loadu_si128(reinterpret_cast<const __m128i*>(plan.group_masks.data() + 16 * at));
+    const __m256i weights = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(plan.group_weights.data() + 8 * at));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(bytes, mask)), weights));
+  }
+  return _mm256_sra_epi32(acc, shift);
+}
+
+// AVX2 planar horizontal pass over one row (see HorizontalPlan): per group of 8 outputs one
+// 16-byte load, per tap pair a pshufb gathering (a, b) byte pairs, widened to int16 and
+// multiplied with the pair weights by one vpmaddwd. Two groups are packed to 16 bytes.
+__attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, const HorizontalPlan& plan,
+                                                           uint8_t* out) {
+  const AxisWeights& wx = *plan.weights;
+  const int pairs = wx.taps / 2, out_size = wx.out_size;
+  const int groups = static_cast<int>(plan.group_first.size());
+  const __m256i initial = _mm256_set1_epi32(wx.precision > 0 ? 1 << (wx.precision - 1) : 0);
+  const __m128i shift = _mm_cvtsi32_si128(wx.precision);
+  int g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    const __m256i a = horizontal_group_avx2(row, plan, pairs, g, initial, shift);
+    const __m256i b = horizontal_group_avx2(row, plan, pairs, g + 1, initial, shift);
+    // int16 lanes [a0-3 b0-3 | a4-7 b4-7] -> qwords in order a0-3 a4-7 b0-3 b4-7 -> bytes.
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+    const __m128i packed = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+    const int x = 8 * g;
+    if (x + 16 <= out_size) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x), packed);
+    } else {
+      alignas(16) uint8_t tail[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tail), packed);
+      std::memcpy(out + x, tail, static_cast<size_t>(out_size - x));
+    }
+  }
+  if (g < groups) {
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(horizontal_group_avx2(row, plan, pairs, g, initial, shift), initial), 0xD8);
+    alignas(16) uint8_t tail[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tail),
+                    _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
+    std::memcpy(out + 8 * g, tail, static_cast<size_t>(out_size - 8 * g));
+  }
+}
+#endif
+
 // Input rows of output y's window in a src/stride layout; `storage` holds them when the
 // window is too wide for `local` (extreme downscales).
 const uint8_t* const* strided_rows(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
@@ -236,6 +320,7 @@ const uint8_t* const* strided_rows(const uint8_t* src, size_t src_stride, int ro
 }
 
 constexpr int kLocalRows = 64;
+constexpr size_t kPlaneSlack = 32;  // a plane row of planar_row is read up to 16 bytes past its end
 
 }  // namespace
 
@@ -249,7 +334,44 @@ void HorizontalPlan::prepare(const AxisWeights& wx, int width) {
   pair_weights.resize(static_cast<size_t>(wx.out_size) * pairs);
   for (size_t i = 0; i < pair_weights.size(); ++i) std::memcpy(&pair_weights[i], &wx.weights[2 * i], 4);
   lane_weights.clear();
+  group_first.clear();
+  group_masks.clear();
+  group_weights.clear();
 #if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  if (in_bounds && cpu_has_avx2()) {
+    const int groups = (wx.out_size + 7) / 8;
+    bool fits = true;
+    std::vector<int32_t> bases(static_cast<size_t>(groups));
+    for (int g = 0; g < groups && fits; ++g) {  // (a flip folded into wx reverses the order)
+      int low = wx.first[8 * g], high = low;
+      for (int x = 8 * g; x < std::min(8 * g + 8, wx.out_size); ++x) {
+        low = std::min(low, wx.first[x]);
+        high = std::max(high, wx.first[x]);
+      }
+      bases[static_cast<size_t>(g)] = low;
+      fits = high - low + wx.taps <= 16;
+    }
+    if (fits) {
+      group_first.resize(static_cast<size_t>(groups));
+      group_masks.assign(static_cast<size_t>(groups) * pairs * 16, 0x80);
+      group_weights.assign(static_cast<size_t>(groups) * pairs * 8, 0);
+      for (int g = 0; g < groups; ++g) {
+        const int base = bases[static_cast<size_t>(g)];
+        group_first[static_cast<size_t>(g)] = base;
+        for (int j = 0; j < 8 && 8 * g + j < wx.out_size; ++j) {
+          const int x = 8 * g + j, offset = wx.first[x] - base;
+          for (int k = 0; k < pairs; ++k) {
+            const size_t at = static_cast<size_t>(g) * pairs + k;
+            group_masks[16 * at + 2 * j] = static_cast<uint8_t>(offset + 2 * k);
+            group_masks[16 * at + 2 * j + 1] = static_cast<uint8_t>(offset + 2 * k + 1);
+            group_weights[8 * at + j] = pair_weights[static_cast<size_t>(x) * pairs + k];
+          }
+        }
+      }
+      planar_row.resize(3 * (static_cast<size_t>(width) + kPlaneSlack));
+      return;  // the interleaved kernels' weights are not needed
+    }
+  }
   if (in_bounds && cpu_has_avx2()) {
     // Weights of pixels (2j, 2j + 1) for tap pair k, broadcast to each lane.
     // (int32 storage: std::vector<__m256i> would drop the type's 32-byte alignment.)
@@ -266,17 +388,28 @@ void HorizontalPlan::prepare(const AxisWeights& wx, int width) {
 
 void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int in_width, int row_count,
                              const AxisWeights& wx, uint8_t* const dst[3], size_t dst_stride) {
-  HorizontalPlan plan;
+  HorizontalPlan plan;  // (a prepared plan saves this setup per call)
   plan.prepare(wx, in_width);
   resample_horizontal_rgb(src, src_stride, row_count, plan, dst, dst_stride);
 }
 
 void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int row_count,
-                             const HorizontalPlan& plan, uint8_t* const dst[3], size_t dst_stride) {
+                             HorizontalPlan& plan, uint8_t* const dst[3], size_t dst_stride) {
   const AxisWeights& wx = *plan.weights;
   const int taps = wx.taps, in_width = plan.in_width;
   const int32_t rounding = wx.precision > 0 ? 1 << (wx.precision - 1) : 0;
 #if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  if (plan.planar_kernel()) {  // split the row into planes (in L1), then 8 outputs per load
+    const size_t plane = static_cast<size_t>(in_width) + kPlaneSlack;
+    uint8_t* planes[3] = {plan.planar_row.data(), plan.planar_row.data() + plane,
+                          plan.planar_row.data() + 2 * plane};
+    for (int r = 0; r < row_count; ++r) {
+      split_rgb_row_ssse3(src + static_cast<size_t>(r) * src_stride, in_width, planes[0], planes[1], planes[2]);
+      for (int c = 0; c < 3; ++c)
+        horizontal_plane_avx2(planes[c], plan, dst[c] + static_cast<size_t>(r) * dst_stride);
+    }
+    return;
+  }
   // The 16-byte loads read up to 4 pixels past the last tap: rows have that much slack.
   if (plan.in_bounds && !plan.lane_weights.empty()) {
     horizontal_rgb_avx2(src, src_stride, row_count, plan, dst, dst_stride);
@@ -349,6 +482,18 @@ void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int in_wid
       out[x] = clamp_to_byte(acc >> wx.precision);
     }
   }
+}
+
+void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int row_count,
+                               const HorizontalPlan& plan, uint8_t* dst, size_t dst_stride) {
+#if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
+  if (plan.planar_kernel()) {
+    for (int r = 0; r < row_count; ++r)
+      horizontal_plane_avx2(src + static_cast<size_t>(r) * src_stride, plan, dst + static_cast<size_t>(r) * dst_stride);
+    return;
+  }
+#endif
+  resample_horizontal_plane(src, src_stride, plan.in_width, row_count, *plan.weights, dst, dst_stride);
 }
 
 void resample_vertical_row(const uint8_t* const* rows, int count, int width, const AxisWeights& wy,

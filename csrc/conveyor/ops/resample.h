@@ -22,20 +22,31 @@ struct HorizontalPlan {
   bool in_bounds = false;  // every window lies inside the row: the SIMD kernels may run
   std::vector<int32_t> pair_weights;  // (w[2k], w[2k+1]) of each output as one int32
   std::vector<int32_t> lane_weights;  // AVX2: pair weights of outputs (2j, 2j+1) per lane
+  // AVX2 planar kernel, when every 8 consecutive outputs read within 16 input bytes (upscales
+  // and mild downscales): per group of 8 outputs, its first input, one pshufb mask per tap
+  // pair gathering the pairs' bytes from one 16-byte load, and the 8 outputs' pair weights.
+  std::vector<int32_t> group_first;
+  std::vector<uint8_t> group_masks;     // groups * pairs * 16
+  std::vector<int32_t> group_weights;   // groups * pairs * 8
+  std::vector<uint8_t> planar_row;      // scratch: one interleaved row split into planes
 
   void prepare(const AxisWeights& wx, int in_width);
+  bool planar_kernel() const { return !group_first.empty(); }
 };
 
 // src: interleaved RGB, row r at src + r * src_stride, readable for in_width*3 + 16 bytes
 // (kRowSlack). Writes rows [0, row_count) of three planes: dst[c] + r * dst_stride.
 void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int row_count,
-                             const HorizontalPlan& plan, uint8_t* const dst[3], size_t dst_stride);
+                             HorizontalPlan& plan, uint8_t* const dst[3], size_t dst_stride);
 void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int in_width, int row_count,
                              const AxisWeights& wx, uint8_t* const dst[3], size_t dst_stride);
 
-// One plane: src row r at src + r * src_stride (in_width readable bytes).
+// One plane: src row r at src + r * src_stride (in_width readable bytes; the plan's form
+// reads up to 16 bytes past a row's last window: the next row, or kRowSlack after the last).
 void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int in_width, int row_count,
                                const AxisWeights& wx, uint8_t* dst, size_t dst_stride);
+void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int row_count,
+                               const HorizontalPlan& plan, uint8_t* dst, size_t dst_stride);
 
 // Output row `y` of a plane from rows[k] = input row wy.first[y] + k, k < count (count <
 // wy.taps only where the window is cut by the end of the input); `width` bytes per row.
