@@ -176,10 +176,11 @@ __attribute__((target("avx2"))) void horizontal_rgb_avx2(
 
 // AVX2 (runtime-dispatched) fused vertical pass: 16 outputs per step, one 256-bit madd per
 // pair of taps and 8 outputs. Streaming stores write whole 64-byte lines when dst is aligned.
-template <bool kStream>
+template <bool kStream, int kTaps>  // kTaps 0: any
 __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_impl(
-    const uint8_t* const* rows, int width, int taps, const int16_t* w, int precision,
+    const uint8_t* const* rows, int runtime_taps, const int16_t* w, int width, int precision,
     float multiplier, float offset, float* dst) {
+  const int taps = kTaps > 0 ? kTaps : runtime_taps;
   const __m256i initial = _mm256_set1_epi32(precision > 0 ? 1 << (precision - 1) : 0);
   const __m128i shift = _mm_cvtsi32_si128(precision);
   const __m256 m = _mm256_set1_ps(multiplier), a = _mm256_set1_ps(offset);
@@ -213,9 +214,11 @@ __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_i
 __attribute__((target("avx2"))) int vertical_affine_avx2(
     const uint8_t* const* rows, int width, int taps, const int16_t* w, int precision,
     float multiplier, float offset, bool streaming, float* dst) {
-  if (streaming && reinterpret_cast<uintptr_t>(dst) % 32 == 0)
-    return vertical_affine_avx2_impl<true>(rows, width, taps, w, precision, multiplier, offset, dst);
-  return vertical_affine_avx2_impl<false>(rows, width, taps, w, precision, multiplier, offset, dst);
+  const bool stream = streaming && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
+  if (stream && taps == 2)
+    return vertical_affine_avx2_impl<true, 2>(rows, taps, w, width, precision, multiplier, offset, dst);
+  if (stream) return vertical_affine_avx2_impl<true, 0>(rows, taps, w, width, precision, multiplier, offset, dst);
+  return vertical_affine_avx2_impl<false, 0>(rows, taps, w, width, precision, multiplier, offset, dst);
 }
 #endif
 
@@ -254,8 +257,10 @@ __attribute__((target("ssse3"))) void split_rgb_row_ssse3(const uint8_t* src, in
 }
 
 // One group of 8 outputs of the planar kernel, as int32 (already shifted).
+template <int kPairs>  // 0: any number of tap pairs
 __attribute__((target("avx2"), always_inline)) inline __m256i horizontal_group_avx2(
-    const uint8_t* row, const HorizontalPlan& plan, int pairs, int g, __m256i initial, __m128i shift) {
+    const uint8_t* row, const HorizontalPlan& plan, int runtime_pairs, int g, __m256i initial, __m128i shift) {
+  const int pairs = kPairs > 0 ? kPairs : runtime_pairs;
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + plan.group_first[static_cast<size_t>(g)]));
   __m256i acc = initial;
   for (int k = 0; k < pairs; ++k) {
@@ -270,8 +275,9 @@ __attribute__((target("avx2"), always_inline)) inline __m256i horizontal_group_a
 // AVX2 planar horizontal pass over one row (see HorizontalPlan): per group of 8 outputs one
 // 16-byte load, per tap pair a pshufb gathering (a, b) byte pairs, widened to int16 and
 // multiplied with the pair weights by one vpmaddwd. Two groups are packed to 16 bytes.
-__attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, const HorizontalPlan& plan,
-                                                           uint8_t* out) {
+template <int kPairs>
+__attribute__((target("avx2"))) void horizontal_plane_avx2_impl(const uint8_t* row, const HorizontalPlan& plan,
+                                                                uint8_t* out) {
   const AxisWeights& wx = *plan.weights;
   const int pairs = wx.taps / 2, out_size = wx.out_size;
   const int groups = static_cast<int>(plan.group_first.size());
@@ -279,8 +285,8 @@ __attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, c
   const __m128i shift = _mm_cvtsi32_si128(wx.precision);
   int g = 0;
   for (; g + 2 <= groups; g += 2) {
-    const __m256i a = horizontal_group_avx2(row, plan, pairs, g, initial, shift);
-    const __m256i b = horizontal_group_avx2(row, plan, pairs, g + 1, initial, shift);
+    const __m256i a = horizontal_group_avx2<kPairs>(row, plan, pairs, g, initial, shift);
+    const __m256i b = horizontal_group_avx2<kPairs>(row, plan, pairs, g + 1, initial, shift);
     // int16 lanes [a0-3 b0-3 | a4-7 b4-7] -> qwords in order a0-3 a4-7 b0-3 b4-7 -> bytes.
     const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
     const __m128i packed = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
@@ -294,11 +300,21 @@ __attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, c
     }
   }
   if (g < groups) {
-    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(horizontal_group_avx2(row, plan, pairs, g, initial, shift), initial), 0xD8);
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(horizontal_group_avx2<kPairs>(row, plan, pairs, g, initial, shift), initial), 0xD8);
     alignas(16) uint8_t tail[16];
     _mm_store_si128(reinterpret_cast<__m128i*>(tail),
                     _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
     std::memcpy(out + 8 * g, tail, static_cast<size_t>(out_size - 8 * g));
+  }
+}
+
+// Specialised for the common windows: 2 taps (upscales), 4 taps (mild downscales).
+__attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, const HorizontalPlan& plan,
+                                                           uint8_t* out) {
+  switch (plan.weights->taps) {
+    case 2: horizontal_plane_avx2_impl<1>(row, plan, out); return;
+    case 4: horizontal_plane_avx2_impl<2>(row, plan, out); return;
+    default: horizontal_plane_avx2_impl<0>(row, plan, out); return;
   }
 }
 #endif
@@ -325,7 +341,12 @@ constexpr size_t kPlaneSlack = 32;  // a plane row of planar_row is read up to 1
 }  // namespace
 
 void HorizontalPlan::prepare(const AxisWeights& wx, int width) {
+  const bool same = weights == &wx && in_width == width && key == wx.key && reversed == wx.reversed &&
+                    wx.key.in_size >= 0;
   weights = &wx;
+  key = wx.key;
+  reversed = wx.reversed;
+  if (same) return;
   in_width = width;
   int last_start = 0;
   for (int start : wx.first) last_start = std::max(last_start, start);

@@ -29,6 +29,8 @@ struct HorizontalPlan {
   std::vector<uint8_t> group_masks;     // groups * pairs * 16
   std::vector<int32_t> group_weights;   // groups * pairs * 8
   std::vector<uint8_t> planar_row;      // scratch: one interleaved row split into planes
+  AxisWeights::Key key;                 // prepare() for the same weights returns at once
+  bool reversed = false;
 
   void prepare(const AxisWeights& wx, int in_width);
   bool planar_kernel() const { return !group_first.empty(); }
