@@ -77,6 +77,24 @@ def tree_rss_bytes(root_pid: int) -> int:
     return 1024 * sum(_rss_kib(pid) for pid in _tree_pids(root_pid))
 
 
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``root_pid``, its exited children it waited
+    for, and its live descendants: with the wall clock, what a shared machine cannot skew."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _tree_pids(root_pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if pid == root_pid:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped workers
+        total += ticks / tick
+    return total
+
+
 class PeakMemory:
     """Peak RSS and PSS of this process tree, sampled in a daemon thread.
 
@@ -137,7 +155,8 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
     Returns:
         ``setup_s`` (dataset + loader construction), ``first_batch_s`` (from then to the first
         batch), ``time_to_first_batch_s`` (their sum), ``images_per_s`` (after the first batch),
-        ``images``, ``batches``, ``epochs``, ``measured_s``, ``peak_rss_mib`` / ``peak_pss_mib``
+        ``images``, ``batches``, ``epochs``, ``measured_s``, ``cpu_s`` / ``cpu_ms_per_image``
+        (CPU time of the process tree while measuring), ``peak_rss_mib`` / ``peak_pss_mib``
         (process tree) and ``baseline_rss_mib`` / ``baseline_pss_mib`` (before the loader was
         built: the interpreter and the libraries already imported).
     """
@@ -159,6 +178,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
                 if first_batch_at is None:
                     first_batch_at = now
                     measure_from = now
+                    cpu_from = tree_cpu_seconds(os.getpid())
                     continue
                 images += batch_images(batch)
                 batches += 1
@@ -170,6 +190,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
                 continue
             break
         measured = time.perf_counter() - measure_from
+        cpu_seconds = tree_cpu_seconds(os.getpid()) - cpu_from
         try:
             info = loader_info(loader) if loader_info is not None else {}
         except Exception as exc:  # the loader's self-report is extra information, not the result
@@ -181,6 +202,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
         "time_to_first_batch_s": first_batch_at - start,
         "images_per_s": images / measured if measured > 0 else 0.0,
         "images": images, "batches": batches, "epochs": epochs, "measured_s": measured,
+        "cpu_s": cpu_seconds, "cpu_ms_per_image": 1000 * cpu_seconds / images if images else None,
         "peak_rss_mib": memory.peak_rss / 2**20, "peak_pss_mib": memory.peak_pss / 2**20,
         "baseline_rss_mib": baseline_rss / 2**20, "baseline_pss_mib": baseline_pss / 2**20,
         "loader": info,
