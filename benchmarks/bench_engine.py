@@ -120,11 +120,14 @@ def engine_rate(paths: list, pipeline: list, threads: int, batch_size: int, epoc
 
     engine = Engine(pipeline, paths, batch_size=batch_size, num_threads=threads, prefetch=4,
                     shuffle=True, seed=0)
-    engine.start_epoch(0)  # warm-up epoch: page cache, buffer pool, thread scratch
-    while engine.next_batch() is not None:
-        pass
+    # Warm-up epochs: page cache, thread scratch, and the buffer pool: a batch buffer's first
+    # use page-faults 96 MiB (~0.1 s of CPU in a VM), which must not land in a short window.
+    for epoch in range(2):
+        engine.start_epoch(epoch)
+        while engine.next_batch() is not None:
+            pass
     count, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(2, epochs + 2):
         engine.start_epoch(epoch)
         while (batch := engine.next_batch()) is not None:
             count += len(batch.indices)
@@ -167,10 +170,15 @@ def main(argv=None) -> int:
     # CPU seconds per image, robust to other processes on a shared machine: the ratio a
     # machine with idle cores would show, per thread (with N threads, the engine's threads
     # also compete with each other for caches and memory bandwidth).
-    cpu_ratios = {key: float(np.median(decode_cpu)) / float(np.median(values))
-                  for key, values in engine_cpu.items() if values}
-    raw_ratios = {key: float(np.median(raw_cpu)) / float(np.median(values))
-                  for key, values in engine_cpu.items() if values and raw_cpu}
+    # Each round's ratio pairs measurements taken seconds apart (under the same load); the
+    # median over rounds is then steadier than a ratio of medians.
+    def paired(reference: list, values: list) -> Optional[float]:
+        if not reference or len(reference) != len(values):
+            return None
+        return float(np.median(np.asarray(reference) / np.asarray(values)))
+
+    cpu_ratios = {key: paired(decode_cpu, values) for key, values in engine_cpu.items()}
+    raw_ratios = {key: paired(raw_cpu, values) for key, values in engine_cpu.items()}
     rows = []
     for threads in args.threads:
         limit = single * threads
