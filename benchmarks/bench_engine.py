@@ -7,7 +7,10 @@ engine runs the issue's two pipelines on the same files:
 * detection: Resize(512x512) + RandomHorizontalFlip + ToDtype(float32, scale) + Normalize,
 * classification: RandomResizedCrop(224) + RandomHorizontalFlip + ToDtype + Normalize,
 
-batch 32, consuming and dropping each batch (as a training loop would). Writes JSON (and a
+batch 32, consuming and dropping each batch (as a training loop would). CPU-time ratios
+(robust to other jobs on a shared machine) are given against that decode and against raw
+libjpeg-turbo (tjDecompress2 via ctypes from memory: bench_loader.py's decode-only limit,
+about 10% faster than conveyor's read + decode). Writes JSON (and a
 PNG when matplotlib is available). Run it under ``nice`` on a quiet machine::
 
     PYTHONPATH=python nice .venv/bin/python benchmarks/bench_engine.py --out benchmarks/results
@@ -77,6 +80,30 @@ def decode_only_rate(paths: list, seconds: float, cpu: Optional[list] = None) ->
     return count / (time.perf_counter() - start)
 
 
+def raw_turbojpeg_cpu(paths: list, seconds: float) -> Optional[float]:
+    """CPU seconds per image of libjpeg-turbo itself (tjDecompress2 via ctypes from memory,
+    no file read, no Python wrapping): the decode-only limit of ``bench_loader.py``, or None
+    when libturbojpeg cannot be loaded."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "baselines"))
+    try:
+        from decode_limit import TurboDecoder, load_turbojpeg
+
+        decoder = TurboDecoder(load_turbojpeg())
+    except Exception as error:  # no libturbojpeg: the column reads null
+        print(f"no raw libjpeg-turbo reference: {error}", file=sys.stderr)
+        return None
+    blobs = [Path(path).read_bytes() for path in paths]
+    try:
+        count, start, cpu_start = 0, time.perf_counter(), time.thread_time()
+        while time.perf_counter() - start < seconds:
+            for blob in blobs:
+                decoder.decode(blob)
+            count += len(blobs)
+        return (time.thread_time() - cpu_start) / count
+    finally:
+        decoder.close()
+
+
 def parallel_decode_rate(paths: list, threads: int, seconds: float) -> float:
     """Images/s of `threads` Python threads decoding at once (decoding releases the GIL): what
     the cores actually deliver right now, for context on a shared machine."""
@@ -93,11 +120,14 @@ def engine_rate(paths: list, pipeline: list, threads: int, batch_size: int, epoc
 
     engine = Engine(pipeline, paths, batch_size=batch_size, num_threads=threads, prefetch=4,
                     shuffle=True, seed=0)
-    engine.start_epoch(0)  # warm-up epoch: page cache, buffer pool, thread scratch
-    while engine.next_batch() is not None:
-        pass
+    # Warm-up epochs: page cache, thread scratch, and the buffer pool: a batch buffer's first
+    # use page-faults 96 MiB (~0.1 s of CPU in a VM), which must not land in a short window.
+    for epoch in range(2):
+        engine.start_epoch(epoch)
+        while engine.next_batch() is not None:
+            pass
     count, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(2, epochs + 2):
         engine.start_epoch(epoch)
         while (batch := engine.next_batch()) is not None:
             count += len(batch.indices)
@@ -122,21 +152,33 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_photo_like_jpegs(Path(tmp), args.images)
         decode_only, decode_cpu, parallel = [], [], {t: [] for t in args.threads}
+        raw_cpu = []
         engine = {(name, t): [] for name in PIPELINES for t in args.threads}
-        engine_cpu = {name: [] for name in PIPELINES}
+        engine_cpu = {(name, t): [] for name in PIPELINES for t in args.threads}
         for _ in range(args.rounds):  # alternate, so load changes hit both sides alike
             decode_only.append(decode_only_rate(paths, 3.0, decode_cpu))
+            raw = raw_turbojpeg_cpu(paths, 2.0)
+            if raw is not None:
+                raw_cpu.append(raw)
             for threads in args.threads:
                 parallel[threads].append(parallel_decode_rate(paths, threads, 2.0))
                 for name, pipeline in PIPELINES.items():
                     engine[name, threads].append(engine_rate(
                         paths, pipeline, threads, args.batch_size, args.epochs,
-                        engine_cpu[name] if threads == 1 else None))
+                        engine_cpu[name, threads]))
     single = float(np.median(decode_only))
     # CPU seconds per image, robust to other processes on a shared machine: the ratio a
-    # machine with idle cores would show, per thread.
-    cpu_ratios = {name: float(np.median(decode_cpu)) / float(np.median(engine_cpu[name]))
-                  for name in PIPELINES if engine_cpu[name]}
+    # machine with idle cores would show, per thread (with N threads, the engine's threads
+    # also compete with each other for caches and memory bandwidth).
+    # Each round's ratio pairs measurements taken seconds apart (under the same load); the
+    # median over rounds is then steadier than a ratio of medians.
+    def paired(reference: list, values: list) -> Optional[float]:
+        if not reference or len(reference) != len(values):
+            return None
+        return float(np.median(np.asarray(reference) / np.asarray(values)))
+
+    cpu_ratios = {key: paired(decode_cpu, values) for key, values in engine_cpu.items()}
+    raw_ratios = {key: paired(raw_cpu, values) for key, values in engine_cpu.items()}
     rows = []
     for threads in args.threads:
         limit = single * threads
@@ -148,7 +190,8 @@ def main(argv=None) -> int:
             rows.append({"label": f"engine {name}, {threads} thr", "value": rate, "images_per_s": rate,
                          "threads": threads, "ratio_to_decode_limit": rate / limit,
                          "ratio_to_measured_parallel_decode": rate / measured,
-                         "cpu_time_ratio_to_decode": cpu_ratios.get(name),
+                         "cpu_time_ratio_to_decode": cpu_ratios.get((name, threads)),
+                         "cpu_time_ratio_to_raw_turbojpeg": raw_ratios.get((name, threads)),
                          "target_ratio": TARGETS[name]})
     result = {
         "benchmark": "engine vs decode-only limit",
@@ -156,6 +199,7 @@ def main(argv=None) -> int:
         "threads": args.threads, "images": args.images, "image_size": [375, 500],
         "batch_size": args.batch_size, "single_thread_decode_per_s": single,
         "decode_cpu_ms_per_image": 1000 * float(np.median(decode_cpu)),
+        "raw_turbojpeg_cpu_ms_per_image": 1000 * float(np.median(raw_cpu)) if raw_cpu else None,
         "load_average": os.getloadavg(), "results": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,22 +17,35 @@ class Unavailable(Exception):
 
 
 def _tree_pids(root_pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
+    """``root_pid`` and its descendants, from each thread's ``children`` file: only this tree
+    is read, not every process on the machine (cheap enough to sample in the measured process)."""
     pids, stack = [], [root_pid]
     while stack:
         pid = stack.pop()
         pids.append(pid)
-        stack.extend(children.get(pid, ()))
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:  # exited meanwhile
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    stack.extend(int(child) for child in f.read().split())
+            except (OSError, ValueError):
+                continue
     return pids
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident set of one process in KiB (``/proc/PID/status``: cheap, no page-table walk)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _memory_kib(pid: int) -> tuple[int, int]:
@@ -59,26 +72,60 @@ def tree_memory_bytes(root_pid: int) -> tuple[int, int]:
     return rss * 1024, pss * 1024
 
 
-class PeakMemory:
-    """Samples RSS and PSS of this process tree every ``interval`` seconds in a daemon thread.
+def tree_rss_bytes(root_pid: int) -> int:
+    """Summed RSS in bytes of ``root_pid`` and all its descendants (the cheap reading)."""
+    return 1024 * sum(_rss_kib(pid) for pid in _tree_pids(root_pid))
 
-    Summed RSS counts pages that forked workers share with their parent once per process;
-    PSS divides them among the sharers, so it is the fair figure for worker processes.
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``root_pid``, its exited children it waited
+    for, and its live descendants: with the wall clock, what a shared machine cannot skew."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _tree_pids(root_pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if pid == root_pid:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped workers
+        total += ticks / tick
+    return total
+
+
+class PeakMemory:
+    """Peak RSS and PSS of this process tree, sampled in a daemon thread.
+
+    RSS (``/proc/PID/status``, microseconds to read) is sampled every ``interval`` seconds;
+    PSS needs ``smaps_rollup``, a walk of every page table (about 1 ms per GiB resident), so it
+    is read every ``pss_every`` samples. Summed RSS counts pages that forked workers share with
+    their parent once per process; PSS divides them among the sharers, so it is the fair
+    figure for worker processes. The sampler runs inside the measured process: it must stay
+    cheap (walking all of /proc every 50 ms cost ~7% of a core).
     """
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, pss_every: int = 4):
         self.interval = interval
+        self.pss_every = pss_every
         self.peak_rss = self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> None:
-        rss, pss = tree_memory_bytes(os.getpid())
-        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+    def _sample(self, with_pss: bool = True) -> None:
+        if with_pss:
+            rss, pss = tree_memory_bytes(os.getpid())
+            self.peak_pss = max(self.peak_pss, pss)
+        else:
+            rss = tree_rss_bytes(os.getpid())
+        self.peak_rss = max(self.peak_rss, rss)
 
     def _run(self) -> None:
+        count = 0
         while not self._stop.is_set():
-            self._sample()
+            self._sample(with_pss=count % self.pss_every == 0)
+            count += 1
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":
@@ -108,7 +155,8 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
     Returns:
         ``setup_s`` (dataset + loader construction), ``first_batch_s`` (from then to the first
         batch), ``time_to_first_batch_s`` (their sum), ``images_per_s`` (after the first batch),
-        ``images``, ``batches``, ``epochs``, ``measured_s``, ``peak_rss_mib`` / ``peak_pss_mib``
+        ``images``, ``batches``, ``epochs``, ``measured_s``, ``cpu_s`` / ``cpu_ms_per_image``
+        (CPU time of the process tree while measuring), ``peak_rss_mib`` / ``peak_pss_mib``
         (process tree) and ``baseline_rss_mib`` / ``baseline_pss_mib`` (before the loader was
         built: the interpreter and the libraries already imported).
     """
@@ -130,6 +178,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
                 if first_batch_at is None:
                     first_batch_at = now
                     measure_from = now
+                    cpu_from = tree_cpu_seconds(os.getpid())
                     continue
                 images += batch_images(batch)
                 batches += 1
@@ -141,6 +190,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
                 continue
             break
         measured = time.perf_counter() - measure_from
+        cpu_seconds = tree_cpu_seconds(os.getpid()) - cpu_from
         try:
             info = loader_info(loader) if loader_info is not None else {}
         except Exception as exc:  # the loader's self-report is extra information, not the result
@@ -152,6 +202,7 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
         "time_to_first_batch_s": first_batch_at - start,
         "images_per_s": images / measured if measured > 0 else 0.0,
         "images": images, "batches": batches, "epochs": epochs, "measured_s": measured,
+        "cpu_s": cpu_seconds, "cpu_ms_per_image": 1000 * cpu_seconds / images if images else None,
         "peak_rss_mib": memory.peak_rss / 2**20, "peak_pss_mib": memory.peak_pss / 2**20,
         "baseline_rss_mib": baseline_rss / 2**20, "baseline_pss_mib": baseline_pss / 2**20,
         "loader": info,

@@ -177,6 +177,7 @@ class NativeIterator:
         self._done = False
         self._pin = pin
         self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
+        self._targets_cache: Optional[tuple] = None  # (batch, its per-image target tensors)
         self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
         if self._feed:  # fed before the epoch starts, so its first batches land in them
             self._forget_dead_buffers()
@@ -281,6 +282,7 @@ class NativeIterator:
                                 f"(batch {batch.batch_index})")
                 raise
             kept.append(b)
+        self._targets_cache = None
         if not kept:
             return None, 0
         if not fused:
@@ -354,19 +356,36 @@ class NativeIterator:
             with Image.open(self._dataset.images[index]) as source:
                 width, height = source.size
             return self._dataset.typed_target(index, (height, width))
+        boxes, labels, difficult = self._batch_targets(batch)
+        return {"boxes": boxes[b], "labels": labels[b], "difficult": difficult[b], "image_id": index}
+
+    def _batch_targets(self, batch: Any) -> Any:
+        """Per-image boxes, labels and difficult flags of ``batch``, built once per batch: one
+        tensor each for the whole batch, split into per-image views (cheaper than per image)."""
+        cached = self._targets_cache
+        if cached is not None and cached[0] is batch:
+            return cached[1]
         annotations = self._dataset.native_annotations
-        start, stop = int(batch.box_offsets[b]), int(batch.box_offsets[b + 1])
-        rows = batch.labels[start:stop]
-        image = batch.images[b]
-        canvas = (int(image.shape[-2]), int(image.shape[-1]))
-        return {
-            "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(batch.boxes[start:stop]),
-                                              format=tv_tensors.BoundingBoxFormat.XYXY,
-                                              canvas_size=canvas),
-            "labels": torch.from_numpy(annotations.labels[rows]),
-            "difficult": torch.from_numpy(annotations.difficult[rows]),
-            "image_id": index,
-        }
+        counts = np.diff(batch.box_offsets).tolist()
+        rows = batch.labels  # each kept box's global row: indexes every per-object field
+        boxes = torch.from_numpy(batch.boxes).split(counts)
+        labels = torch.from_numpy(annotations.labels[rows]).split(counts)
+        difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)
+        images = batch.images
+        wrapped = []
+        template = None
+        for b, image_boxes in enumerate(boxes):
+            if template is None or not isinstance(images, np.ndarray):
+                image = images[b]
+                template = tv_tensors.BoundingBoxes(
+                    image_boxes, format=tv_tensors.BoundingBoxFormat.XYXY,
+                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])))
+                wrapped.append(template)
+            else:  # same canvas for every image of a stacked batch: wrap like the first
+                wrapped.append(tv_tensors.wrap(image_boxes, like=template))
+        targets = (wrapped, labels, difficult)
+        self._targets_cache = (batch, targets)
+        return targets
 
     def _finish(self, ended: bool) -> None:
         if self._done:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "conveyor/ops/fused_resize.h"
 #include "conveyor/ops/resample.h"
 
 namespace conveyor {
@@ -81,6 +82,20 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, 
   compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias);
   compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias);
   if (flip_output) wx_.reverse();
+  if (fused) {
+    ResizeSource source;
+    source.width = view.physical_width;
+    source.height = view.physical_height;
+    if (view.planar) {
+      for (int c = 0; c < 3; ++c) source.planes[c] = view.planar->plane(c);
+      source.stride = view.planar->row_stride;
+    } else {
+      source.interleaved = view.interleaved;
+      source.stride = view.stride;
+    }
+    resize_to_output(source, wx_, wy_, *format, out, fused_);
+    return;
+  }
   // Horizontal pass over the input rows the vertical windows touch.
   const int row_begin = wy_.first.front() < wy_.first.back() ? wy_.first.front() : wy_.first.back();
   int row_end = 0;
@@ -97,28 +112,6 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, 
   } else {
     resample_horizontal_rgb(view.interleaved + view.stride * row_begin, view.stride,
                             view.physical_width, rows, wx_, planes, horizontal_.row_stride);
-  }
-  if (fused) {
-    row_.resize(static_cast<size_t>(step.width) + kRowSlack);
-    const size_t value_size = dtype_size(format->dtype);
-    const size_t plane_bytes = static_cast<size_t>(step.width) * step.height * value_size;
-    for (int c = 0; c < 3; ++c) {
-      uint8_t* plane_out = static_cast<uint8_t*>(out) + plane_bytes * c;
-      const bool float_affine = format->dtype == DType::kFloat32 && format->affine;
-      for (int y = 0; y < step.height; ++y) {
-        if (float_affine) {
-          resample_vertical_row_affine(planes[c], horizontal_.row_stride, row_begin, rows, step.width, wy_, y,
-                                       format->multiplier[c], format->offset[c],
-                                       reinterpret_cast<float*>(plane_out + static_cast<size_t>(y) * step.width * value_size));
-          continue;
-        }
-        resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, step.width,
-                              wy_, y, row_.data());
-        write_output_row(*format, c, row_.data(), step.width, false,
-                         plane_out + static_cast<size_t>(y) * step.width * value_size);
-      }
-    }
-    return;
   }
   PlanarImage& target = next_buffer(view);
   target.reset(step.width, step.height);

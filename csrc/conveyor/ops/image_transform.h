@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "conveyor/ops/fused_resize.h"
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/output_writer.h"
 #include "conveyor/ops/planar_image.h"
@@ -47,7 +48,8 @@ class ImageTransformer {
 
   PlanarImage buffers_[2];
   PlanarImage horizontal_;
-  std::vector<uint8_t> row_, channel_rows_;
+  std::vector<uint8_t> channel_rows_;
+  FusedResizeScratch fused_;
   AxisWeights wx_, wy_;
 };
 

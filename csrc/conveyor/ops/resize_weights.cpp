@@ -6,6 +6,7 @@
 namespace conveyor {
 
 void AxisWeights::reverse() {
+  reversed = !reversed;
   for (int a = 0, b = out_size - 1; a < b; ++a, --b) {
     std::swap(first[a], first[b]);
     std::swap_ranges(&weights[size_t(a) * taps], &weights[size_t(a) * taps] + taps,
@@ -15,6 +16,13 @@ void AxisWeights::reverse() {
 
 void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
                           double region_length, int out_size, bool antialias) {
+  const AxisWeights::Key key{in_size, out_size, region_start, region_length, antialias};
+  if (result.key == key) {
+    if (result.reversed) result.reverse();
+    return;
+  }
+  result.key = AxisWeights::Key{};  // invalid until complete (an exception leaves it so)
+  result.reversed = false;
   const double scale = region_length / out_size;
   const double filter_scale = antialias ? std::max(scale, 1.0) : 1.0;
   const double support = 1.0 * filter_scale;  // bilinear filter support is 1
@@ -74,6 +82,7 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
       result.weights[size_t(x) * taps + k + shift] = static_cast<int16_t>(w < 0 ? -0.5 + w : 0.5 + w);
     }
   }
+  result.key = key;
 }
 
 }  // namespace conveyor

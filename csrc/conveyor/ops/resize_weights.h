@@ -17,6 +17,19 @@ struct AxisWeights {
 
   // Mirror the output order (a horizontal flip after the resize, folded into it).
   void reverse();
+
+  // What the weights were computed for: compute_axis_weights() returns at once when asked
+  // for the same again (every image of a dataset of one size, e.g. VOC to 512x512).
+  struct Key {
+    int in_size = -1, out_size = -1;
+    double region_start = 0, region_length = 0;
+    bool antialias = false;
+    bool operator==(const Key& other) const {
+      return in_size == other.in_size && out_size == other.out_size && region_start == other.region_start &&
+             region_length == other.region_length && antialias == other.antialias;
+    }
+  } key;
+  bool reversed = false;
 };
 
 // Weights for resampling [region_start, region_start + region_length) of an axis of `in_size`
