@@ -189,10 +189,23 @@ py::array to_bool_array(const std::vector<std::uint8_t>& values) {
   return std::move(array);
 }
 
-py::list to_str_list(const std::vector<std::string>& values) {
-  py::list list(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i)
-    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), utf8(values[i]).release().ptr());
+py::list to_str_list(const voc::TextColumn& column) {
+  py::list list(column.size());
+  for (std::size_t i = 0; i < column.size(); ++i)
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), utf8(column[i]).release().ptr());
+  return list;
+}
+
+// One str per distinct pooled string, shared by every row that has it (names and poses take a
+// handful of values: the list costs a reference count per row, not a new str).
+py::list to_str_list(const std::vector<std::uint32_t>& ids, const voc::StringPool& pool) {
+  std::vector<py::object> made(pool.size());
+  py::list list(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    py::object& text = made[ids[i]];
+    if (!text) text = utf8(pool[ids[i]]);
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), text.inc_ref().ptr());
+  }
   return list;
 }
 
@@ -211,8 +224,8 @@ py::dict batch_to_dict(const AnnotationBatch& batch) {
   out["labels"] = to_array(batch.labels, {rows});
   out["difficult"] = to_bool_array(batch.difficult);
   out["truncated"] = to_bool_array(batch.truncated);
-  out["names"] = to_str_list(batch.names);
-  out["poses"] = to_str_list(batch.poses);
+  out["names"] = to_str_list(batch.name_ids, batch.strings);
+  out["poses"] = to_str_list(batch.pose_ids, batch.strings);
   return out;
 }
 
@@ -224,7 +237,7 @@ py::tuple parse_annotation(const py::object& data, const ClassTable& classes,
   ParseStatus status;
   {
     py::gil_scoped_release release;
-    batch.truncate(0);
+    batch.clear();
     voc::parse_voc_annotation(bytes, is_unicode, classes, batch, status);
   }
   if (!status.ok) raise_parse_error(status, source);
@@ -232,8 +245,9 @@ py::tuple parse_annotation(const py::object& data, const ClassTable& classes,
   return py::make_tuple(utf8(batch.filenames[0]), batch.widths[0], batch.heights[0],
                         batch.depths[0], batch.segmented[0] != 0, to_array(batch.boxes, {rows, 4}),
                         to_array(batch.labels, {rows}), to_bool_array(batch.difficult),
-                        to_bool_array(batch.truncated), to_str_list(batch.names),
-                        to_str_list(batch.poses));
+                        to_bool_array(batch.truncated),
+                        to_str_list(batch.name_ids, batch.strings),
+                        to_str_list(batch.pose_ids, batch.strings));
 }
 
 py::dict load_annotations(const std::vector<std::string>& paths, const ClassTable& classes,
