@@ -305,16 +305,18 @@ py::dict load_annotations(const std::vector<std::string>& paths, const ClassTabl
 py::dict parse_annotations(const py::list& documents, const ClassTable& classes,
                            int num_threads) {
   std::vector<std::string_view> views;
+  std::vector<bool> is_unicode;
   views.reserve(documents.size());
+  is_unicode.reserve(documents.size());
   for (const auto& document : documents) {
-    if (!PyBytes_Check(document.ptr())) throw py::type_error("documents must be bytes");
-    views.emplace_back(PyBytes_AS_STRING(document.ptr()),
-                       static_cast<std::size_t>(PyBytes_GET_SIZE(document.ptr())));
+    bool unicode = false;
+    views.push_back(document_bytes(document, unicode));
+    is_unicode.push_back(unicode);
   }
   AnnotationBatch batch;
-  {  // the list keeps the bytes objects alive; bytes are immutable
+  {  // the list keeps the bytes and str objects alive; both are immutable
     py::gil_scoped_release release;
-    batch = voc::parse_annotation_documents(views, classes, num_threads);
+    batch = voc::parse_annotation_documents(views, classes, num_threads, &is_unicode);
   }
   return batch_to_dict(batch);
 }

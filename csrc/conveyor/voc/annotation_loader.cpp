@@ -141,12 +141,14 @@ AnnotationBatch load_annotation_files(const std::vector<std::string>& paths,
 }
 
 AnnotationBatch parse_annotation_documents(const std::vector<std::string_view>& documents,
-                                           const ClassTable& classes, int num_threads) {
+                                           const ClassTable& classes, int num_threads,
+                                           const std::vector<bool>* is_unicode) {
   const int threads = resolve_thread_count(num_threads, documents.size());
   auto parse_one = [&](std::size_t i, AnnotationBatch& batch, std::string& message,
                        ErrorKind& kind) {
     ParseStatus status;
-    if (parse_voc_annotation(documents[i], false, classes, batch, status)) return true;
+    const bool unicode = is_unicode != nullptr && (*is_unicode)[i];
+    if (parse_voc_annotation(documents[i], unicode, classes, batch, status)) return true;
     kind = ErrorKind::kAnnotation;
     message = status.describe("document " + std::to_string(i));
     return false;
