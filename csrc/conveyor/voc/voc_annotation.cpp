@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "conveyor/voc/document_encoding.h"
+#include "conveyor/voc/simple_voc_reader.h"
+#include "conveyor/voc/voc_schema.h"
 #include "conveyor/voc/xml_chars.h"
 #include "conveyor/voc/xml_lexer.h"
 
@@ -68,101 +70,7 @@ void AnnotationBatch::truncate(std::size_t files) {
 
 namespace {
 
-// Where an element sits in the VOC schema.
-enum class Field : std::uint8_t {
-  kIgnored, kAnnotation, kFilename, kSize, kWidth, kHeight, kDepth, kSegmented,
-  kObject, kName, kPose, kTruncated, kDifficult, kBndbox, kXmin, kYmin, kXmax, kYmax,
-};
-
-const char* field_tag(Field field) {
-  switch (field) {
-    case Field::kFilename: return "filename";
-    case Field::kWidth: return "width";
-    case Field::kHeight: return "height";
-    case Field::kDepth: return "depth";
-    case Field::kSegmented: return "segmented";
-    case Field::kName: return "name";
-    case Field::kPose: return "pose";
-    case Field::kTruncated: return "truncated";
-    case Field::kDifficult: return "difficult";
-    case Field::kBndbox: return "bndbox";
-    case Field::kXmin: return "xmin";
-    case Field::kYmin: return "ymin";
-    case Field::kXmax: return "xmax";
-    case Field::kYmax: return "ymax";
-    default: return "?";
-  }
-}
-
-bool is_leaf(Field field) {
-  return field != Field::kIgnored && field != Field::kAnnotation && field != Field::kSize &&
-         field != Field::kObject && field != Field::kBndbox;
-}
-
-// tag == literal, with the literal's length known at compile time (no strlen, inlined compare).
-template <std::size_t N>
-inline bool is(std::string_view tag, const char (&literal)[N]) {
-  return tag.size() == N - 1 && std::memcmp(tag.data(), literal, N - 1) == 0;
-}
-
-Field child_field(Field parent, std::string_view tag) {
-  switch (parent) {
-    case Field::kAnnotation:
-      if (is(tag, "object")) return Field::kObject;
-      if (is(tag, "filename")) return Field::kFilename;
-      if (is(tag, "size")) return Field::kSize;
-      if (is(tag, "segmented")) return Field::kSegmented;
-      return Field::kIgnored;
-    case Field::kSize:
-      if (is(tag, "width")) return Field::kWidth;
-      if (is(tag, "height")) return Field::kHeight;
-      if (is(tag, "depth")) return Field::kDepth;
-      return Field::kIgnored;
-    case Field::kObject:
-      if (is(tag, "name")) return Field::kName;
-      if (is(tag, "bndbox")) return Field::kBndbox;
-      if (is(tag, "difficult")) return Field::kDifficult;
-      if (is(tag, "truncated")) return Field::kTruncated;
-      if (is(tag, "pose")) return Field::kPose;
-      return Field::kIgnored;
-    case Field::kBndbox:
-      if (tag.size() == 4 && tag[1] == 'm') {
-        if (is(tag, "xmin")) return Field::kXmin;
-        if (is(tag, "ymin")) return Field::kYmin;
-        if (is(tag, "xmax")) return Field::kXmax;
-        if (is(tag, "ymax")) return Field::kYmax;
-      }
-      return Field::kIgnored;
-    default:
-      return Field::kIgnored;
-  }
-}
-
-bool parse_number(std::string_view text, double& value) {
-  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
-  if (text.empty()) return false;
-  if (text.size() <= 9) {  // fast path: plain decimal integers, the common case in VOC files
-    std::uint32_t integer = 0;
-    std::size_t i = 0;
-    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i)
-      integer = integer * 10 + static_cast<std::uint32_t>(text[i] - '0');
-    if (i == text.size()) {
-      value = integer;
-      return true;
-    }
-  }
-  const char* end = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), end, value);
-  return result.ec == std::errc() && result.ptr == end && std::isfinite(value);
-}
-
-bool parse_integer(std::string_view text, std::int64_t& value) {
-  double number;
-  if (!parse_number(text, number) || number != std::floor(number) || std::fabs(number) > 1e15)
-    return false;
-  value = static_cast<std::int64_t>(number);
-  return true;
-}
+using namespace schema;
 
 // Receives lexer events and fills one file's entry of the batch.
 class VocReader {
@@ -190,11 +98,7 @@ class VocReader {
     if (field == Field::kObject) begin_object(offset);
     if (is_leaf(field) || field == Field::kBndbox) {
       const unsigned bit = 1u << static_cast<unsigned>(field);
-      unsigned& seen = field == Field::kFilename || field == Field::kSegmented ||
-                               field == Field::kWidth || field == Field::kHeight ||
-                               field == Field::kDepth
-                           ? file_seen_
-                           : object_seen_;
+      unsigned& seen = is_file_field(field) ? file_seen_ : object_seen_;
       if (seen & bit)
         return status_.fail(offset, "repeated <" + std::string(field_tag(field)) + ">" +
                                         object_context());
@@ -358,23 +262,49 @@ class VocReader {
 
 }  // namespace
 
-bool parse_voc_annotation(std::string_view raw, bool is_unicode, const ClassTable& classes,
-                          AnnotationBatch& batch, ParseStatus& status) {
-  status = ParseStatus();
+namespace {
+
+// The full reader (every XML rule, every error message) on a prepared document.
+bool read_with_lexer(const PreparedDocument& document, const ClassTable& classes,
+                     AnnotationBatch& batch, ParseStatus& status) {
   const std::size_t files_before = batch.size();
   batch.offsets.push_back(batch.offsets.back());
-  thread_local std::string storage;
   thread_local LexerWorkspace workspace;
-  PreparedDocument document;
-  if (prepare_document(raw, is_unicode, storage, document, status)) {
-    VocReader reader(document.text, classes, batch, status);
-    XmlLexer<VocReader> lexer(document.text, reader, status, document.options, &workspace);
-    if (lexer.run() && status.ok) reader.finish();
+  VocReader reader(document.text, classes, batch, status);
+  XmlLexer<VocReader> lexer(document.text, reader, status, document.options, &workspace);
+  if (lexer.run() && status.ok) {
+    reader.finish();
+    return true;
   }
-  if (status.ok) return true;
-  status.locate(document.text.empty() ? raw : document.text);
+  status.locate(document.text);
   batch.truncate(files_before);  // drops the rows of the failed document too
   return false;
+}
+
+bool parse(std::string_view raw, bool is_unicode, const ClassTable& classes,
+           AnnotationBatch& batch, ParseStatus& status, bool allow_fast_path) {
+  status = ParseStatus();
+  thread_local std::string storage;
+  PreparedDocument document;
+  if (!prepare_document(raw, is_unicode, storage, document, status)) {
+    status.locate(document.text.empty() ? raw : document.text);
+    return false;
+  }
+  if (allow_fast_path && read_simple_voc(document.text, classes, batch)) return true;
+  return read_with_lexer(document, classes, batch, status);
+}
+
+}  // namespace
+
+bool parse_voc_annotation(std::string_view raw, bool is_unicode, const ClassTable& classes,
+                          AnnotationBatch& batch, ParseStatus& status) {
+  return parse(raw, is_unicode, classes, batch, status, /*allow_fast_path=*/true);
+}
+
+bool parse_voc_annotation_with_lexer(std::string_view raw, bool is_unicode,
+                                     const ClassTable& classes, AnnotationBatch& batch,
+                                     ParseStatus& status) {
+  return parse(raw, is_unicode, classes, batch, status, /*allow_fast_path=*/false);
 }
 
 }  // namespace conveyor::voc

@@ -62,4 +62,10 @@ struct AnnotationBatch {
 bool parse_voc_annotation(std::string_view raw, bool is_unicode, const ClassTable& classes,
                           AnnotationBatch& batch, ParseStatus& status);
 
+// The same without the fast path for simple documents (read_simple_voc): every document goes
+// through the full lexer. For tests that check the two paths agree.
+bool parse_voc_annotation_with_lexer(std::string_view raw, bool is_unicode,
+                                     const ClassTable& classes, AnnotationBatch& batch,
+                                     ParseStatus& status);
+
 }  // namespace conveyor::voc

@@ -105,6 +105,26 @@ inline const char* skip_plain_text(const char* p, const char* end) {
   return p;
 }
 
+#if defined(__SSE2__)
+// How many of the 16 bytes at p are in [A-Za-z0-9_.-] before the first that is not (16: all).
+// The caller guarantees 16 readable bytes.
+inline int simple_name_length(const char* p) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Range checks as signed compares after shifting the range's start to -128.
+  const __m128i lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+  const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(lower, _mm_set1_epi8(static_cast<char>(0x80 - 'a'))),
+                                        _mm_set1_epi8(static_cast<char>(-128 + 26)));
+  const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(bytes, _mm_set1_epi8(static_cast<char>(0x80 - '0'))),
+                                       _mm_set1_epi8(static_cast<char>(-128 + 10)));
+  const __m128i punctuation =
+      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('_')),
+                                _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))),
+                   _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')));
+  const int in_name = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punctuation));
+  return __builtin_ctz(static_cast<unsigned>(~in_name));  // bit 16 of ~in_name is always set
+}
+#endif
+
 // a[0, n) == b[0, n) for short strings, without a call to memcmp.
 inline bool same_bytes(const char* a, const char* b, std::size_t n) {
   if (n >= 8) {
