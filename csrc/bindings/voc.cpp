@@ -52,6 +52,18 @@ py::object steal(PyObject* object) {
   return py::reinterpret_steal<py::object>(object);
 }
 
+// An empty dict with room for `size` items. CPython's presized constructor saves the growth
+// steps (and, for a first insertion, the allocation of its key table) that an empty dict goes
+// through; it is part of the (non-limited) C API of the versions that have it.
+PyObject* new_dict(std::size_t size) {
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_LIMITED_API)
+  return _PyDict_NewPresized(static_cast<Py_ssize_t>(size));
+#else
+  (void)size;
+  return PyDict_New();
+#endif
+}
+
 py::object utf8(std::string_view text) {
   return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict"));
 }
@@ -85,29 +97,37 @@ class TagKeys {
 
 // Leaf texts repeat a lot across VOC files ("0", "Unspecified", class names, coordinates):
 // short ASCII ones come from a small direct-mapped cache of strs (bounded; a collision
-// replaces the entry). Used with the GIL held.
+// replaces the entry). Each slot keeps its text's bytes, so a lookup reads only the table.
+// Used with the GIL held.
 class TextCache {
  public:
   py::object get(std::string_view text) {
     if (text.size() > kMaxLength) return utf8(text);
     std::uint32_t h = 2166136261u;
     for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-    PyObject*& slot = slots_[h & (kSlots - 1)];
-    if (slot != nullptr && static_cast<std::size_t>(PyUnicode_GET_LENGTH(slot)) == text.size() &&
-        std::memcmp(PyUnicode_1BYTE_DATA(slot), text.data(), text.size()) == 0)
-      return py::reinterpret_borrow<py::object>(slot);
+    Slot& slot = slots_[h & (kSlots - 1)];
+    if (slot.text != nullptr && slot.length == text.size() &&
+        voc::same_bytes(slot.bytes, text.data(), text.size()))
+      return py::reinterpret_borrow<py::object>(slot.text);
     py::object value = utf8(text);
-    if (PyUnicode_IS_ASCII(value.ptr())) {  // bytes compare equal to the str's data
-      Py_XDECREF(slot);
-      slot = value.inc_ref().ptr();
+    if (PyUnicode_IS_ASCII(value.ptr())) {
+      Py_XDECREF(slot.text);
+      slot.text = value.inc_ref().ptr();
+      slot.length = static_cast<std::uint8_t>(text.size());
+      std::memcpy(slot.bytes, text.data(), text.size());
     }
     return value;
   }
 
  private:
-  static constexpr std::size_t kSlots = 4096;
-  static constexpr std::size_t kMaxLength = 32;
-  PyObject* slots_[kSlots] = {};
+  static constexpr std::size_t kSlots = 2048;
+  static constexpr std::size_t kMaxLength = 23;
+  struct Slot {
+    PyObject* text = nullptr;
+    std::uint8_t length = 0;
+    char bytes[kMaxLength] = {};
+  };
+  Slot slots_[kSlots];
 };
 
 // A run of same-tag children while building one dict.
@@ -179,7 +199,7 @@ class DictBuilder {
           throw py::error_already_set();
       }
     }
-    value = steal(PyDict_New());
+    value = steal(new_dict(groups_.size() - mark));
     for (std::size_t g = mark; g < groups_.size(); ++g) {
       const Group& group = groups_[g];
       const py::object& item = group.list ? group.list : group.first;

@@ -36,6 +36,21 @@ inline int fuzz_voc_xml_one_input(const std::uint8_t* data, std::size_t size) {
   if (!tree_ok && (tree_status.line == 0 || tree_status.message.empty())) std::abort();
   if (tree_ok && tree.nodes.empty()) std::abort();
 
+  // The tree's fast path for simple documents must build exactly the full lexer's tree.
+  static thread_local XmlTree full_tree;
+  ParseStatus full_tree_status;
+  const bool full_tree_ok = parse_xml_tree_with_lexer(document, false, full_tree, full_tree_status);
+  if (full_tree_ok != tree_ok || tree.nodes.size() != full_tree.nodes.size()) std::abort();
+  if (!tree_ok && tree_status.message != full_tree_status.message) std::abort();
+  for (std::size_t i = 0; tree_ok && i < tree.nodes.size(); ++i) {
+    const XmlNode& a = tree.nodes[i];
+    const XmlNode& b = full_tree.nodes[i];
+    if (tree.tag(a) != full_tree.tag(b) || tree.text(a) != full_tree.text(b) ||
+        a.first_child != b.first_child || a.next_sibling != b.next_sibling ||
+        (a.text_length == 0) != (b.text_length == 0))
+      std::abort();
+  }
+
   static const ClassTable keep_all = ClassTable::keep_all();
   AnnotationBatch batch;
   ParseStatus typed_status;

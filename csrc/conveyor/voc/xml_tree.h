@@ -59,4 +59,9 @@ struct XmlTree {
 // status is not ok and has its line and column filled.
 bool parse_xml_tree(std::string_view raw, bool is_unicode, XmlTree& tree, ParseStatus& status);
 
+// The same without the one-pass fast path for simple documents (every document goes through
+// the full lexer). For tests that check the two paths build the same tree.
+bool parse_xml_tree_with_lexer(std::string_view raw, bool is_unicode, XmlTree& tree,
+                               ParseStatus& status);
+
 }  // namespace conveyor::voc
