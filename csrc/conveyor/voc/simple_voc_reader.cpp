@@ -42,7 +42,7 @@ class SimpleVocReader {
           return false;
         if (!end_tag()) return false;
       } else {
-        if (is_leaf(top.field)) return false;  // a field holding an element: the full reader says why
+        if (is_leaf(top.field)) return false;  // a field holding an element (an error)
         if (!start_tag()) return false;
       }
     }

@@ -36,7 +36,10 @@ std::uint32_t StringPool::intern(std::string_view text) {
 
 void StringPool::grow() {
   slots_.assign(slots_.empty() ? 64 : slots_.size() * 2, 0);
-  for (std::uint32_t id = 0; id < ends_.size(); ++id) slots_[probe((*this)[id], hash((*this)[id]))] = id + 1;
+  for (std::uint32_t id = 0; id < ends_.size(); ++id) {
+    const std::string_view text = (*this)[id];
+    slots_[probe(text, hash(text))] = id + 1;
+  }
 }
 
 void TextColumn::truncate(std::size_t rows) {

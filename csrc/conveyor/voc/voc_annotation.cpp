@@ -1,9 +1,6 @@
 #include "conveyor/voc/voc_annotation.h"
 
 #include <array>
-#include <charconv>
-#include <cmath>
-#include <cstring>
 
 #include "conveyor/voc/document_encoding.h"
 #include "conveyor/voc/simple_voc_reader.h"
@@ -22,7 +19,8 @@ ClassTable::ClassTable(const std::vector<std::string>& classes) {
 void AnnotationBatch::append(const AnnotationBatch& other) {
   const std::int64_t shift = offsets.back();
   offsets.reserve(offsets.size() + other.size());
-  for (std::size_t i = 1; i < other.offsets.size(); ++i) offsets.push_back(other.offsets[i] + shift);
+  for (std::size_t i = 1; i < other.offsets.size(); ++i)
+    offsets.push_back(other.offsets[i] + shift);
   const auto append_all = [](auto& into, const auto& from) {
     into.insert(into.end(), from.begin(), from.end());
   };
@@ -37,7 +35,8 @@ void AnnotationBatch::append(const AnnotationBatch& other) {
   append_all(truncated, other.truncated);
   // Other's string ids, renumbered into this batch's pool.
   std::vector<std::uint32_t> renumber(other.strings.size());
-  for (std::uint32_t id = 0; id < renumber.size(); ++id) renumber[id] = strings.intern(other.strings[id]);
+  for (std::uint32_t id = 0; id < renumber.size(); ++id)
+    renumber[id] = strings.intern(other.strings[id]);
   name_ids.reserve(name_ids.size() + other.name_ids.size());
   pose_ids.reserve(pose_ids.size() + other.pose_ids.size());
   for (const std::uint32_t id : other.name_ids) name_ids.push_back(renumber[id]);

@@ -1,5 +1,7 @@
 // Typed reading of VOC annotations straight from the lexer's events (no tree): file-level fields
-// and per-object boxes, labels, flags, names and poses, appended to a struct of arrays.
+// and per-object boxes, labels, flags, names and poses, appended to a struct of arrays. Plain
+// documents (most VOC files) take a one-pass fast path (simple_voc_reader.h) that gives the
+// same result; everything else, and every error, goes through the full lexer.
 #pragma once
 
 #include <cstdint>

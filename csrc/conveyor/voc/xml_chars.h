@@ -111,11 +111,12 @@ inline const char* skip_plain_text(const char* p, const char* end) {
 inline int simple_name_length(const char* p) {
   const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   // Range checks as signed compares after shifting the range's start to -128.
-  const __m128i lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
-  const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(lower, _mm_set1_epi8(static_cast<char>(0x80 - 'a'))),
-                                        _mm_set1_epi8(static_cast<char>(-128 + 26)));
-  const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(bytes, _mm_set1_epi8(static_cast<char>(0x80 - '0'))),
-                                       _mm_set1_epi8(static_cast<char>(-128 + 10)));
+  const auto in_range = [](__m128i values, char first, int count) {
+    const __m128i shifted = _mm_add_epi8(values, _mm_set1_epi8(static_cast<char>(0x80 - first)));
+    return _mm_cmplt_epi8(shifted, _mm_set1_epi8(static_cast<char>(-128 + count)));
+  };
+  const __m128i letter = in_range(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), 'a', 26);
+  const __m128i digit = in_range(bytes, '0', 10);
   const __m128i punctuation =
       _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('_')),
                                 _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))),
