@@ -122,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "bench_voc_parse.json")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()
     documents = generate_documents(args.documents)
     mean_bytes = sum(map(len, documents)) / len(documents)
     # Sanity: both sides produce the same results before anything is timed.
@@ -184,7 +185,10 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "bench_voc_parse", "command": " ".join(["python"] + sys.argv),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "nice": os.nice(0)},
+                    "nice": os.nice(0),
+                    # 1/5/15-minute load averages: above the core count, other work shared
+                    # the cores and wall-clock ratios (threads especially) suffer.
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "documents": n, "mean_document_bytes": mean_bytes, "files": len(paths),
         "results": rows, "ratios": ratios,
     }

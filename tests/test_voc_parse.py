@@ -409,6 +409,82 @@ def test_typed_parsing_matches_torchvision_dict_on_real_files(realvoc):
     assert checked >= 70
 
 
+@st.composite
+def voc_annotation(draw):
+    """VOC documents mostly in the plain layout the native fast path reads, some with what only
+    the full reader handles (CRLF, comments, references, CDATA, attributes, non-ASCII, a
+    declaration, an empty element), all valid for the typed reader."""
+    special = draw(st.booleans())
+
+    def text(value):
+        style = draw(st.sampled_from(["plain", "padded", "comment", "reference", "cdata"])
+                     if special else st.just(draw(st.sampled_from(["plain", "padded"]))))
+        if style == "padded":
+            return f" \n\t{value}  "
+        if style == "comment" and value:
+            return f"{value[:1]}<!-- c -->{value[1:]}"
+        if style == "reference" and value:
+            return f"&#{ord(value[0])};{value[1:]}"
+        if style == "cdata":
+            return f"<![CDATA[{value}]]>"
+        return value
+
+    def element(tag, value):
+        return f"<{tag}>{text(value)}</{tag}>"
+
+    names = ["dog", "person", "pottedplant", "chat\u00e9", "a-b.c_d"] if special else [
+        "dog", "person", "pottedplant", "a-b.c_d"]
+    newline = draw(st.sampled_from(["\n", "\r\n", ""] if special else ["\n", ""]))
+    indent = draw(st.sampled_from(["\t", "  ", ""]))
+    objects = []
+    for _ in range(draw(st.integers(0, 4))):
+        box = [draw(st.sampled_from(["1", "17", "250.5", "+3", "0.25", "1e2", "499"]))
+               for _ in range(4)]
+        fields = [element("name", draw(st.sampled_from(names))),
+                  "<bndbox>" + "".join(element(k, v) for k, v in
+                                       zip(("xmin", "ymin", "xmax", "ymax"), box)) + "</bndbox>"]
+        if draw(st.booleans()):
+            fields.append(element("pose", draw(st.sampled_from(["Left", "Unspecified", ""]))))
+        if draw(st.booleans()):
+            fields.append(element("difficult", draw(st.sampled_from(["0", "1", ""]))))
+        if draw(st.booleans()):
+            fields.append(element("truncated", draw(st.sampled_from(["0", "1"]))))
+        if draw(st.booleans()):
+            fields.append("<part><name>head</name><bndbox><xmin>1</xmin></bndbox></part>")
+        fields = draw(st.permutations(fields))
+        objects.append("<object>" + newline.join(indent * 2 + f for f in fields) + "</object>")
+    parts = [element("folder", "VOC2012"), element("filename", "2008_000008.jpg"),
+             "<size>" + element("width", "500") + element("height", "375") +
+             (element("depth", "3") if draw(st.booleans()) else "") + "</size>",
+             element("segmented", draw(st.sampled_from(["0", "1"])))] + objects
+    parts = draw(st.permutations(parts))
+    root_open = "<annotation>"
+    if special and draw(st.booleans()):
+        root_open = draw(st.sampled_from(['<annotation verified="yes">', "<annotation >"]))
+    document = root_open + newline + newline.join(indent + p for p in parts) + newline + \
+        "</annotation>" + newline
+    if special and draw(st.booleans()):
+        document = '<?xml version="1.0"?>' + newline + document
+    return document.encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(voc_annotation())
+def test_typed_parsing_matches_torchvision_dict_on_generated_documents(data):
+    """The typed readers (the fast path for plain documents and the full one) give the fields
+    torchvision's dict holds."""
+    expected = typed_from_dict(data)
+    got = voc.parse_annotation(data, classes=None)
+    batch = voc.parse_annotations([data, data], classes=None)
+    for key, value in expected.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(got, key), value, err_msg=key)
+            np.testing.assert_array_equal(getattr(batch[1], key), value, err_msg=key)
+        else:
+            assert getattr(got, key) == value, key
+            assert getattr(batch[1], key) == value, key
+
+
 def test_load_annotations_struct_of_arrays(realvoc, tmp_path):
     files = []
     for path in real_xml_files(realvoc):

@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "bindings.h"
@@ -48,48 +47,123 @@ std::string_view document_bytes(const py::handle& data, bool& is_unicode) {
   throw Error(ErrorKind::kAnnotation, status.describe(source));
 }
 
-// Tag equality for the small linear searches below: most candidates differ in length or in
-// the first byte, which is cheaper to check than calling memcmp.
-inline bool same_tag(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && a == b));
-}
-
 py::object steal(PyObject* object) {
   if (object == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(object);
+}
+
+// An empty dict with room for `size` items. CPython's presized constructor saves the growth
+// steps (and, for a first insertion, the allocation of its key table) that an empty dict goes
+// through; it is part of the (non-limited) C API of the versions that have it.
+PyObject* new_dict(std::size_t size) {
+#if PY_VERSION_HEX >= 0x03080000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_LIMITED_API)
+  return _PyDict_NewPresized(static_cast<Py_ssize_t>(size));
+#else
+  (void)size;
+  return PyDict_New();
+#endif
 }
 
 py::object utf8(std::string_view text) {
   return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict"));
 }
 
+// One interned str per tag id of a thread's reused tree (ids stay valid until the tree's tag
+// pool is emptied, which changes its generation). Owned references; never released at thread
+// exit (no Python calls may happen then): a bounded leak of a few dozen strs per thread.
+class TagKeys {
+ public:
+  PyObject* get(const XmlTree& tree, std::uint32_t id) {  // borrowed reference
+    if (generation_ != tree.tag_generation) {
+      for (PyObject* key : keys_) Py_XDECREF(key);
+      keys_.clear();
+      generation_ = tree.tag_generation;
+    }
+    if (id >= keys_.size()) keys_.resize(tree.tags.size(), nullptr);
+    PyObject*& key = keys_[id];
+    if (key == nullptr) {
+      const std::string_view tag = tree.tags[id];
+      key = PyUnicode_DecodeUTF8(tag.data(), static_cast<Py_ssize_t>(tag.size()), "strict");
+      if (key == nullptr) throw py::error_already_set();
+      PyUnicode_InternInPlace(&key);
+    }
+    return key;
+  }
+
+ private:
+  std::uint64_t generation_ = 0;
+  std::vector<PyObject*> keys_;
+};
+
+// Leaf texts repeat a lot across VOC files ("0", "Unspecified", class names, coordinates):
+// short ASCII ones come from a small direct-mapped cache of strs (bounded; a collision
+// replaces the entry). Each slot keeps its text's bytes, so a lookup reads only the table.
+// Used with the GIL held.
+class TextCache {
+ public:
+  py::object get(std::string_view text) {
+    if (text.size() > kMaxLength) return utf8(text);
+    std::uint32_t h = 2166136261u;
+    for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    Slot& slot = slots_[h & (kSlots - 1)];
+    if (slot.text != nullptr && slot.length == text.size() &&
+        voc::same_bytes(slot.bytes, text.data(), text.size()))
+      return py::reinterpret_borrow<py::object>(slot.text);
+    py::object value = utf8(text);
+    if (PyUnicode_IS_ASCII(value.ptr())) {
+      Py_XDECREF(slot.text);
+      slot.text = value.inc_ref().ptr();
+      slot.length = static_cast<std::uint8_t>(text.size());
+      std::memcpy(slot.bytes, text.data(), text.size());
+    }
+    return value;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 2048;
+  static constexpr std::size_t kMaxLength = 23;
+  struct Slot {
+    PyObject* text = nullptr;
+    std::uint8_t length = 0;
+    char bytes[kMaxLength] = {};
+  };
+  Slot slots_[kSlots];
+};
+
+// A run of same-tag children while building one dict.
+struct Group {
+  std::uint32_t tag;
+  py::object first;
+  py::object list;  // set once the tag repeats
+};
+
 // Builds torchvision's VOCDetection.parse_voc_xml dict from a tree.
 class DictBuilder {
  public:
-  explicit DictBuilder(const XmlTree& tree) : tree_(tree) {}
+  DictBuilder(const XmlTree& tree, TagKeys& keys, TextCache& texts, std::vector<Group>& groups)
+      : tree_(tree), keys_(keys), texts_(texts), groups_(groups) {}
+  ~DictBuilder() { groups_.clear(); }  // only non-empty after an exception; the GIL is held
 
   py::object build() {
     py::object value;
     if (tree_.nodes.empty() || !entry(0, value)) return steal(PyDict_New());
     py::object result = steal(PyDict_New());
-    if (PyDict_SetItem(result.ptr(), key(tree_.tag(tree_.nodes[0])).ptr(), value.ptr()) != 0)
+    if (PyDict_SetItem(result.ptr(), key(tree_.nodes[0].tag), value.ptr()) != 0)
       throw py::error_already_set();
     return result;
   }
 
  private:
-  struct Group {
-    std::string_view tag;
-    py::object first;
-    py::object list;  // set once the tag repeats
-  };
+  static constexpr std::uint32_t kObjectGroup = 0xFFFFFFFFu;  // "object" not in the pool
+
+  PyObject* key(std::uint32_t tag) { return keys_.get(tree_, tag); }
 
   // The value parse_voc_xml gives node `index` under its parent; false if it vanishes.
   bool entry(std::int32_t index, py::object& value) {
     const XmlNode& node = tree_.nodes[static_cast<std::size_t>(index)];
     if (node.first_child < 0) {
       if (node.text_length == 0) return false;  // textless leaf: {} in torchvision
-      value = utf8(voc::python_strip(tree_.text(node)));
+      value = texts_.get(voc::python_strip(tree_.text(node)));
       return true;
     }
     const std::size_t mark = groups_.size();
@@ -97,10 +171,10 @@ class DictBuilder {
          child = tree_.nodes[static_cast<std::size_t>(child)].next_sibling) {
       py::object child_value;
       if (!entry(child, child_value)) continue;
-      const std::string_view tag = tree_.tag(tree_.nodes[static_cast<std::size_t>(child)]);
+      const std::uint32_t tag = tree_.nodes[static_cast<std::size_t>(child)].tag;
       Group* group = nullptr;
       for (std::size_t g = mark; g < groups_.size(); ++g)
-        if (same_tag(groups_[g].tag, tag)) group = &groups_[g];
+        if (groups_[g].tag == tag) group = &groups_[g];
       if (group == nullptr) {
         groups_.push_back({tag, std::move(child_value), py::object()});
       } else if (!group->list) {
@@ -113,53 +187,38 @@ class DictBuilder {
       }
     }
     if (tree_.tag(node) == "annotation") {  // torchvision: "object" is always a list
+      const std::uint32_t object_tag = tree_.tags.find("object");
       Group* objects = nullptr;
       for (std::size_t g = mark; g < groups_.size(); ++g)
-        if (groups_[g].tag == "object") objects = &groups_[g];
+        if (groups_[g].tag == object_tag) objects = &groups_[g];
       if (objects == nullptr) {
-        groups_.push_back({"object", py::object(), steal(PyList_New(0))});
+        groups_.push_back({kObjectGroup, py::object(), steal(PyList_New(0))});
       } else if (!objects->list) {
         objects->list = steal(PyList_New(0));
         if (PyList_Append(objects->list.ptr(), objects->first.ptr()) != 0)
           throw py::error_already_set();
       }
     }
-    value = steal(PyDict_New());
+    value = steal(new_dict(groups_.size() - mark));
     for (std::size_t g = mark; g < groups_.size(); ++g) {
       const Group& group = groups_[g];
       const py::object& item = group.list ? group.list : group.first;
-      if (PyDict_SetItem(value.ptr(), key(group.tag).ptr(), item.ptr()) != 0)
-        throw py::error_already_set();
+      PyObject* name = group.tag == kObjectGroup ? object_key() : key(group.tag);
+      if (PyDict_SetItem(value.ptr(), name, item.ptr()) != 0) throw py::error_already_set();
     }
     groups_.resize(mark);
     return true;
   }
 
-  // One interned str per distinct tag, kept across calls (VOC files share a few dozen tags;
-  // the cache is bounded so that hostile input cannot grow it without limit).
-  const py::object& key(std::string_view tag) {
-    for (const auto& cached : keys_)
-      if (same_tag(cached.first, tag)) return cached.second;
-    static std::unordered_map<std::string, py::object>* interned =
-        new std::unordered_map<std::string, py::object>();  // leaked: outlives the interpreter
-    const std::string name(tag);
-    auto found = interned->find(name);
-    if (found == interned->end()) {
-      py::object value = utf8(tag);
-      if (interned->size() >= 4096) {
-        keys_.emplace_back(tag, std::move(value));
-        return keys_.back().second;
-      }
-      PyUnicode_InternInPlace(&value.ptr());
-      found = interned->emplace(name, std::move(value)).first;
-    }
-    keys_.emplace_back(tag, found->second);
-    return keys_.back().second;
+  static PyObject* object_key() {
+    static PyObject* name = PyUnicode_InternFromString("object");  // leaked: lives forever
+    return name;
   }
 
   const XmlTree& tree_;
-  std::vector<Group> groups_;
-  std::vector<std::pair<std::string_view, py::object>> keys_;
+  TagKeys& keys_;
+  TextCache& texts_;
+  std::vector<Group>& groups_;  // reused between calls: empty whenever no build is running
 };
 
 py::object parse_voc_xml(const py::object& data, const py::object& source) {
@@ -172,7 +231,10 @@ py::object parse_voc_xml(const py::object& data, const py::object& source) {
     voc::parse_xml_tree(bytes, is_unicode, tree, status);
   }
   if (!status.ok) raise_parse_error(status, py::str(source).cast<std::string>());
-  return DictBuilder(tree).build();
+  thread_local TagKeys keys;
+  thread_local std::vector<Group> groups;
+  static TextCache* texts = new TextCache();  // leaked: its strs live as long as the process
+  return DictBuilder(tree, keys, *texts, groups).build();
 }
 
 template <class T>
@@ -189,10 +251,23 @@ py::array to_bool_array(const std::vector<std::uint8_t>& values) {
   return std::move(array);
 }
 
-py::list to_str_list(const std::vector<std::string>& values) {
-  py::list list(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i)
-    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), utf8(values[i]).release().ptr());
+py::list to_str_list(const voc::TextColumn& column) {
+  py::list list(column.size());
+  for (std::size_t i = 0; i < column.size(); ++i)
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), utf8(column[i]).release().ptr());
+  return list;
+}
+
+// One str per distinct pooled string, shared by every row that has it (names and poses take a
+// handful of values: the list costs a reference count per row, not a new str).
+py::list to_str_list(const std::vector<std::uint32_t>& ids, const voc::StringPool& pool) {
+  std::vector<py::object> made(pool.size());
+  py::list list(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    py::object& text = made[ids[i]];
+    if (!text) text = utf8(pool[ids[i]]);
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), text.inc_ref().ptr());
+  }
   return list;
 }
 
@@ -211,8 +286,8 @@ py::dict batch_to_dict(const AnnotationBatch& batch) {
   out["labels"] = to_array(batch.labels, {rows});
   out["difficult"] = to_bool_array(batch.difficult);
   out["truncated"] = to_bool_array(batch.truncated);
-  out["names"] = to_str_list(batch.names);
-  out["poses"] = to_str_list(batch.poses);
+  out["names"] = to_str_list(batch.name_ids, batch.strings);
+  out["poses"] = to_str_list(batch.pose_ids, batch.strings);
   return out;
 }
 
@@ -224,7 +299,7 @@ py::tuple parse_annotation(const py::object& data, const ClassTable& classes,
   ParseStatus status;
   {
     py::gil_scoped_release release;
-    batch.truncate(0);
+    batch.clear();
     voc::parse_voc_annotation(bytes, is_unicode, classes, batch, status);
   }
   if (!status.ok) raise_parse_error(status, source);
@@ -232,8 +307,9 @@ py::tuple parse_annotation(const py::object& data, const ClassTable& classes,
   return py::make_tuple(utf8(batch.filenames[0]), batch.widths[0], batch.heights[0],
                         batch.depths[0], batch.segmented[0] != 0, to_array(batch.boxes, {rows, 4}),
                         to_array(batch.labels, {rows}), to_bool_array(batch.difficult),
-                        to_bool_array(batch.truncated), to_str_list(batch.names),
-                        to_str_list(batch.poses));
+                        to_bool_array(batch.truncated),
+                        to_str_list(batch.name_ids, batch.strings),
+                        to_str_list(batch.pose_ids, batch.strings));
 }
 
 py::dict load_annotations(const std::vector<std::string>& paths, const ClassTable& classes,
@@ -249,16 +325,18 @@ py::dict load_annotations(const std::vector<std::string>& paths, const ClassTabl
 py::dict parse_annotations(const py::list& documents, const ClassTable& classes,
                            int num_threads) {
   std::vector<std::string_view> views;
+  std::vector<bool> is_unicode;
   views.reserve(documents.size());
+  is_unicode.reserve(documents.size());
   for (const auto& document : documents) {
-    if (!PyBytes_Check(document.ptr())) throw py::type_error("documents must be bytes");
-    views.emplace_back(PyBytes_AS_STRING(document.ptr()),
-                       static_cast<std::size_t>(PyBytes_GET_SIZE(document.ptr())));
+    bool unicode = false;
+    views.push_back(document_bytes(document, unicode));
+    is_unicode.push_back(unicode);
   }
   AnnotationBatch batch;
-  {  // the list keeps the bytes objects alive; bytes are immutable
+  {  // the list keeps the bytes and str objects alive; both are immutable
     py::gil_scoped_release release;
-    batch = voc::parse_annotation_documents(views, classes, num_threads);
+    batch = voc::parse_annotation_documents(views, classes, num_threads, &is_unicode);
   }
   return batch_to_dict(batch);
 }

@@ -26,6 +26,14 @@ const std::vector<std::string> kSeeds = {
     "</annotation>",
     "<!DOCTYPE a SYSTEM 'x'><a xmlns='u' xmlns:p='v'><p:b c='&amp;&#x41;'>&lt;&#65;</p:b>"
     "<![CDATA[x]]y]]><!-- c --><?pi d?></a>\r\n",
+    "<annotation>\n\t<folder>VOC2012</folder>\n\t<filename>2008_000008.jpg</filename>\n\t<size>\n"
+    "\t\t<width>500</width>\n\t\t<height>442</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+    "\t<segmented>0</segmented>\n\t<object>\n\t\t<name>horse</name>\n\t\t<pose>Left</pose>\n"
+    "\t\t<truncated>0</truncated>\n\t\t<difficult>1</difficult>\n\t\t<bndbox>\n"
+    "\t\t\t<xmin>53</xmin>\n\t\t\t<ymin>87.5</ymin>\n\t\t\t<xmax>471</xmax>\n"
+    "\t\t\t<ymax>420</ymax>\n\t\t</bndbox>\n\t</object>\n\t<object><name>dog</name>"
+    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>\n"
+    "</annotation>\n",
     "\xEF\xBB\xBF<annotation><name>\xe4\xb8\xad\xe6\x96\x87 \xd0\x96</name></annotation>",
 };
 

@@ -145,10 +145,10 @@ TEST_CASE("typed reader extracts VOC fields") {
   CHECK(batch.num_objects() == 2);
   CHECK(batch.offsets[1] == 2);
   CHECK(batch.labels[0] == 2 && batch.labels[1] == 3);
-  CHECK(batch.names[1] == "person");
+  CHECK(batch.name(1) == "person");
   CHECK(batch.boxes[2] == 195.5f && batch.boxes[4] == 8.0f);
   CHECK(batch.truncated[0] == 1 && batch.difficult[1] == 0);
-  CHECK(batch.poses[0] == "Left" && batch.poses[1].empty());
+  CHECK(batch.pose(0) == "Left" && batch.pose(1).empty());
 }
 
 TEST_CASE("typed reader rejects unusable annotations and keeps the batch intact") {

@@ -16,8 +16,10 @@ entities is rejected, so neither "billion laughs" nor external entities can do h
 
 from __future__ import annotations
 
+import operator
 import os
-from typing import Any, Iterable, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
@@ -78,11 +80,42 @@ class Annotation:
                 f"{self.depth}, objects={self.names!r})")
 
 
+class _DocumentNames(Sequence):
+    """The "paths" of in-memory documents, ``"document <i>"``, made only when asked for."""
+
+    __slots__ = ("_count",)
+
+    def __init__(self, count: int):
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        index = operator.index(index)
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"document index {index} out of range for {self._count} documents")
+        return f"document {index}"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, _DocumentNames)):
+            return len(other) == self._count and list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"[{', '.join(repr(name) for name in self[:3])}{', ...' if self._count > 3 else ''}]"
+
+
 class AnnotationSet:
     """Many annotations as one struct of arrays (what :func:`load_annotations` returns).
 
     Attributes:
-        paths: the N annotation file paths, in input order.
+        paths: the N annotation file paths, in input order ("document <i>" names for
+            :func:`parse_annotations`).
         filenames: the N ``<filename>`` texts.
         widths: int64 [N] (-1 where the file declares no width).
         heights: int64 [N] (-1 where the file declares no height).
@@ -100,8 +133,9 @@ class AnnotationSet:
 
     def __init__(self, *, paths, filenames, widths, heights, depths, segmented, offsets, boxes,
                  labels, difficult, truncated, names, poses, classes):
-        self.paths = list(paths)
-        self.filenames = list(filenames)
+        # Lists straight from the native module are used as they are (no one else holds them).
+        self.paths = paths if isinstance(paths, _DocumentNames) else list(paths)
+        self.filenames = filenames if type(filenames) is list else list(filenames)
         self.widths = np.asarray(widths, dtype=np.int64)
         self.heights = np.asarray(heights, dtype=np.int64)
         self.depths = np.asarray(depths, dtype=np.int64)
@@ -111,8 +145,8 @@ class AnnotationSet:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.difficult = np.asarray(difficult, dtype=bool)
         self.truncated = np.asarray(truncated, dtype=bool)
-        self.names = list(names)
-        self.poses = list(poses)
+        self.names = names if type(names) is list else list(names)
+        self.poses = poses if type(poses) is list else list(poses)
         self.classes = None if classes is None else tuple(classes)
 
     def __len__(self) -> int:
@@ -274,21 +308,25 @@ def parse_annotations(documents: Sequence[XmlInput],
     """Parses many in-memory annotations in parallel native threads.
 
     Args:
-        documents: the XML documents as bytes (or str, encoded as UTF-8).
+        documents: the XML documents as bytes or str (as for :func:`parse_annotation`).
         classes: as for :func:`parse_annotation`.
         num_threads: worker threads; ``None`` uses every core (fewer for small inputs).
 
     Returns:
-        One :class:`AnnotationSet`; its ``paths`` are ``"document <i>"``.
+        One :class:`AnnotationSet`; its ``paths`` are ``"document <i>"`` (a read-only sequence
+        made on demand).
 
     Raises:
         AnnotationError: a document is malformed (the first bad one, by index).
     """
-    blobs = [document.encode("utf-8") if isinstance(document, str) else _as_document(document)
-             for document in documents]
-    arrays = _core().voc_parse_annotations(blobs, _class_table(classes),
-                                           _resolve_threads(num_threads))
-    return AnnotationSet(paths=[f"document {i}" for i in range(len(blobs))],
+    documents = documents if type(documents) is list else list(documents)
+    table, threads = _class_table(classes), _resolve_threads(num_threads)
+    try:  # bytes and str go to the native side as they are
+        arrays = _core().voc_parse_annotations(documents, table, threads)
+    except TypeError:  # bytearray / memoryview (copied), or a clear error for anything else
+        documents = [_as_document(document) for document in documents]
+        arrays = _core().voc_parse_annotations(documents, table, threads)
+    return AnnotationSet(paths=_DocumentNames(len(documents)),
                          classes=None if classes is None else tuple(classes), **arrays)
 
 

@@ -65,6 +65,15 @@ AnnotationBatch run_parallel(
     std::size_t count, int threads,
     const std::function<bool(std::size_t, AnnotationBatch&, std::string&, ErrorKind&)>& parse_one) {
   const std::size_t chunks = (count + kChunk - 1) / kChunk;
+  if (std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), chunks) <= 1) {
+    // One thread: straight into the result (no per-chunk batches to join afterwards).
+    AnnotationBatch result;
+    std::string message;
+    ErrorKind kind = ErrorKind::kAnnotation;
+    for (std::size_t i = 0; i < count; ++i)
+      if (!parse_one(i, result, message, kind)) throw Error(kind, message);
+    return result;
+  }
   std::vector<AnnotationBatch> parts(chunks);
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> first_bad{static_cast<std::size_t>(-1)};
@@ -93,16 +102,12 @@ AnnotationBatch run_parallel(
     }
   };
 
-  const int n = std::max(1, std::min<int>(threads, static_cast<int>(chunks)));
-  if (n <= 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<std::size_t>(n - 1));
-    for (int t = 1; t < n; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& thread : pool) thread.join();
-  }
+  const int n = std::min<int>(threads, static_cast<int>(chunks));  // >= 2 here
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(n - 1));
+  for (int t = 1; t < n; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& thread : pool) thread.join();
   if (!failure.message.empty()) throw Error(failure.kind, failure.message);
 
   AnnotationBatch result;
@@ -141,12 +146,14 @@ AnnotationBatch load_annotation_files(const std::vector<std::string>& paths,
 }
 
 AnnotationBatch parse_annotation_documents(const std::vector<std::string_view>& documents,
-                                           const ClassTable& classes, int num_threads) {
+                                           const ClassTable& classes, int num_threads,
+                                           const std::vector<bool>* is_unicode) {
   const int threads = resolve_thread_count(num_threads, documents.size());
   auto parse_one = [&](std::size_t i, AnnotationBatch& batch, std::string& message,
                        ErrorKind& kind) {
     ParseStatus status;
-    if (parse_voc_annotation(documents[i], false, classes, batch, status)) return true;
+    const bool unicode = is_unicode != nullptr && (*is_unicode)[i];
+    if (parse_voc_annotation(documents[i], unicode, classes, batch, status)) return true;
     kind = ErrorKind::kAnnotation;
     message = status.describe("document " + std::to_string(i));
     return false;

@@ -19,8 +19,10 @@ int resolve_thread_count(int requested, std::size_t items);
 AnnotationBatch load_annotation_files(const std::vector<std::string>& paths,
                                       const ClassTable& classes, int num_threads);
 
-// The same for documents already in memory; errors name "document <index>".
+// The same for documents already in memory; errors name "document <index>". Where
+// (*is_unicode)[i] is true, document i is UTF-8 text from a Python str (see prepare_document).
 AnnotationBatch parse_annotation_documents(const std::vector<std::string_view>& documents,
-                                           const ClassTable& classes, int num_threads);
+                                           const ClassTable& classes, int num_threads,
+                                           const std::vector<bool>* is_unicode = nullptr);
 
 }  // namespace conveyor::voc

@@ -1,10 +1,10 @@
 #include "conveyor/voc/voc_annotation.h"
 
-#include <charconv>
-#include <cmath>
-#include <cstring>
+#include <array>
 
 #include "conveyor/voc/document_encoding.h"
+#include "conveyor/voc/simple_voc_reader.h"
+#include "conveyor/voc/voc_schema.h"
 #include "conveyor/voc/xml_chars.h"
 #include "conveyor/voc/xml_lexer.h"
 
@@ -12,38 +12,48 @@ namespace conveyor::voc {
 
 ClassTable::ClassTable(const std::vector<std::string>& classes) {
   for (std::size_t i = 0; i < classes.size(); ++i)
-    labels_.emplace(classes[i], static_cast<std::int64_t>(i + 1));
+    if (labels_.intern(classes[i]) == label_of_id_.size())  // a repeated name keeps its first label
+      label_of_id_.push_back(static_cast<std::int64_t>(i + 1));
 }
 
-std::int64_t ClassTable::label(std::string_view name) const {
-  if (keep_all_) return -1;
-  const auto found = labels_.find(std::string(name));
-  return found == labels_.end() ? 0 : found->second;
-}
-
-void AnnotationBatch::append(AnnotationBatch&& other) {
+void AnnotationBatch::append(const AnnotationBatch& other) {
   const std::int64_t shift = offsets.back();
-  for (std::size_t i = 1; i < other.offsets.size(); ++i) offsets.push_back(other.offsets[i] + shift);
-  const auto move_all = [](auto& into, auto& from) {
-    into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  offsets.reserve(offsets.size() + other.size());
+  for (std::size_t i = 1; i < other.offsets.size(); ++i)
+    offsets.push_back(other.offsets[i] + shift);
+  const auto append_all = [](auto& into, const auto& from) {
+    into.insert(into.end(), from.begin(), from.end());
   };
-  move_all(filenames, other.filenames);
-  move_all(widths, other.widths);
-  move_all(heights, other.heights);
-  move_all(depths, other.depths);
-  move_all(segmented, other.segmented);
-  move_all(boxes, other.boxes);
-  move_all(labels, other.labels);
-  move_all(difficult, other.difficult);
-  move_all(truncated, other.truncated);
-  move_all(names, other.names);
-  move_all(poses, other.poses);
+  filenames.append(other.filenames);
+  append_all(widths, other.widths);
+  append_all(heights, other.heights);
+  append_all(depths, other.depths);
+  append_all(segmented, other.segmented);
+  append_all(boxes, other.boxes);
+  append_all(labels, other.labels);
+  append_all(difficult, other.difficult);
+  append_all(truncated, other.truncated);
+  // Other's string ids, renumbered into this batch's pool.
+  std::vector<std::uint32_t> renumber(other.strings.size());
+  for (std::uint32_t id = 0; id < renumber.size(); ++id)
+    renumber[id] = strings.intern(other.strings[id]);
+  name_ids.reserve(name_ids.size() + other.name_ids.size());
+  pose_ids.reserve(pose_ids.size() + other.pose_ids.size());
+  for (const std::uint32_t id : other.name_ids) name_ids.push_back(renumber[id]);
+  for (const std::uint32_t id : other.pose_ids) pose_ids.push_back(renumber[id]);
+}
+
+void AnnotationBatch::clear() {
+  truncate(0);
+  offsets.assign(1, 0);
+  strings.clear();
 }
 
 void AnnotationBatch::truncate(std::size_t files) {
-  if (files >= size()) return;
+  // Also drops the rows of a file still being appended (offsets then run one entry ahead).
+  if (files > size()) return;
   const auto rows = static_cast<std::size_t>(offsets[files]);
-  filenames.resize(files);
+  filenames.truncate(files);
   widths.resize(files);
   heights.resize(files);
   depths.resize(files);
@@ -53,164 +63,83 @@ void AnnotationBatch::truncate(std::size_t files) {
   labels.resize(rows);
   difficult.resize(rows);
   truncated.resize(rows);
-  names.resize(rows);
-  poses.resize(rows);
+  name_ids.resize(rows);
+  pose_ids.resize(rows);
 }
 
 namespace {
 
-// Where an element sits in the VOC schema.
-enum class Field : std::uint8_t {
-  kIgnored, kAnnotation, kFilename, kSize, kWidth, kHeight, kDepth, kSegmented,
-  kObject, kName, kPose, kTruncated, kDifficult, kBndbox, kXmin, kYmin, kXmax, kYmax,
-};
-
-const char* field_tag(Field field) {
-  switch (field) {
-    case Field::kFilename: return "filename";
-    case Field::kWidth: return "width";
-    case Field::kHeight: return "height";
-    case Field::kDepth: return "depth";
-    case Field::kSegmented: return "segmented";
-    case Field::kName: return "name";
-    case Field::kPose: return "pose";
-    case Field::kTruncated: return "truncated";
-    case Field::kDifficult: return "difficult";
-    case Field::kBndbox: return "bndbox";
-    case Field::kXmin: return "xmin";
-    case Field::kYmin: return "ymin";
-    case Field::kXmax: return "xmax";
-    case Field::kYmax: return "ymax";
-    default: return "?";
-  }
-}
-
-bool is_leaf(Field field) {
-  return field != Field::kIgnored && field != Field::kAnnotation && field != Field::kSize &&
-         field != Field::kObject && field != Field::kBndbox;
-}
-
-// tag == literal, with the literal's length known at compile time (no strlen, inlined compare).
-template <std::size_t N>
-inline bool is(std::string_view tag, const char (&literal)[N]) {
-  return tag.size() == N - 1 && std::memcmp(tag.data(), literal, N - 1) == 0;
-}
-
-Field child_field(Field parent, std::string_view tag) {
-  switch (parent) {
-    case Field::kAnnotation:
-      if (is(tag, "object")) return Field::kObject;
-      if (is(tag, "filename")) return Field::kFilename;
-      if (is(tag, "size")) return Field::kSize;
-      if (is(tag, "segmented")) return Field::kSegmented;
-      return Field::kIgnored;
-    case Field::kSize:
-      if (is(tag, "width")) return Field::kWidth;
-      if (is(tag, "height")) return Field::kHeight;
-      if (is(tag, "depth")) return Field::kDepth;
-      return Field::kIgnored;
-    case Field::kObject:
-      if (is(tag, "name")) return Field::kName;
-      if (is(tag, "bndbox")) return Field::kBndbox;
-      if (is(tag, "difficult")) return Field::kDifficult;
-      if (is(tag, "truncated")) return Field::kTruncated;
-      if (is(tag, "pose")) return Field::kPose;
-      return Field::kIgnored;
-    case Field::kBndbox:
-      if (tag.size() == 4 && tag[1] == 'm') {
-        if (is(tag, "xmin")) return Field::kXmin;
-        if (is(tag, "ymin")) return Field::kYmin;
-        if (is(tag, "xmax")) return Field::kXmax;
-        if (is(tag, "ymax")) return Field::kYmax;
-      }
-      return Field::kIgnored;
-    default:
-      return Field::kIgnored;
-  }
-}
-
-bool parse_number(std::string_view text, double& value) {
-  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
-  if (text.empty()) return false;
-  if (text.size() <= 9) {  // fast path: plain decimal integers, the common case in VOC files
-    std::uint32_t integer = 0;
-    std::size_t i = 0;
-    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i)
-      integer = integer * 10 + static_cast<std::uint32_t>(text[i] - '0');
-    if (i == text.size()) {
-      value = integer;
-      return true;
-    }
-  }
-  const char* end = text.data() + text.size();
-  const auto result = std::from_chars(text.data(), end, value);
-  return result.ec == std::errc() && result.ptr == end && std::isfinite(value);
-}
-
-bool parse_integer(std::string_view text, std::int64_t& value) {
-  double number;
-  if (!parse_number(text, number) || number != std::floor(number) || std::fabs(number) > 1e15)
-    return false;
-  value = static_cast<std::int64_t>(number);
-  return true;
-}
+using namespace schema;
 
 // Receives lexer events and fills one file's entry of the batch.
 class VocReader {
  public:
-  VocReader(const ClassTable& classes, AnnotationBatch& batch, ParseStatus& status)
-      : classes_(classes), batch_(batch), status_(status) {
-    batch_.filenames.emplace_back();
-    batch_.widths.push_back(-1);
-    batch_.heights.push_back(-1);
-    batch_.depths.push_back(-1);
-    batch_.segmented.push_back(0);
-  }
+  VocReader(std::string_view document, const ClassTable& classes, AnnotationBatch& batch,
+            ParseStatus& status)
+      : document_(document), classes_(classes), batch_(batch), status_(status) {}
 
   void start_element(std::string_view name, std::size_t offset) {
     if (!status_.ok) return;
     Field field;
-    if (stack_.empty()) {
+    if (depth_ == 0) {
       if (!is(name, "annotation"))
         return status_.fail(offset, "the root element is <" + std::string(name) +
                                         ">, not <annotation>");
       field = Field::kAnnotation;
     } else {
-      const Field parent = stack_.back();
+      const Field parent = stack_[depth_ - 1];
       if (is_leaf(parent))
         return status_.fail(offset, "<" + std::string(field_tag(parent)) +
                                         "> should hold text, not the element <" +
                                         std::string(name) + ">");
-      field = child_field(parent, name);
+      field = parent == Field::kIgnored ? Field::kIgnored : child_field(parent, name);
     }
     if (field == Field::kObject) begin_object(offset);
     if (is_leaf(field) || field == Field::kBndbox) {
       const unsigned bit = 1u << static_cast<unsigned>(field);
-      unsigned& seen = field == Field::kFilename || field == Field::kSegmented ||
-                               field == Field::kWidth || field == Field::kHeight ||
-                               field == Field::kDepth
-                           ? file_seen_
-                           : object_seen_;
+      unsigned& seen = is_file_field(field) ? file_seen_ : object_seen_;
       if (seen & bit)
         return status_.fail(offset, "repeated <" + std::string(field_tag(field)) + ">" +
                                         object_context());
       seen |= bit;
-      value_.clear();
+      value_ = std::string_view();
+      value_copied_ = false;
       value_offset_ = offset;
     }
-    stack_.push_back(field);
+    if (depth_ == stack_.size())  // the lexer's depth bound makes this unreachable
+      return status_.fail(offset, "elements nested too deeply");
+    stack_[depth_++] = field;
   }
 
   void text(std::string_view chunk) {
-    if (!stack_.empty() && is_leaf(stack_.back())) value_.append(chunk);
+    if (depth_ == 0 || !is_leaf(stack_[depth_ - 1])) return;
+    if (value_.empty() && !value_copied_ && chunk.data() >= document_.data() &&
+        chunk.data() + chunk.size() <= document_.data() + document_.size()) {
+      value_ = chunk;  // the common case: one run of the document, used in place
+      return;
+    }
+    if (!value_copied_) {  // the chunk is decoded text (a reference, CRLF) or a second run
+      copy_.assign(value_.data(), value_.size());
+      value_copied_ = true;
+    }
+    copy_.append(chunk);
+    value_ = copy_;
   }
 
   void end_element() {
     if (!status_.ok) return;
-    const Field field = stack_.back();
-    stack_.pop_back();
+    const Field field = stack_[--depth_];
     if (is_leaf(field)) store(field, python_strip(value_));
     else if (field == Field::kObject) end_object();
+  }
+
+  // Called once the document parsed: commits the file-level fields.
+  void finish() {
+    batch_.filenames.push_back(filename_);
+    batch_.widths.push_back(size_[0]);
+    batch_.heights.push_back(size_[1]);
+    batch_.depths.push_back(size_[2]);
+    batch_.segmented.push_back(segmented_);
   }
 
  private:
@@ -222,8 +151,7 @@ class VocReader {
     in_object_ = true;
     object_seen_ = 0;
     object_offset_ = offset;
-    name_.clear();
-    pose_.clear();
+    name_id_ = pose_id_ = kNoString;
     box_[0] = box_[1] = box_[2] = box_[3] = 0.0f;
     difficult_ = truncated_ = false;
   }
@@ -231,26 +159,28 @@ class VocReader {
   void end_object() {
     const auto has = [&](Field f) { return (object_seen_ >> static_cast<unsigned>(f)) & 1u; };
     const auto where = [&] { return " (object " + std::to_string(object_index_ + 1) + ")"; };
-    if (!has(Field::kName) || name_.empty())
+    const std::string_view name =
+        name_id_ == kNoString ? std::string_view() : batch_.strings[name_id_];
+    if (!has(Field::kName) || name.empty())
       return status_.fail(object_offset_, "object without a <name>" + where());
     if (!has(Field::kBndbox))
-      return status_.fail(object_offset_, "object '" + name_ + "' has no <bndbox>" + where());
+      return status_.fail(object_offset_,
+                          "object '" + std::string(name) + "' has no <bndbox>" + where());
     for (Field f : {Field::kXmin, Field::kYmin, Field::kXmax, Field::kYmax})
       if (!has(f))
-        return status_.fail(object_offset_, "the <bndbox> of object '" + name_ + "' has no <" +
-                                                field_tag(f) + ">" + where());
-    const std::int64_t label = classes_.label(name_);
+        return status_.fail(object_offset_, "the <bndbox> of object '" + std::string(name) +
+                                                "' has no <" + field_tag(f) + ">" + where());
+    const std::int64_t label = classes_.label(name);
     if (label == 0)
-      return status_.fail(name_offset_, "unknown class '" + name_ + "'" + where() +
+      return status_.fail(name_offset_, "unknown class '" + std::string(name) + "'" + where() +
                                             "; pass classes=None to keep every name");
+    if (pose_id_ == kNoString) pose_id_ = batch_.strings.intern(std::string_view());
     batch_.boxes.insert(batch_.boxes.end(), box_, box_ + 4);
     batch_.labels.push_back(label);
     batch_.difficult.push_back(difficult_);
     batch_.truncated.push_back(truncated_);
-    batch_.names.push_back(std::move(name_));
-    batch_.poses.push_back(std::move(pose_));
-    name_.clear();
-    pose_.clear();
+    batch_.name_ids.push_back(name_id_);
+    batch_.pose_ids.push_back(pose_id_);
     ++batch_.offsets.back();
     ++object_index_;
     in_object_ = false;
@@ -266,22 +196,19 @@ class VocReader {
     double number;
     std::int64_t integer;
     switch (field) {
-      case Field::kFilename: batch_.filenames.back().assign(text); return;
+      case Field::kFilename: filename_ = text; return;
       case Field::kName:
-        name_.assign(text);
+        name_id_ = batch_.strings.intern(text);
         name_offset_ = value_offset_;
         return;
-      case Field::kPose: pose_.assign(text); return;
+      case Field::kPose: pose_id_ = batch_.strings.intern(text); return;
       case Field::kWidth:
       case Field::kHeight:
       case Field::kDepth: {
         if (text.empty()) return;  // <depth></depth>: not declared
         if (!parse_integer(text, integer) || integer < 0)
           return invalid(field, text, "a non-negative integer");
-        auto& column = field == Field::kWidth    ? batch_.widths
-                       : field == Field::kHeight ? batch_.heights
-                                                 : batch_.depths;
-        column.back() = integer;
+        size_[static_cast<int>(field) - static_cast<int>(Field::kWidth)] = integer;
         return;
       }
       case Field::kSegmented:
@@ -289,7 +216,7 @@ class VocReader {
       case Field::kTruncated: {
         if (text.empty()) return;  // <difficult/>: false
         if (!parse_integer(text, integer)) return invalid(field, text, "an integer (0 or 1)");
-        if (field == Field::kSegmented) batch_.segmented.back() = integer != 0;
+        if (field == Field::kSegmented) segmented_ = integer != 0;
         else if (field == Field::kDifficult) difficult_ = integer != 0;
         else truncated_ = integer != 0;
         return;
@@ -306,11 +233,17 @@ class VocReader {
     }
   }
 
+  static constexpr std::uint32_t kNoString = StringPool::kAbsent;
+
+  const std::string_view document_;
   const ClassTable& classes_;
   AnnotationBatch& batch_;
   ParseStatus& status_;
-  std::vector<Field> stack_;
-  std::string value_;
+  std::array<Field, kMaxDepth> stack_;
+  std::size_t depth_ = 0;
+  std::string_view value_;  // the current leaf's text: in the document, or in copy_
+  bool value_copied_ = false;
+  std::string copy_;
   std::size_t value_offset_ = 0;
   unsigned file_seen_ = 0;
   unsigned object_seen_ = 0;
@@ -318,31 +251,59 @@ class VocReader {
   std::size_t object_index_ = 0;
   std::size_t object_offset_ = 0;
   std::size_t name_offset_ = 0;
-  std::string name_, pose_;
+  std::uint32_t name_id_ = kNoString, pose_id_ = kNoString;
   float box_[4] = {0, 0, 0, 0};
   bool difficult_ = false, truncated_ = false;
+  std::string filename_;
+  std::int64_t size_[3] = {-1, -1, -1};  // width, height, depth
+  bool segmented_ = false;
 };
+
+}  // namespace
+
+namespace {
+
+// The full reader (every XML rule, every error message) on a prepared document.
+bool read_with_lexer(const PreparedDocument& document, const ClassTable& classes,
+                     AnnotationBatch& batch, ParseStatus& status) {
+  const std::size_t files_before = batch.size();
+  batch.offsets.push_back(batch.offsets.back());
+  thread_local LexerWorkspace workspace;
+  VocReader reader(document.text, classes, batch, status);
+  XmlLexer<VocReader> lexer(document.text, reader, status, document.options, &workspace);
+  if (lexer.run() && status.ok) {
+    reader.finish();
+    return true;
+  }
+  status.locate(document.text);
+  batch.truncate(files_before);  // drops the rows of the failed document too
+  return false;
+}
+
+bool parse(std::string_view raw, bool is_unicode, const ClassTable& classes,
+           AnnotationBatch& batch, ParseStatus& status, bool allow_fast_path) {
+  status = ParseStatus();
+  thread_local std::string storage;
+  PreparedDocument document;
+  if (!prepare_document(raw, is_unicode, storage, document, status)) {
+    status.locate(document.text.empty() ? raw : document.text);
+    return false;
+  }
+  if (allow_fast_path && read_simple_voc(document.text, classes, batch)) return true;
+  return read_with_lexer(document, classes, batch, status);
+}
 
 }  // namespace
 
 bool parse_voc_annotation(std::string_view raw, bool is_unicode, const ClassTable& classes,
                           AnnotationBatch& batch, ParseStatus& status) {
-  status = ParseStatus();
-  const std::size_t files_before = batch.size();
-  batch.offsets.push_back(batch.offsets.back());
-  std::string storage;
-  PreparedDocument document;
-  if (prepare_document(raw, is_unicode, storage, document, status)) {
-    VocReader reader(classes, batch, status);
-    XmlLexer<VocReader> lexer(document.text, reader, status, document.options);
-    lexer.run();
-  }
-  if (status.ok) return true;
-  status.locate(document.text.empty() ? raw : document.text);
-  batch.offsets.pop_back();
-  batch.truncate(files_before);
-  if (batch.offsets.size() > files_before + 1) batch.offsets.resize(files_before + 1);
-  return false;
+  return parse(raw, is_unicode, classes, batch, status, /*allow_fast_path=*/true);
+}
+
+bool parse_voc_annotation_with_lexer(std::string_view raw, bool is_unicode,
+                                     const ClassTable& classes, AnnotationBatch& batch,
+                                     ParseStatus& status) {
+  return parse(raw, is_unicode, classes, batch, status, /*allow_fast_path=*/false);
 }
 
 }  // namespace conveyor::voc

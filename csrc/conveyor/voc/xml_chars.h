@@ -5,8 +5,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace conveyor::voc {
 
@@ -52,6 +57,7 @@ enum ByteClass : std::uint8_t {
   kNameStartByte = 1,  // ASCII NameStartChar
   kNameByte = 2,       // ASCII NameChar
   kPlainTextByte = 4,  // ASCII character data needing no attention (not < & ] CR or a control)
+  kColonByte = 8,      // ':' (a namespace prefix separator in names)
 };
 
 constexpr std::array<std::uint8_t, 256> make_byte_classes() {
@@ -61,7 +67,8 @@ constexpr std::array<std::uint8_t, 256> make_byte_classes() {
     const bool name = start || (c >= '0' && c <= '9') || c == '-' || c == '.';
     const bool plain = (c >= 0x20 && c != '<' && c != '&' && c != ']') || c == '\n' || c == '\t';
     table[c] = static_cast<std::uint8_t>((start ? kNameStartByte : 0) | (name ? kNameByte : 0) |
-                                         (plain ? kPlainTextByte : 0));
+                                         (plain ? kPlainTextByte : 0) |
+                                         (c == ':' ? kColonByte : 0));
   }
   return table;
 }
@@ -71,6 +78,79 @@ inline constexpr std::array<std::uint8_t, 256> kByteClasses = make_byte_classes(
 inline bool is_ascii_name_start(unsigned char c) { return kByteClasses[c] & kNameStartByte; }
 inline bool is_ascii_name_char(unsigned char c) { return kByteClasses[c] & kNameByte; }
 inline bool is_plain_text(unsigned char c) { return kByteClasses[c] & kPlainTextByte; }
+
+// The first byte at or after `p` that is not plain text (see kPlainTextByte), or `end`.
+// Sixteen bytes at a time with SSE2 (always present on x86-64): text runs in VOC files are
+// short, so what matters is deciding a whole run with one compare instead of a loop.
+inline const char* skip_plain_text(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20), tab = _mm_set1_epi8('\t'),
+                newline = _mm_set1_epi8('\n'), less = _mm_set1_epi8('<'),
+                ampersand = _mm_set1_epi8('&'), bracket = _mm_set1_epi8(']');
+  while (end - p >= 16) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compare: controls and every byte >= 0x80 are "below space".
+    const __m128i low = _mm_andnot_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(bytes, tab), _mm_cmpeq_epi8(bytes, newline)),
+        _mm_cmplt_epi8(bytes, space));
+    const __m128i special = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(bytes, less), _mm_cmpeq_epi8(bytes, ampersand)),
+        _mm_or_si128(_mm_cmpeq_epi8(bytes, bracket), low));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && is_plain_text(static_cast<unsigned char>(*p))) ++p;
+  return p;
+}
+
+#if defined(__SSE2__)
+// How many of the 16 bytes at p are in [A-Za-z0-9_.-] before the first that is not (16: all).
+// The caller guarantees 16 readable bytes.
+inline int simple_name_length(const char* p) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Range checks as signed compares after shifting the range's start to -128.
+  const auto in_range = [](__m128i values, char first, int count) {
+    const __m128i shifted = _mm_add_epi8(values, _mm_set1_epi8(static_cast<char>(0x80 - first)));
+    return _mm_cmplt_epi8(shifted, _mm_set1_epi8(static_cast<char>(-128 + count)));
+  };
+  const __m128i letter = in_range(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), 'a', 26);
+  const __m128i digit = in_range(bytes, '0', 10);
+  const __m128i punctuation =
+      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('_')),
+                                _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))),
+                   _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')));
+  const int in_name = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punctuation));
+  return __builtin_ctz(static_cast<unsigned>(~in_name));  // bit 16 of ~in_name is always set
+}
+#endif
+
+// a[0, n) == b[0, n) for short strings, without a call to memcmp.
+inline bool same_bytes(const char* a, const char* b, std::size_t n) {
+  if (n >= 8) {
+    std::uint64_t x, y;
+    for (; n > 8; n -= 8, a += 8, b += 8) {
+      std::memcpy(&x, a, 8);
+      std::memcpy(&y, b, 8);
+      if (x != y) return false;
+    }
+    std::memcpy(&x, a + n - 8, 8);  // the last 8 bytes (overlapping what was compared)
+    std::memcpy(&y, b + n - 8, 8);
+    return x == y;
+  }
+  if (n >= 4) {
+    std::uint32_t x0, y0, x1, y1;
+    std::memcpy(&x0, a, 4);
+    std::memcpy(&y0, b, 4);
+    std::memcpy(&x1, a + n - 4, 4);
+    std::memcpy(&y1, b + n - 4, 4);
+    return x0 == y0 && x1 == y1;
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
 
 // NameStartChar / NameChar of XML 1.0 (fifth edition) for code points >= 0x80.
 inline bool is_unicode_name_start(std::uint32_t c) {
@@ -118,6 +198,11 @@ inline bool is_python_space(std::uint32_t c) {
 
 // str.strip() on valid UTF-8 text.
 inline std::string_view python_strip(std::string_view text) {
+  if (text.empty()) return text;
+  // Fast path: ASCII, non-space at both ends (every VOC value in practice).
+  const auto first = static_cast<unsigned char>(text.front());
+  const auto last = static_cast<unsigned char>(text.back());
+  if (first > ' ' && first < 0x80 && last > ' ' && last < 0x80) return text;
   const char* begin = text.data();
   const char* end = begin + text.size();
   while (begin < end) {

@@ -28,17 +28,50 @@ struct LexOptions {
   bool ascii_only = false;  // the document declared encoding="US-ASCII"
 };
 
+struct OpenElement {
+  const char* qname;
+  std::size_t qname_length;
+  std::size_t namespace_mark;  // namespace bindings before this element's declarations
+};
+
+struct NamespaceBinding {
+  std::string prefix;  // "" for the default namespace
+  std::string uri;
+};
+
+// The lexer's growable buffers. A caller parsing many documents on one thread passes the same
+// workspace to each lexer, so that a document costs no allocation once the buffers are warm.
+struct LexerWorkspace {
+  std::vector<OpenElement> stack;
+  std::vector<NamespaceBinding> ns_bindings;
+  std::vector<std::string_view> attributes;
+  std::vector<std::string> expanded;
+  std::string scratch;
+  std::string value;
+  std::string resolved;
+
+  void reset() {
+    stack.clear();
+    ns_bindings.clear();
+  }
+};
+
 template <class Handler>
 class XmlLexer {
  public:
+  // Text chunks passed to handler.text() are valid during the call only (decoded references
+  // live in a scratch buffer); chunks lying inside `document` stay valid as long as it does.
   XmlLexer(std::string_view document, Handler& handler, ParseStatus& status,
-           LexOptions options = {})
+           LexOptions options = {}, LexerWorkspace* workspace = nullptr)
       : begin_(document.data()),
         p_(document.data()),
         end_(document.data() + document.size()),
         handler_(handler),
         status_(status),
-        options_(options) {}
+        options_(options),
+        ws_(workspace != nullptr ? *workspace : own_workspace_) {
+    ws_.reset();
+  }
 
   // Parses the whole document. Returns status.ok.
   bool run() {
@@ -52,15 +85,7 @@ class XmlLexer {
   }
 
  private:
-  struct OpenElement {
-    const char* qname;
-    std::size_t qname_length;
-    std::size_t namespace_mark;  // ns_bindings_ size before this element's declarations
-  };
-  struct Binding {
-    std::string prefix;  // "" for the default namespace
-    std::string uri;
-  };
+  using Binding = NamespaceBinding;
 
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - p_); }
   std::size_t offset(const char* at) const { return static_cast<std::size_t>(at - begin_); }
@@ -74,7 +99,9 @@ class XmlLexer {
   }
   bool fail_truncated() { return fail(end_, "unexpected end of document (truncated?)"); }
   void skip_space() {
-    while (p_ < end_ && is_space(*p_)) ++p_;
+    const char* p = p_;
+    while (p < end_ && is_space(*p)) ++p;
+    p_ = p;
   }
 
   // Validates one character at p_ (any byte value) and advances; false on invalid input.
@@ -109,12 +136,22 @@ class XmlLexer {
   // Name production; returns false (with an error) when no valid name starts at p_.
   bool name(std::string_view& out) {
     const char* start = p_;
-    // Fast path: an ASCII name.
+    // Fast path: an ASCII name (a local cursor: the compiler keeps it in a register).
     if (p_ < end_ && is_ascii_name_start(static_cast<unsigned char>(*p_))) {
-      ++p_;
-      while (p_ < end_ && is_ascii_name_char(static_cast<unsigned char>(*p_))) ++p_;
-      if (p_ == end_ || static_cast<unsigned char>(*p_) < 0x80) {
-        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+      const char* p = p_;
+      const char* const end = end_;
+      unsigned seen = kByteClasses[static_cast<unsigned char>(*p)];
+      ++p;
+      while (p < end) {
+        const unsigned byte_class = kByteClasses[static_cast<unsigned char>(*p)];
+        if (!(byte_class & kNameByte)) break;
+        seen |= byte_class;
+        ++p;
+      }
+      p_ = p;
+      if (p == end || static_cast<unsigned char>(*p) < 0x80) {
+        out = std::string_view(start, static_cast<std::size_t>(p - start));
+        name_has_colon_ = (seen & kColonByte) != 0;
         return true;
       }
     }
@@ -138,6 +175,7 @@ class XmlLexer {
       return fail(p_, "expected a name");
     }
     out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+    name_has_colon_ = out.find(':') != std::string_view::npos;
     return true;
   }
 
@@ -427,15 +465,15 @@ class XmlLexer {
     while (p_ < end_) {
       const char* run = p_;
       // Fast path: plain ASCII text.
-      while (p_ < end_ && is_plain_text(static_cast<unsigned char>(*p_))) ++p_;
+      p_ = skip_plain_text(p_, end_);
       if (p_ > run) handler_.text(std::string_view(run, static_cast<std::size_t>(p_ - run)));
       if (p_ >= end_) return true;
       const char c = *p_;
       if (c == '<') return true;
       if (c == '&') {
-        scratch_.clear();
-        if (!reference(scratch_)) return false;
-        handler_.text(scratch_);
+        ws_.scratch.clear();
+        if (!reference(ws_.scratch)) return false;
+        handler_.text(ws_.scratch);
       } else if (c == '\r') {
         ++p_;
         if (p_ < end_ && *p_ == '\n') ++p_;
@@ -479,11 +517,11 @@ class XmlLexer {
     }
   }
 
-  // Attribute value at p_ (a quote). Validated; decoded into value_ only when `keep`.
+  // Attribute value at p_ (a quote). Validated; decoded into ws_.value only when `keep`.
   bool attribute_value(bool keep) {
     const char quote = *p_;
     ++p_;
-    value_.clear();
+    ws_.value.clear();
     while (true) {
       if (p_ >= end_) return fail_truncated();
       const char c = *p_;
@@ -493,19 +531,19 @@ class XmlLexer {
       }
       if (c == '<') return fail(p_, "'<' is not allowed in an attribute value");
       if (c == '&') {
-        scratch_.clear();
-        if (!reference(scratch_)) return false;
-        if (keep) value_ += scratch_;
+        ws_.scratch.clear();
+        if (!reference(ws_.scratch)) return false;
+        if (keep) ws_.value += ws_.scratch;
         continue;
       }
       const char* start = p_;
       if (!check_char()) return false;
-      if (keep) value_.append(start, static_cast<std::size_t>(p_ - start));
+      if (keep) ws_.value.append(start, static_cast<std::size_t>(p_ - start));
     }
   }
 
   const Binding* lookup(std::string_view prefix) const {
-    for (auto it = ns_bindings_.rbegin(); it != ns_bindings_.rend(); ++it)
+    for (auto it = ws_.ns_bindings.rbegin(); it != ws_.ns_bindings.rend(); ++it)
       if (it->prefix == prefix) return &*it;
     return nullptr;
   }
@@ -516,10 +554,17 @@ class XmlLexer {
     ++p_;
     std::string_view qname;
     if (!name(qname)) return false;
-    const std::size_t mark = ns_bindings_.size();
-    attributes_.clear();
+    const bool qname_has_colon = name_has_colon_;
+    const std::size_t mark = ws_.ns_bindings.size();
     bool has_prefixed_attribute = false;
-    while (true) {
+    const bool plain = p_ < end_ && *p_ == '>';  // the common case: no attributes
+    if (plain) {
+      ++p_;
+      empty = false;
+    } else {
+      ws_.attributes.clear();
+    }
+    while (!plain) {
       const char* before_space = p_;
       skip_space();
       if (p_ >= end_) return fail_truncated();
@@ -538,10 +583,10 @@ class XmlLexer {
       if (p_ == before_space) return fail(p_, "expected whitespace, '>' or '/>' in a start tag");
       std::string_view attribute;
       if (!name(attribute)) return false;
-      for (const auto& seen : attributes_)
+      for (const auto& seen : ws_.attributes)
         if (seen == attribute)
           return fail(p_ - attribute.size(), "duplicate attribute '" + std::string(attribute) + "'");
-      attributes_.push_back(attribute);
+      ws_.attributes.push_back(attribute);
       skip_space();
       if (p_ >= end_) return fail_truncated();
       if (*p_ != '=') return fail(p_, "expected '=' after attribute name");
@@ -559,8 +604,8 @@ class XmlLexer {
       }
     }
     if (has_prefixed_attribute) {
-      expanded_.clear();
-      for (const auto& attribute : attributes_) {
+      ws_.expanded.clear();
+      for (const auto& attribute : ws_.attributes) {
         const std::size_t colon = attribute.find(':');
         if (colon == std::string_view::npos || attribute.substr(0, 6) == "xmlns:") continue;
         const std::string_view prefix = attribute.substr(0, colon);
@@ -572,17 +617,17 @@ class XmlLexer {
           return fail(tag_start, "unbound namespace prefix '" + std::string(prefix) + "'");
         std::string name = (binding ? binding->uri : std::string("xml")) + '\n';
         name.append(local);
-        for (const auto& seen : expanded_)
+        for (const auto& seen : ws_.expanded)
           if (seen == name)
             return fail(tag_start, "duplicate attribute '" + std::string(attribute) +
                                        "' (same namespace and local name as another)");
-        expanded_.push_back(std::move(name));
+        ws_.expanded.push_back(std::move(name));
       }
     }
-    if (stack_.size() >= kMaxDepth)
+    if (ws_.stack.size() >= kMaxDepth)
       return fail(tag_start, "elements nested deeper than " + std::to_string(kMaxDepth));
-    stack_.push_back({qname.data(), qname.size(), mark});
-    return emit_start(qname, tag_start);
+    ws_.stack.push_back({qname.data(), qname.size(), mark});
+    return emit_start(qname, qname_has_colon, tag_start);
   }
 
   bool declare_namespace(std::string_view attribute, const char* at) {
@@ -591,34 +636,29 @@ class XmlLexer {
     static const char* kXmlnsUri = "http://www.w3.org/2000/xmlns/";
     if (attribute.size() == 6) return fail(at, "malformed namespace declaration 'xmlns:'");
     if (prefix == "xmlns") return fail(at, "the prefix 'xmlns' must not be declared");
-    if (prefix == "xml" ? value_ != kXmlUri : (value_ == kXmlUri || value_ == kXmlnsUri))
+    if (prefix == "xml" ? ws_.value != kXmlUri : (ws_.value == kXmlUri || ws_.value == kXmlnsUri))
       return fail(at, "reserved namespace prefix or URI misused");
-    if (value_.find('}') != std::string::npos)  // expat's namespace separator, as in ElementTree
+    if (ws_.value.find('}') != std::string::npos)  // expat's namespace separator, as in ElementTree
       return fail(at, "a namespace URI must not contain '}'");
-    if (!prefix.empty() && value_.empty())
+    if (!prefix.empty() && ws_.value.empty())
       return fail(at, "a namespace prefix cannot be undeclared in XML 1.0");
-    ns_bindings_.push_back({std::string(prefix), value_});
+    ws_.ns_bindings.push_back({std::string(prefix), ws_.value});
     return true;
   }
 
-  bool emit_start(std::string_view qname, const char* tag_start) {
-    std::size_t colon = std::string_view::npos;
-    for (std::size_t i = 0; i < qname.size(); ++i)  // names are short: cheaper than memchr
-      if (qname[i] == ':') {
-        colon = i;
-        break;
-      }
-    if (colon == std::string_view::npos) {
-      const Binding* binding = ns_bindings_.empty() ? nullptr : lookup("");
+  bool emit_start(std::string_view qname, bool has_colon, const char* tag_start) {
+    if (!has_colon) {
+      const Binding* binding = ws_.ns_bindings.empty() ? nullptr : lookup("");
       if (binding == nullptr || binding->uri.empty()) {
         handler_.start_element(qname, offset(tag_start));
       } else {
-        resolved_ = "{" + binding->uri + "}";
-        resolved_.append(qname);
-        handler_.start_element(resolved_, offset(tag_start));
+        ws_.resolved = "{" + binding->uri + "}";
+        ws_.resolved.append(qname);
+        handler_.start_element(ws_.resolved, offset(tag_start));
       }
       return true;
     }
+    const std::size_t colon = qname.find(':');
     const std::string_view prefix = qname.substr(0, colon);
     const std::string_view local = qname.substr(colon + 1);
     if (prefix.empty() || local.empty() || local.find(':') != std::string_view::npos)
@@ -633,19 +673,19 @@ class XmlLexer {
         return fail(tag_start, "unbound namespace prefix '" + std::string(prefix) + "'");
       uri = binding->uri;
     }
-    resolved_ = "{" + uri + "}";
-    resolved_.append(local);
-    handler_.start_element(resolved_, offset(tag_start));
+    ws_.resolved = "{" + uri + "}";
+    ws_.resolved.append(local);
+    handler_.start_element(ws_.resolved, offset(tag_start));
     return true;
   }
 
   bool end_tag() {
     const char* tag_start = p_;
     p_ += 2;
-    const OpenElement& open_element = stack_.back();
+    const OpenElement& open_element = ws_.stack.back();
     const std::size_t length = open_element.qname_length;
     // Fast path: the expected name, followed by something that cannot continue a name.
-    if (remaining() > length && std::memcmp(p_, open_element.qname, length) == 0 &&
+    if (remaining() > length && same_bytes(p_, open_element.qname, length) &&
         !is_ascii_name_char(static_cast<unsigned char>(p_[length])) &&
         static_cast<unsigned char>(p_[length]) < 0x80) {
       p_ += length;
@@ -667,7 +707,7 @@ class XmlLexer {
     if (p_ >= end_) return fail_truncated();
     if (*p_ != '>') return fail(p_, "expected '>' to close an end tag");
     ++p_;
-    const OpenElement& open = stack_.back();
+    const OpenElement& open = ws_.stack.back();
     if (qname != std::string_view(open.qname, open.qname_length))
       return fail(tag_start, "mismatched tag: expected </" +
                                  std::string(open.qname, open.qname_length) + ">, found </" +
@@ -677,8 +717,9 @@ class XmlLexer {
   }
 
   void close_element() {
-    ns_bindings_.resize(stack_.back().namespace_mark);
-    stack_.pop_back();
+    const std::size_t mark = ws_.stack.back().namespace_mark;
+    if (ws_.ns_bindings.size() != mark) ws_.ns_bindings.resize(mark);
+    ws_.stack.pop_back();
     handler_.end_element();
   }
 
@@ -690,11 +731,11 @@ class XmlLexer {
       close_element();
       return true;
     }
-    while (!stack_.empty()) {
+    while (!ws_.stack.empty()) {
       if (!character_data()) return false;
       if (p_ >= end_)
         return fail(end_, "unexpected end of document: <" +
-                              std::string(stack_.back().qname, stack_.back().qname_length) +
+                              std::string(ws_.stack.back().qname, ws_.stack.back().qname_length) +
                               "> is not closed");
       // *p_ == '<'
       if (remaining() < 2) return fail_truncated();
@@ -714,11 +755,34 @@ class XmlLexer {
       } else if (next == '?') {
         if (!processing_instruction()) return false;
       } else {
+        if (simple_start_tag()) continue;
         if (!start_tag(empty)) return false;
         if (empty) close_element();
       }
     }
     return true;
+  }
+
+  // The common start tag, <name> with a short name of [A-Za-z0-9_.-] and no namespace in
+  // scope, decided with one 16-byte compare. Returns false, having consumed nothing, for
+  // anything else (start_tag() then reads it with every rule).
+  bool simple_start_tag() {
+#if defined(__SSE2__)
+    const char* const tag_start = p_;
+    if (end_ - tag_start < 17 || !ws_.ns_bindings.empty() || ws_.stack.size() >= kMaxDepth)
+      return false;
+    const unsigned char first = static_cast<unsigned char>(tag_start[1]);
+    if (!is_ascii_name_start(first) || first == ':') return false;
+    const int length = simple_name_length(tag_start + 1);
+    if (length >= 16 || tag_start[1 + length] != '>') return false;
+    const std::string_view qname(tag_start + 1, static_cast<std::size_t>(length));
+    p_ = tag_start + 2 + length;
+    ws_.stack.push_back({qname.data(), qname.size(), 0});
+    handler_.start_element(qname, offset(tag_start));
+    return true;
+#else
+    return false;
+#endif
   }
 
   const char* begin_;
@@ -727,13 +791,9 @@ class XmlLexer {
   Handler& handler_;
   ParseStatus& status_;
   LexOptions options_;
-  std::vector<OpenElement> stack_;
-  std::vector<Binding> ns_bindings_;
-  std::vector<std::string_view> attributes_;
-  std::vector<std::string> expanded_;
-  std::string scratch_;
-  std::string value_;
-  std::string resolved_;
+  bool name_has_colon_ = false;  // set by name(): the name just read contains ':'
+  LexerWorkspace own_workspace_;
+  LexerWorkspace& ws_;
 };
 
 }  // namespace conveyor::voc
