@@ -63,12 +63,9 @@ class SimpleVocReader {
 
   // <name> at p_, with a plain name shorter than 16 bytes and no attributes.
   bool start_tag() {
-    if (end_ - p_ < 17 || *p_ != '<' || depth_ == kMaxSimpleDepth) return false;
-    const unsigned char first = static_cast<unsigned char>(p_[1]);
-    if (!is_ascii_name_start(first) || first == ':') return false;
-    const int length = simple_name_length(p_ + 1);
-    if (length >= 16 || p_[1 + length] != '>') return false;
-    const std::string_view name(p_ + 1, static_cast<std::size_t>(length));
+    if (depth_ == kMaxSimpleDepth) return false;
+    const std::string_view name = plain_start_tag_name(p_, end_);
+    if (name.empty()) return false;
     Field field;
     if (depth_ == 0) {
       if (!is(name, "annotation")) return false;
@@ -90,7 +87,7 @@ class SimpleVocReader {
       seen |= bit;
     }
     stack_[depth_++] = {name.data(), name.size(), field};
-    p_ += 2 + length;
+    p_ += 2 + name.size();
     return true;
   }
 

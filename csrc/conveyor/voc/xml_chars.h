@@ -124,6 +124,17 @@ inline int simple_name_length(const char* p) {
   const int in_name = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punctuation));
   return __builtin_ctz(static_cast<unsigned>(~in_name));  // bit 16 of ~in_name is always set
 }
+
+// The name of a plain start tag "<name>" at p: no attributes, an ASCII name shorter than 16
+// bytes. Empty for anything else (the full lexer then reads it). Needs 17 readable bytes.
+inline std::string_view plain_start_tag_name(const char* p, const char* end) {
+  if (end - p < 17 || *p != '<') return {};
+  const unsigned char first = static_cast<unsigned char>(p[1]);
+  if (!is_ascii_name_start(first) || first == ':') return {};
+  const int length = simple_name_length(p + 1);
+  if (length >= 16 || p[1 + length] != '>') return {};
+  return std::string_view(p + 1, static_cast<std::size_t>(length));
+}
 #endif
 
 // a[0, n) == b[0, n) for short strings, without a call to memcmp.

@@ -769,14 +769,10 @@ class XmlLexer {
   bool simple_start_tag() {
 #if defined(__SSE2__)
     const char* const tag_start = p_;
-    if (end_ - tag_start < 17 || !ws_.ns_bindings.empty() || ws_.stack.size() >= kMaxDepth)
-      return false;
-    const unsigned char first = static_cast<unsigned char>(tag_start[1]);
-    if (!is_ascii_name_start(first) || first == ':') return false;
-    const int length = simple_name_length(tag_start + 1);
-    if (length >= 16 || tag_start[1 + length] != '>') return false;
-    const std::string_view qname(tag_start + 1, static_cast<std::size_t>(length));
-    p_ = tag_start + 2 + length;
+    if (!ws_.ns_bindings.empty() || ws_.stack.size() >= kMaxDepth) return false;
+    const std::string_view qname = plain_start_tag_name(tag_start, end_);
+    if (qname.empty()) return false;
+    p_ = tag_start + 2 + qname.size();
     ws_.stack.push_back({qname.data(), qname.size(), 0});
     handler_.start_element(qname, offset(tag_start));
     return true;

@@ -143,12 +143,9 @@ class SimpleTreeReader {
 
   bool start_tag() {
 #if defined(__SSE2__)
-    if (end_ - p_ < 17 || *p_ != '<' || depth_ == kMaxSimpleDepth) return false;
-    const unsigned char first = static_cast<unsigned char>(p_[1]);
-    if (!is_ascii_name_start(first) || first == ':') return false;
-    const int length = simple_name_length(p_ + 1);
-    if (length >= 16 || p_[1 + length] != '>') return false;
-    const std::string_view name(p_ + 1, static_cast<std::size_t>(length));
+    if (depth_ == kMaxSimpleDepth) return false;
+    const std::string_view name = plain_start_tag_name(p_, end_);
+    if (name.empty()) return false;
     const auto index = static_cast<std::int32_t>(tree_.nodes.size());
     if (depth_ > 0) {
       Open& parent_entry = open_[depth_ - 1];
@@ -166,7 +163,7 @@ class SimpleTreeReader {
     node.tag = tags_.id(tree_.tags, name);
     tree_.nodes.push_back(node);
     open_[depth_++] = {name.data(), name.size(), index, -1};
-    p_ += 2 + length;
+    p_ += 2 + name.size();
     return true;
 #else
     return false;
