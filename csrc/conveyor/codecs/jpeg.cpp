@@ -232,13 +232,8 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
     decode_region(data, size, options, cmyk, pixel_format == TJPF_GRAY, shape, out);
     return;
   }
-  std::uint8_t* target = out.data;
   std::size_t pitch = out.row_stride;
-  if (cmyk) {
-    pitch = std::size_t(shape.width) * 4;
-    scratch_.resize(pitch * std::size_t(shape.height));
-    target = scratch_.data();
-  }
+  std::uint8_t* const target = cmyk ? cmyk_scratch(shape, pitch) : out.data;
   const tj::Header raw{header.width, header.height, 0, 0};
   const tj::Status status = tj::decode(handle_, data, size, raw, options.scale.num,
                                        options.scale.denom, target, pitch, pixel_format,
@@ -256,6 +251,12 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   }
 }
 
+std::uint8_t* JpegDecoder::cmyk_scratch(const ImageShape& shape, std::size_t& pitch) {
+  pitch = std::size_t(shape.width) * 4;
+  scratch_.resize(pitch * std::size_t(shape.height));
+  return scratch_.data();
+}
+
 void JpegDecoder::decode_region(const std::uint8_t* data, std::size_t size,
                                 const JpegDecodeOptions& options, bool cmyk, bool gray,
                                 const ImageShape& shape, const ImageView& out) {
@@ -271,13 +272,8 @@ void JpegDecoder::decode_region(const std::uint8_t* data, std::size_t size,
                         : gray ? libjpeg::PixelFormat::kGray : libjpeg::PixelFormat::kRgb;
   request.stop_on_warning = !options.accept_warnings;
   request.fast = options.fast;
-  std::uint8_t* target = out.data;
   std::size_t pitch = out.row_stride;
-  if (cmyk) {
-    pitch = std::size_t(shape.width) * 4;
-    scratch_.resize(pitch * std::size_t(shape.height));
-    target = scratch_.data();
-  }
+  std::uint8_t* const target = cmyk ? cmyk_scratch(shape, pitch) : out.data;
   const libjpeg::Status status = region_->decode(data, size, request, target, pitch);
   if (status == libjpeg::Status::kError ||
       (status == libjpeg::Status::kWarning && !options.accept_warnings))

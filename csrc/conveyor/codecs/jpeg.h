@@ -104,6 +104,8 @@ class JpegDecoder {
  private:
   void decode_region(const std::uint8_t* data, std::size_t size, const JpegDecodeOptions& options,
                      bool cmyk, bool gray, const ImageShape& shape, const ImageView& out);
+  // CMYK decodes land here first (4 stored channels), then convert into `out`; sets `pitch`.
+  std::uint8_t* cmyk_scratch(const ImageShape& shape, std::size_t& pitch);
 
   void* handle_ = nullptr;                          // tjhandle: full decodes
   std::unique_ptr<libjpeg::RegionDecoder> region_;  // cropped decodes (created on first use)
