@@ -29,6 +29,30 @@ inline __m128i weight_pair(const int16_t* w) {
   std::memcpy(&pair, w, 4);  // w[0] in the low half, w[1] in the high half (little endian)
   return _mm_set1_epi32(pair);
 }
+
+// Sums of `taps` rows x weights for the 16 columns at x, as four int32x4 (columns 0-3, 4-7,
+// 8-11, 12-15), shifted down by the weights' precision. `taps` is even (padded weights).
+struct VerticalSums16 {
+  __m128i lanes[4];
+};
+
+inline VerticalSums16 vertical_sums16(const uint8_t* const* rows, int taps, const int16_t* w,
+                                      int x, __m128i initial, __m128i shift) {
+  const __m128i zero = _mm_setzero_si128();
+  __m128i acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
+  for (int k = 0; k < taps; k += 2) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + x));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + x));
+    const __m128i pair = weight_pair(w + k);
+    const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
+    acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), pair));
+    acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), pair));
+    acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
+    acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
+  }
+  return {{_mm_sra_epi32(acc0, shift), _mm_sra_epi32(acc1, shift), _mm_sra_epi32(acc2, shift),
+           _mm_sra_epi32(acc3, shift)}};
+}
 #endif
 
 #if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
@@ -525,26 +549,12 @@ void resample_vertical_row(const uint8_t* const* rows, int count, int width, con
   int x = 0;
 #if defined(__SSE2__)
   if (count == taps) {
-    const __m128i zero = _mm_setzero_si128();
     const __m128i initial = _mm_set1_epi32(rounding);
     const __m128i shift = _mm_cvtsi32_si128(wy.precision);
     for (; x + 16 <= width; x += 16) {
-      __m128i acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
-      for (int k = 0; k < taps; k += 2) {
-        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + x));
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + x));
-        const __m128i pair = weight_pair(w + k);
-        const __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
-        acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), pair));
-        acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), pair));
-        acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
-        acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
-      }
-      acc0 = _mm_sra_epi32(acc0, shift);
-      acc1 = _mm_sra_epi32(acc1, shift);
-      acc2 = _mm_sra_epi32(acc2, shift);
-      acc3 = _mm_sra_epi32(acc3, shift);
-      const __m128i packed = _mm_packus_epi16(_mm_packs_epi32(acc0, acc1), _mm_packs_epi32(acc2, acc3));
+      const VerticalSums16 sums = vertical_sums16(rows, taps, w, x, initial, shift);
+      const __m128i packed = _mm_packus_epi16(_mm_packs_epi32(sums.lanes[0], sums.lanes[1]),
+                                              _mm_packs_epi32(sums.lanes[2], sums.lanes[3]));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x), packed);
     }
   }
@@ -571,28 +581,17 @@ void resample_vertical_row_affine(const uint8_t* const* rows, int count, int wid
 #endif
 #if defined(__SSE2__)
   if (count == taps) {
-    const __m128i zero = _mm_setzero_si128();
     const __m128i initial = _mm_set1_epi32(rounding);
     const __m128i shift = _mm_cvtsi32_si128(wy.precision);
     const __m128 m = _mm_set1_ps(multiplier), a = _mm_set1_ps(offset);
     for (; x + 16 <= width; x += 16) {
-      __m128i acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
-      for (int k = 0; k < taps; k += 2) {
-        const __m128i lo_row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + x));
-        const __m128i hi_row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + x));
-        const __m128i pair = weight_pair(w + k);
-        const __m128i lo = _mm_unpacklo_epi8(lo_row, hi_row), hi = _mm_unpackhi_epi8(lo_row, hi_row);
-        acc0 = _mm_add_epi32(acc0, _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), pair));
-        acc1 = _mm_add_epi32(acc1, _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), pair));
-        acc2 = _mm_add_epi32(acc2, _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), pair));
-        acc3 = _mm_add_epi32(acc3, _mm_madd_epi16(_mm_unpackhi_epi8(hi, zero), pair));
-      }
+      const VerticalSums16 sums = vertical_sums16(rows, taps, w, x, initial, shift);
       // Bilinear weights are non-negative and sum to 2^precision, so the shifted sums are
       // already uint8 values: convert them to float directly (same as rounding via packus).
-      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc0, shift)), m), a);
-      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc1, shift)), m), a);
-      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc2, shift)), m), a);
-      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_sra_epi32(acc3, shift)), m), a);
+      const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[0]), m), a);
+      const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[1]), m), a);
+      const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[2]), m), a);
+      const __m128 f3 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[3]), m), a);
       _mm_storeu_ps(dst + x, f0);
       _mm_storeu_ps(dst + x + 4, f1);
       _mm_storeu_ps(dst + x + 8, f2);
