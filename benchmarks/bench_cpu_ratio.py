@@ -38,6 +38,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from functools import partial
 from typing import Callable, NamedTuple
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "baselines"))
 
 import conveyor_loader  # noqa: E402  (imports conveyor only when a loader is built)
+from harness import Unavailable  # noqa: E402
 from decode_limit import TurboDecoder, load_turbojpeg  # noqa: E402
 from loader_report import PIPELINE_NAMES, TARGETS  # noqa: E402
 from pipelines import DATASETS, PIPELINES  # noqa: E402
@@ -55,9 +57,6 @@ from voc_tree import ensure_tree  # noqa: E402
 class Subject(NamedTuple):
     """One thing to measure: the JPEGs it reads, one epoch of it, what it says of itself."""
 
-    label: str
-    measured: str  # "engine" or "DataLoader"
-    threads: int
     files: list
     run_epoch: Callable[[int], int]  # epoch number -> images delivered
     info: Callable[[], dict]  # read after the rounds (e.g. which path the loader took)
@@ -87,8 +86,7 @@ def loader_subject(dataset: str, pipeline: str, root: str, workers: int, batch_s
         loader.set_epoch(epoch)
         return sum(conveyor_loader.batch_images(batch) for batch in loader)
 
-    return Subject(f"DataLoader {dataset} {pipeline}, {workers} thr", "DataLoader", workers,
-                   list(loader.dataset.images), run_epoch,
+    return Subject(list(loader.dataset.images), run_epoch,
                    lambda: conveyor_loader.loader_info(loader), lambda: None)
 
 
@@ -96,12 +94,15 @@ def engine_subject(dataset: str, pipeline: str, root: str, threads: int, batch_s
     """The engine ``conveyor.DataLoader`` would build for this loader (same ops, files and
     moving targets), fed a shuffled order per epoch and drained, each batch dropped."""
     import numpy as np
-    from conveyor.fast_path import create_engine, native_setup
 
+    try:
+        from conveyor.fast_path import create_engine, native_setup
+    except ImportError as exc:  # an older build (--conveyor-tree) without them
+        raise Unavailable(f"this conveyor has no conveyor.fast_path engine factory: {exc}") from exc
     loader = conveyor_loader.make_loader(dataset, pipeline, root, threads, batch_size, 0)
     setup = native_setup(loader)
     if setup is None or not setup.plan.fully_native:
-        raise RuntimeError(f"{dataset} {pipeline} does not run fully natively with this conveyor")
+        raise Unavailable(f"{dataset} {pipeline} does not run fully natively with this conveyor")
     engine = create_engine(loader, setup)
     count = len(loader.dataset)
 
@@ -112,8 +113,7 @@ def engine_subject(dataset: str, pipeline: str, root: str, threads: int, batch_s
             images += len(batch.indices)
         return images
 
-    return Subject(f"engine {dataset} {pipeline}, {threads} thr", "engine", threads,
-                   list(loader.dataset.images), run_epoch, dict, engine.close)
+    return Subject(list(loader.dataset.images), run_epoch, dict, engine.close)
 
 
 def decode_pass(files: list, blobs: list, raw: TurboDecoder) -> tuple[float, float]:
@@ -161,11 +161,49 @@ def target_for(dataset: str, pipeline: str) -> float | None:
                  if (d, p, top, bottom) == (dataset, pipeline, "conveyor", "limit")), None)
 
 
+def scenario_subjects(args: argparse.Namespace, dataset: str, pipeline: str, root: str) -> list:
+    """(measured, threads, subject factory) for each thing ``--measure`` asks for."""
+    chosen = []
+    if "engine" in args.measure:
+        chosen += [("engine", threads, partial(engine_subject, dataset, pipeline, root, threads,
+                                                args.batch_size)) for threads in args.engine_threads]
+    if "DataLoader" in args.measure:
+        chosen.append(("DataLoader", args.workers, partial(loader_subject, dataset, pipeline, root,
+                                                           args.workers, args.batch_size)))
+    return chosen
+
+
+def measure_row(args: argparse.Namespace, dataset: str, pipeline: str, measured: str, threads: int,
+                make: Callable[[], Subject], raw: TurboDecoder) -> dict:
+    """One result row; a subject this conveyor cannot run is "not available", with the reason."""
+    row = {"label": f"{measured} {dataset} {pipeline}, {threads} thr", "dataset": dataset,
+           "pipeline": pipeline, "measured": measured, "threads": threads,
+           "target_ratio": target_for(dataset, pipeline)}
+    try:
+        subject = make()
+    except Unavailable as exc:
+        print(f"{row['label']:42s} not available: {exc}", flush=True)
+        return {**row, "status": "not available", "reason": str(exc), "value": None}
+    try:
+        row.update(measure(subject, args.rounds, args.warmup_epochs, raw), loader=subject.info())
+    finally:
+        subject.close()  # one subject at a time: each holds its own batch buffers
+    print(f"{row['label']:42s} {row['cpu_ms_per_image']:.2f} ms CPU/image  "
+          f"x raw {row['ratio_to_raw_turbojpeg']:.2f}  "
+          f"x decode {row['ratio_to_conveyor_decode']:.2f}", flush=True)
+    return {**row, "status": "ok", "value": row["ratio_to_raw_turbojpeg"]}
+
+
 def markdown_table(rows: list) -> str:
     lines = ["| dataset | pipeline | measured | threads | CPU ms/image | x raw libjpeg-turbo "
              "(per round) | x conveyor read+decode | target |",
              "|---|---|---|---:|---:|---|---:|---:|"]
     for row in rows:
+        if row["status"] != "ok":
+            lines.append(f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | "
+                         f"{row['measured']} | {row['threads']} | not available: {row['reason']} "
+                         "| | | |")
+            continue
         rounds = ", ".join(f"{r:.2f}" for r in row["rounds_ratio_to_raw_turbojpeg"])
         target = "" if row["target_ratio"] is None else f">= {row['target_ratio']}"
         lines.append(f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | {row['measured']} | "
@@ -208,32 +246,10 @@ def main(argv=None) -> int:
     tree = ensure_tree(args.data_dir / f"voc-{args.images}", args.images)
     root = str(tree["root"])
     raw = TurboDecoder(load_turbojpeg())
-    rows = []
     try:
-        for dataset in args.datasets:
-            for pipeline in args.pipelines:
-                subjects = []
-                if "engine" in args.measure:
-                    subjects += [lambda t=t: engine_subject(dataset, pipeline, root, t, args.batch_size)
-                                 for t in args.engine_threads]
-                if "DataLoader" in args.measure:
-                    subjects.append(lambda: loader_subject(dataset, pipeline, root, args.workers,
-                                                           args.batch_size))
-                for make in subjects:  # one at a time: each holds its own batch buffers
-                    subject = make()
-                    try:
-                        figures = measure(subject, args.rounds, args.warmup_epochs, raw)
-                        info = subject.info()
-                    finally:
-                        subject.close()
-                    row = {"label": subject.label, "dataset": dataset, "pipeline": pipeline,
-                           "measured": subject.measured, "threads": subject.threads, **figures,
-                           "loader": info, "target_ratio": target_for(dataset, pipeline)}
-                    row["value"] = row["ratio_to_raw_turbojpeg"]
-                    rows.append(row)
-                    print(f"{row['label']:42s} {row['cpu_ms_per_image']:.2f} ms CPU/image  "
-                          f"x raw {row['ratio_to_raw_turbojpeg']:.2f}  "
-                          f"x decode {row['ratio_to_conveyor_decode']:.2f}", flush=True)
+        rows = [measure_row(args, dataset, pipeline, measured, threads, make, raw)
+                for dataset in args.datasets for pipeline in args.pipelines
+                for measured, threads, make in scenario_subjects(args, dataset, pipeline, root)]
     finally:
         raw.close()
     report = {

@@ -33,6 +33,7 @@ def test_bench_cpu_ratio_quick_run_writes_results(tmp_path):
     rows = {(row["dataset"], row["measured"]): row for row in report["results"]}
     assert set(rows) == {(d, m) for d in ("detection", "segmentation") for m in ("engine", "DataLoader")}
     for row in rows.values():
+        assert row["status"] == "ok", row
         assert row["pipeline"] == "rrc224" and row["threads"] == 1
         assert row["cpu_ms_per_image"] > 0 and row["ratio_to_raw_turbojpeg"] > 0
         assert len(row["rounds_ratio_to_raw_turbojpeg"]) == 1
@@ -42,3 +43,30 @@ def test_bench_cpu_ratio_quick_run_writes_results(tmp_path):
     assert "| detection | RandomResizedCrop 224 | DataLoader |" in done.stdout
     if has_matplotlib:
         assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_bench_cpu_ratio_reports_what_cannot_run(tmp_path, monkeypatch):
+    """A subject this conveyor cannot run (e.g. an older --conveyor-tree) is a "not available"
+    row with the reason, and the other rows still run."""
+    pytest.importorskip("torchvision")
+    pytest.importorskip("conveyor._core")
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = pytest.importorskip("bench_cpu_ratio")
+    try:
+        bench.load_turbojpeg()
+    except OSError:
+        pytest.skip("libturbojpeg (the decode-only limit) is not installed")
+
+    def no_engine(*_args, **_kwargs):
+        raise bench.Unavailable("this conveyor has no engine factory")
+
+    monkeypatch.setattr(bench, "engine_subject", no_engine)
+    out = tmp_path / "ratio.json"
+    bench.main(["--images", "32", "--rounds", "1", "--warmup-epochs", "0", "--datasets", "detection",
+                "--pipelines", "rrc224", "--engine-threads", "1", "--workers", "1", "--no-plot",
+                "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    rows = {row["measured"]: row for row in json.loads(out.read_text())["results"]}
+    assert rows["engine"]["status"] == "not available"
+    assert rows["engine"]["reason"] == "this conveyor has no engine factory"
+    assert rows["engine"]["value"] is None
+    assert rows["DataLoader"]["status"] == "ok" and rows["DataLoader"]["cpu_ms_per_image"] > 0
