@@ -37,8 +37,8 @@ import statistics
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 HERE = Path(__file__).resolve().parent
@@ -47,8 +47,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "baselines"))
 
 import conveyor_loader  # noqa: E402  (imports conveyor only when a loader is built)
-from harness import Unavailable  # noqa: E402
 from decode_limit import TurboDecoder, load_turbojpeg  # noqa: E402
+from harness import Unavailable  # noqa: E402
 from loader_report import PIPELINE_NAMES, TARGETS  # noqa: E402
 from pipelines import DATASETS, PIPELINES  # noqa: E402
 from voc_tree import ensure_tree  # noqa: E402
