@@ -16,6 +16,7 @@ if(PkgConfig_FOUND)
   pkg_check_modules(TURBOJPEG IMPORTED_TARGET libturbojpeg)
   pkg_check_modules(LIBJPEG IMPORTED_TARGET libjpeg)
   pkg_check_modules(SPNG IMPORTED_TARGET spng)
+  pkg_check_modules(LIBDEFLATE IMPORTED_TARGET libdeflate)
 endif()
 
 if(NOT TURBOJPEG_FOUND)
@@ -31,4 +32,9 @@ if(NOT SPNG_FOUND)
   conveyor_missing_library("libspng" "libspng-dev pkg-config" "libspng-devel pkgconf"
     "libspng pkg-config")
 endif()
-message(STATUS "conveyor: libturbojpeg ${TURBOJPEG_VERSION}, libjpeg ${LIBJPEG_VERSION}, spng ${SPNG_VERSION}")
+# libdeflate inflates plain PNGs (masks) in one call, several times faster than zlib.
+if(NOT LIBDEFLATE_FOUND)
+  conveyor_missing_library("libdeflate" "libdeflate-dev pkg-config" "libdeflate-devel pkgconf"
+    "libdeflate pkg-config")
+endif()
+message(STATUS "conveyor: libturbojpeg ${TURBOJPEG_VERSION}, libjpeg ${LIBJPEG_VERSION}, spng ${SPNG_VERSION}, libdeflate ${LIBDEFLATE_VERSION}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the build's system prerequisites are present: a C++17 compiler, pkg-config,
-# libjpeg-turbo (TurboJPEG and libjpeg APIs) and libspng. Installs what is missing with
+# libjpeg-turbo (TurboJPEG and libjpeg APIs), libspng and libdeflate. Installs what is missing with
 # apt-get when we are root on Debian/Ubuntu; otherwise says exactly what to install and fails.
 set -euo pipefail
 
@@ -19,8 +19,9 @@ if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists libturbojpeg || missing+=(libturbojpeg0-dev)
   pkg-config --exists libjpeg || missing+=(libjpeg-dev)
   pkg-config --exists spng || missing+=(libspng-dev)
+  pkg-config --exists libdeflate || missing+=(libdeflate-dev)
 else
-  missing+=(pkg-config libturbojpeg0-dev libjpeg-dev libspng-dev)
+  missing+=(pkg-config libturbojpeg0-dev libjpeg-dev libspng-dev libdeflate-dev)
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -36,8 +37,8 @@ fi
 cat >&2 <<MSG
 error: conveyor's build needs these system packages, which are missing: ${missing[*]}
   Debian/Ubuntu:  sudo apt-get install ${missing[*]}
-  Fedora:         sudo dnf install gcc-c++ pkgconf turbojpeg-devel libjpeg-turbo-devel libspng-devel
-  macOS:          brew install pkg-config jpeg-turbo libspng
+  Fedora:         sudo dnf install gcc-c++ pkgconf turbojpeg-devel libjpeg-turbo-devel libspng-devel libdeflate-devel
+  macOS:          brew install pkg-config jpeg-turbo libspng libdeflate
 Then run make again.
 MSG
 exit 1

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "conveyor/codecs/pixel_limit.h"
+#include "conveyor/codecs/png_plain.h"
 #include "conveyor/core/error.h"
 
 namespace conveyor::codecs {
@@ -102,6 +103,14 @@ void convert_rgba_row(const std::uint8_t* rgba, ColorMode mode, std::uint8_t* ou
   }
 }
 
+// True when `mode` asks for the samples as stored (palette indices stay indices; converting
+// a gray or colour image to its own channel count changes nothing, tRNS included).
+bool is_stored_layout(const PngHeader& header, ColorMode mode) {
+  if (mode == ColorMode::kUnchanged) return true;
+  return header.color_type != PngColorType::kPalette && header.bit_depth == 8 &&
+         mode_channels(mode) == stored_channels(header.color_type);
+}
+
 }  // namespace
 
 PngHeader PngDecoder::read_header(const std::uint8_t* data, std::size_t size) {
@@ -125,6 +134,11 @@ ImageShape PngDecoder::output_shape(const PngHeader& header, const PngDecodeOpti
 
 void PngDecoder::decode(const std::uint8_t* data, std::size_t size,
                         const PngDecodeOptions& options, const ImageView& out) {
+  PlainPng plain;
+  if (plain_.parse(data, size, plain) && is_stored_layout(plain.header, options.mode)) {
+    check_destination("PNG", output_shape(plain.header, options), out);
+    if (plain_.decode(plain, out)) return;
+  }
   Context ctx = open(data, size);
   const PngHeader header = header_of(ctx.get());
   const ImageShape shape = output_shape(header, options);

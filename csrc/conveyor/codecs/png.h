@@ -15,20 +15,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "conveyor/codecs/png_header.h"
+#include "conveyor/codecs/png_plain.h"
 #include "conveyor/core/image.h"
 
 namespace conveyor::codecs {
-
-enum class PngColorType { kGray = 0, kRgb = 2, kPalette = 3, kGrayAlpha = 4, kRgbAlpha = 6 };
-
-struct PngHeader {
-  int width = 0;
-  int height = 0;
-  int bit_depth = 8;  // 1, 2, 4, 8 or 16
-  PngColorType color_type = PngColorType::kRgb;
-  bool interlaced = false;
-  bool has_transparency = false;  // a tRNS chunk is present
-};
 
 struct PngDecodeOptions {
   ColorMode mode = ColorMode::kUnchanged;
@@ -46,6 +37,7 @@ class PngDecoder {
               const ImageView& out);
 
  private:
+  PlainPngDecoder plain_;  // 8-bit non-interlaced files in their stored layout
   std::vector<std::uint8_t> scratch_;
 };
 
