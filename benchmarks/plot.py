@@ -33,6 +33,7 @@ def plot_results(
     value_key: str = "value",
     title: str = "",
     ylabel: str | None = None,
+    value_format: str = "%.0f",
 ) -> Path:
     """Draws one bar per row and writes a PNG.
 
@@ -43,6 +44,8 @@ def plot_results(
         value_key: Row key holding the bar's height.
         title: Chart title.
         ylabel: Y axis label; defaults to ``value_key``.
+        value_format: printf-style format of the value printed on each bar (``"%.2f"`` for
+            ratios).
 
     Returns:
         The path of the written PNG.
@@ -57,7 +60,7 @@ def plot_results(
     values = [float(r[value_key]) for r in rows]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 4.0))
     bars = ax.bar(range(len(rows)), values, color="#4c72b0")
-    ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.bar_label(bars, fmt=value_format, fontsize=8)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel or value_key)
     if title:

@@ -57,7 +57,8 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
     kwargs = {"collate_fn": collate} if collate is not None else {}
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, **kwargs)
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, seed=seed,
+                      **kwargs)
 
 
 def loader_info(loader) -> dict:
