@@ -1,9 +1,10 @@
 """Native JPEG/PNG decoding into ``torch.Tensor`` (uint8, CHW), like ``torchvision.io``.
 
-Decoding runs in conveyor's C++ core (libjpeg-turbo's TurboJPEG API and libspng) with the GIL
-released, so several Python threads decode in parallel. Results are torch tensors that share
-memory with the decoder's freshly allocated output (no copy); like torchvision's, they are a
-CHW *view* of HWC pixels (call ``.contiguous()`` when you need CHW memory).
+Decoding runs in conveyor's C++ core (libjpeg-turbo; libspng, and libdeflate for plain 8-bit
+PNGs) with the GIL released, so several Python threads decode in parallel. Results are torch
+tensors that share memory with the decoder's freshly allocated output (no copy); like
+torchvision's, they are a CHW *view* of HWC pixels (call ``.contiguous()`` when you need CHW
+memory).
 
 Pixels equal Pillow's (and torchvision's) for the same file: exactly for PNG, and for JPEG
 exactly where the same accurate integer IDCT is used (the default). Conventions:
