@@ -21,6 +21,9 @@ using namespace conveyor;
 
 namespace {
 
+// windowed_resize_source's scratch, shared by every test: its reuse is exercised too.
+AxisWeights scratch_x, scratch_y;
+
 OpSpec resize_op(int height, int width, bool shorter_side, int max_size, bool antialias) {
   OpSpec op;
   op.kind = OpKind::kResize;
@@ -206,7 +209,7 @@ TEST_CASE("windowed resize then crop is bit-identical to the whole resize then t
           continue;  // a RandomCrop larger than the resized image
         }
         const Source whole = whole_source(rgb, w, h, w, h);
-        const std::optional<SourceRegion> region = windowed_resize_source(plan, w, h, 0);
+        const std::optional<SourceRegion> region = windowed_resize_source(plan, w, h, 0, scratch_x, scratch_y);
         for (const OutputFormat& format : formats) {
           ImageTransformer reference(false), windowed;
           const auto expected = run(reference, plan, whole.image, format);
@@ -242,7 +245,7 @@ TEST_CASE("a region decode of the windowed resize's taps covers them, also DCT-s
       SampleRandom random(7, 0, 0);
       const GeometryPlan plan = plan_geometry(ops, logical_w, logical_h, random);
       for (int margin : {0, 1}) {
-        const std::optional<SourceRegion> region = windowed_resize_source(plan, w, h, margin);
+        const std::optional<SourceRegion> region = windowed_resize_source(plan, w, h, margin, scratch_x, scratch_y);
         CHECK(region.has_value());
         if (!region) continue;
         CHECK(region->width < w && region->height < h);  // it does skip pixels
@@ -261,16 +264,16 @@ TEST_CASE("plans without a resize right before a crop read the whole image") {
   SampleRandom random(1, 0, 0);
   const GeometryPlan pads = plan_geometry({resize_op(30, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 40, 40)},
                                           100, 80, random);
-  CHECK(!windowed_resize_source(pads, 100, 80, 1).has_value());
+  CHECK(!windowed_resize_source(pads, 100, 80, 1, scratch_x, scratch_y).has_value());
   const GeometryPlan resize_only = plan_geometry({resize_op(30, 0, true, 0, true)}, 100, 80, random);
-  CHECK(!windowed_resize_source(resize_only, 100, 80, 1).has_value());
+  CHECK(!windowed_resize_source(resize_only, 100, 80, 1, scratch_x, scratch_y).has_value());
   const GeometryPlan crop_first = plan_geometry({crop_op(OpKind::kCenterCrop, 40, 40), resize_op(30, 0, true, 0, true)},
                                                 100, 80, random);
-  CHECK(!windowed_resize_source(crop_first, 100, 80, 1).has_value());
+  CHECK(!windowed_resize_source(crop_first, 100, 80, 1, scratch_x, scratch_y).has_value());
   // Resize(256) + CenterCrop(224) of 500x375 (341x256 resized) reads about 330 x 330 pixels.
   const GeometryPlan val = plan_geometry({resize_op(256, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 224, 224)},
                                          500, 375, random);
-  const std::optional<SourceRegion> region = windowed_resize_source(val, 500, 375, 1);
+  const std::optional<SourceRegion> region = windowed_resize_source(val, 500, 375, 1, scratch_x, scratch_y);
   CHECK(region && region->x > 80 && region->width < 340 && region->y > 15 && region->height < 340);
 }
 

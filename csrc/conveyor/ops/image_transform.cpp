@@ -228,7 +228,8 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
 }
 
 std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int scaled_width,
-                                                   int scaled_height, int margin) {
+                                                   int scaled_height, int margin,
+                                                   AxisWeights& weights_x, AxisWeights& weights_y) {
   size_t first = 0;
   bool flipped = false;
   for (; first < plan.steps.size() && plan.steps[first].kind == GeometryStep::kFlip; ++first) flipped = !flipped;
@@ -237,25 +238,23 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
     if (step.kind == GeometryStep::kPad) return std::nullopt;
   const ResizeWindow window = find_resize_window(plan, first, flipped);
   if (!window.windowed) return std::nullopt;
-  // The weights ImageTransformer::resize computes (over the whole image, where the region
-  // decode's frame is), then the span of their windows on each axis.
+  // The weights ImageTransformer::resize computes over the whole image (where the region
+  // decode's frame is): the window's taps are those of its outputs there.
   const GeometryStep& resize = plan.steps[first];
-  const auto span = [&](int size, int out_size, int begin, int count, int& low, int& high) {
-    AxisWeights full, windowed;
-    compute_axis_weights(full, size, 0.0, size, out_size, resize.antialias);
-    window_axis_weights(windowed, full, begin, count, false, 0, size);
+  const auto span = [&](AxisWeights& weights, int size, int out_size, int begin, int count, int& low, int& high) {
+    compute_axis_weights(weights, size, 0.0, size, out_size, resize.antialias);
     low = size;
     high = 0;
-    for (int x = 0; x < count; ++x) {
-      low = std::min(low, windowed.first[static_cast<size_t>(x)]);
-      high = std::max(high, windowed.first[static_cast<size_t>(x)] + windowed.taps);
+    for (int x = begin; x < begin + count; ++x) {
+      low = std::min(low, weights.first[static_cast<size_t>(x)]);
+      high = std::max(high, weights.first[static_cast<size_t>(x)] + weights.taps);
     }
     low = std::max(0, low - margin);
     high = std::min(size, high + margin);
   };
   int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
-  span(scaled_width, resize.width, window.x, window.width, x0, x1);
-  span(scaled_height, resize.height, window.y, window.height, y0, y1);
+  span(weights_x, scaled_width, resize.width, window.x, window.width, x0, x1);
+  span(weights_y, scaled_height, resize.height, window.y, window.height, y0, y1);
   return SourceRegion{x0, y0, x1 - x0, y1 - y0};
 }
 

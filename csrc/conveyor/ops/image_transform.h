@@ -72,8 +72,10 @@ class ImageTransformer {
 // The rectangle of the decoded image (DCT-scaled to scaled_width x scaled_height, 1 when not
 // scaled) that ImageTransformer reads for a plan starting with a windowed resize (flips aside,
 // no pad anywhere): the union of the windowed filter taps widened by `margin` pixels, clamped
-// to the image. nullopt for any other plan.
+// to the image. nullopt for any other plan. `weights_x`, `weights_y`: the caller's scratch,
+// kept between calls (the same image size costs no recomputation).
 std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int scaled_width,
-                                                   int scaled_height, int margin);
+                                                   int scaled_height, int margin,
+                                                   AxisWeights& weights_x, AxisWeights& weights_y);
 
 }  // namespace conveyor

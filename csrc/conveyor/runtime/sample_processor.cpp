@@ -96,7 +96,7 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       const int y1 = scaled_end(region.y + region.height, decoded.scaled_height, height);
       scaled_region = SourceRegion{x0, y0, x1 - x0, y1 - y0};
     } else {
-      scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1);
+      scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1, source_x_, source_y_);
     }
     if (scaled_region && (scaled_region->width < decoded.scaled_width || scaled_region->height < decoded.scaled_height)) {
       options.crop = codecs::CropRegion{scaled_region->x, scaled_region->y, scaled_region->width, scaled_region->height};

@@ -67,6 +67,7 @@ class SampleProcessor {
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
+  AxisWeights source_x_, source_y_;  // scratch of windowed_resize_source
   std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
 };
 
