@@ -1,8 +1,12 @@
 // A resize followed by a crop computes only the crop's window of outputs, and the sample
 // processor then decodes only the source pixels those outputs read. Both must give exactly
 // the bytes of the reference path (the whole resize, then the crop, from the whole image).
+#include <turbojpeg.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -16,6 +20,8 @@
 #include "conveyor/ops/output_writer.h"
 #include "conveyor/ops/planar_image.h"
 #include "conveyor/ops/resize_weights.h"
+#include "conveyor/runtime/read_file.h"
+#include "conveyor/runtime/sample_processor.h"
 
 using namespace conveyor;
 
@@ -28,7 +34,7 @@ OpSpec resize_op(int height, int width, bool shorter_side, int max_size, bool an
   OpSpec op;
   op.kind = OpKind::kResize;
   op.height = height;
-  op.width = width;
+  op.width = shorter_side ? height : width;  // (as the binding fills it)
   op.shorter_side = shorter_side;
   op.max_size = max_size;
   op.antialias = antialias;
@@ -275,6 +281,84 @@ TEST_CASE("plans without a resize right before a crop read the whole image") {
                                          500, 375, random);
   const std::optional<SourceRegion> region = windowed_resize_source(val, 500, 375, 1, scratch_x, scratch_y);
   CHECK(region && region->x > 80 && region->width < 340 && region->y > 15 && region->height < 340);
+}
+
+namespace {
+
+std::string write_jpeg(const std::string& dir, const std::vector<uint8_t>& rgb, int width, int height,
+                       int subsampling, int index) {
+  tjhandle handle = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  tjCompress2(handle, rgb.data(), width, 0, height, TJPF_RGB, &jpeg, &size, subsampling, 90, 0);
+  const std::string path = dir + "/" + std::to_string(index) + ".jpg";
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  std::fwrite(jpeg, 1, size, file);
+  std::fclose(file);
+  tjFree(jpeg);
+  tjDestroy(handle);
+  return path;
+}
+
+// What the engine did before windowed resizes: the whole JPEG decoded (DCT-scaled as the plan
+// allows), the whole resize, then the crop.
+std::vector<uint8_t> full_decode_reference(const std::string& path, const Pipeline& pipeline, uint64_t seed,
+                                           int64_t index) {
+  std::vector<uint8_t> bytes;
+  read_file(path, bytes);
+  codecs::ImageDecoder decoder;
+  const codecs::JpegHeader header = decoder.jpeg().read_header(bytes.data(), bytes.size());
+  SampleRandom random(seed, 0, static_cast<uint64_t>(index));
+  const GeometryPlan plan = plan_geometry(pipeline.geometric, header.width, header.height, random);
+  codecs::DecodeOptions options;
+  options.mode = ColorMode::kRgb;
+  options.scale = codecs::ScalingFactor{1, choose_dct_scale(plan, header.width, header.height)};
+  const ImageShape shape = decoder.output_shape(bytes.data(), bytes.size(), options);
+  std::vector<uint8_t> pixels(shape.row_bytes() * shape.height + kRowSlack);
+  decoder.decode(bytes.data(), bytes.size(), options, ImageView{pixels.data(), shape, shape.row_bytes()});
+  DecodedImage image{pixels.data(), shape.row_bytes(), shape.width, shape.height, header.width, header.height};
+  image.scaled_width = shape.width;
+  image.scaled_height = shape.height;
+  ImageTransformer reference(false);
+  return run(reference, plan, image, OutputFormat::from(pipeline));
+}
+
+}  // namespace
+
+TEST_CASE("JPEG files: region decode of the windowed taps equals the full-decode path, DCT-scaled too") {
+  char pattern[] = "/tmp/conveyor_windowed_test_XXXXXX";
+  const std::string dir = mkdtemp(pattern) ? pattern : "/tmp";
+  const int sizes[][3] = {{500, 375, TJSAMP_420}, {333, 517, TJSAMP_444}, {1203, 905, TJSAMP_422},
+                          {2100, 1500, TJSAMP_420}, {61, 47, TJSAMP_420}};
+  EngineSources sources;
+  for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i)
+    sources.image_paths.push_back(write_jpeg(dir, test_image(sizes[i][0], sizes[i][1], static_cast<uint32_t>(i)),
+                                             sizes[i][0], sizes[i][1], sizes[i][2], static_cast<int>(i)));
+  OpSpec to_float;
+  to_float.kind = OpKind::kToDtype;
+  to_float.dtype = DType::kFloat32;
+  to_float.scale_values = true;
+  const std::vector<std::vector<OpSpec>> pipelines = {
+      {resize_op(256, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 224, 224), to_float},
+      {resize_op(40, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 32, 24)},  // DCT-scaled (1/2 to 1/8) on the larger ones
+      {flip_op(), resize_op(45, 50, false, 0, true), crop_op(OpKind::kRandomCrop, 30, 33), flip_op()},
+      {resize_op(100, 0, true, 0, false), crop_op(OpKind::kCenterCrop, 41, 41)}};
+  for (const auto& ops : pipelines) {
+    const Pipeline pipeline = compile_pipeline(ops);
+    SampleProcessor processor(pipeline, sources, 5);
+    const size_t bytes = static_cast<size_t>(pipeline.fixed_size->first) * pipeline.fixed_size->second * 3 *
+                         dtype_size(pipeline.dtype);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      std::vector<uint8_t> out(bytes, 0xEE);
+      SampleOutput output;
+      processor.process(static_cast<int64_t>(i), 0, out.data(), nullptr, output);
+      const bool same = out == full_decode_reference(sources.image_paths[i], pipeline, 5, static_cast<int64_t>(i));
+      if (!same) std::printf("  differs: image %zu (%dx%d)\n", i, sizes[i][0], sizes[i][1]);
+      CHECK(same);
+    }
+  }
+  for (const std::string& path : sources.image_paths) std::remove(path.c_str());
+  std::remove(dir.c_str());
 }
 
 TEST_MAIN()
