@@ -1,8 +1,6 @@
 // A resize followed by a crop computes only the crop's window of outputs, and the sample
 // processor then decodes only the source pixels those outputs read. Both must give exactly
 // the bytes of the reference path (the whole resize, then the crop, from the whole image).
-#include <turbojpeg.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "check.h"
+#include "jpeg_file.h"
 #include "conveyor/core/error.h"
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
@@ -285,21 +284,6 @@ TEST_CASE("plans without a resize right before a crop read the whole image") {
 
 namespace {
 
-std::string write_jpeg(const std::string& dir, const std::vector<uint8_t>& rgb, int width, int height,
-                       int subsampling, int index) {
-  tjhandle handle = tjInitCompress();
-  unsigned char* jpeg = nullptr;
-  unsigned long size = 0;
-  tjCompress2(handle, rgb.data(), width, 0, height, TJPF_RGB, &jpeg, &size, subsampling, 90, 0);
-  const std::string path = dir + "/" + std::to_string(index) + ".jpg";
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  std::fwrite(jpeg, 1, size, file);
-  std::fclose(file);
-  tjFree(jpeg);
-  tjDestroy(handle);
-  return path;
-}
-
 // What the engine did before windowed resizes: the whole JPEG decoded (DCT-scaled as the plan
 // allows), the whole resize, then the crop.
 std::vector<uint8_t> full_decode_reference(const std::string& path, const Pipeline& pipeline, uint64_t seed,
@@ -332,8 +316,9 @@ TEST_CASE("JPEG files: region decode of the windowed taps equals the full-decode
                           {2100, 1500, TJSAMP_420}, {61, 47, TJSAMP_420}};
   EngineSources sources;
   for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i)
-    sources.image_paths.push_back(write_jpeg(dir, test_image(sizes[i][0], sizes[i][1], static_cast<uint32_t>(i)),
-                                             sizes[i][0], sizes[i][1], sizes[i][2], static_cast<int>(i)));
+    sources.image_paths.push_back(conveyor_test::write_jpeg_file(
+        dir + "/" + std::to_string(i) + ".jpg", test_image(sizes[i][0], sizes[i][1], static_cast<uint32_t>(i)),
+        sizes[i][0], sizes[i][1], sizes[i][2]));
   OpSpec to_float;
   to_float.kind = OpKind::kToDtype;
   to_float.dtype = DType::kFloat32;
