@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-PIPELINE_NAMES = {"det512": "Resize 512x512", "rrc224": "RandomResizedCrop 224"}
+PIPELINE_NAMES = {"det512": "Resize 512x512", "rrc224": "RandomResizedCrop 224",
+                  "val224": "Resize 256 + CenterCrop 224"}
 # (dataset, pipeline, numerator column, denominator column or "limit", wanted ratio)
 TARGETS = (
     ("detection", "det512", "conveyor", "torch-pillow", 8.0),

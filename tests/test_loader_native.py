@@ -286,29 +286,6 @@ def test_missing_image_file_is_named(voc_root, tmp_path):
     assert skipping.stats.skipped[0][0] == 2
 
 
-@pytest.fixture(scope="module")
-def real_voc_tree(realvoc, tmp_path_factory):
-    """The real JPEG + XML pairs of the shared corpus, copied into one VOC2012 tree."""
-    import shutil
-
-    base = tmp_path_factory.mktemp("realvoc") / "VOCdevkit" / "VOC2012"
-    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
-        (base / folder).mkdir(parents=True)
-    ids = []
-    for xml in sorted(realvoc.rglob("*.xml")):
-        jpgs = sorted(xml.parent.parent.rglob(xml.stem + ".jpg"))
-        if not jpgs:
-            continue
-        image_id = f"{len(ids):04d}"
-        shutil.copy(xml, base / "Annotations" / f"{image_id}.xml")
-        shutil.copy(jpgs[0], base / "JPEGImages" / f"{image_id}.jpg")
-        ids.append(image_id)
-    if len(ids) < 8:
-        pytest.skip("too few image/annotation pairs in the real VOC corpus")
-    (base / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{i}\n" for i in ids))
-    return base.parent.parent
-
-
 @pytest.mark.parametrize("workers", WORKERS)
 def test_real_voc_files_match_torchvision(real_voc_tree, workers):
     def pairs(samples):

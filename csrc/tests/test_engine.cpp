@@ -1,7 +1,5 @@
 // The engine end to end on JPEG files written with TurboJPEG: order, determinism across
 // thread counts, errors naming the sample, skip mode, restarting and destroying mid-epoch.
-#include <turbojpeg.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +7,7 @@
 #include <vector>
 
 #include "check.h"
+#include "jpeg_file.h"
 #include "conveyor/core/error.h"
 #include "conveyor/runtime/engine.h"
 
@@ -28,17 +27,7 @@ std::string write_jpeg(const std::string& dir, int index, int width, int height)
     for (int x = 0; x < width; ++x)
       for (int c = 0; c < 3; ++c)
         rgb[(static_cast<size_t>(y) * width + x) * 3 + c] = static_cast<uint8_t>((x * (c + 1) + y * 3 + index * 17) & 255);
-  tjhandle handle = tjInitCompress();
-  unsigned char* jpeg = nullptr;
-  unsigned long size = 0;
-  tjCompress2(handle, rgb.data(), width, 0, height, TJPF_RGB, &jpeg, &size, TJSAMP_420, 90, 0);
-  const std::string path = dir + "/" + std::to_string(index) + ".jpg";
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  std::fwrite(jpeg, 1, size, file);
-  std::fclose(file);
-  tjFree(jpeg);
-  tjDestroy(handle);
-  return path;
+  return conveyor_test::write_jpeg_file(dir + "/" + std::to_string(index) + ".jpg", rgb, width, height);
 }
 
 std::vector<OpSpec> pipeline() {

@@ -164,6 +164,26 @@ SourceRegion source_region(const GeometryPlan& plan, int width, int height) {
   return {0, 0, width, height};
 }
 
+ResizeWindow find_resize_window(const GeometryPlan& plan, size_t resize_step, bool input_flipped) {
+  ResizeWindow window;
+  const GeometryStep& resize = plan.steps[resize_step];
+  size_t next = resize_step + 1;
+  for (; next < plan.steps.size() && plan.steps[next].kind == GeometryStep::kFlip; ++next)
+    window.flipped_after = !window.flipped_after;
+  if (next == plan.steps.size() || plan.steps[next].kind != GeometryStep::kCrop) return window;
+  const GeometryStep& crop = plan.steps[next];
+  if (crop.width == resize.width && crop.height == resize.height) return window;  // x, y are 0
+  // The crop's columns in the resize's output as laid out, then in its input's orientation.
+  const int x = window.flipped_after ? resize.width - crop.x - crop.width : crop.x;
+  window.windowed = true;
+  window.crop_step = next;
+  window.x = input_flipped ? resize.width - x - crop.width : x;
+  window.y = crop.y;
+  window.width = crop.width;
+  window.height = crop.height;
+  return window;
+}
+
 int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
   int region_width = width, region_height = height;
   for (const GeometryStep& step : plan.steps) {

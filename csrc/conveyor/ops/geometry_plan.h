@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -35,6 +36,19 @@ struct SourceRegion {
   int x = 0, y = 0, width = 0, height = 0;
 };
 SourceRegion source_region(const GeometryPlan& plan, int width, int height);
+
+// A resize followed (flips aside) by a crop computes only the crop's window of its output:
+// each output pixel's weights are independent of the others, so the window equals
+// resize-then-slice exactly. x, y, width, height: the window in the resize's output taken in
+// the orientation of the resize's input (a flip before the resize mirrors it back).
+struct ResizeWindow {
+  bool windowed = false;  // false: no crop follows, or it keeps the whole output
+  size_t crop_step = 0;   // the crop the resize absorbs
+  int x = 0, y = 0, width = 0, height = 0;
+  bool flipped_after = false;  // parity of the flips between the resize and the crop
+};
+// `input_flipped`: whether the view the resize reads is mirrored (flips before it).
+ResizeWindow find_resize_window(const GeometryPlan& plan, size_t resize_step, bool input_flipped);
 
 // The largest DCT downscale (1, 2, 4 or 8) that keeps the region resized by the first resize
 // step at least twice as large as that step's output (the antialias filter then still does

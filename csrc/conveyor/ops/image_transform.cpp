@@ -13,11 +13,22 @@ struct ImageTransformer::View {
   const PlanarImage* planar = nullptr;
   size_t stride = 0;                      // interleaved row stride
   int physical_width = 0, physical_height = 0;
+  // The whole image the buffer is part of (a region decode) and where the buffer starts in it.
+  int frame_width = 0, frame_height = 0, frame_x = 0, frame_y = 0;
   double rx = 0, ry = 0, rw = 0, rh = 0;  // region of the physical image
   int width = 0, height = 0;              // logical size
   bool flipped = false;
 
   bool scaled() const { return rw != width || rh != height; }
+  // A planar buffer of its own (the result of a resize or pad) as the new view.
+  void become(const PlanarImage& buffer, int new_width, int new_height) {
+    *this = View{};
+    planar = &buffer;
+    physical_width = frame_width = width = new_width;
+    physical_height = frame_height = height = new_height;
+    rw = new_width;
+    rh = new_height;
+  }
 };
 
 PlanarImage& ImageTransformer::next_buffer(const View& view) {
@@ -31,19 +42,16 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
   view.stride = image.row_stride;
   view.physical_width = image.width;
   view.physical_height = image.height;
+  view.frame_width = image.scaled_width > 0 ? image.scaled_width : image.width;
+  view.frame_height = image.scaled_height > 0 ? image.scaled_height : image.height;
+  view.frame_x = image.origin_x;
+  view.frame_y = image.origin_y;
   view.rx = -image.origin_x;
   view.ry = -image.origin_y;
-  view.rw = image.scaled_width > 0 ? image.scaled_width : image.width;
-  view.rh = image.scaled_height > 0 ? image.scaled_height : image.height;
+  view.rw = view.frame_width;
+  view.rh = view.frame_height;
   view.width = image.logical_width;
   view.height = image.logical_height;
-  // Only flips may follow the last resize for it to write the output directly.
-  int last_resize = -1;
-  for (size_t i = 0; i < plan.steps.size(); ++i) {
-    const GeometryStep::Kind kind = plan.steps[i].kind;
-    if (kind == GeometryStep::kResize) last_resize = static_cast<int>(i);
-    else if (kind != GeometryStep::kFlip) last_resize = -1;
-  }
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const GeometryStep& step = plan.steps[i];
     switch (step.kind) {
@@ -63,26 +71,55 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
       case GeometryStep::kPad:
         pad(view, step);
         break;
-      case GeometryStep::kResize:
-        if (static_cast<int>(i) == last_resize) {
-          bool flip = view.flipped;
-          for (size_t j = i + 1; j < plan.steps.size(); ++j) flip = !flip;
-          resize(view, step, true, flip, &format, out);
-          return;
+      case GeometryStep::kResize: {
+        ResizeWindow window;
+        if (windowed_resize_) window = find_resize_window(plan, i, view.flipped);
+        const size_t last = window.windowed ? window.crop_step : i;  // the last step it consumes
+        // Only flips may follow for it to write the output directly.
+        bool fused = true, flips_after = false;
+        for (size_t j = i + 1; j < plan.steps.size(); ++j) {
+          if (plan.steps[j].kind == GeometryStep::kFlip) flips_after = !flips_after;
+          else if (j > last) fused = false;
         }
-        resize(view, step, false, view.flipped, nullptr, nullptr);
+        const bool reverse = fused ? view.flipped != flips_after : view.flipped;
+        if (!window.windowed) {
+          resize_whole(view, step, reverse, fused ? &format : nullptr, out);
+          if (fused) return;
+          break;
+        }
+        resize(view, step, Window{window.x, window.y, window.width, window.height}, reverse,
+               fused ? &format : nullptr, out);
+        if (fused) return;
+        view.flipped = window.flipped_after;  // the window is stored as the crop of the resize's output
+        i = last;
         break;
+      }
     }
   }
   write(view, format, out);
 }
 
-void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, bool flip_output,
+void ImageTransformer::resize_whole(View& view, const GeometryStep& step, bool reverse,
+                                    const OutputFormat* format, void* out) {
+  resize(view, step, Window{0, 0, step.width, step.height}, reverse, format, out);
+}
+
+void ImageTransformer::resize(View& view, const GeometryStep& step, const Window& window, bool reverse,
                               const OutputFormat* format, void* out) {
-  compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias);
-  compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias);
-  if (flip_output) wx_.reverse();
-  if (fused) {
+  if (window.width == step.width && window.height == step.height) {
+    compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias);
+    compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias);
+    if (reverse) wx_.reverse();
+  } else {
+    // The whole resize's weights over the whole image (the windows clamp at its edges, not at
+    // the decoded region's), then the window's outputs moved into the buffer.
+    compute_axis_weights(full_x_, view.frame_width, view.rx + view.frame_x, view.rw, step.width, step.antialias);
+    compute_axis_weights(full_y_, view.frame_height, view.ry + view.frame_y, view.rh, step.height, step.antialias);
+    window_axis_weights(wx_, full_x_, window.x, window.width, reverse, view.frame_x, view.physical_width);
+    window_axis_weights(wy_, full_y_, window.y, window.height, false, view.frame_y, view.physical_height);
+  }
+  const int out_width = window.width, out_height = window.height;
+  if (format) {
     ResizeSource source;
     source.width = view.physical_width;
     source.height = view.physical_height;
@@ -102,7 +139,7 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, 
   for (int y = 0; y < wy_.out_size; ++y) row_end = std::max(row_end, wy_.first[y] + wy_.taps);
   row_end = std::min(row_end, view.physical_height);
   const int rows = row_end - row_begin;
-  horizontal_.reset(step.width, rows);
+  horizontal_.reset(out_width, rows);
   uint8_t* planes[3] = {horizontal_.plane(0), horizontal_.plane(1), horizontal_.plane(2)};
   if (view.planar) {
     for (int c = 0; c < 3; ++c)
@@ -114,18 +151,12 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, bool fused, 
                             view.physical_width, rows, wx_, planes, horizontal_.row_stride);
   }
   PlanarImage& target = next_buffer(view);
-  target.reset(step.width, step.height);
+  target.reset(out_width, out_height);
   for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < step.height; ++y)
-      resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, step.width, wy_,
+    for (int y = 0; y < out_height; ++y)
+      resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, out_width, wy_,
                             y, target.row(c, y));
-  view = View{};
-  view.planar = &target;
-  view.physical_width = view.width = step.width;
-  view.physical_height = view.height = step.height;
-  view.rw = step.width;
-  view.rh = step.height;
-  view.flipped = false;  // folded into the weights
+  view.become(target, out_width, out_height);  // unflipped: a flip is folded into the weights
 }
 
 void ImageTransformer::pad(View& view, const GeometryStep& step) {
@@ -133,7 +164,7 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
     GeometryStep to_logical{GeometryStep::kResize};
     to_logical.width = view.width;
     to_logical.height = view.height;
-    resize(view, to_logical, false, view.flipped, nullptr, nullptr);
+    resize_whole(view, to_logical, view.flipped, nullptr, nullptr);
   }
   const int left = step.padding[0], top = step.padding[1];
   const int new_width = view.width + left + step.padding[2];
@@ -156,12 +187,7 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
       }
     }
   }
-  view = View{};
-  view.planar = &target;
-  view.physical_width = view.width = new_width;
-  view.physical_height = view.height = new_height;
-  view.rw = new_width;
-  view.rh = new_height;
+  view.become(target, new_width, new_height);
 }
 
 void ImageTransformer::write(const View& input, const OutputFormat& format, void* out) {
@@ -170,7 +196,7 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
     GeometryStep to_logical{GeometryStep::kResize};
     to_logical.width = view.width;
     to_logical.height = view.height;
-    resize(view, to_logical, true, view.flipped, &format, out);
+    resize_whole(view, to_logical, view.flipped, &format, out);
     return;
   }
   const size_t value_size = dtype_size(format.dtype);
@@ -199,6 +225,37 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
                        static_cast<uint8_t*>(out) + plane_bytes * c +
                            static_cast<size_t>(y) * view.width * value_size);
   }
+}
+
+std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int scaled_width,
+                                                   int scaled_height, int margin,
+                                                   AxisWeights& weights_x, AxisWeights& weights_y) {
+  size_t first = 0;
+  bool flipped = false;
+  for (; first < plan.steps.size() && plan.steps[first].kind == GeometryStep::kFlip; ++first) flipped = !flipped;
+  if (first == plan.steps.size() || plan.steps[first].kind != GeometryStep::kResize) return std::nullopt;
+  for (const GeometryStep& step : plan.steps)
+    if (step.kind == GeometryStep::kPad) return std::nullopt;
+  const ResizeWindow window = find_resize_window(plan, first, flipped);
+  if (!window.windowed) return std::nullopt;
+  // The weights ImageTransformer::resize computes over the whole image (where the region
+  // decode's frame is): the window's taps are those of its outputs there.
+  const GeometryStep& resize = plan.steps[first];
+  const auto span = [&](AxisWeights& weights, int size, int out_size, int begin, int count, int& low, int& high) {
+    compute_axis_weights(weights, size, 0.0, size, out_size, resize.antialias);
+    low = size;
+    high = 0;
+    for (int x = begin; x < begin + count; ++x) {
+      low = std::min(low, weights.first[static_cast<size_t>(x)]);
+      high = std::max(high, weights.first[static_cast<size_t>(x)] + weights.taps);
+    }
+    low = std::max(0, low - margin);
+    high = std::min(size, high + margin);
+  };
+  int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+  span(weights_x, scaled_width, resize.width, window.x, window.width, x0, x1);
+  span(weights_y, scaled_height, resize.height, window.y, window.height, y0, y1);
+  return SourceRegion{x0, y0, x1 - x0, y1 - y0};
 }
 
 }  // namespace conveyor

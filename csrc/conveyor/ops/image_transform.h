@@ -1,13 +1,15 @@
 // Executes a GeometryPlan on decoded pixels and writes the result into a CHW batch slot in
 // its final dtype. Crops and flips only move a view; a resize reads the view's region
-// directly (crop folded into the filter windows, a later flip folded into the weights);
-// when the last resize is the last geometric step its vertical pass feeds the output writer
-// row by row (no full-size intermediate). One ImageTransformer per worker thread: it keeps
+// directly (crop folded into the filter windows, a later flip folded into the weights); a
+// crop right after a resize only selects the window of outputs the resize computes; when
+// the last resize (with its crop) is the last geometric step its vertical pass feeds the
+// output writer row by row (no full-size intermediate). One ImageTransformer per worker thread: it keeps
 // its scratch memory between samples.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "conveyor/ops/fused_resize.h"
@@ -34,14 +36,27 @@ struct DecodedImage {
 
 class ImageTransformer {
  public:
+  // `windowed_resize` false: a crop after a resize slices the whole resized image (the
+  // reference path the windowed one is tested against).
+  explicit ImageTransformer(bool windowed_resize = true) : windowed_resize_(windowed_resize) {}
+
+
   // `out` points to plan.width * plan.height * 3 values of format.dtype, CHW.
   void run(const GeometryPlan& plan, const DecodedImage& image, const OutputFormat& format,
            void* out);
 
  private:
   struct View;
-  void resize(View& view, const GeometryStep& step, bool fused, bool flip_output,
+  // Computes outputs [x, x + width) x [y, y + height) of `step` (in the orientation of the
+  // view's pixels; `reverse` mirrors the computed row), into the output when `format` is
+  // given, else into a planar buffer that becomes the view.
+  struct Window {
+    int x = 0, y = 0, width = 0, height = 0;
+  };
+  void resize(View& view, const GeometryStep& step, const Window& window, bool reverse,
               const OutputFormat* format, void* out);
+  void resize_whole(View& view, const GeometryStep& step, bool reverse, const OutputFormat* format,
+                    void* out);
   void pad(View& view, const GeometryStep& step);
   void write(const View& view, const OutputFormat& format, void* out);
   PlanarImage& next_buffer(const View& view);
@@ -50,7 +65,17 @@ class ImageTransformer {
   PlanarImage horizontal_;
   std::vector<uint8_t> channel_rows_;
   FusedResizeScratch fused_;
-  AxisWeights wx_, wy_;
+  AxisWeights wx_, wy_, full_x_, full_y_;
+  bool windowed_resize_;
 };
+
+// The rectangle of the decoded image (DCT-scaled to scaled_width x scaled_height, 1 when not
+// scaled) that ImageTransformer reads for a plan starting with a windowed resize (flips aside,
+// no pad anywhere): the union of the windowed filter taps widened by `margin` pixels, clamped
+// to the image. nullopt for any other plan. `weights_x`, `weights_y`: the caller's scratch,
+// kept between calls (the same image size costs no recomputation).
+std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int scaled_width,
+                                                   int scaled_height, int margin,
+                                                   AxisWeights& weights_x, AxisWeights& weights_y);
 
 }  // namespace conveyor

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "conveyor/core/error.h"
 
 namespace conveyor {
 
@@ -83,6 +86,35 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
     }
   }
   result.key = key;
+}
+
+void window_axis_weights(AxisWeights& result, const AxisWeights& full, int begin, int count,
+                         bool reverse, int origin, int in_size) {
+  const int taps = full.taps;
+  result.key = AxisWeights::Key{};  // not compute_axis_weights' own result: never reused as one
+  result.reversed = false;
+  result.out_size = count;
+  result.taps = taps;
+  result.precision = full.precision;
+  result.first.resize(static_cast<size_t>(count));
+  result.weights.assign(static_cast<size_t>(count) * taps, 0);
+  const int last_first = std::max(0, in_size - taps);
+  for (int x = 0; x < count; ++x) {
+    const int source = begin + (reverse ? count - 1 - x : x);
+    const int first = full.first[static_cast<size_t>(source)] - origin;
+    const int placed = std::min(std::max(first, 0), last_first);
+    const int16_t* weights = &full.weights[static_cast<size_t>(source) * taps];
+    for (int k = 0; k < taps; ++k) {
+      if (weights[k] == 0) continue;
+      const int at = first + k - placed;
+      if (first + k < 0 || first + k >= in_size || at < 0 || at >= taps)
+        throw Error(ErrorKind::kRuntime, "internal: a windowed resize reads input " +
+                                             std::to_string(first + k + origin) + ", outside the decoded [" +
+                                             std::to_string(origin) + ", " + std::to_string(origin + in_size) + ")");
+      result.weights[static_cast<size_t>(x) * taps + at] = weights[k];
+    }
+    result.first[static_cast<size_t>(x)] = placed;
+  }
 }
 
 }  // namespace conveyor

@@ -37,4 +37,12 @@ struct AxisWeights {
 void compute_axis_weights(AxisWeights& weights, int in_size, double region_start,
                           double region_length, int out_size, bool antialias);
 
+// Outputs [begin, begin + count) of `full` (in reverse order when `reverse`) for a source
+// buffer holding pixels [origin, origin + in_size) of full's input axis: windows are moved
+// into the buffer (only zero weights may fall off). Same precision and weight values as
+// `full`, so the window resamples exactly as full then slicing. Throws Error(kRuntime) when
+// a nonzero weight reads outside the buffer.
+void window_axis_weights(AxisWeights& result, const AxisWeights& full, int begin, int count,
+                         bool reverse, int origin, int in_size);
+
 }  // namespace conveyor

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "conveyor/core/error.h"
@@ -78,8 +79,10 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     decoded.scaled_width = options.scale.scale(width);
     decoded.scaled_height = options.scale.scale(height);
     // Decode only what the plan reads (a region decode is exact: same pixels as the whole
-    // image's), widened by a pixel for the rounding of DCT-scaled coordinates.
+    // image's): the plan's first crop widened by a pixel for the rounding of DCT-scaled
+    // coordinates, or the taps of a first resize windowed by its crop plus a pixel.
     const SourceRegion region = source_region(plan, width, height);
+    std::optional<SourceRegion> scaled_region;
     if (region.width < width || region.height < height) {
       const auto scaled_begin = [](int at, int scaled, int full) {
         return std::max(0, static_cast<int>(static_cast<int64_t>(at) * scaled / full) - 1);
@@ -91,9 +94,14 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       const int y0 = scaled_begin(region.y, decoded.scaled_height, height);
       const int x1 = scaled_end(region.x + region.width, decoded.scaled_width, width);
       const int y1 = scaled_end(region.y + region.height, decoded.scaled_height, height);
-      options.crop = codecs::CropRegion{x0, y0, x1 - x0, y1 - y0};
-      decoded.origin_x = x0;
-      decoded.origin_y = y0;
+      scaled_region = SourceRegion{x0, y0, x1 - x0, y1 - y0};
+    } else {
+      scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1, source_x_, source_y_);
+    }
+    if (scaled_region && (scaled_region->width < decoded.scaled_width || scaled_region->height < decoded.scaled_height)) {
+      options.crop = codecs::CropRegion{scaled_region->x, scaled_region->y, scaled_region->width, scaled_region->height};
+      decoded.origin_x = scaled_region->x;
+      decoded.origin_y = scaled_region->y;
     }
   }
   const ImageShape shape = decoder_.output_shape(data, size, options);

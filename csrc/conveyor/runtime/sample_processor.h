@@ -1,5 +1,6 @@
 // One sample end to end, on a worker thread: read the file, decode (DCT-scaled, and only the
-// plan's crop region, when the plan allows), transform pixels, boxes and mask, write the image
+// plan's first crop region or the pixels a first resize's crop window reads, when the plan
+// allows), transform pixels, boxes and mask, write the image
 // into its batch slot. Holds the thread's decoders and scratch memory (reused: no allocation
 // per sample once warm).
 #pragma once
@@ -66,6 +67,7 @@ class SampleProcessor {
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
+  AxisWeights source_x_, source_y_;  // scratch of windowed_resize_source
   std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
 };
 
