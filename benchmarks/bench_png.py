@@ -36,7 +36,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "python"), str(ROOT / "benchmarks")]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+# This checkout's build when `make inplace` made one, else the installed package (`make install`).
+if any((ROOT / "python" / "conveyor").glob("_core*")):
+    sys.path.insert(0, str(ROOT / "python"))
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPNG_FMT_PNG = 256
