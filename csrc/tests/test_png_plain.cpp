@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,7 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-int channels_of(int color_type) { return color_type == 2 ? 3 : color_type == 4 ? 2 : color_type == 6 ? 4 : 1; }
+int channels_of(int color_type) { return stored_channels(static_cast<PngColorType>(color_type)); }
 
 // Rows with smooth runs and noise, so the encoder's filter choice varies along the image.
 Bytes samples(int width, int height, int channels, unsigned seed) {
@@ -90,7 +91,7 @@ std::vector<Chunk> chunks_of(const Bytes& png) {
 }
 
 Bytes assemble(const std::vector<Chunk>& chunks) {
-  Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  Bytes png(std::begin(kPngSignature), std::end(kPngSignature));
   for (const Chunk& c : chunks) {
     const Bytes bytes = chunk(c.type.c_str(), c.payload);
     png.insert(png.end(), bytes.begin(), bytes.end());
@@ -114,7 +115,7 @@ Bytes spng_decode(const Bytes& png) {
 Bytes plain_decode(PlainPngDecoder& decoder, const Bytes& png) {
   PlainPng parsed;
   if (!decoder.parse(png.data(), png.size(), parsed)) return {};
-  const ImageShape shape{parsed.header.height, parsed.header.width, channels_of(int(parsed.header.color_type)), 1};
+  const ImageShape shape{parsed.header.height, parsed.header.width, stored_channels(parsed.header.color_type), 1};
   Bytes out(shape.bytes());
   if (!decoder.decode(parsed, ImageView{out.data(), shape, shape.row_bytes()})) return {};
   return out;

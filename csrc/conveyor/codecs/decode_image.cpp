@@ -43,10 +43,9 @@ PngDecodeOptions png_options(const DecodeOptions& options) {
 }  // namespace
 
 ImageFormat detect_image_format(const std::uint8_t* data, std::size_t size) {
-  static const std::uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (data == nullptr) return ImageFormat::kUnknown;
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return ImageFormat::kJpeg;
-  if (size >= 8 && std::equal(png, png + 8, data)) return ImageFormat::kPng;
+  if (size >= 8 && std::equal(kPngSignature, kPngSignature + 8, data)) return ImageFormat::kPng;
   return ImageFormat::kUnknown;
 }
 

@@ -14,7 +14,6 @@
 namespace conveyor::codecs {
 namespace {
 
-constexpr std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
 
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorKind::kDecode, "PNG: " + message);
@@ -28,7 +27,7 @@ using Context = std::unique_ptr<spng_ctx, ContextDeleter>;
 // A libspng context reading `data` (libspng needs one per image), with sane chunk limits.
 Context open(const std::uint8_t* data, std::size_t size) {
   if (data == nullptr || size == 0) fail("empty data (0 bytes)");
-  if (size < sizeof(kSignature) || std::memcmp(data, kSignature, sizeof(kSignature)) != 0)
+  if (size < sizeof(kPngSignature) || std::memcmp(data, kPngSignature, sizeof(kPngSignature)) != 0)
     fail("not a PNG file (no PNG signature)");
   Context ctx(spng_ctx_new(0));
   if (!ctx) throw Error(ErrorKind::kRuntime, "PNG: could not create a libspng context");
@@ -49,17 +48,6 @@ PngHeader header_of(spng_ctx* ctx) {
   spng_trns trns{};
   header.has_transparency = spng_get_trns(ctx, &trns) == 0;
   return header;
-}
-
-int stored_channels(PngColorType type) {
-  switch (type) {
-    case PngColorType::kGray:
-    case PngColorType::kPalette: return 1;
-    case PngColorType::kGrayAlpha: return 2;
-    case PngColorType::kRgb: return 3;
-    case PngColorType::kRgbAlpha: return 4;
-  }
-  return 0;
 }
 
 int mode_channels(ColorMode mode) {

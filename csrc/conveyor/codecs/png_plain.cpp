@@ -9,7 +9,6 @@
 namespace conveyor::codecs {
 namespace {
 
-constexpr std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
 constexpr std::size_t kChunkOverhead = 12;  // length, type, CRC
 constexpr std::uint32_t kMaxChunkLength = 0x7FFFFFFF;
 
@@ -24,16 +23,6 @@ bool is_type(const std::uint8_t* type, const char* name) { return std::memcmp(ty
 bool crc_matches(const std::uint8_t* chunk, std::uint32_t length) {
   const std::uint32_t stored = big_endian32(chunk + 8 + length);
   return std::uint32_t(libdeflate_crc32(0, chunk + 4, 4 + std::size_t(length))) == stored;
-}
-
-int channels_of(int color_type) {
-  switch (color_type) {
-    case 0: case 3: return 1;
-    case 4: return 2;
-    case 2: return 3;
-    case 6: return 4;
-    default: return 0;
-  }
 }
 
 std::uint8_t paeth(int left, int up, int up_left) {
@@ -90,15 +79,15 @@ PlainPngDecoder::PlainPngDecoder(PlainPngDecoder&&) noexcept = default;
 PlainPngDecoder& PlainPngDecoder::operator=(PlainPngDecoder&&) noexcept = default;
 
 bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng& png) {
-  if (data == nullptr || size < sizeof(kSignature) + kChunkOverhead + 13 ||
-      std::memcmp(data, kSignature, sizeof(kSignature)) != 0)
+  if (data == nullptr || size < sizeof(kPngSignature) + kChunkOverhead + 13 ||
+      std::memcmp(data, kPngSignature, sizeof(kPngSignature)) != 0)
     return false;
-  const std::uint8_t* ihdr = data + sizeof(kSignature);
+  const std::uint8_t* ihdr = data + sizeof(kPngSignature);
   if (big_endian32(ihdr) != 13 || !is_type(ihdr + 4, "IHDR") || !crc_matches(ihdr, 13)) return false;
   const std::uint32_t width = big_endian32(ihdr + 8), height = big_endian32(ihdr + 12);
   const int bit_depth = ihdr[16], color_type = ihdr[17];
   if (width == 0 || height == 0 || width > kMaxChunkLength || height > kMaxChunkLength || bit_depth != 8 ||
-      channels_of(color_type) == 0 || ihdr[18] != 0 || ihdr[19] != 0 || ihdr[20] != 0)
+      stored_channels(static_cast<PngColorType>(color_type)) == 0 || ihdr[18] != 0 || ihdr[19] != 0 || ihdr[20] != 0)
     return false;
   png.header = PngHeader{int(width), int(height), 8, static_cast<PngColorType>(color_type), false, false};
 
@@ -106,7 +95,7 @@ bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng
   std::size_t idat_chunks = 0, idat_bytes = 0;
   const std::uint8_t* first_idat = nullptr;
   joined_idat_.clear();
-  std::size_t at = sizeof(kSignature) + kChunkOverhead + 13;
+  std::size_t at = sizeof(kPngSignature) + kChunkOverhead + 13;
   while (at < size) {
     if (size - at < kChunkOverhead) return false;
     const std::uint8_t* chunk = data + at;
@@ -148,7 +137,7 @@ bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng
 }
 
 bool PlainPngDecoder::decode(const PlainPng& png, const ImageView& out) {
-  const std::size_t bpp = std::size_t(channels_of(int(png.header.color_type)));
+  const std::size_t bpp = std::size_t(stored_channels(png.header.color_type));
   const std::size_t row_bytes = std::size_t(png.header.width) * bpp;
   if (row_bytes + 1 > SIZE_MAX / std::size_t(png.header.height)) return false;
   const std::size_t filtered_bytes = (row_bytes + 1) * std::size_t(png.header.height);
