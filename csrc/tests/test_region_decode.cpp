@@ -20,8 +20,10 @@ extern "C" {
 #include "conveyor/ops/planar_image.h"
 #include "conveyor/runtime/sample_processor.h"
 #include "conveyor/sampling/sample_random.h"
+#include "sized_op.h"
 
 using namespace conveyor;
+using conveyor_test::sized_op;
 
 namespace {
 
@@ -92,14 +94,6 @@ std::vector<uint8_t> reference(const Pipeline& pipeline, const std::string& path
   return out;
 }
 
-OpSpec op(OpKind kind, int height, int width) {
-  OpSpec spec;
-  spec.kind = kind;
-  spec.height = height;
-  spec.width = width;
-  return spec;
-}
-
 }  // namespace
 
 TEST_CASE("region decode gives the whole-image decode's output for every crop op") {
@@ -113,20 +107,20 @@ TEST_CASE("region decode gives the whole-image decode's output for every crop op
       for (bool progressive : {false, true})
         sources.image_paths.push_back(write_jpeg(dir, index++, size[0], size[1], components, progressive));
 
-  OpSpec flip = op(OpKind::kHorizontalFlip, 0, 0);
-  OpSpec rrc_aliased = op(OpKind::kRandomResizedCrop, 40, 56);
+  OpSpec flip = sized_op(OpKind::kHorizontalFlip, 0, 0);
+  OpSpec rrc_aliased = sized_op(OpKind::kRandomResizedCrop, 40, 56);
   rrc_aliased.antialias = false;
-  OpSpec rrc_wide = op(OpKind::kRandomResizedCrop, 24, 24);
+  OpSpec rrc_wide = sized_op(OpKind::kRandomResizedCrop, 24, 24);
   rrc_wide.scale = {0.5, 1.0};
-  OpSpec small_resize = op(OpKind::kResize, 20, 30);
+  OpSpec small_resize = sized_op(OpKind::kResize, 20, 30);
   const std::vector<std::vector<OpSpec>> pipelines = {
-      {op(OpKind::kRandomResizedCrop, 32, 32), flip},         // DCT-scaled region
-      {flip, op(OpKind::kRandomResizedCrop, 64, 48)},         // crop after a flip
+      {sized_op(OpKind::kRandomResizedCrop, 32, 32), flip},         // DCT-scaled region
+      {flip, sized_op(OpKind::kRandomResizedCrop, 64, 48)},         // crop after a flip
       {rrc_wide, flip},                                       // large regions, 1/4 and 1/8 scales
       {rrc_aliased},                                          // plain bilinear: no DCT scaling
-      {op(OpKind::kCenterCrop, 50, 40)},                      // no resize: full scale
-      {op(OpKind::kRandomCrop, 60, 30), flip},
-      {op(OpKind::kCenterCrop, 57, 90), small_resize},        // crop then resize
+      {sized_op(OpKind::kCenterCrop, 50, 40)},                      // no resize: full scale
+      {sized_op(OpKind::kRandomCrop, 60, 30), flip},
+      {sized_op(OpKind::kCenterCrop, 57, 90), small_resize},        // crop then resize
   };
   for (const std::vector<OpSpec>& ops : pipelines) {
     const Pipeline pipeline = compile_pipeline(ops);

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "jpeg_file.h"
+#include "sized_op.h"
 #include "conveyor/core/error.h"
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
@@ -23,6 +24,7 @@
 #include "conveyor/runtime/sample_processor.h"
 
 using namespace conveyor;
+using conveyor_test::sized_op;
 
 namespace {
 
@@ -30,21 +32,10 @@ namespace {
 AxisWeights scratch_x, scratch_y;
 
 OpSpec resize_op(int height, int width, bool shorter_side, int max_size, bool antialias) {
-  OpSpec op;
-  op.kind = OpKind::kResize;
-  op.height = height;
-  op.width = shorter_side ? height : width;  // (as the binding fills it)
+  OpSpec op = sized_op(OpKind::kResize, height, shorter_side ? height : width);  // (as the binding fills it)
   op.shorter_side = shorter_side;
   op.max_size = max_size;
   op.antialias = antialias;
-  return op;
-}
-
-OpSpec crop_op(OpKind kind, int height, int width) {
-  OpSpec op;
-  op.kind = kind;
-  op.height = height;
-  op.width = width;
   return op;
 }
 
@@ -138,26 +129,26 @@ struct Pipelines {
 Pipelines windowed_pipelines() {
   Pipelines p;
   const OpKind center = OpKind::kCenterCrop, random = OpKind::kRandomCrop;
-  p.add("Resize(256) CenterCrop(224)", {resize_op(256, 0, true, 0, true), crop_op(center, 224, 224)});
-  p.add("Resize((256, 300)) CenterCrop(224)", {resize_op(256, 300, false, 0, true), crop_op(center, 224, 224)});
+  p.add("Resize(256) CenterCrop(224)", {resize_op(256, 0, true, 0, true), sized_op(center, 224, 224)});
+  p.add("Resize((256, 300)) CenterCrop(224)", {resize_op(256, 300, false, 0, true), sized_op(center, 224, 224)});
   p.add("Resize(64, max_size=80) CenterCrop(31, 47)",
-        {resize_op(64, 0, true, 80, true), crop_op(center, 31, 47)});
-  p.add("Resize(100) antialias=False CenterCrop(77)", {resize_op(100, 0, true, 0, false), crop_op(center, 77, 77)});
-  p.add("upscale Resize(600) CenterCrop(512)", {resize_op(600, 0, true, 0, true), crop_op(center, 512, 512)});
-  p.add("flip Resize(57) CenterCrop(33, 41)", {flip_op(), resize_op(57, 0, true, 0, true), crop_op(center, 33, 41)});
+        {resize_op(64, 0, true, 80, true), sized_op(center, 31, 47)});
+  p.add("Resize(100) antialias=False CenterCrop(77)", {resize_op(100, 0, true, 0, false), sized_op(center, 77, 77)});
+  p.add("upscale Resize(600) CenterCrop(512)", {resize_op(600, 0, true, 0, true), sized_op(center, 512, 512)});
+  p.add("flip Resize(57) CenterCrop(33, 41)", {flip_op(), resize_op(57, 0, true, 0, true), sized_op(center, 33, 41)});
   p.add("Resize(57) flip CenterCrop(33, 41) flip",
-        {resize_op(57, 0, true, 0, true), flip_op(), crop_op(center, 33, 41), flip_op()});
+        {resize_op(57, 0, true, 0, true), flip_op(), sized_op(center, 33, 41), flip_op()});
   p.add("flip Resize(90) RandomCrop(50, 61) flip",
-        {flip_op(), resize_op(90, 0, true, 0, true), crop_op(random, 50, 61), flip_op()});
+        {flip_op(), resize_op(90, 0, true, 0, true), sized_op(random, 50, 61), flip_op()});
   p.add("Resize(120) RandomCrop(64) then Pad (windowed, not fused)",
-        {resize_op(120, 0, true, 0, true), crop_op(random, 64, 64), pad_op(3)});
+        {resize_op(120, 0, true, 0, true), sized_op(random, 64, 64), pad_op(3)});
   p.add("Resize(150) CenterCrop(96) flip Resize(40) CenterCrop(21)",
-        {resize_op(150, 0, true, 0, true), crop_op(center, 96, 96), flip_op(), resize_op(40, 0, true, 0, true),
-         crop_op(center, 21, 21)});
+        {resize_op(150, 0, true, 0, true), sized_op(center, 96, 96), flip_op(), resize_op(40, 0, true, 0, true),
+         sized_op(center, 21, 21)});
   p.add("Pad then Resize(70) CenterCrop(50) (planar source)",
-        {pad_op(2), resize_op(70, 0, true, 0, true), crop_op(center, 50, 50)});
-  p.add("CenterCrop larger than the resize pads", {resize_op(30, 0, true, 0, true), crop_op(center, 40, 40)});
-  p.add("Resize(5) CenterCrop(3)", {resize_op(5, 0, true, 0, true), crop_op(center, 3, 3)});
+        {pad_op(2), resize_op(70, 0, true, 0, true), sized_op(center, 50, 50)});
+  p.add("CenterCrop larger than the resize pads", {resize_op(30, 0, true, 0, true), sized_op(center, 40, 40)});
+  p.add("Resize(5) CenterCrop(3)", {resize_op(5, 0, true, 0, true), sized_op(center, 3, 3)});
   return p;
 }
 
@@ -244,9 +235,9 @@ TEST_CASE("a region decode of the windowed resize's taps covers them, also DCT-s
   for (int scale : {1, 2, 4}) {
     const int w = logical_w / scale, h = logical_h / scale;
     const std::vector<uint8_t> rgb = test_image(w, h, static_cast<uint32_t>(scale));
-    for (const auto& ops : {std::vector<OpSpec>{resize_op(96, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 64, 64)},
+    for (const auto& ops : {std::vector<OpSpec>{resize_op(96, 0, true, 0, true), sized_op(OpKind::kCenterCrop, 64, 64)},
                             std::vector<OpSpec>{flip_op(), resize_op(100, 120, false, 0, true),
-                                                crop_op(OpKind::kRandomCrop, 33, 70), flip_op()}}) {
+                                                sized_op(OpKind::kRandomCrop, 33, 70), flip_op()}}) {
       SampleRandom random(7, 0, 0);
       const GeometryPlan plan = plan_geometry(ops, logical_w, logical_h, random);
       for (int margin : {0, 1}) {
@@ -267,16 +258,16 @@ TEST_CASE("a region decode of the windowed resize's taps covers them, also DCT-s
 
 TEST_CASE("plans without a resize right before a crop read the whole image") {
   SampleRandom random(1, 0, 0);
-  const GeometryPlan pads = plan_geometry({resize_op(30, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 40, 40)},
+  const GeometryPlan pads = plan_geometry({resize_op(30, 0, true, 0, true), sized_op(OpKind::kCenterCrop, 40, 40)},
                                           100, 80, random);
   CHECK(!windowed_resize_source(pads, 100, 80, 1, scratch_x, scratch_y).has_value());
   const GeometryPlan resize_only = plan_geometry({resize_op(30, 0, true, 0, true)}, 100, 80, random);
   CHECK(!windowed_resize_source(resize_only, 100, 80, 1, scratch_x, scratch_y).has_value());
-  const GeometryPlan crop_first = plan_geometry({crop_op(OpKind::kCenterCrop, 40, 40), resize_op(30, 0, true, 0, true)},
+  const GeometryPlan crop_first = plan_geometry({sized_op(OpKind::kCenterCrop, 40, 40), resize_op(30, 0, true, 0, true)},
                                                 100, 80, random);
   CHECK(!windowed_resize_source(crop_first, 100, 80, 1, scratch_x, scratch_y).has_value());
   // Resize(256) + CenterCrop(224) of 500x375 (341x256 resized) reads about 330 x 330 pixels.
-  const GeometryPlan val = plan_geometry({resize_op(256, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 224, 224)},
+  const GeometryPlan val = plan_geometry({resize_op(256, 0, true, 0, true), sized_op(OpKind::kCenterCrop, 224, 224)},
                                          500, 375, random);
   const std::optional<SourceRegion> region = windowed_resize_source(val, 500, 375, 1, scratch_x, scratch_y);
   CHECK(region && region->x > 80 && region->width < 340 && region->y > 15 && region->height < 340);
@@ -324,10 +315,10 @@ TEST_CASE("JPEG files: region decode of the windowed taps equals the full-decode
   to_float.dtype = DType::kFloat32;
   to_float.scale_values = true;
   const std::vector<std::vector<OpSpec>> pipelines = {
-      {resize_op(256, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 224, 224), to_float},
-      {resize_op(40, 0, true, 0, true), crop_op(OpKind::kCenterCrop, 32, 24)},  // DCT-scaled (1/2 to 1/8) on the larger ones
-      {flip_op(), resize_op(45, 50, false, 0, true), crop_op(OpKind::kRandomCrop, 30, 33), flip_op()},
-      {resize_op(100, 0, true, 0, false), crop_op(OpKind::kCenterCrop, 41, 41)}};
+      {resize_op(256, 0, true, 0, true), sized_op(OpKind::kCenterCrop, 224, 224), to_float},
+      {resize_op(40, 0, true, 0, true), sized_op(OpKind::kCenterCrop, 32, 24)},  // DCT-scaled (1/2 to 1/8) on the larger ones
+      {flip_op(), resize_op(45, 50, false, 0, true), sized_op(OpKind::kRandomCrop, 30, 33), flip_op()},
+      {resize_op(100, 0, true, 0, false), sized_op(OpKind::kCenterCrop, 41, 41)}};
   for (const auto& ops : pipelines) {
     const Pipeline pipeline = compile_pipeline(ops);
     SampleProcessor processor(pipeline, sources, 5);
