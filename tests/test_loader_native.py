@@ -10,13 +10,8 @@ import torch
 import torchvision
 from torchvision.transforms import v2
 
-from conveyor import DataLoader
+from conveyor import DataLoader, datasets
 from conveyor.collate import detection_collate
-
-datasets = pytest.importorskip("conveyor.datasets")
-core = pytest.importorskip("conveyor._core")
-if not hasattr(core, "Engine"):
-    pytest.skip("conveyor._core was built without the engine", allow_module_level=True)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 WORKERS = [0, 2]

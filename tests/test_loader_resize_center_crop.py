@@ -11,14 +11,9 @@ import torchvision
 from torchvision.datasets import wrap_dataset_for_transforms_v2
 from torchvision.transforms import v2
 
-from conveyor import DataLoader
+from conveyor import DataLoader, datasets
 from conveyor.collate import detection_collate
 from conveyor.io import read_image
-
-datasets = pytest.importorskip("conveyor.datasets")
-core = pytest.importorskip("conveyor._core")
-if not hasattr(core, "Engine"):
-    pytest.skip("conveyor._core was built without the engine", allow_module_level=True)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 WORKERS = [0, 2]

@@ -16,12 +16,7 @@ from torchvision.datasets import wrap_dataset_for_transforms_v2
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from conveyor import DataLoader
-
-datasets = pytest.importorskip("conveyor.datasets")
-core = pytest.importorskip("conveyor._core")
-if not hasattr(core, "Engine"):
-    pytest.skip("conveyor._core was built without the engine", allow_module_level=True)
+from conveyor import DataLoader, datasets
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 LONG_MASKS = {tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}
