@@ -3,8 +3,8 @@
 // directly (crop folded into the filter windows, a later flip folded into the weights); a
 // crop right after a resize only selects the window of outputs the resize computes; when
 // the last resize (with its crop) is the last geometric step its vertical pass feeds the
-// output writer row by row (no full-size intermediate). One ImageTransformer per worker thread: it keeps
-// its scratch memory between samples.
+// output writer row by row (no full-size intermediate). One ImageTransformer per worker
+// thread: it keeps its scratch memory between samples.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +39,6 @@ class ImageTransformer {
   // `windowed_resize` false: a crop after a resize slices the whole resized image (the
   // reference path the windowed one is tested against).
   explicit ImageTransformer(bool windowed_resize = true) : windowed_resize_(windowed_resize) {}
-
 
   // `out` points to plan.width * plan.height * 3 values of format.dtype, CHW.
   void run(const GeometryPlan& plan, const DecodedImage& image, const OutputFormat& format,

@@ -1,8 +1,7 @@
 // One sample end to end, on a worker thread: read the file, decode (DCT-scaled, and only the
 // plan's first crop region or the pixels a first resize's crop window reads, when the plan
-// allows), transform pixels, boxes and mask, write the image
-// into its batch slot. Holds the thread's decoders and scratch memory (reused: no allocation
-// per sample once warm).
+// allows), transform pixels, boxes and mask, write the image into its batch slot. Holds the
+// thread's decoders and scratch memory (reused: no allocation per sample once warm).
 #pragma once
 
 #include <cstdint>
