@@ -78,7 +78,9 @@ def use_conveyor_tree(tree: str | None) -> str:
     return conveyor.__file__
 
 
-def loader_subject(dataset: str, pipeline: str, root: str, workers: int, batch_size: int) -> Subject:
+def loader_subject(
+    dataset: str, pipeline: str, root: str, workers: int, batch_size: int
+) -> Subject:
     """``bench_loader.py``'s conveyor column, iterated epoch after epoch."""
     loader = conveyor_loader.make_loader(dataset, pipeline, root, workers, batch_size, 0)
 
@@ -86,11 +88,17 @@ def loader_subject(dataset: str, pipeline: str, root: str, workers: int, batch_s
         loader.set_epoch(epoch)
         return sum(conveyor_loader.batch_images(batch) for batch in loader)
 
-    return Subject(list(loader.dataset.images), run_epoch,
-                   lambda: conveyor_loader.loader_info(loader), lambda: None)
+    return Subject(
+        list(loader.dataset.images),
+        run_epoch,
+        lambda: conveyor_loader.loader_info(loader),
+        lambda: None,
+    )
 
 
-def engine_subject(dataset: str, pipeline: str, root: str, threads: int, batch_size: int) -> Subject:
+def engine_subject(
+    dataset: str, pipeline: str, root: str, threads: int, batch_size: int
+) -> Subject:
     """The engine ``conveyor.DataLoader`` would build for this loader (same ops, files and
     moving targets), fed a shuffled order per epoch and drained, each batch dropped."""
     import numpy as np
@@ -148,37 +156,68 @@ def measure(subject: Subject, rounds: int, warmup_epochs: int, raw: TurboDecoder
         decode_s.append(d)
     to_raw = [r / m for r, m in zip(raw_s, measured_s)]
     to_decode = [d / m for d, m in zip(decode_s, measured_s)]
-    return {"cpu_ms_per_image": 1000 * statistics.median(measured_s),
-            "raw_turbojpeg_cpu_ms_per_image": 1000 * statistics.median(raw_s),
-            "decode_cpu_ms_per_image": 1000 * statistics.median(decode_s),
-            "ratio_to_raw_turbojpeg": statistics.median(to_raw),
-            "ratio_to_conveyor_decode": statistics.median(to_decode),
-            "rounds_ratio_to_raw_turbojpeg": to_raw}
+    return {
+        "cpu_ms_per_image": 1000 * statistics.median(measured_s),
+        "raw_turbojpeg_cpu_ms_per_image": 1000 * statistics.median(raw_s),
+        "decode_cpu_ms_per_image": 1000 * statistics.median(decode_s),
+        "ratio_to_raw_turbojpeg": statistics.median(to_raw),
+        "ratio_to_conveyor_decode": statistics.median(to_decode),
+        "rounds_ratio_to_raw_turbojpeg": to_raw,
+    }
 
 
 def target_for(dataset: str, pipeline: str) -> float | None:
-    return next((wanted for d, p, top, bottom, wanted in TARGETS
-                 if (d, p, top, bottom) == (dataset, pipeline, "conveyor", "limit")), None)
+    return next(
+        (
+            wanted
+            for d, p, top, bottom, wanted in TARGETS
+            if (d, p, top, bottom) == (dataset, pipeline, "conveyor", "limit")
+        ),
+        None,
+    )
 
 
 def scenario_subjects(args: argparse.Namespace, dataset: str, pipeline: str, root: str) -> list:
     """(measured, threads, subject factory) for each thing ``--measure`` asks for."""
     chosen = []
     if "engine" in args.measure:
-        chosen += [("engine", threads, partial(engine_subject, dataset, pipeline, root, threads,
-                                                args.batch_size)) for threads in args.engine_threads]
+        chosen += [
+            (
+                "engine",
+                threads,
+                partial(engine_subject, dataset, pipeline, root, threads, args.batch_size),
+            )
+            for threads in args.engine_threads
+        ]
     if "DataLoader" in args.measure:
-        chosen.append(("DataLoader", args.workers, partial(loader_subject, dataset, pipeline, root,
-                                                           args.workers, args.batch_size)))
+        chosen.append(
+            (
+                "DataLoader",
+                args.workers,
+                partial(loader_subject, dataset, pipeline, root, args.workers, args.batch_size),
+            )
+        )
     return chosen
 
 
-def measure_row(args: argparse.Namespace, dataset: str, pipeline: str, measured: str, threads: int,
-                make: Callable[[], Subject], raw: TurboDecoder) -> dict:
+def measure_row(
+    args: argparse.Namespace,
+    dataset: str,
+    pipeline: str,
+    measured: str,
+    threads: int,
+    make: Callable[[], Subject],
+    raw: TurboDecoder,
+) -> dict:
     """One result row; a subject this conveyor cannot run is "not available", with the reason."""
-    row = {"label": f"{measured} {dataset} {pipeline}, {threads} thr", "dataset": dataset,
-           "pipeline": pipeline, "measured": measured, "threads": threads,
-           "target_ratio": target_for(dataset, pipeline)}
+    row = {
+        "label": f"{measured} {dataset} {pipeline}, {threads} thr",
+        "dataset": dataset,
+        "pipeline": pipeline,
+        "measured": measured,
+        "threads": threads,
+        "target_ratio": target_for(dataset, pipeline),
+    }
     try:
         subject = make()
     except Unavailable as exc:
@@ -188,49 +227,68 @@ def measure_row(args: argparse.Namespace, dataset: str, pipeline: str, measured:
         row.update(measure(subject, args.rounds, args.warmup_epochs, raw), loader=subject.info())
     finally:
         subject.close()  # one subject at a time: each holds its own batch buffers
-    print(f"{row['label']:42s} {row['cpu_ms_per_image']:.2f} ms CPU/image  "
-          f"x raw {row['ratio_to_raw_turbojpeg']:.2f}  "
-          f"x decode {row['ratio_to_conveyor_decode']:.2f}", flush=True)
+    print(
+        f"{row['label']:42s} {row['cpu_ms_per_image']:.2f} ms CPU/image  "
+        f"x raw {row['ratio_to_raw_turbojpeg']:.2f}  "
+        f"x decode {row['ratio_to_conveyor_decode']:.2f}",
+        flush=True,
+    )
     return {**row, "status": "ok", "value": row["ratio_to_raw_turbojpeg"]}
 
 
 def markdown_table(rows: list) -> str:
-    lines = ["| dataset | pipeline | measured | threads | CPU ms/image | x raw libjpeg-turbo "
-             "(per round) | x conveyor read+decode | target |",
-             "|---|---|---|---:|---:|---|---:|---:|"]
+    lines = [
+        "| dataset | pipeline | measured | threads | CPU ms/image | x raw libjpeg-turbo "
+        "(per round) | x conveyor read+decode | target |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
     for row in rows:
         if row["status"] != "ok":
-            lines.append(f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | "
-                         f"{row['measured']} | {row['threads']} | not available: {row['reason']} "
-                         "| | | |")
+            lines.append(
+                f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | "
+                f"{row['measured']} | {row['threads']} | not available: {row['reason']} "
+                "| | | |"
+            )
             continue
         rounds = ", ".join(f"{r:.2f}" for r in row["rounds_ratio_to_raw_turbojpeg"])
         target = "" if row["target_ratio"] is None else f">= {row['target_ratio']}"
-        lines.append(f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | {row['measured']} | "
-                     f"{row['threads']} | {row['cpu_ms_per_image']:.2f} | "
-                     f"**{row['ratio_to_raw_turbojpeg']:.2f}** ({rounds}) | "
-                     f"{row['ratio_to_conveyor_decode']:.2f} | {target} |")
+        lines.append(
+            f"| {row['dataset']} | {PIPELINE_NAMES[row['pipeline']]} | {row['measured']} | "
+            f"{row['threads']} | {row['cpu_ms_per_image']:.2f} | "
+            f"**{row['ratio_to_raw_turbojpeg']:.2f}** ({rounds}) | "
+            f"{row['ratio_to_conveyor_decode']:.2f} | {target} |"
+        )
     return "\n".join(lines)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--pipelines", nargs="+", choices=sorted(PIPELINES), default=["det512", "rrc224"])
-    parser.add_argument("--measure", nargs="+", choices=["engine", "DataLoader"],
-                        default=["engine", "DataLoader"])
+    parser.add_argument(
+        "--pipelines", nargs="+", choices=sorted(PIPELINES), default=["det512", "rrc224"]
+    )
+    parser.add_argument(
+        "--measure", nargs="+", choices=["engine", "DataLoader"], default=["engine", "DataLoader"]
+    )
     parser.add_argument("--engine-threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workers", type=int, default=2, help="DataLoader native threads")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--images", type=int, default=1000,
-                        help="images in the generated VOC tree (bench_loader.py's: 1000); one epoch per round")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=1000,
+        help="images in the generated VOC tree (bench_loader.py's: 1000); one epoch per round",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_cpu_ratio.json")
-    parser.add_argument("--conveyor-tree", metavar="PATH",
-                        help="the python/ folder of another conveyor build to measure (run the "
-                             "script once with it and once without, alternately, to compare)")
+    parser.add_argument(
+        "--conveyor-tree",
+        metavar="PATH",
+        help="the python/ folder of another conveyor build to measure (run the "
+        "script once with it and once without, alternately, to compare)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup_epochs < 0 or args.images < args.batch_size:
@@ -247,22 +305,33 @@ def main(argv=None) -> int:
     root = str(tree["root"])
     raw = TurboDecoder(load_turbojpeg())
     try:
-        rows = [measure_row(args, dataset, pipeline, measured, threads, make, raw)
-                for dataset in args.datasets for pipeline in args.pipelines
-                for measured, threads, make in scenario_subjects(args, dataset, pipeline, root)]
+        rows = [
+            measure_row(args, dataset, pipeline, measured, threads, make, raw)
+            for dataset in args.datasets
+            for pipeline in args.pipelines
+            for measured, threads, make in scenario_subjects(args, dataset, pipeline, root)
+        ]
     finally:
         raw.close()
     report = {
         "benchmark": "conveyor CPU time per image vs the decode-only limit",
         "baseline": "single-thread raw libjpeg-turbo (tjDecompress2 via ctypes, bench_loader's "
-                    "decode-only limit) and conveyor read+decode, same files, paired round by round",
-        "command": " ".join([*(["nice", "-n", str(os.nice(0))] if os.nice(0) else []),
-                             Path(sys.executable).name, *sys.argv]),
+        "decode-only limit) and conveyor read+decode, same files, paired round by round",
+        "command": " ".join(
+            [
+                *(["nice", "-n", str(os.nice(0))] if os.nice(0) else []),
+                Path(sys.executable).name,
+                *sys.argv,
+            ]
+        ),
         "started_utc": started.strftime("%Y-%m-%d %H:%M"),
-        "load_average_start": load_start, "load_average_end": os.getloadavg(),
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
         "conveyor": imported_from,
         "tree": {k: str(v) if isinstance(v, Path) else v for k, v in tree.items()},
-        "rounds": args.rounds, "warmup_epochs": args.warmup_epochs, "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "warmup_epochs": args.warmup_epochs,
+        "batch_size": args.batch_size,
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -271,14 +340,20 @@ def main(argv=None) -> int:
         try:
             from plot import plot_results
 
-            plot_results(rows, args.out.with_suffix(".png"), value_format="%.2f",
-                         title="CPU-time ratio to raw libjpeg-turbo decode (higher is better)",
-                         ylabel="x decode-only limit")
+            plot_results(
+                rows,
+                args.out.with_suffix(".png"),
+                value_format="%.2f",
+                title="CPU-time ratio to raw libjpeg-turbo decode (higher is better)",
+                ylabel="x decode-only limit",
+            )
         except ImportError as exc:  # matplotlib missing: the JSON is the result
             print(f"no plot: {exc}", file=sys.stderr)
     print(markdown_table(rows))
-    print(f"{report['started_utc']} UTC, load average {load_start[0]:.2f} -> "
-          f"{report['load_average_end'][0]:.2f}; wrote {args.out}")
+    print(
+        f"{report['started_utc']} UTC, load average {load_start[0]:.2f} -> "
+        f"{report['load_average_end'][0]:.2f}; wrote {args.out}"
+    )
     return 0
 
 

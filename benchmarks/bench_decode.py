@@ -72,8 +72,10 @@ for line in sys.stdin:
 
 
 def make_images(count: int) -> list[bytes]:
-    return [encode_jpeg(photo_like(375, 500, seed=seed), quality=90, subsampling="420")
-            for seed in range(count)]
+    return [
+        encode_jpeg(photo_like(375, 500, seed=seed), quality=90, subsampling="420")
+        for seed in range(count)
+    ]
 
 
 def realvoc_images(root: Path, count: int) -> list[bytes]:
@@ -96,16 +98,26 @@ class RawTurboJpeg:
         name = ctypes.util.find_library("turbojpeg") or "libturbojpeg.so.0"
         self.lib = ctypes.CDLL(name)
         self.lib.tjInitDecompress.restype = ctypes.c_void_p
-        self.lib.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong,
-                                           ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                           ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.tjDecompress2.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
         self.handle = ctypes.c_void_p(self.lib.tjInitDecompress())
         self.buffer = np.empty(4096 * 4096 * 3, np.uint8)
         self.pointer = self.buffer.ctypes.data_as(ctypes.c_void_p)
 
     def decode(self, data: bytes, width: int, height: int) -> None:
         # TJPF_RGB = 0, TJFLAG_ACCURATEDCT = 4096
-        if self.lib.tjDecompress2(self.handle, data, len(data), self.pointer, width, 0, height, 0, 4096):
+        if self.lib.tjDecompress2(
+            self.handle, data, len(data), self.pointer, width, 0, height, 0, 4096
+        ):
             raise RuntimeError("tjDecompress2 failed")
 
 
@@ -162,8 +174,12 @@ def decoders(images, half: bool):
         for tensor in tensors:
             tvio.decode_jpeg(tensor)
 
-    result = {"conveyor": conveyor_pass, "raw-turbojpeg": raw_pass, "pillow": pillow_pass,
-              "conveyor-fast": conveyor_fast_pass}
+    result = {
+        "conveyor": conveyor_pass,
+        "raw-turbojpeg": raw_pass,
+        "pillow": pillow_pass,
+        "conveyor-fast": conveyor_fast_pass,
+    }
     if not half:
         result["torchvision"] = torchvision_pass
         result["conveyor-rrc"] = conveyor_rrc_pass
@@ -178,15 +194,21 @@ def _rrc_params(width: int, height: int, generator) -> tuple:
     state = torch.get_rng_state()
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
     try:
-        return RandomResizedCrop.get_params(torch.empty(1, height, width), [0.08, 1.0], [3 / 4, 4 / 3])
+        return RandomResizedCrop.get_params(
+            torch.empty(1, height, width), [0.08, 1.0], [3 / 4, 4 / 3]
+        )
     finally:
         torch.set_rng_state(state)
 
 
 class SimdWorker:
     def __init__(self, python: Path, images_file: str):
-        self.process = subprocess.Popen([str(python), "-c", SIMD_WORKER, images_file],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [str(python), "-c", SIMD_WORKER, images_file],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.version = self.process.stdout.readline().strip()
 
     def run(self, half: bool) -> float:
@@ -202,7 +224,9 @@ class SimdWorker:
 def measure(images, rounds: int, simd_python: Path | None) -> list[dict]:
     """Runs every (decoder, size) pass once per round, all interleaved; median per column."""
     simd = None
-    simd_reason = f"not available ({DEFAULT_SIMD.relative_to(ROOT)} missing; run benchmarks/setup_peers.sh)"
+    simd_reason = (
+        f"not available ({DEFAULT_SIMD.relative_to(ROOT)} missing; run benchmarks/setup_peers.sh)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if simd_python is not None and simd_python.exists():
             images_file = os.path.join(tmp, "images.pkl")
@@ -216,7 +240,7 @@ def measure(images, rounds: int, simd_python: Path | None) -> list[dict]:
                 for name, run in decoders(images, half).items():
                     columns[(name, size)] = run
                 if simd:
-                    columns[("pillow-simd", size)] = (lambda h=half: simd.run(h))
+                    columns[("pillow-simd", size)] = lambda h=half: simd.run(h)
             times = {key: [] for key in columns}
             for round_index in range(rounds + 1):  # round 0 warms up
                 for key, run in columns.items():
@@ -231,13 +255,27 @@ def measure(images, rounds: int, simd_python: Path | None) -> list[dict]:
     rows = []
     for (name, size), seconds in times.items():
         median = statistics.median(seconds)
-        rows.append({"label": f"{name} {size}", "decoder": name, "size": size,
-                     "images_per_s": len(images) / median, "ms_per_image": 1000 * median / len(images),
-                     "rounds_cpu_s": seconds})
+        rows.append(
+            {
+                "label": f"{name} {size}",
+                "decoder": name,
+                "size": size,
+                "images_per_s": len(images) / median,
+                "ms_per_image": 1000 * median / len(images),
+                "rounds_cpu_s": seconds,
+            }
+        )
     if not simd:
         for size in ("full", "1/2"):
-            rows.append({"label": f"pillow-simd {size}", "decoder": "pillow-simd", "size": size,
-                         "images_per_s": None, "note": simd_reason})
+            rows.append(
+                {
+                    "label": f"pillow-simd {size}",
+                    "decoder": "pillow-simd",
+                    "size": size,
+                    "images_per_s": None,
+                    "note": simd_reason,
+                }
+            )
     return rows
 
 
@@ -257,12 +295,24 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48, help="number of distinct JPEGs")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timed rounds")
-    parser.add_argument("--pillow-simd-python", type=Path, default=DEFAULT_SIMD,
-                        help="interpreter of the pillow-simd venv")
-    parser.add_argument("--source", choices=["generated", "realvoc"], default="generated",
-                        help="generated VOC-like photos, or the real corpus JPEGs")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: benchmarks/results/bench_decode[_realvoc].json")
+    parser.add_argument(
+        "--pillow-simd-python",
+        type=Path,
+        default=DEFAULT_SIMD,
+        help="interpreter of the pillow-simd venv",
+    )
+    parser.add_argument(
+        "--source",
+        choices=["generated", "realvoc"],
+        default="generated",
+        help="generated VOC-like photos, or the real corpus JPEGs",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default: benchmarks/results/bench_decode[_realvoc].json",
+    )
     args = parser.parse_args(argv)
     import PIL
     import torch
@@ -283,23 +333,38 @@ def main(argv=None) -> None:
     report = {
         "benchmark": "bench_decode",
         "what": "single-thread JPEG decode from memory to RGB: " + what,
-        "images": args.images, "mean_jpeg_bytes": int(np.mean([len(d) for d in images])),
-        "rounds": args.rounds, "statistic": "median round of thread CPU time, all columns interleaved",
-        "versions": {"conveyor_libs": _core.library_versions(), "pillow": PIL.__version__,
-                     "torch": torch.__version__, "torchvision": torchvision.__version__,
-                     "python": platform.python_version()},
-        "nice": os.nice(0), "results": rows, "ratios": ratios(rows),
+        "images": args.images,
+        "mean_jpeg_bytes": int(np.mean([len(d) for d in images])),
+        "rounds": args.rounds,
+        "statistic": "median round of thread CPU time, all columns interleaved",
+        "versions": {
+            "conveyor_libs": _core.library_versions(),
+            "pillow": PIL.__version__,
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "python": platform.python_version(),
+        },
+        "nice": os.nice(0),
+        "results": rows,
+        "ratios": ratios(rows),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
     from plot import plot_results
 
-    plot_results(rows, args.output.with_suffix(".png"), value_key="images_per_s",
-                 title="JPEG decode, 1 thread (images/s, higher is better)", ylabel="images/s")
+    plot_results(
+        rows,
+        args.output.with_suffix(".png"),
+        value_key="images_per_s",
+        title="JPEG decode, 1 thread (images/s, higher is better)",
+        ylabel="images/s",
+    )
     for row in rows:
         value = row["images_per_s"]
-        print(f"{row['label']:24s} " + (f"{value:8.0f} img/s  {row['ms_per_image']:.3f} ms"
-                                        if value else row["note"]))
+        print(
+            f"{row['label']:24s} "
+            + (f"{value:8.0f} img/s  {row['ms_per_image']:.3f} ms" if value else row["note"])
+        )
     for name, value in report["ratios"].items():
         print(f"{name:34s} {value:.2f}x")
     print(f"wrote {args.output} and {args.output.with_suffix('.png')}")

@@ -44,7 +44,12 @@ PIPELINES = ("det512", "rrc224")
 COLUMNS = {
     "conveyor": ("conveyor", "conveyor", None, True),
     "torch-pillow": ("torch DataLoader + Pillow", "torch", None, False),
-    "torch-pillow-simd": ("torch DataLoader + pillow-simd", "torch", HERE / ".venv-pillow-simd", False),
+    "torch-pillow-simd": (
+        "torch DataLoader + pillow-simd",
+        "torch",
+        HERE / ".venv-pillow-simd",
+        False,
+    ),
     "dali": ("DALI (CPU)", "dali", HERE / ".venv-dali", False),
     "spdl": ("SPDL (FFmpeg)", "spdl", HERE / ".venv-spdl", False),
 }
@@ -52,24 +57,51 @@ COLUMNS = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="short run (1-2 minutes): detection dataset only, 200 images, 2 s per measurement")
-    parser.add_argument("--images", type=int, help="images in the generated tree (default 1000; quick 200)")
-    parser.add_argument("--seconds", type=float, help="steady-state seconds per measurement (default 12; quick 2)")
-    parser.add_argument("--decode-seconds", type=float,
-                        help="seconds for each decode-only measurement (default: max(1, seconds / 3))")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds over all measurements; the median is kept")
-    parser.add_argument("--workers", type=int, default=2, help="threads / worker processes for every loader")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short run (1-2 minutes): detection dataset only, 200 images, 2 s per measurement",
+    )
+    parser.add_argument(
+        "--images", type=int, help="images in the generated tree (default 1000; quick 200)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="steady-state seconds per measurement (default 12; quick 2)"
+    )
+    parser.add_argument(
+        "--decode-seconds",
+        type=float,
+        help="seconds for each decode-only measurement (default: max(1, seconds / 3))",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds over all measurements; the median is kept"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="threads / worker processes for every loader"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--columns", default=",".join(COLUMNS), help=f"subset of {','.join(COLUMNS)}")
-    parser.add_argument("--datasets", help=f"subset of {','.join(DATASETS)} (default all; quick: detection)")
+    parser.add_argument(
+        "--columns", default=",".join(COLUMNS), help=f"subset of {','.join(COLUMNS)}"
+    )
+    parser.add_argument(
+        "--datasets", help=f"subset of {','.join(DATASETS)} (default all; quick: detection)"
+    )
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
-    parser.add_argument("--data-dir", type=Path, default=HERE / "data", help="where the VOC tree is generated (cached)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=HERE / "data",
+        help="where the VOC tree is generated (cached)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_loader.json")
-    parser.add_argument("--readme", action="store_true", help="replace the Loader table in benchmarks/README.md")
+    parser.add_argument(
+        "--readme", action="store_true", help="replace the Loader table in benchmarks/README.md"
+    )
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--nice", type=int, default=10, help="niceness for this run and its subprocesses")
+    parser.add_argument(
+        "--nice", type=int, default=10, help="niceness for this run and its subprocesses"
+    )
     args = parser.parse_args(argv)
     args.images = args.images or (200 if args.quick else 1000)
     args.seconds = args.seconds or (2.0 if args.quick else 12.0)
@@ -89,9 +121,21 @@ def run_one(interpreter: str, peer: str, args, extra: list[str], conveyor: bool)
     env.pop("PYTHONPATH", None)
     if conveyor and SOURCE_TREE is not None:
         env["PYTHONPATH"] = str(SOURCE_TREE)
-    command = [interpreter, str(HERE / "baselines" / "run_one.py"), "--peer", peer,
-               "--root", str(args.tree_root), "--workers", str(args.workers),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed), *extra]
+    command = [
+        interpreter,
+        str(HERE / "baselines" / "run_one.py"),
+        "--peer",
+        peer,
+        "--root",
+        str(args.tree_root),
+        "--workers",
+        str(args.workers),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        *extra,
+    ]
     limit = 120 + 10 * args.seconds
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=limit)
@@ -99,7 +143,7 @@ def run_one(interpreter: str, peer: str, args, extra: list[str], conveyor: bool)
         return {"status": "failed", "reason": f"no result within {limit:.0f} s"}
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
     return {"status": "failed", "reason": f"exit {done.returncode}: {tail}"}
 
@@ -124,14 +168,20 @@ def median_result(runs: list[dict]) -> dict:
     return chosen
 
 
-def measure_decode_limit(args, seconds: float, runs: dict, dataset: str, pipeline: str,
-                         round_index: int, when: str) -> None:
+def measure_decode_limit(
+    args, seconds: float, runs: dict, dataset: str, pipeline: str, round_index: int, when: str
+) -> None:
     d = run_one(sys.executable, "decode", args, ["--seconds", str(seconds)], False)
     runs.setdefault((dataset, pipeline), []).append(d)
-    shown = (f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
-             if d.get("status") == "ok" else f"{d['status']}: {d.get('reason', '')}")
-    print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit (' + when + ')':32s} {shown}",
-          flush=True)
+    shown = (
+        f"{d['limit_ips']:8.1f} img/s ({d['single_thread_ips']:.0f} x {args.workers})"
+        if d.get("status") == "ok"
+        else f"{d['status']}: {d.get('reason', '')}"
+    )
+    print(
+        f"[round {round_index + 1}] {dataset:12s} {pipeline}  {'decode-only limit (' + when + ')':32s} {shown}",
+        flush=True,
+    )
 
 
 def merge_decode_runs(runs: list[dict], workers: int) -> dict:
@@ -142,7 +192,9 @@ def merge_decode_runs(runs: list[dict], workers: int) -> dict:
     merged = dict(ok[0])
     merged["single_thread_ips"] = statistics.median(d["single_thread_ips"] for d in ok)
     merged["measured_threads_ips"] = statistics.median(d["measured_threads_ips"] for d in ok)
-    merged["single_thread_cpu_ips"] = statistics.median(d.get("single_thread_cpu_ips", 0.0) for d in ok)
+    merged["single_thread_cpu_ips"] = statistics.median(
+        d.get("single_thread_cpu_ips", 0.0) for d in ok
+    )
     merged["ms_per_image"] = 1000.0 / merged["single_thread_ips"]
     merged["limit_ips"] = merged["single_thread_ips"] * workers
     merged["all_single_thread_ips"] = [d["single_thread_ips"] for d in ok]
@@ -152,12 +204,19 @@ def merge_decode_runs(runs: list[dict], workers: int) -> dict:
 def machine_info() -> dict:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def main(argv=None) -> int:
@@ -166,8 +225,11 @@ def main(argv=None) -> int:
     started = time.time()
     tree = ensure_tree(args.data_dir / f"voc-{args.images}", args.images, args.seed)
     args.tree_root = Path(tree["root"])
-    print(f"tree: {tree['num_images']} images, mean JPEG {tree['mean_jpeg_bytes'] / 1024:.0f} KiB, "
-          f"made by {tree['generator']}  ({args.tree_root})", flush=True)
+    print(
+        f"tree: {tree['num_images']} images, mean JPEG {tree['mean_jpeg_bytes'] / 1024:.0f} KiB, "
+        f"made by {tree['generator']}  ({args.tree_root})",
+        flush=True,
+    )
 
     decode_seconds = args.decode_seconds or max(1.0, args.seconds / 3)
     results: dict[tuple[str, str, str], list[dict]] = {}
@@ -177,7 +239,9 @@ def main(argv=None) -> int:
     for round_index in range(args.repeat):
         for dataset in args.datasets:
             for pipeline in args.pipelines:
-                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "before")
+                measure_decode_limit(
+                    args, decode_seconds, decode_runs, dataset, pipeline, round_index, "before"
+                )
                 # Alternate the order between rounds so no column always runs first (or last).
                 order = args.columns if round_index % 2 == 0 else list(reversed(args.columns))
                 for key in order:
@@ -187,29 +251,68 @@ def main(argv=None) -> int:
                     if python is None:
                         result = {"status": "not available", "reason": why}
                     else:
-                        result = run_one(python, peer, args, ["--dataset", dataset, "--pipeline", pipeline,
-                                                              "--seconds", str(args.seconds)], conveyor)
+                        result = run_one(
+                            python,
+                            peer,
+                            args,
+                            [
+                                "--dataset",
+                                dataset,
+                                "--pipeline",
+                                pipeline,
+                                "--seconds",
+                                str(args.seconds),
+                            ],
+                            conveyor,
+                        )
                     result["loadavg_before"] = load_before
                     results.setdefault((dataset, pipeline, key), []).append(result)
-                    shown = (f"{result['images_per_s']:8.1f} img/s" if result.get("status") == "ok"
-                             else f"{result['status']}: {result.get('reason', '')}")
-                    print(f"[round {round_index + 1}] {dataset:12s} {pipeline}  {label:32s} {shown}", flush=True)
-                measure_decode_limit(args, decode_seconds, decode_runs, dataset, pipeline, round_index, "after")
+                    shown = (
+                        f"{result['images_per_s']:8.1f} img/s"
+                        if result.get("status") == "ok"
+                        else f"{result['status']}: {result.get('reason', '')}"
+                    )
+                    print(
+                        f"[round {round_index + 1}] {dataset:12s} {pipeline}  {label:32s} {shown}",
+                        flush=True,
+                    )
+                measure_decode_limit(
+                    args, decode_seconds, decode_runs, dataset, pipeline, round_index, "after"
+                )
 
     report = {
         "benchmark": "bench_loader",
-        "command": "python benchmarks/bench_loader.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/bench_loader.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {**machine_info(), "loadavg_end": os.getloadavg()},
-        "config": {"images": args.images, "seconds": args.seconds, "repeat": args.repeat,
-                   "workers": args.workers, "batch_size": args.batch_size, "seed": args.seed,
-                   "nice": args.nice},
+        "config": {
+            "images": args.images,
+            "seconds": args.seconds,
+            "repeat": args.repeat,
+            "workers": args.workers,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "nice": args.nice,
+        },
         "tree": tree,
-        "decode_limit": merge_decode_runs([d for runs in decode_runs.values() for d in runs], args.workers),
-        "decode_limits": [{"dataset": ds, "pipeline": pl, **merge_decode_runs(runs, args.workers)}
-                          for (ds, pl), runs in decode_runs.items()],
+        "decode_limit": merge_decode_runs(
+            [d for runs in decode_runs.values() for d in runs], args.workers
+        ),
+        "decode_limits": [
+            {"dataset": ds, "pipeline": pl, **merge_decode_runs(runs, args.workers)}
+            for (ds, pl), runs in decode_runs.items()
+        ],
         "columns": {key: COLUMNS[key][0] for key in args.columns},
-        "results": [{"dataset": ds, "pipeline": pl, "column": key, "label": COLUMNS[key][0],
-                     **median_result(runs)} for (ds, pl, key), runs in results.items()],
+        "results": [
+            {
+                "dataset": ds,
+                "pipeline": pl,
+                "column": key,
+                "label": COLUMNS[key][0],
+                **median_result(runs),
+            }
+            for (ds, pl, key), runs in results.items()
+        ],
         "elapsed_s": time.time() - started,
     }
     report["summary"] = loader_report.summarize(report)

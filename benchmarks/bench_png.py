@@ -61,8 +61,11 @@ def generated_masks(root: Path | None, count: int) -> list[bytes]:
 
 def realvoc_masks(root: Path, count: int) -> list[bytes]:
     """The palette masks of the real corpus (../shared/data/realvoc), read-only."""
-    found = [p.read_bytes() for p in sorted(root.rglob("*.png"))
-             if "Segmentation" in str(p.parent) and p.read_bytes()[25:26] == b"\x03"]  # IHDR colour type 3
+    found = [
+        p.read_bytes()
+        for p in sorted(root.rglob("*.png"))
+        if "Segmentation" in str(p.parent) and p.read_bytes()[25:26] == b"\x03"
+    ]  # IHDR colour type 3
     if not found:
         raise SystemExit(f"no palette masks under {root}")
     return (found * (count // len(found) + 1))[:count]
@@ -77,19 +80,31 @@ class RawSpng:
         self.lib.spng_ctx_new.argtypes = [ctypes.c_int]
         self.lib.spng_ctx_free.argtypes = [ctypes.c_void_p]
         self.lib.spng_set_png_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-        self.lib.spng_decoded_image_size.argtypes = [ctypes.c_void_p, ctypes.c_int,
-                                                     ctypes.POINTER(ctypes.c_size_t)]
-        self.lib.spng_decode_image.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
-                                               ctypes.c_int, ctypes.c_int]
+        self.lib.spng_decoded_image_size.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_size_t),
+        ]
+        self.lib.spng_decode_image.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
         self.buffer = np.empty(8192 * 8192, np.uint8)
 
     def decode(self, data: bytes) -> np.ndarray:
         ctx = self.lib.spng_ctx_new(0)
         try:
             size = ctypes.c_size_t()
-            if (self.lib.spng_set_png_buffer(ctx, data, len(data))
-                    or self.lib.spng_decoded_image_size(ctx, SPNG_FMT_PNG, ctypes.byref(size))
-                    or self.lib.spng_decode_image(ctx, self.buffer.ctypes.data, size.value, SPNG_FMT_PNG, 0)):
+            if (
+                self.lib.spng_set_png_buffer(ctx, data, len(data))
+                or self.lib.spng_decoded_image_size(ctx, SPNG_FMT_PNG, ctypes.byref(size))
+                or self.lib.spng_decode_image(
+                    ctx, self.buffer.ctypes.data, size.value, SPNG_FMT_PNG, 0
+                )
+            ):
                 raise RuntimeError("libspng failed")
             return self.buffer[: size.value]
         finally:
@@ -108,7 +123,9 @@ def decoders() -> dict:
         "conveyor": decode_png,
         "libspng": spng.decode,
         "pillow": lambda b: np.asarray(Image.open(io.BytesIO(b))),
-        "torchvision": lambda b: torchvision.io.decode_png(torch.frombuffer(bytearray(b), dtype=torch.uint8)),
+        "torchvision": lambda b: torchvision.io.decode_png(
+            torch.frombuffer(bytearray(b), dtype=torch.uint8)
+        ),
     }
 
 
@@ -128,12 +145,20 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--source", choices=["generated", "realvoc"], default="generated")
     parser.add_argument("--realvoc", type=Path, default=ROOT.parent / "shared" / "data" / "realvoc")
-    parser.add_argument("--data-dir", type=Path, help="generated tree of --images samples (default: bench_loader's)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="generated tree of --images samples (default: bench_loader's)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="JSON only (no matplotlib needed)")
-    parser.add_argument("--out", type=Path, help="results JSON (default: results/bench_png[_realvoc].json)")
+    parser.add_argument(
+        "--out", type=Path, help="results JSON (default: results/bench_png[_realvoc].json)"
+    )
     args = parser.parse_args(argv)
 
-    masks = generated_masks(args.data_dir, args.images) if args.source == "generated" else realvoc_masks(args.realvoc, args.images)
+    masks = (
+        generated_masks(args.data_dir, args.images)
+        if args.source == "generated"
+        else realvoc_masks(args.realvoc, args.images)
+    )
     columns = decoders()
     check_same_pixels(columns, masks)
     seconds: dict[str, list[float]] = {name: [] for name in columns}
@@ -148,23 +173,42 @@ def main(argv=None) -> int:
     base = statistics.median(seconds["conveyor"])
     for name, times in seconds.items():
         median = statistics.median(times)
-        rows.append({"label": name, "value": len(masks) / median, "ms_per_image": 1e3 * median / len(masks),
-                     "conveyor_speedup": median / base})
-        print(f"{name:12s} {rows[-1]['value']:8.0f} masks/s  {rows[-1]['ms_per_image']:.3f} ms  "
-              f"conveyor is {rows[-1]['conveyor_speedup']:.2f}x")
+        rows.append(
+            {
+                "label": name,
+                "value": len(masks) / median,
+                "ms_per_image": 1e3 * median / len(masks),
+                "conveyor_speedup": median / base,
+            }
+        )
+        print(
+            f"{name:12s} {rows[-1]['value']:8.0f} masks/s  {rows[-1]['ms_per_image']:.3f} ms  "
+            f"conveyor is {rows[-1]['conveyor_speedup']:.2f}x"
+        )
     suffix = "" if args.source == "generated" else "_realvoc"
     out = args.out or RESULTS / f"bench_png{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "bench_png", "command": "python " + " ".join([Path(__file__).name, *sys.argv[1:]]),
-              "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "loadavg": os.getloadavg(),
-              "images": len(masks), "mean_bytes": float(np.mean([len(m) for m in masks])),
-              "rounds": args.rounds, "results": rows}
+    report = {
+        "benchmark": "bench_png",
+        "command": "python " + " ".join([Path(__file__).name, *sys.argv[1:]]),
+        "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "loadavg": os.getloadavg(),
+        "images": len(masks),
+        "mean_bytes": float(np.mean([len(m) for m in masks])),
+        "rounds": args.rounds,
+        "results": rows,
+    }
     out.write_text(json.dumps(report, indent=2) + "\n")
     if not args.no_plot:
         from plot import plot_results
 
-        plot_results(rows, out.with_suffix(".png"), value_key="value", title="PNG mask decode, one thread",
-                     ylabel="masks/s per core")
+        plot_results(
+            rows,
+            out.with_suffix(".png"),
+            value_key="value",
+            title="PNG mask decode, one thread",
+            ylabel="masks/s per core",
+        )
     print(f"results: {out}")
     return 0
 

@@ -49,13 +49,23 @@ def generate_documents(count: int, seed: int = 0) -> list[bytes]:
         for _ in range(int(rng.integers(1, 7))):
             label = int(rng.integers(1, 21))
             x0, y0 = int(rng.integers(1, 300)), int(rng.integers(1, 200))
-            objects.append({
-                "name": voc.VOC_CLASSES[label - 1], "pose": "Unspecified",
-                "truncated": int(rng.integers(0, 2)), "difficult": int(rng.random() < 0.1),
-                "box": (x0, y0, x0 + int(rng.integers(10, 200)), y0 + int(rng.integers(10, 170))),
-            })
-        documents.append(synthetic._annotation_xml("2012", f"2012_{i:06d}", 500, 375,
-                                                   objects).encode())
+            objects.append(
+                {
+                    "name": voc.VOC_CLASSES[label - 1],
+                    "pose": "Unspecified",
+                    "truncated": int(rng.integers(0, 2)),
+                    "difficult": int(rng.random() < 0.1),
+                    "box": (
+                        x0,
+                        y0,
+                        x0 + int(rng.integers(10, 200)),
+                        y0 + int(rng.integers(10, 170)),
+                    ),
+                }
+            )
+        documents.append(
+            synthetic._annotation_xml("2012", f"2012_{i:06d}", 500, 375, objects).encode()
+        )
     return documents
 
 
@@ -93,8 +103,12 @@ def lxml_arrays(documents):
             labels.append(index[obj.findtext("name").strip()])
             difficult.append(int(obj.findtext("difficult") or 0) != 0)
         offsets.append(len(labels))
-    return (np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64),
-            np.array(difficult, dtype=bool), np.array(offsets, dtype=np.int64))
+    return (
+        np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        np.array(labels, dtype=np.int64),
+        np.array(difficult, dtype=bool),
+        np.array(offsets, dtype=np.int64),
+    )
 
 
 def write_tree(count: int) -> list[Path]:
@@ -129,48 +143,99 @@ def main(argv=None) -> int:
     assert [voc.parse_voc_xml(d) for d in documents[:200]] == torchvision_dicts(documents[:200])
     reference = lxml_arrays(documents)
     batch = voc.parse_annotations(documents)
-    for got, expected in zip((batch.boxes, batch.labels, batch.difficult, batch.offsets), reference):
+    for got, expected in zip(
+        (batch.boxes, batch.labels, batch.difficult, batch.offsets), reference
+    ):
         np.testing.assert_array_equal(got, expected)
 
     rows = []
 
     def add(scenario, label, times, count, baseline=None):
         seconds, cpu_seconds = times
-        row = {"scenario": scenario, "label": label, "seconds": seconds,
-               "cpu_seconds": cpu_seconds, "us_per_document": seconds / count * 1e6,
-               "cpu_us_per_document": cpu_seconds / count * 1e6,
-               "documents_per_s": count / seconds}
+        row = {
+            "scenario": scenario,
+            "label": label,
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "us_per_document": seconds / count * 1e6,
+            "cpu_us_per_document": cpu_seconds / count * 1e6,
+            "documents_per_s": count / seconds,
+        }
         if baseline is not None:
             row["speedup_vs_baseline"] = baseline[0] / seconds  # wall clock, as a user waits
             row["cpu_speedup_vs_baseline"] = baseline[1] / cpu_seconds  # work per core
         rows.append(row)
-        print(f"{scenario:>6} | {label:<52} {row['us_per_document']:8.2f} us/doc wall "
-              f"{row['cpu_us_per_document']:8.2f} us/doc cpu"
-              + (f"  x{row['speedup_vs_baseline']:.1f} wall  x{row['cpu_speedup_vs_baseline']:.1f}"
-                 " cpu" if baseline else ""), flush=True)
+        print(
+            f"{scenario:>6} | {label:<52} {row['us_per_document']:8.2f} us/doc wall "
+            f"{row['cpu_us_per_document']:8.2f} us/doc cpu"
+            + (
+                f"  x{row['speedup_vs_baseline']:.1f} wall  x{row['cpu_speedup_vs_baseline']:.1f}"
+                " cpu"
+                if baseline
+                else ""
+            ),
+            flush=True,
+        )
         return times
 
     n = len(documents)
-    base = add("dict", "torchvision parse_voc_xml(ET.fromstring)",
-               best_time(lambda: torchvision_dicts(documents), args.repeat), n)
-    add("dict", "conveyor parse_voc_xml",
-        best_time(lambda: [voc.parse_voc_xml(d) for d in documents], args.repeat), n, base)
+    base = add(
+        "dict",
+        "torchvision parse_voc_xml(ET.fromstring)",
+        best_time(lambda: torchvision_dicts(documents), args.repeat),
+        n,
+    )
+    add(
+        "dict",
+        "conveyor parse_voc_xml",
+        best_time(lambda: [voc.parse_voc_xml(d) for d in documents], args.repeat),
+        n,
+        base,
+    )
 
-    base = add("typed", "lxml loop -> boxes/labels/difficult arrays",
-               best_time(lambda: lxml_arrays(documents), args.repeat), n)
-    add("typed", "conveyor parse_annotations (batch, native threads)",
-        best_time(lambda: voc.parse_annotations(documents), args.repeat), n, base)
-    add("typed", "conveyor parse_annotations (batch, 1 thread)",
-        best_time(lambda: voc.parse_annotations(documents, num_threads=1), args.repeat), n, base)
-    add("typed", "conveyor parse_annotation loop (per document)",
-        best_time(lambda: [voc.parse_annotation(d) for d in documents], args.repeat), n, base)
+    base = add(
+        "typed",
+        "lxml loop -> boxes/labels/difficult arrays",
+        best_time(lambda: lxml_arrays(documents), args.repeat),
+        n,
+    )
+    add(
+        "typed",
+        "conveyor parse_annotations (batch, native threads)",
+        best_time(lambda: voc.parse_annotations(documents), args.repeat),
+        n,
+        base,
+    )
+    add(
+        "typed",
+        "conveyor parse_annotations (batch, 1 thread)",
+        best_time(lambda: voc.parse_annotations(documents, num_threads=1), args.repeat),
+        n,
+        base,
+    )
+    add(
+        "typed",
+        "conveyor parse_annotation loop (per document)",
+        best_time(lambda: [voc.parse_annotation(d) for d in documents], args.repeat),
+        n,
+        base,
+    )
 
     paths = write_tree(args.files)
     voc.load_annotations(paths)  # warm the page cache for both sides
-    base = add("index", f"ET.parse + torchvision dict over {len(paths)} files",
-               best_time(lambda: torchvision_index(paths), 1), len(paths))
-    add("index", f"conveyor load_annotations over {len(paths)} files",
-        best_time(lambda: voc.load_annotations(paths), args.repeat), len(paths), base)
+    base = add(
+        "index",
+        f"ET.parse + torchvision dict over {len(paths)} files",
+        best_time(lambda: torchvision_index(paths), 1),
+        len(paths),
+    )
+    add(
+        "index",
+        f"conveyor load_annotations over {len(paths)} files",
+        best_time(lambda: voc.load_annotations(paths), args.repeat),
+        len(paths),
+        base,
+    )
 
     ratios = {
         "dict_vs_torchvision": rows[1]["speedup_vs_baseline"],
@@ -183,14 +248,22 @@ def main(argv=None) -> int:
         "load_annotations_seconds": rows[7]["seconds"],
     }
     report = {
-        "benchmark": "bench_voc_parse", "command": " ".join(["python"] + sys.argv),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "nice": os.nice(0),
-                    # 1/5/15-minute load averages: above the core count, other work shared
-                    # the cores and wall-clock ratios (threads especially) suffer.
-                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
-        "documents": n, "mean_document_bytes": mean_bytes, "files": len(paths),
-        "results": rows, "ratios": ratios,
+        "benchmark": "bench_voc_parse",
+        "command": " ".join(["python"] + sys.argv),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "nice": os.nice(0),
+            # 1/5/15-minute load averages: above the core count, other work shared
+            # the cores and wall-clock ratios (threads especially) suffer.
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
+        "documents": n,
+        "mean_document_bytes": mean_bytes,
+        "files": len(paths),
+        "results": rows,
+        "ratios": ratios,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
@@ -198,11 +271,16 @@ def main(argv=None) -> int:
     try:
         from plot import plot_results
 
-        plot_rows = [{"label": f"{r['scenario']}: {r['label']}", "value": r["documents_per_s"]}
-                     for r in rows]
-        plot_results(plot_rows, args.output.with_suffix(".png"), value_key="value",
-                     title="VOC annotation parsing (documents/s, higher is better)",
-                     ylabel="documents / s")
+        plot_rows = [
+            {"label": f"{r['scenario']}: {r['label']}", "value": r["documents_per_s"]} for r in rows
+        ]
+        plot_results(
+            plot_rows,
+            args.output.with_suffix(".png"),
+            value_key="value",
+            title="VOC annotation parsing (documents/s, higher is better)",
+            ylabel="documents / s",
+        )
     except ImportError as error:  # matplotlib missing: the JSON is the result
         print(f"no plot ({error})")
     return 0

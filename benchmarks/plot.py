@@ -82,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
-    print(plot_results(results, args.output, label_key=args.label, value_key=args.value,
-                       title=args.title))
+    print(
+        plot_results(
+            results, args.output, label_key=args.label, value_key=args.value, title=args.title
+        )
+    )
 
 
 if __name__ == "__main__":

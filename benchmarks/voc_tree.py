@@ -20,9 +20,26 @@ from PIL import Image, ImageDraw
 
 YEAR = "2012"
 CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -60,6 +77,7 @@ def ensure_tree(root: Path, num_images: int, seed: int = 0, prefer_conveyor: boo
     if prefer_conveyor:
         try:
             from conveyor.datasets import make_synthetic_voc
+
             generator = "conveyor.datasets.make_synthetic_voc"
         except Exception:  # the voc branch has not landed: use our own generator
             make_synthetic_voc = None
@@ -83,17 +101,31 @@ def ensure_tree(root: Path, num_images: int, seed: int = 0, prefer_conveyor: boo
     voc = root / "VOCdevkit" / f"VOC{YEAR}"
     jpegs = sorted((voc / "JPEGImages").glob("*.jpg"))
     sizes = [p.stat().st_size for p in jpegs]
-    info = {"root": str(root), "num_images": len(sizes), "generator": generator,
-            "mean_jpeg_bytes": int(np.mean(sizes)) if sizes else 0,
-            "first_image_size": list(Image.open(jpegs[0]).size) if jpegs else None}
+    info = {
+        "root": str(root),
+        "num_images": len(sizes),
+        "generator": generator,
+        "mean_jpeg_bytes": int(np.mean(sizes)) if sizes else 0,
+        "first_image_size": list(Image.open(jpegs[0]).size) if jpegs else None,
+    }
     marker.write_text(json.dumps({"params": wanted, "info": info}))
     return info
 
 
 def _make_with_conveyor(make_synthetic_voc, root: Path, num_images: int, seed: int) -> None:
     """Calls conveyor's generator with the options it has among ours (by keyword name)."""
-    wanted = {"num_images": num_images, "seed": seed, "year": YEAR, "image_size": (500, 375),
-              "width": 500, "height": 375, "quality": 90, "jpeg_quality": 90, "masks": True, "segmentation": True}
+    wanted = {
+        "num_images": num_images,
+        "seed": seed,
+        "year": YEAR,
+        "image_size": (500, 375),
+        "width": 500,
+        "height": 375,
+        "quality": 90,
+        "jpeg_quality": 90,
+        "masks": True,
+        "segmentation": True,
+    }
     accepted = inspect.signature(make_synthetic_voc).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
         kwargs = {k: wanted[k] for k in ("num_images", "seed", "year")}
@@ -104,16 +136,26 @@ def _make_with_conveyor(make_synthetic_voc, root: Path, num_images: int, seed: i
 
 def _tree_is_complete(root: Path) -> bool:
     voc = Path(root) / "VOCdevkit" / f"VOC{YEAR}"
-    needed = ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Main/trainval.txt",
-              "ImageSets/Segmentation/trainval.txt")
+    needed = (
+        "JPEGImages",
+        "Annotations",
+        "SegmentationClass",
+        "ImageSets/Main/trainval.txt",
+        "ImageSets/Segmentation/trainval.txt",
+    )
     return all((voc / part).exists() for part in needed)
 
 
 def write_tree(root: Path, num_images: int, seed: int) -> None:
     """Writes a VOCdevkit tree with images, annotations, masks and both trainval lists."""
     voc = Path(root) / "VOCdevkit" / f"VOC{YEAR}"
-    for sub in ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Main",
-                "ImageSets/Segmentation"):
+    for sub in (
+        "JPEGImages",
+        "Annotations",
+        "SegmentationClass",
+        "ImageSets/Main",
+        "ImageSets/Segmentation",
+    ):
         (voc / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     palette = voc_palette()
@@ -126,7 +168,9 @@ def write_tree(root: Path, num_images: int, seed: int) -> None:
         mask_image = Image.fromarray(mask, mode="P")
         mask_image.putpalette(palette)
         mask_image.save(voc / "SegmentationClass" / f"{image_id}.png")
-        (voc / "Annotations" / f"{image_id}.xml").write_text(_annotation_xml(image_id, 500, 375, objects))
+        (voc / "Annotations" / f"{image_id}.xml").write_text(
+            _annotation_xml(image_id, 500, 375, objects)
+        )
     listing = "\n".join(ids) + "\n"
     (voc / "ImageSets" / "Main" / "trainval.txt").write_text(listing)
     (voc / "ImageSets" / "Segmentation" / "trainval.txt").write_text(listing)
@@ -164,15 +208,20 @@ def _photo_like_sample(rng, width: int, height: int):
 
 def _annotation_xml(image_id: str, width: int, height: int, objects) -> str:
     parts = [
-        "<annotation>", f"  <folder>VOC{YEAR}</folder>", f"  <filename>{image_id}.jpg</filename>",
+        "<annotation>",
+        f"  <folder>VOC{YEAR}</folder>",
+        f"  <filename>{image_id}.jpg</filename>",
         "  <source><database>conveyor benchmark</database></source>",
         f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>",
         "  <segmented>1</segmented>",
     ]
     for name, (x0, y0, x1, y1), difficult in objects:
         parts += [
-            "  <object>", f"    <name>{name}</name>", "    <pose>Unspecified</pose>",
-            "    <truncated>0</truncated>", f"    <difficult>{int(difficult)}</difficult>",
+            "  <object>",
+            f"    <name>{name}</name>",
+            "    <pose>Unspecified</pose>",
+            "    <truncated>0</truncated>",
+            f"    <difficult>{int(difficult)}</difficult>",
             f"    <bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin>"
             f"<xmax>{x1 + 1}</xmax><ymax>{y1 + 1}</ymax></bndbox>",
             "  </object>",

@@ -6,11 +6,10 @@ Run: python tests/fuzz_voc_atheris.py -max_total_time=60 [corpus_dir]
 """
 
 import collections
+import random
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
-import random
 
 import atheris
 import numpy  # noqa: F401  (imported before instrumentation: instrumenting numpy is slow)
@@ -18,7 +17,6 @@ import numpy  # noqa: F401  (imported before instrumentation: instrumenting nump
 with atheris.instrument_imports():
     from conveyor import voc
     from conveyor.errors import AnnotationError
-
 
 
 def torchvision_parse_voc_xml(node):
@@ -61,7 +59,9 @@ def one_input(data: bytes) -> None:
             # Known, documented refusals: encodings other than UTF-8/ASCII/latin-1/cp1252.
             if b"encoding" in data[:200]:
                 return
-        raise AssertionError(f"difference on {data!r}: conveyor {got!r} vs ElementTree {expected!r}")
+        raise AssertionError(
+            f"difference on {data!r}: conveyor {got!r} vs ElementTree {expected!r}"
+        )
 
 
 SEEDS = [

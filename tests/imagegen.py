@@ -26,23 +26,32 @@ def photo_like(height: int, width: int, seed: int = 0, channels: int = 3) -> np.
     image = np.zeros((height, width, channels), np.float32)
     for c in range(channels):
         angle = rng.uniform(0, np.pi)
-        image[..., c] = 60 + 80 * (np.cos(angle) * x / max(width, 1) + np.sin(angle) * y / max(height, 1))
+        image[..., c] = 60 + 80 * (
+            np.cos(angle) * x / max(width, 1) + np.sin(angle) * y / max(height, 1)
+        )
     for _ in range(6):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         radius = rng.uniform(0.1, 0.4) * max(height, width)
-        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius ** 2))
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2))
         image += blob[..., None] * rng.uniform(-90, 90, channels)
     for _ in range(4):  # hard-edged rectangles: sharp edges like object boundaries
         y0, x0 = rng.integers(0, height), rng.integers(0, width)
-        image[y0:y0 + height // 4, x0:x0 + width // 5] += rng.uniform(-60, 60, channels)
+        image[y0 : y0 + height // 4, x0 : x0 + width // 5] += rng.uniform(-60, 60, channels)
     image += 12 * np.sin(x / 3.0 + y / 5.0)[..., None]  # texture
     image += rng.normal(0, 6, image.shape)  # grain
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def encode_jpeg(pixels: np.ndarray, *, quality: int = 90, subsampling: str = "420",
-                progressive: bool = False, restart_blocks: int = 0, mode: Optional[str] = None,
-                exif_orientation: int = 0) -> bytes:
+def encode_jpeg(
+    pixels: np.ndarray,
+    *,
+    quality: int = 90,
+    subsampling: str = "420",
+    progressive: bool = False,
+    restart_blocks: int = 0,
+    mode: Optional[str] = None,
+    exif_orientation: int = 0,
+) -> bytes:
     """Encodes ``[H, W]`` (gray) or ``[H, W, 3]`` pixels with Pillow; ``mode="CMYK"`` converts."""
     image = Image.fromarray(pixels)
     if mode:
@@ -62,12 +71,23 @@ def encode_jpeg(pixels: np.ndarray, *, quality: int = 90, subsampling: str = "42
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(
-        ">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    )
 
 
-ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-         (0, 1, 1, 2)]  # (x0, y0, dx, dy) of the seven interlace passes
+ADAM7 = [
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+]  # (x0, y0, dx, dy) of the seven interlace passes
 
 
 def _raw_rows(samples: np.ndarray, bit_depth: int) -> bytes:
@@ -78,15 +98,21 @@ def _raw_rows(samples: np.ndarray, bit_depth: int) -> bytes:
         elif bit_depth == 8:
             data = row.astype(np.uint8).tobytes()
         else:
-            bits = np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bit_depth:]
+            bits = np.unpackbits(row.astype(np.uint8)[:, None], axis=1)[:, 8 - bit_depth :]
             data = np.packbits(bits.reshape(-1)).tobytes()
         rows.append(b"\x00" + data)  # filter type 0
     return b"".join(rows)
 
 
-def encode_png(samples: np.ndarray, color_type: int, bit_depth: int, *,
-               palette: Optional[Sequence[Sequence[int]]] = None,
-               trns: Optional[bytes] = None, interlaced: bool = False) -> bytes:
+def encode_png(
+    samples: np.ndarray,
+    color_type: int,
+    bit_depth: int,
+    *,
+    palette: Optional[Sequence[Sequence[int]]] = None,
+    trns: Optional[bytes] = None,
+    interlaced: bool = False,
+) -> bytes:
     """Writes a PNG from samples ``[H, W, C]`` (or ``[H, W]``) already in the PNG's layout.
 
     Args:
@@ -107,7 +133,9 @@ def encode_png(samples: np.ndarray, color_type: int, bit_depth: int, *,
     else:
         raw = _raw_rows(samples, bit_depth)
     png = b"\x89PNG\r\n\x1a\n" + _chunk(
-        b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, int(interlaced)))
+        b"IHDR",
+        struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, int(interlaced)),
+    )
     if palette is not None:
         png += _chunk(b"PLTE", bytes(int(v) for rgb in palette for v in rgb))
     if trns is not None:

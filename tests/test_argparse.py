@@ -61,8 +61,19 @@ class Model:
         *args,
         **kwargs,
     ):
-        self.kwargs = dict(lr=lr, flag=flag, maybe=maybe, mode=mode, ratio=ratio, either=either,
-                           limit=limit, gpus=gpus, precision=precision, devices=devices, name=name)
+        self.kwargs = dict(
+            lr=lr,
+            flag=flag,
+            maybe=maybe,
+            mode=mode,
+            ratio=ratio,
+            either=either,
+            limit=limit,
+            gpus=gpus,
+            precision=precision,
+            devices=devices,
+            name=name,
+        )
 
 
 def parse(argv, cls=Model):
@@ -71,7 +82,9 @@ def parse(argv, cls=Model):
 
 
 def test_get_init_arguments_and_types():
-    triples = {name: (types, default) for name, types, default in get_init_arguments_and_types(Model)}
+    triples = {
+        name: (types, default) for name, types, default in get_init_arguments_and_types(Model)
+    }
     assert "self" not in triples
     assert triples["lr"] == ((float,), 0.1)
     assert triples["name"] == ((str, type(None)), None)
@@ -120,8 +133,16 @@ def test_defaults_and_skipped_parameters():
 
 def test_bool_only():
     assert parse(["--flag"]).flag is True
-    for word, expected in [("yes", True), ("ON", True), ("1", True), ("t", True),
-                           ("no", False), ("Off", False), ("0", False), ("F", False)]:
+    for word, expected in [
+        ("yes", True),
+        ("ON", True),
+        ("1", True),
+        ("t", True),
+        ("no", False),
+        ("Off", False),
+        ("0", False),
+        ("F", False),
+    ]:
         assert parse(["--flag", word]).flag is expected
 
 
@@ -224,7 +245,9 @@ def test_parse_argparser_runs_the_parser(monkeypatch):
 def test_from_argparse_args_filters_and_overrides():
     args = Namespace(lr=0.5, unknown_key=1, flag=True)
     model = from_argparse_args(Model, args, name="n")
-    assert model.kwargs["lr"] == 0.5 and model.kwargs["flag"] is True and model.kwargs["name"] == "n"
+    assert (
+        model.kwargs["lr"] == 0.5 and model.kwargs["flag"] is True and model.kwargs["name"] == "n"
+    )
 
     class Strict:
         def __init__(self, a: int = 1):
@@ -253,7 +276,7 @@ def test_parse_env_variables(monkeypatch):
 
 def test_string_converters():
     assert str_to_bool("YES") is True
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - Lightning's converter raises a plain ValueError subclass
         str_to_bool("2")
     assert str_to_bool_or_int("12") == 12
     assert str_to_bool_or_str("off") is False and str_to_bool_or_str("x") == "x"
@@ -273,7 +296,9 @@ def test_trainer_cli_facts_and_pickle():
     assert args.max_epochs is None and args.resume_from_checkpoint is None
     assert not hasattr(args, "callbacks")
     assert pickle.loads(pickle.dumps(args)) == args
-    trainer = Trainer.from_argparse_args(parser.parse_args(["--max_epochs", "3"]), enable_progress_bar=False)
+    trainer = Trainer.from_argparse_args(
+        parser.parse_args(["--max_epochs", "3"]), enable_progress_bar=False
+    )
     assert trainer.max_epochs == 3
 
 

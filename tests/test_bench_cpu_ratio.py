@@ -19,10 +19,26 @@ def test_bench_cpu_ratio_quick_run_writes_results(tmp_path):
     pytest.importorskip("conveyor._core")
     out = tmp_path / "results" / "bench_cpu_ratio.json"
     has_matplotlib = importlib.util.find_spec("matplotlib") is not None
-    command = [sys.executable, str(REPO / "benchmarks" / "bench_cpu_ratio.py"), "--images", "32",
-               "--rounds", "1", "--warmup-epochs", "0", "--pipelines", "rrc224",
-               "--engine-threads", "1", "--workers", "1", "--data-dir", str(tmp_path / "data"),
-               "--out", str(out)] + ([] if has_matplotlib else ["--no-plot"])
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "bench_cpu_ratio.py"),
+        "--images",
+        "32",
+        "--rounds",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--pipelines",
+        "rrc224",
+        "--engine-threads",
+        "1",
+        "--workers",
+        "1",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+    ] + ([] if has_matplotlib else ["--no-plot"])
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if "libturbojpeg not found" in done.stderr:
         pytest.skip("libturbojpeg (the decode-only limit) is not installed")
@@ -31,7 +47,9 @@ def test_bench_cpu_ratio_quick_run_writes_results(tmp_path):
     report = json.loads(out.read_text())
     assert report["tree"]["num_images"] == 32
     rows = {(row["dataset"], row["measured"]): row for row in report["results"]}
-    assert set(rows) == {(d, m) for d in ("detection", "segmentation") for m in ("engine", "DataLoader")}
+    assert set(rows) == {
+        (d, m) for d in ("detection", "segmentation") for m in ("engine", "DataLoader")
+    }
     for row in rows.values():
         assert row["status"] == "ok", row
         assert row["pipeline"] == "rrc224" and row["threads"] == 1
@@ -62,9 +80,29 @@ def test_bench_cpu_ratio_reports_what_cannot_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench, "engine_subject", no_engine)
     out = tmp_path / "ratio.json"
-    bench.main(["--images", "32", "--rounds", "1", "--warmup-epochs", "0", "--datasets", "detection",
-                "--pipelines", "rrc224", "--engine-threads", "1", "--workers", "1", "--no-plot",
-                "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    bench.main(
+        [
+            "--images",
+            "32",
+            "--rounds",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--datasets",
+            "detection",
+            "--pipelines",
+            "rrc224",
+            "--engine-threads",
+            "1",
+            "--workers",
+            "1",
+            "--no-plot",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+        ]
+    )
     rows = {row["measured"]: row for row in json.loads(out.read_text())["results"]}
     assert rows["engine"]["status"] == "not available"
     assert rows["engine"]["reason"] == "this conveyor has no engine factory"

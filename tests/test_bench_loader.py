@@ -18,10 +18,25 @@ def test_bench_loader_quick_run_writes_results(tmp_path):
     pytest.importorskip("torchvision")
     out = tmp_path / "results" / "bench_loader.json"
     has_matplotlib = importlib.util.find_spec("matplotlib") is not None
-    command = [sys.executable, str(REPO / "benchmarks" / "bench_loader.py"), "--quick",
-               "--images", "40", "--seconds", "0.2", "--decode-seconds", "0.3", "--pipelines", "det512",
-               "--columns", "conveyor,torch-pillow", "--data-dir", str(tmp_path / "data"),
-               "--out", str(out)] + ([] if has_matplotlib else ["--no-plot"])
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "bench_loader.py"),
+        "--quick",
+        "--images",
+        "40",
+        "--seconds",
+        "0.2",
+        "--decode-seconds",
+        "0.3",
+        "--pipelines",
+        "det512",
+        "--columns",
+        "conveyor,torch-pillow",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+    ] + ([] if has_matplotlib else ["--no-plot"])
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_trainer import BoringModel, loader, make_data
 from torch.utils.data import DataLoader
 
 import conveyor
 from conveyor.training import CSVLogger, MisconfigurationException, ModelCheckpoint, Trainer
 from conveyor.training.checkpoint_io import atomic_save, load_checkpoint
 from conveyor.training.loggers import next_version
-
-from test_trainer import BoringModel, loader, make_data
 
 
 def quiet(**kwargs):
@@ -32,6 +31,7 @@ def ckpt_names(directory):
 
 
 # -- directories and names --------------------------------------------------------------------
+
 
 def test_version_numbering(tmp_path):
     assert next_version(tmp_path / "missing") == 0
@@ -49,9 +49,13 @@ def test_default_checkpoint_name_and_location(tmp_path):
     trainer.fit(BoringModel(), loader())
     directory = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     assert ckpt_names(directory) == ["epoch=2-step=15.ckpt"]
-    assert (tmp_path / "lightning_logs" / "version_0" / "hparams.yaml").read_text().strip() == "lr: 0.05"
+    assert (
+        tmp_path / "lightning_logs" / "version_0" / "hparams.yaml"
+    ).read_text().strip() == "lr: 0.05"
     quiet(max_epochs=1, default_root_dir=tmp_path).fit(BoringModel(), loader())
-    assert (tmp_path / "lightning_logs" / "version_1" / "checkpoints" / "epoch=0-step=5.ckpt").is_file()
+    assert (
+        tmp_path / "lightning_logs" / "version_1" / "checkpoints" / "epoch=0-step=5.ckpt"
+    ).is_file()
 
 
 def test_no_logger_checkpoints_under_root(tmp_path):
@@ -63,8 +67,17 @@ def test_checkpoint_contents(tmp_path):
     trainer = quiet(max_epochs=2, default_root_dir=tmp_path)
     trainer.fit(BoringModel(), loader())
     checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
-    assert {"epoch", "global_step", "conveyor_version", "state_dict", "loops", "callbacks",
-            "optimizer_states", "lr_schedulers", "hyper_parameters"} <= set(checkpoint)
+    assert {
+        "epoch",
+        "global_step",
+        "conveyor_version",
+        "state_dict",
+        "loops",
+        "callbacks",
+        "optimizer_states",
+        "lr_schedulers",
+        "hyper_parameters",
+    } <= set(checkpoint)
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 10
     assert checkpoint["hyper_parameters"] == {"lr": 0.05}
     assert isinstance(checkpoint["optimizer_states"], list) and checkpoint["lr_schedulers"] == []
@@ -72,33 +85,49 @@ def test_checkpoint_contents(tmp_path):
 
 def test_weights_only_contents(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, save_weights_only=True)
-    quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(BoringModel(), loader())
+    quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(
+        BoringModel(), loader()
+    )
     checkpoint = torch.load(callback.best_model_path, weights_only=True)
     assert "optimizer_states" not in checkpoint and "callbacks" not in checkpoint
     assert {"epoch", "global_step", "state_dict", "loops"} <= set(checkpoint)
     with pytest.raises(KeyError, match="weights"):
-        quiet(max_epochs=2, default_root_dir=tmp_path).fit(BoringModel(), loader(), ckpt_path=callback.best_model_path)
+        quiet(max_epochs=2, default_root_dir=tmp_path).fit(
+            BoringModel(), loader(), ckpt_path=callback.best_model_path
+        )
 
 
 def test_filename_templates(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, filename="{epoch:03d}")
     assert os.path.basename(callback.format_checkpoint_name({"epoch": 5})) == "epoch=005.ckpt"
     callback = ModelCheckpoint(dirpath=tmp_path, filename="{epoch}-{val_loss:.2f}")
-    assert os.path.basename(callback.format_checkpoint_name({"epoch": 2, "val_loss": torch.tensor(0.1234)})) \
+    assert (
+        os.path.basename(
+            callback.format_checkpoint_name({"epoch": 2, "val_loss": torch.tensor(0.1234)})
+        )
         == "epoch=2-val_loss=0.12.ckpt"
-    assert os.path.basename(callback.format_checkpoint_name({"epoch": 2})) == "epoch=2-val_loss=0.00.ckpt"
-    assert os.path.basename(callback.format_checkpoint_name({"epoch": 2, "val_loss": 1.0}, ver=3)) \
+    )
+    assert (
+        os.path.basename(callback.format_checkpoint_name({"epoch": 2}))
+        == "epoch=2-val_loss=0.00.ckpt"
+    )
+    assert (
+        os.path.basename(callback.format_checkpoint_name({"epoch": 2, "val_loss": 1.0}, ver=3))
         == "epoch=2-val_loss=1.00-v3.ckpt"
+    )
     plain = ModelCheckpoint(dirpath=tmp_path, filename="{epoch}", auto_insert_metric_name=False)
     assert os.path.basename(plain.format_checkpoint_name({"epoch": 4})) == "4.ckpt"
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"save_top_k": -2}, "save_top_k"),
-    ({"save_top_k": 3}, "monitor=None"),
-    ({"monitor": "x", "mode": "avg"}, "mode"),
-    ({"every_n_train_steps": 2, "every_n_epochs": 2}, "mutually exclusive"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"save_top_k": -2}, "save_top_k"),
+        ({"save_top_k": 3}, "monitor=None"),
+        ({"monitor": "x", "mode": "avg"}, "mode"),
+        ({"every_n_train_steps": 2, "every_n_epochs": 2}, "mutually exclusive"),
+    ],
+)
 def test_model_checkpoint_errors(kwargs, match):
     with pytest.raises(MisconfigurationException, match=match):
         ModelCheckpoint(**kwargs)
@@ -111,10 +140,17 @@ def test_top_k_by_monitor(tmp_path):
         def validation_step(self, batch, batch_idx):
             self.log("score", self.scores[self.current_epoch])
 
-    callback = ModelCheckpoint(dirpath=tmp_path, monitor="score", mode="min", save_top_k=2,
-                               filename="{epoch}-{score:.1f}", save_last=True)
-    quiet(max_epochs=5, callbacks=[callback], num_sanity_val_steps=0, default_root_dir=tmp_path).fit(
-        Scored(), loader(), loader())
+    callback = ModelCheckpoint(
+        dirpath=tmp_path,
+        monitor="score",
+        mode="min",
+        save_top_k=2,
+        filename="{epoch}-{score:.1f}",
+        save_last=True,
+    )
+    quiet(
+        max_epochs=5, callbacks=[callback], num_sanity_val_steps=0, default_root_dir=tmp_path
+    ).fit(Scored(), loader(), loader())
     assert ckpt_names(tmp_path) == ["epoch=1-score=0.3.ckpt", "epoch=3-score=0.1.ckpt", "last.ckpt"]
     assert callback.best_model_path.endswith("epoch=3-score=0.1.ckpt")
     assert float(callback.best_model_score) == pytest.approx(0.1)
@@ -124,13 +160,21 @@ def test_top_k_by_monitor(tmp_path):
 def test_monitor_missing_raises(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, monitor="nope")
     with pytest.raises(MisconfigurationException, match="nope"):
-        quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(BoringModel(), loader(), loader())
+        quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(
+            BoringModel(), loader(), loader()
+        )
 
 
 def test_save_top_k_all_and_zero(tmp_path):
     keep_all = ModelCheckpoint(dirpath=tmp_path / "all", save_top_k=-1)
-    quiet(max_epochs=3, callbacks=[keep_all], default_root_dir=tmp_path).fit(BoringModel(), loader())
-    assert ckpt_names(tmp_path / "all") == ["epoch=0-step=5.ckpt", "epoch=1-step=10.ckpt", "epoch=2-step=15.ckpt"]
+    quiet(max_epochs=3, callbacks=[keep_all], default_root_dir=tmp_path).fit(
+        BoringModel(), loader()
+    )
+    assert ckpt_names(tmp_path / "all") == [
+        "epoch=0-step=5.ckpt",
+        "epoch=1-step=10.ckpt",
+        "epoch=2-step=15.ckpt",
+    ]
     none = ModelCheckpoint(dirpath=tmp_path / "none", save_top_k=0, save_last=True)
     quiet(max_epochs=2, callbacks=[none], default_root_dir=tmp_path).fit(BoringModel(), loader())
     assert ckpt_names(tmp_path / "none") == ["last.ckpt"]
@@ -139,13 +183,21 @@ def test_save_top_k_all_and_zero(tmp_path):
 def test_name_collisions_get_version_suffix(tmp_path):
     for _ in range(3):
         callback = ModelCheckpoint(dirpath=tmp_path)
-        quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(BoringModel(), loader())
-    assert ckpt_names(tmp_path) == ["epoch=0-step=5-v1.ckpt", "epoch=0-step=5-v2.ckpt", "epoch=0-step=5.ckpt"]
+        quiet(max_epochs=1, callbacks=[callback], default_root_dir=tmp_path).fit(
+            BoringModel(), loader()
+        )
+    assert ckpt_names(tmp_path) == [
+        "epoch=0-step=5-v1.ckpt",
+        "epoch=0-step=5-v2.ckpt",
+        "epoch=0-step=5.ckpt",
+    ]
 
 
 def test_every_n_train_steps(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=4, save_top_k=-1)
-    quiet(max_epochs=2, callbacks=[callback], default_root_dir=tmp_path).fit(BoringModel(), loader())
+    quiet(max_epochs=2, callbacks=[callback], default_root_dir=tmp_path).fit(
+        BoringModel(), loader()
+    )
     assert ckpt_names(tmp_path) == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt"]
 
 
@@ -156,16 +208,23 @@ def test_no_checkpoint_during_sanity_check_or_fast_dev_run(tmp_path):
 
 def test_every_n_epochs(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, every_n_epochs=2, save_top_k=-1)
-    quiet(max_epochs=5, callbacks=[callback], default_root_dir=tmp_path).fit(BoringModel(), loader())
+    quiet(max_epochs=5, callbacks=[callback], default_root_dir=tmp_path).fit(
+        BoringModel(), loader()
+    )
     assert ckpt_names(tmp_path) == ["epoch=1-step=10.ckpt", "epoch=3-step=20.ckpt"]
 
 
 # -- resume -----------------------------------------------------------------------------------
 
+
 def test_missing_checkpoint_raises(tmp_path):
     missing = tmp_path / "nope.ckpt"
-    with pytest.raises(FileNotFoundError, match=f"Checkpoint at {missing} not found. Aborting training."):
-        quiet(max_epochs=1, resume_from_checkpoint=str(missing), default_root_dir=tmp_path).fit(BoringModel(), loader())
+    with pytest.raises(
+        FileNotFoundError, match=f"Checkpoint at {missing} not found. Aborting training."
+    ):
+        quiet(max_epochs=1, resume_from_checkpoint=str(missing), default_root_dir=tmp_path).fit(
+            BoringModel(), loader()
+        )
 
 
 def test_resume_continues_epochs_and_steps(tmp_path):
@@ -198,15 +257,26 @@ def test_resume_restores_hooks_and_callback_state(tmp_path):
             loaded.append(checkpoint["extra"])
 
     first = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_top_k=2)
-    quiet(max_epochs=2, callbacks=[first], default_root_dir=tmp_path).fit(Hooked(), loader(), loader())
+    quiet(max_epochs=2, callbacks=[first], default_root_dir=tmp_path).fit(
+        Hooked(), loader(), loader()
+    )
     second = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_top_k=2)
-    quiet(max_epochs=2, callbacks=[second], default_root_dir=tmp_path).fit(Hooked(), loader(), loader(),
-                                                                            ckpt_path=first.best_model_path)
+    quiet(max_epochs=2, callbacks=[second], default_root_dir=tmp_path).fit(
+        Hooked(), loader(), loader(), ckpt_path=first.best_model_path
+    )
     assert loaded == [42]
     assert second.best_k_models == pytest.approx(first.best_k_models)
 
 
-def _run(tmp_path, tag, max_epochs, ckpt_path=None, callbacks=(), crash_at_step=None, conveyor_loader=False):
+def _run(
+    tmp_path,
+    tag,
+    max_epochs,
+    ckpt_path=None,
+    callbacks=(),
+    crash_at_step=None,
+    conveyor_loader=False,
+):
     conveyor.seed_everything(123)
 
     class Dropout(BoringModel):
@@ -219,7 +289,9 @@ def _run(tmp_path, tag, max_epochs, ckpt_path=None, callbacks=(), crash_at_step=
 
         def configure_optimizers(self):
             opt = torch.optim.Adam(self.parameters(), lr=0.05)
-            return [opt], [{"scheduler": torch.optim.lr_scheduler.StepLR(opt, 3, 0.5), "interval": "step"}]
+            return [opt], [
+                {"scheduler": torch.optim.lr_scheduler.StepLR(opt, 3, 0.5), "interval": "step"}
+            ]
 
         def on_train_batch_end(self, outputs, batch, batch_idx, unused=0):
             if crash_at_step is not None and self.global_step == crash_at_step:
@@ -231,8 +303,12 @@ def _run(tmp_path, tag, max_epochs, ckpt_path=None, callbacks=(), crash_at_step=
         train = conveyor.DataLoader(data, batch_size=8, shuffle=True, seed=5)
     else:
         train = DataLoader(data, batch_size=8, shuffle=True)
-    trainer = quiet(max_epochs=max_epochs, callbacks=list(callbacks), default_root_dir=tmp_path / tag,
-                    num_sanity_val_steps=0)
+    trainer = quiet(
+        max_epochs=max_epochs,
+        callbacks=list(callbacks),
+        default_root_dir=tmp_path / tag,
+        num_sanity_val_steps=0,
+    )
     try:
         trainer.fit(model, train, loader(n=16), ckpt_path=ckpt_path)
     except KeyboardInterrupt:
@@ -245,18 +321,27 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, conveyor_loader
     reference, ref_trainer = _run(tmp_path, "ref", 4, conveyor_loader=conveyor_loader)
     # checkpoint mid-epoch (every 3 steps; 5 batches per epoch) and crash at step 13 (epoch 2)
     saver = ModelCheckpoint(dirpath=tmp_path / "mid", every_n_train_steps=3, save_top_k=-1)
-    _, crashed = _run(tmp_path, "crash", 4, callbacks=[saver], crash_at_step=13, conveyor_loader=conveyor_loader)
+    _, crashed = _run(
+        tmp_path, "crash", 4, callbacks=[saver], crash_at_step=13, conveyor_loader=conveyor_loader
+    )
     last = tmp_path / "mid" / "epoch=2-step=12.ckpt"
     assert last.is_file(), ckpt_names(tmp_path / "mid")
-    resumed, trainer = _run(tmp_path, "resumed", 4, ckpt_path=str(last), conveyor_loader=conveyor_loader)
+    resumed, trainer = _run(
+        tmp_path, "resumed", 4, ckpt_path=str(last), conveyor_loader=conveyor_loader
+    )
     assert trainer.global_step == ref_trainer.global_step == 20
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     # and from an epoch-end checkpoint
     epoch_end = ModelCheckpoint(dirpath=tmp_path / "end", save_top_k=-1)
     _run(tmp_path, "partial", 2, callbacks=[epoch_end], conveyor_loader=conveyor_loader)
-    resumed2, _ = _run(tmp_path, "resumed2", 4, ckpt_path=str(tmp_path / "end" / "epoch=1-step=10.ckpt"),
-                       conveyor_loader=conveyor_loader)
+    resumed2, _ = _run(
+        tmp_path,
+        "resumed2",
+        4,
+        ckpt_path=str(tmp_path / "end" / "epoch=1-step=10.ckpt"),
+        conveyor_loader=conveyor_loader,
+    )
     for a, b in zip(reference.state_dict().values(), resumed2.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -271,7 +356,9 @@ def test_resume_from_url(tmp_path, monkeypatch):
     trainer.fit(BoringModel(), loader())
     served = tmp_path / "served"
     served.mkdir()
-    (served / "model.ckpt").write_bytes(Path(trainer.checkpoint_callback.best_model_path).read_bytes())
+    (served / "model.ckpt").write_bytes(
+        Path(trainer.checkpoint_callback.best_model_path).read_bytes()
+    )
     monkeypatch.setenv("CONVEYOR_CACHE", str(tmp_path / "cache"))
     handler = lambda *a, **k: _QuietHandler(*a, directory=str(served), **k)  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -286,7 +373,7 @@ def test_resume_from_url(tmp_path, monkeypatch):
         assert len(cached) == 1
         (served / "model.ckpt").unlink()  # the second use comes from the cache
         assert load_checkpoint(url)["global_step"] == 5
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 - urllib's HTTPError or OSError
             load_checkpoint(f"http://127.0.0.1:{server.server_address[1]}/missing.ckpt")
     finally:
         server.shutdown()
@@ -328,10 +415,16 @@ def test_killed_during_save_leaves_no_truncated_checkpoint(tmp_path):
     """SIGKILL a process while it writes 256 MB checkpoints: the file at the final name is
     always a complete checkpoint (the old or the new one), never a truncated one."""
     path = tmp_path / "model.ckpt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(conveyor.__file__).parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    for attempt in range(3):
-        child = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(conveyor.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    for _attempt in range(3):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILL_SCRIPT, str(path)], stdout=subprocess.PIPE, env=env
+        )
         assert child.stdout.readline().strip() == b"ready"
         # wait until a temporary file is being written, then kill mid-write
         for _ in range(2000):
@@ -345,4 +438,6 @@ def test_killed_during_save_leaves_no_truncated_checkpoint(tmp_path):
         assert checkpoint["epoch"] in (0, 1)
         if checkpoint["epoch"] == 1:
             assert len(checkpoint["state_dict"]) == 64
-        assert [p for p in tmp_path.glob("*.ckpt")] == [path]  # leftovers are hidden .tmp files only
+        assert [p for p in tmp_path.glob("*.ckpt")] == [
+            path
+        ]  # leftovers are hidden .tmp files only

@@ -17,6 +17,7 @@ def test_unknown_command_is_an_error(capsys):
 
 
 def test_python_dash_m_runs_the_command():
-    result = subprocess.run([sys.executable, "-m", "conveyor", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "conveyor", "--help"], capture_output=True, text=True, check=True
+    )
     assert "usage: conveyor" in result.stdout

@@ -33,8 +33,10 @@ def test_works_as_collate_fn_of_torch_and_conveyor_loaders():
     from conveyor import DataLoader
 
     data = [sample(objects=i % 3, value=float(i)) for i in range(5)]
-    for loader in (torch.utils.data.DataLoader(data, batch_size=2, collate_fn=detection_collate),
-                   DataLoader(data, batch_size=2, num_workers=2, collate_fn=detection_collate)):
+    for loader in (
+        torch.utils.data.DataLoader(data, batch_size=2, collate_fn=detection_collate),
+        DataLoader(data, batch_size=2, num_workers=2, collate_fn=detection_collate),
+    ):
         batches = list(loader)
         assert [b[0].shape[0] for b in batches] == [2, 2, 1]
         assert [len(t["labels"]) for b in batches for t in b[1]] == [0, 1, 2, 0, 1]
@@ -50,8 +52,13 @@ def test_segmentation_collate_stacks_masks_without_channel():
 
     from conveyor.collate import segmentation_collate
 
-    samples = [(tv_tensors.Image(torch.full((3, 4, 5), i, dtype=torch.float32)),
-                tv_tensors.Mask(torch.full((1, 4, 5), 255 - i, dtype=torch.int64))) for i in range(3)]
+    samples = [
+        (
+            tv_tensors.Image(torch.full((3, 4, 5), i, dtype=torch.float32)),
+            tv_tensors.Mask(torch.full((1, 4, 5), 255 - i, dtype=torch.int64)),
+        )
+        for i in range(3)
+    ]
     images, masks = segmentation_collate(samples)
     assert type(images) is torch.Tensor and images.shape == (3, 3, 4, 5)
     assert type(masks) is torch.Tensor and masks.shape == (3, 4, 5) and masks.dtype == torch.int64

@@ -5,13 +5,12 @@ from argparse import ArgumentParser
 
 import pytest
 import torch
+from test_trainer import BoringModel, make_data
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler, SequentialSampler
 
 import conveyor
 from conveyor.datamodules import VOCDataModule
 from conveyor.training import DataModule, Trainer
-
-from test_trainer import BoringModel, make_data
 
 
 class TransformsDM(DataModule):
@@ -37,14 +36,19 @@ def test_transforms_constructor_arguments():
 
 
 def test_unimplemented_loader_raises():
-    with pytest.raises(NotImplementedError, match="`train_dataloader` must be implemented to be used with the Trainer"):
+    with pytest.raises(
+        NotImplementedError,
+        match="`train_dataloader` must be implemented to be used with the Trainer",
+    ):
         DataModule().train_dataloader()
     with pytest.raises(NotImplementedError, match="`test_dataloader` must be implemented"):
         DataModule().test_dataloader()
 
 
 def test_from_datasets():
-    dm = DataModule.from_datasets(make_data(), make_data(), [make_data(), make_data()], batch_size=5)
+    dm = DataModule.from_datasets(
+        make_data(), make_data(), [make_data(), make_data()], batch_size=5
+    )
     assert isinstance(dm.train_dataloader().sampler, RandomSampler)
     assert isinstance(dm.val_dataloader().sampler, SequentialSampler)
     assert len(dm.test_dataloader()) == 2 and dm.train_dataloader().batch_size == 5
@@ -53,7 +57,9 @@ def test_from_datasets():
         def __iter__(self):
             return iter(range(3))
 
-    assert DataModule.from_datasets(Stream()).train_dataloader() is not None  # not shuffled: no error
+    assert (
+        DataModule.from_datasets(Stream()).train_dataloader() is not None
+    )  # not shuffled: no error
 
 
 def test_argparse_classmethods():
@@ -87,7 +93,8 @@ def test_datamodule_state_in_checkpoint(tmp_path):
     assert checkpoint[Stateful.__qualname__] == {"counter": 7}
     restored = Stateful()
     Trainer(max_epochs=2, enable_progress_bar=False, default_root_dir=tmp_path).fit(
-        BoringModel(), datamodule=restored, ckpt_path=trainer.checkpoint_callback.best_model_path)
+        BoringModel(), datamodule=restored, ckpt_path=trainer.checkpoint_callback.best_model_path
+    )
     assert restored.counter == 7
 
 
@@ -111,10 +118,16 @@ def test_setup_stage_and_teardown_calls(tmp_path):
     dm = Recording()
     trainer.fit(BoringModel(), datamodule=dm)
     trainer.test(BoringModel(), datamodule=dm, verbose=False)
-    assert stages == [("setup", "fit"), ("teardown", "fit"), ("setup", "test"), ("teardown", "test")]
+    assert stages == [
+        ("setup", "fit"),
+        ("teardown", "fit"),
+        ("setup", "test"),
+        ("teardown", "test"),
+    ]
 
 
 # -- VOCDataModule ----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def synthetic_dir(tmp_path_factory):
@@ -122,8 +135,14 @@ def synthetic_dir(tmp_path_factory):
 
 
 def test_voc_segmentation_batches(synthetic_dir):
-    dm = VOCDataModule(task="segmentation", image_size=48, batch_size=4, synthetic_dir=synthetic_dir,
-                       synthetic_train_images=12, synthetic_val_images=4)
+    dm = VOCDataModule(
+        task="segmentation",
+        image_size=48,
+        batch_size=4,
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=12,
+        synthetic_val_images=4,
+    )
     assert dm.num_classes == 21
     dm.prepare_data()
     dm.setup("fit")
@@ -140,8 +159,14 @@ def test_voc_segmentation_batches(synthetic_dir):
 def test_voc_default_transforms_run_natively(synthetic_dir, task):
     import warnings
 
-    dm = VOCDataModule(task=task, image_size=64, batch_size=4, synthetic_dir=synthetic_dir,
-                       synthetic_train_images=12, synthetic_val_images=4)
+    dm = VOCDataModule(
+        task=task,
+        image_size=64,
+        batch_size=4,
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=12,
+        synthetic_val_images=4,
+    )
     dm.prepare_data()
     dm.setup("fit")
     for loader in (dm.train_dataloader(), dm.val_dataloader()):
@@ -152,8 +177,14 @@ def test_voc_default_transforms_run_natively(synthetic_dir, task):
 
 
 def test_voc_segmentation_batches_equal_the_python_path(synthetic_dir):
-    dm = VOCDataModule(task="segmentation", image_size=56, batch_size=4, synthetic_dir=synthetic_dir,
-                       synthetic_train_images=12, synthetic_val_images=4)
+    dm = VOCDataModule(
+        task="segmentation",
+        image_size=56,
+        batch_size=4,
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=12,
+        synthetic_val_images=4,
+    )
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.val_dataloader()
@@ -165,14 +196,21 @@ def test_voc_segmentation_batches_equal_the_python_path(synthetic_dir):
 
 
 def test_voc_detection_targets_follow_the_image(synthetic_dir):
-    dm = VOCDataModule(task="detection", image_size=64, batch_size=3, synthetic_dir=synthetic_dir,
-                       synthetic_train_images=6, synthetic_val_images=3, normalize=False)
+    dm = VOCDataModule(
+        task="detection",
+        image_size=64,
+        batch_size=3,
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=6,
+        synthetic_val_images=3,
+        normalize=False,
+    )
     dm.prepare_data()
     dm.setup("fit")
     loader = dm.val_dataloader()
     images, targets = next(iter(loader))
     raw = conveyor.datasets.VOCDetection(dm.root, image_set="val", target_format="boxes")
-    for index, (image, target) in enumerate(zip(images, targets)):
+    for index, (_image, target) in enumerate(zip(images, targets)):
         source, expected = raw[index]
         sy, sx = 64 / source.shape[-2], 64 / source.shape[-1]
         scale = torch.tensor([sx, sy, sx, sy])
@@ -185,15 +223,25 @@ def test_voc_detection_targets_follow_the_image(synthetic_dir):
 
 
 def test_voc_detection_batches(synthetic_dir):
-    dm = VOCDataModule(task="detection", image_size=64, batch_size=3, synthetic_dir=synthetic_dir,
-                       synthetic_train_images=6, synthetic_val_images=3, normalize=False)
+    dm = VOCDataModule(
+        task="detection",
+        image_size=64,
+        batch_size=3,
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=6,
+        synthetic_val_images=3,
+        normalize=False,
+    )
     dm.prepare_data()
     dm.setup("fit")
     images, targets = next(iter(dm.val_dataloader()))
     assert len(images) == len(targets) == 3 and images[0].shape == (3, 64, 64)
     target = targets[0]
     assert target["boxes"].dtype == torch.float32 and target["boxes"].shape[1] == 4
-    assert target["labels"].dtype == torch.int64 and 1 <= int(target["labels"].min()) <= int(target["labels"].max()) <= 20
+    assert (
+        target["labels"].dtype == torch.int64
+        and 1 <= int(target["labels"].min()) <= int(target["labels"].max()) <= 20
+    )
     assert set(target) == {"boxes", "labels", "iscrowd", "area", "image_id"}
     assert (target["boxes"] >= 0).all() and (target["boxes"] <= 64).all()
 
@@ -211,16 +259,28 @@ def test_voc_custom_transforms_are_used(synthetic_dir):
         image, mask = default(image, tv_tensors.Mask(F.pil_to_tensor(target)))
         return image, mask[0]
 
-    dm = VOCDataModule(task="segmentation", synthetic_dir=synthetic_dir, synthetic_train_images=4,
-                       synthetic_val_images=2, batch_size=2, train_transforms=transforms)
+    dm = VOCDataModule(
+        task="segmentation",
+        synthetic_dir=synthetic_dir,
+        synthetic_train_images=4,
+        synthetic_val_images=2,
+        batch_size=2,
+        train_transforms=transforms,
+    )
     dm.prepare_data()
     dm.setup("fit")
     images, _ = next(iter(dm.train_dataloader()))
     assert calls and images.shape[-1] == 16
 
 
-@pytest.mark.parametrize("kwargs,match", [({"task": "classify"}, "task"), ({"image_size": 2}, "image_size"),
-                                          ({"batch_size": 0}, "batch_size")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"task": "classify"}, "task"),
+        ({"image_size": 2}, "image_size"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
 def test_voc_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VOCDataModule(**kwargs)
@@ -243,16 +303,21 @@ def test_voc_on_real_samples(realvoc, tmp_path):
     ids = (voc_dir / "ImageSets" / "Main" / "trainval.txt").read_text().split()
     (voc_dir / "ImageSets" / "Main" / "train.txt").write_text("\n".join(ids[:3]) + "\n")
     (voc_dir / "ImageSets" / "Main" / "val.txt").write_text("\n".join(ids[3:]) + "\n")
-    dm = VOCDataModule(data_dir=str(tmp_path), year="2007", task="detection", batch_size=2, image_size=64)
+    dm = VOCDataModule(
+        data_dir=str(tmp_path), year="2007", task="detection", batch_size=2, image_size=64
+    )
     dm.setup("fit")
     images, targets = next(iter(dm.train_dataloader()))
     assert len(images) == 2 and all(image.shape == (3, 64, 64) for image in images)
-    assert all(t["boxes"].shape[1] == 4 and len(t["boxes"]) == len(t["labels"]) >= 1 for t in targets)
+    assert all(
+        t["boxes"].shape[1] == 4 and len(t["boxes"]) == len(t["labels"]) >= 1 for t in targets
+    )
     assert all(1 <= int(label) <= 20 for t in targets for label in t["labels"])
     assert len(dm.val_dataloader().dataset) == len(ids) - 3
 
 
 # -- metrics ----------------------------------------------------------------------------------
+
 
 def test_mean_iou_and_voc_ap():
     from conveyor.training.metrics import ConfusionMatrix, DetectionAP, average_precision
@@ -266,28 +331,53 @@ def test_mean_iou_and_voc_ap():
         cm.update(torch.zeros(2, 2), torch.zeros(3, 3))
     assert average_precision([0.5, 1.0], [1.0, 0.5]) == pytest.approx(0.75)
     ap = DetectionAP()
-    ap.update([{"boxes": torch.tensor([[0., 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([1, 1]),
-                "scores": torch.tensor([0.9, 0.8])}],
-              [{"boxes": torch.tensor([[0., 0, 10, 10], [50, 50, 60, 60]]), "labels": torch.tensor([1, 1]),
-                "iscrowd": torch.tensor([0, 0])}])
+    ap.update(
+        [
+            {
+                "boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]),
+                "labels": torch.tensor([1, 1]),
+                "scores": torch.tensor([0.9, 0.8]),
+            }
+        ],
+        [
+            {
+                "boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
+                "labels": torch.tensor([1, 1]),
+                "iscrowd": torch.tensor([0, 0]),
+            }
+        ],
+    )
     assert ap.compute()["mAP"] == pytest.approx(0.5)  # first hit at recall 0.5 precision 1
 
 
 # -- command line -----------------------------------------------------------------------------
+
 
 def test_conveyor_fit_and_validate_cli(tmp_path, monkeypatch, capsys):
     from conveyor.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CONVEYOR_CACHE", str(tmp_path / "cache"))
-    common = ["--image_size", "32", "--synthetic_train_images", "16", "--synthetic_val_images", "8",
-              "--batch_size", "8", "--model", "lraspp_mobilenet_v3_small"]
+    common = [
+        "--image_size",
+        "32",
+        "--synthetic_train_images",
+        "16",
+        "--synthetic_val_images",
+        "8",
+        "--batch_size",
+        "8",
+        "--model",
+        "lraspp_mobilenet_v3_small",
+    ]
     assert main(["fit", "--max_epochs", "2", "--enable_progress_bar", "false", *common]) == 0
     out = capsys.readouterr().out
     assert "epoch 0: val_mIoU=" in out and "epoch 1: val_mIoU=" in out
     checkpoints = list((tmp_path / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
     assert [c.name for c in checkpoints] == ["epoch=1-step=4.ckpt"]
-    assert main(["validate", "--enable_progress_bar", "false"]) == 0  # newest checkpoint, its hparams
+    assert (
+        main(["validate", "--enable_progress_bar", "false"]) == 0
+    )  # newest checkpoint, its hparams
     out = capsys.readouterr().out
     assert "val_mIoU=" in out and "epoch=1-step=4.ckpt" in out
     assert main(["test", "--ckpt_path", str(checkpoints[0]), "--enable_progress_bar", "false"]) == 0
@@ -301,12 +391,21 @@ def test_conveyor_fit_help_lists_docstring_help(capsys):
         main(["fit", "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for text in ("--max_epochs", "--precision", "--batch_size", "--task", "--model", "--lr",
-                 "stop after this many epochs", "side length images are resized to"):
+    for text in (
+        "--max_epochs",
+        "--precision",
+        "--batch_size",
+        "--task",
+        "--model",
+        "--lr",
+        "stop after this many epochs",
+        "side length images are resized to",
+    ):
         assert text in out
 
 
 # -- interop ----------------------------------------------------------------------------------
+
 
 def test_lightning_trainer_consumes_conveyor_loader(tmp_path):
     lightning = pytest.importorskip("lightning")
@@ -327,8 +426,16 @@ def test_lightning_trainer_consumes_conveyor_loader(tmp_path):
             return torch.optim.SGD(self.parameters(), lr=0.05)
 
     loader = conveyor.DataLoader(make_data(40), batch_size=8, shuffle=True, seed=0)
-    trainer = lightning.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = lightning.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(LitModel(), loader)
     assert trainer.global_step == 10 and seen == [8] * 10
 
@@ -338,9 +445,24 @@ def test_conveyor_detection_fit_and_test_cli(tmp_path, monkeypatch, capsys):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CONVEYOR_CACHE", str(tmp_path / "cache"))
-    common = ["--task", "detection", "--image_size", "64", "--synthetic_train_images", "4",
-              "--synthetic_val_images", "2", "--batch_size", "2", "--enable_progress_bar", "false"]
-    assert main(["fit", "--max_epochs", "1", "--limit_train_batches", "1", "--lr", "0.001", *common]) == 0
+    common = [
+        "--task",
+        "detection",
+        "--image_size",
+        "64",
+        "--synthetic_train_images",
+        "4",
+        "--synthetic_val_images",
+        "2",
+        "--batch_size",
+        "2",
+        "--enable_progress_bar",
+        "false",
+    ]
+    assert (
+        main(["fit", "--max_epochs", "1", "--limit_train_batches", "1", "--lr", "0.001", *common])
+        == 0
+    )
     assert "epoch 0: val_mAP=" in capsys.readouterr().out
     assert main(["test", "--enable_progress_bar", "false"]) == 0
     out = capsys.readouterr().out

@@ -6,7 +6,6 @@ import http.server
 import io
 import tarfile
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,7 @@ class Server:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if server.cut_after is not None:
-                    payload = payload[:server.cut_after]
+                    payload = payload[: server.cut_after]
                     server.cut_after = None
                     self.wfile.write(payload)
                     self.wfile.flush()
@@ -107,22 +106,27 @@ def test_download_with_url_argument(server, voc_tar, voc2012_md5, tmp_path):
     assert len(server.requests) == count
 
 
-def test_download_from_mirror_environment_variable(server, voc_tar, voc2012_md5, tmp_path,
-                                                   monkeypatch):
+def test_download_from_mirror_environment_variable(
+    server, voc_tar, voc2012_md5, tmp_path, monkeypatch
+):
     server.files[f"/mirror/{ARCHIVE_NAME}"] = voc_tar[0]
     monkeypatch.setenv("CONVEYOR_VOC_MIRROR", server.url + "/mirror/")
     dataset = datasets.VOCDetection(tmp_path, download=True)
     assert dataset.url == f"{server.url}/mirror/{ARCHIVE_NAME}"
     assert len(dataset) > 0
     # The argument wins over the environment.
-    assert datasets.VOCDetection(tmp_path, url="http://elsewhere/x.tar").url == "http://elsewhere/x.tar"
+    assert (
+        datasets.VOCDetection(tmp_path, url="http://elsewhere/x.tar").url
+        == "http://elsewhere/x.tar"
+    )
 
 
 def test_wrong_md5_deletes_the_download(server, voc_tar, tmp_path):
     server.files["/voc.tar"] = voc_tar[0]
     with pytest.raises(RuntimeError, match="md5 mismatch .* expected 0{32}"):
-        download.download_url(server.url + "/voc.tar", tmp_path, "a.tar", md5="0" * 32,
-                              progress=False)
+        download.download_url(
+            server.url + "/voc.tar", tmp_path, "a.tar", md5="0" * 32, progress=False
+        )
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError, match="md5 mismatch"):
         datasets.VOCDetection(tmp_path, download=True, url=server.url + "/voc.tar")
@@ -133,8 +137,9 @@ def test_corrupt_archive_raises(server, tmp_path):
     corrupt = b"this is not a tar archive" * 1000
     server.files["/bad.tar"] = corrupt
     with pytest.raises(RuntimeError, match="corrupt or truncated archive"):
-        download.download_and_extract_archive(server.url + "/bad.tar", tmp_path,
-                                              md5=hashlib.md5(corrupt).hexdigest(), progress=False)
+        download.download_and_extract_archive(
+            server.url + "/bad.tar", tmp_path, md5=hashlib.md5(corrupt).hexdigest(), progress=False
+        )
 
 
 def test_interrupted_download_resumes(server, voc_tar, tmp_path):
@@ -146,8 +151,9 @@ def test_interrupted_download_resumes(server, voc_tar, tmp_path):
     assert not (tmp_path / "v.tar").exists()  # nothing that looks complete
     partial = tmp_path / "v.tar.part"
     assert partial.stat().st_size == len(data) // 3
-    path = download.download_url(server.url + "/voc.tar", tmp_path, "v.tar", md5=md5,
-                                 progress=False)
+    path = download.download_url(
+        server.url + "/voc.tar", tmp_path, "v.tar", md5=md5, progress=False
+    )
     assert path.read_bytes() == data and not partial.exists()
     assert server.requests[-1][1] == f"bytes={len(data) // 3}-"
 
@@ -157,8 +163,9 @@ def test_resume_restarts_when_the_server_ignores_ranges(server, voc_tar, tmp_pat
     server.files["/voc.tar"] = data
     server.honour_range = False
     (tmp_path / "v.tar.part").write_bytes(b"garbage from an older attempt")
-    path = download.download_url(server.url + "/voc.tar", tmp_path, "v.tar", md5=md5,
-                                 progress=False)
+    path = download.download_url(
+        server.url + "/voc.tar", tmp_path, "v.tar", md5=md5, progress=False
+    )
     assert path.read_bytes() == data
 
 
@@ -166,8 +173,9 @@ def test_resume_with_wrong_partial_data_restarts_once(server, voc_tar, tmp_path)
     data, md5 = voc_tar
     server.files["/voc.tar"] = data
     (tmp_path / "v.tar.part").write_bytes(b"x" * 100)  # wrong bytes: the md5 check fails
-    path = download.download_url(server.url + "/voc.tar", tmp_path, "v.tar", md5=md5,
-                                 progress=False)
+    path = download.download_url(
+        server.url + "/voc.tar", tmp_path, "v.tar", md5=md5, progress=False
+    )
     assert path.read_bytes() == data
 
 
@@ -194,15 +202,18 @@ def _member(name, kind=tarfile.REGTYPE, linkname=""):
     return info
 
 
-@pytest.mark.parametrize("member, reason", [
-    (_member("../escape.txt"), "outside"),
-    (_member("VOCdevkit/../../escape.txt"), "outside"),
-    (_member("/tmp/conveyor-absolute.txt"), "absolute"),
-    (_member("VOCdevkit/link", tarfile.SYMTYPE, "/etc/passwd"), "link"),
-    (_member("VOCdevkit/hard", tarfile.LNKTYPE, "VOCdevkit/ok.txt"), "link"),
-    (_member("VOCdevkit/dev", tarfile.CHRTYPE), "device"),
-    (_member("VOCdevkit/fifo", tarfile.FIFOTYPE), "device"),
-])
+@pytest.mark.parametrize(
+    "member, reason",
+    [
+        (_member("../escape.txt"), "outside"),
+        (_member("VOCdevkit/../../escape.txt"), "outside"),
+        (_member("/tmp/conveyor-absolute.txt"), "absolute"),
+        (_member("VOCdevkit/link", tarfile.SYMTYPE, "/etc/passwd"), "link"),
+        (_member("VOCdevkit/hard", tarfile.LNKTYPE, "VOCdevkit/ok.txt"), "link"),
+        (_member("VOCdevkit/dev", tarfile.CHRTYPE), "device"),
+        (_member("VOCdevkit/fifo", tarfile.FIFOTYPE), "device"),
+    ],
+)
 def test_unsafe_archives_are_refused_before_writing(tmp_path, member, reason):
     archive = tmp_path / "evil.tar"
     archive.write_bytes(_tar_with(member, b"evil"))

@@ -1,7 +1,6 @@
 """make_synthetic_voc and ``conveyor synth``: a real, deterministic, learnable VOC tree."""
 
 import hashlib
-import io
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ def test_palette_follows_the_voc_colour_map():
     palette = voc_palette()
     assert len(palette) == 768
     assert palette[3:6] == [128, 0, 0]
-    assert palette[15 * 3:15 * 3 + 3] == [192, 128, 128]
-    assert palette[255 * 3:] == [224, 224, 192]
+    assert palette[15 * 3 : 15 * 3 + 3] == [192, 128, 128]
+    assert palette[255 * 3 :] == [224, 224, 192]
 
 
 def test_tree_layout_and_contents(tmp_path):
@@ -51,7 +50,7 @@ def test_tree_layout_and_contents(tmp_path):
         item = annotations[i]
         assert set(item.labels.tolist()) <= values  # every object class appears in the mask
         for (xmin, ymin, xmax, ymax), label in zip(item.boxes.astype(int), item.labels):
-            inside = mask[ymin - 1:ymax, xmin - 1:xmax]  # VOC boxes: 1-based, inclusive
+            inside = mask[ymin - 1 : ymax, xmin - 1 : xmax]  # VOC boxes: 1-based, inclusive
             assert 1 <= xmin <= xmax <= 120 and 1 <= ymin <= ymax <= 90
             assert (inside == label).any()
     # Per-class image lists of ImageSets/Main.
@@ -102,8 +101,10 @@ def test_classes_are_distinguishable_by_appearance(tmp_path):
     features, labels = np.array(features), np.array(labels)
     half = len(labels) // 2
     means = {c: features[:half][labels[:half] == c].mean(0) for c in set(labels[:half].tolist())}
-    correct = sum(min(means, key=lambda c: np.linalg.norm(f - means[c])) == y
-                  for f, y in zip(features[half:], labels[half:]))
+    correct = sum(
+        min(means, key=lambda c: np.linalg.norm(f - means[c])) == y
+        for f, y in zip(features[half:], labels[half:])
+    )
     assert correct / (len(labels) - half) > 0.6
 
 
@@ -117,8 +118,23 @@ def test_bad_arguments(tmp_path):
 
 
 def test_conveyor_synth_command(tmp_path, capsys):
-    assert cli.main(["synth", str(tmp_path), "--num-images", "4", "--year", "2010",
-                     "--seed", "2", "--image-size", "80x60"]) == 0
+    assert (
+        cli.main(
+            [
+                "synth",
+                str(tmp_path),
+                "--num-images",
+                "4",
+                "--year",
+                "2010",
+                "--seed",
+                "2",
+                "--image-size",
+                "80x60",
+            ]
+        )
+        == 0
+    )
     assert "wrote 4 images" in capsys.readouterr().out
     files = list((tmp_path / "VOCdevkit/VOC2010/JPEGImages").glob("*.jpg"))
     assert len(files) == 4 and Image.open(files[0]).size == (80, 60)

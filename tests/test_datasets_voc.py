@@ -76,8 +76,9 @@ def test_real_mini_vocdevkit_matches_torchvision(realvoc, tmp_path):
                 continue
             theirs = tv_datasets.VOCDetection(tmp_path, year=year, image_set=split)
             ours = datasets.VOCDetection(tmp_path, year=year, image_set=split)
-            boxes = datasets.VOCDetection(tmp_path, year=year, image_set=split,
-                                          target_format="boxes")
+            boxes = datasets.VOCDetection(
+                tmp_path, year=year, image_set=split, target_format="boxes"
+            )
             wrapped = wrap_dataset_for_transforms_v2(theirs)
             for i in range(len(theirs)):
                 if not ours.images[i] or not (tmp_path / ours.images[i]).exists():
@@ -95,8 +96,11 @@ def test_real_mini_vocdevkit_matches_torchvision(realvoc, tmp_path):
 
 def test_transform_arguments_are_called(voc_roots):
     calls = []
-    ours = datasets.VOCDetection(voc_roots, transform=lambda im: calls.append("t") or im,
-                                 target_transform=lambda t: calls.append("tt") or t)
+    ours = datasets.VOCDetection(
+        voc_roots,
+        transform=lambda im: calls.append("t") or im,
+        target_transform=lambda t: calls.append("tt") or t,
+    )
     ours[0]
     assert calls == ["t", "tt"]
     joint = datasets.VOCSegmentation(voc_roots, transforms=lambda im, m: ("img", "mask"))
@@ -113,8 +117,10 @@ def test_validation_and_error_messages_match_torchvision(voc_roots, tmp_path):
         dict(root=voc_roots, transforms=lambda a, b: (a, b), transform=lambda a: a),
     ]
     for kwargs in cases:
-        for ours_cls, theirs_cls in ((datasets.VOCDetection, tv_datasets.VOCDetection),
-                                     (datasets.VOCSegmentation, tv_datasets.VOCSegmentation)):
+        for ours_cls, theirs_cls in (
+            (datasets.VOCDetection, tv_datasets.VOCDetection),
+            (datasets.VOCSegmentation, tv_datasets.VOCSegmentation),
+        ):
             with pytest.raises(Exception) as expected:
                 theirs_cls(**kwargs)
             with pytest.raises(type(expected.value)) as got:
@@ -122,12 +128,16 @@ def test_validation_and_error_messages_match_torchvision(voc_roots, tmp_path):
             assert str(got.value) == str(expected.value)
     with pytest.raises(ValueError, match="Unknown value 'xyxy' for argument target_format"):
         datasets.VOCDetection(voc_roots, target_format="xyxy")
-    assert repr(datasets.VOCDetection(voc_roots)).splitlines()[1:] == \
-        repr(tv_datasets.VOCDetection(voc_roots)).splitlines()[1:]
+    assert (
+        repr(datasets.VOCDetection(voc_roots)).splitlines()[1:]
+        == repr(tv_datasets.VOCDetection(voc_roots)).splitlines()[1:]
+    )
 
 
 def test_boxes_target_matches_wrap_dataset_for_transforms_v2(voc_roots):
-    theirs = wrap_dataset_for_transforms_v2(tv_datasets.VOCDetection(voc_roots, image_set="trainval"))
+    theirs = wrap_dataset_for_transforms_v2(
+        tv_datasets.VOCDetection(voc_roots, image_set="trainval")
+    )
     ours = datasets.VOCDetection(voc_roots, image_set="trainval", target_format="boxes")
     for i in range(len(ours)):
         image, target = ours[i]
@@ -149,8 +159,9 @@ def test_boxes_target_matches_wrap_dataset_for_transforms_v2(voc_roots):
 def test_boxes_target_works_with_transforms_v2(voc_roots):
     from torchvision.transforms import v2
 
-    transforms = v2.Compose([v2.RandomHorizontalFlip(p=1.0), v2.Resize((32, 32)),
-                             v2.ToDtype(torch.float32, scale=True)])
+    transforms = v2.Compose(
+        [v2.RandomHorizontalFlip(p=1.0), v2.Resize((32, 32)), v2.ToDtype(torch.float32, scale=True)]
+    )
     ours = datasets.VOCDetection(voc_roots, target_format="boxes", transforms=transforms)
     raw = datasets.VOCDetection(voc_roots, target_format="boxes")
     image, target = ours[0]
@@ -198,9 +209,9 @@ def test_boxes_mode_reports_a_bad_annotation_at_construction(voc_roots, tmp_path
 def test_mask_target_matches_wrap_dataset_for_transforms_v2(voc_roots, year):
     for split in splits(year):
         theirs = wrap_dataset_for_transforms_v2(
-            tv_datasets.VOCSegmentation(voc_roots, year=year, image_set=split))
-        ours = datasets.VOCSegmentation(voc_roots, year=year, image_set=split,
-                                        target_format="mask")
+            tv_datasets.VOCSegmentation(voc_roots, year=year, image_set=split)
+        )
+        ours = datasets.VOCSegmentation(voc_roots, year=year, image_set=split, target_format="mask")
         assert len(ours) == len(theirs) > 0 and ours.target_format == "mask"
         for i in range(len(ours)):
             (image, mask), (expected_image, expected_mask) = ours[i], theirs[i]
@@ -216,8 +227,9 @@ def test_mask_target_matches_wrap_dataset_for_transforms_v2(voc_roots, year):
 def test_mask_target_with_transforms_v2(voc_roots):
     from torchvision.transforms import v2
 
-    transforms = v2.Compose([v2.RandomHorizontalFlip(p=1.0), v2.Resize((24, 40)),
-                             v2.ToDtype(torch.float32, scale=True)])
+    transforms = v2.Compose(
+        [v2.RandomHorizontalFlip(p=1.0), v2.Resize((24, 40)), v2.ToDtype(torch.float32, scale=True)]
+    )
     ours = datasets.VOCSegmentation(voc_roots, target_format="mask", transforms=transforms)
     raw = datasets.VOCSegmentation(voc_roots, target_format="mask")
     image, mask = ours[0]
@@ -227,8 +239,11 @@ def test_mask_target_with_transforms_v2(voc_roots):
 
 
 def test_segmentation_target_format_is_validated(voc_roots):
-    with pytest.raises(ValueError, match=r"Unknown value 'boxes' for argument target_format. "
-                                         r"Valid values are \{'pil', 'mask'\}."):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown value 'boxes' for argument target_format. "
+        r"Valid values are \{'pil', 'mask'\}.",
+    ):
         datasets.VOCSegmentation(voc_roots, target_format="boxes")
     assert datasets.VOCSegmentation(voc_roots).target_format == "pil"
 

@@ -16,8 +16,12 @@ from conveyor._engine import Engine, run_pipeline
 from conveyor.errors import DecodeError
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-DETECTION = [{"op": "resize", "size": [96, 96]}, {"op": "hflip", "p": 0.5},
-             {"op": "to_dtype", "dtype": "float32", "scale": True}, {"op": "normalize", "mean": MEAN, "std": STD}]
+DETECTION = [
+    {"op": "resize", "size": [96, 96]},
+    {"op": "hflip", "p": 0.5},
+    {"op": "to_dtype", "dtype": "float32", "scale": True},
+    {"op": "normalize", "mean": MEAN, "std": STD},
+]
 
 
 def photo(height, width, seed):
@@ -49,8 +53,13 @@ def dataset(tmp_path_factory):
             boxes.append([x0, y0, x0 + rng.uniform(5, width / 2), y0 + rng.uniform(5, height / 2)])
             labels.append(int(rng.integers(1, 21)))
         offsets.append(len(boxes))
-    return {"images": images, "masks": masks, "boxes": np.array(boxes, np.float32),
-            "labels": np.array(labels, np.int64), "offsets": np.array(offsets, np.int64)}
+    return {
+        "images": images,
+        "masks": masks,
+        "boxes": np.array(boxes, np.float32),
+        "labels": np.array(labels, np.int64),
+        "offsets": np.array(offsets, np.int64),
+    }
 
 
 def epoch(engine, number=0, **kwargs):
@@ -62,22 +71,42 @@ def epoch(engine, number=0, **kwargs):
 
 
 def test_batches_match_torchvision_on_pil_decoded_images(dataset):
-    engine = Engine(DETECTION[:1] + [{"op": "hflip", "p": 0.0}] + DETECTION[2:], dataset["images"],
-                    boxes=dataset["boxes"], labels=dataset["labels"], offsets=dataset["offsets"],
-                    batch_size=5, num_threads=2)
+    engine = Engine(
+        DETECTION[:1] + [{"op": "hflip", "p": 0.0}] + DETECTION[2:],
+        dataset["images"],
+        boxes=dataset["boxes"],
+        labels=dataset["labels"],
+        offsets=dataset["offsets"],
+        batch_size=5,
+        num_threads=2,
+    )
     batches = epoch(engine)
     assert len(batches) == len(engine) == 5
     assert [len(b.indices) for b in batches] == [5, 5, 5, 5, 3]
-    tf = v2.Compose([v2.ToImage(), v2.Resize((96, 96)), v2.RandomHorizontalFlip(0.0),
-                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((96, 96)),
+            v2.RandomHorizontalFlip(0.0),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     for batch in batches:
-        assert batch.images.shape == (len(batch.indices), 3, 96, 96) and batch.images.dtype == np.float32
+        assert (
+            batch.images.shape == (len(batch.indices), 3, 96, 96)
+            and batch.images.dtype == np.float32
+        )
         for slot, index in enumerate(batch.indices):
             pil = Image.open(dataset["images"][index]).convert("RGB")
             lo, hi = dataset["offsets"][index], dataset["offsets"][index + 1]
             canvas = (pil.height, pil.width)
-            image, boxes = tf(pil, tv_tensors.BoundingBoxes(torch.from_numpy(dataset["boxes"][lo:hi]),
-                                                           format="XYXY", canvas_size=canvas))
+            image, boxes = tf(
+                pil,
+                tv_tensors.BoundingBoxes(
+                    torch.from_numpy(dataset["boxes"][lo:hi]), format="XYXY", canvas_size=canvas
+                ),
+            )
             tolerance = 1 / 255 / min(STD) + 1e-5
             assert np.abs(batch.images[slot] - image.numpy()).max() <= tolerance
             b0, b1 = batch.box_offsets[slot], batch.box_offsets[slot + 1]
@@ -87,12 +116,24 @@ def test_batches_match_torchvision_on_pil_decoded_images(dataset):
 
 
 def test_deterministic_whatever_the_thread_count(dataset):
-    pipeline = [{"op": "random_resized_crop", "size": 48}, {"op": "hflip"},
-                {"op": "to_dtype", "dtype": "float32", "scale": True}]
+    pipeline = [
+        {"op": "random_resized_crop", "size": 48},
+        {"op": "hflip"},
+        {"op": "to_dtype", "dtype": "float32", "scale": True},
+    ]
     results = []
     for threads in (0, 1, 2, 3):
-        engine = Engine(pipeline, dataset["images"], boxes=dataset["boxes"], labels=dataset["labels"],
-                        offsets=dataset["offsets"], batch_size=4, num_threads=threads, shuffle=True, seed=11)
+        engine = Engine(
+            pipeline,
+            dataset["images"],
+            boxes=dataset["boxes"],
+            labels=dataset["labels"],
+            offsets=dataset["offsets"],
+            batch_size=4,
+            num_threads=threads,
+            shuffle=True,
+            seed=11,
+        )
         batches = epoch(engine, 3)
         results.append(batches)
         engine.close()
@@ -105,9 +146,20 @@ def test_deterministic_whatever_the_thread_count(dataset):
 
 
 def test_unordered_delivery_gives_the_same_batches(dataset):
-    ordered = epoch(Engine(DETECTION, dataset["images"], batch_size=3, num_threads=3, shuffle=True, seed=2))
-    unordered = epoch(Engine(DETECTION, dataset["images"], batch_size=3, num_threads=3, shuffle=True, seed=2,
-                             in_order=False))
+    ordered = epoch(
+        Engine(DETECTION, dataset["images"], batch_size=3, num_threads=3, shuffle=True, seed=2)
+    )
+    unordered = epoch(
+        Engine(
+            DETECTION,
+            dataset["images"],
+            batch_size=3,
+            num_threads=3,
+            shuffle=True,
+            seed=2,
+            in_order=False,
+        )
+    )
     by_index = {b.batch_index: b for b in unordered}
     assert sorted(by_index) == list(range(len(ordered)))
     for batch in ordered:
@@ -116,7 +168,9 @@ def test_unordered_delivery_gives_the_same_batches(dataset):
 
 def test_engine_matches_run_pipeline_per_sample(dataset):
     pipeline = [{"op": "random_resized_crop", "size": [40, 50]}, {"op": "hflip"}]
-    engine = Engine(pipeline, dataset["images"], batch_size=6, seed=4, num_threads=2, dct_scaling=False)
+    engine = Engine(
+        pipeline, dataset["images"], batch_size=6, seed=4, num_threads=2, dct_scaling=False
+    )
     for batch in epoch(engine, 7):
         for slot, index in enumerate(batch.indices):
             decoded = np.asarray(Image.open(dataset["images"][index]).convert("RGB"))
@@ -140,11 +194,15 @@ def test_dct_scaled_decoding_stays_close_to_the_full_decode(tmp_path):
 
 
 def test_shuffle_is_a_new_permutation_each_epoch(dataset):
-    engine = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True, seed=1)
+    engine = Engine(
+        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True, seed=1
+    )
     orders = [np.concatenate([b.indices for b in epoch(engine, e)]).tolist() for e in range(3)]
     assert all(sorted(order) == list(range(23)) for order in orders)
     assert orders[0] != orders[1] != orders[2]
-    again = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=5, shuffle=True, seed=1)
+    again = Engine(
+        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=5, shuffle=True, seed=1
+    )
     assert np.concatenate([b.indices for b in epoch(again, 1)]).tolist() == orders[1]
     plain = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4)
     assert np.concatenate([b.indices for b in epoch(plain)]).tolist() == list(range(23))
@@ -156,16 +214,31 @@ def test_sharding_follows_distributed_sampler(dataset, world_size, shard_drop_la
     n = len(dataset["images"])
     per_rank, counts = [], np.zeros(n, int)
     for rank in range(world_size):
-        engine = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, rank=rank,
-                        world_size=world_size, shard_drop_last=shard_drop_last)
-        sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=False,
-                                     drop_last=shard_drop_last)
+        engine = Engine(
+            [{"op": "resize", "size": [8, 8]}],
+            dataset["images"],
+            batch_size=4,
+            rank=rank,
+            world_size=world_size,
+            shard_drop_last=shard_drop_last,
+        )
+        sampler = DistributedSampler(
+            range(n), num_replicas=world_size, rank=rank, shuffle=False, drop_last=shard_drop_last
+        )
         indices = np.concatenate([b.indices for b in epoch(engine)]).tolist()
         assert engine.num_samples == len(sampler) == len(indices)
         assert indices == list(sampler)  # unshuffled: the very same order
         per_rank.append(indices)
-        shuffled = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, rank=rank,
-                          world_size=world_size, shard_drop_last=shard_drop_last, shuffle=True, seed=3)
+        shuffled = Engine(
+            [{"op": "resize", "size": [8, 8]}],
+            dataset["images"],
+            batch_size=4,
+            rank=rank,
+            world_size=world_size,
+            shard_drop_last=shard_drop_last,
+            shuffle=True,
+            seed=3,
+        )
         for i in np.concatenate([b.indices for b in epoch(shuffled, 2)]):
             counts[i] += 1
     assert len({len(p) for p in per_rank}) == 1
@@ -192,7 +265,9 @@ def test_invalid_rank_and_options():
 def test_indices_override_and_resume(dataset):
     generator = torch.Generator().manual_seed(123)
     order = list(RandomSampler(range(23), generator=generator))
-    engine = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True)
+    engine = Engine(
+        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True
+    )
     full = epoch(engine, 0, indices=order)
     assert np.concatenate([b.indices for b in full]).tolist() == order
     resumed = epoch(engine, 0, indices=order, start_batch=3)
@@ -218,7 +293,9 @@ def test_masks_follow_the_images(dataset):
 
 
 def test_variable_sizes_come_as_lists(dataset):
-    engine = Engine([{"op": "resize", "size": 32}], dataset["images"], mask_paths=dataset["masks"], batch_size=4)
+    engine = Engine(
+        [{"op": "resize", "size": 32}], dataset["images"], mask_paths=dataset["masks"], batch_size=4
+    )
     assert engine.output_shape is None
     batch = epoch(engine)[0]
     assert isinstance(batch.images, list) and len(batch.images) == 4
@@ -266,7 +343,9 @@ def test_errors_name_the_file_and_sample(broken):
 
 
 def test_skip_mode_drops_bad_samples(broken):
-    engine = Engine([{"op": "resize", "size": [16, 16]}], broken, batch_size=3, num_threads=2, on_error="skip")
+    engine = Engine(
+        [{"op": "resize", "size": [16, 16]}], broken, batch_size=3, num_threads=2, on_error="skip"
+    )
     batches = epoch(engine)
     assert [b.indices.tolist() for b in batches] == [[0, 1], [3, 4], [6, 7]]
     skipped = [s for b in batches for s in b.skipped]
@@ -281,7 +360,12 @@ def test_skip_mode_drops_bad_samples(broken):
 def test_mask_size_mismatch_is_an_error(dataset):
     masks = list(dataset["masks"])
     masks[0], masks[1] = masks[1], masks[0]
-    engine = Engine([{"op": "resize", "size": [16, 16]}], dataset["images"][:2], mask_paths=masks[:2], batch_size=1)
+    engine = Engine(
+        [{"op": "resize", "size": [16, 16]}],
+        dataset["images"][:2],
+        mask_paths=masks[:2],
+        batch_size=1,
+    )
     engine.start_epoch(0)
     with pytest.raises(DecodeError, match="mask .* size"):
         engine.next_batch()
@@ -290,7 +374,9 @@ def test_mask_size_mismatch_is_an_error(dataset):
 def test_breaking_mid_epoch_and_deleting_never_hangs(dataset):
     before = threading.active_count()
     for threads in (0, 1, 3):
-        engine = Engine(DETECTION, dataset["images"] * 4, batch_size=4, num_threads=threads, prefetch=3)
+        engine = Engine(
+            DETECTION, dataset["images"] * 4, batch_size=4, num_threads=threads, prefetch=3
+        )
         engine.start_epoch(0)
         engine.next_batch()
         engine.start_epoch(1)  # restart mid-epoch
@@ -335,5 +421,7 @@ def test_empty_dataset_and_batch_larger_than_dataset(dataset):
     assert len(empty) == 0 and epoch(empty) == []
     small = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8)
     assert [len(b.indices) for b in epoch(small)] == [3]
-    dropped = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8, drop_last=True)
+    dropped = Engine(
+        [{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8, drop_last=True
+    )
     assert len(dropped) == 0 and epoch(dropped) == []

@@ -6,10 +6,10 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from imagegen import encode_jpeg, encode_png, photo_like
 
 from conveyor import io as cio
 from conveyor.errors import ConveyorError, DecodeError
-from imagegen import encode_jpeg, encode_png, photo_like
 
 JPEG = encode_jpeg(photo_like(64, 80, seed=1))
 PNG = encode_png(photo_like(64, 80, seed=2), 2, 8)
@@ -21,7 +21,12 @@ def scan_start(data):
 
 
 def png_chunk(kind, payload):
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
 
 
 def test_decode_error_is_a_value_error():
@@ -29,7 +34,9 @@ def test_decode_error_is_a_value_error():
 
 
 @pytest.mark.parametrize("decode", [cio.decode_jpeg, cio.decode_png, cio.decode_image])
-@pytest.mark.parametrize("empty", [b"", bytearray(), np.zeros(0, np.uint8), torch.zeros(0, dtype=torch.uint8)])
+@pytest.mark.parametrize(
+    "empty", [b"", bytearray(), np.zeros(0, np.uint8), torch.zeros(0, dtype=torch.uint8)]
+)
 def test_empty(decode, empty):
     with pytest.raises(DecodeError, match="empty data"):
         decode(empty)
@@ -92,15 +99,19 @@ def test_too_many_pixels_jpeg():
         cio.decode_jpeg(JPEG, max_pixels=1000)
     bomb = bytearray(JPEG)  # claims 60000 x 60000 = 3.6 G pixels
     sof = bomb.index(b"\xff\xc0")
-    bomb[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    bomb[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)
     with pytest.raises(DecodeError, match="decompression bomb"):
         cio.decode_jpeg(bytes(bomb))
     assert cio.decode_jpeg(JPEG, max_pixels=0).shape == (3, 64, 80)  # 0 disables
 
 
 def test_too_many_pixels_png_and_module_default(monkeypatch):
-    bomb = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + png_chunk(b"IEND", b""))
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + png_chunk(b"IEND", b"")
+    )
     with pytest.raises(DecodeError, match="exceeds the limit of 178956970 pixels"):
         cio.decode_png(bomb)
     monkeypatch.setattr(cio, "MAX_IMAGE_PIXELS", 100)
@@ -130,8 +141,12 @@ def test_png_bad_crc_and_bad_zlib_and_bad_ihdr():
     good = zlib.compress(rows)
     broken = good[:2] + bytes(b ^ 0x55 for b in good[2:-4]) + good[-4:]
     for ihdr, idat in [((10, 10, 8, 0), broken), ((10, 10, 3, 0), good), ((0, 10, 8, 0), good)]:
-        data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", *ihdr, 0, 0, 0))
-                + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b""))
+        data = (
+            b"\x89PNG\r\n\x1a\n"
+            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", *ihdr, 0, 0, 0))
+            + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b"")
+        )
         with pytest.raises(DecodeError, match="PNG: "):
             cio.decode_png(data)
 

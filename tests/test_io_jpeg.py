@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision.io as tvio
+from imagegen import encode_jpeg, hwc, photo_like, pil_array
 from PIL import Image, ImageOps
 
 from conveyor import io as cio
-from imagegen import encode_jpeg, hwc, photo_like, pil_array
 
 SIZES = [(1, 1), (7, 5), (16, 16), (17, 33), (63, 65), (120, 97), (375, 500)]
 
@@ -117,9 +117,13 @@ def test_unsupported_scale_is_value_error():
 def test_crop_equals_slice_of_full_decode(scale):
     data = encode_jpeg(photo_like(120, 160, seed=9))
     full = cio.decode_jpeg(data, scale=scale)
-    for x, y, w, h in [(0, 0, 10, 10), (13, 7, 31, 22), (full.shape[2] - 5, full.shape[1] - 3, 5, 3)]:
+    for x, y, w, h in [
+        (0, 0, 10, 10),
+        (13, 7, 31, 22),
+        (full.shape[2] - 5, full.shape[1] - 3, 5, 3),
+    ]:
         crop = cio.decode_jpeg(data, scale=scale, crop=(x, y, w, h))
-        assert torch.equal(crop, full[:, y:y + h, x:x + w])
+        assert torch.equal(crop, full[:, y : y + h, x : x + w])
     with pytest.raises(ValueError, match="crop region"):
         cio.decode_jpeg(data, scale=scale, crop=(0, 0, full.shape[2] + 1, 1))
 
@@ -144,8 +148,15 @@ def test_every_input_type_gives_the_same_image():
     data = encode_jpeg(photo_like(21, 34))
     expected = cio.decode_jpeg(data)
     array = np.frombuffer(data, np.uint8)
-    for variant in (bytearray(data), memoryview(data), array, torch.from_numpy(array.copy()),
-                    cio.read_file.__wrapped__ if False else torch.frombuffer(bytearray(data), dtype=torch.uint8)):
+    for variant in (
+        bytearray(data),
+        memoryview(data),
+        array,
+        torch.from_numpy(array.copy()),
+        cio.read_file.__wrapped__
+        if False
+        else torch.frombuffer(bytearray(data), dtype=torch.uint8),
+    ):
         assert torch.equal(cio.decode_jpeg(variant), expected)
     strided = np.zeros(len(data) * 2, np.uint8)
     strided[::2] = array
@@ -171,8 +182,13 @@ def test_mode_accepts_torchvision_image_read_mode():
 
 def test_header():
     data = encode_jpeg(photo_like(21, 34), subsampling="422")
-    assert cio.jpeg_header(data) == {"width": 34, "height": 21, "components": 3,
-                                     "colorspace": "ycbcr", "subsampling": "422"}
+    assert cio.jpeg_header(data) == {
+        "width": 34,
+        "height": 21,
+        "components": 3,
+        "colorspace": "ycbcr",
+        "subsampling": "422",
+    }
 
 
 def test_fast_mode_is_close_but_not_the_default():

@@ -5,10 +5,10 @@ layout libjpeg-turbo treats differently, at every DCT scale, and the same errors
 import numpy as np
 import pytest
 import torch
+from imagegen import encode_jpeg, photo_like
 
 from conveyor import io as cio
 from conveyor.errors import DecodeError
-from imagegen import encode_jpeg, photo_like
 
 LAYOUTS = {
     "420": dict(subsampling="420"),
@@ -28,7 +28,9 @@ def random_regions(width, height, rng, count=12):
     for i in range(count):
         w = int(rng.integers(1, min(width, 4) + 1 if i < 4 else width + 1))
         h = int(rng.integers(1, height + 1))
-        regions.append((int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h))
+        regions.append(
+            (int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h)
+        )
     return regions
 
 
@@ -42,7 +44,11 @@ def test_region_equals_slice_of_full_decode(layout, size):
             full = cio.decode_jpeg(data, mode=mode, scale=scale)
             for x, y, w, h in random_regions(full.shape[2], full.shape[1], rng):
                 region = cio.decode_jpeg(data, mode=mode, scale=scale, crop=(x, y, w, h))
-                assert torch.equal(region, full[:, y:y + h, x:x + w]), (mode, scale, (x, y, w, h))
+                assert torch.equal(region, full[:, y : y + h, x : x + w]), (
+                    mode,
+                    scale,
+                    (x, y, w, h),
+                )
 
 
 @pytest.mark.parametrize("progressive", [False, True])
@@ -52,28 +58,34 @@ def test_grayscale_region(progressive):
     for mode in ("unchanged", "rgb"):
         full = cio.decode_jpeg(data, mode=mode)
         for x, y, w, h in random_regions(77, 123, rng):
-            assert torch.equal(cio.decode_jpeg(data, mode=mode, crop=(x, y, w, h)), full[:, y:y + h, x:x + w])
+            assert torch.equal(
+                cio.decode_jpeg(data, mode=mode, crop=(x, y, w, h)), full[:, y : y + h, x : x + w]
+            )
 
 
 def test_truncated_file_is_an_error_even_when_the_region_is_intact():
     data = encode_jpeg(photo_like(240, 320, seed=1))
-    cut = data[:len(data) * 2 // 3]
-    with pytest.raises(DecodeError, match="truncated or corrupt data.*Premature end of JPEG file.*accept_warnings"):
+    cut = data[: len(data) * 2 // 3]
+    with pytest.raises(
+        DecodeError, match="truncated or corrupt data.*Premature end of JPEG file.*accept_warnings"
+    ):
         cio.decode_jpeg(cut, crop=(0, 0, 32, 16))
     full = cio.decode_jpeg(cut, accept_warnings=True)
     for x, y, w, h in [(0, 0, 32, 16), (100, 200, 120, 40)]:
         region = cio.decode_jpeg(cut, crop=(x, y, w, h), accept_warnings=True)
-        assert torch.equal(region, full[:, y:y + h, x:x + w])
+        assert torch.equal(region, full[:, y : y + h, x : x + w])
 
 
 def test_bytes_after_the_end_marker_are_not_truncation():
     data = encode_jpeg(photo_like(64, 64, seed=2)) + b"\x00" * 64
-    assert torch.equal(cio.decode_jpeg(data, crop=(8, 8, 8, 8)), cio.decode_jpeg(data)[:, 8:16, 8:16])
+    assert torch.equal(
+        cio.decode_jpeg(data, crop=(8, 8, 8, 8)), cio.decode_jpeg(data)[:, 8:16, 8:16]
+    )
 
 
 def test_corrupt_data_inside_the_region_is_reported():
     data = bytearray(encode_jpeg(photo_like(160, 160, seed=4)))
-    data[len(data) // 3:len(data) // 3 + 40] = b"\xff" * 40
+    data[len(data) // 3 : len(data) // 3 + 40] = b"\xff" * 40
     with pytest.raises(DecodeError, match="JPEG: "):
         cio.decode_jpeg(bytes(data), crop=(0, 0, 160, 160))
     with pytest.raises(DecodeError, match="JPEG: "):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision.io as tvio
+from imagegen import encode_png, hwc, photo_like, pil_array
 
 from conveyor import io as cio
-from imagegen import encode_png, hwc, pil_array, photo_like
 
 H, W = 13, 29  # odd sizes: packed rows end mid-byte for 1/2/4-bit images
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -16,7 +16,7 @@ CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 def samples(color_type, bit_depth, seed=0):
     rng = np.random.default_rng(seed + 17 * bit_depth + color_type)
-    return rng.integers(0, 2 ** bit_depth, (H, W, CHANNELS[color_type]))
+    return rng.integers(0, 2**bit_depth, (H, W, CHANNELS[color_type]))
 
 
 def palette(n):
@@ -28,9 +28,9 @@ def make(color_type, bit_depth, trns=False):
     pixels = samples(color_type, bit_depth)
     options = {}
     if color_type == 3:
-        options["palette"] = palette(2 ** bit_depth)
+        options["palette"] = palette(2**bit_depth)
         if trns:
-            options["trns"] = bytes(np.linspace(0, 255, max(1, 2 ** bit_depth // 2)).astype(np.uint8))
+            options["trns"] = bytes(np.linspace(0, 255, max(1, 2**bit_depth // 2)).astype(np.uint8))
     elif trns and color_type == 0:
         options["trns"] = struct.pack(">H", int(pixels[0, 0, 0]))
         pixels[1, :3] = pixels[0, 0]
@@ -40,8 +40,12 @@ def make(color_type, bit_depth, trns=False):
     return encode_png(pixels, color_type, bit_depth, **options), pixels
 
 
-CASES = [(0, d) for d in (1, 2, 4, 8, 16)] + [(2, 8), (2, 16)] + [(3, d) for d in (1, 2, 4, 8)] \
+CASES = (
+    [(0, d) for d in (1, 2, 4, 8, 16)]
+    + [(2, 8), (2, 16)]
+    + [(3, d) for d in (1, 2, 4, 8)]
     + [(4, 8), (4, 16), (6, 8), (6, 16)]
+)
 
 
 @pytest.mark.parametrize("color_type,bit_depth", CASES)
@@ -58,7 +62,9 @@ def test_unchanged_matches_pillow(color_type, bit_depth):
         if color_type == 0:  # Pillow keeps 16-bit gray ("I;16"); colour types keep the high byte
             np.testing.assert_array_equal(hwc(decoded), reference)
         elif color_type == 4:  # Pillow opens 16-bit gray+alpha as RGBA
-            np.testing.assert_array_equal(hwc(decoded).astype(np.int32) >> 8, reference[..., [0, 3]])
+            np.testing.assert_array_equal(
+                hwc(decoded).astype(np.int32) >> 8, reference[..., [0, 3]]
+            )
         else:
             np.testing.assert_array_equal(hwc(decoded).astype(np.int32) >> 8, reference)
         return
@@ -89,16 +95,21 @@ def test_trns_is_alpha_in_alpha_modes_like_pillow(color_type, bit_depth):
     assert (hwc(rgba)[..., 3] < 255).any()
     np.testing.assert_array_equal(hwc(cio.decode_png(data, mode="rgb")), pil_array(data, "RGB"))
     # unchanged ignores tRNS, as numpy.array(Image.open(f)) does
-    np.testing.assert_array_equal(hwc(cio.decode_png(data)),
-                                  pil_array(data, "L" if bit_depth == 1 and color_type == 0 else None))
+    np.testing.assert_array_equal(
+        hwc(cio.decode_png(data)),
+        pil_array(data, "L" if bit_depth == 1 and color_type == 0 else None),
+    )
     if color_type in (0, 3):
-        np.testing.assert_array_equal(hwc(cio.decode_png(data, mode="gray_alpha")),
-                                      pil_array(data, "LA"))
+        np.testing.assert_array_equal(
+            hwc(cio.decode_png(data, mode="gray_alpha")), pil_array(data, "LA")
+        )
 
 
 def test_pillow_written_pngs_of_many_sizes():
     import io
+
     from PIL import Image
+
     for h, w in [(1, 1), (2, 3), (17, 5), (64, 63), (375, 500)]:
         pixels = photo_like(h, w, seed=h * w)
         buffer = io.BytesIO()
@@ -110,7 +121,9 @@ def test_pillow_written_pngs_of_many_sizes():
 
 def test_voc_style_palette_mask():
     import io
+
     from PIL import Image
+
     mask = np.zeros((37, 41), np.uint8)
     mask[5:20, 3:30] = 15
     mask[0, :] = 255  # VOC's "void" boundary index
@@ -121,8 +134,9 @@ def test_voc_style_palette_mask():
     decoded = cio.decode_png(buffer.getvalue())
     assert decoded.shape == (1, 37, 41)
     np.testing.assert_array_equal(decoded[0].numpy(), mask)
-    np.testing.assert_array_equal(hwc(cio.decode_png(buffer.getvalue(), mode="rgb")),
-                                  pil_array(buffer.getvalue(), "RGB"))
+    np.testing.assert_array_equal(
+        hwc(cio.decode_png(buffer.getvalue(), mode="rgb")), pil_array(buffer.getvalue(), "RGB")
+    )
 
 
 def test_png_rejects_scale_and_crop():
@@ -143,7 +157,7 @@ def test_low_bit_gray_trns_follows_the_png_spec():
 @pytest.mark.parametrize("size", [(1, 1), (5, 3), (13, 29)])
 def test_adam7_interlaced(color_type, bit_depth, size):
     rng = np.random.default_rng(sum(size))
-    stored = rng.integers(0, 2 ** bit_depth, (*size, CHANNELS[color_type]))
+    stored = rng.integers(0, 2**bit_depth, (*size, CHANNELS[color_type]))
     extra = {"palette": palette(16)} if color_type == 3 else {}
     data = encode_png(stored, color_type, bit_depth, interlaced=True, **extra)
     plain = encode_png(stored, color_type, bit_depth, **extra)
@@ -158,7 +172,7 @@ def test_interlaced_low_bit_palette_after_other_images():
     # images (libspng ORs their bits into place).
     for size in [(13, 29), (8, 8), (16, 9), (5, 3)]:
         for bit_depth in (1, 2, 4):
-            stored = np.random.default_rng(sum(size)).integers(0, 2 ** bit_depth, (*size, 1))
+            stored = np.random.default_rng(sum(size)).integers(0, 2**bit_depth, (*size, 1))
             cio.decode_png(encode_png(photo_like(*size), 2, 8), mode="rgb_alpha")  # dirty scratch
-            data = encode_png(stored, 3, bit_depth, palette=palette(2 ** bit_depth), interlaced=True)
+            data = encode_png(stored, 3, bit_depth, palette=palette(2**bit_depth), interlaced=True)
             np.testing.assert_array_equal(hwc(cio.decode_png(data)), stored)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision.io as tvio
+from imagegen import hwc
 from PIL import Image
 
 from conveyor import io as cio
-from imagegen import hwc
 
 
 def files(root, *suffixes):
@@ -30,8 +30,9 @@ def test_real_jpegs_equal_pillow_and_torchvision(realvoc):
         np.testing.assert_array_equal(hwc(decoded), reference, err_msg=str(path))
         if not data.startswith(b"\xff\xd8\xff"):  # a few ".jpg" files are really PNGs
             continue
-        tv = tvio.decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                              mode=tvio.ImageReadMode.RGB)
+        tv = tvio.decode_jpeg(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=tvio.ImageReadMode.RGB
+        )
         assert torch.equal(decoded, tv), path
         half = cio.decode_jpeg(data, scale=0.5)
         assert half.shape[1:] == ((decoded.shape[1] + 1) // 2, (decoded.shape[2] + 1) // 2)

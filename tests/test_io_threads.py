@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import torch
+from imagegen import encode_jpeg, photo_like
 
 from conveyor import io as cio
-from imagegen import encode_jpeg, photo_like
 
 IMAGES = [encode_jpeg(photo_like(375, 500, seed=s)) for s in range(4)]
 
@@ -26,7 +26,10 @@ def test_threads_decode_the_same_pixels():
             for _ in range(2):
                 for data, want in zip(IMAGES, expected):
                     assert torch.equal(cio.decode_jpeg(data), want)
-                    assert cio.decode_jpeg(data[: len(data) // 2], accept_warnings=True).shape == want.shape
+                    assert (
+                        cio.decode_jpeg(data[: len(data) // 2], accept_warnings=True).shape
+                        == want.shape
+                    )
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 

@@ -6,8 +6,15 @@ import time
 
 import pytest
 import torch
-from torch.utils.data import (BatchSampler, DataLoader as TorchDataLoader, Dataset,
-                              IterableDataset, RandomSampler, SubsetRandomSampler)
+from torch.utils.data import (
+    BatchSampler,
+    Dataset,
+    IterableDataset,
+    SubsetRandomSampler,
+)
+from torch.utils.data import (
+    DataLoader as TorchDataLoader,
+)
 
 from conveyor import DataLoader
 from conveyor.loader import get_worker_info
@@ -77,15 +84,22 @@ def threads_settle(baseline, seconds=5.0):
 
 
 @pytest.mark.parametrize("workers", [0, 1, 3])
-@pytest.mark.parametrize("kwargs", [
-    dict(batch_size=4),
-    dict(batch_size=4, drop_last=True),
-    dict(batch_size=None),
-    lambda: dict(batch_size=5, sampler=SubsetRandomSampler(
-        range(0, 23, 2), generator=torch.Generator().manual_seed(1))),
-    lambda: dict(batch_sampler=BatchSampler(range(22, -1, -1), 6, False)),
-    dict(batch_size=3, collate_fn=lambda samples: [s["y"] for s in samples]),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(batch_size=4),
+        dict(batch_size=4, drop_last=True),
+        dict(batch_size=None),
+        lambda: dict(
+            batch_size=5,
+            sampler=SubsetRandomSampler(
+                range(0, 23, 2), generator=torch.Generator().manual_seed(1)
+            ),
+        ),
+        lambda: dict(batch_sampler=BatchSampler(range(22, -1, -1), 6, False)),
+        dict(batch_size=3, collate_fn=lambda samples: [s["y"] for s in samples]),
+    ],
+)
 def test_map_dataset_matches_torch(kwargs, workers):
     make = kwargs if callable(kwargs) else lambda: kwargs
     ours = list(DataLoader(Squares(), num_workers=workers, **make()))
@@ -96,8 +110,13 @@ def test_map_dataset_matches_torch(kwargs, workers):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_shuffle_with_generator_follows_torch_order(workers):
     def run(factory, **extra):
-        loader = factory(Squares(), batch_size=4, shuffle=True,
-                         generator=torch.Generator().manual_seed(7), **extra)
+        loader = factory(
+            Squares(),
+            batch_size=4,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(7),
+            **extra,
+        )
         return [[b["y"].tolist() for b in loader] for _ in range(3)]  # 3 epochs
 
     assert run(DataLoader, num_workers=workers) == run(TorchDataLoader)
@@ -123,14 +142,17 @@ def test_seed_defaults_from_torch_rng():
 @pytest.mark.parametrize("workers", [0, 1, 2, 4])
 def test_deterministic_across_thread_counts(workers):
     reference = [b["y"].tolist() for b in DataLoader(Squares(), batch_size=4, shuffle=True, seed=9)]
-    got = [b["y"].tolist() for b in DataLoader(Squares(), batch_size=4, shuffle=True, seed=9,
-                                                  num_workers=workers)]
+    got = [
+        b["y"].tolist()
+        for b in DataLoader(Squares(), batch_size=4, shuffle=True, seed=9, num_workers=workers)
+    ]
     assert got == reference
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("kwargs", [dict(batch_size=3), dict(batch_size=3, drop_last=True),
-                                    dict(batch_size=None)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(batch_size=3), dict(batch_size=3, drop_last=True), dict(batch_size=None)]
+)
 def test_iterable_dataset_matches_torch_single_process(kwargs, workers):
     ours = list(DataLoader(Stream(), num_workers=workers, **kwargs))
     theirs = list(TorchDataLoader(Stream(), **kwargs))
@@ -172,8 +194,9 @@ def test_break_mid_epoch_and_delete_leave_no_threads(persistent):
 
 def test_persistent_workers_reuse_threads_and_init_once():
     calls = []
-    loader = DataLoader(Squares(), batch_size=4, num_workers=2, persistent_workers=True,
-                        worker_init_fn=calls.append)
+    loader = DataLoader(
+        Squares(), batch_size=4, num_workers=2, persistent_workers=True, worker_init_fn=calls.append
+    )
     for _ in range(3):
         assert len(list(loader)) == 6
     assert sorted(calls) == [0, 1]
@@ -223,11 +246,17 @@ def test_error_in_dataset_raises_at_its_batch_with_index_and_file(workers):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_on_error_skip_drops_and_counts(workers):
-    loader = DataLoader(Failing({1, 8, 9, 10, 11}), batch_size=4, num_workers=workers,
-                        on_error="skip")
+    loader = DataLoader(
+        Failing({1, 8, 9, 10, 11}), batch_size=4, num_workers=workers, on_error="skip"
+    )
     batches = [b["y"].tolist() for b in loader]
-    assert batches == [[0, 4, 9], [16, 25, 36, 49], [144, 169, 196, 225],
-                       [256, 289, 324, 361], [400, 441, 484]]  # batch 8..11 vanished entirely
+    assert batches == [
+        [0, 4, 9],
+        [16, 25, 36, 49],
+        [144, 169, 196, 225],
+        [256, 289, 324, 361],
+        [400, 441, 484],
+    ]  # batch 8..11 vanished entirely
     stats = loader.stats
     assert stats.samples_skipped == 5 and stats.total_samples_skipped == 5
     assert [i for i, _ in stats.skipped] == [1, 8, 9, 10, 11]

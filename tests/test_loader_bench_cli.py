@@ -10,8 +10,23 @@ from conveyor import bench, cli
 
 def test_bench_command_runs_both_loaders(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    status = cli.main(["bench", "--images", "8", "--image-size", "64x48", "--batch-size", "4",
-                       "--workers", "0", "--pipeline", "classification", "--json", str(out)])
+    status = cli.main(
+        [
+            "bench",
+            "--images",
+            "8",
+            "--image-size",
+            "64x48",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--pipeline",
+            "classification",
+            "--json",
+            str(out),
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     assert "conveyor / torch:" in printed and "images/s" in printed

@@ -25,18 +25,29 @@ def voc_root(tmp_path_factory):
 
 
 def issue_transforms(p=0.5, size=(96, 96)):
-    return v2.Compose([v2.ToImage(), v2.Resize(size), v2.RandomHorizontalFlip(p),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(size),
+            v2.RandomHorizontalFlip(p),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def detection(root, tf, **kwargs):
-    return datasets.VOCDetection(root, image_set="trainval", transforms=tf, target_format="boxes",
-                                 **kwargs)
+    return datasets.VOCDetection(
+        root, image_set="trainval", transforms=tf, target_format="boxes", **kwargs
+    )
 
 
 def to_pixels(images):
     images = torch.stack(images) if isinstance(images, (list, tuple)) else images
-    return images * torch.tensor(STD).view(1, 3, 1, 1) * 255 + torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+    return (
+        images * torch.tensor(STD).view(1, 3, 1, 1) * 255
+        + torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+    )
 
 
 def assert_same_batch(ours, theirs, pixel_tolerance=1.0, box_tolerance=1e-3):
@@ -45,22 +56,36 @@ def assert_same_batch(ours, theirs, pixel_tolerance=1.0, box_tolerance=1e-3):
     assert len(targets_a) == len(targets_b)
     for a, b in zip(targets_a, targets_b):
         assert torch.equal(a["labels"], b["labels"])
-        assert torch.allclose(a["boxes"].as_subclass(torch.Tensor).float(),
-                              b["boxes"].as_subclass(torch.Tensor).float(), rtol=0,
-                              atol=box_tolerance)
+        assert torch.allclose(
+            a["boxes"].as_subclass(torch.Tensor).float(),
+            b["boxes"].as_subclass(torch.Tensor).float(),
+            rtol=0,
+            atol=box_tolerance,
+        )
         assert tuple(a["boxes"].canvas_size) == tuple(b["boxes"].canvas_size)
 
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_issue_snippet_matches_torchvision_and_torch_dataloader(voc_root, workers):
     tf = issue_transforms(p=0.0)
-    ours = DataLoader(detection(voc_root, tf), batch_size=8, shuffle=True, num_workers=workers,
-                      generator=torch.Generator().manual_seed(0), collate_fn=detection_collate)
+    ours = DataLoader(
+        detection(voc_root, tf),
+        batch_size=8,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(0),
+        collate_fn=detection_collate,
+    )
     reference = torchvision.datasets.wrap_dataset_for_transforms_v2(
-        torchvision.datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf))
-    theirs = torch.utils.data.DataLoader(reference, batch_size=8, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0),
-                                         collate_fn=detection_collate)
+        torchvision.datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf)
+    )
+    theirs = torch.utils.data.DataLoader(
+        reference,
+        batch_size=8,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+        collate_fn=detection_collate,
+    )
     batches = list(ours)
     assert ours.stats.path == "native"
     assert [tuple(b[0].shape) for b in batches] == [(8, 3, 96, 96)] * 3
@@ -73,11 +98,20 @@ def test_issue_snippet_matches_torchvision_and_torch_dataloader(voc_root, worker
 @pytest.mark.parametrize("workers", WORKERS)
 def test_native_equals_python_path_of_same_dataset(voc_root, workers):
     tf = issue_transforms(p=0.0)
-    native = DataLoader(detection(voc_root, tf), batch_size=5, shuffle=True, seed=4,
-                        num_workers=workers, collate_fn=detection_collate)
+    native = DataLoader(
+        detection(voc_root, tf),
+        batch_size=5,
+        shuffle=True,
+        seed=4,
+        num_workers=workers,
+        collate_fn=detection_collate,
+    )
     python = torch.utils.data.DataLoader(
-        detection(voc_root, tf), batch_size=5, collate_fn=detection_collate,
-        sampler=list(torch.utils.data.DistributedSampler(range(24), 1, 0, seed=4)))
+        detection(voc_root, tf),
+        batch_size=5,
+        collate_fn=detection_collate,
+        sampler=list(torch.utils.data.DistributedSampler(range(24), 1, 0, seed=4)),
+    )
     for a, b in zip(native, python):
         assert_same_batch(a, b)
         assert [t["image_id"] for t in a[1]] == [t["image_id"] for t in b[1]]
@@ -85,12 +119,24 @@ def test_native_equals_python_path_of_same_dataset(voc_root, workers):
 
 
 def test_flip_and_random_crop_are_identical_across_thread_counts(voc_root):
-    tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(64), v2.RandomHorizontalFlip(),
-                     v2.ToDtype(torch.float32, scale=True)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop(64),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     runs = []
     for workers in WORKERS + [3]:
-        loader = DataLoader(detection(voc_root, tf), batch_size=4, shuffle=True, seed=11,
-                            num_workers=workers, collate_fn=detection_collate)
+        loader = DataLoader(
+            detection(voc_root, tf),
+            batch_size=4,
+            shuffle=True,
+            seed=11,
+            num_workers=workers,
+            collate_fn=detection_collate,
+        )
         runs.append([(images, [t["boxes"] for t in targets]) for images, targets in loader])
     for other in runs[1:]:
         for (images_a, boxes_a), (images_b, boxes_b) in zip(runs[0], other):
@@ -101,8 +147,14 @@ def test_flip_and_random_crop_are_identical_across_thread_counts(voc_root):
 @pytest.mark.parametrize("workers", WORKERS)
 def test_native_resume_mid_epoch(voc_root, workers):
     def make():
-        return DataLoader(detection(voc_root, issue_transforms()), batch_size=5, shuffle=True,
-                          seed=2, num_workers=workers, collate_fn=detection_collate)
+        return DataLoader(
+            detection(voc_root, issue_transforms()),
+            batch_size=5,
+            shuffle=True,
+            seed=2,
+            num_workers=workers,
+            collate_fn=detection_collate,
+        )
 
     reference_loader = make()
     reference = [[images for images, _ in reference_loader] for _ in range(2)]
@@ -121,16 +173,23 @@ def test_native_resume_mid_epoch(voc_root, workers):
 def test_unknown_transform_warns_once_and_runs_in_python(voc_root):
     # sizes here stay above half the source so the engine decodes at full scale (DCT-scaled
     # decoding is within tolerance of the full decode, not bit-identical)
-    tf = v2.Compose([v2.ToImage(), v2.Resize((96, 96)), v2.ColorJitter(brightness=(1.5, 1.5)),
-                     v2.ToDtype(torch.float32, scale=True)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((96, 96)),
+            v2.ColorJitter(brightness=(1.5, 1.5)),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     loader = DataLoader(detection(voc_root, tf), batch_size=6, collate_fn=detection_collate)
     with pytest.warns(UserWarning, match="torchvision.transforms.v2.ColorJitter") as caught:
         native = list(loader)
         list(loader)
     assert len([w for w in caught if "ColorJitter" in str(w.message)]) == 1
     assert loader.stats.path == "native"
-    python = torch.utils.data.DataLoader(detection(voc_root, tf), batch_size=6,
-                                         collate_fn=detection_collate)
+    python = torch.utils.data.DataLoader(
+        detection(voc_root, tf), batch_size=6, collate_fn=detection_collate
+    )
     for (images_a, targets_a), (images_b, targets_b) in zip(native, python):
         assert (images_a - images_b).abs().max() <= 2 / 255 + 1e-6  # 1 level, times 1.5
         assert all(torch.equal(a["labels"], b["labels"]) for a, b in zip(targets_a, targets_b))
@@ -163,8 +222,12 @@ def test_on_error_native_raise_and_skip(voc_root, tmp_path):
     with pytest.raises(Exception, match="sample 5") as info:
         next(iterator)
     assert bad in str(info.value)
-    skipping = DataLoader(detection(root, issue_transforms()), batch_size=4,
-                          collate_fn=detection_collate, on_error="skip")
+    skipping = DataLoader(
+        detection(root, issue_transforms()),
+        batch_size=4,
+        collate_fn=detection_collate,
+        on_error="skip",
+    )
     sizes = [images.shape[0] for images, _ in skipping]
     assert sizes == [4, 3, 4, 4, 4, 4]
     assert skipping.stats.samples_skipped == 1 and skipping.stats.skipped[0][0] == 5
@@ -182,8 +245,12 @@ def test_fed_buffer_path_without_accelerator(voc_root):
 def test_pin_memory_degrades_like_torch(voc_root):
     if torch.accelerator.is_available():
         pytest.skip("an accelerator is present")
-    loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=8, pin_memory=True,
-                        collate_fn=detection_collate)
+    loader = DataLoader(
+        detection(voc_root, issue_transforms()),
+        batch_size=8,
+        pin_memory=True,
+        collate_fn=detection_collate,
+    )
     with pytest.warns(UserWarning, match="no accelerator is found"):
         assert len(list(loader)) == 3
 
@@ -192,8 +259,13 @@ def test_pin_memory_degrades_like_torch(voc_root):
 def test_native_sharding_matches_distributed_sampler(voc_root, world_size):
     tf = issue_transforms(p=0.0)
     for rank in range(world_size):
-        loader = DataLoader(detection(voc_root, tf), batch_size=4, shuffle=True, seed=5,
-                            collate_fn=detection_collate).shard(rank, world_size)
+        loader = DataLoader(
+            detection(voc_root, tf),
+            batch_size=4,
+            shuffle=True,
+            seed=5,
+            collate_fn=detection_collate,
+        ).shard(rank, world_size)
         loader.set_epoch(1)
         ids = [t["image_id"] for _, targets in loader for t in targets]
         sampler = torch.utils.data.DistributedSampler(range(24), world_size, rank, seed=5)
@@ -203,8 +275,12 @@ def test_native_sharding_matches_distributed_sampler(voc_root, world_size):
 
 def test_segmentation_with_image_transform_runs_natively(voc_root):
     tf = v2.Compose([v2.ToImage(), v2.CenterCrop(100), v2.ToDtype(torch.float32, scale=True)])
-    ds = datasets.VOCSegmentation(voc_root, image_set="trainval", transform=tf,
-                                  target_transform=v2.Compose([v2.PILToTensor(), v2.CenterCrop(100)]))
+    ds = datasets.VOCSegmentation(
+        voc_root,
+        image_set="trainval",
+        transform=tf,
+        target_transform=v2.Compose([v2.PILToTensor(), v2.CenterCrop(100)]),
+    )
     ours = DataLoader(ds, batch_size=4)
     theirs = torch.utils.data.DataLoader(ds, batch_size=4)
     for (images_a, masks_a), (images_b, masks_b) in zip(ours, theirs):
@@ -214,8 +290,9 @@ def test_segmentation_with_image_transform_runs_natively(voc_root):
 
 
 def test_generic_fallback_for_joint_segmentation_transforms(voc_root):
-    ds = datasets.VOCSegmentation(voc_root, image_set="trainval",
-                                  transforms=v2.Compose([v2.ToImage(), v2.Resize((16, 16))]))
+    ds = datasets.VOCSegmentation(
+        voc_root, image_set="trainval", transforms=v2.Compose([v2.ToImage(), v2.Resize((16, 16))])
+    )
     loader = DataLoader(ds, batch_size=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -234,8 +311,13 @@ def test_break_and_delete_stop_native_threads(voc_root):
     import gc
 
     def run_partially():
-        loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4, shuffle=True,
-                            num_workers=3, collate_fn=detection_collate)
+        loader = DataLoader(
+            detection(voc_root, issue_transforms()),
+            batch_size=4,
+            shuffle=True,
+            num_workers=3,
+            collate_fn=detection_collate,
+        )
         for number, _ in enumerate(loader):
             if number == 1:
                 break
@@ -255,8 +337,9 @@ def test_break_and_delete_stop_native_threads(voc_root):
 
 
 def test_new_iterator_ends_the_previous_one_on_the_native_path(voc_root):
-    loader = DataLoader(detection(voc_root, issue_transforms()), batch_size=4,
-                        collate_fn=detection_collate)
+    loader = DataLoader(
+        detection(voc_root, issue_transforms()), batch_size=4, collate_fn=detection_collate
+    )
     first = iter(loader)
     next(first)
     second = iter(loader)
@@ -275,8 +358,9 @@ def test_missing_image_file_is_named(voc_root, tmp_path):
     os.remove(ds.images[2])
     with pytest.raises(FileNotFoundError, match="sample 2"):
         list(DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate))
-    skipping = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=detection_collate,
-                          on_error="skip")
+    skipping = DataLoader(
+        ds, batch_size=4, num_workers=2, collate_fn=detection_collate, on_error="skip"
+    )
     assert sum(len(images) for images, _ in skipping) == 23
     assert skipping.stats.skipped[0][0] == 2
 
@@ -287,11 +371,17 @@ def test_real_voc_files_match_torchvision(real_voc_tree, workers):
         return torch.stack([image for image, _ in samples]), [target for _, target in samples]
 
     tf = v2.Compose([v2.ToImage(), v2.Resize((512, 512)), v2.ToDtype(torch.float32, scale=True)])
-    ours = DataLoader(datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
-                      batch_size=4, num_workers=workers, collate_fn=pairs)
+    ours = DataLoader(
+        datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
+        batch_size=4,
+        num_workers=workers,
+        collate_fn=pairs,
+    )
     theirs = torch.utils.data.DataLoader(
         torchvision.datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf),
-        batch_size=4, collate_fn=pairs)
+        batch_size=4,
+        collate_fn=pairs,
+    )
     count = 0
     for (images_a, targets_a), (images_b, targets_b) in zip(ours, theirs):
         difference = (images_a - images_b).abs() * 255
@@ -303,10 +393,12 @@ def test_real_voc_files_match_torchvision(real_voc_tree, workers):
 
 def test_fed_buffers_across_epochs_and_early_breaks(voc_root):
     tf = issue_transforms(p=0.0)
-    plain = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
-                       collate_fn=detection_collate)
-    fed = DataLoader(detection(voc_root, tf), batch_size=5, num_workers=2,
-                     collate_fn=detection_collate)
+    plain = DataLoader(
+        detection(voc_root, tf), batch_size=5, num_workers=2, collate_fn=detection_collate
+    )
+    fed = DataLoader(
+        detection(voc_root, tf), batch_size=5, num_workers=2, collate_fn=detection_collate
+    )
     fed._feed_buffers = True
     reference = [images for images, _ in plain]
     for _ in range(2):
@@ -349,8 +441,9 @@ def test_malformed_annotation_raises_or_is_skipped(voc_root, tmp_path, native):
         text = str(info.value) + "\n".join(getattr(info.value, "__notes__", []))
         assert bad in text and "sample index 6" in text
         assert len(next(iterator)) == 4  # the epoch goes on
-        skipping = DataLoader(dataset(), batch_size=4, collate_fn=pairs, on_error="skip",
-                              num_workers=2)
+        skipping = DataLoader(
+            dataset(), batch_size=4, collate_fn=pairs, on_error="skip", num_workers=2
+        )
         sizes = [len(batch) for batch in skipping]
     assert sizes == [4, 3, 4, 4, 4, 4]
     assert skipping.stats.path == ("native" if native else "python")
@@ -363,6 +456,7 @@ def test_corrupt_image_names_file_on_both_paths(voc_root, tmp_path, native):
 
     root = tmp_path / "corrupt"
     shutil.copytree(voc_root, root)
+
     class Subclassed(datasets.VOCDetection):  # a user subclass may change __getitem__
         pass
 
@@ -375,8 +469,9 @@ def test_corrupt_image_names_file_on_both_paths(voc_root, tmp_path, native):
         file.write(b"\xff\xd8\xff garbage")
     loader = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate)
     assert bad in _first_error_text(loader)
-    skipping = DataLoader(dataset(), batch_size=4, collate_fn=detection_collate,
-                          on_error="skip", num_workers=2)
+    skipping = DataLoader(
+        dataset(), batch_size=4, collate_fn=detection_collate, on_error="skip", num_workers=2
+    )
     assert [len(t) for _, t in skipping] == [3, 4, 4, 4, 4, 4]
     assert loader.stats.path == skipping.stats.path == ("native" if native else "python")
     assert skipping.stats.skipped[0][0] == 3
@@ -391,8 +486,14 @@ def _first_error_text(loader):
 def test_native_loader_pickles_and_runs_again(voc_root):
     import pickle
 
-    loader = DataLoader(detection(voc_root, issue_transforms(p=0.0)), batch_size=6, shuffle=True,
-                        seed=1, num_workers=2, collate_fn=detection_collate)
+    loader = DataLoader(
+        detection(voc_root, issue_transforms(p=0.0)),
+        batch_size=6,
+        shuffle=True,
+        seed=1,
+        num_workers=2,
+        collate_fn=detection_collate,
+    )
     first = [images for images, _ in loader]
     clone = pickle.loads(pickle.dumps(loader))  # e.g. DDP spawn: the engine is rebuilt there
     clone.set_epoch(0)

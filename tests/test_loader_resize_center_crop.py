@@ -17,8 +17,11 @@ from conveyor.io import read_image
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 WORKERS = [0, 2]
-LONG_MASKS = {torchvision.tv_tensors.Image: torch.float32, torchvision.tv_tensors.Mask: torch.int64,
-              "others": None}
+LONG_MASKS = {
+    torchvision.tv_tensors.Image: torch.float32,
+    torchvision.tv_tensors.Mask: torch.int64,
+    "others": None,
+}
 
 # Geometric part of each pipeline: (ops, output (H, W)). Flip probabilities are 0 or 1 so that
 # torchvision draws the same. Sizes keep the engine off DCT-scaled decoding (which is close to,
@@ -29,8 +32,16 @@ GEOMETRY = {
     "max-size-odd-crop": ([v2.Resize(160, max_size=200), v2.CenterCrop((101, 77))], (101, 77)),
     "no-antialias": ([v2.Resize(180, antialias=False), v2.CenterCrop(150)], (150, 150)),
     "upscale": ([v2.Resize(600), v2.CenterCrop(512)], (512, 512)),
-    "flips-around": ([v2.RandomHorizontalFlip(1.0), v2.Resize(200), v2.RandomHorizontalFlip(1.0),
-                      v2.CenterCrop((90, 131)), v2.RandomHorizontalFlip(1.0)], (90, 131)),
+    "flips-around": (
+        [
+            v2.RandomHorizontalFlip(1.0),
+            v2.Resize(200),
+            v2.RandomHorizontalFlip(1.0),
+            v2.CenterCrop((90, 131)),
+            v2.RandomHorizontalFlip(1.0),
+        ],
+        (90, 131),
+    ),
     "crop-larger-pads": ([v2.Resize(200), v2.CenterCrop(240)], (240, 240)),
 }
 
@@ -55,15 +66,24 @@ def pairs(samples):
 @pytest.mark.parametrize("name", sorted(GEOMETRY))
 def test_detection_batches_equal_torchvision_and_torch_dataloader(voc_root, name, workers):
     tf = val_transforms(name)
-    ours = DataLoader(datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf,
-                                            target_format="boxes"),
-                      batch_size=4, shuffle=True, num_workers=workers,
-                      generator=torch.Generator().manual_seed(2), collate_fn=detection_collate)
+    ours = DataLoader(
+        datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf, target_format="boxes"),
+        batch_size=4,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(2),
+        collate_fn=detection_collate,
+    )
     reference = wrap_dataset_for_transforms_v2(
-        torchvision.datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf))
-    theirs = torch.utils.data.DataLoader(reference, batch_size=4, shuffle=True,
-                                         generator=torch.Generator().manual_seed(2),
-                                         collate_fn=detection_collate)
+        torchvision.datasets.VOCDetection(voc_root, image_set="trainval", transforms=tf)
+    )
+    theirs = torch.utils.data.DataLoader(
+        reference,
+        batch_size=4,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(2),
+        collate_fn=detection_collate,
+    )
     count = 0
     for (images, targets), (ref_images, ref_targets) in zip(ours, theirs):
         images, ref_images = torch.stack(list(images)), torch.stack(list(ref_images))
@@ -77,8 +97,9 @@ def test_detection_batches_equal_torchvision_and_torch_dataloader(voc_root, name
             kept = (ref_boxes[:, 2] > ref_boxes[:, 0]) & (ref_boxes[:, 3] > ref_boxes[:, 1])
             assert torch.equal(a["labels"], b["labels"][kept])
             # torchvision keeps VOC's integer boxes, so its scaled boxes are rounded
-            assert torch.allclose(a["boxes"].as_subclass(torch.Tensor).float(), ref_boxes[kept],
-                                  rtol=0, atol=1.0)
+            assert torch.allclose(
+                a["boxes"].as_subclass(torch.Tensor).float(), ref_boxes[kept], rtol=0, atol=1.0
+            )
         count += len(images)
     assert ours.stats.path == "native" and count == 12
 
@@ -87,13 +108,22 @@ def test_detection_batches_equal_torchvision_and_torch_dataloader(voc_root, name
 @pytest.mark.parametrize("name", ["val224", "flips-around", "crop-larger-pads"])
 def test_segmentation_images_and_masks_equal_torchvision(voc_root, name, workers):
     ops, _ = GEOMETRY[name]
-    tf = v2.Compose([v2.ToImage(), *ops, v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)])
-    ours = DataLoader(datasets.VOCSegmentation(voc_root, image_set="trainval", transforms=tf,
-                                               target_format="mask"),
-                      batch_size=5, num_workers=workers)
-    theirs = torch.utils.data.DataLoader(wrap_dataset_for_transforms_v2(
-        torchvision.datasets.VOCSegmentation(voc_root, image_set="trainval", transforms=tf)),
-        batch_size=5)
+    tf = v2.Compose(
+        [v2.ToImage(), *ops, v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)]
+    )
+    ours = DataLoader(
+        datasets.VOCSegmentation(
+            voc_root, image_set="trainval", transforms=tf, target_format="mask"
+        ),
+        batch_size=5,
+        num_workers=workers,
+    )
+    theirs = torch.utils.data.DataLoader(
+        wrap_dataset_for_transforms_v2(
+            torchvision.datasets.VOCSegmentation(voc_root, image_set="trainval", transforms=tf)
+        ),
+        batch_size=5,
+    )
     count = 0
     for (images, masks), (ref_images, ref_masks) in zip(ours, theirs):
         assert images.shape == ref_images.shape and masks.dtype == ref_masks.dtype
@@ -116,7 +146,9 @@ def test_region_decode_is_exactly_resize_then_crop_of_the_full_decode(voc_root, 
     dataset = datasets.VOCDetection(voc_root, image_set="trainval", transform=tf)
     loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=pairs)
     images = torch.cat([batch for batch, _ in loader])
-    expected = torch.stack([v2.Compose(ops)(read_image(path, mode="rgb")) for path in image_files(dataset)])
+    expected = torch.stack(
+        [v2.Compose(ops)(read_image(path, mode="rgb")) for path in image_files(dataset)]
+    )
     assert loader.stats.path == "native"
     assert images.dtype == expected.dtype == torch.uint8
     assert torch.equal(images, expected)
@@ -136,8 +168,9 @@ def test_real_voc_files_exact_against_full_decode_and_close_to_torchvision(real_
     # torchvision's own dataset decodes with PIL: a different JPEG decoder, so only close
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference = torchvision.datasets.VOCDetection(real_voc_tree, image_set="trainval", transform=tf)
+        reference = torchvision.datasets.VOCDetection(
+            real_voc_tree, image_set="trainval", transform=tf
+        )
         theirs = torch.stack([reference[i][0] for i in range(len(reference))])
     difference = (images.float() - theirs.float()).abs()
     assert difference.mean() < 0.5 and difference.max() <= 16
-

@@ -14,20 +14,28 @@ def as_lists(batches):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("make", [
-    lambda w: DataLoader(DATA, batch_size=4, shuffle=True, seed=5, num_workers=w),
-    lambda w: DataLoader(DATA, batch_size=4, shuffle=True, num_workers=w,
-                         generator=torch.Generator().manual_seed(2)),
-    lambda w: DataLoader(DATA, batch_size=4, num_workers=w, drop_last=True),
-    lambda w: DataLoader(DATA, batch_size=3, shuffle=True, seed=1, num_workers=w).shard(1, 3),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda w: DataLoader(DATA, batch_size=4, shuffle=True, seed=5, num_workers=w),
+        lambda w: DataLoader(
+            DATA,
+            batch_size=4,
+            shuffle=True,
+            num_workers=w,
+            generator=torch.Generator().manual_seed(2),
+        ),
+        lambda w: DataLoader(DATA, batch_size=4, num_workers=w, drop_last=True),
+        lambda w: DataLoader(DATA, batch_size=3, shuffle=True, seed=1, num_workers=w).shard(1, 3),
+    ],
+)
 def test_resume_mid_epoch_gives_the_uninterrupted_batches(make, workers):
     reference_loader = make(workers)
     reference = [as_lists(reference_loader) for _ in range(3)]  # 3 uninterrupted epochs
 
     loader = make(workers)
     first = as_lists(loader)  # epoch 0 complete
-    iterator = iter(loader)   # epoch 1: stop after 3 batches
+    iterator = iter(loader)  # epoch 1: stop after 3 batches
     partial = [next(iterator).tolist() for _ in range(3)]
     state = loader.state_dict()
     del iterator
@@ -97,11 +105,18 @@ def test_generator_state_required_to_resume_generator_run():
 @pytest.mark.parametrize("world_size", [1, 2, 3, 5])
 def test_shard_equals_distributed_sampler(world_size, shuffle, shard_drop_last):
     for rank in range(world_size):
-        sampler = DistributedSampler(DATA, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                     seed=11, drop_last=shard_drop_last)
+        sampler = DistributedSampler(
+            DATA,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=shuffle,
+            seed=11,
+            drop_last=shard_drop_last,
+        )
         torch_loader = torch.utils.data.DataLoader(DATA, batch_size=4, sampler=sampler)
         ours = DataLoader(DATA, batch_size=4, shuffle=shuffle, seed=11).shard(
-            rank, world_size, drop_last=shard_drop_last)
+            rank, world_size, drop_last=shard_drop_last
+        )
         for epoch in range(2):
             sampler.set_epoch(epoch)
             ours.set_epoch(epoch)
@@ -112,8 +127,9 @@ def test_shard_equals_distributed_sampler(world_size, shuffle, shard_drop_last):
 def test_shard_constructor_arguments_and_disjoint_cover():
     seen = []
     for rank in range(4):
-        loader = DataLoader(DATA, batch_size=3, shuffle=True, seed=2, rank=rank, world_size=4,
-                            num_workers=2)
+        loader = DataLoader(
+            DATA, batch_size=3, shuffle=True, seed=2, rank=rank, world_size=4, num_workers=2
+        )
         seen += [i for b in loader for i in b.tolist()]
     assert sorted(set(seen)) == DATA and len(seen) == 40  # 10 per rank: 3 padded by repetition
 
@@ -138,8 +154,12 @@ def test_shard_rejects_iterable_and_bad_rank():
 
 def test_user_random_sampler_with_generator_resumes():
     def make():
-        return DataLoader(DATA, batch_size=4, generator=None,
-                          sampler=RandomSampler(DATA, generator=torch.Generator().manual_seed(8)))
+        return DataLoader(
+            DATA,
+            batch_size=4,
+            generator=None,
+            sampler=RandomSampler(DATA, generator=torch.Generator().manual_seed(8)),
+        )
 
     reference = as_lists(make())
     loader = make()

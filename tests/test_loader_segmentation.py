@@ -6,7 +6,6 @@ compared per sample with the crop position recovered from the engine's output)."
 import shutil
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -31,36 +30,61 @@ def voc_root(tmp_path_factory):
 
 
 def ours(root, tf, **kwargs):
-    return datasets.VOCSegmentation(root, image_set="trainval", transforms=tf,
-                                    target_format="mask", **kwargs)
+    return datasets.VOCSegmentation(
+        root, image_set="trainval", transforms=tf, target_format="mask", **kwargs
+    )
 
 
 def reference(root, tf):
     return wrap_dataset_for_transforms_v2(
-        torchvision.datasets.VOCSegmentation(root, image_set="trainval", transforms=tf))
+        torchvision.datasets.VOCSegmentation(root, image_set="trainval", transforms=tf)
+    )
 
 
 def conveyor_classes():
     from conveyor import transforms as T
 
-    return [T.ToImage(), T.RandomResizedCrop(72, scale=(1.0, 1.0), ratio=(4 / 3, 4 / 3)),
-            T.RandomHorizontalFlip(0.0), T.ToDtype(torch.float32, scale=True)]
+    return [
+        T.ToImage(),
+        T.RandomResizedCrop(72, scale=(1.0, 1.0), ratio=(4 / 3, 4 / 3)),
+        T.RandomHorizontalFlip(0.0),
+        T.ToDtype(torch.float32, scale=True),
+    ]
 
 
 # torchvision's dataset gives PIL images, so every pipeline starts with ToImage (a no-op on
 # conveyor's tensors)
 PIPELINES = {
-    "resize-normalize": [v2.ToImage(), v2.Resize((96, 80)), v2.RandomHorizontalFlip(0.0),
-                         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)],
-    "resize-shorter-side": [v2.ToImage(), v2.Resize(64, max_size=90),
-                            v2.ToDtype(torch.float32, scale=True)],
+    "resize-normalize": [
+        v2.ToImage(),
+        v2.Resize((96, 80)),
+        v2.RandomHorizontalFlip(0.0),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(MEAN, STD),
+    ],
+    "resize-shorter-side": [
+        v2.ToImage(),
+        v2.Resize(64, max_size=90),
+        v2.ToDtype(torch.float32, scale=True),
+    ],
     "upscale-hflip": [v2.ToImage(), v2.Resize((310, 420)), v2.RandomHorizontalFlip(1.0)],
-    "center-crop-smaller": [v2.ToImage(), v2.CenterCrop((120, 90)),
-                            v2.ToDtype(LONG_MASKS, scale=True)],
-    "center-crop-larger-pads": [v2.ToImage(), v2.CenterCrop(230),
-                                v2.ToDtype(torch.float32, scale=True)],
-    "pad-fill": [v2.ToImage(), v2.Pad([3, 5, 7, 2], fill=9), v2.Resize((64, 64)),
-                 v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)],
+    "center-crop-smaller": [
+        v2.ToImage(),
+        v2.CenterCrop((120, 90)),
+        v2.ToDtype(LONG_MASKS, scale=True),
+    ],
+    "center-crop-larger-pads": [
+        v2.ToImage(),
+        v2.CenterCrop(230),
+        v2.ToDtype(torch.float32, scale=True),
+    ],
+    "pad-fill": [
+        v2.ToImage(),
+        v2.Pad([3, 5, 7, 2], fill=9),
+        v2.Resize((64, 64)),
+        v2.ToDtype(LONG_MASKS, scale=True),
+        v2.Normalize(MEAN, STD),
+    ],
     "pad-int-zero": [v2.ToImage(), v2.Pad(4), v2.RandomHorizontalFlip(1.0)],
     "conveyor-classes-full-crop": conveyor_classes(),
 }
@@ -70,10 +94,19 @@ PIPELINES = {
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_batches_equal_torchvision_and_torch_dataloader(voc_root, name, workers):
     tf = v2.Compose(PIPELINES[name])
-    loader = DataLoader(ours(voc_root, tf), batch_size=6, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(1))
-    torch_loader = torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=6, shuffle=True,
-                                               generator=torch.Generator().manual_seed(1))
+    loader = DataLoader(
+        ours(voc_root, tf),
+        batch_size=6,
+        shuffle=True,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(1),
+    )
+    torch_loader = torch.utils.data.DataLoader(
+        reference(voc_root, tf),
+        batch_size=6,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+    )
     batches = list(loader)
     expected = list(torch_loader)
     assert loader.stats.path == "native" and len(batches) == len(expected) == 4
@@ -102,12 +135,20 @@ def test_masks_keep_palette_indices_and_void_border(voc_root):
 
 
 def test_mask_dtype_float_is_not_scaled(voc_root):
-    tf = v2.Compose([v2.ToImage(), v2.Resize((40, 40)),
-                     v2.ToDtype({tv_tensors.Image: torch.float16, tv_tensors.Mask: torch.float32,
-                                 "others": None}, scale=True)])
-    (images, masks), = [next(iter(DataLoader(ours(voc_root, tf), batch_size=4)))]
-    (ref_images, ref_masks), = [next(iter(torch.utils.data.DataLoader(reference(voc_root, tf),
-                                                                     batch_size=4)))]
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((40, 40)),
+            v2.ToDtype(
+                {tv_tensors.Image: torch.float16, tv_tensors.Mask: torch.float32, "others": None},
+                scale=True,
+            ),
+        ]
+    )
+    ((images, masks),) = [next(iter(DataLoader(ours(voc_root, tf), batch_size=4)))]
+    ((ref_images, ref_masks),) = [
+        next(iter(torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=4)))
+    ]
     assert images.dtype == torch.float16 and masks.dtype == torch.float32
     assert masks.max() == 255 and torch.equal(masks, ref_masks)
     assert torch.allclose(images.float(), ref_images.float(), atol=1e-3)
@@ -116,16 +157,20 @@ def test_mask_dtype_float_is_not_scaled(voc_root):
 def _recover_crop(mask, source_mask, crop_h, crop_w):
     """The (top, left) positions whose nearest resize of the source mask equals ``mask``."""
     out_h, out_w = mask.shape[-2:]
-    ramp_y = tv_tensors.Mask(torch.arange(crop_h, dtype=torch.uint8).view(1, crop_h, 1).expand(1, crop_h, 2))
-    ramp_x = tv_tensors.Mask(torch.arange(crop_w, dtype=torch.uint8).view(1, 1, crop_w).expand(1, 2, crop_w))
+    ramp_y = tv_tensors.Mask(
+        torch.arange(crop_h, dtype=torch.uint8).view(1, crop_h, 1).expand(1, crop_h, 2)
+    )
+    ramp_x = tv_tensors.Mask(
+        torch.arange(crop_w, dtype=torch.uint8).view(1, 1, crop_w).expand(1, 2, crop_w)
+    )
     ys = F.resize(ramp_y, [out_h, 2])[0, :, 0].long()
     xs = F.resize(ramp_x, [2, out_w])[0, 0, :].long()
     source = source_mask[0]
     height, width = source.shape
     tops = torch.arange(height - crop_h + 1)
     lefts = torch.arange(width - crop_w + 1)
-    rows = source[(tops[:, None] + ys[None, :])]                    # [T, out_h, W]
-    grid = rows[:, :, (lefts[:, None] + xs[None, :])]                # [T, out_h, L, out_w]
+    rows = source[(tops[:, None] + ys[None, :])]  # [T, out_h, W]
+    grid = rows[:, :, (lefts[:, None] + xs[None, :])]  # [T, out_h, L, out_w]
     match = (grid == mask[0][None, :, None, :]).all(dim=3).all(dim=1)  # [T, L]
     return [tuple(p) for p in match.nonzero().tolist()]
 
@@ -133,11 +178,14 @@ def _recover_crop(mask, source_mask, crop_h, crop_w):
 @pytest.mark.parametrize("workers", WORKERS)
 def test_random_resized_crop_matches_torchvision_at_the_same_crop(voc_root, workers):
     # scale and ratio fixed: every crop is 100x75 (w x h); only its position is random
-    tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop((48, 64), scale=(0.25, 0.25),
-                                                        ratio=(4 / 3, 4 / 3)),
-                     v2.ToDtype(torch.float32, scale=True)])
-    loader = DataLoader(ours(voc_root, tf), batch_size=5, shuffle=True, seed=3,
-                        num_workers=workers)
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop((48, 64), scale=(0.25, 0.25), ratio=(4 / 3, 4 / 3)),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+    loader = DataLoader(ours(voc_root, tf), batch_size=5, shuffle=True, seed=3, num_workers=workers)
     raw = ours(voc_root, None)
     positions = set()
     order = list(loader.sampler)
@@ -149,8 +197,9 @@ def test_random_resized_crop_matches_torchvision_at_the_same_crop(voc_root, work
             assert candidates, "the mask is no nearest-resized crop of the source mask"
             errors = []
             for top, left in candidates:
-                expected = F.resized_crop(source_image, top, left, 75, 100, [48, 64],
-                                          antialias=True)
+                expected = F.resized_crop(
+                    source_image, top, left, 75, 100, [48, 64], antialias=True
+                )
                 errors.append((images[slot] * 255 - expected.float()).abs().max().item())
             assert min(errors) <= 1.0 + 1e-3
             positions.add(candidates[0])
@@ -168,17 +217,27 @@ def test_random_crop_with_padding_moves_mask_like_the_image(voc_root):
             padded_image = F.pad(source_image, [10, 10, 10, 10], fill=7)
             padded_mask = F.pad(source_mask, [10, 10, 10, 10], fill=7)
             candidates = _recover_crop(masks[slot], padded_mask, 160, 210)
-            assert any(torch.equal(images[slot], F.crop(padded_image, top, left, 160, 210))
-                       for top, left in candidates)
+            assert any(
+                torch.equal(images[slot], F.crop(padded_image, top, left, 160, 210))
+                for top, left in candidates
+            )
 
 
 def test_random_augmentations_identical_across_thread_counts(voc_root):
-    tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(56), v2.RandomHorizontalFlip(),
-                     v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop(56),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(LONG_MASKS, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     runs = []
     for workers in (0, 2, 3):
-        loader = DataLoader(ours(voc_root, tf), batch_size=4, shuffle=True, seed=11,
-                            num_workers=workers)
+        loader = DataLoader(
+            ours(voc_root, tf), batch_size=4, shuffle=True, seed=11, num_workers=workers
+        )
         runs.append(list(loader))
     for other in runs[1:]:
         for (images_a, masks_a), (images_b, masks_b) in zip(runs[0], other):
@@ -187,8 +246,15 @@ def test_random_augmentations_identical_across_thread_counts(voc_root):
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_native_equals_python_path_of_the_same_dataset(voc_root, workers):
-    tf = v2.Compose([v2.ToImage(), v2.Resize((90, 70)), v2.RandomHorizontalFlip(0.0),
-                     v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((90, 70)),
+            v2.RandomHorizontalFlip(0.0),
+            v2.ToDtype(LONG_MASKS, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     native = DataLoader(ours(voc_root, tf), batch_size=6, num_workers=workers)
     python = torch.utils.data.DataLoader(ours(voc_root, tf), batch_size=6)
     for (images_a, masks_a), (images_b, masks_b) in zip(native, python):
@@ -211,8 +277,14 @@ def test_custom_collate_gets_image_and_mask_tv_tensors(voc_root):
 
 
 def test_unknown_transform_runs_in_python_on_image_and_mask(voc_root):
-    tf = v2.Compose([v2.ToImage(), v2.Resize((64, 64)), v2.RandomVerticalFlip(1.0),
-                     v2.ToDtype(LONG_MASKS, scale=True)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((64, 64)),
+            v2.RandomVerticalFlip(1.0),
+            v2.ToDtype(LONG_MASKS, scale=True),
+        ]
+    )
     loader = DataLoader(ours(voc_root, tf), batch_size=5)
     with pytest.warns(UserWarning, match="RandomVerticalFlip"):
         batches = list(loader)
@@ -224,8 +296,9 @@ def test_unknown_transform_runs_in_python_on_image_and_mask(voc_root):
 
 def test_image_only_transform_leaves_the_mask_untransformed(voc_root):
     tf = v2.Compose([v2.Resize((50, 50)), v2.ToDtype(torch.float32, scale=True)])
-    ds = datasets.VOCSegmentation(voc_root, image_set="trainval", transform=tf,
-                                  target_format="mask")
+    ds = datasets.VOCSegmentation(
+        voc_root, image_set="trainval", transform=tf, target_format="mask"
+    )
     samples = next(iter(DataLoader(ds, batch_size=4, collate_fn=lambda s: s)))
     for index, (image, mask) in enumerate(samples):
         assert image.shape == (3, 50, 50)
@@ -233,8 +306,9 @@ def test_image_only_transform_leaves_the_mask_untransformed(voc_root):
 
 
 def test_pil_target_format_keeps_the_python_path(voc_root):
-    ds = datasets.VOCSegmentation(voc_root, image_set="trainval",
-                                  transforms=v2.Compose([v2.ToImage(), v2.Resize((16, 16))]))
+    ds = datasets.VOCSegmentation(
+        voc_root, image_set="trainval", transforms=v2.Compose([v2.ToImage(), v2.Resize((16, 16))])
+    )
     loader = DataLoader(ds, batch_size=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -287,8 +361,12 @@ def test_bad_mask_raises_naming_file_and_sample_or_is_skipped(voc_root, tmp_path
         next(iterator)
     text = _error_text(info)
     assert bad in text and ("sample 6" in text or "sample index 6" in text)
-    skipping = DataLoader(cls(root, image_set="trainval", transforms=tf, target_format="mask"),
-                          batch_size=4, on_error="skip", num_workers=2)
+    skipping = DataLoader(
+        cls(root, image_set="trainval", transforms=tf, target_format="mask"),
+        batch_size=4,
+        on_error="skip",
+        num_workers=2,
+    )
     sizes = [len(images) for images, _ in skipping]
     assert sizes == [4, 3, 4, 4, 4]
     assert [index for index, _ in skipping.stats.skipped] == [6]
@@ -299,12 +377,21 @@ def test_bad_mask_raises_naming_file_and_sample_or_is_skipped(voc_root, tmp_path
 def test_segmentation_collate_native_equals_torch_dataloader(voc_root, workers):
     from conveyor.collate import segmentation_collate
 
-    tf = v2.Compose([v2.ToImage(), v2.Resize((80, 80)), v2.RandomHorizontalFlip(0.0),
-                     v2.ToDtype(LONG_MASKS, scale=True), v2.Normalize(MEAN, STD)])
-    loader = DataLoader(ours(voc_root, tf), batch_size=6, num_workers=workers,
-                        collate_fn=segmentation_collate)
-    expected = torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=6,
-                                           collate_fn=segmentation_collate)
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((80, 80)),
+            v2.RandomHorizontalFlip(0.0),
+            v2.ToDtype(LONG_MASKS, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
+    loader = DataLoader(
+        ours(voc_root, tf), batch_size=6, num_workers=workers, collate_fn=segmentation_collate
+    )
+    expected = torch.utils.data.DataLoader(
+        reference(voc_root, tf), batch_size=6, collate_fn=segmentation_collate
+    )
     count = 0
     for (images, masks), (ref_images, ref_masks) in zip(loader, expected):
         assert images.shape == (len(images), 3, 80, 80) and masks.shape == (len(images), 80, 80)
@@ -328,8 +415,13 @@ def test_no_transforms_gives_the_datasets_items(voc_root):
 
 
 def test_per_type_dtype_without_a_mask_entry_raises_like_torchvision(voc_root):
-    tf = v2.Compose([v2.ToImage(), v2.Resize((40, 40)),
-                     v2.ToDtype({tv_tensors.Image: torch.float32}, scale=True)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((40, 40)),
+            v2.ToDtype({tv_tensors.Image: torch.float32}, scale=True),
+        ]
+    )
     with pytest.raises(ValueError, match="No dtype was specified for type") as expected:
         next(iter(torch.utils.data.DataLoader(reference(voc_root, tf), batch_size=2)))
     loader = DataLoader(ours(voc_root, tf), batch_size=2)

@@ -5,8 +5,8 @@ import multiprocessing
 
 import pytest
 import torch
-from torch.utils.data import BatchSampler, DataLoader as TorchDataLoader, IterableDataset
-from torch.utils.data import SequentialSampler
+from torch.utils.data import BatchSampler, IterableDataset, SequentialSampler
+from torch.utils.data import DataLoader as TorchDataLoader
 
 from conveyor import DataLoader
 
@@ -50,8 +50,9 @@ def test_same_error_as_torch(case):
     assert _error_of(DataLoader, dataset, kwargs) == _error_of(TorchDataLoader, dataset, kwargs)
 
 
-@pytest.mark.parametrize("attr", ["batch_size", "batch_sampler", "sampler", "drop_last",
-                                  "dataset", "persistent_workers"])
+@pytest.mark.parametrize(
+    "attr", ["batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers"]
+)
 def test_frozen_attributes_like_torch(attr):
     errors = []
     for factory in (DataLoader, TorchDataLoader):
@@ -87,11 +88,21 @@ def test_constructor_signature_extends_torch():
 
 
 def test_is_a_torch_dataloader_with_same_attributes():
-    ours, theirs = DataLoader(MAP, batch_size=3, drop_last=True), TorchDataLoader(MAP, batch_size=3,
-                                                                                   drop_last=True)
+    ours, theirs = (
+        DataLoader(MAP, batch_size=3, drop_last=True),
+        TorchDataLoader(MAP, batch_size=3, drop_last=True),
+    )
     assert isinstance(ours, TorchDataLoader)
-    for attr in ("batch_size", "drop_last", "num_workers", "prefetch_factor", "timeout",
-                 "pin_memory", "collate_fn", "in_order"):
+    for attr in (
+        "batch_size",
+        "drop_last",
+        "num_workers",
+        "prefetch_factor",
+        "timeout",
+        "pin_memory",
+        "collate_fn",
+        "in_order",
+    ):
         assert getattr(ours, attr) == getattr(theirs, attr), attr
     assert len(ours) == len(theirs) == 3
     assert isinstance(ours.batch_sampler, BatchSampler)
@@ -104,13 +115,16 @@ def test_valid_context_accepted_with_workers():
     assert [int(x) for x in loader] == MAP
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(on_error="ignore"), ValueError),
-    (dict(seed="1"), TypeError),
-    (dict(rank=2, world_size=2), ValueError),
-    (dict(rank=-1, world_size=2), ValueError),
-    (dict(world_size=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(on_error="ignore"), ValueError),
+        (dict(seed="1"), TypeError),
+        (dict(rank=2, world_size=2), ValueError),
+        (dict(rank=-1, world_size=2), ValueError),
+        (dict(world_size=0), ValueError),
+    ],
+)
 def test_conveyor_extras_are_validated(kwargs, error):
     with pytest.raises(error):
         DataLoader(MAP, **kwargs)

@@ -18,4 +18,4 @@ def test_unknown_attribute_raises_attribute_error():
     import pytest
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        conveyor.nope
+        conveyor.nope  # noqa: B018

@@ -55,6 +55,7 @@ def quiet(**kwargs):
 
 # -- constructor ----------------------------------------------------------------------------
 
+
 def test_defaults(tmp_path):
     with pytest.warns(UserWarning, match="max_epochs"):
         trainer = Trainer(default_root_dir=tmp_path)
@@ -66,9 +67,19 @@ def test_defaults(tmp_path):
     assert Trainer(max_steps=5).max_epochs == -1
 
 
-@pytest.mark.parametrize("given,expected", [(32, "32-true"), ("32", "32-true"), (16, "16-mixed"),
-                                            ("16-mixed", "16-mixed"), ("bf16", "bf16-mixed"),
-                                            ("bf16-mixed", "bf16-mixed"), (64, "64-true"), ("32-true", "32-true")])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        (32, "32-true"),
+        ("32", "32-true"),
+        (16, "16-mixed"),
+        ("16-mixed", "16-mixed"),
+        ("bf16", "bf16-mixed"),
+        ("bf16-mixed", "bf16-mixed"),
+        (64, "64-true"),
+        ("32-true", "32-true"),
+    ],
+)
 def test_precision_values(given, expected):
     assert Trainer(max_epochs=1, precision=given).precision == expected
 
@@ -131,6 +142,7 @@ def test_deterministic_sets_torch_flag():
 
 # -- fit loop -------------------------------------------------------------------------------
 
+
 def test_fit_counts_steps_and_epochs(tmp_path):
     trainer = quiet(max_epochs=3, default_root_dir=tmp_path)
     model = BoringModel()
@@ -141,7 +153,9 @@ def test_fit_counts_steps_and_epochs(tmp_path):
 
 def test_training_learns(tmp_path):
     model = BoringModel(lr=0.05)
-    trainer = quiet(max_epochs=30, default_root_dir=tmp_path, enable_checkpointing=False, logger=False)
+    trainer = quiet(
+        max_epochs=30, default_root_dir=tmp_path, enable_checkpointing=False, logger=False
+    )
     trainer.fit(model, loader(), loader())
     assert trainer.callback_metrics["val_loss"] < 0.05
 
@@ -159,8 +173,13 @@ def test_limit_batches_int_and_fraction(tmp_path):
         def validation_step(self, batch, batch_idx):
             seen.append(batch_idx)
 
-    trainer = quiet(max_epochs=1, limit_train_batches=2, limit_val_batches=0.4, num_sanity_val_steps=0,
-                    default_root_dir=tmp_path)
+    trainer = quiet(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0.4,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(Counting(), loader(), loader())
     assert trainer.global_step == 2 and seen == [0, 1]
 
@@ -178,7 +197,9 @@ def test_accumulation_matches_big_batch(tmp_path):
     torch.manual_seed(0)
     a, b = BoringModel(lr=0.1), BoringModel(lr=0.1)
     b.load_state_dict(a.state_dict())
-    quiet(max_steps=1, accumulate_grad_batches=4, logger=False, enable_checkpointing=False).fit(a, loader(n=32, batch_size=8))
+    quiet(max_steps=1, accumulate_grad_batches=4, logger=False, enable_checkpointing=False).fit(
+        a, loader(n=32, batch_size=8)
+    )
     quiet(max_steps=1, logger=False, enable_checkpointing=False).fit(b, loader(n=32, batch_size=32))
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
@@ -192,7 +213,9 @@ def test_check_val_every_n_epoch(tmp_path):
             if not self.trainer.sanity_checking:
                 epochs.append(self.current_epoch)
 
-    quiet(max_epochs=5, check_val_every_n_epoch=2, default_root_dir=tmp_path).fit(Recording(), loader(), loader())
+    quiet(max_epochs=5, check_val_every_n_epoch=2, default_root_dir=tmp_path).fit(
+        Recording(), loader(), loader()
+    )
     assert epochs == [1, 3]
 
 
@@ -207,7 +230,9 @@ def test_num_sanity_val_steps(tmp_path):
     quiet(max_epochs=1, default_root_dir=tmp_path).fit(Recording(), loader(), loader())
     assert sanity == [0, 1]
     sanity.clear()
-    quiet(max_epochs=1, num_sanity_val_steps=-1, default_root_dir=tmp_path).fit(Recording(), loader(), loader())
+    quiet(max_epochs=1, num_sanity_val_steps=-1, default_root_dir=tmp_path).fit(
+        Recording(), loader(), loader()
+    )
     assert sanity == [0, 1, 2, 3, 4]
 
 
@@ -273,6 +298,7 @@ def test_bad_training_step_output_raises(tmp_path):
 
 # -- hook order -------------------------------------------------------------------------------
 
+
 def test_hook_order(tmp_path):
     calls = []
 
@@ -280,27 +306,51 @@ def test_hook_order(tmp_path):
         def __getattribute__(self, name):
             attribute = object.__getattribute__(self, name)
             if name.startswith(("on_", "setup", "teardown")) and callable(attribute):
+
                 def wrapper(*args, **kwargs):
                     calls.append(f"callback.{name}")
                     return attribute(*args, **kwargs)
+
                 return wrapper
             return attribute
 
     class Recording(BoringModel):
         pass
 
-    for hook in ("prepare_data", "setup", "configure_optimizers", "on_fit_start", "on_train_start",
-                 "on_train_epoch_start", "on_train_batch_start", "training_step", "on_before_backward",
-                 "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad", "on_train_batch_end",
-                 "on_validation_start", "on_validation_epoch_start", "validation_step", "on_validation_epoch_end",
-                 "on_validation_end", "on_train_epoch_end", "on_train_end", "on_fit_end", "teardown"):
+    for hook in (
+        "prepare_data",
+        "setup",
+        "configure_optimizers",
+        "on_fit_start",
+        "on_train_start",
+        "on_train_epoch_start",
+        "on_train_batch_start",
+        "training_step",
+        "on_before_backward",
+        "on_after_backward",
+        "on_before_optimizer_step",
+        "on_before_zero_grad",
+        "on_train_batch_end",
+        "on_validation_start",
+        "on_validation_epoch_start",
+        "validation_step",
+        "on_validation_epoch_end",
+        "on_validation_end",
+        "on_train_epoch_end",
+        "on_train_end",
+        "on_fit_end",
+        "teardown",
+    ):
+
         def make(name):
             original = getattr(BoringModel, name)
 
             def hook_method(self, *args, **kwargs):
                 calls.append(f"model.{name}")
                 return original(self, *args, **kwargs)
+
             return hook_method
+
         setattr(Recording, hook, make(hook))
 
     class RecordingDM(DataModule):
@@ -316,18 +366,42 @@ def test_hook_order(tmp_path):
         def val_dataloader(self):
             return loader(n=8, batch_size=8)
 
-    trainer = quiet(max_epochs=1, callbacks=[Recorder()], num_sanity_val_steps=0, default_root_dir=tmp_path,
-                    enable_checkpointing=False)
+    trainer = quiet(
+        max_epochs=1,
+        callbacks=[Recorder()],
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+    )
     trainer.fit(Recording(), datamodule=RecordingDM())
     model_calls = [c for c in calls if not c.startswith("callback.on_") or c in ("callback.setup",)]
-    expected = ["dm.prepare_data", "model.prepare_data", "dm.setup:fit", "callback.setup", "model.setup",
-                "model.configure_optimizers", "model.on_fit_start", "model.on_train_start",
-                "model.on_train_epoch_start", "model.on_train_batch_start", "model.training_step",
-                "model.on_before_backward", "model.on_after_backward", "model.on_before_optimizer_step",
-                "model.on_before_zero_grad", "model.on_train_batch_end", "model.on_validation_start",
-                "model.on_validation_epoch_start", "model.validation_step", "model.on_validation_epoch_end",
-                "model.on_validation_end", "model.on_train_epoch_end", "model.on_train_end", "model.on_fit_end",
-                "model.teardown"]
+    expected = [
+        "dm.prepare_data",
+        "model.prepare_data",
+        "dm.setup:fit",
+        "callback.setup",
+        "model.setup",
+        "model.configure_optimizers",
+        "model.on_fit_start",
+        "model.on_train_start",
+        "model.on_train_epoch_start",
+        "model.on_train_batch_start",
+        "model.training_step",
+        "model.on_before_backward",
+        "model.on_after_backward",
+        "model.on_before_optimizer_step",
+        "model.on_before_zero_grad",
+        "model.on_train_batch_end",
+        "model.on_validation_start",
+        "model.on_validation_epoch_start",
+        "model.validation_step",
+        "model.on_validation_epoch_end",
+        "model.on_validation_end",
+        "model.on_train_epoch_end",
+        "model.on_train_end",
+        "model.on_fit_end",
+        "model.teardown",
+    ]
     assert [c for c in model_calls if c != "callback.teardown"] == expected
     # callbacks see on_fit_start before the module, on_train_epoch_end after it
     assert calls.index("callback.on_fit_start") < calls.index("model.on_fit_start")
@@ -336,6 +410,7 @@ def test_hook_order(tmp_path):
 
 # -- evaluation and predict -------------------------------------------------------------------
 
+
 def test_validate_and_test_return_metric_dicts(tmp_path):
     model = BoringModel()
     trainer = quiet(max_epochs=1, default_root_dir=tmp_path)
@@ -343,7 +418,9 @@ def test_validate_and_test_return_metric_dicts(tmp_path):
     assert len(results) == 1 and set(results[0]) == {"val_loss"}
     results = trainer.test(model, [loader(), loader(seed=1)], verbose=False)
     assert len(results) == 2
-    assert set(results[0]) == {"test_loss/dataloader_idx_0"} and set(results[1]) == {"test_loss/dataloader_idx_1"}
+    assert set(results[0]) == {"test_loss/dataloader_idx_0"} and set(results[1]) == {
+        "test_loss/dataloader_idx_1"
+    }
     assert results[0]["test_loss/dataloader_idx_0"] != results[1]["test_loss/dataloader_idx_1"]
 
 
@@ -352,7 +429,9 @@ def test_validate_matches_manual_mean(tmp_path):
     data = make_data(40)
     with torch.no_grad():
         expected = torch.nn.functional.mse_loss(model(data.tensors[0]), data.tensors[1]).item()
-    result = quiet(max_epochs=1, default_root_dir=tmp_path).validate(model, loader(batch_size=8), verbose=False)
+    result = quiet(max_epochs=1, default_root_dir=tmp_path).validate(
+        model, loader(batch_size=8), verbose=False
+    )
     assert result[0]["val_loss"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -384,17 +463,32 @@ def test_validate_without_model_raises():
 
 # -- optimizers -------------------------------------------------------------------------------
 
+
 def _optimizer_forms(params):
     sgd = lambda: torch.optim.SGD(params(), lr=0.1)  # noqa: E731
     return {
         "single": lambda: sgd(),
         "list": lambda: [sgd()],
         "two_lists": lambda: (lambda o: ([o], [torch.optim.lr_scheduler.StepLR(o, 1)]))(sgd()),
-        "list_and_scheduler": lambda: (lambda o: ([o], torch.optim.lr_scheduler.StepLR(o, 1)))(sgd()),
-        "dict": lambda: (lambda o: {"optimizer": o, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(o, 1),
-                                                                     "interval": "step"}})(sgd()),
-        "dict_plateau": lambda: (lambda o: {"optimizer": o, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(o),
-                                            "monitor": "val_loss"})(sgd()),
+        "list_and_scheduler": lambda: (lambda o: ([o], torch.optim.lr_scheduler.StepLR(o, 1)))(
+            sgd()
+        ),
+        "dict": lambda: (
+            lambda o: {
+                "optimizer": o,
+                "lr_scheduler": {
+                    "scheduler": torch.optim.lr_scheduler.StepLR(o, 1),
+                    "interval": "step",
+                },
+            }
+        )(sgd()),
+        "dict_plateau": lambda: (
+            lambda o: {
+                "optimizer": o,
+                "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(o),
+                "monitor": "val_loss",
+            }
+        )(sgd()),
         "list_of_dicts": lambda: [{"optimizer": sgd()}],
     }
 
@@ -414,11 +508,16 @@ def test_step_and_epoch_schedulers(tmp_path):
     class Model(BoringModel):
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=1.0)
-            return [opt], [{"scheduler": torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5), "interval": "step"}]
+            return [opt], [
+                {
+                    "scheduler": torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5),
+                    "interval": "step",
+                }
+            ]
 
     trainer = quiet(max_epochs=1, default_root_dir=tmp_path)
     trainer.fit(Model(), loader())
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5 ** 5)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5**5)
 
     class EpochModel(BoringModel):
         def configure_optimizers(self):
@@ -427,27 +526,38 @@ def test_step_and_epoch_schedulers(tmp_path):
 
     trainer = quiet(max_epochs=3, default_root_dir=tmp_path)
     trainer.fit(EpochModel(), loader())
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5 ** 3)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.5**3)
 
 
-@pytest.mark.parametrize("returned,match", [
-    ("nonsense", "Unknown configuration"),
-    ({"lr_scheduler": None}, "optimizer"),
-    ("plateau_without_monitor", "monitor"),
-    ("scheduler_dict_without_scheduler", "scheduler"),
-    ("bad_interval", "interval"),
-])
+@pytest.mark.parametrize(
+    "returned,match",
+    [
+        ("nonsense", "Unknown configuration"),
+        ({"lr_scheduler": None}, "optimizer"),
+        ("plateau_without_monitor", "monitor"),
+        ("scheduler_dict_without_scheduler", "scheduler"),
+        ("bad_interval", "interval"),
+    ],
+)
 def test_configure_optimizers_errors(returned, match, tmp_path):
     class Model(BoringModel):
         def configure_optimizers(self):
             opt = torch.optim.SGD(self.parameters(), lr=0.1)
             if returned == "plateau_without_monitor":
-                return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(opt)}
+                return {
+                    "optimizer": opt,
+                    "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(opt),
+                }
             if returned == "scheduler_dict_without_scheduler":
                 return {"optimizer": opt, "lr_scheduler": {"interval": "step"}}
             if returned == "bad_interval":
-                return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.StepLR(opt, 1),
-                                                           "interval": "hour"}}
+                return {
+                    "optimizer": opt,
+                    "lr_scheduler": {
+                        "scheduler": torch.optim.lr_scheduler.StepLR(opt, 1),
+                        "interval": "hour",
+                    },
+                }
             return returned
 
     with pytest.raises(MisconfigurationException, match=match):
@@ -469,7 +579,10 @@ def test_multiple_optimizers_get_optimizer_idx(tmp_path):
             return torch.nn.functional.mse_loss(layer(x), y)
 
         def configure_optimizers(self):
-            return [torch.optim.SGD(self.layer.parameters(), lr=0.1), torch.optim.SGD(self.other.parameters(), lr=0.1)]
+            return [
+                torch.optim.SGD(self.layer.parameters(), lr=0.1),
+                torch.optim.SGD(self.other.parameters(), lr=0.1),
+            ]
 
     trainer = quiet(max_epochs=1, default_root_dir=tmp_path)
     trainer.fit(TwoOpt(), loader())
@@ -498,6 +611,7 @@ def test_manual_optimization(tmp_path):
 
 
 # -- precision and clipping -------------------------------------------------------------------
+
 
 def test_bf16_autocast_on_cpu(tmp_path):
     dtypes = []
@@ -536,12 +650,17 @@ def test_gradient_clipping(algorithm, tmp_path):
             grads = torch.cat([p.grad.flatten() for p in self.parameters()])
             norms.append(grads.abs().max().item() if algorithm == "value" else grads.norm().item())
 
-    quiet(max_epochs=1, gradient_clip_val=0.01, gradient_clip_algorithm=algorithm,
-          default_root_dir=tmp_path).fit(Model(), loader())
+    quiet(
+        max_epochs=1,
+        gradient_clip_val=0.01,
+        gradient_clip_algorithm=algorithm,
+        default_root_dir=tmp_path,
+    ).fit(Model(), loader())
     assert max(norms) <= 0.01 + 1e-6
 
 
 # -- logging ----------------------------------------------------------------------------------
+
 
 def test_log_defaults_and_csv(tmp_path):
     class Model(BoringModel):
@@ -584,8 +703,11 @@ def test_early_stopping(tmp_path):
         def validation_step(self, batch, batch_idx):
             self.log("val_loss", 1.0)
 
-    trainer = quiet(max_epochs=20, default_root_dir=tmp_path,
-                    callbacks=[conveyor.training.EarlyStopping("val_loss", patience=2)])
+    trainer = quiet(
+        max_epochs=20,
+        default_root_dir=tmp_path,
+        callbacks=[conveyor.training.EarlyStopping("val_loss", patience=2)],
+    )
     trainer.fit(Plateau(), loader(), loader())
     assert trainer.current_epoch == 3
 
@@ -594,7 +716,9 @@ def test_seed_everything_reproducible(tmp_path):
     def run():
         conveyor.seed_everything(7)
         model = BoringModel()
-        quiet(max_epochs=2, logger=False, enable_checkpointing=False).fit(model, loader(shuffle=True))
+        quiet(max_epochs=2, logger=False, enable_checkpointing=False).fit(
+            model, loader(shuffle=True)
+        )
         return model.layer.weight.detach().clone()
 
     torch.testing.assert_close(run(), run(), rtol=0, atol=0)
@@ -611,7 +735,8 @@ def test_tensorboard_logger_writes_scalars_and_hparams(tmp_path):
 
     logger = TensorBoardLogger(tmp_path)
     quiet(max_epochs=2, log_every_n_steps=1, logger=logger, default_root_dir=tmp_path).fit(
-        BoringModel(), loader(), loader())
+        BoringModel(), loader(), loader()
+    )
     version_dir = tmp_path / "lightning_logs" / "version_0"
     assert (version_dir / "hparams.yaml").is_file()
     events = EventAccumulator(str(version_dir))

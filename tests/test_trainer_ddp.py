@@ -71,21 +71,37 @@ SCRIPT = textwrap.dedent("""
 def _run(tmp_path, loader_kind, launcher):
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(conveyor.__file__).parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(conveyor.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+        OMP_NUM_THREADS="1",
+    )
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     if launcher == "spawn":
         command = [sys.executable, str(script), str(tmp_path), loader_kind, launcher]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-                   str(script), str(tmp_path), loader_kind, launcher]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            str(script),
+            str(tmp_path),
+            loader_kind,
+            launcher,
+        ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-@pytest.mark.parametrize("loader_kind,launcher", [("torch", "spawn"), ("conveyor", "spawn"), ("torch", "torchrun")])
+@pytest.mark.parametrize(
+    "loader_kind,launcher", [("torch", "spawn"), ("conveyor", "spawn"), ("torch", "torchrun")]
+)
 def test_ddp_two_gloo_processes(tmp_path, loader_kind, launcher):
     rank0, rank1 = _run(tmp_path, loader_kind, launcher)
     assert rank0["world_size"] == rank1["world_size"] == 2
@@ -97,7 +113,9 @@ def test_ddp_two_gloo_processes(tmp_path, loader_kind, launcher):
     assert set(rank0["val_seen"]) | set(rank1["val_seen"]) == set(range(48))
     # 48 samples / 2 ranks / batch 4 = 6 steps per epoch; weights identical after each one
     assert rank0["steps"] == rank1["steps"] == 12 and len(rank0["weights"]) == 12
-    torch.testing.assert_close(torch.tensor(rank0["weights"]), torch.tensor(rank1["weights"]), rtol=0, atol=0)
+    torch.testing.assert_close(
+        torch.tensor(rank0["weights"]), torch.tensor(rank1["weights"]), rtol=0, atol=0
+    )
     # the epoch metric is reduced across ranks: mean of 0 and 1
     assert rank0["val_rank"] == rank1["val_rank"] == pytest.approx(0.5)
     # only rank 0 wrote logs and checkpoints

@@ -12,8 +12,15 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def test_issue_pipeline_is_fully_native():
-    tf = v2.Compose([v2.ToImage(), v2.Resize((512, 512)), v2.RandomHorizontalFlip(),
-                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((512, 512)),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
     plan = T.plan_transforms(tf)
     assert plan.fully_native and plan.to_tensor
     assert plan.ops == [
@@ -25,46 +32,85 @@ def test_issue_pipeline_is_fully_native():
 
 
 def test_v1_classification_pipeline():
-    tf = v1.Compose([v1.RandomResizedCrop(224), v1.RandomHorizontalFlip(0.25), v1.ToTensor(),
-                     v1.Normalize(MEAN, STD)])
+    tf = v1.Compose(
+        [
+            v1.RandomResizedCrop(224),
+            v1.RandomHorizontalFlip(0.25),
+            v1.ToTensor(),
+            v1.Normalize(MEAN, STD),
+        ]
+    )
     plan = T.plan_transforms(tf)
     assert plan.fully_native and plan.to_tensor
-    assert [op["op"] for op in plan.ops] == ["random_resized_crop", "hflip", "to_dtype",
-                                             "normalize"]
+    assert [op["op"] for op in plan.ops] == [
+        "random_resized_crop",
+        "hflip",
+        "to_dtype",
+        "normalize",
+    ]
     assert plan.ops[0]["size"] == [224, 224] and plan.ops[0]["scale"] == [0.08, 1.0]
     assert plan.ops[1]["p"] == 0.25
 
 
-@pytest.mark.parametrize("transform, expected", [
-    (v2.Resize(256), {"op": "resize", "size": 256, "max_size": None, "antialias": True}),
-    (v1.Resize([300], max_size=400), {"op": "resize", "size": 300, "max_size": 400,
-                                      "antialias": True}),
-    (v2.CenterCrop(224), {"op": "center_crop", "size": [224, 224]}),
-    (v1.CenterCrop((100, 120)), {"op": "center_crop", "size": [100, 120]}),
-    (v2.Pad([1, 2], fill=3), {"op": "pad", "padding": [1, 2], "fill": 3}),
-    (v1.Pad(4), {"op": "pad", "padding": 4, "fill": 0}),
-    (v2.RandomCrop(32, padding=4), {"op": "random_crop", "size": [32, 32],
-                                    "padding": [4, 4, 4, 4], "pad_if_needed": False, "fill": 0,
-                                    "padding_mode": "constant"}),
-    (v1.RandomCrop(32, pad_if_needed=True), {"op": "random_crop", "size": [32, 32],
-                                             "padding": None, "pad_if_needed": True, "fill": 0,
-                                             "padding_mode": "constant"}),
-    (v2.ToDtype(torch.float16), {"op": "to_dtype", "dtype": "float16", "scale": False}),
-    (v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-     {"op": "to_dtype", "dtype": "float32", "scale": True}),
-    (v1.ConvertImageDtype(torch.float32), {"op": "to_dtype", "dtype": "float32", "scale": True}),
-])
+@pytest.mark.parametrize(
+    "transform, expected",
+    [
+        (v2.Resize(256), {"op": "resize", "size": 256, "max_size": None, "antialias": True}),
+        (
+            v1.Resize([300], max_size=400),
+            {"op": "resize", "size": 300, "max_size": 400, "antialias": True},
+        ),
+        (v2.CenterCrop(224), {"op": "center_crop", "size": [224, 224]}),
+        (v1.CenterCrop((100, 120)), {"op": "center_crop", "size": [100, 120]}),
+        (v2.Pad([1, 2], fill=3), {"op": "pad", "padding": [1, 2], "fill": 3}),
+        (v1.Pad(4), {"op": "pad", "padding": 4, "fill": 0}),
+        (
+            v2.RandomCrop(32, padding=4),
+            {
+                "op": "random_crop",
+                "size": [32, 32],
+                "padding": [4, 4, 4, 4],
+                "pad_if_needed": False,
+                "fill": 0,
+                "padding_mode": "constant",
+            },
+        ),
+        (
+            v1.RandomCrop(32, pad_if_needed=True),
+            {
+                "op": "random_crop",
+                "size": [32, 32],
+                "padding": None,
+                "pad_if_needed": True,
+                "fill": 0,
+                "padding_mode": "constant",
+            },
+        ),
+        (v2.ToDtype(torch.float16), {"op": "to_dtype", "dtype": "float16", "scale": False}),
+        (
+            v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+            {"op": "to_dtype", "dtype": "float32", "scale": True},
+        ),
+        (
+            v1.ConvertImageDtype(torch.float32),
+            {"op": "to_dtype", "dtype": "float32", "scale": True},
+        ),
+    ],
+)
 def test_single_transform_descriptors(transform, expected):
     assert T.describe(transform) == [expected]
 
 
-@pytest.mark.parametrize("transform, reason", [
-    (v2.Resize(10, interpolation=v2.InterpolationMode.BICUBIC), "bicubic"),
-    (v1.Pad(3, padding_mode="reflect"), "reflect"),
-    (v2.Pad(3, fill=(1, 2, 3)), "fill"),
-    (v2.ToDtype(torch.float64), "float64"),
-    (v2.ColorJitter(0.3), "no native equivalent"),
-])
+@pytest.mark.parametrize(
+    "transform, reason",
+    [
+        (v2.Resize(10, interpolation=v2.InterpolationMode.BICUBIC), "bicubic"),
+        (v1.Pad(3, padding_mode="reflect"), "reflect"),
+        (v2.Pad(3, fill=(1, 2, 3)), "fill"),
+        (v2.ToDtype(torch.float64), "float64"),
+        (v2.ColorJitter(0.3), "no native equivalent"),
+    ],
+)
 def test_unsupported_settings_are_named(transform, reason):
     with pytest.raises(T.UnsupportedTransform, match=reason):
         T.describe(transform)
@@ -103,12 +149,20 @@ def test_nested_compose_is_flattened_and_pil_only_pipeline_has_no_tensor():
 
 
 def test_conveyor_classes_translate_and_behave_like_v2():
-    tf = T.Compose([T.ToImage(), T.Resize((40, 30)), T.RandomHorizontalFlip(0.0),
-                    T.ToDtype(torch.float32, scale=True), T.Normalize(MEAN, STD)])
+    tf = T.Compose(
+        [
+            T.ToImage(),
+            T.Resize((40, 30)),
+            T.RandomHorizontalFlip(0.0),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(MEAN, STD),
+        ]
+    )
     assert T.plan_transforms(tf).fully_native
     image = torch.randint(0, 256, (3, 64, 48), dtype=torch.uint8)
-    reference = v2.Compose([v2.Resize((40, 30)), v2.ToDtype(torch.float32, scale=True),
-                            v2.Normalize(MEAN, STD)])
+    reference = v2.Compose(
+        [v2.Resize((40, 30)), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+    )
     assert torch.equal(tf(image), reference(image))
 
 
@@ -122,18 +176,35 @@ def test_conveyor_classes_refuse_non_native_settings():
 def test_per_type_to_dtype_plans_images_and_masks():
     from conveyor.transforms import plan_transforms
 
-    plan = plan_transforms(v2.Compose([
-        v2.ToImage(), v2.Resize((8, 8)),
-        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
-                   scale=True)]))
+    plan = plan_transforms(
+        v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize((8, 8)),
+                v2.ToDtype(
+                    {tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
+                    scale=True,
+                ),
+            ]
+        )
+    )
     assert plan.fully_native and plan.mask_dtype == torch.int64
     assert plan.ops[-1] == {"op": "to_dtype", "dtype": "float32", "scale": True}
     masks_only = plan_transforms(v2.ToDtype({tv_tensors.Mask: torch.float32, "others": None}))
-    assert masks_only.fully_native and masks_only.ops == [] and masks_only.mask_dtype == torch.float32
+    assert (
+        masks_only.fully_native and masks_only.ops == [] and masks_only.mask_dtype == torch.float32
+    )
     plain = plan_transforms(v2.ToDtype(torch.float16, scale=True))
     assert plain.mask_dtype is None  # a plain dtype converts images only (torchvision's rule)
-    boxes = plan_transforms(v2.ToDtype({tv_tensors.Image: torch.float32,
-                                        tv_tensors.BoundingBoxes: torch.float64, "others": None}))
+    boxes = plan_transforms(
+        v2.ToDtype(
+            {
+                tv_tensors.Image: torch.float32,
+                tv_tensors.BoundingBoxes: torch.float64,
+                "others": None,
+            }
+        )
+    )
     assert boxes.blocker == "torchvision.transforms.v2.ToDtype" and "per-type" in boxes.reason
     others = plan_transforms(v2.ToDtype({tv_tensors.Image: torch.float32, "others": torch.int64}))
     assert others.blocker is not None

@@ -3,19 +3,17 @@ malformed and hostile input, typed parsing and threaded loading."""
 
 import random
 import re
-import shutil
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from voc_reference import canonical, lxml_dict, torchvision_dict, typed_from_dict
 
 from conveyor import voc
 from conveyor.errors import AnnotationError
-from voc_reference import canonical, lxml_dict, torchvision_dict, typed_from_dict
 
 POSITION = re.compile(r":\d+:\d+: |line \d+, column \d+: ")
 
@@ -41,14 +39,20 @@ def test_every_real_file_matches_torchvision_and_lxml(realvoc):
 
 
 def test_compat_dict_shape_on_a_voc_file():
-    data = (b"<annotation><folder>VOC2007</folder><size><width>353</width></size>"
-            b"<object><name>dog</name><bndbox><xmin>48</xmin></bndbox></object>"
-            b"<object><name>person</name><difficult/></object><empty></empty><blank>  </blank>"
-            b"</annotation>")
-    assert voc.parse_voc_xml(data) == {"annotation": {
-        "folder": "VOC2007", "size": {"width": "353"},
-        "object": [{"name": "dog", "bndbox": {"xmin": "48"}}, {"name": "person"}],
-        "blank": ""}}
+    data = (
+        b"<annotation><folder>VOC2007</folder><size><width>353</width></size>"
+        b"<object><name>dog</name><bndbox><xmin>48</xmin></bndbox></object>"
+        b"<object><name>person</name><difficult/></object><empty></empty><blank>  </blank>"
+        b"</annotation>"
+    )
+    assert voc.parse_voc_xml(data) == {
+        "annotation": {
+            "folder": "VOC2007",
+            "size": {"width": "353"},
+            "object": [{"name": "dog", "bndbox": {"xmin": "48"}}, {"name": "person"}],
+            "blank": "",
+        }
+    }
     assert voc.parse_voc_xml(b"<annotation/>") == {}
     assert voc.parse_voc_xml(b"<annotation><a/></annotation>") == {"annotation": {"object": []}}
     one = voc.parse_voc_xml(b"<annotation><object><name>x</name></object></annotation>")
@@ -57,10 +61,26 @@ def test_compat_dict_shape_on_a_voc_file():
 
 # ---------------------------------------------------------------- generated documents
 
-TAGS = ["annotation", "object", "name", "bndbox", "xmin", "size", "part", "a", "b",
-        "x-y", "_u", "d.e", "\u00e9t\u00e9", "\u4e2d"]
-TEXT_ALPHABET = st.sampled_from(list("ab xyz019.-_\t\n\r<>&'\"]") + [
-    "\u00e9", "\u00a0", "\u3000", "\u2003", "\u4e2d", "\U0001f600", "\u0085", "\u2028"])
+TAGS = [
+    "annotation",
+    "object",
+    "name",
+    "bndbox",
+    "xmin",
+    "size",
+    "part",
+    "a",
+    "b",
+    "x-y",
+    "_u",
+    "d.e",
+    "\u00e9t\u00e9",
+    "\u4e2d",
+]
+TEXT_ALPHABET = st.sampled_from(
+    list("ab xyz019.-_\t\n\r<>&'\"]")
+    + ["\u00e9", "\u00a0", "\u3000", "\u2003", "\u4e2d", "\U0001f600", "\u0085", "\u2028"]
+)
 
 
 def escape_text(text, draw):
@@ -109,8 +129,9 @@ def attributes(draw):
     for name in names:
         quote = draw(st.sampled_from(["'", '"']))
         value = escape_text(draw(st.text(st.sampled_from(list("ab1 <&>")), max_size=4)), draw)
-        parts.append(f"{draw(st.sampled_from([' ', chr(10), chr(9) + ' ']))}{name}="
-                     f"{quote}{value}{quote}")
+        parts.append(
+            f"{draw(st.sampled_from([' ', chr(10), chr(9) + ' ']))}{name}={quote}{value}{quote}"
+        )
     return "".join(parts)
 
 
@@ -144,12 +165,21 @@ for _depth in reversed(range(5)):
 
 @st.composite
 def document(draw):
-    prolog = draw(st.sampled_from([
-        "", '<?xml version="1.0"?>\n', "<?xml version='1.0' encoding='UTF-8'?>",
-        '<?xml version="1.0" encoding="utf-8" standalone="yes"?>\r\n',
-        "\ufeff", "<!-- header -->\n", "<!DOCTYPE annotation>\n",
-        '<!DOCTYPE annotation SYSTEM "voc.dtd">', "<!DOCTYPE a [<!ELEMENT a ANY>]>",
-    ]))
+    prolog = draw(
+        st.sampled_from(
+            [
+                "",
+                '<?xml version="1.0"?>\n',
+                "<?xml version='1.0' encoding='UTF-8'?>",
+                '<?xml version="1.0" encoding="utf-8" standalone="yes"?>\r\n',
+                "\ufeff",
+                "<!-- header -->\n",
+                "<!DOCTYPE annotation>\n",
+                '<!DOCTYPE annotation SYSTEM "voc.dtd">',
+                "<!DOCTYPE a [<!ELEMENT a ANY>]>",
+            ]
+        )
+    )
     root = draw(ELEMENTS[0])
     epilog = draw(st.sampled_from(["", "\n", "\r\n<!-- end -->", "<?done?>  "]))
     return prolog + root + epilog
@@ -166,9 +196,15 @@ def test_generated_documents_match_elementtree_and_lxml(text):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(list("<>/=&;#x'\" ab!-?[]CDATA\r\n\u00e9") +
-                                ["<a>", "</a>", "<b/>", "&amp;", "<!--", "-->", "]]>"]),
-                max_size=40).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            list("<>/=&;#x'\" ab!-?[]CDATA\r\n\u00e9")
+            + ["<a>", "</a>", "<b/>", "&amp;", "<!--", "-->", "]]>"]
+        ),
+        max_size=40,
+    ).map("".join)
+)
 def test_arbitrary_markup_is_accepted_exactly_when_elementtree_accepts_it(text):
     assume("<!DOCTYPE" not in text)
     try:
@@ -216,7 +252,7 @@ MALFORMED = {
     "bad version": b"<?xml version='1:0'?><a/>",
     "declaration without version": b"<?xml encoding='utf-8'?><a/>",
     "declaration attributes out of order": b"<?xml version='1.0' standalone='yes' "
-                                           b"encoding='utf-8'?><a/>",
+    b"encoding='utf-8'?><a/>",
     "unterminated cdata": b"<a><![CDATA[x</a>",
     "unbound prefix": b"<p:a/>",
     "name starting with a digit": b"<1a/>",
@@ -248,8 +284,11 @@ def test_malformed_documents_raise_annotation_error_with_position(name):
 
 def test_error_position_is_line_and_column():
     data = "<annotation>\n  <size>\n    <width>5</widht>\n".encode()
-    with pytest.raises(AnnotationError, match=r"^x\.xml:3:13: mismatched tag: expected "
-                                              r"</width>, found </widht>"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"^x\.xml:3:13: mismatched tag: expected "
+        r"</width>, found </widht>",
+    ):
         voc.parse_voc_xml(data, source="x.xml")
     with pytest.raises(AnnotationError, match=r"^line 3, column 13: mismatched"):
         voc.parse_voc_xml(data)
@@ -281,7 +320,7 @@ def test_external_entities_are_never_fetched(tmp_path):
     for data in [
         f'<!DOCTYPE a [<!ENTITY e SYSTEM "file://{secret}">]><a>&e;</a>'.encode(),
         f'<!DOCTYPE a [<!ENTITY % p SYSTEM "file://{secret}"> %p;]><a/>'.encode(),
-        b'<!DOCTYPE a [%p;]><a/>',
+        b"<!DOCTYPE a [%p;]><a/>",
         b'<!DOCTYPE a [<!ENTITY e SYSTEM "http://127.0.0.1:9/x">]><a>&e;</a>',
     ]:
         with pytest.raises(AnnotationError) as info:
@@ -359,8 +398,11 @@ def test_parse_annotation_fields():
 
 def test_unknown_class_raises_unless_classes_is_none():
     data = VOC_DOC.replace(b"<name>person</name>", b"<name>unicorn</name>")
-    with pytest.raises(AnnotationError, match=r"f\.xml:\d+:\d+: unknown class 'unicorn' "
-                                              r"\(object 2\); pass classes=None"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"f\.xml:\d+:\d+: unknown class 'unicorn' "
+        r"\(object 2\); pass classes=None",
+    ):
         voc.parse_annotation(data, source="f.xml")
     kept = voc.parse_annotation(data, classes=None)
     assert kept.names == ["aeroplane", "unicorn"] and kept.labels.tolist() == [-1, -1]
@@ -370,15 +412,18 @@ def test_unknown_class_raises_unless_classes_is_none():
         voc.parse_annotation(data, classes=["a", "a"])
 
 
-@pytest.mark.parametrize("change, message", [
-    ((b"<xmin>104</xmin>", b"<xmin>1o4</xmin>"), "invalid <xmin> '1o4' in object 1"),
-    ((b"<xmin>104</xmin>", b""), "has no <xmin>"),
-    ((b"<name>aeroplane</name>", b""), "object without a <name>"),
-    ((b"<width>500</width>", b"<width>wide</width>"), "invalid <width> 'wide'"),
-    ((b"<width>500</width>", b"<width>5</width><width>6</width>"), "repeated <width>"),
-    ((b"<difficult>1</difficult>", b"<difficult>yes</difficult>"), "invalid <difficult>"),
-    ((b"<annotation>", b"<annotations>"), "root element is <annotations>"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ((b"<xmin>104</xmin>", b"<xmin>1o4</xmin>"), "invalid <xmin> '1o4' in object 1"),
+        ((b"<xmin>104</xmin>", b""), "has no <xmin>"),
+        ((b"<name>aeroplane</name>", b""), "object without a <name>"),
+        ((b"<width>500</width>", b"<width>wide</width>"), "invalid <width> 'wide'"),
+        ((b"<width>500</width>", b"<width>5</width><width>6</width>"), "repeated <width>"),
+        ((b"<difficult>1</difficult>", b"<difficult>yes</difficult>"), "invalid <difficult>"),
+        ((b"<annotation>", b"<annotations>"), "root element is <annotations>"),
+    ],
+)
 def test_unusable_annotations_raise(change, message):
     data = VOC_DOC.replace(*change)
     if change[0] == b"<annotation>":
@@ -417,8 +462,11 @@ def voc_annotation(draw):
     special = draw(st.booleans())
 
     def text(value):
-        style = draw(st.sampled_from(["plain", "padded", "comment", "reference", "cdata"])
-                     if special else st.just(draw(st.sampled_from(["plain", "padded"]))))
+        style = draw(
+            st.sampled_from(["plain", "padded", "comment", "reference", "cdata"])
+            if special
+            else st.just(draw(st.sampled_from(["plain", "padded"])))
+        )
         if style == "padded":
             return f" \n\t{value}  "
         if style == "comment" and value:
@@ -432,17 +480,25 @@ def voc_annotation(draw):
     def element(tag, value):
         return f"<{tag}>{text(value)}</{tag}>"
 
-    names = ["dog", "person", "pottedplant", "chat\u00e9", "a-b.c_d"] if special else [
-        "dog", "person", "pottedplant", "a-b.c_d"]
+    names = (
+        ["dog", "person", "pottedplant", "chat\u00e9", "a-b.c_d"]
+        if special
+        else ["dog", "person", "pottedplant", "a-b.c_d"]
+    )
     newline = draw(st.sampled_from(["\n", "\r\n", ""] if special else ["\n", ""]))
     indent = draw(st.sampled_from(["\t", "  ", ""]))
     objects = []
     for _ in range(draw(st.integers(0, 4))):
-        box = [draw(st.sampled_from(["1", "17", "250.5", "+3", "0.25", "1e2", "499"]))
-               for _ in range(4)]
-        fields = [element("name", draw(st.sampled_from(names))),
-                  "<bndbox>" + "".join(element(k, v) for k, v in
-                                       zip(("xmin", "ymin", "xmax", "ymax"), box)) + "</bndbox>"]
+        box = [
+            draw(st.sampled_from(["1", "17", "250.5", "+3", "0.25", "1e2", "499"]))
+            for _ in range(4)
+        ]
+        fields = [
+            element("name", draw(st.sampled_from(names))),
+            "<bndbox>"
+            + "".join(element(k, v) for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+            + "</bndbox>",
+        ]
         if draw(st.booleans()):
             fields.append(element("pose", draw(st.sampled_from(["Left", "Unspecified", ""]))))
         if draw(st.booleans()):
@@ -453,16 +509,28 @@ def voc_annotation(draw):
             fields.append("<part><name>head</name><bndbox><xmin>1</xmin></bndbox></part>")
         fields = draw(st.permutations(fields))
         objects.append("<object>" + newline.join(indent * 2 + f for f in fields) + "</object>")
-    parts = [element("folder", "VOC2012"), element("filename", "2008_000008.jpg"),
-             "<size>" + element("width", "500") + element("height", "375") +
-             (element("depth", "3") if draw(st.booleans()) else "") + "</size>",
-             element("segmented", draw(st.sampled_from(["0", "1"])))] + objects
+    parts = [
+        element("folder", "VOC2012"),
+        element("filename", "2008_000008.jpg"),
+        "<size>"
+        + element("width", "500")
+        + element("height", "375")
+        + (element("depth", "3") if draw(st.booleans()) else "")
+        + "</size>",
+        element("segmented", draw(st.sampled_from(["0", "1"]))),
+    ] + objects
     parts = draw(st.permutations(parts))
     root_open = "<annotation>"
     if special and draw(st.booleans()):
         root_open = draw(st.sampled_from(['<annotation verified="yes">', "<annotation >"]))
-    document = root_open + newline + newline.join(indent + p for p in parts) + newline + \
-        "</annotation>" + newline
+    document = (
+        root_open
+        + newline
+        + newline.join(indent + p for p in parts)
+        + newline
+        + "</annotation>"
+        + newline
+    )
     if special and draw(st.booleans()):
         document = '<?xml version="1.0"?>' + newline + document
     return document.encode()

@@ -17,8 +17,9 @@ def lxml_dict(data):
     """torchvision's algorithm on an lxml tree (comments and PIs dropped, as ElementTree does)."""
     from lxml import etree
 
-    parser = etree.XMLParser(remove_comments=True, remove_pis=True, resolve_entities=False,
-                             huge_tree=True)
+    parser = etree.XMLParser(
+        remove_comments=True, remove_pis=True, resolve_entities=False, huge_tree=True
+    )
     return TorchvisionVOCDetection.parse_voc_xml(etree.fromstring(data, parser))
 
 
@@ -31,8 +32,10 @@ def typed_from_dict(data, classes=None):
     """The typed fields derived from torchvision's dict (objects with a <bndbox> only)."""
     annotation = torchvision_dict(data).get("annotation") or {"object": []}
     objects = annotation["object"]
-    boxes = np.array([[float(o["bndbox"][k]) for k in ("xmin", "ymin", "xmax", "ymax")]
-                      for o in objects], dtype=np.float32).reshape(-1, 4)
+    boxes = np.array(
+        [[float(o["bndbox"][k]) for k in ("xmin", "ymin", "xmax", "ymax")] for o in objects],
+        dtype=np.float32,
+    ).reshape(-1, 4)
     names = [o["name"] for o in objects]
     labels = [classes.index(n) + 1 if classes else -1 for n in names]
     size = annotation.get("size", {})
@@ -42,9 +45,12 @@ def typed_from_dict(data, classes=None):
 
     return {
         "filename": annotation.get("filename", ""),
-        "width": number(size.get("width")), "height": number(size.get("height")),
+        "width": number(size.get("width")),
+        "height": number(size.get("height")),
         "depth": number(size.get("depth")),
-        "boxes": boxes, "labels": np.array(labels, dtype=np.int64), "names": names,
+        "boxes": boxes,
+        "labels": np.array(labels, dtype=np.int64),
+        "names": names,
         "difficult": np.array([int(o.get("difficult") or 0) != 0 for o in objects], dtype=bool),
         "truncated": np.array([int(o.get("truncated") or 0) != 0 for o in objects], dtype=bool),
         "poses": [o.get("pose", "") for o in objects],

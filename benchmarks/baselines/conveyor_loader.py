@@ -17,8 +17,9 @@ YEAR = "2012"
 
 
 def describe() -> dict:
-    import conveyor
     from torchvision.transforms import v2  # noqa: F401  (imported before timing starts)
+
+    import conveyor
 
     try:
         from conveyor import DataLoader  # noqa: F401
@@ -47,25 +48,31 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
             from conveyor.collate import detection_collate
         except Exception as exc:
             raise Unavailable(f"conveyor.collate.detection_collate not importable: {exc}") from exc
-        ds = VOCDetection(root, year=YEAR, image_set="trainval", transforms=transforms,
-                          target_format="boxes")
+        ds = VOCDetection(
+            root, year=YEAR, image_set="trainval", transforms=transforms, target_format="boxes"
+        )
         collate = detection_collate
     elif dataset == "segmentation":
-        ds = VOCSegmentation(root, year=YEAR, image_set="trainval", transforms=transforms,
-                             target_format="mask")
+        ds = VOCSegmentation(
+            root, year=YEAR, image_set="trainval", transforms=transforms, target_format="mask"
+        )
         collate = None  # torch's default collate stacks images and masks, as in torch's column
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
     kwargs = {"collate_fn": collate} if collate is not None else {}
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, seed=seed,
-                      **kwargs)
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=True, num_workers=workers, seed=seed, **kwargs
+    )
 
 
 def loader_info(loader) -> dict:
     """Which path conveyor ran ("native": the whole pipeline in the engine) and what it skipped."""
     stats = loader.stats
-    return {"path": stats.path, "samples_skipped": stats.total_samples_skipped,
-            "stats_images_per_second": stats.images_per_second}
+    return {
+        "path": stats.path,
+        "samples_skipped": stats.total_samples_skipped,
+        "stats_images_per_second": stats.images_per_second,
+    }
 
 
 def batch_images(batch) -> int:

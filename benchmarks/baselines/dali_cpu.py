@@ -63,15 +63,24 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
             images = fn.decoders.image(jpegs, device="cpu", output_type=types.RGB)
             images = fn.resize(images, resize_x=512, resize_y=512, antialias=True)
         elif pipeline == "rrc224":
-            images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
-                                                   random_area=[0.08, 1.0],
-                                                   random_aspect_ratio=[3 / 4, 4 / 3])
+            images = fn.decoders.image_random_crop(
+                jpegs,
+                device="cpu",
+                output_type=types.RGB,
+                random_area=[0.08, 1.0],
+                random_aspect_ratio=[3 / 4, 4 / 3],
+            )
             images = fn.resize(images, resize_x=224, resize_y=224, antialias=True)
         else:
             raise ValueError(f"unknown pipeline {pipeline!r}")
-        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
-                                        mean=[m * 255 for m in MEAN], std=[s * 255 for s in STD],
-                                        mirror=fn.random.coin_flip(probability=0.5))
+        return fn.crop_mirror_normalize(
+            images,
+            dtype=types.FLOAT,
+            output_layout="CHW",
+            mean=[m * 255 for m in MEAN],
+            std=[s * 255 for s in STD],
+            mirror=fn.random.coin_flip(probability=0.5),
+        )
 
     pipe = voc_pipeline()
     pipe.build()

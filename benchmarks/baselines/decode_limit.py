@@ -32,10 +32,20 @@ def load_turbojpeg() -> ctypes.CDLL:
     else:
         raise OSError("libturbojpeg not found (Debian/Ubuntu: apt-get install libturbojpeg0)")
     lib.tjInitDecompress.restype = ctypes.c_void_p
-    lib.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong] + \
-        [ctypes.POINTER(ctypes.c_int)] * 4
-    lib.tjDecompress2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p,
-                                  ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.tjDecompressHeader3.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong] + [
+        ctypes.POINTER(ctypes.c_int)
+    ] * 4
+    lib.tjDecompress2.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
     lib.tjDestroy.argtypes = [ctypes.c_void_p]
     lib.tjGetErrorStr2.restype = ctypes.c_char_p
     lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
@@ -54,14 +64,28 @@ class TurboDecoder:
         """Decodes ``data`` to RGB into the reused buffer; returns (width, height)."""
         w, h, sub, cs = (ctypes.c_int() for _ in range(4))
         lib = self.lib
-        if lib.tjDecompressHeader3(self.handle, data, len(data), ctypes.byref(w), ctypes.byref(h),
-                                   ctypes.byref(sub), ctypes.byref(cs)) != 0:
+        if (
+            lib.tjDecompressHeader3(
+                self.handle,
+                data,
+                len(data),
+                ctypes.byref(w),
+                ctypes.byref(h),
+                ctypes.byref(sub),
+                ctypes.byref(cs),
+            )
+            != 0
+        ):
             raise ValueError(lib.tjGetErrorStr2(self.handle).decode())
         needed = w.value * h.value * 3
         if len(self.buffer) < needed:
             self.buffer = ctypes.create_string_buffer(needed)
-        if lib.tjDecompress2(self.handle, data, len(data), self.buffer, w.value, 0, h.value,
-                             TJPF_RGB, 0) != 0:
+        if (
+            lib.tjDecompress2(
+                self.handle, data, len(data), self.buffer, w.value, 0, h.value, TJPF_RGB, 0
+            )
+            != 0
+        ):
             raise ValueError(lib.tjGetErrorStr2(self.handle).decode())
         return w.value, h.value
 
@@ -71,8 +95,15 @@ class TurboDecoder:
             self.handle = None
 
 
-def _decode_for(lib, blobs: list[bytes], seconds: float, start_index: int, counts: list,
-                cpu_seconds: list, slot: int):
+def _decode_for(
+    lib,
+    blobs: list[bytes],
+    seconds: float,
+    start_index: int,
+    counts: list,
+    cpu_seconds: list,
+    slot: int,
+):
     decoder = TurboDecoder(lib)
     try:
         done, i = 0, start_index
@@ -116,16 +147,25 @@ def measure(image_paths: list[str], seconds: float, threads: int) -> dict:
     single_cpu = counts[0] / cpu[0] if cpu[0] > 0 else 0.0
 
     counts, cpu = [0] * threads, [0.0] * threads
-    workers = [threading.Thread(target=_decode_for,
-                                args=(lib, blobs, seconds, k * len(blobs) // threads, counts, cpu, k))
-               for k in range(threads)]
+    workers = [
+        threading.Thread(
+            target=_decode_for,
+            args=(lib, blobs, seconds, k * len(blobs) // threads, counts, cpu, k),
+        )
+        for k in range(threads)
+    ]
     start = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     together = sum(counts) / (time.perf_counter() - start)
-    return {"single_thread_ips": single, "measured_threads_ips": together,
-            "single_thread_cpu_ips": single_cpu,
-            "limit_ips": single * threads, "ms_per_image": 1000.0 / single, "threads": threads,
-            "decoder": "libturbojpeg (ctypes, accurate DCT, RGB)"}
+    return {
+        "single_thread_ips": single,
+        "measured_threads_ips": together,
+        "single_thread_cpu_ips": single_cpu,
+        "limit_ips": single * threads,
+        "ms_per_image": 1000.0 / single,
+        "threads": threads,
+        "decoder": "libturbojpeg (ctypes, accurate DCT, RGB)",
+    }

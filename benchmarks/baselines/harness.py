@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
+
 class Unavailable(Exception):
     """The peer (or a piece of it this scenario needs) cannot run here; the message says why."""
 
@@ -139,9 +140,13 @@ class PeakMemory:
         self._sample()
 
 
-def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[object], int],
-               seconds: float, min_batches: int = 3,
-               loader_info: Callable[[object], dict] | None = None) -> dict:
+def run_loader(
+    make_loader: Callable[[], Iterable],
+    batch_images: Callable[[object], int],
+    seconds: float,
+    min_batches: int = 3,
+    loader_info: Callable[[object], dict] | None = None,
+) -> dict:
     """Iterates a loader (epoch after epoch) for about ``seconds`` after its first batch.
 
     Args:
@@ -201,9 +206,15 @@ def run_loader(make_loader: Callable[[], Iterable], batch_images: Callable[[obje
         "first_batch_s": first_batch_at - built,
         "time_to_first_batch_s": first_batch_at - start,
         "images_per_s": images / measured if measured > 0 else 0.0,
-        "images": images, "batches": batches, "epochs": epochs, "measured_s": measured,
-        "cpu_s": cpu_seconds, "cpu_ms_per_image": 1000 * cpu_seconds / images if images else None,
-        "peak_rss_mib": memory.peak_rss / 2**20, "peak_pss_mib": memory.peak_pss / 2**20,
-        "baseline_rss_mib": baseline_rss / 2**20, "baseline_pss_mib": baseline_pss / 2**20,
+        "images": images,
+        "batches": batches,
+        "epochs": epochs,
+        "measured_s": measured,
+        "cpu_s": cpu_seconds,
+        "cpu_ms_per_image": 1000 * cpu_seconds / images if images else None,
+        "peak_rss_mib": memory.peak_rss / 2**20,
+        "peak_pss_mib": memory.peak_pss / 2**20,
+        "baseline_rss_mib": baseline_rss / 2**20,
+        "baseline_pss_mib": baseline_pss / 2**20,
         "loader": info,
     }

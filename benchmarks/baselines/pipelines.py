@@ -27,9 +27,23 @@ def torchvision_transforms(pipeline: str):
     elif pipeline == "rrc224":
         geometry = [v2.RandomResizedCrop(224)]
     elif pipeline == "val224":  # the classic validation pipeline: no flip
-        return v2.Compose([v2.ToImage(), v2.Resize(256), v2.CenterCrop(224),
-                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(256),
+                v2.CenterCrop(224),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(MEAN, STD),
+            ]
+        )
     else:
         raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {sorted(PIPELINES)}")
-    return v2.Compose([v2.ToImage(), *geometry, v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *geometry,
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )

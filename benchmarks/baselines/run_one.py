@@ -22,7 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Unavailable, run_loader  # noqa: E402
 
-PEERS = {"conveyor": "conveyor_loader", "torch": "torch_loader", "dali": "dali_cpu", "spdl": "spdl_cpu"}
+PEERS = {
+    "conveyor": "conveyor_loader",
+    "torch": "torch_loader",
+    "dali": "dali_cpu",
+    "spdl": "spdl_cpu",
+}
 
 
 def measure_decode_limit(args) -> dict:
@@ -47,9 +52,13 @@ def measure_loader(args) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_loader(
-            lambda: module.make_loader(args.dataset, args.pipeline, args.root, args.workers,
-                                       args.batch_size, args.seed),
-            module.batch_images, args.seconds, loader_info=getattr(module, "loader_info", None))
+            lambda: module.make_loader(
+                args.dataset, args.pipeline, args.root, args.workers, args.batch_size, args.seed
+            ),
+            module.batch_images,
+            args.seconds,
+            loader_info=getattr(module, "loader_info", None),
+        )
     messages = []
     for w in caught:
         text = f"{w.category.__name__}: {w.message}"

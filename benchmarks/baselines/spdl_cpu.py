@@ -14,7 +14,6 @@ import random
 from pathlib import Path
 
 import numpy as np
-
 from harness import Unavailable
 from pipelines import MEAN, STD
 
@@ -79,12 +78,15 @@ class _Epochs:
         order = list(self.files)
         rng.shuffle(order)
         items = [(path, rng.getrandbits(32)) for path in order]
-        pipe = (PipelineBuilder().add_source(items)
-                .pipe(self._decode, concurrency=self.workers)
-                .aggregate(self.batch_size)
-                .pipe(self._to_batch)
-                .add_sink(2)
-                .build(num_threads=self.workers))
+        pipe = (
+            PipelineBuilder()
+            .add_source(items)
+            .pipe(self._decode, concurrency=self.workers)
+            .aggregate(self.batch_size)
+            .pipe(self._to_batch)
+            .add_sink(2)
+            .build(num_threads=self.workers)
+        )
         with pipe.auto_stop():
             yield from pipe
 
@@ -101,7 +103,9 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
         raise ValueError(f"unknown pipeline {pipeline!r}")
     voc = Path(root) / "VOCdevkit" / f"VOC{YEAR}"
     ids = (voc / "ImageSets" / "Main" / "trainval.txt").read_text().split()
-    return _Epochs([str(voc / "JPEGImages" / f"{i}.jpg") for i in ids], pipeline, workers, batch_size, seed)
+    return _Epochs(
+        [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids], pipeline, workers, batch_size, seed
+    )
 
 
 def batch_images(batch) -> int:

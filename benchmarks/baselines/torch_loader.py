@@ -28,7 +28,11 @@ def describe() -> dict:
     from torchvision import datasets  # noqa: F401  (imported before timing starts)
     from torchvision.transforms import v2  # noqa: F401
 
-    return {"pillow": PIL.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {
+        "pillow": PIL.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
 
 
 def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size: int, seed: int):
@@ -50,8 +54,14 @@ def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size
         raise ValueError(f"unknown dataset {dataset!r}")
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
-                      collate_fn=collate, generator=generator)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=collate,
+        generator=generator,
+    )
 
 
 def batch_images(batch) -> int:

@@ -1,6 +1,6 @@
 // conveyor._core codecs: decode JPEG/PNG bytes into a new (not zero-filled) numpy array, HWC,
-// whose memory comes from BlockCache. The GIL is released around header parsing and decoding; each Python thread has
-// its own decoder (TurboJPEG handle and scratch memory).
+// whose memory comes from BlockCache. The GIL is released around header parsing and decoding; each
+// Python thread has its own decoder (TurboJPEG handle and scratch memory).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -30,7 +30,8 @@ py::buffer_info byte_view(const py::buffer& data) {
       throw Error(ErrorKind::kInvalidArgument, "image data must be a contiguous buffer");
     expected *= std::size_t(info.shape[i]);
   }
-  if (info.itemsize != 1) throw Error(ErrorKind::kInvalidArgument, "image data must be bytes (uint8)");
+  if (info.itemsize != 1)
+    throw Error(ErrorKind::kInvalidArgument, "image data must be bytes (uint8)");
   return info;
 }
 
@@ -47,8 +48,8 @@ py::array cached_array(const ImageShape& shape) {
     BlockCache::shared().release(block->data, block->bytes);
     delete block;
   });
-  const py::dtype dtype = shape.sample_bytes == 2 ? py::dtype::of<std::uint16_t>()
-                                                  : py::dtype::of<std::uint8_t>();
+  const py::dtype dtype =
+      shape.sample_bytes == 2 ? py::dtype::of<std::uint16_t>() : py::dtype::of<std::uint8_t>();
   return py::array(dtype, {shape.height, shape.width, shape.channels}, {}, owner->data, base);
 }
 
@@ -70,11 +71,12 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
   codecs::DecodeOptions options;
   options.mode = mode;
   options.scale = {scale_num, scale_denom};
-  if (crop) options.crop = {std::get<0>(*crop), std::get<1>(*crop), std::get<2>(*crop), std::get<3>(*crop)};
+  if (crop)
+    options.crop = {std::get<0>(*crop), std::get<1>(*crop), std::get<2>(*crop), std::get<3>(*crop)};
   options.accept_warnings = accept_warnings;
   options.max_pixels = max_pixels;
   options.fast = fast;
-  const codecs::JpegDecodeOptions jpeg{mode, options.scale, options.crop, accept_warnings,
+  const codecs::JpegDecodeOptions jpeg{mode,       options.scale, options.crop, accept_warnings,
                                        max_pixels, fast};
 
   ImageFormat kind = parse_format(format, bytes, size);
@@ -87,7 +89,8 @@ py::array decode(const py::buffer& data, const std::string& format, ColorMode mo
     } else if (kind == ImageFormat::kPng) {
       if (!options.scale.is_identity() || !options.crop.empty())
         throw Error(ErrorKind::kInvalidArgument, "PNG: scale and crop apply to JPEG images only");
-      shape = decoder.png().output_shape(decoder.png().read_header(bytes, size), {mode, max_pixels});
+      shape =
+          decoder.png().output_shape(decoder.png().read_header(bytes, size), {mode, max_pixels});
     } else {
       shape = decoder.output_shape(bytes, size, options);  // throws the unknown-format error
     }
@@ -111,7 +114,8 @@ py::dict jpeg_header(const py::buffer& data) {
   codecs::JpegHeader header;
   {
     py::gil_scoped_release release;
-    header = decoder.read_header(static_cast<const std::uint8_t*>(info.ptr), std::size_t(info.size));
+    header =
+        decoder.read_header(static_cast<const std::uint8_t*>(info.ptr), std::size_t(info.size));
   }
   static const char* colorspaces[] = {"rgb", "ycbcr", "gray", "cmyk", "ycck"};
   static const char* subsamplings[] = {"444", "422", "420", "gray", "440", "411", "441", "unknown"};
@@ -158,9 +162,12 @@ void bind_codecs(py::module_& m) {
     const py::buffer_info info = byte_view(data);
     switch (codecs::detect_image_format(static_cast<const std::uint8_t*>(info.ptr),
                                         std::size_t(info.size))) {
-      case ImageFormat::kJpeg: return "jpeg";
-      case ImageFormat::kPng: return "png";
-      default: return "unknown";
+      case ImageFormat::kJpeg:
+        return "jpeg";
+      case ImageFormat::kPng:
+        return "png";
+      default:
+        return "unknown";
     }
   });
 }

@@ -153,8 +153,9 @@ std::vector<OpSpec> parse_pipeline(const py::list& ops) {
       spec.mean = parse_channels(get("mean"), i, "mean");
       spec.std = parse_channels(get("std"), i, "std");
     } else {
-      bad_op(i, "unknown op '" + name + "' (resize, random_resized_crop, random_crop, center_crop, "
-                "pad, hflip, to_dtype, normalize)");
+      bad_op(i, "unknown op '" + name +
+                    "' (resize, random_resized_crop, random_crop, center_crop, "
+                    "pad, hflip, to_dtype, normalize)");
     }
     specs.push_back(spec);
   }
@@ -163,15 +164,19 @@ std::vector<OpSpec> parse_pipeline(const py::list& ops) {
 
 py::dtype numpy_dtype(DType dtype) {
   switch (dtype) {
-    case DType::kUint8: return py::dtype("uint8");
-    case DType::kFloat32: return py::dtype("float32");
-    case DType::kFloat16: return py::dtype("float16");
+    case DType::kUint8:
+      return py::dtype("uint8");
+    case DType::kFloat32:
+      return py::dtype("float32");
+    case DType::kFloat16:
+      return py::dtype("float16");
   }
   return py::dtype("uint8");
 }
 
 // A numpy array over C++ storage; the capsule keeps the storage alive.
-py::array shared_array(const std::shared_ptr<uint8_t>& storage, py::dtype dtype, std::vector<py::ssize_t> shape) {
+py::array shared_array(const std::shared_ptr<uint8_t>& storage, py::dtype dtype,
+                       std::vector<py::ssize_t> shape) {
   auto* owner = new std::shared_ptr<uint8_t>(storage);
   py::capsule capsule(owner, [](void* p) { delete static_cast<std::shared_ptr<uint8_t>*>(p); });
   return py::array(dtype, shape, storage.get(), capsule);
@@ -198,7 +203,8 @@ py::object batch_to_dict(std::unique_ptr<EngineBatch> batch) {
     for (size_t i = 0; i < batch->sample_images.size(); ++i) {
       const auto [h, w] = batch->sample_sizes[i];
       images.append(shared_array(batch->sample_images[i], dtype, {3, h, w}));
-      if (batch->has_masks) masks.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
+      if (batch->has_masks)
+        masks.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
     }
     out["images"] = images;
     out["masks"] = batch->has_masks ? py::object(masks) : py::object(py::none());
@@ -216,7 +222,8 @@ py::object batch_to_dict(std::unique_ptr<EngineBatch> batch) {
     out["box_offsets"] = py::none();
   }
   py::list skipped;
-  for (const SkippedSample& s : batch->skipped) skipped.append(py::make_tuple(s.index, s.path, s.message));
+  for (const SkippedSample& s : batch->skipped)
+    skipped.append(py::make_tuple(s.index, s.path, s.message));
   out["skipped"] = skipped;
   out["batch_index"] = batch->batch_index;
   out["buffer_id"] = batch->buffer_id;
@@ -224,7 +231,8 @@ py::object batch_to_dict(std::unique_ptr<EngineBatch> batch) {
 }
 
 template <typename T>
-std::vector<T> to_vector(const std::optional<py::array_t<T, py::array::c_style | py::array::forcecast>>& array) {
+std::vector<T> to_vector(
+    const std::optional<py::array_t<T, py::array::c_style | py::array::forcecast>>& array) {
   if (!array) return {};
   return std::vector<T>(array->data(), array->data() + array->size());
 }
@@ -233,13 +241,12 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using Uint8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
-std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::string> image_paths,
-                                    std::optional<std::vector<std::string>> mask_paths,
-                                    std::optional<FloatArray> boxes, std::optional<Int64Array> labels,
-                                    std::optional<Int64Array> offsets, int64_t batch_size, int num_threads,
-                                    int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
-                                    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors,
-                                    bool dct_scaling) {
+std::unique_ptr<Engine> make_engine(
+    const py::list& pipeline, std::vector<std::string> image_paths,
+    std::optional<std::vector<std::string>> mask_paths, std::optional<FloatArray> boxes,
+    std::optional<Int64Array> labels, std::optional<Int64Array> offsets, int64_t batch_size,
+    int num_threads, int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
+    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors, bool dct_scaling) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
@@ -269,8 +276,8 @@ std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::s
 }
 
 py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional<FloatArray> boxes,
-                       std::optional<Int64Array> labels, std::optional<Uint8Array> mask, uint64_t seed,
-                       uint64_t epoch, int64_t index) {
+                       std::optional<Int64Array> labels, std::optional<Uint8Array> mask,
+                       uint64_t seed, uint64_t epoch, int64_t index) {
   if (image.ndim() != 3 || image.shape(2) != 3)
     throw Error(ErrorKind::kInvalidArgument, "image must be uint8 [H, W, 3]");
   const int height = static_cast<int>(image.shape(0)), width = static_cast<int>(image.shape(1));
@@ -280,7 +287,8 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   EngineSources sources;
   SampleOutput output;
   output.boxes = to_vector(boxes);
-  if (output.boxes.size() % 4) throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
+  if (output.boxes.size() % 4)
+    throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
   output.labels = to_vector(labels);
   if (labels && output.labels.size() * 4 != output.boxes.size())
     throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box");
@@ -308,53 +316,61 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
 
 void bind_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine", "Native batches from image files (see conveyor._engine.Engine).")
-      .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"), py::arg("mask_paths"),
-           py::arg("boxes"), py::arg("labels"), py::arg("offsets"), py::arg("batch_size"),
-           py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"), py::arg("shuffle"),
-           py::arg("drop_last"), py::arg("rank"), py::arg("world_size"), py::arg("shard_drop_last"),
-           py::arg("in_order"), py::arg("skip_errors"), py::arg("dct_scaling") = true)
+      .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"),
+           py::arg("mask_paths"), py::arg("boxes"), py::arg("labels"), py::arg("offsets"),
+           py::arg("batch_size"), py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"),
+           py::arg("shuffle"), py::arg("drop_last"), py::arg("rank"), py::arg("world_size"),
+           py::arg("shard_drop_last"), py::arg("in_order"), py::arg("skip_errors"),
+           py::arg("dct_scaling") = true)
       .def("num_samples", &Engine::num_samples)
       .def("num_batches", &Engine::num_batches)
-      .def("output_shape", [](const Engine& e) -> py::object {
-        const auto& size = e.pipeline().fixed_size;
-        if (!size) return py::none();
-        return py::make_tuple(3, size->first, size->second);
-      })
-      .def("output_dtype", [](const Engine& e) { return std::string(dtype_name(e.pipeline().dtype)); })
-      .def("start_epoch",
-           [](Engine& e, uint64_t epoch, int64_t start_batch, std::optional<Int64Array> indices) {
-             std::optional<std::vector<int64_t>> order;
-             if (indices) order = to_vector(indices);
-             py::gil_scoped_release release;
-             e.start_epoch(epoch, start_batch, std::move(order));
-           },
-           py::arg("epoch"), py::arg("start_batch") = 0, py::arg("indices") = py::none())
-      .def("feed_buffer", [](Engine& e, py::array array) {
-        if (!array.writeable()) throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a writable array");
-        if (!(array.flags() & py::array::c_style))
-          throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
-        return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
-      })
+      .def("output_shape",
+           [](const Engine& e) -> py::object {
+             const auto& size = e.pipeline().fixed_size;
+             if (!size) return py::none();
+             return py::make_tuple(3, size->first, size->second);
+           })
+      .def("output_dtype",
+           [](const Engine& e) { return std::string(dtype_name(e.pipeline().dtype)); })
+      .def(
+          "start_epoch",
+          [](Engine& e, uint64_t epoch, int64_t start_batch, std::optional<Int64Array> indices) {
+            std::optional<std::vector<int64_t>> order;
+            if (indices) order = to_vector(indices);
+            py::gil_scoped_release release;
+            e.start_epoch(epoch, start_batch, std::move(order));
+          },
+          py::arg("epoch"), py::arg("start_batch") = 0, py::arg("indices") = py::none())
+      .def("feed_buffer",
+           [](Engine& e, py::array array) {
+             if (!array.writeable())
+               throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a writable array");
+             if (!(array.flags() & py::array::c_style))
+               throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
+             return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
+           })
       .def("live_buffer_ids", &Engine::live_buffer_ids)
-      .def("next_batch", [](Engine& e) -> py::object {
-        std::unique_ptr<EngineBatch> batch;
-        {
-          py::gil_scoped_release release;
-          batch = e.next_batch();
-        }
-        if (!batch) return py::none();
-        return batch_to_dict(std::move(batch));
-      })
-      .def("stats", [](const Engine& e) {
-        const EngineStats s = e.stats();
-        py::dict out;
-        out["samples_done"] = s.samples_done;
-        out["samples_skipped"] = s.samples_skipped;
-        out["batches_delivered"] = s.batches_delivered;
-        out["batches_ready"] = s.batches_ready;
-        out["wait_seconds"] = s.wait_seconds;
-        return out;
-      })
+      .def("next_batch",
+           [](Engine& e) -> py::object {
+             std::unique_ptr<EngineBatch> batch;
+             {
+               py::gil_scoped_release release;
+               batch = e.next_batch();
+             }
+             if (!batch) return py::none();
+             return batch_to_dict(std::move(batch));
+           })
+      .def("stats",
+           [](const Engine& e) {
+             const EngineStats s = e.stats();
+             py::dict out;
+             out["samples_done"] = s.samples_done;
+             out["samples_skipped"] = s.samples_skipped;
+             out["batches_delivered"] = s.batches_delivered;
+             out["batches_ready"] = s.batches_ready;
+             out["wait_seconds"] = s.wait_seconds;
+             return out;
+           })
       .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>());
   m.def("run_pipeline", &run_pipeline, py::arg("pipeline"), py::arg("image"), py::arg("boxes"),
         py::arg("labels"), py::arg("mask"), py::arg("seed"), py::arg("epoch"), py::arg("index"));

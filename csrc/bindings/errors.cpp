@@ -18,9 +18,15 @@ void bind_errors(py::module_& m) {
       PyObject* type = nullptr;
       py::object holder;
       switch (error.kind()) {
-        case ErrorKind::kInvalidArgument: type = PyExc_ValueError; break;
-        case ErrorKind::kNotFound: type = PyExc_FileNotFoundError; break;
-        case ErrorKind::kIo: type = PyExc_OSError; break;
+        case ErrorKind::kInvalidArgument:
+          type = PyExc_ValueError;
+          break;
+        case ErrorKind::kNotFound:
+          type = PyExc_FileNotFoundError;
+          break;
+        case ErrorKind::kIo:
+          type = PyExc_OSError;
+          break;
         case ErrorKind::kDecode:
         case ErrorKind::kAnnotation:
         case ErrorKind::kRuntime: {

@@ -240,8 +240,7 @@ py::object parse_voc_xml(const py::object& data, const py::object& source) {
 template <class T>
 py::array to_array(const std::vector<T>& values, std::vector<py::ssize_t> shape) {
   py::array_t<T> array(shape);
-  if (!values.empty())
-    std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(T));
   return std::move(array);
 }
 
@@ -307,8 +306,7 @@ py::tuple parse_annotation(const py::object& data, const ClassTable& classes,
   return py::make_tuple(utf8(batch.filenames[0]), batch.widths[0], batch.heights[0],
                         batch.depths[0], batch.segmented[0] != 0, to_array(batch.boxes, {rows, 4}),
                         to_array(batch.labels, {rows}), to_bool_array(batch.difficult),
-                        to_bool_array(batch.truncated),
-                        to_str_list(batch.name_ids, batch.strings),
+                        to_bool_array(batch.truncated), to_str_list(batch.name_ids, batch.strings),
                         to_str_list(batch.pose_ids, batch.strings));
 }
 
@@ -322,8 +320,7 @@ py::dict load_annotations(const std::vector<std::string>& paths, const ClassTabl
   return batch_to_dict(batch);
 }
 
-py::dict parse_annotations(const py::list& documents, const ClassTable& classes,
-                           int num_threads) {
+py::dict parse_annotations(const py::list& documents, const ClassTable& classes, int num_threads) {
   std::vector<std::string_view> views;
   std::vector<bool> is_unicode;
   views.reserve(documents.size());

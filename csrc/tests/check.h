@@ -51,28 +51,28 @@ inline int run_all() {
       name, CONVEYOR_CONCAT(test_body_, __LINE__));                           \
   static void CONVEYOR_CONCAT(test_body_, __LINE__)()
 
-#define CHECK(condition)                                                          \
-  do {                                                                            \
-    if (!(condition)) {                                                           \
+#define CHECK(condition)                                                                 \
+  do {                                                                                   \
+    if (!(condition)) {                                                                  \
       std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #condition); \
-      ++conveyor_test::failures();                                                \
-    }                                                                             \
+      ++conveyor_test::failures();                                                       \
+    }                                                                                    \
   } while (0)
 
 // Checks that `statement` throws conveyor::Error of the given kind.
-#define CHECK_THROWS_KIND(statement, expected_kind)                               \
-  do {                                                                            \
-    bool thrown_ = false;                                                         \
-    try {                                                                         \
-      statement;                                                                  \
-    } catch (const conveyor::Error& error_) {                                     \
-      thrown_ = error_.kind() == (expected_kind);                                 \
-    }                                                                             \
-    if (!thrown_) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s did not throw %s\n", __FILE__, __LINE__,    \
-                   #statement, #expected_kind);                                   \
-      ++conveyor_test::failures();                                                \
-    }                                                                             \
+#define CHECK_THROWS_KIND(statement, expected_kind)                                        \
+  do {                                                                                     \
+    bool thrown_ = false;                                                                  \
+    try {                                                                                  \
+      statement;                                                                           \
+    } catch (const conveyor::Error& error_) {                                              \
+      thrown_ = error_.kind() == (expected_kind);                                          \
+    }                                                                                      \
+    if (!thrown_) {                                                                        \
+      std::fprintf(stderr, "%s:%d: %s did not throw %s\n", __FILE__, __LINE__, #statement, \
+                   #expected_kind);                                                        \
+      ++conveyor_test::failures();                                                         \
+    }                                                                                      \
   } while (0)
 
 #define TEST_MAIN() \

@@ -70,8 +70,8 @@ inline int fuzz_voc_xml_one_input(const std::uint8_t* data, std::size_t size) {
     const bool full_ok =
         parse_voc_annotation_with_lexer(document, false, *classes, full, full_status);
     if (fast_ok != full_ok || !same_voc_batch(fast, full)) std::abort();
-    if (!fast_ok && (fast_status.message != full_status.message ||
-                     fast_status.offset != full_status.offset))
+    if (!fast_ok &&
+        (fast_status.message != full_status.message || fast_status.offset != full_status.offset))
       std::abort();
   }
   return 0;

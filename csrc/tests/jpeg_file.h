@@ -11,8 +11,8 @@
 namespace conveyor_test {
 
 // `subsampling`: a TJSAMP_* value. Returns `path`.
-inline std::string write_jpeg_file(const std::string& path, const std::vector<uint8_t>& rgb, int width,
-                                   int height, int subsampling = TJSAMP_420) {
+inline std::string write_jpeg_file(const std::string& path, const std::vector<uint8_t>& rgb,
+                                   int width, int height, int subsampling = TJSAMP_420) {
   tjhandle handle = tjInitCompress();
   unsigned char* jpeg = nullptr;
   unsigned long size = 0;

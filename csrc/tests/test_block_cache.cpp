@@ -20,7 +20,8 @@ TEST_CASE("a released block is reused for the same size only") {
 
 TEST_CASE("the cache stays within its byte and block budgets") {
   conveyor::BlockCache cache(3000, 2);
-  for (int i = 0; i < 5; ++i) cache.release(cache.acquire(std::size_t(1000 + i)), std::size_t(1000 + i));
+  for (int i = 0; i < 5; ++i)
+    cache.release(cache.acquire(std::size_t(1000 + i)), std::size_t(1000 + i));
   CHECK(cache.cached_bytes() <= 3000);
   std::uint8_t* big = cache.acquire(5000);
   cache.release(big, 5000);  // over budget: freed, not cached

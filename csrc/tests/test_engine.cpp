@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "check.h"
-#include "jpeg_file.h"
 #include "conveyor/core/error.h"
 #include "conveyor/runtime/engine.h"
+#include "jpeg_file.h"
 
 using namespace conveyor;
 
@@ -26,8 +26,10 @@ std::string write_jpeg(const std::string& dir, int index, int width, int height)
   for (int y = 0; y < height; ++y)
     for (int x = 0; x < width; ++x)
       for (int c = 0; c < 3; ++c)
-        rgb[(static_cast<size_t>(y) * width + x) * 3 + c] = static_cast<uint8_t>((x * (c + 1) + y * 3 + index * 17) & 255);
-  return conveyor_test::write_jpeg_file(dir + "/" + std::to_string(index) + ".jpg", rgb, width, height);
+        rgb[(static_cast<size_t>(y) * width + x) * 3 + c] =
+            static_cast<uint8_t>((x * (c + 1) + y * 3 + index * 17) & 255);
+  return conveyor_test::write_jpeg_file(dir + "/" + std::to_string(index) + ".jpg", rgb, width,
+                                        height);
 }
 
 std::vector<OpSpec> pipeline() {
@@ -49,7 +51,8 @@ EngineSources sources(const std::string& dir, int count) {
   return s;
 }
 
-std::vector<std::vector<float>> run_epoch(Engine& engine, uint64_t epoch, std::vector<int64_t>* order) {
+std::vector<std::vector<float>> run_epoch(Engine& engine, uint64_t epoch,
+                                          std::vector<int64_t>* order) {
   engine.start_epoch(epoch, 0);
   std::vector<std::vector<float>> images;
   while (auto batch = engine.next_batch()) {
@@ -102,8 +105,9 @@ TEST_CASE("a missing file raises naming the sample; skip mode drops it") {
     try {
       engine.next_batch();
     } catch (const Error& error) {
-      raised = error.kind() == ErrorKind::kNotFound &&
-               std::string(error.what()).find("sample 3 (" + dir + "/nope.jpg)") != std::string::npos;
+      raised =
+          error.kind() == ErrorKind::kNotFound &&
+          std::string(error.what()).find("sample 3 (" + dir + "/nope.jpg)") != std::string::npos;
     }
     CHECK(raised);
     auto last = engine.next_batch();

@@ -1,5 +1,5 @@
-#include "conveyor/core/error.h"
 #include "check.h"
+#include "conveyor/core/error.h"
 
 TEST_CASE("error keeps its kind and message") {
   const conveyor::Error error(conveyor::ErrorKind::kDecode, "bad marker");
@@ -8,8 +8,7 @@ TEST_CASE("error keeps its kind and message") {
 }
 
 TEST_CASE("error is a std::runtime_error") {
-  CHECK_THROWS_KIND(throw conveyor::Error(conveyor::ErrorKind::kIo, "x"),
-                    conveyor::ErrorKind::kIo);
+  CHECK_THROWS_KIND(throw conveyor::Error(conveyor::ErrorKind::kIo, "x"), conveyor::ErrorKind::kIo);
 }
 
 TEST_MAIN()

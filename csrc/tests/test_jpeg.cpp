@@ -52,15 +52,16 @@ std::vector<std::uint8_t> reference(const std::vector<std::uint8_t>& jpeg, int w
                                     int pixel_format) {
   tjhandle handle = tjInitDecompress();
   std::vector<std::uint8_t> out(std::size_t(width) * height * tjPixelSize[pixel_format]);
-  CHECK(tjDecompress2(handle, jpeg.data(), jpeg.size(), out.data(), width, 0, height,
-                      pixel_format, TJFLAG_ACCURATEDCT) == 0);
+  CHECK(tjDecompress2(handle, jpeg.data(), jpeg.size(), out.data(), width, 0, height, pixel_format,
+                      TJFLAG_ACCURATEDCT) == 0);
   tjDestroy(handle);
   return out;
 }
 
 Image decode(JpegDecoder& decoder, const std::vector<std::uint8_t>& jpeg,
              const JpegDecodeOptions& options) {
-  const ImageShape shape = decoder.output_shape(decoder.read_header(jpeg.data(), jpeg.size()), options);
+  const ImageShape shape =
+      decoder.output_shape(decoder.read_header(jpeg.data(), jpeg.size()), options);
   Image image = Image::allocate(shape);
   decoder.decode(jpeg.data(), jpeg.size(), options, image.view());
   return image;
@@ -187,7 +188,8 @@ TEST_CASE("crop equals the same region of the full decode") {
   CHECK(crop.shape() == (ImageShape{21, 30, 3, 1}));
   bool same = true;
   for (int y = 0; y < 21; ++y)
-    same &= std::equal(crop.view().row(y), crop.view().row(y) + 90, full.view().row(y + 7) + 19 * 3);
+    same &=
+        std::equal(crop.view().row(y), crop.view().row(y) + 90, full.view().row(y + 7) + 19 * 3);
   CHECK(same);
   options.crop = {60, 0, 10, 5};  // past the right edge
   CHECK_THROWS_KIND(decode(decoder, kJpeg, options), ErrorKind::kInvalidArgument);
@@ -202,12 +204,18 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
     EncodeSpec spec;
   };
   const Layout layouts[] = {
-      {"4:2:0", 3, {2, 2, false, 0}}, {"4:2:2", 3, {2, 1, false, 0}},
-      {"4:4:4", 3, {1, 1, false, 0}}, {"4:4:0", 3, {1, 2, false, 0}},
-      {"4:1:1", 3, {4, 1, false, 0}}, {"4:2:0 progressive", 3, {2, 2, true, 0}},
-      {"4:2:2 progressive", 3, {2, 1, true, 0}}, {"4:2:0 restarts", 3, {2, 2, false, 1}},
-      {"4:4:4 progressive restarts", 3, {1, 1, true, 2}}, {"gray", 1, {1, 1, false, 0}},
-      {"gray progressive", 1, {1, 1, true, 0}}, {"CMYK 2x2 first", 4, {2, 2, false, 0}},
+      {"4:2:0", 3, {2, 2, false, 0}},
+      {"4:2:2", 3, {2, 1, false, 0}},
+      {"4:4:4", 3, {1, 1, false, 0}},
+      {"4:4:0", 3, {1, 2, false, 0}},
+      {"4:1:1", 3, {4, 1, false, 0}},
+      {"4:2:0 progressive", 3, {2, 2, true, 0}},
+      {"4:2:2 progressive", 3, {2, 1, true, 0}},
+      {"4:2:0 restarts", 3, {2, 2, false, 1}},
+      {"4:4:4 progressive restarts", 3, {1, 1, true, 2}},
+      {"gray", 1, {1, 1, false, 0}},
+      {"gray progressive", 1, {1, 1, true, 0}},
+      {"CMYK 2x2 first", 4, {2, 2, false, 0}},
       {"CMYK 4:4:4", 4, {1, 1, false, 0}},
   };
   const int sizes[][2] = {{203, 157}, {64, 48}, {17, 9}, {500, 375}};
@@ -228,7 +236,9 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
           options.fast = &scale - scales >= 6;
           const Image full = decode(decoder, jpeg, options);
           const int w = full.shape().width, h = full.shape().height;
-          std::vector<CropRegion> regions = {{0, 0, w, h}, {0, 0, 1, 1}, {w - 1, h - 1, 1, 1},
+          std::vector<CropRegion> regions = {{0, 0, w, h},
+                                             {0, 0, 1, 1},
+                                             {w - 1, h - 1, 1, 1},
                                              {w / 3, h / 3, w / 3 + 1, h / 3 + 1}};
           for (int i = 0; i < 20; ++i) {  // the first 8 narrow: edges next to iMCU boundaries
             const int cw = 1 + int(random() % unsigned(i < 8 ? std::min(w, 4) : w));
@@ -240,12 +250,13 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
             options.crop = region;
             const Image crop = decode(decoder, jpeg, options);
             const bool same = crop.shape().width == region.width &&
-                              crop.shape().height == region.height && same_region(crop, full, region);
+                              crop.shape().height == region.height &&
+                              same_region(crop, full, region);
             if (!same)
               std::fprintf(stderr, "%s %dx%d mode %d scale %d/%d%s crop (%d, %d, %d, %d) differs\n",
                            layout.name, width, height, int(mode), scale.num, scale.denom,
-                           options.fast ? " fast" : "",
-                           region.x, region.y, region.width, region.height);
+                           options.fast ? " fast" : "", region.x, region.y, region.width,
+                           region.height);
             CHECK(same);
           }
         }
@@ -344,12 +355,12 @@ TEST_CASE("errors: empty, not JPEG, truncated, pixel limit, wrong destination") 
 }
 
 TEST_CASE("EXIF orientation is read from APP1") {
-  std::vector<std::uint8_t> exif = {0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,
-                                    'I', 'I', 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,  // TIFF, IFD at 8
-                                    0x01, 0x00,                                    // 1 entry
-                                    0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00,
-                                    0x06, 0x00, 0x00, 0x00,                        // orientation 6
-                                    0x00, 0x00, 0x00, 0x00};
+  std::vector<std::uint8_t> exif = {
+      0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,    'I',  'I',
+      0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,                                      // TIFF, IFD at 8
+      0x01, 0x00,                                                              // 1 entry
+      0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00,  // orientation 6
+      0x00, 0x00, 0x00, 0x00};
   std::vector<std::uint8_t> jpeg(kJpeg.begin(), kJpeg.begin() + 2);
   jpeg.insert(jpeg.end(), exif.begin(), exif.end());
   jpeg.insert(jpeg.end(), kJpeg.begin() + 2, kJpeg.end());
@@ -365,7 +376,8 @@ TEST_CASE("decode_image dispatches by magic bytes") {
   ImageDecoder decoder;
   DecodeOptions options;
   options.mode = ColorMode::kRgb;
-  CHECK(equal(decoder.decode(kJpeg.data(), kJpeg.size(), options), reference(kJpeg, 67, 45, TJPF_RGB)));
+  CHECK(equal(decoder.decode(kJpeg.data(), kJpeg.size(), options),
+              reference(kJpeg, 67, 45, TJPF_RGB)));
   CHECK_THROWS_KIND(decoder.decode(gif, sizeof(gif), options), ErrorKind::kDecode);
   CHECK_THROWS_KIND(decoder.decode(gif, 0, options), ErrorKind::kDecode);
 }

@@ -1,7 +1,7 @@
 // Resize weights, geometry plans, boxes and masks, the fused output writer.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -19,7 +19,8 @@
 using namespace conveyor;
 
 TEST_CASE("resize weights sum to one in fixed point and stay in bounds") {
-  for (auto [in, out] : std::vector<std::pair<int, int>>{{500, 512}, {375, 224}, {640, 37}, {3, 9}, {9, 1}}) {
+  for (auto [in, out] :
+       std::vector<std::pair<int, int>>{{500, 512}, {375, 224}, {640, 37}, {3, 9}, {9, 1}}) {
     AxisWeights weights;
     compute_axis_weights(weights, in, 0.0, in, out, true);
     CHECK(weights.taps % 2 == 0);
@@ -54,7 +55,8 @@ TEST_CASE("identity resize copies the image") {
   bool same = true;
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < 10; ++y)
-      for (int x = 0; x < 20; ++x) same = same && out[(c * 10 + y) * 20 + x] == rgb[(y * 20 + x) * 3 + c];
+      for (int x = 0; x < 20; ++x)
+        same = same && out[(c * 10 + y) * 20 + x] == rgb[(y * 20 + x) * 3 + c];
   CHECK(same);
 }
 
@@ -92,7 +94,10 @@ TEST_CASE("boxes are scaled, flipped, clipped and vanished ones dropped") {
   resize.height = 100;
   GeometryStep flip{GeometryStep::kFlip};
   GeometryStep crop{GeometryStep::kCrop};
-  crop.x = 0; crop.y = 0; crop.width = 150; crop.height = 100;
+  crop.x = 0;
+  crop.y = 0;
+  crop.width = 150;
+  crop.height = 100;
   plan.steps = {resize, flip, crop};
   std::vector<float> boxes = {10, 10, 20, 20, 80, 0, 100, 50};
   std::vector<int64_t> labels = {1, 2};
@@ -169,7 +174,8 @@ namespace {
 
 // Runs `steps` on a w x h RGB test image with `format` (output plan_width x plan_height).
 std::vector<uint8_t> run_plan(const std::vector<GeometryStep>& steps, int out_w, int out_h,
-                              const std::vector<uint8_t>& rgb, int w, int h, const OutputFormat& format) {
+                              const std::vector<uint8_t>& rgb, int w, int h,
+                              const OutputFormat& format) {
   GeometryPlan plan;
   plan.steps = steps;
   plan.width = out_w;
@@ -179,18 +185,23 @@ std::vector<uint8_t> run_plan(const std::vector<GeometryStep>& steps, int out_w,
   // Misaligned by 4 bytes: the streaming stores must fall back to plain stores.
   uint8_t* target = out.data() + (reinterpret_cast<uintptr_t>(out.data()) % 32 == 0 ? 4 : 0);
   ImageTransformer transformer;
-  transformer.run(plan, DecodedImage{rgb.data(), static_cast<size_t>(w) * 3, w, h, w, h}, format, target);
+  transformer.run(plan, DecodedImage{rgb.data(), static_cast<size_t>(w) * 3, w, h, w, h}, format,
+                  target);
   return std::vector<uint8_t>(target, target + bytes);
 }
 
 }  // namespace
 
 TEST_CASE("fused streaming resize equals the two-pass resize then the affine write") {
-  struct Case { int w, h, out_w, out_h; bool flip, pad_first; };
-  const std::vector<Case> cases = {{500, 375, 512, 512, false, false}, {500, 375, 512, 512, true, false},
-                                   {500, 375, 224, 224, false, false}, {37, 23, 515, 301, true, false},
-                                   {100, 75, 33, 17, false, false}, {640, 480, 40, 500, true, false},
-                                   {60, 40, 64, 64, false, true}, {1, 1, 20, 3, false, false}};
+  struct Case {
+    int w, h, out_w, out_h;
+    bool flip, pad_first;
+  };
+  const std::vector<Case> cases = {
+      {500, 375, 512, 512, false, false}, {500, 375, 512, 512, true, false},
+      {500, 375, 224, 224, false, false}, {37, 23, 515, 301, true, false},
+      {100, 75, 33, 17, false, false},    {640, 480, 40, 500, true, false},
+      {60, 40, 64, 64, false, true},      {1, 1, 20, 3, false, false}};
   OutputFormat as_float;
   as_float.dtype = DType::kFloat32;
   as_float.affine = true;
@@ -210,13 +221,20 @@ TEST_CASE("fused streaming resize equals the two-pass resize then the affine wri
     GeometryStep pad{GeometryStep::kPad};  // a pad before it: a planar source
     pad.padding = {0, 0, 0, 0};
     std::vector<GeometryStep> fused, reference;
-    if (t.pad_first) { fused.push_back(pad); reference.push_back(pad); }
+    if (t.pad_first) {
+      fused.push_back(pad);
+      reference.push_back(pad);
+    }
     fused.push_back(resize);
     reference.push_back(resize);
-    if (t.flip) { fused.push_back(GeometryStep{GeometryStep::kFlip}); reference.push_back(GeometryStep{GeometryStep::kFlip}); }
+    if (t.flip) {
+      fused.push_back(GeometryStep{GeometryStep::kFlip});
+      reference.push_back(GeometryStep{GeometryStep::kFlip});
+    }
     reference.push_back(whole);
     const auto bytes_fused = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
-    const auto bytes_reference = run_plan(reference, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
+    const auto bytes_reference =
+        run_plan(reference, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
     CHECK(bytes_fused == bytes_reference);
     const auto floats = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, as_float);
     bool same = true;
@@ -225,7 +243,8 @@ TEST_CASE("fused streaming resize equals the two-pass resize then the affine wri
       float value;
       std::memcpy(&value, floats.data() + 4 * i, 4);
       const int c = static_cast<int>(i / plane);
-      const float expected = static_cast<float>(bytes_reference[i]) * as_float.multiplier[c] + as_float.offset[c];
+      const float expected =
+          static_cast<float>(bytes_reference[i]) * as_float.multiplier[c] + as_float.offset[c];
       same = same && std::abs(value - expected) <= 1e-6f * (1.0f + std::abs(expected));
     }
     CHECK(same);
@@ -233,15 +252,22 @@ TEST_CASE("fused streaming resize equals the two-pass resize then the affine wri
 }
 
 TEST_CASE("SIMD horizontal passes equal the scalar definition (interleaved and planar, flipped)") {
-  for (auto [in, out] : std::vector<std::pair<int, int>>{{500, 512}, {375, 512}, {500, 224}, {37, 515},
-                                                         {100, 33}, {16, 17}, {3, 40}, {640, 600}}) {
+  for (auto [in, out] : std::vector<std::pair<int, int>>{{500, 512},
+                                                         {375, 512},
+                                                         {500, 224},
+                                                         {37, 515},
+                                                         {100, 33},
+                                                         {16, 17},
+                                                         {3, 40},
+                                                         {640, 600}}) {
     for (bool flip : {false, true}) {
       AxisWeights wx;
       compute_axis_weights(wx, in, 0.0, in, out, true);
       if (flip) wx.reverse();
       const int rows = 3;
       std::vector<uint8_t> rgb(static_cast<size_t>(in) * 3 * rows + kRowSlack);
-      for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 11);
+      for (size_t i = 0; i < rgb.size(); ++i)
+        rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 11);
       std::vector<uint8_t> planes(static_cast<size_t>(out) * rows * 3 + kRowSlack, 0);
       uint8_t* dst[3] = {planes.data(), planes.data() + out * rows, planes.data() + 2 * out * rows};
       HorizontalPlan plan;
@@ -249,18 +275,22 @@ TEST_CASE("SIMD horizontal passes equal the scalar definition (interleaved and p
 #if defined(__x86_64__)
       if (in == 500 && out == 512 && __builtin_cpu_supports("avx2")) CHECK(plan.planar_kernel());
 #endif
-      resample_horizontal_rgb(rgb.data(), static_cast<size_t>(in) * 3, rows, plan, dst, static_cast<size_t>(out));
+      resample_horizontal_rgb(rgb.data(), static_cast<size_t>(in) * 3, rows, plan, dst,
+                              static_cast<size_t>(out));
       // The planar form on channel 1 split out by hand.
-      std::vector<uint8_t> green(static_cast<size_t>(in) * rows + kRowSlack), green_out(static_cast<size_t>(out) * rows);
+      std::vector<uint8_t> green(static_cast<size_t>(in) * rows + kRowSlack),
+          green_out(static_cast<size_t>(out) * rows);
       for (int i = 0; i < in * rows; ++i) green[i] = rgb[3 * i + 1];
-      resample_horizontal_plane(green.data(), static_cast<size_t>(in), rows, plan, green_out.data(), static_cast<size_t>(out));
+      resample_horizontal_plane(green.data(), static_cast<size_t>(in), rows, plan, green_out.data(),
+                                static_cast<size_t>(out));
       bool same = true;
       for (int r = 0; r < rows; ++r)
         for (int x = 0; x < out; ++x)
           for (int c = 0; c < 3; ++c) {
             int32_t acc = wx.precision > 0 ? 1 << (wx.precision - 1) : 0;
             for (int k = 0; k < wx.taps && wx.first[x] + k < in; ++k)
-              acc += rgb[(static_cast<size_t>(r) * in + wx.first[x] + k) * 3 + c] * wx.weights[static_cast<size_t>(x) * wx.taps + k];
+              acc += rgb[(static_cast<size_t>(r) * in + wx.first[x] + k) * 3 + c] *
+                     wx.weights[static_cast<size_t>(x) * wx.taps + k];
             const int expected = std::min(255, std::max(0, acc >> wx.precision));
             same = same && dst[c][r * out + x] == expected;
             if (c == 1) same = same && green_out[r * out + x] == expected;

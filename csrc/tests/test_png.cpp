@@ -14,19 +14,24 @@ using namespace conveyor::codecs;
 
 namespace {
 
-
 // Encodes rows already in PNG layout (packed for < 8 bits, host-endian for 16 bits).
 std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& rows, int width, int height,
                                  int bit_depth, int color_type, const spng_plte* plte = nullptr,
                                  const spng_trns* trns = nullptr) {
   spng_ctx* ctx = spng_ctx_new(SPNG_CTX_ENCODER);
   spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-  spng_ihdr ihdr{std::uint32_t(width), std::uint32_t(height), std::uint8_t(bit_depth),
-                 std::uint8_t(color_type), 0, 0, 0};
+  spng_ihdr ihdr{std::uint32_t(width),
+                 std::uint32_t(height),
+                 std::uint8_t(bit_depth),
+                 std::uint8_t(color_type),
+                 0,
+                 0,
+                 0};
   spng_set_ihdr(ctx, &ihdr);
   if (plte) spng_set_plte(ctx, const_cast<spng_plte*>(plte));
   if (trns) spng_set_trns(ctx, const_cast<spng_trns*>(trns));
-  const int ret = spng_encode_image(ctx, rows.data(), rows.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+  const int ret =
+      spng_encode_image(ctx, rows.data(), rows.size(), SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
   CHECK(ret == 0);
   std::size_t size = 0;
   int error = 0;
@@ -39,7 +44,8 @@ std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& rows, int widt
 
 Image decode(PngDecoder& decoder, const std::vector<std::uint8_t>& png, ColorMode mode) {
   const PngDecodeOptions options{mode, kDefaultMaxPixels};
-  Image image = Image::allocate(decoder.output_shape(decoder.read_header(png.data(), png.size()), options));
+  Image image =
+      Image::allocate(decoder.output_shape(decoder.read_header(png.data(), png.size()), options));
   decoder.decode(png.data(), png.size(), options, image.view());
   return image;
 }
@@ -83,7 +89,8 @@ TEST_CASE("4-bit palette: indices unchanged, tRNS alpha when converted") {
   PngDecoder decoder;
   spng_plte plte{};
   plte.n_entries = 16;
-  for (int i = 0; i < 16; ++i) plte.entries[i] = {std::uint8_t(i * 16), std::uint8_t(255 - i), 7, 255};
+  for (int i = 0; i < 16; ++i)
+    plte.entries[i] = {std::uint8_t(i * 16), std::uint8_t(255 - i), 7, 255};
   spng_trns trns{};
   trns.n_type3_entries = 2;
   trns.type3_alpha[0] = 0;
@@ -114,8 +121,9 @@ TEST_CASE("errors: empty, signature, truncated, pixel limit, destination") {
   const auto png = encode(ramp(64 * 64 * 3, 13), 64, 64, 8, 2);
   const std::vector<std::uint8_t> truncated(png.begin(), png.begin() + png.size() / 2);
   CHECK_THROWS_KIND(decode(decoder, truncated, ColorMode::kUnchanged), ErrorKind::kDecode);
-  CHECK_THROWS_KIND(decoder.output_shape(decoder.read_header(png.data(), png.size()), {ColorMode::kRgb, 100}),
-                    ErrorKind::kDecode);
+  CHECK_THROWS_KIND(
+      decoder.output_shape(decoder.read_header(png.data(), png.size()), {ColorMode::kRgb, 100}),
+      ErrorKind::kDecode);
   Image wrong = Image::allocate({64, 64, 4, 1});
   CHECK_THROWS_KIND(decoder.decode(png.data(), png.size(), {ColorMode::kRgb, 0}, wrong.view()),
                     ErrorKind::kInvalidArgument);

@@ -27,7 +27,8 @@ Bytes samples(int width, int height, int channels, unsigned seed) {
   Bytes v(std::size_t(width) * height * channels);
   for (std::size_t i = 0; i < v.size(); ++i) {
     seed = seed * 1103515245u + 12345u;
-    const std::size_t x = i % (std::size_t(width) * channels), y = i / (std::size_t(width) * channels);
+    const std::size_t x = i % (std::size_t(width) * channels),
+                      y = i / (std::size_t(width) * channels);
     v[i] = std::uint8_t(y % 3 == 0 ? (seed >> 16) : (x * 3 + y * 5) / (1 + y % 4));
   }
   return v;
@@ -82,7 +83,8 @@ struct Chunk {
 std::vector<Chunk> chunks_of(const Bytes& png) {
   std::vector<Chunk> chunks;
   for (std::size_t at = 8; at + 12 <= png.size();) {
-    const std::uint32_t length = (std::uint32_t(png[at]) << 24) | (png[at + 1] << 16) | (png[at + 2] << 8) | png[at + 3];
+    const std::uint32_t length =
+        (std::uint32_t(png[at]) << 24) | (png[at + 1] << 16) | (png[at + 2] << 8) | png[at + 3];
     chunks.push_back({std::string(png.begin() + at + 4, png.begin() + at + 8),
                       Bytes(png.begin() + at + 8, png.begin() + at + 8 + length)});
     at += 12 + length;
@@ -115,7 +117,8 @@ Bytes spng_decode(const Bytes& png) {
 Bytes plain_decode(PlainPngDecoder& decoder, const Bytes& png) {
   PlainPng parsed;
   if (!decoder.parse(png.data(), png.size(), parsed)) return {};
-  const ImageShape shape{parsed.header.height, parsed.header.width, stored_channels(parsed.header.color_type), 1};
+  const ImageShape shape{parsed.header.height, parsed.header.width,
+                         stored_channels(parsed.header.color_type), 1};
   Bytes out(shape.bytes());
   if (!decoder.decode(parsed, ImageView{out.data(), shape, shape.row_bytes()})) return {};
   return out;
@@ -126,30 +129,32 @@ std::string png_decoder_result(const Bytes& png) {
   PngDecoder decoder;
   try {
     const PngDecodeOptions options;
-    const ImageShape shape = decoder.output_shape(decoder.read_header(png.data(), png.size()), options);
+    const ImageShape shape =
+        decoder.output_shape(decoder.read_header(png.data(), png.size()), options);
     Bytes out(shape.bytes());
-    decoder.decode(png.data(), png.size(), options, ImageView{out.data(), shape, shape.row_bytes()});
+    decoder.decode(png.data(), png.size(), options,
+                   ImageView{out.data(), shape, shape.row_bytes()});
     return std::string(out.begin(), out.end());
   } catch (const Error&) {
     return "error";
   }
 }
 
-Bytes palette_png() {
-  return encode(samples(23, 9, 1, 7), 23, 9, 3, SPNG_FILTER_CHOICE_ALL);
-}
+Bytes palette_png() { return encode(samples(23, 9, 1, 7), 23, 9, 3, SPNG_FILTER_CHOICE_ALL); }
 
 }  // namespace
 
 TEST_CASE("every 8-bit layout and row filter decodes as libspng does") {
   PlainPngDecoder decoder;
-  const int filter_choices[] = {SPNG_FILTER_CHOICE_NONE, SPNG_FILTER_CHOICE_SUB, SPNG_FILTER_CHOICE_UP,
-                                SPNG_FILTER_CHOICE_AVG, SPNG_FILTER_CHOICE_PAETH, SPNG_FILTER_CHOICE_ALL};
+  const int filter_choices[] = {SPNG_FILTER_CHOICE_NONE,  SPNG_FILTER_CHOICE_SUB,
+                                SPNG_FILTER_CHOICE_UP,    SPNG_FILTER_CHOICE_AVG,
+                                SPNG_FILTER_CHOICE_PAETH, SPNG_FILTER_CHOICE_ALL};
   const int sizes[][2] = {{1, 1}, {2, 5}, {37, 11}, {500, 375}};
   for (int color_type : {0, 2, 3, 4, 6}) {
     for (int filters : filter_choices) {
       for (const auto& size : sizes) {
-        const Bytes rows = samples(size[0], size[1], channels_of(color_type), unsigned(color_type * 31 + size[0]));
+        const Bytes rows =
+            samples(size[0], size[1], channels_of(color_type), unsigned(color_type * 31 + size[0]));
         const Bytes png = encode(rows, size[0], size[1], color_type, filters);
         const Bytes decoded = plain_decode(decoder, png);
         CHECK(decoded == rows);
@@ -172,7 +177,8 @@ TEST_CASE("IDAT split over chunks, ancillary chunks and a missing IEND still dec
       continue;
     }
     for (std::size_t at = 0; at < c.payload.size(); at += 5)
-      split.push_back({"IDAT", Bytes(c.payload.begin() + at, c.payload.begin() + std::min(at + 5, c.payload.size()))});
+      split.push_back({"IDAT", Bytes(c.payload.begin() + at,
+                                     c.payload.begin() + std::min(at + 5, c.payload.size()))});
     split.push_back({"tEXt", {'a', 0, 'b'}});
   }
   CHECK(plain_decode(decoder, assemble(split)) == expected);
@@ -194,12 +200,14 @@ TEST_CASE("refuses what it does not take, and PngDecoder then answers as libspng
 
   // Corrupt: refused, and PngDecoder raises libspng's error.
   std::vector<Bytes> corrupt = {
-      with([&](auto& c) { idat(c).payload.back() ^= 1; }),                          // Adler-32
-      with([&](auto& c) { idat(c).payload.resize(idat(c).payload.size() - 6); }),   // short stream
-      with([&](auto& c) { c.erase(c.begin() + 1); }),                               // no PLTE
-      with([&](auto& c) { c[1].payload.resize(4); }),                               // PLTE of 4 bytes
-      with([&](auto& c) { c.insert(c.begin() + 2, Chunk{"ABCD", {1}}); }),          // unknown critical
-      with([&](auto& c) {                                                           // IDAT, tEXt, IDAT
+      with([&](auto& c) { idat(c).payload.back() ^= 1; }),                         // Adler-32
+      with([&](auto& c) { idat(c).payload.resize(idat(c).payload.size() - 6); }),  // short stream
+      with([&](auto& c) { c.erase(c.begin() + 1); }),                              // no PLTE
+      with([&](auto& c) { c[1].payload.resize(4); }),  // PLTE of 4 bytes
+      with([&](auto& c) {
+        c.insert(c.begin() + 2, Chunk{"ABCD", {1}});
+      }),                  // unknown critical
+      with([&](auto& c) {  // IDAT, tEXt, IDAT
         Bytes& data = idat(c).payload;
         Chunk tail{"IDAT", Bytes(data.begin() + 4, data.end())};
         data.resize(4);
@@ -218,8 +226,9 @@ TEST_CASE("refuses what it does not take, and PngDecoder then answers as libspng
   Bytes bad_idat_crc = palette_png();  // signature, IHDR, PLTE (256 entries), IDAT: its stored CRC
   bad_idat_crc[8 + 25 + (12 + 3 * 256) + 12 + good[2].payload.size() - 1] ^= 0xFF;
   const std::vector<Bytes> unusual = {
-      bad_idat_crc,
-      with([&](auto& c) { c.insert(c.begin() + 1, Chunk{"tRNS", {0}}); }),  // tRNS before PLTE
+      bad_idat_crc, with([&](auto& c) {
+        c.insert(c.begin() + 1, Chunk{"tRNS", {0}});
+      }),  // tRNS before PLTE
   };
   for (const Bytes& png : unusual) {
     CHECK(plain_decode(decoder, png).empty());
@@ -242,7 +251,8 @@ TEST_CASE("16-bit, low bit depths and interlaced files go to libspng") {
   PlainPng parsed;
   const Bytes png = palette_png();
   // IHDR bytes 8 and 12: bit depth, interlace method.
-  for (const auto& [at, value] : std::vector<std::pair<std::size_t, int>>{{8, 16}, {8, 4}, {12, 1}}) {
+  for (const auto& [at, value] :
+       std::vector<std::pair<std::size_t, int>>{{8, 16}, {8, 4}, {12, 1}}) {
     std::vector<Chunk> chunks = chunks_of(png);
     chunks[0].payload[at] = std::uint8_t(value);
     const Bytes edited = assemble(chunks);

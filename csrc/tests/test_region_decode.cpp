@@ -66,7 +66,8 @@ std::vector<uint8_t> read_all(const std::string& path) {
   std::vector<uint8_t> bytes;
   uint8_t buffer[4096];
   size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) bytes.insert(bytes.end(), buffer, buffer + n);
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+    bytes.insert(bytes.end(), buffer, buffer + n);
   std::fclose(file);
   return bytes;
 }
@@ -105,7 +106,8 @@ TEST_CASE("region decode gives the whole-image decode's output for every crop op
   for (const auto& size : sizes)
     for (int components : {3, 1})
       for (bool progressive : {false, true})
-        sources.image_paths.push_back(write_jpeg(dir, index++, size[0], size[1], components, progressive));
+        sources.image_paths.push_back(
+            write_jpeg(dir, index++, size[0], size[1], components, progressive));
 
   OpSpec flip = sized_op(OpKind::kHorizontalFlip, 0, 0);
   OpSpec rrc_aliased = sized_op(OpKind::kRandomResizedCrop, 40, 56);
@@ -114,13 +116,13 @@ TEST_CASE("region decode gives the whole-image decode's output for every crop op
   rrc_wide.scale = {0.5, 1.0};
   OpSpec small_resize = sized_op(OpKind::kResize, 20, 30);
   const std::vector<std::vector<OpSpec>> pipelines = {
-      {sized_op(OpKind::kRandomResizedCrop, 32, 32), flip},         // DCT-scaled region
-      {flip, sized_op(OpKind::kRandomResizedCrop, 64, 48)},         // crop after a flip
-      {rrc_wide, flip},                                       // large regions, 1/4 and 1/8 scales
-      {rrc_aliased},                                          // plain bilinear: no DCT scaling
-      {sized_op(OpKind::kCenterCrop, 50, 40)},                      // no resize: full scale
+      {sized_op(OpKind::kRandomResizedCrop, 32, 32), flip},  // DCT-scaled region
+      {flip, sized_op(OpKind::kRandomResizedCrop, 64, 48)},  // crop after a flip
+      {rrc_wide, flip},                                      // large regions, 1/4 and 1/8 scales
+      {rrc_aliased},                                         // plain bilinear: no DCT scaling
+      {sized_op(OpKind::kCenterCrop, 50, 40)},               // no resize: full scale
       {sized_op(OpKind::kRandomCrop, 60, 30), flip},
-      {sized_op(OpKind::kCenterCrop, 57, 90), small_resize},        // crop then resize
+      {sized_op(OpKind::kCenterCrop, 57, 90), small_resize},  // crop then resize
   };
   for (const std::vector<OpSpec>& ops : pipelines) {
     const Pipeline pipeline = compile_pipeline(ops);
@@ -136,8 +138,8 @@ TEST_CASE("region decode gives the whole-image decode's output for every crop op
         const bool same = expected.size() == size_t(output.width) * output.height * 3 &&
                           std::equal(expected.begin(), expected.end(), image);
         if (!same)
-          std::fprintf(stderr, "pipeline %d image %d epoch %d differs\n", int(&ops - pipelines.data()),
-                       int(i), int(epoch));
+          std::fprintf(stderr, "pipeline %d image %d epoch %d differs\n",
+                       int(&ops - pipelines.data()), int(i), int(epoch));
         CHECK(same);
       }
     }

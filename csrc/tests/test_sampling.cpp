@@ -70,7 +70,8 @@ TEST_CASE("sharding with drop_last is disjoint and drops the tail") {
 }
 
 TEST_CASE("shuffled order changes with the epoch and stays a permutation") {
-  EpochOrder first(OrderOptions{50, true, 9, 0, 1, false}, 0), second(OrderOptions{50, true, 9, 0, 1, false}, 1);
+  EpochOrder first(OrderOptions{50, true, 9, 0, 1, false}, 0),
+      second(OrderOptions{50, true, 9, 0, 1, false}, 1);
   std::vector<int64_t> a, b;
   for (uint64_t p = 0; p < 50; ++p) {
     a.push_back(first[p]);
@@ -82,8 +83,10 @@ TEST_CASE("shuffled order changes with the epoch and stays a permutation") {
 }
 
 TEST_CASE("bad rank or world size and explicit orders are checked") {
-  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 4, 4, false}, 0), ErrorKind::kInvalidArgument);
-  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 0, 0, false}, 0), ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 4, 4, false}, 0),
+                    ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 0, 0, false}, 0),
+                    ErrorKind::kInvalidArgument);
   CHECK_THROWS_KIND(EpochOrder::from_indices({1, 10}, 10), ErrorKind::kInvalidArgument);
   EpochOrder explicit_order = EpochOrder::from_indices({3, 1, 2}, 10);
   CHECK(explicit_order.num_samples() == 3 && explicit_order[0] == 3);

@@ -38,9 +38,37 @@ const std::vector<std::string> kSeeds = {
 };
 
 const std::vector<std::string> kFragments = {
-    "<", ">", "</", "/>", "&", ";", "&amp;", "&#", "&#x", "]]>", "<![CDATA[", "<!--", "-->",
-    "<?", "?>", "<!DOCTYPE a [", "<!ENTITY", "]>", "'", "\"", "=", "\r\n", "\xc3", "\xff",
-    "\xed\xa0\x80", "<object>", "</object>", "<bndbox>", "<name>", "xmlns:p='u'", "p:",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "&",
+    ";",
+    "&amp;",
+    "&#",
+    "&#x",
+    "]]>",
+    "<![CDATA[",
+    "<!--",
+    "-->",
+    "<?",
+    "?>",
+    "<!DOCTYPE a [",
+    "<!ENTITY",
+    "]>",
+    "'",
+    "\"",
+    "=",
+    "\r\n",
+    "\xc3",
+    "\xff",
+    "\xed\xa0\x80",
+    "<object>",
+    "</object>",
+    "<bndbox>",
+    "<name>",
+    "xmlns:p='u'",
+    "p:",
 };
 
 std::string mutate(std::string input, std::mt19937_64& rng) {
@@ -84,7 +112,8 @@ TEST_CASE("fuzzing the XML and VOC readers finds no crash and no disagreement") 
   std::size_t runs = 0;
   for (const auto& seed : kSeeds)
     fuzz_voc_xml_one_input(reinterpret_cast<const std::uint8_t*>(seed.data()), seed.size());
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
+         seconds) {
     for (int i = 0; i < 256; ++i, ++runs) {
       std::string input = mutate(corpus[rng() % corpus.size()], rng);
       if (input.size() > 8192) input.resize(8192);

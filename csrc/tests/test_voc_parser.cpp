@@ -62,13 +62,42 @@ TEST_CASE("namespaces resolve to {uri}local") {
 
 TEST_CASE("malformed documents fail with a position") {
   const char* bad[] = {
-      "", "   ", "<a>", "<a></b>", "<a><b></a></b>", "<a>&foo;</a>", "<a>&#0;</a>",
-      "<a>&#xD800;</a>", "<a>&#;</a>", "<a>&amp</a>", "text<a/>", "<a/>text", "<a/><b/>",
-      "<a b='1' b='2'/>", "<a b=1/>", "<a b='<'/>", "<a>]]></a>", "<a><!-- -- --></a>",
-      "<a>\x01</a>", "<a>\xff</a>", "<a>\xc0\x80</a>", "<a>\xed\xa0\x80</a>", "<a><?xml x?></a>",
-      " <?xml version='1.0'?><a/>", "<a><![CDATA[x</a>", "<p:a/>", "<1a/>", "<a b='1'c='2'/>",
-      "<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>", "<!DOCTYPE a [%x;]><a/>", "<a></a ",
-      "<?xml version='1:0'?><a/>", "<?xml encoding='utf-8'?><a/>", "<a", "<!DOCTYPE a><!DOCTYPE a><a/>", "<a><!DOCTYPE a></a>",
+      "",
+      "   ",
+      "<a>",
+      "<a></b>",
+      "<a><b></a></b>",
+      "<a>&foo;</a>",
+      "<a>&#0;</a>",
+      "<a>&#xD800;</a>",
+      "<a>&#;</a>",
+      "<a>&amp</a>",
+      "text<a/>",
+      "<a/>text",
+      "<a/><b/>",
+      "<a b='1' b='2'/>",
+      "<a b=1/>",
+      "<a b='<'/>",
+      "<a>]]></a>",
+      "<a><!-- -- --></a>",
+      "<a>\x01</a>",
+      "<a>\xff</a>",
+      "<a>\xc0\x80</a>",
+      "<a>\xed\xa0\x80</a>",
+      "<a><?xml x?></a>",
+      " <?xml version='1.0'?><a/>",
+      "<a><![CDATA[x</a>",
+      "<p:a/>",
+      "<1a/>",
+      "<a b='1'c='2'/>",
+      "<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>",
+      "<!DOCTYPE a [%x;]><a/>",
+      "<a></a ",
+      "<?xml version='1:0'?><a/>",
+      "<?xml encoding='utf-8'?><a/>",
+      "<a",
+      "<!DOCTYPE a><!DOCTYPE a><a/>",
+      "<a><!DOCTYPE a></a>",
   };
   for (const char* document : bad) {
     XmlTree tree;
@@ -82,11 +111,19 @@ TEST_CASE("malformed documents fail with a position") {
 
 TEST_CASE("well-formed edge cases are accepted") {
   const char* good[] = {
-      "\xEF\xBB\xBF<a/>", "<?xml version=\"1.0\"?><a/>", "<!-- c --><a/><!-- d -->\n",
-      "<?pi data?><a><?pi?></a>", "<!DOCTYPE a SYSTEM 'a.dtd'><a/>",
+      "\xEF\xBB\xBF<a/>",
+      "<?xml version=\"1.0\"?><a/>",
+      "<!-- c --><a/><!-- d -->\n",
+      "<?pi data?><a><?pi?></a>",
+      "<!DOCTYPE a SYSTEM 'a.dtd'><a/>",
       "<!DOCTYPE a [<!ELEMENT a (#PCDATA)><!ATTLIST a b CDATA '>'>]><a/>",
-      "<a b = \"x&lt;&#10;\" c='\"'/>", "<\xc3\xa9l\xc3\xa9ment>\xe4\xb8\xad</\xc3\xa9l\xc3\xa9ment>",
-      "<a>]</a>", "<a>]]</a>", "<a>></a>", "<a\n/>", "<a></a >",
+      "<a b = \"x&lt;&#10;\" c='\"'/>",
+      "<\xc3\xa9l\xc3\xa9ment>\xe4\xb8\xad</\xc3\xa9l\xc3\xa9ment>",
+      "<a>]</a>",
+      "<a>]]</a>",
+      "<a>></a>",
+      "<a\n/>",
+      "<a></a >",
   };
   for (const char* document : good) {
     std::string message;
@@ -98,9 +135,10 @@ TEST_CASE("well-formed edge cases are accepted") {
 
 TEST_CASE("entity declarations are refused and depth is bounded") {
   std::string message;
-  CHECK(!well_formed("<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]>"
-                     "<lolz>&lol2;</lolz>",
-                     &message));
+  CHECK(
+      !well_formed("<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]>"
+                   "<lolz>&lol2;</lolz>",
+                   &message));
   CHECK(message.find("entity") != std::string::npos);
   CHECK(!well_formed("<!DOCTYPE a [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><a>&e;</a>"));
   std::string deep;
@@ -124,7 +162,8 @@ TEST_CASE("positions are 1-based lines and character columns") {
 TEST_CASE("latin-1 and windows-1252 documents are transcoded") {
   XmlTree tree;
   ParseStatus status;
-  CHECK(parse_xml_tree("<?xml version='1.0' encoding='ISO-8859-1'?><a>\xe9</a>", false, tree, status));
+  CHECK(parse_xml_tree("<?xml version='1.0' encoding='ISO-8859-1'?><a>\xe9</a>", false, tree,
+                       status));
   CHECK(tree.text(tree.nodes[0]) == "\xc3\xa9");
   CHECK(parse_xml_tree("<?xml version='1.0' encoding='cp1252'?><a>\x80</a>", false, tree, status));
   CHECK(tree.text(tree.nodes[0]) == "\xe2\x82\xac");

@@ -21,8 +21,17 @@ _LAZY_ATTRIBUTES = {
 }
 
 _SUBMODULES = (
-    "errors", "io", "voc", "datasets", "datamodules", "collate", "transforms",
-    "argparse", "training", "loader", "cli",
+    "errors",
+    "io",
+    "voc",
+    "datasets",
+    "datamodules",
+    "collate",
+    "transforms",
+    "argparse",
+    "training",
+    "loader",
+    "cli",
 )
 
 __all__ = sorted(_LAZY_ATTRIBUTES) + list(_SUBMODULES) + ["__version__", "build_info"]

@@ -135,9 +135,18 @@ class Engine:
             _as_optional_array(boxes, np.float32, "boxes", 2),
             _as_optional_array(labels, np.int64, "labels", 1),
             _as_optional_array(offsets, np.int64, "offsets", 1),
-            int(batch_size), int(num_threads), int(prefetch), int(seed) & _U64, bool(shuffle),
-            bool(drop_last), int(rank), int(world_size), bool(shard_drop_last), bool(in_order),
-            on_error == "skip", bool(dct_scaling),
+            int(batch_size),
+            int(num_threads),
+            int(prefetch),
+            int(seed) & _U64,
+            bool(shuffle),
+            bool(drop_last),
+            int(rank),
+            int(world_size),
+            bool(shard_drop_last),
+            bool(in_order),
+            on_error == "skip",
+            bool(dct_scaling),
         )
         self._fed: dict = {}
 
@@ -161,8 +170,9 @@ class Engine:
         """The images' dtype (set by the pipeline's ``to_dtype``; uint8 without it)."""
         return np.dtype(self._native.output_dtype())
 
-    def start_epoch(self, epoch: int, start_batch: int = 0,
-                    indices: Optional[Sequence[int]] = None) -> None:
+    def start_epoch(
+        self, epoch: int, start_batch: int = 0, indices: Optional[Sequence[int]] = None
+    ) -> None:
         """(Re)start an epoch, cancelling the one in progress.
 
         Args:
@@ -196,11 +206,16 @@ class Engine:
         Raises:
             ValueError: The pipeline has no fixed output size, or the array does not fit.
         """
-        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous \
-                or not array.flags.writeable:
+        if (
+            not isinstance(array, np.ndarray)
+            or not array.flags.c_contiguous
+            or not array.flags.writeable
+        ):
             raise ValueError("feed_buffer needs a C-contiguous writable numpy array")
         if array.dtype != self.output_dtype:
-            raise ValueError(f"feed_buffer: dtype {array.dtype} != output dtype {self.output_dtype}")
+            raise ValueError(
+                f"feed_buffer: dtype {array.dtype} != output dtype {self.output_dtype}"
+            )
         buffer_id = self._native.feed_buffer(array)
         self._fed[buffer_id] = array
         return buffer_id
@@ -231,10 +246,17 @@ class Engine:
         images = raw["images"]
         if buffer_id >= 0:
             images = self._fed.pop(buffer_id)[: len(raw["indices"])]
-        return Batch(images=images, indices=raw["indices"], boxes=raw["boxes"],
-                     labels=raw["labels"], box_offsets=raw["box_offsets"], masks=raw["masks"],
-                     skipped=list(raw["skipped"]), batch_index=raw["batch_index"],
-                     buffer_id=buffer_id)
+        return Batch(
+            images=images,
+            indices=raw["indices"],
+            boxes=raw["boxes"],
+            labels=raw["labels"],
+            box_offsets=raw["box_offsets"],
+            masks=raw["masks"],
+            skipped=list(raw["skipped"]),
+            batch_index=raw["batch_index"],
+            buffer_id=buffer_id,
+        )
 
     def stats(self) -> dict:
         """Counters since construction.
@@ -292,8 +314,16 @@ def run_pipeline(
             raise ValueError(f"mask shape {mask.shape} != image size {image.shape[:2]}")
     box_array = _as_optional_array(boxes, np.float32, "boxes", 2)
     label_array = _as_optional_array(labels, np.int64, "labels", 1)
-    return _core().run_pipeline([dict(op) for op in pipeline], image, box_array, label_array,
-                                mask, int(seed) & _U64, int(epoch) & _U64, int(index))
+    return _core().run_pipeline(
+        [dict(op) for op in pipeline],
+        image,
+        box_array,
+        label_array,
+        mask,
+        int(seed) & _U64,
+        int(epoch) & _U64,
+        int(index),
+    )
 
 
 __all__ = ["Batch", "Engine", "run_pipeline"]

@@ -250,8 +250,12 @@ def add_argparse_args(
             continue  # List, Dict, callables, unannotated: not expressible as one flag
         use_type, extra = _choose_type(name, kept)
         parser.add_argument(
-            f"--{name}", dest=name, default=default, type=use_type,
-            help=help_by_name.get(name), **extra,
+            f"--{name}",
+            dest=name,
+            default=default,
+            type=use_type,
+            help=help_by_name.get(name),
+            **extra,
         )
     return parent_parser if use_argument_group else parser
 
@@ -268,7 +272,9 @@ def parse_argparser(cls: Type, arg_parser: Union[ArgumentParser, Namespace]) -> 
         default is a bool.
     """
     args = arg_parser.parse_args() if isinstance(arg_parser, ArgumentParser) else arg_parser
-    types_and_defaults = {name: (types, default) for name, types, default in get_init_arguments_and_types(cls)}
+    types_and_defaults = {
+        name: (types, default) for name, types, default in get_init_arguments_and_types(cls)
+    }
     modified = {}
     for key, value in vars(args).items():
         if key in types_and_defaults and value is None:
@@ -279,7 +285,9 @@ def parse_argparser(cls: Type, arg_parser: Union[ArgumentParser, Namespace]) -> 
     return Namespace(**modified)
 
 
-def from_argparse_args(cls: Type, args: Union[Namespace, ArgumentParser, dict], **kwargs: Any) -> Any:
+def from_argparse_args(
+    cls: Type, args: Union[Namespace, ArgumentParser, dict], **kwargs: Any
+) -> Any:
     """Instantiate ``cls`` from parsed arguments.
 
     Args:
@@ -295,7 +303,9 @@ def from_argparse_args(cls: Type, args: Union[Namespace, ArgumentParser, dict], 
         args = parse_argparser(cls, args)
     params = dict(args) if isinstance(args, dict) else vars(args)
     valid = inspect.signature(cls.__init__).parameters
-    arguments = {name: params[name] for name in valid if name in params and name not in _IGNORED_PARAMETERS}
+    arguments = {
+        name: params[name] for name in valid if name in params and name not in _IGNORED_PARAMETERS
+    }
     arguments.update(**kwargs)
     return cls(**arguments)
 

@@ -34,8 +34,15 @@ def build_transforms(pipeline: str) -> v2.Compose:
         A ``v2.Compose`` both loaders use.
     """
     geometry = v2.Resize((512, 512)) if pipeline == "detection" else v2.RandomResizedCrop(224)
-    return v2.Compose([v2.ToImage(), geometry, v2.RandomHorizontalFlip(),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            geometry,
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def measure(loader: Any, max_batches: Optional[int]) -> Dict[str, float]:
@@ -58,8 +65,12 @@ def measure(loader: Any, max_batches: Optional[int]) -> Dict[str, float]:
         if max_batches is not None and number + 1 >= max_batches:
             break
     seconds = time.perf_counter() - started
-    return {"images": images, "seconds": seconds, "first_batch_s": first or 0.0,
-            "images_per_s": images / seconds if seconds > 0 else 0.0}
+    return {
+        "images": images,
+        "seconds": seconds,
+        "first_batch_s": first or 0.0,
+        "images_per_s": images / seconds if seconds > 0 else 0.0,
+    }
 
 
 def _torch_loader(root: str, tf: Callable, args: argparse.Namespace) -> Any:
@@ -68,10 +79,17 @@ def _torch_loader(root: str, tf: Callable, args: argparse.Namespace) -> Any:
     from conveyor.collate import detection_collate
 
     dataset = torchvision.datasets.wrap_dataset_for_transforms_v2(
-        torchvision.datasets.VOCDetection(root, year=args.year, image_set=args.image_set,
-                                          transforms=tf))
-    return torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
-                                       num_workers=args.workers, collate_fn=detection_collate)
+        torchvision.datasets.VOCDetection(
+            root, year=args.year, image_set=args.image_set, transforms=tf
+        )
+    )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        collate_fn=detection_collate,
+    )
 
 
 def _conveyor_loader(root: str, tf: Callable, args: argparse.Namespace) -> Any:
@@ -79,10 +97,17 @@ def _conveyor_loader(root: str, tf: Callable, args: argparse.Namespace) -> Any:
     from conveyor.collate import detection_collate
     from conveyor.datasets import VOCDetection
 
-    dataset = VOCDetection(root, year=args.year, image_set=args.image_set, transforms=tf,
-                           target_format="boxes")
-    return DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
-                      num_workers=args.workers, collate_fn=detection_collate, seed=0)
+    dataset = VOCDetection(
+        root, year=args.year, image_set=args.image_set, transforms=tf, target_format="boxes"
+    )
+    return DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        collate_fn=detection_collate,
+        seed=0,
+    )
 
 
 def run(root: str, args: argparse.Namespace) -> Dict[str, Any]:
@@ -93,8 +118,12 @@ def run(root: str, args: argparse.Namespace) -> Dict[str, Any]:
         The results dict printed (and written with ``--json``).
     """
     tf = build_transforms(args.pipeline)
-    results: Dict[str, Any] = {"pipeline": args.pipeline, "batch_size": args.batch_size,
-                               "workers": args.workers, "root": root}
+    results: Dict[str, Any] = {
+        "pipeline": args.pipeline,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "root": root,
+    }
     for name, factory in (("torch", _torch_loader), ("conveyor", _conveyor_loader)):
         loader = factory(root, tf, args)
         measure(loader, args.batches)  # warm-up: page cache, worker start-up code paths
@@ -102,21 +131,28 @@ def run(root: str, args: argparse.Namespace) -> Dict[str, Any]:
         if name == "conveyor":
             results[name]["path"] = loader.stats.path
         del loader
-    results["ratio"] = results["conveyor"]["images_per_s"] / max(results["torch"]["images_per_s"], 1e-9)
+    results["ratio"] = results["conveyor"]["images_per_s"] / max(
+        results["torch"]["images_per_s"], 1e-9
+    )
     return results
 
 
 def format_results(results: Dict[str, Any]) -> str:
     """A small human-readable table of ``run``'s results."""
-    lines = [f"pipeline {results['pipeline']}, batch {results['batch_size']}, "
-             f"{results['workers']} workers (torch: processes, conveyor: threads)",
-             f"{'loader':<10}{'images/s':>10}{'first batch':>13}{'images':>8}"]
+    lines = [
+        f"pipeline {results['pipeline']}, batch {results['batch_size']}, "
+        f"{results['workers']} workers (torch: processes, conveyor: threads)",
+        f"{'loader':<10}{'images/s':>10}{'first batch':>13}{'images':>8}",
+    ]
     for name in ("torch", "conveyor"):
         r = results[name]
-        lines.append(f"{name:<10}{r['images_per_s']:>10.1f}{r['first_batch_s']:>12.2f}s"
-                     f"{r['images']:>8}")
-    lines.append(f"conveyor / torch: {results['ratio']:.2f}x"
-                 f" (conveyor path: {results['conveyor'].get('path', '?')})")
+        lines.append(
+            f"{name:<10}{r['images_per_s']:>10.1f}{r['first_batch_s']:>12.2f}s{r['images']:>8}"
+        )
+    lines.append(
+        f"conveyor / torch: {results['ratio']:.2f}x"
+        f" (conveyor path: {results['conveyor'].get('path', '?')})"
+    )
     return "\n".join(lines)
 
 
@@ -126,16 +162,28 @@ def build_parser(prog: str = "conveyor bench") -> argparse.ArgumentParser:
     parser.add_argument("--root", help="an existing VOC root (default: write a synthetic tree)")
     parser.add_argument("--year", default="2012", help="VOC year (default 2012)")
     parser.add_argument("--image-set", default="trainval", help="split (default trainval)")
-    parser.add_argument("--images", type=int, default=256,
-                        help="images in the synthetic tree (default 256)")
-    parser.add_argument("--image-size", default="500x375",
-                        help="synthetic image size WxH (default 500x375, VOC-like)")
+    parser.add_argument(
+        "--images", type=int, default=256, help="images in the synthetic tree (default 256)"
+    )
+    parser.add_argument(
+        "--image-size",
+        default="500x375",
+        help="synthetic image size WxH (default 500x375, VOC-like)",
+    )
     parser.add_argument("--pipeline", choices=PIPELINES, default="detection")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="torch worker processes / conveyor threads (default 2)")
-    parser.add_argument("--batches", type=int, default=None,
-                        help="batches per measured epoch (default: the whole epoch)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="torch worker processes / conveyor threads (default 2)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        help="batches per measured epoch (default: the whole epoch)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     return parser
 
@@ -152,8 +200,10 @@ def main(command: str = "bench", argv: Optional[Sequence[str]] = None) -> int:
     """
     args = build_parser(f"conveyor {command}").parse_args(argv)
     if args.batch_size < 1 or args.workers < 0 or args.images < 2:
-        print("conveyor bench: --batch-size must be >= 1, --workers >= 0, --images >= 2",
-              file=sys.stderr)
+        print(
+            "conveyor bench: --batch-size must be >= 1, --workers >= 0, --images >= 2",
+            file=sys.stderr,
+        )
         return 2
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as scratch:
         root = args.root
@@ -161,10 +211,13 @@ def main(command: str = "bench", argv: Optional[Sequence[str]] = None) -> int:
             from conveyor.datasets import make_synthetic_voc
 
             root = scratch
-            print(f"writing {args.images} synthetic {args.image_size} images to {scratch} ...",
-                  flush=True)
-            make_synthetic_voc(root, num_images=args.images, year=args.year,
-                               image_size=args.image_size)
+            print(
+                f"writing {args.images} synthetic {args.image_size} images to {scratch} ...",
+                flush=True,
+            )
+            make_synthetic_voc(
+                root, num_images=args.images, year=args.year, image_size=args.image_size
+            )
             args.image_set = "trainval"
         elif not os.path.isdir(root):
             print(f"conveyor bench: --root {root!r} is not a directory", file=sys.stderr)

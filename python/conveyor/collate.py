@@ -17,8 +17,9 @@ import torch
 __all__ = ["detection_collate", "segmentation_collate"]
 
 
-def detection_collate(batch: Sequence[Tuple[Any, Any]]
-                      ) -> Tuple[Union[torch.Tensor, List[torch.Tensor]], List[Any]]:
+def detection_collate(
+    batch: Sequence[Tuple[Any, Any]],
+) -> Tuple[Union[torch.Tensor, List[torch.Tensor]], List[Any]]:
     """Collate ``(image, target)`` samples into stacked images and a list of targets.
 
     Args:
@@ -37,12 +38,17 @@ def detection_collate(batch: Sequence[Tuple[Any, Any]]
     images, targets = [], []
     for position, sample in enumerate(batch):
         if not isinstance(sample, (tuple, list)) or len(sample) != 2:
-            raise TypeError(f"detection_collate expects (image, target) pairs, but sample "
-                            f"{position} of the batch is a {type(sample).__name__}")
+            raise TypeError(
+                f"detection_collate expects (image, target) pairs, but sample "
+                f"{position} of the batch is a {type(sample).__name__}"
+            )
         images.append(sample[0])
         targets.append(sample[1])
-    if images and all(isinstance(image, torch.Tensor) for image in images) \
-            and len({tuple(image.shape) for image in images}) == 1:
+    if (
+        images
+        and all(isinstance(image, torch.Tensor) for image in images)
+        and len({tuple(image.shape) for image in images}) == 1
+    ):
         return torch.stack([image.as_subclass(torch.Tensor) for image in images]), targets
     return images, targets
 
@@ -65,10 +71,15 @@ def segmentation_collate(batch: Sequence[Tuple[Any, Any]]) -> Tuple[torch.Tensor
     """
     images, masks = [], []
     for position, sample in enumerate(batch):
-        if not isinstance(sample, (tuple, list)) or len(sample) != 2 \
-                or not all(isinstance(item, torch.Tensor) for item in sample):
-            raise TypeError(f"segmentation_collate expects (image, mask) pairs of tensors, but "
-                            f"sample {position} of the batch is {_describe(sample)}")
+        if (
+            not isinstance(sample, (tuple, list))
+            or len(sample) != 2
+            or not all(isinstance(item, torch.Tensor) for item in sample)
+        ):
+            raise TypeError(
+                f"segmentation_collate expects (image, mask) pairs of tensors, but "
+                f"sample {position} of the batch is {_describe(sample)}"
+            )
         images.append(sample[0].as_subclass(torch.Tensor))
         mask = sample[1].as_subclass(torch.Tensor)
         masks.append(mask[0] if mask.ndim == 3 and mask.shape[0] == 1 else mask)

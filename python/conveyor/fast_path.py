@@ -28,7 +28,7 @@ from torchvision import tv_tensors
 from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.generic_path import annotate, describe_sample
 from conveyor.loader_stats import StatsRecorder
-from conveyor.transforms import NativePlan, plan_transforms, transform_name
+from conveyor.transforms import NativePlan, plan_transforms
 
 
 @dataclass
@@ -59,8 +59,8 @@ class NativeSetup:
 def _why_not_native(loader: Any) -> Optional[str]:
     """``None`` when the loader qualifies, else a short reason (shown only for transforms)."""
     try:
-        from conveyor.datasets import VOCDetection, VOCSegmentation
         from conveyor import _core
+        from conveyor.datasets import VOCDetection, VOCSegmentation
     except ImportError:
         return "conveyor's datasets or native core are not available"
     if not hasattr(_core, "Engine"):
@@ -104,10 +104,14 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
         return None  # the dataset returns PIL images: only Python produces those
     if plan.blocker is not None:
         _warn(plan, "it and the transforms after it run in Python on the engine's output")
-    return NativeSetup(kind=kind, plan=plan, joint=joint,
-                       boxes_move=joint and typed and kind == "detection",
-                       masks_move=joint and typed and kind == "segmentation",
-                       target_transform=None if joint else dataset.target_transform)
+    return NativeSetup(
+        kind=kind,
+        plan=plan,
+        joint=joint,
+        boxes_move=joint and typed and kind == "detection",
+        masks_move=joint and typed and kind == "segmentation",
+        target_transform=None if joint else dataset.target_transform,
+    )
 
 
 def _joint_transforms(dataset: Any) -> Optional[Callable]:
@@ -122,8 +126,11 @@ def _joint_transforms(dataset: Any) -> Optional[Callable]:
 
 
 def _warn(plan: NativePlan, consequence: str) -> None:
-    warnings.warn(f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
-                  f"{consequence}, which is slower", stacklevel=5)
+    warnings.warn(
+        f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
+        f"{consequence}, which is slower",
+        stacklevel=5,
+    )
 
 
 def create_engine(loader: Any, setup: NativeSetup) -> Any:
@@ -135,15 +142,26 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     if setup.boxes_move:
         annotations = dataset.native_annotations
         # labels carry each box's global row: the kept rows then index every per-object field
-        sources = dict(boxes=annotations.boxes,
-                       labels=np.arange(len(annotations.boxes), dtype=np.int64),
-                       offsets=annotations.offsets)
+        sources = dict(
+            boxes=annotations.boxes,
+            labels=np.arange(len(annotations.boxes), dtype=np.int64),
+            offsets=annotations.offsets,
+        )
     if setup.masks_move:
         sources = dict(mask_paths=dataset.masks)
-    return Engine(setup.plan.ops, dataset.images, batch_size=loader.batch_size,
-                  num_threads=loader.num_workers, prefetch=max(1, loader.prefetch_factor or 2),
-                  seed=loader.seed, shuffle=False, drop_last=loader.drop_last,
-                  in_order=loader.in_order, on_error=loader.on_error, **sources)
+    return Engine(
+        setup.plan.ops,
+        dataset.images,
+        batch_size=loader.batch_size,
+        num_threads=loader.num_workers,
+        prefetch=max(1, loader.prefetch_factor or 2),
+        seed=loader.seed,
+        shuffle=False,
+        drop_last=loader.drop_last,
+        in_order=loader.in_order,
+        on_error=loader.on_error,
+        **sources,
+    )
 
 
 class NativeIterator:
@@ -162,9 +180,19 @@ class NativeIterator:
             on machines without an accelerator).
     """
 
-    def __init__(self, loader: Any, setup: NativeSetup, order: List[int], epoch: int, skip: int,
-                 stats: StatsRecorder, on_batch: Callable[[], None], on_end: Callable[[], None],
-                 pin: Optional[str], feed_buffers: bool = False) -> None:
+    def __init__(
+        self,
+        loader: Any,
+        setup: NativeSetup,
+        order: List[int],
+        epoch: int,
+        skip: int,
+        stats: StatsRecorder,
+        on_batch: Callable[[], None],
+        on_end: Callable[[], None],
+        pin: Optional[str],
+        feed_buffers: bool = False,
+    ) -> None:
         self._loader = loader
         self._dataset = loader.dataset
         self._setup = setup
@@ -277,9 +305,12 @@ class NativeIterator:
                 if self._loader.on_error == "skip":
                     self._stats.record_skip(index, f"{type(error).__name__}: {error}")
                     continue
-                annotate(error, f"conveyor.DataLoader: raised while loading "
-                                f"{describe_sample(self._dataset, index)} "
-                                f"(batch {batch.batch_index})")
+                annotate(
+                    error,
+                    f"conveyor.DataLoader: raised while loading "
+                    f"{describe_sample(self._dataset, index)} "
+                    f"(batch {batch.batch_index})",
+                )
                 raise
             kept.append(b)
         self._targets_cache = None
@@ -296,9 +327,13 @@ class NativeIterator:
         # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
         # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
         # buffers when nothing runs per sample in Python
-        return (self._setup.masks_move and not self._setup.plan.tail
-                and self._collate in (default_collate, segmentation_collate)
-                and isinstance(images, torch.Tensor) and isinstance(batch.masks, np.ndarray))
+        return (
+            self._setup.masks_move
+            and not self._setup.plan.tail
+            and self._collate in (default_collate, segmentation_collate)
+            and isinstance(images, torch.Tensor)
+            and isinstance(batch.masks, np.ndarray)
+        )
 
     def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
         masks = torch.from_numpy(batch.masks)
@@ -357,7 +392,12 @@ class NativeIterator:
                 width, height = source.size
             return self._dataset.typed_target(index, (height, width))
         boxes, labels, difficult = self._batch_targets(batch)
-        return {"boxes": boxes[b], "labels": labels[b], "difficult": difficult[b], "image_id": index}
+        return {
+            "boxes": boxes[b],
+            "labels": labels[b],
+            "difficult": difficult[b],
+            "image_id": index,
+        }
 
     def _batch_targets(self, batch: Any) -> Any:
         """Per-image boxes, labels and difficult flags of ``batch``, built once per batch: one
@@ -378,8 +418,10 @@ class NativeIterator:
             if template is None or not isinstance(images, np.ndarray):
                 image = images[b]
                 template = tv_tensors.BoundingBoxes(
-                    image_boxes, format=tv_tensors.BoundingBoxFormat.XYXY,
-                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])))
+                    image_boxes,
+                    format=tv_tensors.BoundingBoxFormat.XYXY,
+                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
+                )
                 wrapped.append(template)
             else:  # same canvas for every image of a stacked batch: wrap like the first
                 wrapped.append(tv_tensors.wrap(image_boxes, like=template))

@@ -54,8 +54,14 @@ class MapFetcher:
         pin: ``None``, or the device type to pin batches for.
     """
 
-    def __init__(self, dataset: Any, auto_collation: bool, collate_fn: Callable,
-                 on_error: str, pin: Optional[str]) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        auto_collation: bool,
+        collate_fn: Callable,
+        on_error: str,
+        pin: Optional[str],
+    ) -> None:
         self.dataset = dataset
         self.auto_collation = auto_collation
         self.collate_fn = collate_fn
@@ -75,8 +81,11 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(indices, f"{type(error).__name__}: {error}")
                     return None, 0
-                annotate(error, f"conveyor.DataLoader: raised while loading "
-                                 f"{describe_sample(self.dataset, indices)} (batch {batch_number})")
+                annotate(
+                    error,
+                    f"conveyor.DataLoader: raised while loading "
+                    f"{describe_sample(self.dataset, indices)} (batch {batch_number})",
+                )
                 raise
             return self._finish(self.collate_fn(sample)), 1
         samples = self._load_all(batch_number, list(indices), stats)
@@ -91,8 +100,11 @@ class MapFetcher:
                 return getitems(indices)
             except Exception as error:
                 if self.on_error != "skip":
-                    annotate(error, f"conveyor.DataLoader: raised by __getitems__ for sample "
-                                     f"indices {indices} (batch {batch_number})")
+                    annotate(
+                        error,
+                        f"conveyor.DataLoader: raised by __getitems__ for sample "
+                        f"indices {indices} (batch {batch_number})",
+                    )
                     raise
                 # fall through: find the bad samples one by one
         samples = []
@@ -103,14 +115,18 @@ class MapFetcher:
                 if self.on_error == "skip":
                     stats.record_skip(index, f"{type(error).__name__}: {error}")
                     continue
-                annotate(error, f"conveyor.DataLoader: raised while loading "
-                                 f"{describe_sample(self.dataset, index)} (batch {batch_number})")
+                annotate(
+                    error,
+                    f"conveyor.DataLoader: raised while loading "
+                    f"{describe_sample(self.dataset, index)} (batch {batch_number})",
+                )
                 raise
         return samples
 
     def _finish(self, batch: Any) -> Any:
         if self.pin is not None:
             from torch.utils.data._utils.pin_memory import pin_memory
+
             batch = pin_memory(batch, self.pin)
         return batch
 
@@ -122,8 +138,14 @@ class IterableFetcher:
     advanced from two threads at once.
     """
 
-    def __init__(self, dataset: Any, batch_size: Optional[int], drop_last: bool,
-                 collate_fn: Callable, pin: Optional[str]) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: Optional[int],
+        drop_last: bool,
+        collate_fn: Callable,
+        pin: Optional[str],
+    ) -> None:
         self.dataset = dataset
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -159,6 +181,7 @@ class IterableFetcher:
     def _finish(self, batch: Any) -> Any:
         if self.pin is not None:
             from torch.utils.data._utils.pin_memory import pin_memory
+
             batch = pin_memory(batch, self.pin)
         return batch
 
@@ -182,10 +205,21 @@ class GenericIterator:
             ``len(loader)`` (None if never called): like torch, warn once more batches came.
     """
 
-    def __init__(self, fetcher: Callable, index_stream: Iterator, pool: Optional[WorkerPool],
-                 owns_pool: bool, in_flight: int, timeout: float, in_order: bool,
-                 stats: StatsRecorder, on_batch: Callable[[], None], on_end: Callable[[], None],
-                 length: Callable[[], int], len_called: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        fetcher: Callable,
+        index_stream: Iterator,
+        pool: Optional[WorkerPool],
+        owns_pool: bool,
+        in_flight: int,
+        timeout: float,
+        in_order: bool,
+        stats: StatsRecorder,
+        on_batch: Callable[[], None],
+        on_end: Callable[[], None],
+        length: Callable[[], int],
+        len_called: Optional[int] = None,
+    ) -> None:
         self._fetcher = fetcher
         self._indices = index_stream
         self._pool = pool
@@ -216,8 +250,9 @@ class GenericIterator:
                 raise StopIteration
             started = time.perf_counter()
             try:
-                batch, count = (self._next_in_thread() if self._pool is None
-                                else self._next_from_pool())
+                batch, count = (
+                    self._next_in_thread() if self._pool is None else self._next_from_pool()
+                )
             except StopIteration:
                 self._finish(ended=True)
                 raise
@@ -241,9 +276,12 @@ class GenericIterator:
             self._on_batch()
             self._yielded += 1
             if self._len_called is not None and self._yielded > self._len_called:
-                warnings.warn(f"Length of IterableDataset {self._fetcher.dataset} was reported "
-                              f"to be {self._len_called}(when accessing len(dataloader)), but "
-                              f"{self._yielded} samples have been fetched. ", stacklevel=2)
+                warnings.warn(
+                    f"Length of IterableDataset {self._fetcher.dataset} was reported "
+                    f"to be {self._len_called}(when accessing len(dataloader)), but "
+                    f"{self._yielded} samples have been fetched. ",
+                    stacklevel=2,
+                )
             return batch
 
     def _take_indices(self) -> Any:
@@ -274,13 +312,16 @@ class GenericIterator:
         if self._in_order:
             future = self._pending[0]
         else:
-            done, _ = concurrent.futures.wait(self._pending, timeout=timeout,
-                                              return_when=concurrent.futures.FIRST_COMPLETED)
+            done, _ = concurrent.futures.wait(
+                self._pending, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED
+            )
             future = next((f for f in self._pending if f in done), self._pending[0])
         try:
             future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
-            raise LoaderTimeoutError(f"DataLoader timed out after {self._timeout} seconds") from None
+            raise LoaderTimeoutError(
+                f"DataLoader timed out after {self._timeout} seconds"
+            ) from None
         except BaseException:
             pass  # raised below, once the batch has left the queue
         self._pending.remove(future)
@@ -315,12 +356,17 @@ def warn_pin_memory(pin_memory: bool, pin_memory_device: str) -> Optional[str]:
     if pin_memory and pin_memory_device:
         warnings.warn(
             "pin_memory_device is deprecated, the current accelerator will be used as the device,"
-            f"ignore pin_memory_device='{pin_memory_device}'.", stacklevel=3)
+            f"ignore pin_memory_device='{pin_memory_device}'.",
+            stacklevel=3,
+        )
     if not pin_memory:
         return None
     if not torch.accelerator.is_available():
-        warnings.warn("'pin_memory' argument is set as true but no accelerator is found, "
-                      "then device pinned memory won't be used.", stacklevel=3)
+        warnings.warn(
+            "'pin_memory' argument is set as true but no accelerator is found, "
+            "then device pinned memory won't be used.",
+            stacklevel=3,
+        )
         return None
     accelerator = torch.accelerator.current_accelerator()
     if accelerator is None or accelerator.type == "mps":

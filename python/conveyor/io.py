@@ -49,8 +49,15 @@ _MODES = {
 }
 
 __all__ = [
-    "MAX_IMAGE_PIXELS", "decode_jpeg", "decode_png", "decode_image", "read_file", "read_image",
-    "jpeg_header", "jpeg_scaling_factors", "smallest_scale_at_least",
+    "MAX_IMAGE_PIXELS",
+    "decode_jpeg",
+    "decode_png",
+    "decode_image",
+    "read_file",
+    "read_image",
+    "jpeg_header",
+    "jpeg_scaling_factors",
+    "smallest_scale_at_least",
 ]
 
 
@@ -59,8 +66,10 @@ def _mode(mode: Any) -> "_core.ColorMode":
     name = getattr(mode, "name", mode)
     if isinstance(name, str) and name.lower() in _MODES:
         return _MODES[name.lower()]
-    raise ValueError(f"unknown mode {mode!r}; expected one of "
-                     "'unchanged', 'gray', 'gray_alpha', 'rgb', 'rgb_alpha'")
+    raise ValueError(
+        f"unknown mode {mode!r}; expected one of "
+        "'unchanged', 'gray', 'gray_alpha', 'rgb', 'rgb_alpha'"
+    )
 
 
 def _as_buffer(data: ImageData) -> Any:
@@ -71,15 +80,18 @@ def _as_buffer(data: ImageData) -> Any:
         return data.cast("B") if data.c_contiguous else data.tobytes()
     if isinstance(data, torch.Tensor):
         if data.dtype != torch.uint8 or data.device.type != "cpu":
-            raise ValueError(f"image data tensor must be uint8 on the CPU, got {data.dtype} on "
-                             f"{data.device}")
+            raise ValueError(
+                f"image data tensor must be uint8 on the CPU, got {data.dtype} on {data.device}"
+            )
         data = data.detach().contiguous().numpy()
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
             raise ValueError(f"image data array must be uint8, got {data.dtype}")
         return np.ascontiguousarray(data).reshape(-1)
-    raise TypeError("image data must be bytes, bytearray, memoryview, a uint8 numpy array or a "
-                    f"uint8 tensor, not {type(data).__name__}")
+    raise TypeError(
+        "image data must be bytes, bytearray, memoryview, a uint8 numpy array or a "
+        f"uint8 tensor, not {type(data).__name__}"
+    )
 
 
 def _scale(scale: Scale) -> Tuple[int, int]:
@@ -126,10 +138,18 @@ def _apply_exif_orientation(image: torch.Tensor, orientation: int) -> torch.Tens
     return image
 
 
-def _decode(data: ImageData, fmt: str, mode: Any, scale: Scale,
-            min_size: Optional[Sequence[int]], crop: Optional[Sequence[int]],
-            accept_warnings: bool, max_pixels: Optional[int],
-            apply_exif_orientation: bool, fast: bool = False) -> torch.Tensor:
+def _decode(
+    data: ImageData,
+    fmt: str,
+    mode: Any,
+    scale: Scale,
+    min_size: Optional[Sequence[int]],
+    crop: Optional[Sequence[int]],
+    accept_warnings: bool,
+    max_pixels: Optional[int],
+    apply_exif_orientation: bool,
+    fast: bool = False,
+) -> torch.Tensor:
     buffer = _as_buffer(data)
     if min_size is not None:
         if scale is not None:
@@ -143,18 +163,27 @@ def _decode(data: ImageData, fmt: str, mode: Any, scale: Scale,
     if crop_region is not None and len(crop_region) != 4:
         raise ValueError(f"crop must be (x, y, width, height), got {crop!r}")
     limit = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
-    pixels = _core.decode_image(buffer, fmt, _mode(mode), num, denom, crop_region,
-                                bool(accept_warnings), limit, bool(fast))
+    pixels = _core.decode_image(
+        buffer, fmt, _mode(mode), num, denom, crop_region, bool(accept_warnings), limit, bool(fast)
+    )
     image = _to_tensor(pixels)
     if apply_exif_orientation and _core.detect_image_format(buffer) == "jpeg":
         image = _apply_exif_orientation(image, _core.jpeg_exif_orientation(buffer))
     return image
 
 
-def decode_jpeg(data: ImageData, *, mode: Any = "rgb", scale: Scale = None,
-                min_size: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None,
-                accept_warnings: bool = False, max_pixels: Optional[int] = None,
-                apply_exif_orientation: bool = False, fast: bool = False) -> Any:
+def decode_jpeg(
+    data: ImageData,
+    *,
+    mode: Any = "rgb",
+    scale: Scale = None,
+    min_size: Optional[Sequence[int]] = None,
+    crop: Optional[Sequence[int]] = None,
+    accept_warnings: bool = False,
+    max_pixels: Optional[int] = None,
+    apply_exif_orientation: bool = False,
+    fast: bool = False,
+) -> Any:
     """Decodes a JPEG into a uint8 CHW tensor, like ``torchvision.io.decode_jpeg``.
 
     Args:
@@ -185,16 +214,37 @@ def decode_jpeg(data: ImageData, *, mode: Any = "rgb", scale: Scale = None,
         ValueError: An invalid mode, scale or crop.
     """
     if isinstance(data, list):
-        return [decode_jpeg(item, mode=mode, scale=scale, min_size=min_size, crop=crop,
-                            accept_warnings=accept_warnings, max_pixels=max_pixels,
-                            apply_exif_orientation=apply_exif_orientation, fast=fast)
-                for item in data]
-    return _decode(data, "jpeg", mode, scale, min_size, crop, accept_warnings, max_pixels,
-                   apply_exif_orientation, fast)
+        return [
+            decode_jpeg(
+                item,
+                mode=mode,
+                scale=scale,
+                min_size=min_size,
+                crop=crop,
+                accept_warnings=accept_warnings,
+                max_pixels=max_pixels,
+                apply_exif_orientation=apply_exif_orientation,
+                fast=fast,
+            )
+            for item in data
+        ]
+    return _decode(
+        data,
+        "jpeg",
+        mode,
+        scale,
+        min_size,
+        crop,
+        accept_warnings,
+        max_pixels,
+        apply_exif_orientation,
+        fast,
+    )
 
 
-def decode_png(data: ImageData, *, mode: Any = "unchanged",
-               max_pixels: Optional[int] = None) -> torch.Tensor:
+def decode_png(
+    data: ImageData, *, mode: Any = "unchanged", max_pixels: Optional[int] = None
+) -> torch.Tensor:
     """Decodes a PNG into a CHW tensor with what ``numpy.array(PIL.Image.open(f))`` holds.
 
     Args:
@@ -215,10 +265,18 @@ def decode_png(data: ImageData, *, mode: Any = "unchanged",
     return _decode(data, "png", mode, None, None, None, False, max_pixels, False)
 
 
-def decode_image(data: ImageData, *, mode: Any = "unchanged", scale: Scale = None,
-                 min_size: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None,
-                 accept_warnings: bool = False, max_pixels: Optional[int] = None,
-                 apply_exif_orientation: bool = False, fast: bool = False) -> torch.Tensor:
+def decode_image(
+    data: ImageData,
+    *,
+    mode: Any = "unchanged",
+    scale: Scale = None,
+    min_size: Optional[Sequence[int]] = None,
+    crop: Optional[Sequence[int]] = None,
+    accept_warnings: bool = False,
+    max_pixels: Optional[int] = None,
+    apply_exif_orientation: bool = False,
+    fast: bool = False,
+) -> torch.Tensor:
     """Decodes a JPEG or PNG (chosen by its magic bytes), like ``torchvision.io.decode_image``.
 
     Args:
@@ -238,8 +296,18 @@ def decode_image(data: ImageData, *, mode: Any = "unchanged", scale: Scale = Non
     Raises:
         DecodeError: Empty, unknown-format, truncated, corrupt or too large data.
     """
-    return _decode(data, "auto", mode, scale, min_size, crop, accept_warnings, max_pixels,
-                   apply_exif_orientation, fast)
+    return _decode(
+        data,
+        "auto",
+        mode,
+        scale,
+        min_size,
+        crop,
+        accept_warnings,
+        max_pixels,
+        apply_exif_orientation,
+        fast,
+    )
 
 
 def read_file(path: Union[str, os.PathLike]) -> torch.Tensor:
@@ -258,7 +326,9 @@ def read_file(path: Union[str, os.PathLike]) -> torch.Tensor:
         return torch.from_numpy(np.frombuffer(bytearray(handle.read()), dtype=np.uint8))
 
 
-def read_image(path: Union[str, os.PathLike], *, mode: Any = "unchanged", **options: Any) -> torch.Tensor:
+def read_image(
+    path: Union[str, os.PathLike], *, mode: Any = "unchanged", **options: Any
+) -> torch.Tensor:
     """Reads and decodes a JPEG or PNG file, like ``torchvision.io.read_image``.
 
     Args:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
@@ -23,8 +22,13 @@ import torch.utils.data as tud
 from conveyor.fast_path import NativeIterator, NativeSetup, create_engine, native_setup
 from conveyor.generic_path import GenericIterator, IterableFetcher, MapFetcher, warn_pin_memory
 from conveyor.loader_stats import LoaderStats, StatsRecorder
-from conveyor.sampling import (SeededShuffleSampler, batch_indices, shard_indices, sharded_length,
-                               validate_shard)
+from conveyor.sampling import (
+    SeededShuffleSampler,
+    batch_indices,
+    shard_indices,
+    sharded_length,
+    validate_shard,
+)
 from conveyor.worker_threads import WorkerPool, get_worker_info
 
 __all__ = ["DataLoader", "LoaderStats", "get_worker_info"]
@@ -99,39 +103,72 @@ class DataLoader(tud.DataLoader):
         world_size: Number of processes for distributed sharding (see ``shard``).
     """
 
-    def __init__(self, dataset, batch_size: Optional[int] = 1, shuffle: Optional[bool] = None,
-                 sampler=None, batch_sampler=None, num_workers: int = 0,
-                 collate_fn: Optional[Callable] = None, pin_memory: bool = False,
-                 drop_last: bool = False, timeout: float = 0,
-                 worker_init_fn: Optional[Callable[[int], None]] = None,
-                 multiprocessing_context=None, generator=None, *,
-                 prefetch_factor: Optional[int] = None, persistent_workers: bool = False,
-                 pin_memory_device: str = "", in_order: bool = True, seed: Optional[int] = None,
-                 on_error: str = "raise", rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset,
+        batch_size: Optional[int] = 1,
+        shuffle: Optional[bool] = None,
+        sampler=None,
+        batch_sampler=None,
+        num_workers: int = 0,
+        collate_fn: Optional[Callable] = None,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Optional[Callable[[int], None]] = None,
+        multiprocessing_context=None,
+        generator=None,
+        *,
+        prefetch_factor: Optional[int] = None,
+        persistent_workers: bool = False,
+        pin_memory_device: str = "",
+        in_order: bool = True,
+        seed: Optional[int] = None,
+        on_error: str = "raise",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
         validate_shard(rank, world_size)
-        super().__init__(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers,
-                         collate_fn, pin_memory, drop_last, timeout, worker_init_fn,
-                         multiprocessing_context, generator, prefetch_factor=prefetch_factor,
-                         persistent_workers=persistent_workers,
-                         pin_memory_device=pin_memory_device, in_order=in_order)
+        super().__init__(
+            dataset,
+            batch_size,
+            shuffle,
+            sampler,
+            batch_sampler,
+            num_workers,
+            collate_fn,
+            pin_memory,
+            drop_last,
+            timeout,
+            worker_init_fn,
+            multiprocessing_context,
+            generator,
+            prefetch_factor=prefetch_factor,
+            persistent_workers=persistent_workers,
+            pin_memory_device=pin_memory_device,
+            in_order=in_order,
+        )
         self._iterable = isinstance(dataset, tud.IterableDataset)
         self._user_sampler = sampler is not None
         self._user_batch_sampler = batch_sampler is not None
         self.shuffle = (not self._iterable) and bool(shuffle)
         self.on_error = on_error
         self._seed = seed
-        self._seeded_shuffle = (self.shuffle and generator is None and sampler is None)
+        self._seeded_shuffle = self.shuffle and generator is None and sampler is None
         if self._seeded_shuffle:
             # replaces torch's RandomSampler(generator=None), which draws from the global RNG
             native_sampler = SeededShuffleSampler(len(dataset), seed if seed is not None else 0)
             object.__setattr__(self, "sampler", native_sampler)
             if self.batch_size is not None:
-                object.__setattr__(self, "batch_sampler",
-                                   tud.BatchSampler(native_sampler, self.batch_size, self.drop_last))
+                object.__setattr__(
+                    self,
+                    "batch_sampler",
+                    tud.BatchSampler(native_sampler, self.batch_size, self.drop_last),
+                )
         self.rank = rank
         self.world_size = world_size
         self.shard_drop_last = False
@@ -179,8 +216,10 @@ class DataLoader(tud.DataLoader):
         if epoch != self._next_epoch:
             self._resume_skip = 0
         self._next_epoch = epoch
-        for user_object in (self.sampler if self._user_sampler else None,
-                            self.batch_sampler if self._user_batch_sampler else None):
+        for user_object in (
+            self.sampler if self._user_sampler else None,
+            self.batch_sampler if self._user_batch_sampler else None,
+        ):
             if hasattr(user_object, "set_epoch"):
                 user_object.set_epoch(epoch)
 
@@ -206,8 +245,10 @@ class DataLoader(tud.DataLoader):
         """
         validate_shard(rank, world_size)
         if self._iterable and world_size > 1:
-            raise ValueError("shard() needs a map-style dataset: an IterableDataset must split "
-                             "its stream itself (e.g. by torch.distributed.get_rank())")
+            raise ValueError(
+                "shard() needs a map-style dataset: an IterableDataset must split "
+                "its stream itself (e.g. by torch.distributed.get_rank())"
+            )
         self.rank, self.world_size, self.shard_drop_last = rank, world_size, bool(drop_last)
         return self
 
@@ -229,9 +270,15 @@ class DataLoader(tud.DataLoader):
         else:
             epoch, skip = progress["epoch"], progress["batches"]
             generator_state = progress["generator_state"]
-        return {"version": _STATE_VERSION, "epoch": epoch, "batches_yielded": skip,
-                "seed": self._seed, "generator_state": generator_state,
-                "rank": self.rank, "world_size": self.world_size}
+        return {
+            "version": _STATE_VERSION,
+            "epoch": epoch,
+            "batches_yielded": skip,
+            "seed": self._seed,
+            "generator_state": generator_state,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Continue from a ``state_dict()``: the next ``iter(loader)`` resumes that epoch.
@@ -249,8 +296,10 @@ class DataLoader(tud.DataLoader):
             self._set_seed(int(state["seed"]))
         if state.get("generator_state") is not None:
             if self.generator is None:
-                raise ValueError("this state_dict comes from a DataLoader with a generator; "
-                                 "pass a torch.Generator to this one too")
+                raise ValueError(
+                    "this state_dict comes from a DataLoader with a generator; "
+                    "pass a torch.Generator to this one too"
+                )
             self.generator.set_state(state["generator_state"])
             self._drew_base_seed = False
 
@@ -267,7 +316,9 @@ class DataLoader(tud.DataLoader):
         samples = sharded_length(len(self.sampler), self.world_size, self.shard_drop_last)
         if self.batch_size is None:
             return samples
-        return samples // self.batch_size if self.drop_last else math.ceil(samples / self.batch_size)
+        return (
+            samples // self.batch_size if self.drop_last else math.ceil(samples / self.batch_size)
+        )
 
     def __iter__(self) -> Iterator:
         if self.num_workers == 0 and self.timeout != 0:
@@ -288,19 +339,25 @@ class DataLoader(tud.DataLoader):
         pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if self._recorder is not None:
             self._total_skipped += self._recorder.skipped_count
-        progress = {"epoch": epoch, "batches": skip, "finished": False,
-                    "generator_state": generator_state}
+        progress = {
+            "epoch": epoch,
+            "batches": skip,
+            "finished": False,
+            "generator_state": generator_state,
+        }
         self._progress = progress
-        recorder = StatsRecorder(path="python", epoch=epoch,
-                                 total_skipped_before=self._total_skipped)
+        recorder = StatsRecorder(
+            path="python", epoch=epoch, total_skipped_before=self._total_skipped
+        )
         self._recorder = recorder
         setup = self._native_setup()
         if setup is not None:
             recorder.path = "native"
             iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
         else:
-            iterator = self._generic_iterator(epoch, skip, base_seed, pin, progress, recorder,
-                                              persistent)
+            iterator = self._generic_iterator(
+                epoch, skip, base_seed, pin, progress, recorder, persistent
+            )
         self._last_iterator = weakref.ref(iterator)
         return iterator
 
@@ -325,19 +382,23 @@ class DataLoader(tud.DataLoader):
         if self.world_size == 1:
             stream: Iterable = self._index_sampler
         elif self._user_batch_sampler:
-            stream = shard_indices(list(self.batch_sampler), self.rank, self.world_size,
-                                   self.shard_drop_last)
+            stream = shard_indices(
+                list(self.batch_sampler), self.rank, self.world_size, self.shard_drop_last
+            )
         else:
-            indices = shard_indices(list(self.sampler), self.rank, self.world_size,
-                                    self.shard_drop_last)
+            indices = shard_indices(
+                list(self.sampler), self.rank, self.world_size, self.shard_drop_last
+            )
             stream = batch_indices(indices, self.batch_size, self.drop_last)
         return itertools.islice(iter(stream), skip, None)
 
     def _native_setup(self) -> Any:
         # planned once (one warning per loader), again only if the dataset's transforms change
         dataset = self.dataset
-        key = tuple(id(getattr(dataset, name, None))
-                    for name in ("transforms", "transform", "target_transform"))
+        key = tuple(
+            id(getattr(dataset, name, None))
+            for name in ("transforms", "transform", "target_transform")
+        )
         if not self._native_checked or key != self._native_key:
             if self._native_plan is not None and self._native_plan.engine is not None:
                 self._native_plan.engine.close()
@@ -345,8 +406,15 @@ class DataLoader(tud.DataLoader):
             self._native_plan = native_setup(self)
         return self._native_plan
 
-    def _native_iterator(self, setup: NativeSetup, epoch: int, skip: int, pin: Optional[str],
-                         progress: Dict[str, Any], recorder: StatsRecorder) -> NativeIterator:
+    def _native_iterator(
+        self,
+        setup: NativeSetup,
+        epoch: int,
+        skip: int,
+        pin: Optional[str],
+        progress: Dict[str, Any],
+        recorder: StatsRecorder,
+    ) -> NativeIterator:
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
@@ -363,8 +431,18 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        return NativeIterator(self, setup, order, epoch, skip, recorder, on_batch, on_end, pin,
-                              feed_buffers=self._feed_buffers)
+        return NativeIterator(
+            self,
+            setup,
+            order,
+            epoch,
+            skip,
+            recorder,
+            on_batch,
+            on_end,
+            pin,
+            feed_buffers=self._feed_buffers,
+        )
 
     def _worker_pool(self, base_seed: int, persistent: bool) -> WorkerPool:
         workers = 1 if self._iterable else self.num_workers  # one reader keeps a stream in order
@@ -374,18 +452,27 @@ class DataLoader(tud.DataLoader):
             return self._pool
         return WorkerPool(workers, self.dataset, base_seed, self.worker_init_fn)
 
-    def _generic_iterator(self, epoch: int, skip: int, base_seed: int, pin: Optional[str],
-                          progress: Dict[str, Any], recorder: StatsRecorder,
-                          persistent: bool) -> GenericIterator:
+    def _generic_iterator(
+        self,
+        epoch: int,
+        skip: int,
+        base_seed: int,
+        pin: Optional[str],
+        progress: Dict[str, Any],
+        recorder: StatsRecorder,
+        persistent: bool,
+    ) -> GenericIterator:
         if self._iterable:
-            fetcher: Callable = IterableFetcher(self.dataset, self.batch_size, self.drop_last,
-                                                self.collate_fn, pin)
+            fetcher: Callable = IterableFetcher(
+                self.dataset, self.batch_size, self.drop_last, self.collate_fn, pin
+            )
             for number in range(skip):  # a stream can only be fast-forwarded by reading it
                 if fetcher(number, None, recorder)[1] == 0:
                     break
         else:
-            fetcher = MapFetcher(self.dataset, self._auto_collation, self.collate_fn,
-                                 self.on_error, pin)
+            fetcher = MapFetcher(
+                self.dataset, self._auto_collation, self.collate_fn, self.on_error, pin
+            )
         pool = self._worker_pool(base_seed, persistent) if self.num_workers > 0 else None
         in_flight = self.num_workers * (self.prefetch_factor or 0)
 
@@ -395,17 +482,30 @@ class DataLoader(tud.DataLoader):
         def on_end() -> None:
             progress["finished"] = True
 
-        return GenericIterator(fetcher, self._index_stream(0 if self._iterable else skip), pool,
-                               owns_pool=not persistent, in_flight=in_flight,
-                               timeout=self.timeout, in_order=self.in_order, stats=recorder,
-                               on_batch=on_batch, on_end=on_end, length=self.__len__,
-                               len_called=self._IterableDataset_len_called if self._iterable
-                               else None)
+        return GenericIterator(
+            fetcher,
+            self._index_stream(0 if self._iterable else skip),
+            pool,
+            owns_pool=not persistent,
+            in_flight=in_flight,
+            timeout=self.timeout,
+            in_order=self.in_order,
+            stats=recorder,
+            on_batch=on_batch,
+            on_end=on_end,
+            length=self.__len__,
+            len_called=self._IterableDataset_len_called if self._iterable else None,
+        )
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_pool=None, _last_iterator=None, _recorder=None, _native_plan=None,
-                     _native_checked=False)
+        state.update(
+            _pool=None,
+            _last_iterator=None,
+            _recorder=None,
+            _native_plan=None,
+            _native_checked=False,
+        )
         return state
 
     def __del__(self) -> None:

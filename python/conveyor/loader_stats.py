@@ -75,9 +75,15 @@ class StatsRecorder:
         with self.lock:
             elapsed = time.perf_counter() - self.started
             return LoaderStats(
-                path=self.path, epoch=self.epoch, batches=self.batches, samples=self.samples,
+                path=self.path,
+                epoch=self.epoch,
+                batches=self.batches,
+                samples=self.samples,
                 elapsed_s=elapsed,
                 images_per_second=self.samples / elapsed if self.samples and elapsed > 0 else 0.0,
-                wait_s=self.wait_s, samples_skipped=self.skipped_count,
+                wait_s=self.wait_s,
+                samples_skipped=self.skipped_count,
                 total_samples_skipped=self.total_skipped_before + self.skipped_count,
-                queue_depth=self.queue_depth, skipped=tuple(self.skipped))
+                queue_depth=self.queue_depth,
+                skipped=tuple(self.skipped),
+            )

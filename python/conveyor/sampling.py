@@ -33,8 +33,9 @@ def seeded_permutation(length: int, seed: int, epoch: int) -> List[int]:
     return torch.randperm(length, generator=generator).tolist()
 
 
-def shard_indices(indices: Sequence[int], rank: int, world_size: int,
-                  drop_last: bool = False) -> List[int]:
+def shard_indices(
+    indices: Sequence[int], rank: int, world_size: int, drop_last: bool = False
+) -> List[int]:
     """The part of ``indices`` that ``rank`` sees, with DistributedSampler's semantics.
 
     Args:
@@ -80,9 +81,13 @@ def sharded_length(length: int, world_size: int, drop_last: bool = False) -> int
 def validate_shard(rank: int, world_size: int) -> None:
     """Raise ``ValueError`` unless ``0 <= rank < world_size``."""
     if not isinstance(world_size, int) or isinstance(world_size, bool) or world_size < 1:
-        raise ValueError(f"world_size should be a positive integer, but got world_size={world_size!r}")
+        raise ValueError(
+            f"world_size should be a positive integer, but got world_size={world_size!r}"
+        )
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < world_size:
-        raise ValueError(f"Invalid rank {rank!r}, rank should be in the interval [0, {world_size - 1}]")
+        raise ValueError(
+            f"Invalid rank {rank!r}, rank should be in the interval [0, {world_size - 1}]"
+        )
 
 
 class SeededShuffleSampler(Sampler[int]):
@@ -117,8 +122,7 @@ class SeededShuffleSampler(Sampler[int]):
         return self.length
 
 
-def batch_indices(indices: Iterable[int], batch_size: Optional[int],
-                  drop_last: bool) -> Iterator:
+def batch_indices(indices: Iterable[int], batch_size: Optional[int], drop_last: bool) -> Iterator:
     """Group an index stream like ``torch.utils.data.BatchSampler`` (``None``: no batching).
 
     Args:

@@ -35,9 +35,22 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 __all__ = [
-    "Compose", "ToImage", "Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Pad",
-    "RandomHorizontalFlip", "ToDtype", "Normalize", "NativePlan", "plan_transforms",
-    "describe", "UnsupportedTransform", "transform_name", "mask_dtype",
+    "Compose",
+    "ToImage",
+    "Resize",
+    "RandomResizedCrop",
+    "RandomCrop",
+    "CenterCrop",
+    "Pad",
+    "RandomHorizontalFlip",
+    "ToDtype",
+    "Normalize",
+    "NativePlan",
+    "plan_transforms",
+    "describe",
+    "UnsupportedTransform",
+    "transform_name",
+    "mask_dtype",
 ]
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
@@ -64,6 +77,7 @@ def transform_name(transform: Any) -> str:
 
 # --------------------------------------------------------------------------- settings checks
 
+
 def _size(size: Any) -> Any:
     if isinstance(size, int):
         return size
@@ -79,8 +93,10 @@ def _bilinear(transform: Any) -> None:
     mode = getattr(transform, "interpolation", "bilinear")
     value = getattr(mode, "value", mode)
     if not (value == "bilinear" or value == 2):
-        raise UnsupportedTransform(f"{transform_name(transform)} with interpolation {value!r} "
-                                   "(only bilinear runs natively)")
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} with interpolation {value!r} "
+            "(only bilinear runs natively)"
+        )
 
 
 def _antialias(transform: Any) -> bool:
@@ -94,15 +110,17 @@ def _fill(transform: Any) -> float:
         return 0
     if isinstance(fill, (int, float)) and not isinstance(fill, bool):
         return fill
-    raise UnsupportedTransform(f"{transform_name(transform)} with fill {fill!r} "
-                               "(only one number runs natively)")
+    raise UnsupportedTransform(
+        f"{transform_name(transform)} with fill {fill!r} (only one number runs natively)"
+    )
 
 
 def _constant_padding(transform: Any) -> None:
     mode = getattr(transform, "padding_mode", "constant")
     if mode != "constant":
-        raise UnsupportedTransform(f"{transform_name(transform)} with padding_mode {mode!r} "
-                                   "(only constant runs natively)")
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} with padding_mode {mode!r} (only constant runs natively)"
+        )
 
 
 def _padding(padding: Any) -> Any:
@@ -123,16 +141,22 @@ def _image_dtype(transform: Any) -> Optional[str]:
     dtype = transform.dtype
     if isinstance(dtype, dict):
         # images and masks convert natively; every other type (boxes, "others") must stay as is
-        if any(value is not None for kind, value in dtype.items()
-               if kind not in (tv_tensors.Image, tv_tensors.Mask)):
-            raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
-                                       f"{dtype!r} (only image and mask dtypes run natively)")
+        if any(
+            value is not None
+            for kind, value in dtype.items()
+            if kind not in (tv_tensors.Image, tv_tensors.Mask)
+        ):
+            raise UnsupportedTransform(
+                f"{transform_name(transform)} with per-type dtypes "
+                f"{dtype!r} (only image and mask dtypes run natively)"
+            )
         dtype = _per_type_dtype(dtype, tv_tensors.Image)
         if dtype is None:
             return None
     if dtype not in _DTYPES:
-        raise UnsupportedTransform(f"{transform_name(transform)} to {dtype} "
-                                   "(float32, float16 and uint8 run natively)")
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} to {dtype} (float32, float16 and uint8 run natively)"
+        )
     return _DTYPES[dtype]
 
 
@@ -156,26 +180,41 @@ def mask_dtype(transform: Any) -> Optional[torch.dtype]:
 
 # ----------------------------------------------------------------------------- descriptors
 
+
 def _resize(t: Any) -> List[Dict[str, Any]]:
     _bilinear(t)
     if t.size is None:
         raise UnsupportedTransform(f"{transform_name(t)} with size=None")
-    return [{"op": "resize", "size": _size(t.size), "max_size": t.max_size,
-             "antialias": _antialias(t)}]
+    return [
+        {"op": "resize", "size": _size(t.size), "max_size": t.max_size, "antialias": _antialias(t)}
+    ]
 
 
 def _random_resized_crop(t: Any) -> List[Dict[str, Any]]:
     _bilinear(t)
-    return [{"op": "random_resized_crop", "size": _size(t.size),
-             "scale": [float(s) for s in t.scale], "ratio": [float(r) for r in t.ratio],
-             "antialias": _antialias(t)}]
+    return [
+        {
+            "op": "random_resized_crop",
+            "size": _size(t.size),
+            "scale": [float(s) for s in t.scale],
+            "ratio": [float(r) for r in t.ratio],
+            "antialias": _antialias(t),
+        }
+    ]
 
 
 def _random_crop(t: Any) -> List[Dict[str, Any]]:
     _constant_padding(t)
-    return [{"op": "random_crop", "size": _size(t.size), "padding": _padding(t.padding),
-             "pad_if_needed": bool(t.pad_if_needed), "fill": _fill(t),
-             "padding_mode": "constant"}]
+    return [
+        {
+            "op": "random_crop",
+            "size": _size(t.size),
+            "padding": _padding(t.padding),
+            "pad_if_needed": bool(t.pad_if_needed),
+            "fill": _fill(t),
+            "padding_mode": "constant",
+        }
+    ]
 
 
 def _center_crop(t: Any) -> List[Dict[str, Any]]:
@@ -192,8 +231,9 @@ def _hflip(t: Any) -> List[Dict[str, Any]]:
 
 
 def _normalize(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "normalize", "mean": [float(m) for m in t.mean],
-             "std": [float(s) for s in t.std]}]
+    return [
+        {"op": "normalize", "mean": [float(m) for m in t.mean], "std": [float(s) for s in t.std]}
+    ]
 
 
 def _to_dtype(t: Any) -> List[Dict[str, Any]]:
@@ -215,18 +255,28 @@ def _no_op(_t: Any) -> List[Dict[str, Any]]:
 
 # transform class -> (descriptors, converts the image to a tensor)
 _TRANSLATORS: Dict[type, Any] = {
-    v2.ToImage: (_no_op, True), v1.PILToTensor: (_no_op, True), v2.PILToTensor: (_no_op, True),
-    v1.ToTensor: (_to_tensor, True), v2.ToTensor: (_to_tensor, True),
+    v2.ToImage: (_no_op, True),
+    v1.PILToTensor: (_no_op, True),
+    v2.PILToTensor: (_no_op, True),
+    v1.ToTensor: (_to_tensor, True),
+    v2.ToTensor: (_to_tensor, True),
     v2.ToPureTensor: (_no_op, False),
-    v1.Resize: (_resize, False), v2.Resize: (_resize, False),
+    v1.Resize: (_resize, False),
+    v2.Resize: (_resize, False),
     v1.RandomResizedCrop: (_random_resized_crop, False),
     v2.RandomResizedCrop: (_random_resized_crop, False),
-    v1.RandomCrop: (_random_crop, False), v2.RandomCrop: (_random_crop, False),
-    v1.CenterCrop: (_center_crop, False), v2.CenterCrop: (_center_crop, False),
-    v1.Pad: (_pad, False), v2.Pad: (_pad, False),
-    v1.RandomHorizontalFlip: (_hflip, False), v2.RandomHorizontalFlip: (_hflip, False),
-    v1.Normalize: (_normalize, False), v2.Normalize: (_normalize, False),
-    v2.ToDtype: (_to_dtype, False), v1.ConvertImageDtype: (_convert_image_dtype, False),
+    v1.RandomCrop: (_random_crop, False),
+    v2.RandomCrop: (_random_crop, False),
+    v1.CenterCrop: (_center_crop, False),
+    v2.CenterCrop: (_center_crop, False),
+    v1.Pad: (_pad, False),
+    v2.Pad: (_pad, False),
+    v1.RandomHorizontalFlip: (_hflip, False),
+    v2.RandomHorizontalFlip: (_hflip, False),
+    v1.Normalize: (_normalize, False),
+    v2.Normalize: (_normalize, False),
+    v2.ToDtype: (_to_dtype, False),
+    v1.ConvertImageDtype: (_convert_image_dtype, False),
     v2.ConvertImageDtype: (_convert_image_dtype, False),
 }
 _COMPOSE = (v1.Compose, v2.Compose)
@@ -260,8 +310,9 @@ def _recognised_class(transform: Any) -> Optional[type]:
 
 
 def _flatten(transform: Any) -> List[Any]:
-    if type(transform) in _COMPOSE or (type(transform).__module__ == __name__
-                                       and isinstance(transform, _COMPOSE)):
+    if type(transform) in _COMPOSE or (
+        type(transform).__module__ == __name__ and isinstance(transform, _COMPOSE)
+    ):
         return [leaf for inner in transform.transforms for leaf in _flatten(inner)]
     return [transform]
 
@@ -302,8 +353,10 @@ def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
         return
     for kind in target_types:
         if kind not in dtype and "others" not in dtype:
-            raise UnsupportedTransform(f"{transform_name(transform)} with per-type dtypes "
-                                       f"{dtype!r} has no entry for {kind.__name__} targets")
+            raise UnsupportedTransform(
+                f"{transform_name(transform)} with per-type dtypes "
+                f"{dtype!r} has no entry for {kind.__name__} targets"
+            )
 
 
 def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
@@ -330,8 +383,10 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
             ops = describe(leaf)
             _check_target_dtypes(leaf, target_types)
             if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
-                raise UnsupportedTransform(f"{transform_name(leaf)} after ToDtype/Normalize "
-                                           "(the engine resizes and crops uint8 images)")
+                raise UnsupportedTransform(
+                    f"{transform_name(leaf)} after ToDtype/Normalize "
+                    "(the engine resizes and crops uint8 images)"
+                )
         except UnsupportedTransform as why:
             plan.blocker, plan.reason = transform_name(leaf), str(why)
             plan.tail = leaves[position:]
@@ -343,6 +398,7 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
 
 
 # --------------------------------------------------------------------- conveyor's own classes
+
 
 def _require(transform: Any) -> None:
     try:
@@ -370,8 +426,13 @@ class Resize(v2.Resize):
 class RandomResizedCrop(v2.RandomResizedCrop):
     """``v2.RandomResizedCrop`` (bilinear); the draw depends only on (seed, epoch, index)."""
 
-    def __init__(self, size: Any, scale: Sequence[float] = (0.08, 1.0),
-                 ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0), antialias: bool = True) -> None:
+    def __init__(
+        self,
+        size: Any,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
+        antialias: bool = True,
+    ) -> None:
         super().__init__(size, scale=tuple(scale), ratio=tuple(ratio), antialias=antialias)
         _require(self)
 
@@ -379,8 +440,9 @@ class RandomResizedCrop(v2.RandomResizedCrop):
 class RandomCrop(v2.RandomCrop):
     """``v2.RandomCrop`` with constant padding and one fill value."""
 
-    def __init__(self, size: Any, padding: Any = None, pad_if_needed: bool = False,
-                 fill: float = 0) -> None:
+    def __init__(
+        self, size: Any, padding: Any = None, pad_if_needed: bool = False, fill: float = 0
+    ) -> None:
         super().__init__(size, padding=padding, pad_if_needed=pad_if_needed, fill=fill)
         _require(self)
 

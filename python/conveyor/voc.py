@@ -26,9 +26,26 @@ import numpy as np
 from conveyor.errors import AnnotationError
 
 VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 """The 20 VOC classes in label order: ``VOC_CLASSES[k - 1]`` has label ``k``; 0 is background."""
 
@@ -54,12 +71,34 @@ class Annotation:
         poses: the N ``<pose>`` texts ("" when absent).
     """
 
-    __slots__ = ("filename", "width", "height", "depth", "segmented", "boxes", "labels",
-                 "difficult", "truncated", "names", "poses")
+    __slots__ = (
+        "filename",
+        "width",
+        "height",
+        "depth",
+        "segmented",
+        "boxes",
+        "labels",
+        "difficult",
+        "truncated",
+        "names",
+        "poses",
+    )
 
-    def __init__(self, filename: str, width: int, height: int, depth: int, segmented: bool,
-                 boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,
-                 truncated: np.ndarray, names: list, poses: list):
+    def __init__(
+        self,
+        filename: str,
+        width: int,
+        height: int,
+        depth: int,
+        segmented: bool,
+        boxes: np.ndarray,
+        labels: np.ndarray,
+        difficult: np.ndarray,
+        truncated: np.ndarray,
+        names: list,
+        poses: list,
+    ):
         self.filename = filename
         self.width = width
         self.height = height
@@ -76,8 +115,10 @@ class Annotation:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        return (f"Annotation(filename={self.filename!r}, size={self.width}x{self.height}x"
-                f"{self.depth}, objects={self.names!r})")
+        return (
+            f"Annotation(filename={self.filename!r}, size={self.width}x{self.height}x"
+            f"{self.depth}, objects={self.names!r})"
+        )
 
 
 class _DocumentNames(Sequence):
@@ -131,8 +172,24 @@ class AnnotationSet:
         classes: the class names ``labels`` index into (None when loaded with classes=None).
     """
 
-    def __init__(self, *, paths, filenames, widths, heights, depths, segmented, offsets, boxes,
-                 labels, difficult, truncated, names, poses, classes):
+    def __init__(
+        self,
+        *,
+        paths,
+        filenames,
+        widths,
+        heights,
+        depths,
+        segmented,
+        offsets,
+        boxes,
+        labels,
+        difficult,
+        truncated,
+        names,
+        poses,
+        classes,
+    ):
         # Lists straight from the native module are used as they are (no one else holds them).
         self.paths = paths if isinstance(paths, _DocumentNames) else list(paths)
         self.filenames = filenames if type(filenames) is list else list(filenames)
@@ -168,11 +225,18 @@ class AnnotationSet:
             raise IndexError(f"annotation index {index} out of range for {len(self)} files")
         rows = self.rows(index)
         return Annotation(
-            filename=self.filenames[index], width=int(self.widths[index]),
-            height=int(self.heights[index]), depth=int(self.depths[index]),
-            segmented=bool(self.segmented[index]), boxes=self.boxes[rows],
-            labels=self.labels[rows], difficult=self.difficult[rows],
-            truncated=self.truncated[rows], names=self.names[rows], poses=self.poses[rows])
+            filename=self.filenames[index],
+            width=int(self.widths[index]),
+            height=int(self.heights[index]),
+            depth=int(self.depths[index]),
+            segmented=bool(self.segmented[index]),
+            boxes=self.boxes[rows],
+            labels=self.labels[rows],
+            difficult=self.difficult[rows],
+            truncated=self.truncated[rows],
+            names=self.names[rows],
+            poses=self.poses[rows],
+        )
 
     def __repr__(self) -> str:
         return f"AnnotationSet({len(self)} files, {self.num_objects} objects)"
@@ -244,8 +308,9 @@ def parse_voc_xml(data: XmlInput, *, source: str = "") -> dict[str, Any]:
     return _core().voc_parse_xml(_as_document(data), source)
 
 
-def parse_annotation(data: XmlInput, classes: Optional[Sequence[str]] = VOC_CLASSES, *,
-                     source: str = "") -> Annotation:
+def parse_annotation(
+    data: XmlInput, classes: Optional[Sequence[str]] = VOC_CLASSES, *, source: str = ""
+) -> Annotation:
     """Parses a VOC annotation into typed arrays.
 
     Args:
@@ -262,10 +327,22 @@ def parse_annotation(data: XmlInput, classes: Optional[Sequence[str]] = VOC_CLAS
             ``<name>`` or a complete ``<bndbox>``, a value that is not a number, a repeated
             field, or an unknown class.
     """
-    (filename, width, height, depth, segmented, boxes, labels, difficult, truncated, names,
-     poses) = _core().voc_parse_annotation(_as_document(data), _class_table(classes), source)
-    return Annotation(filename, width, height, depth, segmented, boxes, labels, difficult,
-                      truncated, names, poses)
+    (
+        filename,
+        width,
+        height,
+        depth,
+        segmented,
+        boxes,
+        labels,
+        difficult,
+        truncated,
+        names,
+        poses,
+    ) = _core().voc_parse_annotation(_as_document(data), _class_table(classes), source)
+    return Annotation(
+        filename, width, height, depth, segmented, boxes, labels, difficult, truncated, names, poses
+    )
 
 
 def _resolve_threads(num_threads: Optional[int]) -> int:
@@ -276,8 +353,11 @@ def _resolve_threads(num_threads: Optional[int]) -> int:
     return num_threads
 
 
-def load_annotations(paths: Iterable[PathLike], classes: Optional[Sequence[str]] = VOC_CLASSES,
-                     num_threads: Optional[int] = None) -> AnnotationSet:
+def load_annotations(
+    paths: Iterable[PathLike],
+    classes: Optional[Sequence[str]] = VOC_CLASSES,
+    num_threads: Optional[int] = None,
+) -> AnnotationSet:
     """Reads and parses many annotation files in parallel native threads.
 
     Args:
@@ -296,15 +376,17 @@ def load_annotations(paths: Iterable[PathLike], classes: Optional[Sequence[str]]
             line and column).
     """
     paths = [os.fspath(path) for path in paths]
-    arrays = _core().voc_load_annotations(paths, _class_table(classes),
-                                          _resolve_threads(num_threads))
-    return AnnotationSet(paths=paths, classes=None if classes is None else tuple(classes),
-                         **arrays)
+    arrays = _core().voc_load_annotations(
+        paths, _class_table(classes), _resolve_threads(num_threads)
+    )
+    return AnnotationSet(paths=paths, classes=None if classes is None else tuple(classes), **arrays)
 
 
-def parse_annotations(documents: Sequence[XmlInput],
-                      classes: Optional[Sequence[str]] = VOC_CLASSES,
-                      num_threads: Optional[int] = None) -> AnnotationSet:
+def parse_annotations(
+    documents: Sequence[XmlInput],
+    classes: Optional[Sequence[str]] = VOC_CLASSES,
+    num_threads: Optional[int] = None,
+) -> AnnotationSet:
     """Parses many in-memory annotations in parallel native threads.
 
     Args:
@@ -326,9 +408,20 @@ def parse_annotations(documents: Sequence[XmlInput],
     except TypeError:  # bytearray / memoryview (copied), or a clear error for anything else
         documents = [_as_document(document) for document in documents]
         arrays = _core().voc_parse_annotations(documents, table, threads)
-    return AnnotationSet(paths=_DocumentNames(len(documents)),
-                         classes=None if classes is None else tuple(classes), **arrays)
+    return AnnotationSet(
+        paths=_DocumentNames(len(documents)),
+        classes=None if classes is None else tuple(classes),
+        **arrays,
+    )
 
 
-__all__ = ["VOC_CLASSES", "Annotation", "AnnotationSet", "parse_voc_xml", "parse_annotation",
-           "load_annotations", "parse_annotations", "AnnotationError"]
+__all__ = [
+    "VOC_CLASSES",
+    "Annotation",
+    "AnnotationSet",
+    "parse_voc_xml",
+    "parse_annotation",
+    "load_annotations",
+    "parse_annotations",
+    "AnnotationError",
+]

@@ -58,16 +58,27 @@ class WorkerPool:
         name: Thread name prefix (shows in debuggers and ``threading.enumerate()``).
     """
 
-    def __init__(self, num_workers: int, dataset: Any, base_seed: int,
-                 worker_init_fn: Optional[Callable[[int], None]] = None,
-                 name: str = "conveyor-worker") -> None:
+    def __init__(
+        self,
+        num_workers: int,
+        dataset: Any,
+        base_seed: int,
+        worker_init_fn: Optional[Callable[[int], None]] = None,
+        name: str = "conveyor-worker",
+    ) -> None:
         self._tasks: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
         self._closed = False
         self.threads = [
-            threading.Thread(target=_run_worker,
-                             args=(self._tasks, WorkerInfo(i, num_workers, base_seed + i, dataset),
-                                   worker_init_fn),
-                             name=f"{name}-{i}", daemon=True)
+            threading.Thread(
+                target=_run_worker,
+                args=(
+                    self._tasks,
+                    WorkerInfo(i, num_workers, base_seed + i, dataset),
+                    worker_init_fn,
+                ),
+                name=f"{name}-{i}",
+                daemon=True,
+            )
             for i in range(num_workers)
         ]
         for thread in self.threads:
@@ -124,8 +135,9 @@ class WorkerPool:
         self.shutdown()
 
 
-def _run_worker(tasks: "queue.SimpleQueue", info: WorkerInfo,
-                worker_init_fn: Optional[Callable[[int], None]]) -> None:
+def _run_worker(
+    tasks: "queue.SimpleQueue", info: WorkerInfo, worker_init_fn: Optional[Callable[[int], None]]
+) -> None:
     # The thread references only the queue and its info, never the pool or the loader, so
     # dropping the last user reference to those shuts the pool down through __del__.
     _local.info = info

@@ -56,7 +56,8 @@ ImageShape ImageDecoder::output_shape(const std::uint8_t* data, std::size_t size
       return jpeg_.output_shape(jpeg_.read_header(data, size), jpeg_options(options));
     case ImageFormat::kPng:
       return png_.output_shape(png_.read_header(data, size), png_options(options));
-    case ImageFormat::kUnknown: break;
+    case ImageFormat::kUnknown:
+      break;
   }
   unknown_format(data, size);
 }
@@ -64,14 +65,18 @@ ImageShape ImageDecoder::output_shape(const std::uint8_t* data, std::size_t size
 void ImageDecoder::decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options,
                           const ImageView& out) {
   switch (detect_image_format(data, size)) {
-    case ImageFormat::kJpeg: return jpeg_.decode(data, size, jpeg_options(options), out);
-    case ImageFormat::kPng: return png_.decode(data, size, png_options(options), out);
-    case ImageFormat::kUnknown: break;
+    case ImageFormat::kJpeg:
+      return jpeg_.decode(data, size, jpeg_options(options), out);
+    case ImageFormat::kPng:
+      return png_.decode(data, size, png_options(options), out);
+    case ImageFormat::kUnknown:
+      break;
   }
   unknown_format(data, size);
 }
 
-Image ImageDecoder::decode(const std::uint8_t* data, std::size_t size, const DecodeOptions& options) {
+Image ImageDecoder::decode(const std::uint8_t* data, std::size_t size,
+                           const DecodeOptions& options) {
   Image image = Image::allocate(output_shape(data, size, options));
   decode(data, size, options, image.view());
   return image;

@@ -17,8 +17,8 @@ ImageFormat detect_image_format(const std::uint8_t* data, std::size_t size);
 
 struct DecodeOptions {
   ColorMode mode = ColorMode::kUnchanged;
-  ScalingFactor scale;     // JPEG only (PNG requires 1/1)
-  CropRegion crop;         // JPEG only (PNG requires none)
+  ScalingFactor scale;           // JPEG only (PNG requires 1/1)
+  CropRegion crop;               // JPEG only (PNG requires none)
   bool accept_warnings = false;  // JPEG only
   std::uint64_t max_pixels = kDefaultMaxPixels;
   bool fast = false;  // JPEG only: see JpegDecodeOptions::fast

@@ -40,26 +40,39 @@ void* replace_handle(void* handle) {
 
 JpegColorspace to_colorspace(int tjcs) {
   switch (tjcs) {
-    case TJCS_RGB: return JpegColorspace::kRgb;
-    case TJCS_GRAY: return JpegColorspace::kGray;
-    case TJCS_CMYK: return JpegColorspace::kCmyk;
-    case TJCS_YCCK: return JpegColorspace::kYcck;
-    default: return JpegColorspace::kYCbCr;
+    case TJCS_RGB:
+      return JpegColorspace::kRgb;
+    case TJCS_GRAY:
+      return JpegColorspace::kGray;
+    case TJCS_CMYK:
+      return JpegColorspace::kCmyk;
+    case TJCS_YCCK:
+      return JpegColorspace::kYcck;
+    default:
+      return JpegColorspace::kYCbCr;
   }
 }
 
 JpegSubsampling to_subsampling(int tjsamp) {
   switch (tjsamp) {
-    case TJSAMP_444: return JpegSubsampling::k444;
-    case TJSAMP_422: return JpegSubsampling::k422;
-    case TJSAMP_420: return JpegSubsampling::k420;
-    case TJSAMP_GRAY: return JpegSubsampling::kGray;
-    case TJSAMP_440: return JpegSubsampling::k440;
-    case TJSAMP_411: return JpegSubsampling::k411;
+    case TJSAMP_444:
+      return JpegSubsampling::k444;
+    case TJSAMP_422:
+      return JpegSubsampling::k422;
+    case TJSAMP_420:
+      return JpegSubsampling::k420;
+    case TJSAMP_GRAY:
+      return JpegSubsampling::kGray;
+    case TJSAMP_440:
+      return JpegSubsampling::k440;
+    case TJSAMP_411:
+      return JpegSubsampling::k411;
 #ifdef TJ_NUMINIT
-    case TJSAMP_441: return JpegSubsampling::k441;
+    case TJSAMP_441:
+      return JpegSubsampling::k441;
 #endif
-    default: return JpegSubsampling::kUnknown;
+    default:
+      return JpegSubsampling::kUnknown;
   }
 }
 
@@ -166,7 +179,8 @@ JpegHeader JpegDecoder::read_header(const std::uint8_t* data, std::size_t size) 
   header.colorspace = to_colorspace(raw.colorspace);
   header.subsampling = to_subsampling(raw.subsampling);
   header.components = header.colorspace == JpegColorspace::kGray ? 1 : is_cmyk(header) ? 4 : 3;
-  if (header.width <= 0 || header.height <= 0) fail("corrupt header: no image frame with a size (truncated file?)");
+  if (header.width <= 0 || header.height <= 0)
+    fail("corrupt header: no image frame with a size (truncated file?)");
   return header;
 }
 
@@ -190,9 +204,15 @@ ImageShape JpegDecoder::output_shape(const JpegHeader& header,
   shape.height = scale.scale(header.height);
   shape.width = scale.scale(header.width);
   switch (options.mode) {
-    case ColorMode::kUnchanged: shape.channels = header.components; break;
-    case ColorMode::kGray: shape.channels = 1; break;
-    case ColorMode::kRgb: shape.channels = 3; break;
+    case ColorMode::kUnchanged:
+      shape.channels = header.components;
+      break;
+    case ColorMode::kGray:
+      shape.channels = 1;
+      break;
+    case ColorMode::kRgb:
+      shape.channels = 3;
+      break;
     default:
       throw Error(ErrorKind::kInvalidArgument,
                   "JPEG: mode must be unchanged, gray or rgb (JPEG has no alpha channel)");
@@ -203,9 +223,9 @@ ImageShape JpegDecoder::output_shape(const JpegHeader& header,
         crop.x + std::int64_t(crop.width) > shape.width ||
         crop.y + std::int64_t(crop.height) > shape.height) {
       throw Error(ErrorKind::kInvalidArgument,
-                  "JPEG: crop region (x=" + std::to_string(crop.x) + ", y=" +
-                      std::to_string(crop.y) + ", w=" + std::to_string(crop.width) + ", h=" +
-                      std::to_string(crop.height) + ") is not inside the " +
+                  "JPEG: crop region (x=" + std::to_string(crop.x) +
+                      ", y=" + std::to_string(crop.y) + ", w=" + std::to_string(crop.width) +
+                      ", h=" + std::to_string(crop.height) + ") is not inside the " +
                       std::to_string(shape.width) + "x" + std::to_string(shape.height) +
                       " scaled image");
     }
@@ -223,7 +243,8 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
 
   const bool cmyk = is_cmyk(header);
   int pixel_format = TJPF_RGB;
-  if (cmyk) pixel_format = TJPF_CMYK;
+  if (cmyk)
+    pixel_format = TJPF_CMYK;
   else if (options.mode == ColorMode::kGray ||
            (options.mode == ColorMode::kUnchanged && header.components == 1))
     pixel_format = TJPF_GRAY;
@@ -235,9 +256,9 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   std::size_t pitch = out.row_stride;
   std::uint8_t* const target = cmyk ? cmyk_scratch(shape, pitch) : out.data;
   const tj::Header raw{header.width, header.height, 0, 0};
-  const tj::Status status = tj::decode(handle_, data, size, raw, options.scale.num,
-                                       options.scale.denom, target, pitch, pixel_format,
-                                       !options.accept_warnings, options.fast);
+  const tj::Status status =
+      tj::decode(handle_, data, size, raw, options.scale.num, options.scale.denom, target, pitch,
+                 pixel_format, !options.accept_warnings, options.fast);
   if (status == tj::Status::kError ||
       (status == tj::Status::kWarning && !options.accept_warnings)) {
     const std::string message = tj::error_message(handle_);
@@ -268,8 +289,9 @@ void JpegDecoder::decode_region(const std::uint8_t* data, std::size_t size,
   request.y = options.crop.y;
   request.width = options.crop.width;
   request.height = options.crop.height;
-  request.format = cmyk ? libjpeg::PixelFormat::kCmyk
-                        : gray ? libjpeg::PixelFormat::kGray : libjpeg::PixelFormat::kRgb;
+  request.format = cmyk   ? libjpeg::PixelFormat::kCmyk
+                   : gray ? libjpeg::PixelFormat::kGray
+                          : libjpeg::PixelFormat::kRgb;
   request.stop_on_warning = !options.accept_warnings;
   request.fast = options.fast;
   std::size_t pitch = out.row_stride;

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <csetjmp>
-#include <new>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <vector>
 
 extern "C" {
@@ -74,9 +74,12 @@ bool has_end_marker(const std::uint8_t* data, std::size_t size, std::size_t scan
 
 J_COLOR_SPACE color_space(PixelFormat format) {
   switch (format) {
-    case PixelFormat::kGray: return JCS_GRAYSCALE;
-    case PixelFormat::kCmyk: return JCS_CMYK;
-    case PixelFormat::kRgb: break;
+    case PixelFormat::kGray:
+      return JCS_GRAYSCALE;
+    case PixelFormat::kCmyk:
+      return JCS_CMYK;
+    case PixelFormat::kRgb:
+      break;
   }
   return JCS_EXT_RGB;
 }
@@ -122,7 +125,8 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
   state.error.message[0] = '\0';
   state.error.pub.num_warnings = 0;
   switch (setjmp(state.error.jump)) {
-    case 0: break;
+    case 0:
+      break;
     case kJumpWarning:
       jpeg_abort_decompress(&cinfo);
       message_ = state.error.message;
@@ -151,19 +155,23 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
   // context rows that vertical upsampling reads. test_jpeg checks every layout and scale
   // against the full decode.
   const int margin_x = request.scale_num > request.scale_denom
-                           ? cinfo.max_h_samp_factor * scaled_block_width(cinfo) : 2;
+                           ? cinfo.max_h_samp_factor * scaled_block_width(cinfo)
+                           : 2;
   const int full_width = static_cast<int>(cinfo.output_width);
   JDIMENSION window_x = static_cast<JDIMENSION>(std::max(0, request.x - margin_x));
   JDIMENSION window_width =
-      static_cast<JDIMENSION>(std::min(full_width, request.x + request.width + margin_x)) - window_x;
+      static_cast<JDIMENSION>(std::min(full_width, request.x + request.width + margin_x)) -
+      window_x;
   if (window_width < cinfo.output_width) jpeg_crop_scanline(&cinfo, &window_x, &window_width);
   const std::size_t channels = static_cast<std::size_t>(cinfo.output_components);
   // Scratch rows start 1 byte past a 64-byte boundary: libjpeg-turbo's AVX2 colour
   // conversion writes 32-byte-aligned rows with non-temporal stores, which would send the
   // rows to memory just before they are copied out of the cache.
   const std::size_t row_stride = (std::size_t(cinfo.output_width) * channels + 64) / 64 * 64;
-  if (state.rows.size() < row_stride * kRowsPerRead + 128) state.rows.resize(row_stride * kRowsPerRead + 128);
-  std::uint8_t* const rows = state.rows.data() + (64 - reinterpret_cast<std::uintptr_t>(state.rows.data()) % 64) + 1;
+  if (state.rows.size() < row_stride * kRowsPerRead + 128)
+    state.rows.resize(row_stride * kRowsPerRead + 128);
+  std::uint8_t* const rows =
+      state.rows.data() + (64 - reinterpret_cast<std::uintptr_t>(state.rows.data()) % 64) + 1;
   for (int i = 0; i < kRowsPerRead; ++i) state.row_pointers[i] = rows + row_stride * i;
 
   if (request.y > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(request.y));
@@ -172,8 +180,8 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
   const std::size_t copy_bytes = static_cast<std::size_t>(request.width) * channels;
   while (cinfo.output_scanline < end_row) {
     const JDIMENSION first = cinfo.output_scanline;
-    const JDIMENSION read = jpeg_read_scanlines(&cinfo, state.row_pointers,
-                                                std::min<JDIMENSION>(kRowsPerRead, end_row - first));
+    const JDIMENSION read = jpeg_read_scanlines(
+        &cinfo, state.row_pointers, std::min<JDIMENSION>(kRowsPerRead, end_row - first));
     if (read == 0) {  // cannot happen with a memory source (it pads missing data); never spin
       std::snprintf(state.error.message, sizeof(state.error.message), "decoder returned no rows");
       std::longjmp(state.error.jump, kJumpError);

@@ -19,7 +19,7 @@ namespace conveyor::codecs::libjpeg {
 enum class PixelFormat { kRgb, kGray, kCmyk };  // 3, 1 and 4 bytes per pixel
 
 struct RegionRequest {
-  int scale_num = 1, scale_denom = 1;  // DCT scaling, n/8
+  int scale_num = 1, scale_denom = 1;       // DCT scaling, n/8
   int x = 0, y = 0, width = 0, height = 0;  // in scaled pixels, inside the scaled image
   PixelFormat format = PixelFormat::kRgb;
   bool stop_on_warning = true;  // as TJFLAG_STOPONWARNING

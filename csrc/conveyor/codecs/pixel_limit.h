@@ -28,8 +28,8 @@ inline void check_destination(const char* format, const ImageShape& expected,
   };
   if (out.shape != expected) {
     throw Error(ErrorKind::kInvalidArgument, std::string(format) + ": destination is " +
-                                                 describe(out.shape) + " but the image decodes to " +
-                                                 describe(expected));
+                                                 describe(out.shape) +
+                                                 " but the image decodes to " + describe(expected));
   }
   if (out.data == nullptr || out.row_stride < expected.row_bytes()) {
     throw Error(ErrorKind::kInvalidArgument,

@@ -14,7 +14,6 @@
 namespace conveyor::codecs {
 namespace {
 
-
 [[noreturn]] void fail(const std::string& message) {
   throw Error(ErrorKind::kDecode, "PNG: " + message);
 }
@@ -38,7 +37,8 @@ Context open(const std::uint8_t* data, std::size_t size) {
 
 PngHeader header_of(spng_ctx* ctx) {
   spng_ihdr ihdr{};
-  if (int ret = spng_get_ihdr(ctx, &ihdr)) fail(std::string("corrupt header: ") + spng_strerror(ret));
+  if (int ret = spng_get_ihdr(ctx, &ihdr))
+    fail(std::string("corrupt header: ") + spng_strerror(ret));
   PngHeader header;
   header.width = int(ihdr.width);
   header.height = int(ihdr.height);
@@ -52,19 +52,25 @@ PngHeader header_of(spng_ctx* ctx) {
 
 int mode_channels(ColorMode mode) {
   switch (mode) {
-    case ColorMode::kGray: return 1;
-    case ColorMode::kGrayAlpha: return 2;
-    case ColorMode::kRgb: return 3;
-    case ColorMode::kRgbAlpha: return 4;
-    case ColorMode::kUnchanged: break;
+    case ColorMode::kGray:
+      return 1;
+    case ColorMode::kGrayAlpha:
+      return 2;
+    case ColorMode::kRgb:
+      return 3;
+    case ColorMode::kRgbAlpha:
+      return 4;
+    case ColorMode::kUnchanged:
+      break;
   }
   return 0;
 }
 
 void decode_with(spng_ctx* ctx, int fmt, int flags, std::uint8_t* out, std::size_t size) {
   if (int ret = spng_decode_image(ctx, out, size, fmt, flags)) {
-    fail(std::string(ret == SPNG_EOF || ret == SPNG_IO_EOF ? "truncated data: " : "corrupt data: ") +
-         spng_strerror(ret));
+    fail(
+        std::string(ret == SPNG_EOF || ret == SPNG_IO_EOF ? "truncated data: " : "corrupt data: ") +
+        spng_strerror(ret));
   }
 }
 
@@ -81,12 +87,21 @@ void unpack_indices(const std::uint8_t* packed, int bit_depth, int width, std::u
 // RGBA8 (tRNS applied) -> the requested mode, as Pillow's convert() does.
 void convert_rgba_row(const std::uint8_t* rgba, ColorMode mode, std::uint8_t* out, int width) {
   for (int x = 0; x < width; ++x, rgba += 4) {
-    const auto luma = std::uint8_t((rgba[0] * 19595 + rgba[1] * 38470 + rgba[2] * 7471 + 0x8000) >> 16);
+    const auto luma =
+        std::uint8_t((rgba[0] * 19595 + rgba[1] * 38470 + rgba[2] * 7471 + 0x8000) >> 16);
     switch (mode) {
-      case ColorMode::kGray: *out++ = luma; break;
-      case ColorMode::kGrayAlpha: *out++ = luma, *out++ = rgba[3]; break;
-      case ColorMode::kRgb: *out++ = rgba[0], *out++ = rgba[1], *out++ = rgba[2]; break;
-      default: std::memcpy(out, rgba, 4), out += 4; break;
+      case ColorMode::kGray:
+        *out++ = luma;
+        break;
+      case ColorMode::kGrayAlpha:
+        *out++ = luma, *out++ = rgba[3];
+        break;
+      case ColorMode::kRgb:
+        *out++ = rgba[0], *out++ = rgba[1], *out++ = rgba[2];
+        break;
+      default:
+        std::memcpy(out, rgba, 4), out += 4;
+        break;
     }
   }
 }
@@ -106,7 +121,8 @@ PngHeader PngDecoder::read_header(const std::uint8_t* data, std::size_t size) {
   return header_of(ctx.get());
 }
 
-ImageShape PngDecoder::output_shape(const PngHeader& header, const PngDecodeOptions& options) const {
+ImageShape PngDecoder::output_shape(const PngHeader& header,
+                                    const PngDecodeOptions& options) const {
   check_pixel_limit("PNG", header.width, header.height, options.max_pixels);
   ImageShape shape;
   shape.height = header.height;
@@ -120,8 +136,8 @@ ImageShape PngDecoder::output_shape(const PngHeader& header, const PngDecodeOpti
   return shape;
 }
 
-void PngDecoder::decode(const std::uint8_t* data, std::size_t size,
-                        const PngDecodeOptions& options, const ImageView& out) {
+void PngDecoder::decode(const std::uint8_t* data, std::size_t size, const PngDecodeOptions& options,
+                        const ImageView& out) {
   PlainPng plain;
   if (plain_.parse(data, size, plain) && is_stored_layout(plain.header, options.mode)) {
     check_destination("PNG", output_shape(plain.header, options), out);
@@ -162,9 +178,12 @@ void PngDecoder::decode(const std::uint8_t* data, std::size_t size,
   decode_with(ctx.get(), fmt, flags, scratch_.data(), decoded_size);
   for (int y = 0; y < shape.height; ++y) {
     const std::uint8_t* src = scratch_.data() + std::size_t(y) * decoded_row;
-    if (fmt == SPNG_FMT_RGBA8) convert_rgba_row(src, options.mode, out.row(y), shape.width);
-    else if (unpack) unpack_indices(src, header.bit_depth, shape.width, out.row(y));
-    else std::memcpy(out.row(y), src, shape.row_bytes());
+    if (fmt == SPNG_FMT_RGBA8)
+      convert_rgba_row(src, options.mode, out.row(y), shape.width);
+    else if (unpack)
+      unpack_indices(src, header.bit_depth, shape.width, out.row(y));
+    else
+      std::memcpy(out.row(y), src, shape.row_bytes());
   }
 }
 

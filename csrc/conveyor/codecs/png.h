@@ -7,8 +7,8 @@
 // uint16 (sample_bytes 2). Other modes convert like Pillow's convert(): tRNS becomes alpha for
 // the alpha modes, gray = (19595 R + 38470 G + 7471 B + 32768) >> 16, and 16-bit samples keep
 // their high byte. tRNS follows the PNG spec for 1/2/4-bit gray too (Pillow never matches it
-// there, comparing the raw tRNS value with scaled samples). Errors throw conveyor::Error(kDecode, ...) (kInvalidArgument for a wrong
-// destination).
+// there, comparing the raw tRNS value with scaled samples). Errors throw conveyor::Error(kDecode,
+// ...) (kInvalidArgument for a wrong destination).
 #pragma once
 
 #include <cstddef>

@@ -22,10 +22,14 @@ struct PngHeader {
 inline int stored_channels(PngColorType type) {
   switch (type) {
     case PngColorType::kGray:
-    case PngColorType::kPalette: return 1;
-    case PngColorType::kGrayAlpha: return 2;
-    case PngColorType::kRgb: return 3;
-    case PngColorType::kRgbAlpha: return 4;
+    case PngColorType::kPalette:
+      return 1;
+    case PngColorType::kGrayAlpha:
+      return 2;
+    case PngColorType::kRgb:
+      return 3;
+    case PngColorType::kRgbAlpha:
+      return 4;
   }
   return 0;
 }

@@ -41,11 +41,14 @@ bool unfilter_row(int filter, const std::uint8_t* in, const std::uint8_t* prior,
       std::memcpy(out, in, bytes);
       return true;
     case 1:
-      for (std::size_t i = 0; i < bytes; ++i) out[i] = std::uint8_t(in[i] + (i >= bpp ? out[i - bpp] : 0));
+      for (std::size_t i = 0; i < bytes; ++i)
+        out[i] = std::uint8_t(in[i] + (i >= bpp ? out[i - bpp] : 0));
       return true;
     case 2:
-      if (!prior) std::memcpy(out, in, bytes);
-      else for (std::size_t i = 0; i < bytes; ++i) out[i] = std::uint8_t(in[i] + prior[i]);
+      if (!prior)
+        std::memcpy(out, in, bytes);
+      else
+        for (std::size_t i = 0; i < bytes; ++i) out[i] = std::uint8_t(in[i] + prior[i]);
       return true;
     case 3:
       for (std::size_t i = 0; i < bytes; ++i) {
@@ -83,13 +86,16 @@ bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng
       std::memcmp(data, kPngSignature, sizeof(kPngSignature)) != 0)
     return false;
   const std::uint8_t* ihdr = data + sizeof(kPngSignature);
-  if (big_endian32(ihdr) != 13 || !is_type(ihdr + 4, "IHDR") || !crc_matches(ihdr, 13)) return false;
+  if (big_endian32(ihdr) != 13 || !is_type(ihdr + 4, "IHDR") || !crc_matches(ihdr, 13))
+    return false;
   const std::uint32_t width = big_endian32(ihdr + 8), height = big_endian32(ihdr + 12);
   const int bit_depth = ihdr[16], color_type = ihdr[17];
-  if (width == 0 || height == 0 || width > kMaxChunkLength || height > kMaxChunkLength || bit_depth != 8 ||
-      stored_channels(static_cast<PngColorType>(color_type)) == 0 || ihdr[18] != 0 || ihdr[19] != 0 || ihdr[20] != 0)
+  if (width == 0 || height == 0 || width > kMaxChunkLength || height > kMaxChunkLength ||
+      bit_depth != 8 || stored_channels(static_cast<PngColorType>(color_type)) == 0 ||
+      ihdr[18] != 0 || ihdr[19] != 0 || ihdr[20] != 0)
     return false;
-  png.header = PngHeader{int(width), int(height), 8, static_cast<PngColorType>(color_type), false, false};
+  png.header =
+      PngHeader{int(width), int(height), 8, static_cast<PngColorType>(color_type), false, false};
 
   bool has_palette = false, idat_ended = false;
   std::size_t idat_chunks = 0, idat_bytes = 0;
@@ -105,7 +111,8 @@ bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng
     at += kChunkOverhead + length;
     if (is_type(type, "IEND")) break;
     if (is_type(type, "IDAT")) {
-      if (idat_ended || (color_type == 3 && !has_palette) || !crc_matches(chunk, length)) return false;
+      if (idat_ended || (color_type == 3 && !has_palette) || !crc_matches(chunk, length))
+        return false;
       if (idat_chunks == 0) {
         first_idat = chunk + 8;
       } else {
@@ -119,8 +126,9 @@ bool PlainPngDecoder::parse(const std::uint8_t* data, std::size_t size, PlainPng
     if (idat_chunks > 0) idat_ended = true;
     if (is_type(type, "PLTE")) {
       // Only where the spec allows it; libspng rejects a bad palette.
-      if (has_palette || idat_chunks > 0 || (color_type != 2 && color_type != 3 && color_type != 6) ||
-          length == 0 || length > 3 * 256 || length % 3 != 0 || !crc_matches(chunk, length))
+      if (has_palette || idat_chunks > 0 ||
+          (color_type != 2 && color_type != 3 && color_type != 6) || length == 0 ||
+          length > 3 * 256 || length % 3 != 0 || !crc_matches(chunk, length))
         return false;
       has_palette = true;
     } else if ((type[0] & 0x20) == 0) {
@@ -148,8 +156,9 @@ bool PlainPngDecoder::decode(const PlainPng& png, const ImageView& out) {
   filtered_.resize(filtered_bytes);
   std::size_t used = 0, produced = 0;
   // Exactly the image: a stream that is short, corrupt or longer goes to libspng.
-  if (libdeflate_zlib_decompress_ex(inflater_.get(), png.zlib_stream, png.zlib_size, filtered_.data(),
-                                    filtered_bytes, &used, &produced) != LIBDEFLATE_SUCCESS ||
+  if (libdeflate_zlib_decompress_ex(inflater_.get(), png.zlib_stream, png.zlib_size,
+                                    filtered_.data(), filtered_bytes, &used,
+                                    &produced) != LIBDEFLATE_SUCCESS ||
       produced != filtered_bytes)
     return false;
   const std::uint8_t* prior = nullptr;

@@ -55,23 +55,30 @@ bool read_frame_header(const std::uint8_t* data, std::size_t size, Header* heade
   std::size_t at = 2;
   while (at + 4 <= size && data[at] == 0xFF) {
     const std::uint8_t marker = data[at + 1];
-    if (marker == 0xFF) { ++at; continue; }  // fill byte
+    if (marker == 0xFF) {
+      ++at;
+      continue;
+    }  // fill byte
     const std::size_t length = std::size_t(data[at + 2]) << 8 | data[at + 3];
     if (length < 2 || at + 2 + length > size || marker == 0xDA) return false;
     const std::uint8_t* payload = data + at + 4;
     if (marker == 0xEE && length >= 14 && std::memcmp(payload, "Adobe", 5) == 0)
       adobe_transform = payload[11];
-    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                     marker != 0xCC;
+    const bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (sof && length >= 8) {
       header->height = payload[1] << 8 | payload[2];
       header->width = payload[3] << 8 | payload[4];
       const int components = payload[5];
       header->subsampling = -1;
-      if (components == 4) header->colorspace = adobe_transform == 2 ? TJCS_YCCK : TJCS_CMYK;
-      else if (components == 3) header->colorspace = adobe_transform == 0 ? TJCS_RGB : TJCS_YCbCr;
-      else if (components == 1) header->colorspace = TJCS_GRAY;
-      else return false;
+      if (components == 4)
+        header->colorspace = adobe_transform == 2 ? TJCS_YCCK : TJCS_CMYK;
+      else if (components == 3)
+        header->colorspace = adobe_transform == 0 ? TJCS_RGB : TJCS_YCbCr;
+      else if (components == 1)
+        header->colorspace = TJCS_GRAY;
+      else
+        return false;
       // Scan on for a later APP14 is unnecessary: Adobe writes APP14 before the frame.
       return header->width > 0 && header->height > 0;
     }
@@ -83,9 +90,9 @@ bool read_frame_header(const std::uint8_t* data, std::size_t size, Header* heade
 }  // namespace
 
 Status read_header(void* handle, const std::uint8_t* data, std::size_t size, Header* header) {
-  const int result = tjDecompressHeader3(handle, data, static_cast<unsigned long>(size),
-                                         &header->width, &header->height, &header->subsampling,
-                                         &header->colorspace);
+  const int result =
+      tjDecompressHeader3(handle, data, static_cast<unsigned long>(size), &header->width,
+                          &header->height, &header->subsampling, &header->colorspace);
   if (result == 0) return Status::kOk;
   if (std::strstr(tjGetErrorStr2(handle), "Could not determine subsampling") &&
       read_frame_header(data, size, header))
@@ -99,7 +106,8 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
   // tjDecompress2 picks the scaling factor from the requested output size.
   const int width = TJSCALED(header.width, (tjscalingfactor{num, denom}));
   const int height = TJSCALED(header.height, (tjscalingfactor{num, denom}));
-  int flags = TJFLAG_LIMITSCANS | (fast ? TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE : TJFLAG_ACCURATEDCT);
+  int flags =
+      TJFLAG_LIMITSCANS | (fast ? TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE : TJFLAG_ACCURATEDCT);
   if (stop_on_warning) flags |= TJFLAG_STOPONWARNING;
   const int result = tjDecompress2(handle, data, static_cast<unsigned long>(size), dst, width,
                                    int(pitch), height, pixel_format, flags);

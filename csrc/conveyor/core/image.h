@@ -54,7 +54,8 @@ class Image {
   static Image allocate(const ImageShape& shape) {
     Image image;
     image.shape_ = shape;
-    image.storage_ = std::shared_ptr<std::uint8_t[]>(new std::uint8_t[shape.bytes() ? shape.bytes() : 1]);
+    image.storage_ =
+        std::shared_ptr<std::uint8_t[]>(new std::uint8_t[shape.bytes() ? shape.bytes() : 1]);
     return image;
   }
   const ImageShape& shape() const { return shape_; }

@@ -23,8 +23,10 @@ size_t apply_geometry_to_boxes(const GeometryPlan& plan, int width, int height,
       case GeometryStep::kPad:
         for (size_t i = 0; i < count; ++i) {
           float* box = &boxes[4 * i];
-          box[0] += step.padding[0]; box[2] += step.padding[0];
-          box[1] += step.padding[1]; box[3] += step.padding[1];
+          box[0] += step.padding[0];
+          box[2] += step.padding[0];
+          box[1] += step.padding[1];
+          box[3] += step.padding[1];
         }
         width += step.padding[0] + step.padding[2];
         height += step.padding[1] + step.padding[3];
@@ -34,7 +36,10 @@ size_t apply_geometry_to_boxes(const GeometryPlan& plan, int width, int height,
         const float sy = static_cast<float>(static_cast<double>(step.height) / height);
         for (size_t i = 0; i < count; ++i) {
           float* box = &boxes[4 * i];
-          box[0] *= sx; box[2] *= sx; box[1] *= sy; box[3] *= sy;
+          box[0] *= sx;
+          box[2] *= sx;
+          box[1] *= sy;
+          box[3] *= sy;
         }
         width = step.width;
         height = step.height;

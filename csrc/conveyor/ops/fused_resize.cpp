@@ -28,7 +28,8 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
   scratch.rows.resize(static_cast<size_t>(taps));
   scratch.plan.prepare(wx, source.width);
   auto slot = [&](int input_row) {
-    return scratch.ring.data() + slot_bytes * static_cast<size_t>((input_row - row_begin) % ring_rows);
+    return scratch.ring.data() +
+           slot_bytes * static_cast<size_t>((input_row - row_begin) % ring_rows);
   };
   auto horizontal = [&](int input_row) {
     uint8_t* base = slot(input_row);
@@ -47,7 +48,8 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
   if (!float_affine) scratch.row.resize(plane_row);
   const size_t value_size = dtype_size(format.dtype);
   const size_t plane_bytes = static_cast<size_t>(out_width) * out_height * value_size;
-  int computed_end = row_begin;  // horizontal rows [row_begin or later, computed_end) are in the ring
+  int computed_end =
+      row_begin;  // horizontal rows [row_begin or later, computed_end) are in the ring
   for (int y = 0; y < out_height; ++y) {
     const int first = wy.first[y];
     const int count = std::min(taps, source.height - first);
@@ -55,12 +57,14 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
     if (monotonic) computed_end = std::max(computed_end, first);  // rows above are not needed again
     for (; computed_end < needed_end; ++computed_end) horizontal(computed_end);
     for (int c = 0; c < 3; ++c) {
-      for (int k = 0; k < count; ++k) scratch.rows[static_cast<size_t>(k)] = slot(first + k) + plane_row * c;
+      for (int k = 0; k < count; ++k)
+        scratch.rows[static_cast<size_t>(k)] = slot(first + k) + plane_row * c;
       uint8_t* row_out = static_cast<uint8_t*>(out) + plane_bytes * c +
                          static_cast<size_t>(y) * out_width * value_size;
       if (float_affine) {
-        resample_vertical_row_affine(scratch.rows.data(), count, out_width, wy, y, format.multiplier[c],
-                                     format.offset[c], true, reinterpret_cast<float*>(row_out));
+        resample_vertical_row_affine(scratch.rows.data(), count, out_width, wy, y,
+                                     format.multiplier[c], format.offset[c], true,
+                                     reinterpret_cast<float*>(row_out));
       } else {
         resample_vertical_row(scratch.rows.data(), count, out_width, wy, y, scratch.row.data());
         write_output_row(format, c, scratch.row.data(), out_width, false, row_out);

@@ -14,13 +14,17 @@ int round_half_even(double value) { return static_cast<int>(std::nearbyint(value
 void add_crop(GeometryPlan& plan, int x, int y, int width, int height) {
   if (x == 0 && y == 0 && width == plan.width && height == plan.height) return;
   GeometryStep step{GeometryStep::kCrop};
-  step.x = x; step.y = y; step.width = width; step.height = height;
+  step.x = x;
+  step.y = y;
+  step.width = width;
+  step.height = height;
   plan.steps.push_back(step);
   plan.width = width;
   plan.height = height;
 }
 
-void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding, const std::array<uint8_t, 3>& fill) {
+void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
+             const std::array<uint8_t, 3>& fill) {
   if (padding[0] == 0 && padding[1] == 0 && padding[2] == 0 && padding[3] == 0) return;
   GeometryStep step{GeometryStep::kPad};
   step.padding = padding;
@@ -33,7 +37,9 @@ void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding, const std::a
 void add_resize(GeometryPlan& plan, int width, int height, bool antialias) {
   if (width == plan.width && height == plan.height) return;  // torchvision returns the input
   GeometryStep step{GeometryStep::kResize};
-  step.width = width; step.height = height; step.antialias = antialias;
+  step.width = width;
+  step.height = height;
+  step.antialias = antialias;
   plan.steps.push_back(step);
   plan.width = width;
   plan.height = height;
@@ -50,7 +56,8 @@ std::pair<int, int> resized_size(const OpSpec& op, int width, int height) {
     new_short = static_cast<int>(static_cast<double>(op.max_size) * new_short / new_long);
     new_long = op.max_size;
   }
-  return portrait ? std::pair<int, int>{new_short, new_long} : std::pair<int, int>{new_long, new_short};
+  return portrait ? std::pair<int, int>{new_short, new_long}
+                  : std::pair<int, int>{new_long, new_short};
 }
 
 // torchvision RandomResizedCrop.get_params.
@@ -90,22 +97,29 @@ void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
   if (op.pad_if_needed) {
     if (padded_height < op.height) {
       const int diff = op.height - padded_height;
-      padding[1] += diff; padding[3] += diff; padded_height += 2 * diff;
+      padding[1] += diff;
+      padding[3] += diff;
+      padded_height += 2 * diff;
     }
     if (padded_width < op.width) {
       const int diff = op.width - padded_width;
-      padding[0] += diff; padding[2] += diff; padded_width += 2 * diff;
+      padding[0] += diff;
+      padding[2] += diff;
+      padded_width += 2 * diff;
     }
   }
   if (padded_height < op.height || padded_width < op.width)
     throw Error(ErrorKind::kInvalidArgument,
-                "required crop size (" + std::to_string(op.height) + ", " + std::to_string(op.width) +
-                    ") is larger than the " + (op.has_padding ? "padded " : "") + "input image size (" +
+                "required crop size (" + std::to_string(op.height) + ", " +
+                    std::to_string(op.width) + ") is larger than the " +
+                    (op.has_padding ? "padded " : "") + "input image size (" +
                     std::to_string(padded_height) + ", " + std::to_string(padded_width) + ")");
   const int top = padded_height > op.height
-                      ? static_cast<int>(random.uniform_int(0, padded_height - op.height + 1)) : 0;
+                      ? static_cast<int>(random.uniform_int(0, padded_height - op.height + 1))
+                      : 0;
   const int left = padded_width > op.width
-                       ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1)) : 0;
+                       ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1))
+                       : 0;
   add_pad(plan, padding, op.fill);
   add_crop(plan, left, top, op.width, op.height);
 }
@@ -114,8 +128,10 @@ void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
 void center_crop(GeometryPlan& plan, const OpSpec& op) {
   if (op.height > plan.height || op.width > plan.width) {
     const int dw = op.width - plan.width, dh = op.height - plan.height;
-    add_pad(plan, {dw > 0 ? dw / 2 : 0, dh > 0 ? dh / 2 : 0, dw > 0 ? (dw + 1) / 2 : 0,
-                   dh > 0 ? (dh + 1) / 2 : 0}, {0, 0, 0});
+    add_pad(plan,
+            {dw > 0 ? dw / 2 : 0, dh > 0 ? dh / 2 : 0, dw > 0 ? (dw + 1) / 2 : 0,
+             dh > 0 ? (dh + 1) / 2 : 0},
+            {0, 0, 0});
   }
   const int top = round_half_even((plan.height - op.height) / 2.0);
   const int left = round_half_even((plan.width - op.width) / 2.0);
@@ -136,15 +152,24 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         add_resize(plan, w, h, op.antialias);
         break;
       }
-      case OpKind::kRandomResizedCrop: random_resized_crop(plan, op, random); break;
-      case OpKind::kRandomCrop: random_crop(plan, op, random); break;
-      case OpKind::kCenterCrop: center_crop(plan, op); break;
-      case OpKind::kPad: add_pad(plan, op.padding, op.fill); break;
+      case OpKind::kRandomResizedCrop:
+        random_resized_crop(plan, op, random);
+        break;
+      case OpKind::kRandomCrop:
+        random_crop(plan, op, random);
+        break;
+      case OpKind::kCenterCrop:
+        center_crop(plan, op);
+        break;
+      case OpKind::kPad:
+        add_pad(plan, op.padding, op.fill);
+        break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
         break;
       case OpKind::kToDtype:
-      case OpKind::kNormalize: break;
+      case OpKind::kNormalize:
+        break;
     }
   }
   return plan;
@@ -193,7 +218,8 @@ int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
     } else if (step.kind == GeometryStep::kResize) {
       if (!step.antialias) return 1;  // plain bilinear samples full-resolution pixels
       int scale = 8;
-      while (scale > 1 && (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))
+      while (scale > 1 &&
+             (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))
         scale /= 2;
       return scale;
     } else if (step.kind == GeometryStep::kPad) {

@@ -11,7 +11,7 @@ namespace conveyor {
 struct ImageTransformer::View {
   const uint8_t* interleaved = nullptr;  // when not planar
   const PlanarImage* planar = nullptr;
-  size_t stride = 0;                      // interleaved row stride
+  size_t stride = 0;  // interleaved row stride
   int physical_width = 0, physical_height = 0;
   // The whole image the buffer is part of (a region decode) and where the buffer starts in it.
   int frame_width = 0, frame_height = 0, frame_x = 0, frame_y = 0;
@@ -78,8 +78,10 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
         // Only flips may follow for it to write the output directly.
         bool fused = true, flips_after = false;
         for (size_t j = i + 1; j < plan.steps.size(); ++j) {
-          if (plan.steps[j].kind == GeometryStep::kFlip) flips_after = !flips_after;
-          else if (j > last) fused = false;
+          if (plan.steps[j].kind == GeometryStep::kFlip)
+            flips_after = !flips_after;
+          else if (j > last)
+            fused = false;
         }
         const bool reverse = fused ? view.flipped != flips_after : view.flipped;
         if (!window.windowed) {
@@ -90,7 +92,8 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
         resize(view, step, Window{window.x, window.y, window.width, window.height}, reverse,
                fused ? &format : nullptr, out);
         if (fused) return;
-        view.flipped = window.flipped_after;  // the window is stored as the crop of the resize's output
+        view.flipped =
+            window.flipped_after;  // the window is stored as the crop of the resize's output
         i = last;
         break;
       }
@@ -104,8 +107,8 @@ void ImageTransformer::resize_whole(View& view, const GeometryStep& step, bool r
   resize(view, step, Window{0, 0, step.width, step.height}, reverse, format, out);
 }
 
-void ImageTransformer::resize(View& view, const GeometryStep& step, const Window& window, bool reverse,
-                              const OutputFormat* format, void* out) {
+void ImageTransformer::resize(View& view, const GeometryStep& step, const Window& window,
+                              bool reverse, const OutputFormat* format, void* out) {
   if (window.width == step.width && window.height == step.height) {
     compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias);
     compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias);
@@ -113,10 +116,14 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, const Window
   } else {
     // The whole resize's weights over the whole image (the windows clamp at its edges, not at
     // the decoded region's), then the window's outputs moved into the buffer.
-    compute_axis_weights(full_x_, view.frame_width, view.rx + view.frame_x, view.rw, step.width, step.antialias);
-    compute_axis_weights(full_y_, view.frame_height, view.ry + view.frame_y, view.rh, step.height, step.antialias);
-    window_axis_weights(wx_, full_x_, window.x, window.width, reverse, view.frame_x, view.physical_width);
-    window_axis_weights(wy_, full_y_, window.y, window.height, false, view.frame_y, view.physical_height);
+    compute_axis_weights(full_x_, view.frame_width, view.rx + view.frame_x, view.rw, step.width,
+                         step.antialias);
+    compute_axis_weights(full_y_, view.frame_height, view.ry + view.frame_y, view.rh, step.height,
+                         step.antialias);
+    window_axis_weights(wx_, full_x_, window.x, window.width, reverse, view.frame_x,
+                        view.physical_width);
+    window_axis_weights(wy_, full_y_, window.y, window.height, false, view.frame_y,
+                        view.physical_height);
   }
   const int out_width = window.width, out_height = window.height;
   if (format) {
@@ -154,8 +161,8 @@ void ImageTransformer::resize(View& view, const GeometryStep& step, const Window
   target.reset(out_width, out_height);
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < out_height; ++y)
-      resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, out_width, wy_,
-                            y, target.row(c, y));
+      resample_vertical_row(planes[c], horizontal_.row_stride, row_begin, rows, out_width, wy_, y,
+                            target.row(c, y));
   view.become(target, out_width, out_height);  // unflipped: a flip is folded into the weights
 }
 
@@ -178,12 +185,17 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
       uint8_t* dst = target.row(c, y + top) + left;
       if (view.planar) {
         const uint8_t* src = view.planar->plane(c) + view.planar->row_stride * (y0 + y) + x0;
-        if (view.flipped) for (int x = 0; x < view.width; ++x) dst[x] = src[view.width - 1 - x];
-        else std::memcpy(dst, src, static_cast<size_t>(view.width));
+        if (view.flipped)
+          for (int x = 0; x < view.width; ++x) dst[x] = src[view.width - 1 - x];
+        else
+          std::memcpy(dst, src, static_cast<size_t>(view.width));
       } else {
-        const uint8_t* src = view.interleaved + view.stride * (y0 + y) + static_cast<size_t>(x0) * 3 + c;
-        if (view.flipped) for (int x = 0; x < view.width; ++x) dst[x] = src[(view.width - 1 - x) * 3];
-        else for (int x = 0; x < view.width; ++x) dst[x] = src[x * 3];
+        const uint8_t* src =
+            view.interleaved + view.stride * (y0 + y) + static_cast<size_t>(x0) * 3 + c;
+        if (view.flipped)
+          for (int x = 0; x < view.width; ++x) dst[x] = src[(view.width - 1 - x) * 3];
+        else
+          for (int x = 0; x < view.width; ++x) dst[x] = src[x * 3];
       }
     }
   }
@@ -218,7 +230,9 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
         g[x] = src[3 * x + 1];
         b[x] = src[3 * x + 2];
       }
-      rows[0] = r; rows[1] = g; rows[2] = b;
+      rows[0] = r;
+      rows[1] = g;
+      rows[2] = b;
     }
     for (int c = 0; c < 3; ++c)
       write_output_row(format, c, rows[c], view.width, view.flipped,
@@ -232,8 +246,10 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
                                                    AxisWeights& weights_x, AxisWeights& weights_y) {
   size_t first = 0;
   bool flipped = false;
-  for (; first < plan.steps.size() && plan.steps[first].kind == GeometryStep::kFlip; ++first) flipped = !flipped;
-  if (first == plan.steps.size() || plan.steps[first].kind != GeometryStep::kResize) return std::nullopt;
+  for (; first < plan.steps.size() && plan.steps[first].kind == GeometryStep::kFlip; ++first)
+    flipped = !flipped;
+  if (first == plan.steps.size() || plan.steps[first].kind != GeometryStep::kResize)
+    return std::nullopt;
   for (const GeometryStep& step : plan.steps)
     if (step.kind == GeometryStep::kPad) return std::nullopt;
   const ResizeWindow window = find_resize_window(plan, first, flipped);
@@ -241,7 +257,8 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
   // The weights ImageTransformer::resize computes over the whole image (where the region
   // decode's frame is): the window's taps are those of its outputs there.
   const GeometryStep& resize = plan.steps[first];
-  const auto span = [&](AxisWeights& weights, int size, int out_size, int begin, int count, int& low, int& high) {
+  const auto span = [&](AxisWeights& weights, int size, int out_size, int begin, int count,
+                        int& low, int& high) {
     compute_axis_weights(weights, size, 0.0, size, out_size, resize.antialias);
     low = size;
     high = 0;

@@ -28,10 +28,11 @@ namespace conveyor {
 struct DecodedImage {
   const uint8_t* data = nullptr;
   size_t row_stride = 0;
-  int width = 0, height = 0;                 // physical size of the buffer
-  int logical_width = 0, logical_height = 0; // full-resolution size the plan refers to
-  int origin_x = 0, origin_y = 0;            // region decode: where the buffer starts
-  int scaled_width = 0, scaled_height = 0;   // region decode: the whole decoded size (0: width, height)
+  int width = 0, height = 0;                  // physical size of the buffer
+  int logical_width = 0, logical_height = 0;  // full-resolution size the plan refers to
+  int origin_x = 0, origin_y = 0;             // region decode: where the buffer starts
+  int scaled_width = 0,
+      scaled_height = 0;  // region decode: the whole decoded size (0: width, height)
 };
 
 class ImageTransformer {

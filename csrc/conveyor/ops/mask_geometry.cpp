@@ -12,9 +12,12 @@ std::vector<int> nearest_indices(int in_size, int out_size) {
   std::vector<int> index(out_size);
   const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
   for (int i = 0; i < out_size; ++i) {
-    if (out_size == in_size) index[i] = i;
-    else if (out_size == 2 * in_size) index[i] = i >> 1;
-    else index[i] = std::min(static_cast<int>(std::floor(static_cast<float>(i) * scale)), in_size - 1);
+    if (out_size == in_size)
+      index[i] = i;
+    else if (out_size == 2 * in_size)
+      index[i] = i >> 1;
+    else
+      index[i] = std::min(static_cast<int>(std::floor(static_cast<float>(i) * scale)), in_size - 1);
   }
   return index;
 }

@@ -6,14 +6,19 @@ namespace conveyor {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kUint8: return "uint8";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat16: return "float16";
+    case DType::kUint8:
+      return "uint8";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat16:
+      return "float16";
   }
   return "?";
 }
 
-size_t dtype_size(DType dtype) { return dtype == DType::kUint8 ? 1 : dtype == DType::kFloat16 ? 2 : 4; }
+size_t dtype_size(DType dtype) {
+  return dtype == DType::kUint8 ? 1 : dtype == DType::kFloat16 ? 2 : 4;
+}
 
 namespace {
 
@@ -38,24 +43,32 @@ Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
         if (op.height <= 0 || op.width <= 0) invalid(i, "resize size must be positive");
         if (op.max_size != 0 && (!op.shorter_side || op.max_size <= op.height))
           invalid(i, "max_size must be greater than an int size for the shorter side");
-        if (op.shorter_side) size.reset(); else size = {op.height, op.width};
+        if (op.shorter_side)
+          size.reset();
+        else
+          size = {op.height, op.width};
         break;
       case OpKind::kRandomResizedCrop:
-        if (op.height <= 0 || op.width <= 0) invalid(i, "random_resized_crop size must be positive");
-        if (op.scale[0] > op.scale[1] || op.ratio[0] > op.ratio[1] || op.scale[0] < 0 || op.ratio[0] <= 0)
+        if (op.height <= 0 || op.width <= 0)
+          invalid(i, "random_resized_crop size must be positive");
+        if (op.scale[0] > op.scale[1] || op.ratio[0] > op.ratio[1] || op.scale[0] < 0 ||
+            op.ratio[0] <= 0)
           invalid(i, "scale and ratio must be (min, max) with 0 <= min <= max (ratio > 0)");
         size = {op.height, op.width};
         break;
       case OpKind::kRandomCrop:
       case OpKind::kCenterCrop:
         if (op.height <= 0 || op.width <= 0) invalid(i, "crop size must be positive");
-        for (int pad : op.padding) if (pad < 0) invalid(i, "padding must be >= 0");
+        for (int pad : op.padding)
+          if (pad < 0) invalid(i, "padding must be >= 0");
         size = {op.height, op.width};
         break;
       case OpKind::kPad:
-        for (int pad : op.padding) if (pad < 0) invalid(i, "padding must be >= 0");
-        if (size) size = {size->first + op.padding[1] + op.padding[3],
-                          size->second + op.padding[0] + op.padding[2]};
+        for (int pad : op.padding)
+          if (pad < 0) invalid(i, "padding must be >= 0");
+        if (size)
+          size = {size->first + op.padding[1] + op.padding[3],
+                  size->second + op.padding[0] + op.padding[2]};
         break;
       case OpKind::kHorizontalFlip:
         if (op.p < 0 || op.p > 1) invalid(i, "hflip p must be in [0, 1]");

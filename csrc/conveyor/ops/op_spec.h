@@ -10,8 +10,16 @@
 
 namespace conveyor {
 
-enum class OpKind { kResize, kRandomResizedCrop, kRandomCrop, kCenterCrop, kPad, kHorizontalFlip,
-                    kToDtype, kNormalize };
+enum class OpKind {
+  kResize,
+  kRandomResizedCrop,
+  kRandomCrop,
+  kCenterCrop,
+  kPad,
+  kHorizontalFlip,
+  kToDtype,
+  kNormalize
+};
 
 enum class DType { kUint8, kFloat32, kFloat16 };
 

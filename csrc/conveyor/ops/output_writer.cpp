@@ -60,8 +60,10 @@ void write_output_row(const OutputFormat& format, int channel, const uint8_t* ro
                       bool reversed, void* out) {
   switch (format.dtype) {
     case DType::kUint8:
-      if (reversed) copy_row(row, width, true, static_cast<uint8_t*>(out));
-      else std::memcpy(out, row, static_cast<size_t>(width));
+      if (reversed)
+        copy_row(row, width, true, static_cast<uint8_t*>(out));
+      else
+        std::memcpy(out, row, static_cast<size_t>(width));
       return;
     case DType::kFloat32:
       if (format.affine)
@@ -77,7 +79,8 @@ void write_output_row(const OutputFormat& format, int channel, const uint8_t* ro
         const int count = width - start < 256 ? width - start : 256;
         const uint8_t* source = reversed ? row + (width - start - count) : row + start;
         if (format.affine)
-          affine_row(source, count, reversed, format.multiplier[channel], format.offset[channel], values);
+          affine_row(source, count, reversed, format.multiplier[channel], format.offset[channel],
+                     values);
         else
           copy_row(source, count, reversed, values);
         for (int x = 0; x < count; ++x) halves[start + x] = float_to_half(values[x]);

@@ -26,7 +26,9 @@ struct PlanarImage {
     if (storage.size() < needed) storage.resize(needed);
   }
   uint8_t* plane(int c) { return storage.data() + plane_stride * static_cast<size_t>(c); }
-  const uint8_t* plane(int c) const { return storage.data() + plane_stride * static_cast<size_t>(c); }
+  const uint8_t* plane(int c) const {
+    return storage.data() + plane_stride * static_cast<size_t>(c);
+  }
   uint8_t* row(int c, int y) { return plane(c) + row_stride * static_cast<size_t>(y); }
 };
 

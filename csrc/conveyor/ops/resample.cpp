@@ -36,8 +36,8 @@ struct VerticalSums16 {
   __m128i lanes[4];
 };
 
-inline VerticalSums16 vertical_sums16(const uint8_t* const* rows, int taps, const int16_t* w,
-                                      int x, __m128i initial, __m128i shift) {
+inline VerticalSums16 vertical_sums16(const uint8_t* const* rows, int taps, const int16_t* w, int x,
+                                      __m128i initial, __m128i shift) {
   const __m128i zero = _mm_setzero_si128();
   __m128i acc0 = initial, acc1 = initial, acc2 = initial, acc3 = initial;
   for (int k = 0; k < taps; k += 2) {
@@ -68,21 +68,26 @@ __attribute__((target("ssse3"), always_inline)) inline __m128i horizontal_pixel_
   __m128i acc = initial;
   for (int g = 0; g < groups; ++g, p += 12) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_low), _mm_set1_epi32(w[2 * g])));
+    acc = _mm_add_epi32(
+        acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_low), _mm_set1_epi32(w[2 * g])));
     if (2 * g + 1 < pairs)
-      acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_high), _mm_set1_epi32(w[2 * g + 1])));
+      acc = _mm_add_epi32(
+          acc, _mm_madd_epi16(_mm_shuffle_epi8(bytes, pair_high), _mm_set1_epi32(w[2 * g + 1])));
   }
   return _mm_sra_epi32(acc, shift);
 }
 
-__attribute__((target("ssse3"))) void horizontal_rgb_ssse3(
-    const uint8_t* src, size_t src_stride, int row_count, const HorizontalPlan& plan,
-    uint8_t* const dst[3], size_t dst_stride) {
+__attribute__((target("ssse3"))) void horizontal_rgb_ssse3(const uint8_t* src, size_t src_stride,
+                                                           int row_count,
+                                                           const HorizontalPlan& plan,
+                                                           uint8_t* const dst[3],
+                                                           size_t dst_stride) {
   const AxisWeights& wx = *plan.weights;
   const int32_t* pair_weights = plan.pair_weights.data();
   const int taps = wx.taps, pairs = taps / 2, groups = (taps + 3) / 4;
   const __m128i pair_low = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
-  const __m128i pair_high = _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i pair_high =
+      _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
   const __m128i to_planar = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m128i initial = _mm_set1_epi32(wx.precision > 0 ? 1 << (wx.precision - 1) : 0);
   const __m128i shift = _mm_cvtsi32_si128(wx.precision);
@@ -94,7 +99,14 @@ __attribute__((target("ssse3"))) void horizontal_rgb_ssse3(
     uint8_t* out2 = dst[2] + static_cast<size_t>(r) * dst_stride;
     int x = 0;
     for (; x + 4 <= out_size; x += 4) {
-      const __m128i a = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x, pair_low, pair_high, initial, shift), b = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 1, pair_low, pair_high, initial, shift), c = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 2, pair_low, pair_high, initial, shift), d = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 3, pair_low, pair_high, initial, shift);
+      const __m128i a = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x, pair_low,
+                                               pair_high, initial, shift),
+                    b = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 1,
+                                               pair_low, pair_high, initial, shift),
+                    c = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 2,
+                                               pair_low, pair_high, initial, shift),
+                    d = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x + 3,
+                                               pair_low, pair_high, initial, shift);
       const __m128i bytes = _mm_shuffle_epi8(
           _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d)), to_planar);
       const int32_t red = _mm_cvtsi128_si32(bytes);
@@ -105,7 +117,8 @@ __attribute__((target("ssse3"))) void horizontal_rgb_ssse3(
       std::memcpy(out2 + x, &blue, 4);
     }
     for (; x < out_size; ++x) {
-      const __m128i v = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x, pair_low, pair_high, initial, shift);
+      const __m128i v = horizontal_pixel_ssse3(row, wx, pair_weights, pairs, groups, x, pair_low,
+                                               pair_high, initial, shift);
       const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
       const uint32_t rgb = static_cast<uint32_t>(_mm_cvtsi128_si32(bytes));
       out0[x] = static_cast<uint8_t>(rgb);
@@ -127,14 +140,15 @@ bool cpu_has_avx2() {
 
 // AVX2 (runtime-dispatched): the SSSE3 scheme with two output pixels per 256-bit register
 // (one in each 128-bit lane), so one vpmaddwd covers a pair of taps of two pixels.
-__attribute__((target("avx2"))) void horizontal_rgb_avx2(
-    const uint8_t* src, size_t src_stride, int row_count, const HorizontalPlan& plan,
-    uint8_t* const dst[3], size_t dst_stride) {
+__attribute__((target("avx2"))) void horizontal_rgb_avx2(const uint8_t* src, size_t src_stride,
+                                                         int row_count, const HorizontalPlan& plan,
+                                                         uint8_t* const dst[3], size_t dst_stride) {
   const AxisWeights& wx = *plan.weights;
   const int32_t* pair_weights = plan.pair_weights.data();
   const int taps = wx.taps, pairs = taps / 2, groups = (taps + 3) / 4;
   const __m128i pair_low = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
-  const __m128i pair_high = _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i pair_high =
+      _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
   const __m256i pair_low2 = _mm256_broadcastsi128_si256(pair_low);
   const __m256i pair_high2 = _mm256_broadcastsi128_si256(pair_high);
   const __m128i to_planar = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -166,18 +180,34 @@ __attribute__((target("avx2"))) void horizontal_rgb_avx2(
         const __m256i v23 = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p2 + o))),
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(p3 + o)), 1);
-        acc01 = _mm256_add_epi32(acc01, _mm256_madd_epi16(_mm256_shuffle_epi8(v01, pair_low2), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w01 + 16 * g))));
-        acc23 = _mm256_add_epi32(acc23, _mm256_madd_epi16(_mm256_shuffle_epi8(v23, pair_low2), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w23 + 16 * g))));
+        acc01 = _mm256_add_epi32(
+            acc01,
+            _mm256_madd_epi16(_mm256_shuffle_epi8(v01, pair_low2),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w01 + 16 * g))));
+        acc23 = _mm256_add_epi32(
+            acc23,
+            _mm256_madd_epi16(_mm256_shuffle_epi8(v23, pair_low2),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w23 + 16 * g))));
         if (2 * g + 1 < pairs) {
-          acc01 = _mm256_add_epi32(acc01, _mm256_madd_epi16(_mm256_shuffle_epi8(v01, pair_high2), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w01 + 8 * (2 * g + 1)))));
-          acc23 = _mm256_add_epi32(acc23, _mm256_madd_epi16(_mm256_shuffle_epi8(v23, pair_high2), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w23 + 8 * (2 * g + 1)))));
+          acc01 = _mm256_add_epi32(
+              acc01,
+              _mm256_madd_epi16(
+                  _mm256_shuffle_epi8(v01, pair_high2),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w01 + 8 * (2 * g + 1)))));
+          acc23 = _mm256_add_epi32(
+              acc23,
+              _mm256_madd_epi16(
+                  _mm256_shuffle_epi8(v23, pair_high2),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w23 + 8 * (2 * g + 1)))));
         }
       }
       acc01 = _mm256_sra_epi32(acc01, shift);
       acc23 = _mm256_sra_epi32(acc23, shift);
       // Per lane: [x, x + 2] then [x + 1, x + 3] as rgb0 bytes; interleave back to x..x+3.
-      const __m256i packed = _mm256_packus_epi16(_mm256_packs_epi32(acc01, acc23), _mm256_setzero_si256());
-      const __m128i ordered = _mm_unpacklo_epi32(_mm256_castsi256_si128(packed), _mm256_extracti128_si256(packed, 1));
+      const __m256i packed =
+          _mm256_packus_epi16(_mm256_packs_epi32(acc01, acc23), _mm256_setzero_si256());
+      const __m128i ordered =
+          _mm_unpacklo_epi32(_mm256_castsi256_si128(packed), _mm256_extracti128_si256(packed, 1));
       const __m128i bytes = _mm_shuffle_epi8(ordered, to_planar);
       const int32_t red = _mm_cvtsi128_si32(bytes);
       const int32_t green = _mm_cvtsi128_si32(_mm_srli_si128(bytes, 4));
@@ -215,13 +245,17 @@ __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_i
       int32_t pair_bits;
       std::memcpy(&pair_bits, w + k, 4);
       const __m256i pair = _mm256_set1_epi32(pair_bits);
-      const __m256i r0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + x)));
-      const __m256i r1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + x)));
+      const __m256i r0 =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + x)));
+      const __m256i r1 =
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + x)));
       acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(r0, r1), pair));
       acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(r0, r1), pair));
     }
-    const __m256 f_lo = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_lo, shift)), m), a);
-    const __m256 f_hi = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_hi, shift)), m), a);
+    const __m256 f_lo =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_lo, shift)), m), a);
+    const __m256 f_hi =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_hi, shift)), m), a);
     const __m256 first = _mm256_permute2f128_ps(f_lo, f_hi, 0x20);
     const __m256 second = _mm256_permute2f128_ps(f_lo, f_hi, 0x31);
     if (kStream) {
@@ -235,14 +269,19 @@ __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_i
   return x;
 }
 
-__attribute__((target("avx2"))) int vertical_affine_avx2(
-    const uint8_t* const* rows, int width, int taps, const int16_t* w, int precision,
-    float multiplier, float offset, bool streaming, float* dst) {
+__attribute__((target("avx2"))) int vertical_affine_avx2(const uint8_t* const* rows, int width,
+                                                         int taps, const int16_t* w, int precision,
+                                                         float multiplier, float offset,
+                                                         bool streaming, float* dst) {
   const bool stream = streaming && reinterpret_cast<uintptr_t>(dst) % 32 == 0;
   if (stream && taps == 2)
-    return vertical_affine_avx2_impl<true, 2>(rows, taps, w, width, precision, multiplier, offset, dst);
-  if (stream) return vertical_affine_avx2_impl<true, 0>(rows, taps, w, width, precision, multiplier, offset, dst);
-  return vertical_affine_avx2_impl<false, 0>(rows, taps, w, width, precision, multiplier, offset, dst);
+    return vertical_affine_avx2_impl<true, 2>(rows, taps, w, width, precision, multiplier, offset,
+                                              dst);
+  if (stream)
+    return vertical_affine_avx2_impl<true, 0>(rows, taps, w, width, precision, multiplier, offset,
+                                              dst);
+  return vertical_affine_avx2_impl<false, 0>(rows, taps, w, width, precision, multiplier, offset,
+                                             dst);
 }
 #endif
 
@@ -267,11 +306,14 @@ __attribute__((target("ssse3"))) void split_rgb_row_ssse3(const uint8_t* src, in
     const __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
     const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(r + x),
-                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ra), _mm_shuffle_epi8(m, rb)), _mm_shuffle_epi8(c, rc)));
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ra), _mm_shuffle_epi8(m, rb)),
+                                  _mm_shuffle_epi8(c, rc)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(g + x),
-                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ga), _mm_shuffle_epi8(m, gb)), _mm_shuffle_epi8(c, gc)));
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ga), _mm_shuffle_epi8(m, gb)),
+                                  _mm_shuffle_epi8(c, gc)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(b + x),
-                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ba), _mm_shuffle_epi8(m, bb)), _mm_shuffle_epi8(c, bc)));
+                     _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, ba), _mm_shuffle_epi8(m, bb)),
+                                  _mm_shuffle_epi8(c, bc)));
   }
   for (; x < width; ++x) {
     r[x] = src[3 * x];
@@ -283,15 +325,20 @@ __attribute__((target("ssse3"))) void split_rgb_row_ssse3(const uint8_t* src, in
 // One group of 8 outputs of the planar kernel, as int32 (already shifted).
 template <int kPairs>  // 0: any number of tap pairs
 __attribute__((target("avx2"), always_inline)) inline __m256i horizontal_group_avx2(
-    const uint8_t* row, const HorizontalPlan& plan, int runtime_pairs, int g, __m256i initial, __m128i shift) {
+    const uint8_t* row, const HorizontalPlan& plan, int runtime_pairs, int g, __m256i initial,
+    __m128i shift) {
   const int pairs = kPairs > 0 ? kPairs : runtime_pairs;
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + plan.group_first[static_cast<size_t>(g)]));
+  const __m128i bytes = _mm_loadu_si128(
+      reinterpret_cast<const __m128i*>(row + plan.group_first[static_cast<size_t>(g)]));
   __m256i acc = initial;
   for (int k = 0; k < pairs; ++k) {
     const size_t at = static_cast<size_t>(g) * pairs + k;
-    const __m128i mask = _mm_loadu_si128(reinterpret_cast<const __m128i*>(plan.group_masks.data() + 16 * at));
-    const __m256i weights = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(plan.group_weights.data() + 8 * at));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(bytes, mask)), weights));
+    const __m128i mask =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(plan.group_masks.data() + 16 * at));
+    const __m256i weights =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(plan.group_weights.data() + 8 * at));
+    acc = _mm256_add_epi32(
+        acc, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(bytes, mask)), weights));
   }
   return _mm256_sra_epi32(acc, shift);
 }
@@ -300,7 +347,8 @@ __attribute__((target("avx2"), always_inline)) inline __m256i horizontal_group_a
 // 16-byte load, per tap pair a pshufb gathering (a, b) byte pairs, widened to int16 and
 // multiplied with the pair weights by one vpmaddwd. Two groups are packed to 16 bytes.
 template <int kPairs>
-__attribute__((target("avx2"))) void horizontal_plane_avx2_impl(const uint8_t* row, const HorizontalPlan& plan,
+__attribute__((target("avx2"))) void horizontal_plane_avx2_impl(const uint8_t* row,
+                                                                const HorizontalPlan& plan,
                                                                 uint8_t* out) {
   const AxisWeights& wx = *plan.weights;
   const int pairs = wx.taps / 2, out_size = wx.out_size;
@@ -313,7 +361,8 @@ __attribute__((target("avx2"))) void horizontal_plane_avx2_impl(const uint8_t* r
     const __m256i b = horizontal_group_avx2<kPairs>(row, plan, pairs, g + 1, initial, shift);
     // int16 lanes [a0-3 b0-3 | a4-7 b4-7] -> qwords in order a0-3 a4-7 b0-3 b4-7 -> bytes.
     const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
-    const __m128i packed = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+    const __m128i packed =
+        _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
     const int x = 8 * g;
     if (x + 16 <= out_size) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x), packed);
@@ -324,30 +373,42 @@ __attribute__((target("avx2"))) void horizontal_plane_avx2_impl(const uint8_t* r
     }
   }
   if (g < groups) {
-    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(horizontal_group_avx2<kPairs>(row, plan, pairs, g, initial, shift), initial), 0xD8);
+    const __m256i words = _mm256_permute4x64_epi64(
+        _mm256_packs_epi32(horizontal_group_avx2<kPairs>(row, plan, pairs, g, initial, shift),
+                           initial),
+        0xD8);
     alignas(16) uint8_t tail[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tail),
-                    _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
+    _mm_store_si128(
+        reinterpret_cast<__m128i*>(tail),
+        _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1)));
     std::memcpy(out + 8 * g, tail, static_cast<size_t>(out_size - 8 * g));
   }
 }
 
 // Specialised for the common windows: 2 taps (upscales), 4 taps (mild downscales).
-__attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row, const HorizontalPlan& plan,
+__attribute__((target("avx2"))) void horizontal_plane_avx2(const uint8_t* row,
+                                                           const HorizontalPlan& plan,
                                                            uint8_t* out) {
   switch (plan.weights->taps) {
-    case 2: horizontal_plane_avx2_impl<1>(row, plan, out); return;
-    case 4: horizontal_plane_avx2_impl<2>(row, plan, out); return;
-    default: horizontal_plane_avx2_impl<0>(row, plan, out); return;
+    case 2:
+      horizontal_plane_avx2_impl<1>(row, plan, out);
+      return;
+    case 4:
+      horizontal_plane_avx2_impl<2>(row, plan, out);
+      return;
+    default:
+      horizontal_plane_avx2_impl<0>(row, plan, out);
+      return;
   }
 }
 #endif
 
 // Input rows of output y's window in a src/stride layout; `storage` holds them when the
 // window is too wide for `local` (extreme downscales).
-const uint8_t* const* strided_rows(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
-                                   const AxisWeights& wy, int y, int* count, const uint8_t** local,
-                                   int local_size, std::vector<const uint8_t*>& storage) {
+const uint8_t* const* strided_rows(const uint8_t* src, size_t src_stride, int row_offset,
+                                   int in_rows, const AxisWeights& wy, int y, int* count,
+                                   const uint8_t** local, int local_size,
+                                   std::vector<const uint8_t*>& storage) {
   const int start = wy.first[y] - row_offset;
   *count = std::min(wy.taps, in_rows - start);
   const uint8_t** rows = local;
@@ -365,8 +426,8 @@ constexpr size_t kPlaneSlack = 32;  // a plane row of planar_row is read up to 1
 }  // namespace
 
 void HorizontalPlan::prepare(const AxisWeights& wx, int width) {
-  const bool same = weights == &wx && in_width == width && key == wx.key && reversed == wx.reversed &&
-                    wx.key.in_size >= 0;
+  const bool same = weights == &wx && in_width == width && key == wx.key &&
+                    reversed == wx.reversed && wx.key.in_size >= 0;
   weights = &wx;
   key = wx.key;
   reversed = wx.reversed;
@@ -377,7 +438,8 @@ void HorizontalPlan::prepare(const AxisWeights& wx, int width) {
   in_bounds = last_start + wx.taps <= width;
   const int pairs = wx.taps / 2;
   pair_weights.resize(static_cast<size_t>(wx.out_size) * pairs);
-  for (size_t i = 0; i < pair_weights.size(); ++i) std::memcpy(&pair_weights[i], &wx.weights[2 * i], 4);
+  for (size_t i = 0; i < pair_weights.size(); ++i)
+    std::memcpy(&pair_weights[i], &wx.weights[2 * i], 4);
   lane_weights.clear();
   group_first.clear();
   group_masks.clear();
@@ -449,7 +511,8 @@ void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int row_coun
     uint8_t* planes[3] = {plan.planar_row.data(), plan.planar_row.data() + plane,
                           plan.planar_row.data() + 2 * plane};
     for (int r = 0; r < row_count; ++r) {
-      split_rgb_row_ssse3(src + static_cast<size_t>(r) * src_stride, in_width, planes[0], planes[1], planes[2]);
+      split_rgb_row_ssse3(src + static_cast<size_t>(r) * src_stride, in_width, planes[0], planes[1],
+                          planes[2]);
       for (int c = 0; c < 3; ++c)
         horizontal_plane_avx2(planes[c], plan, dst[c] + static_cast<size_t>(r) * dst_stride);
     }
@@ -481,7 +544,8 @@ void resample_horizontal_rgb(const uint8_t* src, size_t src_stride, int row_coun
         __m128i acc = initial;
         for (int k = 0; k < taps; k += 2, p += 6, w += 2) {
           // r0 r1 g0 g1 b0 b1 . . as int16, times (w0, w1) pairs -> r, g, b sums in int32 lanes.
-          const __m128i pixels = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load_u32(p), load_u32(p + 3)), zero);
+          const __m128i pixels =
+              _mm_unpacklo_epi8(_mm_unpacklo_epi8(load_u32(p), load_u32(p + 3)), zero);
           acc = _mm_add_epi32(acc, _mm_madd_epi16(pixels, weight_pair(w)));
         }
         acc = _mm_sra_epi32(acc, shift);
@@ -534,11 +598,13 @@ void resample_horizontal_plane(const uint8_t* src, size_t src_stride, int row_co
 #if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
   if (plan.planar_kernel()) {
     for (int r = 0; r < row_count; ++r)
-      horizontal_plane_avx2(src + static_cast<size_t>(r) * src_stride, plan, dst + static_cast<size_t>(r) * dst_stride);
+      horizontal_plane_avx2(src + static_cast<size_t>(r) * src_stride, plan,
+                            dst + static_cast<size_t>(r) * dst_stride);
     return;
   }
 #endif
-  resample_horizontal_plane(src, src_stride, plan.in_width, row_count, *plan.weights, dst, dst_stride);
+  resample_horizontal_plane(src, src_stride, plan.in_width, row_count, *plan.weights, dst,
+                            dst_stride);
 }
 
 void resample_vertical_row(const uint8_t* const* rows, int count, int width, const AxisWeights& wy,
@@ -575,7 +641,8 @@ void resample_vertical_row_affine(const uint8_t* const* rows, int count, int wid
   int x = 0;
 #if defined(CONVEYOR_HAVE_SSSE3_KERNEL)
   if (count == taps && cpu_has_avx2())
-    x = vertical_affine_avx2(rows, width, taps, w, wy.precision, multiplier, offset, streaming, dst);
+    x = vertical_affine_avx2(rows, width, taps, w, wy.precision, multiplier, offset, streaming,
+                             dst);
 #else
   (void)streaming;
 #endif
@@ -616,9 +683,9 @@ void resample_vertical_row(const uint8_t* src, size_t src_stride, int row_offset
   resample_vertical_row(rows, count, width, wy, y, dst);
 }
 
-void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
-                                  int width, const AxisWeights& wy, int y, float multiplier,
-                                  float offset, float* dst) {
+void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset,
+                                  int in_rows, int width, const AxisWeights& wy, int y,
+                                  float multiplier, float offset, float* dst) {
   const uint8_t* local[kLocalRows];
   std::vector<const uint8_t*> storage;
   int count = 0;

@@ -19,17 +19,17 @@ namespace conveyor {
 struct HorizontalPlan {
   const AxisWeights* weights = nullptr;
   int in_width = 0;
-  bool in_bounds = false;  // every window lies inside the row: the SIMD kernels may run
+  bool in_bounds = false;             // every window lies inside the row: the SIMD kernels may run
   std::vector<int32_t> pair_weights;  // (w[2k], w[2k+1]) of each output as one int32
   std::vector<int32_t> lane_weights;  // AVX2: pair weights of outputs (2j, 2j+1) per lane
   // AVX2 planar kernel, when every 8 consecutive outputs read within 16 input bytes (upscales
   // and mild downscales): per group of 8 outputs, its first input, one pshufb mask per tap
   // pair gathering the pairs' bytes from one 16-byte load, and the 8 outputs' pair weights.
   std::vector<int32_t> group_first;
-  std::vector<uint8_t> group_masks;     // groups * pairs * 16
-  std::vector<int32_t> group_weights;   // groups * pairs * 8
-  std::vector<uint8_t> planar_row;      // scratch: one interleaved row split into planes
-  AxisWeights::Key key;                 // prepare() for the same weights returns at once
+  std::vector<uint8_t> group_masks;    // groups * pairs * 16
+  std::vector<int32_t> group_weights;  // groups * pairs * 8
+  std::vector<uint8_t> planar_row;     // scratch: one interleaved row split into planes
+  AxisWeights::Key key;                // prepare() for the same weights returns at once
   bool reversed = false;
 
   void prepare(const AxisWeights& wx, int in_width);
@@ -65,9 +65,9 @@ void resample_vertical_row_affine(const uint8_t* const* rows, int count, int wid
 // Stride-addressed forms: input row row_offset + r at src + r * src_stride, in_rows rows.
 void resample_vertical_row(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
                            int width, const AxisWeights& wy, int y, uint8_t* dst);
-void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset, int in_rows,
-                                  int width, const AxisWeights& wy, int y, float multiplier,
-                                  float offset, float* dst);
+void resample_vertical_row_affine(const uint8_t* src, size_t src_stride, int row_offset,
+                                  int in_rows, int width, const AxisWeights& wy, int y,
+                                  float multiplier, float offset, float* dst);
 
 // Orders earlier non-temporal stores before later stores (sfence; no-op elsewhere).
 void store_fence();

@@ -40,13 +40,15 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
   // Windows stay inside the region, as when torch resizes the cropped tensor. Coordinates
   // are relative to the region's first whole pixel (fractional starts come from DCT scaling).
   const int offset = static_cast<int>(std::floor(region_start));
-  const int limit = std::min(static_cast<int>(std::ceil(region_start + region_length - 1e-9)), in_size) - offset;
+  const int limit =
+      std::min(static_cast<int>(std::ceil(region_start + region_length - 1e-9)), in_size) - offset;
   const double phase = region_start - offset;
   for (int x = 0; x < out_size; ++x) {
     const double center = phase + (x + 0.5) * scale;
     const double inv = 1.0 / filter_scale;
     const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);  // truncation as in PIL
-    const int count = std::max(std::min(std::min(static_cast<int>(center + support + 0.5), limit) - xmin, window), 1);
+    const int count = std::max(
+        std::min(std::min(static_cast<int>(center + support + 0.5), limit) - xmin, window), 1);
     double total = 0.0;
     for (int k = 0; k < count; ++k) {
       const double t = std::abs((k + xmin - center + 0.5) * inv);
@@ -54,7 +56,11 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
       total += kernel[k];
     }
     int lo = 0, hi = count;
-    if (total == 0.0) { kernel[0] = 1.0; total = 1.0; hi = 1; }
+    if (total == 0.0) {
+      kernel[0] = 1.0;
+      total = 1.0;
+      hi = 1;
+    }
     while (lo < hi - 1 && kernel[lo] == 0.0) ++lo;
     while (hi - 1 > lo && kernel[hi - 1] == 0.0) --hi;
     starts[x] = offset + xmin + lo;
@@ -82,7 +88,8 @@ void compute_axis_weights(AxisWeights& result, int in_size, double region_start,
     result.first[x] = starts[x] - shift;
     for (int k = 0; k < counts[x]; ++k) {
       const double w = normalized[size_t(x) * window + k] * (1 << precision);
-      result.weights[size_t(x) * taps + k + shift] = static_cast<int16_t>(w < 0 ? -0.5 + w : 0.5 + w);
+      result.weights[size_t(x) * taps + k + shift] =
+          static_cast<int16_t>(w < 0 ? -0.5 + w : 0.5 + w);
     }
   }
   result.key = key;
@@ -109,8 +116,9 @@ void window_axis_weights(AxisWeights& result, const AxisWeights& full, int begin
       const int at = first + k - placed;
       if (first + k < 0 || first + k >= in_size || at < 0 || at >= taps)
         throw Error(ErrorKind::kRuntime, "internal: a windowed resize reads input " +
-                                             std::to_string(first + k + origin) + ", outside the decoded [" +
-                                             std::to_string(origin) + ", " + std::to_string(origin + in_size) + ")");
+                                             std::to_string(first + k + origin) +
+                                             ", outside the decoded [" + std::to_string(origin) +
+                                             ", " + std::to_string(origin + in_size) + ")");
       result.weights[static_cast<size_t>(x) * taps + at] = weights[k];
     }
     result.first[static_cast<size_t>(x)] = placed;

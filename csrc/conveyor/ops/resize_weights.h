@@ -10,8 +10,8 @@ namespace conveyor {
 
 struct AxisWeights {
   int out_size = 0;
-  int taps = 0;        // weights per output (even, zero padded), same for every output
-  int precision = 0;   // fixed-point bits: value = (sum + 2^(precision-1)) >> precision
+  int taps = 0;                  // weights per output (even, zero padded), same for every output
+  int precision = 0;             // fixed-point bits: value = (sum + 2^(precision-1)) >> precision
   std::vector<int32_t> first;    // first input index of each output's window
   std::vector<int16_t> weights;  // out_size * taps
 
@@ -25,8 +25,9 @@ struct AxisWeights {
     double region_start = 0, region_length = 0;
     bool antialias = false;
     bool operator==(const Key& other) const {
-      return in_size == other.in_size && out_size == other.out_size && region_start == other.region_start &&
-             region_length == other.region_length && antialias == other.antialias;
+      return in_size == other.in_size && out_size == other.out_size &&
+             region_start == other.region_start && region_length == other.region_length &&
+             antialias == other.antialias;
     }
   } key;
   bool reversed = false;

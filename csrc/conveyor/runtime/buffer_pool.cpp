@@ -42,15 +42,19 @@ std::shared_ptr<uint8_t> BufferPool::acquire(size_t bytes) {
   if (!block.data) block.data = allocate_block(bytes);
   std::weak_ptr<BufferPool> pool = weak_from_this();
   return std::shared_ptr<uint8_t>(block.data, [pool, block](uint8_t*) {
-    if (auto owner = pool.lock()) owner->release(block);
-    else std::free(block.data);
+    if (auto owner = pool.lock())
+      owner->release(block);
+    else
+      std::free(block.data);
   });
 }
 
 void BufferPool::release(Block block) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (free_.size() < max_free_) free_.push_back(block);
-  else std::free(block.data);
+  if (free_.size() < max_free_)
+    free_.push_back(block);
+  else
+    std::free(block.data);
 }
 
 }  // namespace conveyor

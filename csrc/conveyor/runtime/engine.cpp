@@ -19,19 +19,24 @@ int64_t batches_for(uint64_t samples, int64_t batch_size, bool drop_last) {
 Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options)
     : pipeline_(compile_pipeline(ops)), sources_(std::move(sources)), options_(options) {
   if (options_.batch_size < 1)
-    throw Error(ErrorKind::kInvalidArgument, "batch_size must be >= 1, got " + std::to_string(options_.batch_size));
+    throw Error(ErrorKind::kInvalidArgument,
+                "batch_size must be >= 1, got " + std::to_string(options_.batch_size));
   if (options_.num_threads < 0)
-    throw Error(ErrorKind::kInvalidArgument, "num_threads must be >= 0, got " + std::to_string(options_.num_threads));
+    throw Error(ErrorKind::kInvalidArgument,
+                "num_threads must be >= 0, got " + std::to_string(options_.num_threads));
   if (options_.prefetch < 1)
-    throw Error(ErrorKind::kInvalidArgument, "prefetch must be >= 1, got " + std::to_string(options_.prefetch));
+    throw Error(ErrorKind::kInvalidArgument,
+                "prefetch must be >= 1, got " + std::to_string(options_.prefetch));
   sources_.validate();
   // Validates rank / world_size.
-  EpochOrder(OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank, options_.world_size,
-              options_.shard_drop_last}, 0);
+  EpochOrder(OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
+                          options_.world_size, options_.shard_drop_last},
+             0);
   pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
   const size_t workers = static_cast<size_t>(options_.num_threads);
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
-    processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed, options_.dct_scaling));
+    processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed,
+                                                            options_.dct_scaling));
   for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -58,8 +63,8 @@ void Engine::close() {
 
 int64_t Engine::num_samples() const {
   return static_cast<int64_t>(EpochOrder::samples_per_rank(
-      OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank, options_.world_size,
-       options_.shard_drop_last}));
+      OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
+                   options_.world_size, options_.shard_drop_last}));
 }
 
 int64_t Engine::num_batches() const {
@@ -72,14 +77,18 @@ size_t Engine::sample_image_bytes() const {
          dtype_size(pipeline_.dtype);
 }
 
-void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std::vector<int64_t>> indices) {
+void Engine::start_epoch(uint64_t epoch, int64_t start_batch,
+                         std::optional<std::vector<int64_t>> indices) {
   if (start_batch < 0)
-    throw Error(ErrorKind::kInvalidArgument, "start_batch must be >= 0, got " + std::to_string(start_batch));
+    throw Error(ErrorKind::kInvalidArgument,
+                "start_batch must be >= 0, got " + std::to_string(start_batch));
   std::unique_ptr<EpochOrder> order =
-      indices ? std::make_unique<EpochOrder>(EpochOrder::from_indices(std::move(*indices), sources_.size()))
-              : std::make_unique<EpochOrder>(OrderOptions{sources_.size(), options_.shuffle, options_.seed,
-                                                          options_.rank, options_.world_size,
-                                                          options_.shard_drop_last}, epoch);
+      indices ? std::make_unique<EpochOrder>(
+                    EpochOrder::from_indices(std::move(*indices), sources_.size()))
+              : std::make_unique<EpochOrder>(
+                    OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
+                                 options_.world_size, options_.shard_drop_last},
+                    epoch);
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
   // Cancel the running epoch: no new task from it, then wait for the samples being processed
@@ -103,11 +112,13 @@ void Engine::start_epoch(uint64_t epoch, int64_t start_batch, std::optional<std:
 
 int64_t Engine::feed_buffer(void* data, size_t bytes) {
   if (!pipeline_.fixed_size)
-    throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a pipeline with a fixed output size");
+    throw Error(ErrorKind::kInvalidArgument,
+                "feed_buffer needs a pipeline with a fixed output size");
   const size_t needed = sample_image_bytes() * static_cast<size_t>(options_.batch_size);
   if (bytes < needed)
-    throw Error(ErrorKind::kInvalidArgument, "feed_buffer: the buffer has " + std::to_string(bytes) +
-                                                 " bytes, a batch needs " + std::to_string(needed));
+    throw Error(ErrorKind::kInvalidArgument, "feed_buffer: the buffer has " +
+                                                 std::to_string(bytes) + " bytes, a batch needs " +
+                                                 std::to_string(needed));
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t id = next_buffer_id_++;
   fed_.push_back({data, bytes, id});
@@ -149,8 +160,9 @@ bool Engine::take_task(Task& task) {
         work->images = pool_->acquire(bytes);
       }
       if (!sources_.mask_paths.empty())
-        work->masks = pool_->acquire(static_cast<size_t>(pipeline_.fixed_size->first) *
-                                     pipeline_.fixed_size->second * static_cast<size_t>(options_.batch_size));
+        work->masks =
+            pool_->acquire(static_cast<size_t>(pipeline_.fixed_size->first) *
+                           pipeline_.fixed_size->second * static_cast<size_t>(options_.batch_size));
     }
     in_flight_[work->batch_index] = work;
     distributing_ = work;
@@ -288,26 +300,34 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
   const Slot* first_failure = nullptr;
   for (const Slot& slot : work.slots)
     if (slot.failed) {
-      if (!options_.skip_errors) { first_failure = &slot; break; }
+      if (!options_.skip_errors) {
+        first_failure = &slot;
+        break;
+      }
     }
   if (first_failure) {
     const std::string& path = sources_.image_paths[static_cast<size_t>(first_failure->index)];
-    throw Error(first_failure->error_kind,
-                "sample " + std::to_string(first_failure->index) + " (" + path + "): " + first_failure->error);
+    throw Error(first_failure->error_kind, "sample " + std::to_string(first_failure->index) + " (" +
+                                               path + "): " + first_failure->error);
   }
   const size_t image_bytes = sample_image_bytes();
-  const size_t mask_bytes = pipeline_.fixed_size ? static_cast<size_t>(batch->height) * batch->width : 0;
+  const size_t mask_bytes =
+      pipeline_.fixed_size ? static_cast<size_t>(batch->height) * batch->width : 0;
   size_t kept = 0;
   if (batch->has_boxes) batch->box_offsets.push_back(0);
   for (size_t i = 0; i < work.slots.size(); ++i) {
     Slot& slot = work.slots[i];
     if (slot.failed) {
-      batch->skipped.push_back({slot.index, sources_.image_paths[static_cast<size_t>(slot.index)], slot.error});
+      batch->skipped.push_back(
+          {slot.index, sources_.image_paths[static_cast<size_t>(slot.index)], slot.error});
       continue;
     }
     if (pipeline_.fixed_size && kept != i) {  // compact over skipped samples
-      std::memmove(work.images.get() + image_bytes * kept, work.images.get() + image_bytes * i, image_bytes);
-      if (work.masks) std::memmove(work.masks.get() + mask_bytes * kept, work.masks.get() + mask_bytes * i, mask_bytes);
+      std::memmove(work.images.get() + image_bytes * kept, work.images.get() + image_bytes * i,
+                   image_bytes);
+      if (work.masks)
+        std::memmove(work.masks.get() + mask_bytes * kept, work.masks.get() + mask_bytes * i,
+                     mask_bytes);
     }
     batch->indices.push_back(slot.index);
     if (!pipeline_.fixed_size) {
@@ -317,7 +337,8 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
     }
     if (batch->has_boxes) {
       batch->boxes.insert(batch->boxes.end(), slot.output.boxes.begin(), slot.output.boxes.end());
-      batch->labels.insert(batch->labels.end(), slot.output.labels.begin(), slot.output.labels.end());
+      batch->labels.insert(batch->labels.end(), slot.output.labels.begin(),
+                           slot.output.labels.end());
       batch->box_offsets.push_back(static_cast<int64_t>(batch->boxes.size() / 4));
     }
     ++kept;

@@ -71,8 +71,8 @@ struct EngineStats {
   uint64_t samples_done = 0;
   uint64_t samples_skipped = 0;
   uint64_t batches_delivered = 0;
-  uint64_t batches_ready = 0;     // finished and waiting to be handed out
-  double wait_seconds = 0.0;      // time next_batch() spent blocked
+  uint64_t batches_ready = 0;  // finished and waiting to be handed out
+  double wait_seconds = 0.0;   // time next_batch() spent blocked
 };
 
 class Engine {
@@ -114,8 +114,8 @@ class Engine {
     int64_t batch_index = 0;
     uint64_t generation = 0;
     std::vector<Slot> slots;
-    size_t next_slot = 0;   // next slot to hand to a worker
-    size_t remaining = 0;   // slots not finished
+    size_t next_slot = 0;  // next slot to hand to a worker
+    size_t remaining = 0;  // slots not finished
     std::shared_ptr<uint8_t> images, masks;
     int64_t buffer_id = -1;
   };
@@ -147,14 +147,18 @@ class Engine {
   uint64_t generation_ = 0;
   uint64_t epoch_ = 0;
   std::unique_ptr<EpochOrder> order_;
-  int64_t end_batch_ = 0;           // batches in this epoch
+  int64_t end_batch_ = 0;  // batches in this epoch
   int64_t next_to_start_ = 0;
-  int64_t next_to_deliver_ = 0;     // in_order: the batch next_batch() waits for
+  int64_t next_to_deliver_ = 0;  // in_order: the batch next_batch() waits for
   int64_t delivered_ = 0, first_batch_ = 0;
   std::shared_ptr<BatchWork> distributing_;
   std::map<int64_t, std::shared_ptr<BatchWork>> in_flight_;
   size_t running_tasks_ = 0;
-  struct FedBuffer { void* data; size_t bytes; int64_t id; };
+  struct FedBuffer {
+    void* data;
+    size_t bytes;
+    int64_t id;
+  };
   std::deque<FedBuffer> fed_;
   int64_t next_buffer_id_ = 0;
   EngineStats stats_;

@@ -20,8 +20,7 @@ void EngineSources::validate() const {
   if (!mask_paths.empty() && mask_paths.size() != n)
     throw Error(ErrorKind::kInvalidArgument, "mask_paths has " + std::to_string(mask_paths.size()) +
                                                  " entries for " + std::to_string(n) + " images");
-  if (has_labels && !has_boxes)
-    throw Error(ErrorKind::kInvalidArgument, "labels need boxes");
+  if (has_labels && !has_boxes) throw Error(ErrorKind::kInvalidArgument, "labels need boxes");
   if (!has_boxes) return;
   if (boxes.size() % 4 != 0)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
@@ -31,19 +30,25 @@ void EngineSources::validate() const {
   const int64_t m = static_cast<int64_t>(boxes.size() / 4);
   if (has_labels && static_cast<int64_t>(labels.size()) != m)
     throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box (" +
-                                                 std::to_string(m) + "), got " + std::to_string(labels.size()));
+                                                 std::to_string(m) + "), got " +
+                                                 std::to_string(labels.size()));
   if (offsets.front() != 0 || offsets.back() != m)
-    throw Error(ErrorKind::kInvalidArgument, "offsets must start at 0 and end at the number of boxes (" +
-                                                 std::to_string(m) + ")");
+    throw Error(
+        ErrorKind::kInvalidArgument,
+        "offsets must start at 0 and end at the number of boxes (" + std::to_string(m) + ")");
   for (size_t i = 0; i < n; ++i)
     if (offsets[i + 1] < offsets[i])
       throw Error(ErrorKind::kInvalidArgument, "offsets must be non-decreasing (offsets[" +
-                                                   std::to_string(i + 1) + "] < offsets[" + std::to_string(i) + "])");
+                                                   std::to_string(i + 1) + "] < offsets[" +
+                                                   std::to_string(i) + "])");
 }
 
-SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
-                                 bool dct_scaling)
-    : pipeline_(pipeline), sources_(sources), seed_(seed), dct_scaling_(dct_scaling),
+SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources,
+                                 uint64_t seed, bool dct_scaling)
+    : pipeline_(pipeline),
+      sources_(sources),
+      seed_(seed),
+      dct_scaling_(dct_scaling),
       format_(OutputFormat::from(pipeline)) {}
 
 void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
@@ -88,7 +93,8 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
         return std::max(0, static_cast<int>(static_cast<int64_t>(at) * scaled / full) - 1);
       };
       const auto scaled_end = [](int at, int scaled, int full) {
-        return std::min(scaled, static_cast<int>((static_cast<int64_t>(at) * scaled + full - 1) / full) + 1);
+        return std::min(
+            scaled, static_cast<int>((static_cast<int64_t>(at) * scaled + full - 1) / full) + 1);
       };
       const int x0 = scaled_begin(region.x, decoded.scaled_width, width);
       const int y0 = scaled_begin(region.y, decoded.scaled_height, height);
@@ -96,10 +102,13 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       const int y1 = scaled_end(region.y + region.height, decoded.scaled_height, height);
       scaled_region = SourceRegion{x0, y0, x1 - x0, y1 - y0};
     } else {
-      scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1, source_x_, source_y_);
+      scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1,
+                                             source_x_, source_y_);
     }
-    if (scaled_region && (scaled_region->width < decoded.scaled_width || scaled_region->height < decoded.scaled_height)) {
-      options.crop = codecs::CropRegion{scaled_region->x, scaled_region->y, scaled_region->width, scaled_region->height};
+    if (scaled_region && (scaled_region->width < decoded.scaled_width ||
+                          scaled_region->height < decoded.scaled_height)) {
+      options.crop = codecs::CropRegion{scaled_region->x, scaled_region->y, scaled_region->width,
+                                        scaled_region->height};
       decoded.origin_x = scaled_region->x;
       decoded.origin_y = scaled_region->y;
     }
@@ -119,14 +128,17 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     try {
       read_file(mask_path, mask_pixels_);
       codecs::DecodeOptions mask_options;  // unchanged: palette indices
-      const ImageShape mask_shape = decoder_.output_shape(mask_pixels_.data(), mask_pixels_.size(), mask_options);
+      const ImageShape mask_shape =
+          decoder_.output_shape(mask_pixels_.data(), mask_pixels_.size(), mask_options);
       if (mask_shape.channels != 1 || mask_shape.sample_bytes != 1)
-        throw Error(ErrorKind::kDecode, "a mask must be a single-channel 8-bit image (palette or gray), got " +
-                                            std::to_string(mask_shape.channels) + " channel(s) of " +
-                                            std::to_string(8 * mask_shape.sample_bytes) + " bits");
+        throw Error(ErrorKind::kDecode,
+                    "a mask must be a single-channel 8-bit image (palette or gray), got " +
+                        std::to_string(mask_shape.channels) + " channel(s) of " +
+                        std::to_string(8 * mask_shape.sample_bytes) + " bits");
       if (mask_shape.width != width || mask_shape.height != height)
         throw Error(ErrorKind::kDecode, "mask size " + std::to_string(mask_shape.width) + "x" +
-                                            std::to_string(mask_shape.height) + " differs from the image size " +
+                                            std::to_string(mask_shape.height) +
+                                            " differs from the image size " +
                                             std::to_string(width) + "x" + std::to_string(height));
       mask_.resize(mask_shape.bytes());
       decoder_.decode(mask_pixels_.data(), mask_pixels_.size(), mask_options,
@@ -137,14 +149,18 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     mask = mask_.data();
   }
   const bool allocate = !pipeline_.fixed_size.has_value();
-  if (!allocate && (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
-    throw Error(ErrorKind::kRuntime, "internal: planned size differs from the pipeline's fixed size");
+  if (!allocate &&
+      (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
+    throw Error(ErrorKind::kRuntime,
+                "internal: planned size differs from the pipeline's fixed size");
   if (sources_.has_boxes) {
     const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
     const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
     output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
-    if (sources_.has_labels) output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
-    else output.labels.clear();
+    if (sources_.has_labels)
+      output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
+    else
+      output.labels.clear();
   }
   apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
 }
@@ -156,17 +172,19 @@ void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, in
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
   const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
   if (mask) mask_.assign(mask, mask + static_cast<size_t>(width) * height);
-  apply(plan, DecodedImage{rgb, stride, width, height, width, height}, mask != nullptr, image_slot, mask_slot,
-        output, allocate);
+  apply(plan, DecodedImage{rgb, stride, width, height, width, height}, mask != nullptr, image_slot,
+        mask_slot, output, allocate);
 }
 
 void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask,
-                            void* image_slot, uint8_t* mask_slot, SampleOutput& output, bool allocate) {
+                            void* image_slot, uint8_t* mask_slot, SampleOutput& output,
+                            bool allocate) {
   if (plan.width <= 0 || plan.height <= 0)
     throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
   void* image_out = image_slot;
   if (allocate) {
-    const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
+    const size_t bytes =
+        static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
     output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
     image_out = output.image.get();
   }
@@ -174,7 +192,8 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
-  if (!output.boxes.empty()) apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+  if (!output.boxes.empty())
+    apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
   if (has_mask) {
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;

@@ -20,9 +20,9 @@ struct EngineSources {
   std::vector<std::string> image_paths;
   std::vector<std::string> mask_paths;  // empty, or one per image
   bool has_boxes = false, has_labels = false;
-  std::vector<float> boxes;             // 4 per box
+  std::vector<float> boxes;  // 4 per box
   std::vector<int64_t> labels;
-  std::vector<int64_t> offsets;         // image_paths.size() + 1 when has_boxes
+  std::vector<int64_t> offsets;  // image_paths.size() + 1 when has_boxes
 
   size_t size() const { return image_paths.size(); }
   // Throws Error(kInvalidArgument) for inconsistent arrays.

@@ -37,7 +37,8 @@ class SampleRandom {
     const uint64_t range = static_cast<uint64_t>(high - low);
     const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
     uint64_t value;
-    do value = next_u64(); while (value >= limit);
+    do value = next_u64();
+    while (value >= limit);
     return low + static_cast<int64_t>(value % range);
   }
 

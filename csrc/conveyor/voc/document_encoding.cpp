@@ -35,9 +35,9 @@ std::string declared_encoding(std::string_view raw) {
 
 // windows-1252 bytes 0x80..0x9F (0 marks the five undefined bytes).
 constexpr std::uint16_t kCp1252High[32] = {
-    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178};
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
 
 bool transcode_single_byte(std::string_view raw, bool cp1252, std::string& storage,
                            ParseStatus& status) {
@@ -80,8 +80,8 @@ bool prepare_document(std::string_view raw, bool is_unicode, std::string& storag
     out.options.ascii_only = true;
     return true;
   }
-  const bool latin1 = encoding == "iso-8859-1" || encoding == "latin-1" ||
-                      encoding == "latin1" || encoding == "iso8859-1" || encoding == "l1";
+  const bool latin1 = encoding == "iso-8859-1" || encoding == "latin-1" || encoding == "latin1" ||
+                      encoding == "iso8859-1" || encoding == "l1";
   const bool cp1252 = encoding == "windows-1252" || encoding == "cp1252";
   if (!latin1 && !cp1252) {
     status.fail(raw.find("encoding"), "unsupported encoding '" + encoding +

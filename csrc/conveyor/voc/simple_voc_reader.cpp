@@ -23,7 +23,9 @@ struct OpenTag {
 class SimpleVocReader {
  public:
   SimpleVocReader(std::string_view document, const ClassTable& classes, AnnotationBatch& batch)
-      : p_(document.data()), end_(document.data() + document.size()), classes_(classes),
+      : p_(document.data()),
+        end_(document.data() + document.size()),
+        classes_(classes),
         batch_(batch) {}
 
   // False as soon as the document leaves the simple subset or breaks a VOC rule.
@@ -38,7 +40,7 @@ class SimpleVocReader {
       const OpenTag& top = stack_[depth_ - 1];
       if (p_[1] == '/') {
         if (is_leaf(top.field) && !store(top.field, python_strip(std::string_view(
-                                                         run, static_cast<std::size_t>(p_ - run)))))
+                                                        run, static_cast<std::size_t>(p_ - run)))))
           return false;
         if (!end_tag()) return false;
       } else {
@@ -132,9 +134,15 @@ class SimpleVocReader {
     double number;
     std::int64_t integer;
     switch (field) {
-      case Field::kFilename: filename_ = text; return true;
-      case Field::kName: name_ = text; return true;
-      case Field::kPose: pose_ = text; return true;
+      case Field::kFilename:
+        filename_ = text;
+        return true;
+      case Field::kName:
+        name_ = text;
+        return true;
+      case Field::kPose:
+        pose_ = text;
+        return true;
       case Field::kWidth:
       case Field::kHeight:
       case Field::kDepth:
@@ -147,9 +155,12 @@ class SimpleVocReader {
       case Field::kTruncated:
         if (text.empty()) return true;  // false
         if (!parse_integer(text, integer)) return false;
-        if (field == Field::kSegmented) segmented_ = integer != 0;
-        else if (field == Field::kDifficult) difficult_ = integer != 0;
-        else truncated_ = integer != 0;
+        if (field == Field::kSegmented)
+          segmented_ = integer != 0;
+        else if (field == Field::kDifficult)
+          difficult_ = integer != 0;
+        else
+          truncated_ = integer != 0;
         return true;
       case Field::kXmin:
       case Field::kYmin:
@@ -180,8 +191,7 @@ class SimpleVocReader {
 
 }  // namespace
 
-bool read_simple_voc(std::string_view document, const ClassTable& classes,
-                     AnnotationBatch& batch) {
+bool read_simple_voc(std::string_view document, const ClassTable& classes, AnnotationBatch& batch) {
   const std::size_t files_before = batch.size();
   batch.offsets.push_back(batch.offsets.back());
   if (SimpleVocReader(document, classes, batch).read()) return true;

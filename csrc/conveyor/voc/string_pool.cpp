@@ -1,6 +1,5 @@
 #include "conveyor/voc/string_pool.h"
 
-
 namespace conveyor::voc {
 
 std::uint32_t StringPool::hash(std::string_view text) {

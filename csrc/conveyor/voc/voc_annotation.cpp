@@ -83,8 +83,8 @@ class VocReader {
     Field field;
     if (depth_ == 0) {
       if (!is(name, "annotation"))
-        return status_.fail(offset, "the root element is <" + std::string(name) +
-                                        ">, not <annotation>");
+        return status_.fail(offset,
+                            "the root element is <" + std::string(name) + ">, not <annotation>");
       field = Field::kAnnotation;
     } else {
       const Field parent = stack_[depth_ - 1];
@@ -99,8 +99,8 @@ class VocReader {
       const unsigned bit = 1u << static_cast<unsigned>(field);
       unsigned& seen = is_file_field(field) ? file_seen_ : object_seen_;
       if (seen & bit)
-        return status_.fail(offset, "repeated <" + std::string(field_tag(field)) + ">" +
-                                        object_context());
+        return status_.fail(offset,
+                            "repeated <" + std::string(field_tag(field)) + ">" + object_context());
       seen |= bit;
       value_ = std::string_view();
       value_copied_ = false;
@@ -129,8 +129,10 @@ class VocReader {
   void end_element() {
     if (!status_.ok) return;
     const Field field = stack_[--depth_];
-    if (is_leaf(field)) store(field, python_strip(value_));
-    else if (field == Field::kObject) end_object();
+    if (is_leaf(field))
+      store(field, python_strip(value_));
+    else if (field == Field::kObject)
+      end_object();
   }
 
   // Called once the document parsed: commits the file-level fields.
@@ -196,12 +198,16 @@ class VocReader {
     double number;
     std::int64_t integer;
     switch (field) {
-      case Field::kFilename: filename_ = text; return;
+      case Field::kFilename:
+        filename_ = text;
+        return;
       case Field::kName:
         name_id_ = batch_.strings.intern(text);
         name_offset_ = value_offset_;
         return;
-      case Field::kPose: pose_id_ = batch_.strings.intern(text); return;
+      case Field::kPose:
+        pose_id_ = batch_.strings.intern(text);
+        return;
       case Field::kWidth:
       case Field::kHeight:
       case Field::kDepth: {
@@ -216,9 +222,12 @@ class VocReader {
       case Field::kTruncated: {
         if (text.empty()) return;  // <difficult/>: false
         if (!parse_integer(text, integer)) return invalid(field, text, "an integer (0 or 1)");
-        if (field == Field::kSegmented) segmented_ = integer != 0;
-        else if (field == Field::kDifficult) difficult_ = integer != 0;
-        else truncated_ = integer != 0;
+        if (field == Field::kSegmented)
+          segmented_ = integer != 0;
+        else if (field == Field::kDifficult)
+          difficult_ = integer != 0;
+        else
+          truncated_ = integer != 0;
         return;
       }
       case Field::kXmin:
@@ -280,8 +289,8 @@ bool read_with_lexer(const PreparedDocument& document, const ClassTable& classes
   return false;
 }
 
-bool parse(std::string_view raw, bool is_unicode, const ClassTable& classes,
-           AnnotationBatch& batch, ParseStatus& status, bool allow_fast_path) {
+bool parse(std::string_view raw, bool is_unicode, const ClassTable& classes, AnnotationBatch& batch,
+           ParseStatus& status, bool allow_fast_path) {
   status = ParseStatus();
   thread_local std::string storage;
   PreparedDocument document;

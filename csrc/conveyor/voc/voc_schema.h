@@ -13,27 +13,58 @@ namespace conveyor::voc::schema {
 
 // Where an element sits in the VOC schema.
 enum class Field : std::uint8_t {
-  kIgnored, kAnnotation, kFilename, kSize, kWidth, kHeight, kDepth, kSegmented,
-  kObject, kName, kPose, kTruncated, kDifficult, kBndbox, kXmin, kYmin, kXmax, kYmax,
+  kIgnored,
+  kAnnotation,
+  kFilename,
+  kSize,
+  kWidth,
+  kHeight,
+  kDepth,
+  kSegmented,
+  kObject,
+  kName,
+  kPose,
+  kTruncated,
+  kDifficult,
+  kBndbox,
+  kXmin,
+  kYmin,
+  kXmax,
+  kYmax,
 };
 
 inline const char* field_tag(Field field) {
   switch (field) {
-    case Field::kFilename: return "filename";
-    case Field::kWidth: return "width";
-    case Field::kHeight: return "height";
-    case Field::kDepth: return "depth";
-    case Field::kSegmented: return "segmented";
-    case Field::kName: return "name";
-    case Field::kPose: return "pose";
-    case Field::kTruncated: return "truncated";
-    case Field::kDifficult: return "difficult";
-    case Field::kBndbox: return "bndbox";
-    case Field::kXmin: return "xmin";
-    case Field::kYmin: return "ymin";
-    case Field::kXmax: return "xmax";
-    case Field::kYmax: return "ymax";
-    default: return "?";
+    case Field::kFilename:
+      return "filename";
+    case Field::kWidth:
+      return "width";
+    case Field::kHeight:
+      return "height";
+    case Field::kDepth:
+      return "depth";
+    case Field::kSegmented:
+      return "segmented";
+    case Field::kName:
+      return "name";
+    case Field::kPose:
+      return "pose";
+    case Field::kTruncated:
+      return "truncated";
+    case Field::kDifficult:
+      return "difficult";
+    case Field::kBndbox:
+      return "bndbox";
+    case Field::kXmin:
+      return "xmin";
+    case Field::kYmin:
+      return "ymin";
+    case Field::kXmax:
+      return "xmax";
+    case Field::kYmax:
+      return "ymax";
+    default:
+      return "?";
   }
 }
 

@@ -66,9 +66,9 @@ constexpr std::array<std::uint8_t, 256> make_byte_classes() {
     const bool start = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
     const bool name = start || (c >= '0' && c <= '9') || c == '-' || c == '.';
     const bool plain = (c >= 0x20 && c != '<' && c != '&' && c != ']') || c == '\n' || c == '\t';
-    table[c] = static_cast<std::uint8_t>((start ? kNameStartByte : 0) | (name ? kNameByte : 0) |
-                                         (plain ? kPlainTextByte : 0) |
-                                         (c == ':' ? kColonByte : 0));
+    table[c] =
+        static_cast<std::uint8_t>((start ? kNameStartByte : 0) | (name ? kNameByte : 0) |
+                                  (plain ? kPlainTextByte : 0) | (c == ':' ? kColonByte : 0));
   }
   return table;
 }
@@ -90,12 +90,12 @@ inline const char* skip_plain_text(const char* p, const char* end) {
   while (end - p >= 16) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     // Signed compare: controls and every byte >= 0x80 are "below space".
-    const __m128i low = _mm_andnot_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(bytes, tab), _mm_cmpeq_epi8(bytes, newline)),
-        _mm_cmplt_epi8(bytes, space));
-    const __m128i special = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(bytes, less), _mm_cmpeq_epi8(bytes, ampersand)),
-        _mm_or_si128(_mm_cmpeq_epi8(bytes, bracket), low));
+    const __m128i low =
+        _mm_andnot_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, tab), _mm_cmpeq_epi8(bytes, newline)),
+                         _mm_cmplt_epi8(bytes, space));
+    const __m128i special =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, less), _mm_cmpeq_epi8(bytes, ampersand)),
+                     _mm_or_si128(_mm_cmpeq_epi8(bytes, bracket), low));
     const int mask = _mm_movemask_epi8(special);
     if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
     p += 16;
@@ -117,10 +117,9 @@ inline int simple_name_length(const char* p) {
   };
   const __m128i letter = in_range(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), 'a', 26);
   const __m128i digit = in_range(bytes, '0', 10);
-  const __m128i punctuation =
-      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('_')),
-                                _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))),
-                   _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')));
+  const __m128i punctuation = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('_')),
+                                                        _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))),
+                                           _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')));
   const int in_name = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punctuation));
   return __builtin_ctz(static_cast<unsigned>(~in_name));  // bit 16 of ~in_name is always set
 }
@@ -199,8 +198,18 @@ inline void append_utf8(std::string& out, std::uint32_t c) {
 // Whitespace as Python's str.isspace() sees it, restricted to characters XML allows.
 inline bool is_python_space(std::uint32_t c) {
   switch (c) {
-    case 0x9: case 0xA: case 0xD: case 0x20: case 0x85: case 0xA0: case 0x1680:
-    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x9:
+    case 0xA:
+    case 0xD:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;

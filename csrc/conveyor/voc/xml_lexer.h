@@ -202,8 +202,8 @@ class XmlLexer {
       for (int i = next; i < 3; ++i)
         if (key == names[i]) which = i;
       if (which < 0 || (which > 0 && !seen_version))
-        return fail(p_ - key.size(), "malformed XML declaration: unexpected '" +
-                                         std::string(key) + "'");
+        return fail(p_ - key.size(),
+                    "malformed XML declaration: unexpected '" + std::string(key) + "'");
       next = which + 1;
       seen_version = true;
       skip_space();
@@ -212,7 +212,8 @@ class XmlLexer {
       skip_space();
       if (p_ >= end_) return fail_truncated();
       const char quote = *p_;
-      if (quote != '"' && quote != '\'') return fail(p_, "malformed XML declaration: expected a quote");
+      if (quote != '"' && quote != '\'')
+        return fail(p_, "malformed XML declaration: expected a quote");
       const char* value_start = ++p_;
       while (p_ < end_ && *p_ != quote) ++p_;
       if (p_ >= end_) return fail_truncated();
@@ -329,7 +330,8 @@ class XmlLexer {
   bool quoted_literal() {
     if (p_ >= end_) return fail_truncated();
     const char quote = *p_;
-    if (quote != '"' && quote != '\'') return fail(p_, "malformed DOCTYPE: expected a quoted literal");
+    if (quote != '"' && quote != '\'')
+      return fail(p_, "malformed DOCTYPE: expected a quoted literal");
     ++p_;
     while (true) {
       if (p_ >= end_) return fail_truncated();
@@ -430,9 +432,12 @@ class XmlLexer {
       while (p_ < end_ && *p_ != ';') {
         const char c = *p_;
         int digit;
-        if (c >= '0' && c <= '9') digit = c - '0';
-        else if (hexadecimal && (c | 0x20) >= 'a' && (c | 0x20) <= 'f') digit = (c | 0x20) - 'a' + 10;
-        else return fail(start, "malformed character reference");
+        if (c >= '0' && c <= '9')
+          digit = c - '0';
+        else if (hexadecimal && (c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+          digit = (c | 0x20) - 'a' + 10;
+        else
+          return fail(start, "malformed character reference");
         code = code * (hexadecimal ? 16 : 10) + static_cast<std::uint32_t>(digit);
         if (code > 0x10FFFF) return fail(start, "character reference out of range");
         any = true;
@@ -451,12 +456,18 @@ class XmlLexer {
     if (p_ >= end_) return fail_truncated();
     if (*p_ != ';') return fail(start, "malformed entity reference (missing ';')");
     ++p_;
-    if (entity == "lt") out += '<';
-    else if (entity == "gt") out += '>';
-    else if (entity == "amp") out += '&';
-    else if (entity == "apos") out += '\'';
-    else if (entity == "quot") out += '"';
-    else return fail(start, "undefined entity &" + std::string(entity) + ";");
+    if (entity == "lt")
+      out += '<';
+    else if (entity == "gt")
+      out += '>';
+    else if (entity == "amp")
+      out += '&';
+    else if (entity == "apos")
+      out += '\'';
+    else if (entity == "quot")
+      out += '"';
+    else
+      return fail(start, "undefined entity &" + std::string(entity) + ";");
     return true;
   }
 
@@ -585,7 +596,8 @@ class XmlLexer {
       if (!name(attribute)) return false;
       for (const auto& seen : ws_.attributes)
         if (seen == attribute)
-          return fail(p_ - attribute.size(), "duplicate attribute '" + std::string(attribute) + "'");
+          return fail(p_ - attribute.size(),
+                      "duplicate attribute '" + std::string(attribute) + "'");
       ws_.attributes.push_back(attribute);
       skip_space();
       if (p_ >= end_) return fail_truncated();
@@ -611,7 +623,8 @@ class XmlLexer {
         const std::string_view prefix = attribute.substr(0, colon);
         const std::string_view local = attribute.substr(colon + 1);
         if (prefix.empty() || local.empty() || local.find(':') != std::string_view::npos)
-          return fail(tag_start, "malformed qualified attribute name '" + std::string(attribute) + "'");
+          return fail(tag_start,
+                      "malformed qualified attribute name '" + std::string(attribute) + "'");
         const Binding* binding = prefix == "xml" ? nullptr : lookup(prefix);
         if (prefix != "xml" && binding == nullptr)
           return fail(tag_start, "unbound namespace prefix '" + std::string(prefix) + "'");

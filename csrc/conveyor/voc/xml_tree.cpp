@@ -37,8 +37,10 @@ class TreeBuilder {
     }
     node.text_offset = tree_.texts.size();
     tree_.nodes.push_back(node);
-    if (depth_ == open_.size()) open_.push_back({index, -1});
-    else open_[depth_] = {index, -1};
+    if (depth_ == open_.size())
+      open_.push_back({index, -1});
+    else
+      open_[depth_] = {index, -1};
     ++depth_;
   }
 
@@ -101,8 +103,11 @@ class TagCache {
 class SimpleTreeReader {
  public:
   SimpleTreeReader(std::string_view document, XmlTree& tree, TagCache& tags)
-      : p_(document.data()), begin_(document.data()), end_(document.data() + document.size()),
-        tree_(tree), tags_(tags) {}
+      : p_(document.data()),
+        begin_(document.data()),
+        end_(document.data() + document.size()),
+        tree_(tree),
+        tags_(tags) {}
 
   bool read() {
     while (p_ < end_ && is_space(*p_)) ++p_;

@@ -35,9 +35,9 @@ struct XmlTree {
   std::vector<XmlNode> nodes;  // nodes[0] is the root (when parsing succeeded)
   StringPool tags;
   std::uint64_t tag_generation = 0;
-  std::string texts;            // leaf text that had to be decoded or joined
-  std::string_view document;    // the UTF-8 text parsed (the input, or `transcoded`)
-  std::string transcoded;       // the input in UTF-8 when it declared another encoding
+  std::string texts;          // leaf text that had to be decoded or joined
+  std::string_view document;  // the UTF-8 text parsed (the input, or `transcoded`)
+  std::string transcoded;     // the input in UTF-8 when it declared another encoding
 
   std::string_view tag(const XmlNode& node) const { return tags[node.tag]; }
   std::string_view text(const XmlNode& node) const {

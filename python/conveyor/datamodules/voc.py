@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from conveyor.datamodules.voc_transforms import (DetectionCollate, collate_detection, detection_transforms,
-                                                 segmentation_collate, segmentation_transforms)
+from conveyor.datamodules.voc_transforms import (
+    DetectionCollate,
+    collate_detection,
+    detection_transforms,
+    segmentation_collate,
+    segmentation_transforms,
+)
 from conveyor.datasets import VOCDetection, VOCSegmentation, make_synthetic_voc
 from conveyor.loader import DataLoader
 from conveyor.training.datamodule import DataModule
@@ -49,15 +54,32 @@ class VOCDataModule(DataModule):
     name = "voc"
     num_classes = 21
 
-    def __init__(self, data_dir: Optional[str] = None, year: str = "2012", task: str = "detection",
-                 image_size: int = 256, num_workers: int = 0, normalize: bool = True, batch_size: int = 16,
-                 shuffle: bool = True, pin_memory: bool = True, drop_last: bool = False, download: bool = False,
-                 synthetic_train_images: int = 200, synthetic_val_images: int = 50,
-                 synthetic_dir: Optional[str] = None, seed: int = 0,
-                 train_transforms: Optional[Callable] = None, val_transforms: Optional[Callable] = None,
-                 test_transforms: Optional[Callable] = None) -> None:
-        super().__init__(train_transforms=train_transforms, val_transforms=val_transforms,
-                         test_transforms=test_transforms)
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        year: str = "2012",
+        task: str = "detection",
+        image_size: int = 256,
+        num_workers: int = 0,
+        normalize: bool = True,
+        batch_size: int = 16,
+        shuffle: bool = True,
+        pin_memory: bool = True,
+        drop_last: bool = False,
+        download: bool = False,
+        synthetic_train_images: int = 200,
+        synthetic_val_images: int = 50,
+        synthetic_dir: Optional[str] = None,
+        seed: int = 0,
+        train_transforms: Optional[Callable] = None,
+        val_transforms: Optional[Callable] = None,
+        test_transforms: Optional[Callable] = None,
+    ) -> None:
+        super().__init__(
+            train_transforms=train_transforms,
+            val_transforms=val_transforms,
+            test_transforms=test_transforms,
+        )
         if task not in _TASKS:
             raise ValueError(f"task={task!r}: use 'detection' or 'segmentation'")
         if image_size < 8:
@@ -67,22 +89,36 @@ class VOCDataModule(DataModule):
         self.data_dir = os.path.expanduser(data_dir) if data_dir else None
         self.year, self.task, self.image_size = str(year), task, image_size
         self.num_workers, self.normalize, self.batch_size = num_workers, normalize, batch_size
-        self.shuffle, self.pin_memory, self.drop_last, self.download = shuffle, pin_memory, drop_last, download
-        self.synthetic_train_images, self.synthetic_val_images = synthetic_train_images, synthetic_val_images
+        self.shuffle, self.pin_memory, self.drop_last, self.download = (
+            shuffle,
+            pin_memory,
+            drop_last,
+            download,
+        )
+        self.synthetic_train_images, self.synthetic_val_images = (
+            synthetic_train_images,
+            synthetic_val_images,
+        )
         self.synthetic_dir = synthetic_dir
         self.seed = seed
         self.datasets = {}
-        self._hparams_initial = {k: v for k, v in locals().items()
-                                 if k not in ("self", "__class__") and not k.endswith("transforms")}
+        self._hparams_initial = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("self", "__class__") and not k.endswith("transforms")
+        }
 
     @property
     def root(self) -> str:
         """The directory that holds ``VOCdevkit``."""
         if self.data_dir is not None:
             return self.data_dir
-        base = self.synthetic_dir or os.path.join(os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"),
-                                                  "synthetic-voc")
-        return os.path.join(str(base), f"v2-{self.year}-{self.synthetic_train_images}-{self.synthetic_val_images}")
+        base = self.synthetic_dir or os.path.join(
+            os.environ.get("CONVEYOR_CACHE", Path.home() / ".cache" / "conveyor"), "synthetic-voc"
+        )
+        return os.path.join(
+            str(base), f"v2-{self.year}-{self.synthetic_train_images}-{self.synthetic_val_images}"
+        )
 
     def prepare_data(self) -> None:
         """Download (``download=True``) or generate the synthetic set once."""
@@ -99,8 +135,14 @@ class VOCDataModule(DataModule):
         if marker.is_file():
             return
         total = self.synthetic_train_images + self.synthetic_val_images
-        make_synthetic_voc(self.root, num_images=total, year=self.year, seed=self.seed, image_size=(160, 120),
-                           val_fraction=self.synthetic_val_images / total)
+        make_synthetic_voc(
+            self.root,
+            num_images=total,
+            year=self.year,
+            seed=self.seed,
+            image_size=(160, 120),
+            val_fraction=self.synthetic_val_images / total,
+        )
         marker.write_text("ok\n")
 
     def default_transforms(self, train: bool) -> Callable:
@@ -113,8 +155,13 @@ class VOCDataModule(DataModule):
         if transforms is not None:  # user transforms get torchvision's items
             return cls(self.root, year=self.year, image_set=image_set, transforms=transforms)
         typed = "boxes" if self.task == "detection" else "mask"
-        dataset = cls(self.root, year=self.year, image_set=image_set, target_format=typed,
-                      transforms=self.default_transforms(train))
+        dataset = cls(
+            self.root,
+            year=self.year,
+            image_set=image_set,
+            target_format=typed,
+            transforms=self.default_transforms(train),
+        )
         if typed == "boxes":
             # VOC's xmin/ymin are 1-based pixel indices: their left/top edges are one less
             # (xmax/ymax already are right/bottom edges); both loader paths read these arrays
@@ -135,8 +182,13 @@ class VOCDataModule(DataModule):
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         import torch
 
-        kwargs = dict(batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                      pin_memory=self.pin_memory and torch.cuda.is_available(), drop_last=drop_last)
+        kwargs = dict(
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            drop_last=drop_last,
+        )
         dataset = self.datasets[split]
         if dataset.target_format == "mask":  # default transforms: [B, S, S] masks, built natively
             kwargs["collate_fn"] = segmentation_collate

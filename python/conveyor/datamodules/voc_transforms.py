@@ -21,8 +21,13 @@ from conveyor.collate import segmentation_collate
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
-__all__ = ["segmentation_transforms", "detection_transforms", "segmentation_collate",
-           "DetectionCollate", "collate_detection"]
+__all__ = [
+    "segmentation_transforms",
+    "detection_transforms",
+    "segmentation_collate",
+    "DetectionCollate",
+    "collate_detection",
+]
 
 
 def _pipeline(image_size: int, train: bool, normalize: bool, mask_dtype: Any) -> v2.Compose:
@@ -97,7 +102,9 @@ class DetectionCollate:
             "image_id": torch.tensor(self._image_id(int(target["image_id"])), dtype=torch.int64),
         }
 
-    def __call__(self, batch: Sequence[Tuple[Any, Any]]) -> Tuple[Tuple[torch.Tensor, ...], Tuple[Dict[str, torch.Tensor], ...]]:
+    def __call__(
+        self, batch: Sequence[Tuple[Any, Any]]
+    ) -> Tuple[Tuple[torch.Tensor, ...], Tuple[Dict[str, torch.Tensor], ...]]:
         images: List[torch.Tensor] = [image.as_subclass(torch.Tensor) for image, _ in batch]
         targets = [self.target(target) for _, target in batch]
         return tuple(images), tuple(targets)

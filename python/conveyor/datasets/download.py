@@ -60,12 +60,25 @@ def file_md5(path: Union[str, Path], chunk_size: int = _CHUNK) -> str:
 def _progress_bar(total: Optional[int], initial: int, name: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=name, disable=not enabled)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        disable=not enabled,
+    )
 
 
-def download_url(url: str, root: Union[str, Path], filename: Optional[str] = None,
-                 md5: Optional[str] = None, progress: bool = True, timeout: float = 60.0) -> Path:
+def download_url(
+    url: str,
+    root: Union[str, Path],
+    filename: Optional[str] = None,
+    md5: Optional[str] = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Downloads ``url`` to ``root/filename`` atomically (``.part`` file, then rename).
 
     Args:
@@ -101,7 +114,8 @@ def download_url(url: str, root: Union[str, Path], filename: Optional[str] = Non
         if offset == 0 or attempt == 1:
             raise RuntimeError(
                 f"md5 mismatch for {url}: expected {md5}, got {actual}. The corrupt download was "
-                f"deleted; check the URL (or ${MIRROR_ENVIRONMENT_VARIABLE}) and try again.")
+                f"deleted; check the URL (or ${MIRROR_ENVIRONMENT_VARIABLE}) and try again."
+            )
         # The resumed data did not fit the earlier part: start again from scratch once.
     raise AssertionError("unreachable")
 
@@ -127,9 +141,12 @@ def _fetch(url: str, partial: Path, offset: int, progress: bool, timeout: float)
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
         received = 0
-        with open(partial, mode) as file, _progress_bar(
-                None if expected is None else start + expected, start, partial.name[:-5],
-                progress) as bar:
+        with (
+            open(partial, mode) as file,
+            _progress_bar(
+                None if expected is None else start + expected, start, partial.name[:-5], progress
+            ) as bar,
+        ):
             try:
                 while True:
                     chunk = response.read(_CHUNK)
@@ -139,11 +156,15 @@ def _fetch(url: str, partial: Path, offset: int, progress: bool, timeout: float)
                     received += len(chunk)
                     bar.update(len(chunk))
             except (OSError, urllib.error.URLError) as error:
-                raise OSError(f"download of {url} interrupted after {start + received} bytes "
-                              f"({error}); run again to resume") from error
+                raise OSError(
+                    f"download of {url} interrupted after {start + received} bytes "
+                    f"({error}); run again to resume"
+                ) from error
         if expected is not None and received < expected:
-            raise OSError(f"download of {url} interrupted: got {start + received} of "
-                          f"{start + expected} bytes; run again to resume")
+            raise OSError(
+                f"download of {url} interrupted: got {start + received} of "
+                f"{start + expected} bytes; run again to resume"
+            )
 
 
 def _check_member(member: tarfile.TarInfo, target: Path, archive: Path) -> Path:
@@ -151,14 +172,17 @@ def _check_member(member: tarfile.TarInfo, target: Path, archive: Path) -> Path:
     if member.issym() or member.islnk():
         raise RuntimeError(f"refusing to extract {archive}: member {name!r} is a link")
     if not (member.isfile() or member.isdir()):
-        raise RuntimeError(f"refusing to extract {archive}: member {name!r} is a device, FIFO "
-                           "or other special file")
+        raise RuntimeError(
+            f"refusing to extract {archive}: member {name!r} is a device, FIFO "
+            "or other special file"
+        )
     if os.path.isabs(name) or name.startswith(("/", "\\")):
         raise RuntimeError(f"refusing to extract {archive}: member {name!r} has an absolute path")
     destination = (target / name).resolve()
     if destination != target and target not in destination.parents:
-        raise RuntimeError(f"refusing to extract {archive}: member {name!r} would be written "
-                           f"outside {target}")
+        raise RuntimeError(
+            f"refusing to extract {archive}: member {name!r} would be written outside {target}"
+        )
     return destination
 
 
@@ -197,15 +221,21 @@ def extract_archive(archive: Union[str, Path], target: Union[str, Path]) -> Path
                     shutil.copyfileobj(source, out, _CHUNK)
                 os.replace(temporary, destination)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as error:
-        raise RuntimeError(f"cannot extract {archive}: corrupt or truncated archive ({error})") \
-            from error
+        raise RuntimeError(
+            f"cannot extract {archive}: corrupt or truncated archive ({error})"
+        ) from error
     return target
 
 
-def download_and_extract_archive(url: str, download_root: Union[str, Path],
-                                 extract_root: Optional[Union[str, Path]] = None,
-                                 filename: Optional[str] = None, md5: Optional[str] = None,
-                                 remove_finished: bool = False, progress: bool = True) -> Path:
+def download_and_extract_archive(
+    url: str,
+    download_root: Union[str, Path],
+    extract_root: Optional[Union[str, Path]] = None,
+    filename: Optional[str] = None,
+    md5: Optional[str] = None,
+    remove_finished: bool = False,
+    progress: bool = True,
+) -> Path:
     """Downloads an archive (see :func:`download_url`) and extracts it safely.
 
     Args:
@@ -227,5 +257,11 @@ def download_and_extract_archive(url: str, download_root: Union[str, Path],
     return target
 
 
-__all__ = ["MIRROR_ENVIRONMENT_VARIABLE", "resolve_url", "file_md5", "download_url",
-           "extract_archive", "download_and_extract_archive"]
+__all__ = [
+    "MIRROR_ENVIRONMENT_VARIABLE",
+    "resolve_url",
+    "file_md5",
+    "download_url",
+    "extract_archive",
+    "download_and_extract_archive",
+]

@@ -67,8 +67,19 @@ def _class_appearance(label: int) -> dict:
     value = 0.95 if index % 3 != 1 else 0.7
     i = int(hue * 6)
     f = hue * 6 - i
-    p, q, t = value * (1 - saturation), value * (1 - f * saturation), value * (1 - (1 - f) * saturation)
-    rgb = [(value, t, p), (q, value, p), (p, value, t), (p, q, value), (t, p, value), (value, p, q)][i % 6]
+    p, q, t = (
+        value * (1 - saturation),
+        value * (1 - f * saturation),
+        value * (1 - (1 - f) * saturation),
+    )
+    rgb = [
+        (value, t, p),
+        (q, value, p),
+        (p, value, t),
+        (p, q, value),
+        (t, p, value),
+        (value, p, q),
+    ][i % 6]
     colour = np.array(rgb, dtype=np.float32) * 255.0
     return {
         "colour": colour,
@@ -82,8 +93,7 @@ def _class_appearance(label: int) -> dict:
 _APPEARANCES = {label: _class_appearance(label) for label in range(1, len(VOC_CLASSES) + 1)}
 
 
-def _background(rng: np.random.Generator, height: int, width: int,
-                grain: np.ndarray) -> np.ndarray:
+def _background(rng: np.random.Generator, height: int, width: int, grain: np.ndarray) -> np.ndarray:
     """A photo-like background: smooth colour field + gradient + clutter + grain, float32 HWC."""
     grid = rng.uniform(40, 200, size=(4 + rng.integers(0, 4), 5 + rng.integers(0, 4), 3))
     field = Image.fromarray(grid.astype(np.uint8)).resize((width, height), Image.BILINEAR)
@@ -92,11 +102,14 @@ def _background(rng: np.random.Generator, height: int, width: int,
     for _ in range(int(rng.integers(3, 8))):  # clutter: soft blocks
         y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
         h, w = int(rng.integers(4, max(5, height // 6))), int(rng.integers(4, max(5, width // 6)))
-        image[max(0, y - h):y + h, max(0, x - w):x + w] += rng.uniform(-30, 30, size=3).astype(
-            np.float32)
-    dy, dx = int(rng.integers(0, grain.shape[0] - height + 1)), int(
-        rng.integers(0, grain.shape[1] - width + 1))
-    image += grain[dy:dy + height, dx:dx + width]
+        image[max(0, y - h) : y + h, max(0, x - w) : x + w] += rng.uniform(-30, 30, size=3).astype(
+            np.float32
+        )
+    dy, dx = (
+        int(rng.integers(0, grain.shape[0] - height + 1)),
+        int(rng.integers(0, grain.shape[1] - width + 1)),
+    )
+    image += grain[dy : dy + height, dx : dx + width]
     return image
 
 
@@ -104,7 +117,7 @@ def _shape_mask(shape: str, h: int, w: int) -> np.ndarray:
     ys = (np.arange(h, dtype=np.float32) + 0.5)[:, None] / h * 2 - 1
     xs = (np.arange(w, dtype=np.float32) + 0.5)[None, :] / w * 2 - 1
     if shape == "ellipse":
-        return xs ** 2 + ys ** 2 <= 1.0
+        return xs**2 + ys**2 <= 1.0
     if shape == "rectangle":
         return np.ones((h, w), dtype=bool)
     if shape == "triangle":
@@ -141,7 +154,7 @@ def _draw_image(rng: np.random.Generator, width: int, height: int, grain: np.nda
         # Clip to the image.
         top, left = max(0, y0), max(0, x0)
         bottom, right = min(height, y0 + h), min(width, x0 + w)
-        inside = inside[top - y0:bottom - y0, left - x0:right - x0]
+        inside = inside[top - y0 : bottom - y0, left - x0 : right - x0]
         if not inside.any():
             continue
         rows = np.flatnonzero(inside.any(axis=1))
@@ -150,7 +163,7 @@ def _draw_image(rng: np.random.Generator, width: int, height: int, grain: np.nda
         stripes = _pattern(look["pattern"], look["period"], bottom - top, right - left)
         paint = np.where(stripes[..., None], look["second"], look["colour"])
         shade = rng.uniform(0.85, 1.1) + np.linspace(-0.1, 0.1, bottom - top)[:, None, None]
-        texture = paint * shade.astype(np.float32) + grain[:bottom - top, :right - left]
+        texture = paint * shade.astype(np.float32) + grain[: bottom - top, : right - left]
         np.copyto(region, texture, where=inside[..., None])
         mask_region = mask[top:bottom, left:right]
         mask_region[inside] = label
@@ -158,12 +171,16 @@ def _draw_image(rng: np.random.Generator, width: int, height: int, grain: np.nda
         ymin, ymax = top + int(rows[0]), top + int(rows[-1])
         xmin, xmax = left + int(cols[0]), left + int(cols[-1])
         area = (ymax - ymin + 1) * (xmax - xmin + 1)
-        objects.append({
-            "name": VOC_CLASSES[label - 1], "label": label, "truncated": int(truncated),
-            "difficult": int(area < 24 * 24), "pose": str(rng.choice(["Frontal", "Left", "Right",
-                                                                       "Rear", "Unspecified"])),
-            "box": (xmin + 1, ymin + 1, xmax + 1, ymax + 1),  # VOC: 1-based, inclusive
-        })
+        objects.append(
+            {
+                "name": VOC_CLASSES[label - 1],
+                "label": label,
+                "truncated": int(truncated),
+                "difficult": int(area < 24 * 24),
+                "pose": str(rng.choice(["Frontal", "Left", "Right", "Rear", "Unspecified"])),
+                "box": (xmin + 1, ymin + 1, xmax + 1, ymax + 1),  # VOC: 1-based, inclusive
+            }
+        )
     # Void band: pixels within BORDER of a boundary between different labels (objects only).
     edges = np.zeros_like(mask, dtype=bool)
     for axis in (0, 1):
@@ -231,7 +248,9 @@ def _parse_size(image_size) -> tuple[int, int]:
         try:
             width, height = (int(v) for v in image_size.lower().split("x"))
         except ValueError:
-            raise ValueError(f"image_size must look like WIDTHxHEIGHT, got {image_size!r}") from None
+            raise ValueError(
+                f"image_size must look like WIDTHxHEIGHT, got {image_size!r}"
+            ) from None
     else:
         width, height = (int(v) for v in image_size)
     if width < 16 or height < 16:
@@ -239,9 +258,15 @@ def _parse_size(image_size) -> tuple[int, int]:
     return width, height
 
 
-def make_synthetic_voc(root: Union[str, os.PathLike], num_images: int = 200, year: str = "2012",
-                       seed: int = 0, image_size: Union[int, str, Sequence[int]] = (500, 375),
-                       val_fraction: float = 0.25, jpeg_quality: int = 90) -> Path:
+def make_synthetic_voc(
+    root: Union[str, os.PathLike],
+    num_images: int = 200,
+    year: str = "2012",
+    seed: int = 0,
+    image_size: Union[int, str, Sequence[int]] = (500, 375),
+    val_fraction: float = 0.25,
+    jpeg_quality: int = 90,
+) -> Path:
     """Writes a synthetic VOCdevkit tree that conveyor's and torchvision's VOC datasets read.
 
     Args:
@@ -266,9 +291,16 @@ def make_synthetic_voc(root: Union[str, os.PathLike], num_images: int = 200, yea
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     width, height = _parse_size(image_size)
     voc_root = Path(os.path.expanduser(os.fspath(root))) / BASE_DIRS[year]
-    folders = {name: voc_root / name for name in
-               ("JPEGImages", "Annotations", "SegmentationClass", "ImageSets/Main",
-                "ImageSets/Segmentation")}
+    folders = {
+        name: voc_root / name
+        for name in (
+            "JPEGImages",
+            "Annotations",
+            "SegmentationClass",
+            "ImageSets/Main",
+            "ImageSets/Segmentation",
+        )
+    }
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -280,12 +312,15 @@ def make_synthetic_voc(root: Union[str, os.PathLike], num_images: int = 200, yea
     labels_per_image = []
     for image_id in ids:
         pixels, mask, objects = _draw_image(rng, width, height, grain)
-        Image.fromarray(pixels).save(folders["JPEGImages"] / f"{image_id}.jpg", quality=jpeg_quality)
+        Image.fromarray(pixels).save(
+            folders["JPEGImages"] / f"{image_id}.jpg", quality=jpeg_quality
+        )
         png = Image.fromarray(mask).convert("P")
         png.putpalette(palette)
         png.save(folders["SegmentationClass"] / f"{image_id}.png", optimize=False)
         (folders["Annotations"] / f"{image_id}.xml").write_text(
-            _annotation_xml(year, image_id, width, height, objects), encoding="utf-8")
+            _annotation_xml(year, image_id, width, height, objects), encoding="utf-8"
+        )
         labels_per_image.append({obj["label"]: obj["difficult"] == 0 for obj in objects})
 
     order = rng.permutation(num_images)
@@ -294,11 +329,11 @@ def make_synthetic_voc(root: Union[str, os.PathLike], num_images: int = 200, yea
     n_val = min(n_val, num_images - n_test - 1)
     splits = {
         "val": sorted(order[:n_val].tolist()),
-        "train": sorted(order[n_val + n_test:].tolist()),
+        "train": sorted(order[n_val + n_test :].tolist()),
     }
     splits["trainval"] = sorted(splits["train"] + splits["val"])
     if n_test:
-        splits["test"] = sorted(order[n_val:n_val + n_test].tolist())
+        splits["test"] = sorted(order[n_val : n_val + n_test].tolist())
     for split, indices in splits.items():
         lines = "".join(f"{ids[i]}\n" for i in indices)
         (folders["ImageSets/Main"] / f"{split}.txt").write_text(lines)
@@ -314,10 +349,15 @@ def make_synthetic_voc(root: Union[str, os.PathLike], num_images: int = 200, yea
 
 
 def build_parser(prog: str = "conveyor synth") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Write a synthetic VOCdevkit tree "
-                                     "(JPEGs, XML boxes, palette PNG masks, splits).")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Write a synthetic VOCdevkit tree "
+        "(JPEGs, XML boxes, palette PNG masks, splits).",
+    )
     parser.add_argument("root", help="dataset root; the tree goes to ROOT/VOCdevkit/VOC<year>")
-    parser.add_argument("--num-images", type=int, default=200, help="number of images (default 200)")
+    parser.add_argument(
+        "--num-images", type=int, default=200, help="number of images (default 200)"
+    )
     parser.add_argument("--year", default="2012", choices=sorted(BASE_DIRS), help="VOC year layout")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--image-size", default="500x375", help="WIDTHxHEIGHT (default 500x375)")
@@ -329,8 +369,13 @@ def main(command: str = "synth", argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser(f"conveyor {command}")
     args = parser.parse_args(argv)
     try:
-        voc_root = make_synthetic_voc(args.root, num_images=args.num_images, year=args.year,
-                                      seed=args.seed, image_size=args.image_size)
+        voc_root = make_synthetic_voc(
+            args.root,
+            num_images=args.num_images,
+            year=args.year,
+            seed=args.seed,
+            image_size=args.image_size,
+        )
     except ValueError as error:
         parser.error(str(error))
     print(f"wrote {args.num_images} images to {voc_root}")

@@ -85,8 +85,10 @@ SEGMENTATION_TARGET_FORMATS = ("pil", "mask")
 
 def _check_target_format(target_format: str, valid: tuple) -> None:
     if target_format not in valid:
-        raise ValueError(f"Unknown value '{target_format}' for argument target_format. "
-                         f"Valid values are {{{', '.join(map(repr, valid))}}}.")
+        raise ValueError(
+            f"Unknown value '{target_format}' for argument target_format. "
+            f"Valid values are {{{', '.join(map(repr, valid))}}}."
+        )
 
 
 def read_mask_tensor(path: str) -> torch.Tensor:
@@ -116,9 +118,11 @@ def read_mask_tensor(path: str) -> torch.Tensor:
     if mask.shape[0] != 1 or mask.dtype != torch.uint8:
         from conveyor.errors import DecodeError
 
-        raise DecodeError(f"{os.fspath(path)}: a segmentation mask must be a single-channel 8-bit "
-                          f"(palette or gray) image, got {mask.shape[0]} channel(s) of "
-                          f"{str(mask.dtype).replace('torch.', '')}")
+        raise DecodeError(
+            f"{os.fspath(path)}: a segmentation mask must be a single-channel 8-bit "
+            f"(palette or gray) image, got {mask.shape[0]} channel(s) of "
+            f"{str(mask.dtype).replace('torch.', '')}"
+        )
     return tv_tensors.Mask(mask)
 
 
@@ -179,7 +183,9 @@ class _VOCBase(VisionDataset):
             download_and_extract_archive(self.url, self.root, filename=self.filename, md5=self.md5)
 
         if not os.path.isdir(voc_root):
-            raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
+            raise RuntimeError(
+                "Dataset not found or corrupted. You can use download=True to download it"
+            )
 
         splits_dir = os.path.join(voc_root, "ImageSets", self._SPLITS_DIR)
         split_f = os.path.join(splits_dir, image_set.rstrip("\n") + ".txt")
@@ -245,8 +251,9 @@ class VOCSegmentation(_VOCBase):
         url: Optional[str] = None,
     ):
         _check_target_format(target_format, SEGMENTATION_TARGET_FORMATS)
-        super().__init__(root, year, image_set, download, transform, target_transform, transforms,
-                         url=url)
+        super().__init__(
+            root, year, image_set, download, transform, target_transform, transforms, url=url
+        )
         self.target_format = target_format
 
     @property
@@ -267,9 +274,11 @@ class VOCSegmentation(_VOCBase):
             if tuple(target.shape[-2:]) != tuple(img.shape[-2:]):
                 from conveyor.errors import DecodeError
 
-                raise DecodeError(f"{self.masks[index]}: mask size {target.shape[-1]}x"
-                                  f"{target.shape[-2]} differs from the image size "
-                                  f"{img.shape[-1]}x{img.shape[-2]} ({self.images[index]})")
+                raise DecodeError(
+                    f"{self.masks[index]}: mask size {target.shape[-1]}x"
+                    f"{target.shape[-2]} differs from the image size "
+                    f"{img.shape[-1]}x{img.shape[-2]} ({self.images[index]})"
+                )
         else:
             img = Image.open(self.images[index]).convert("RGB")
             target = Image.open(self.masks[index])
@@ -321,8 +330,9 @@ class VOCDetection(_VOCBase):
         num_threads: Optional[int] = None,
     ):
         _check_target_format(target_format, TARGET_FORMATS)
-        super().__init__(root, year, image_set, download, transform, target_transform, transforms,
-                         url=url)
+        super().__init__(
+            root, year, image_set, download, transform, target_transform, transforms, url=url
+        )
         self.target_format = target_format
         self.num_threads = num_threads
         self._native_annotations: Optional[_voc.AnnotationSet] = None
@@ -339,8 +349,9 @@ class VOCDetection(_VOCBase):
         return _voc.VOC_CLASSES
 
     def _load_native_annotations(self) -> _voc.AnnotationSet:
-        return _voc.load_annotations(self.annotations, classes=_voc.VOC_CLASSES,
-                                     num_threads=self.num_threads)
+        return _voc.load_annotations(
+            self.annotations, classes=_voc.VOC_CLASSES, num_threads=self.num_threads
+        )
 
     @property
     def native_annotations(self) -> _voc.AnnotationSet:
@@ -360,9 +371,11 @@ class VOCDetection(_VOCBase):
         annotations = self.native_annotations
         rows = annotations.rows(index)
         return {
-            "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(annotations.boxes[rows].copy()),
-                                              format=tv_tensors.BoundingBoxFormat.XYXY,
-                                              canvas_size=canvas_size),
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.from_numpy(annotations.boxes[rows].copy()),
+                format=tv_tensors.BoundingBoxFormat.XYXY,
+                canvas_size=canvas_size,
+            ),
             "labels": torch.from_numpy(annotations.labels[rows].copy()),
             "difficult": torch.from_numpy(annotations.difficult[rows].copy()),
             "image_id": index,

@@ -16,7 +16,18 @@ LightningModule = Module
 LightningDataModule = DataModule
 
 __all__ = [
-    "Trainer", "Module", "DataModule", "seed_everything", "ModelCheckpoint", "EarlyStopping", "Callback",
-    "CSVLogger", "TensorBoardLogger", "Logger", "ProgressBar", "MisconfigurationException",
-    "LightningModule", "LightningDataModule",
+    "Trainer",
+    "Module",
+    "DataModule",
+    "seed_everything",
+    "ModelCheckpoint",
+    "EarlyStopping",
+    "Callback",
+    "CSVLogger",
+    "TensorBoardLogger",
+    "Logger",
+    "ProgressBar",
+    "MisconfigurationException",
+    "LightningModule",
+    "LightningDataModule",
 ]

@@ -41,28 +41,47 @@ class ModelCheckpoint(Callback):
     FILE_EXTENSION = ".ckpt"
     STARTING_VERSION = 1
 
-    def __init__(self, dirpath: Optional[str] = None, filename: Optional[str] = None, monitor: Optional[str] = None,
-                 verbose: bool = False, save_last: Optional[bool] = None, save_top_k: int = 1,
-                 save_weights_only: bool = False, mode: str = "min", auto_insert_metric_name: bool = True,
-                 every_n_train_steps: Optional[int] = None, every_n_epochs: Optional[int] = None,
-                 save_on_train_epoch_end: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        dirpath: Optional[str] = None,
+        filename: Optional[str] = None,
+        monitor: Optional[str] = None,
+        verbose: bool = False,
+        save_last: Optional[bool] = None,
+        save_top_k: int = 1,
+        save_weights_only: bool = False,
+        mode: str = "min",
+        auto_insert_metric_name: bool = True,
+        every_n_train_steps: Optional[int] = None,
+        every_n_epochs: Optional[int] = None,
+        save_on_train_epoch_end: Optional[bool] = None,
+    ) -> None:
         if save_top_k < -1:
-            raise MisconfigurationException(f"Invalid value for save_top_k={save_top_k}. Must be >= -1")
+            raise MisconfigurationException(
+                f"Invalid value for save_top_k={save_top_k}. Must be >= -1"
+            )
         if monitor is None and save_top_k not in (-1, 0, 1):
             raise MisconfigurationException(
                 f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration. "
-                "No quantity for top_k to track.")
+                "No quantity for top_k to track."
+            )
         if mode not in ("min", "max"):
             raise MisconfigurationException(f"`mode` can be 'min' or 'max', got {mode!r}")
         every_n_train_steps = every_n_train_steps or 0
         if every_n_train_steps < 0:
-            raise MisconfigurationException(f"Invalid value for every_n_train_steps={every_n_train_steps}. Must be >= 0")
+            raise MisconfigurationException(
+                f"Invalid value for every_n_train_steps={every_n_train_steps}. Must be >= 0"
+            )
         if every_n_epochs is None:
             every_n_epochs = 0 if every_n_train_steps else 1
         if every_n_epochs < 0:
-            raise MisconfigurationException(f"Invalid value for every_n_epochs={every_n_epochs}. Must be >= 0")
+            raise MisconfigurationException(
+                f"Invalid value for every_n_epochs={every_n_epochs}. Must be >= 0"
+            )
         if every_n_train_steps and every_n_epochs:
-            raise MisconfigurationException("Combination of parameters every_n_train_steps and every_n_epochs should be mutually exclusive.")
+            raise MisconfigurationException(
+                "Combination of parameters every_n_train_steps and every_n_epochs should be mutually exclusive."
+            )
         self.dirpath = os.path.realpath(os.path.expanduser(str(dirpath))) if dirpath else None
         self.filename = filename
         self.monitor = monitor
@@ -86,8 +105,10 @@ class ModelCheckpoint(Callback):
 
     @property
     def state_key(self) -> str:
-        return (f"ModelCheckpoint{{'monitor': {self.monitor!r}, 'mode': {self.mode!r}, "
-                f"'every_n_train_steps': {self.every_n_train_steps}, 'every_n_epochs': {self.every_n_epochs}}}")
+        return (
+            f"ModelCheckpoint{{'monitor': {self.monitor!r}, 'mode': {self.mode!r}, "
+            f"'every_n_train_steps': {self.every_n_train_steps}, 'every_n_epochs': {self.every_n_epochs}}}"
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None:
@@ -97,8 +118,12 @@ class ModelCheckpoint(Callback):
             self._save_on_train_epoch_end = trainer.check_val_every_n_epoch == 1
 
     def _should_skip(self, trainer) -> bool:
-        return (trainer.fast_dev_run or trainer.sanity_checking or trainer.state_stage != "fit"
-                or self._last_global_step_saved == trainer.global_step)
+        return (
+            trainer.fast_dev_run
+            or trainer.sanity_checking
+            or trainer.state_stage != "fit"
+            or self._last_global_step_saved == trainer.global_step
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, unused=0) -> None:
         if self._should_skip(trainer) or not self.every_n_train_steps:
@@ -120,10 +145,14 @@ class ModelCheckpoint(Callback):
 
     def state_dict(self) -> Dict[str, Any]:
         return {
-            "monitor": self.monitor, "best_model_score": self.best_model_score, "best_model_path": self.best_model_path,
-            "current_score": self.current_score, "dirpath": self.dirpath,
+            "monitor": self.monitor,
+            "best_model_score": self.best_model_score,
+            "best_model_path": self.best_model_path,
+            "current_score": self.current_score,
+            "dirpath": self.dirpath,
             "best_k_models": {k: float(v) for k, v in self.best_k_models.items()},
-            "kth_best_model_path": self.kth_best_model_path, "kth_value": self.kth_value,
+            "kth_best_model_path": self.kth_best_model_path,
+            "kth_value": self.kth_value,
             "last_model_path": self.last_model_path,
         }
 
@@ -168,15 +197,22 @@ class ModelCheckpoint(Callback):
             raise MisconfigurationException(
                 f"ModelCheckpoint(monitor={self.monitor!r}) could not find the monitored key in the returned "
                 f"metrics: {sorted(k for k in candidates)}. HINT: Did you call `log({self.monitor!r}, value)` "
-                "in the `LightningModule`?")
+                "in the `LightningModule`?"
+            )
         current = candidates[self.monitor]
-        current = torch.tensor(float(current)) if not isinstance(current, torch.Tensor) else current.detach().float().cpu()
+        current = (
+            torch.tensor(float(current))
+            if not isinstance(current, torch.Tensor)
+            else current.detach().float().cpu()
+        )
         if torch.isnan(current):
             current = torch.tensor(math.inf if self.mode == "min" else -math.inf)
         if not self._is_top_k(current):
             if self.verbose:
-                print(f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: "
-                      f"{self.monitor!r} was not in top {self.save_top_k}")
+                print(
+                    f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: "
+                    f"{self.monitor!r} was not in top {self.save_top_k}"
+                )
             return
         filepath = self._unique_filepath(candidates)
         self.current_score = current
@@ -193,8 +229,10 @@ class ModelCheckpoint(Callback):
         self.best_model_path = choose(self.best_k_models, key=self.best_k_models.get)
         self.best_model_score = torch.tensor(self.best_k_models[self.best_model_path])
         if self.verbose:
-            print(f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: {self.monitor!r} reached "
-                  f"{float(current):.5f} (best {float(self.best_model_score):.5f}), saving model to {filepath!r}")
+            print(
+                f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: {self.monitor!r} reached "
+                f"{float(current):.5f} (best {float(self.best_model_score):.5f}), saving model to {filepath!r}"
+            )
         self._write(trainer, filepath)
         if removed and removed != filepath:
             self._remove(trainer, removed)
@@ -202,13 +240,20 @@ class ModelCheckpoint(Callback):
     def _is_top_k(self, current: torch.Tensor) -> bool:
         if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
             return True
-        return bool(current < self.kth_value) if self.mode == "min" else bool(current > self.kth_value)
+        return (
+            bool(current < self.kth_value) if self.mode == "min" else bool(current > self.kth_value)
+        )
 
     def _save_last(self, trainer, candidates) -> None:
         filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
         previous, self.last_model_path = self.last_model_path, filepath
         self._write(trainer, filepath)
-        if previous and previous != filepath and previous not in self.best_k_models and previous != self.best_model_path:
+        if (
+            previous
+            and previous != filepath
+            and previous not in self.best_k_models
+            and previous != self.best_model_path
+        ):
             self._remove(trainer, previous)
 
     def _write(self, trainer, filepath: str) -> None:
@@ -224,7 +269,10 @@ class ModelCheckpoint(Callback):
     def _unique_filepath(self, candidates: Dict[str, Any]) -> str:
         filepath = self.format_checkpoint_name(candidates)
         version = self.STARTING_VERSION
-        while os.path.exists(filepath) and filepath not in (self.best_model_path, *self.best_k_models):
+        while os.path.exists(filepath) and filepath not in (
+            self.best_model_path,
+            *self.best_k_models,
+        ):
             filepath = self.format_checkpoint_name(candidates, ver=version)
             version += 1
         return filepath
@@ -244,14 +292,19 @@ class ModelCheckpoint(Callback):
         for index, name in enumerate(sorted({g[1:] for g in groups}, key=len, reverse=True)):
             placeholders[f"__metric{index}"] = metrics[name]
             filename = filename.replace("{" + name, "{" + f"__metric{index}")
-        values = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in placeholders.items()}
+        values = {
+            k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in placeholders.items()
+        }
         return filename.format(**values)
 
-    def format_checkpoint_name(self, metrics: Dict[str, Any], filename: Optional[str] = None,
-                               ver: Optional[int] = None) -> str:
+    def format_checkpoint_name(
+        self, metrics: Dict[str, Any], filename: Optional[str] = None, ver: Optional[int] = None
+    ) -> str:
         """The checkpoint path for ``metrics``: ``{epoch}`` gives ``epoch=3``, ``{epoch:03d}``
         ``epoch=003``; ``ver`` appends ``-v<ver>``."""
-        name = self._format_name(filename or self.filename or "{epoch}-{step}", metrics, self.auto_insert_metric_name)
+        name = self._format_name(
+            filename or self.filename or "{epoch}-{step}", metrics, self.auto_insert_metric_name
+        )
         if ver is not None:
             name = self.CHECKPOINT_JOIN_CHAR.join((name, f"v{ver}"))
         name += self.FILE_EXTENSION

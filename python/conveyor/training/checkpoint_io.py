@@ -95,9 +95,13 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") ->
     try:
         checkpoint = torch.load(local, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise RuntimeError(f"Checkpoint at {path} could not be loaded (truncated or not a checkpoint): {error}") from error
+        raise RuntimeError(
+            f"Checkpoint at {path} could not be loaded (truncated or not a checkpoint): {error}"
+        ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise RuntimeError(f"Checkpoint at {path} is not a conveyor/Lightning checkpoint: it has no 'state_dict'")
+        raise RuntimeError(
+            f"Checkpoint at {path} is not a conveyor/Lightning checkpoint: it has no 'state_dict'"
+        )
     return checkpoint
 
 
@@ -106,4 +110,11 @@ def remove_checkpoint(path: Union[str, os.PathLike]) -> None:
         os.remove(path)
 
 
-__all__ = ["atomic_save", "load_checkpoint", "download_checkpoint", "is_url", "cache_dir", "remove_checkpoint"]
+__all__ = [
+    "atomic_save",
+    "load_checkpoint",
+    "download_checkpoint",
+    "is_url",
+    "cache_dir",
+    "remove_checkpoint",
+]

@@ -12,13 +12,22 @@ from typing import List, Optional
 
 # Defaults of `conveyor fit` with no flags (what `make demo` runs): a small segmentation model on
 # a synthetic VOC set, sized to finish in well under 3 minutes on a 2-core CPU.
-DEMO_DEFAULTS = dict(task="segmentation", image_size=64, batch_size=8,
-                     max_epochs=4, synthetic_train_images=128, synthetic_val_images=32, lr=2e-2, num_workers=2,
-                     log_every_n_steps=4, num_sanity_val_steps=0)
+DEMO_DEFAULTS = dict(
+    task="segmentation",
+    image_size=64,
+    batch_size=8,
+    max_epochs=4,
+    synthetic_train_images=128,
+    synthetic_val_images=32,
+    lr=2e-2,
+    num_workers=2,
+    log_every_n_steps=4,
+    num_sanity_val_steps=0,
+)
 
 _DESCRIPTIONS = {
     "fit": "Train a torchvision model (random weights, no download) on VOC detection or segmentation. "
-           "With no --data_dir it trains on a synthetic VOC-format set.",
+    "With no --data_dir it trains on a synthetic VOC-format set.",
     "validate": "Evaluate a checkpoint on the validation split and print mAP (detection) or mIoU (segmentation).",
     "test": "Evaluate a checkpoint on the test split and print mAP (detection) or mIoU (segmentation).",
 }
@@ -30,15 +39,24 @@ def build_parser(command: str) -> ArgumentParser:
     from conveyor.training import Trainer
     from conveyor.training.voc_module import VOCModule
 
-    parser = ArgumentParser(prog=f"conveyor {command}", description=_DESCRIPTIONS[command],
-                            formatter_class=RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog=f"conveyor {command}",
+        description=_DESCRIPTIONS[command],
+        formatter_class=RawDescriptionHelpFormatter,
+    )
     if command != "fit":
-        parser.add_argument("--ckpt_path", type=str, default=None,
-                            help="checkpoint to evaluate (default: the newest lightning_logs/version_*/checkpoints/*.ckpt).")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str,
+            default=None,
+            help="checkpoint to evaluate (default: the newest lightning_logs/version_*/checkpoints/*.ckpt).",
+        )
     Trainer.add_argparse_args(parser)
     VOCDataModule.add_argparse_args(parser)
     existing = {action.dest for action in parser._actions}
-    model_parser = add_argparse_args(VOCModule, ArgumentParser(add_help=False), use_argument_group=False)
+    model_parser = add_argparse_args(
+        VOCModule, ArgumentParser(add_help=False), use_argument_group=False
+    )
     group = parser.add_argument_group("conveyor.VOCModule")
     for action in model_parser._actions:
         if action.dest not in existing and action.option_strings:
@@ -48,7 +66,9 @@ def build_parser(command: str) -> ArgumentParser:
 
 
 def newest_checkpoint(root: str) -> Optional[str]:
-    candidates = glob.glob(os.path.join(root, "lightning_logs", "version_*", "checkpoints", "*.ckpt"))
+    candidates = glob.glob(
+        os.path.join(root, "lightning_logs", "version_*", "checkpoints", "*.ckpt")
+    )
     return max(candidates, key=os.path.getmtime) if candidates else None
 
 
@@ -69,14 +89,19 @@ def main(command: str, argv: List[str]) -> int:
     if command != "fit":
         ckpt_path = args.ckpt_path or newest_checkpoint(args.default_root_dir or os.getcwd())
         if ckpt_path is None:
-            print(f"conveyor {command}: no --ckpt_path given and no checkpoint under lightning_logs/", file=sys.stderr)
+            print(
+                f"conveyor {command}: no --ckpt_path given and no checkpoint under lightning_logs/",
+                file=sys.stderr,
+            )
             return 2
         args.ckpt_path = ckpt_path
         checkpoint = load_checkpoint(ckpt_path)
         # the model (and data shape) the checkpoint was trained with, unless given on the command line
         given = {a.split("=")[0][2:] for a in argv if a.startswith("--")}
-        for key, value in {**checkpoint.get("datamodule_hyper_parameters", {}),
-                           **checkpoint.get("hyper_parameters", {})}.items():
+        for key, value in {
+            **checkpoint.get("datamodule_hyper_parameters", {}),
+            **checkpoint.get("hyper_parameters", {}),
+        }.items():
             if key not in given and hasattr(args, key):
                 setattr(args, key, value)
     seed_everything(args.seed)
@@ -97,7 +122,9 @@ def main(command: str, argv: List[str]) -> int:
     name = "mIoU" if model.task == "segmentation" else "mAP"
     if trainer.is_global_zero:
         metrics = results[0] if results else {}
-        print(f"{args.ckpt_path}: {prefix}_{name}={metrics.get(f'{prefix}_{name}', float('nan')):.4f}")
+        print(
+            f"{args.ckpt_path}: {prefix}_{name}={metrics.get(f'{prefix}_{name}', float('nan')):.4f}"
+        )
         for key in sorted(metrics):
             print(f"  {key} = {metrics[key]:.4f}")
     return 0

@@ -25,8 +25,12 @@ class DataModule(DataHooks):
 
     name: str = ""
 
-    def __init__(self, train_transforms: Optional[Callable] = None, val_transforms: Optional[Callable] = None,
-                 test_transforms: Optional[Callable] = None) -> None:
+    def __init__(
+        self,
+        train_transforms: Optional[Callable] = None,
+        val_transforms: Optional[Callable] = None,
+        test_transforms: Optional[Callable] = None,
+    ) -> None:
         super().__init__()
         self._train_transforms = train_transforms
         self._val_transforms = val_transforms
@@ -100,7 +104,9 @@ class DataModule(DataHooks):
         return conveyor_argparse.add_argparse_args(cls, parent_parser, **kwargs)
 
     @classmethod
-    def from_argparse_args(cls, args: Union[Namespace, ArgumentParser], **kwargs: Any) -> "DataModule":
+    def from_argparse_args(
+        cls, args: Union[Namespace, ArgumentParser], **kwargs: Any
+    ) -> "DataModule":
         return conveyor_argparse.from_argparse_args(cls, args, **kwargs)
 
     @classmethod
@@ -108,9 +114,15 @@ class DataModule(DataHooks):
         return conveyor_argparse.get_init_arguments_and_types(cls)
 
     @classmethod
-    def from_datasets(cls, train_dataset: Optional[Dataset] = None, val_dataset: Optional[Dataset] = None,
-                      test_dataset: Optional[Dataset] = None, predict_dataset: Optional[Dataset] = None,
-                      batch_size: int = 1, num_workers: int = 0) -> "DataModule":
+    def from_datasets(
+        cls,
+        train_dataset: Optional[Dataset] = None,
+        val_dataset: Optional[Dataset] = None,
+        test_dataset: Optional[Dataset] = None,
+        predict_dataset: Optional[Dataset] = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> "DataModule":
         """A DataModule serving the given datasets (each may also be a list or dict of datasets).
 
         Args:
@@ -127,7 +139,9 @@ class DataModule(DataHooks):
 
         def loader(dataset: Dataset, shuffle: bool) -> DataLoader:
             shuffle &= not isinstance(dataset, IterableDataset)
-            return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
+            return DataLoader(
+                dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers
+            )
 
         def build(dataset, shuffle):
             if isinstance(dataset, dict):

@@ -30,12 +30,16 @@ def parse_gpu_ids(gpus: Optional[Union[int, str, Sequence[int]]]) -> Optional[Li
             try:
                 ids = [int(part) for part in text.split(",") if part.strip()]
             except ValueError as error:
-                raise MisconfigurationException(f"gpus={gpus!r}: expected an int, -1 or a comma list such as '0,1'") from error
+                raise MisconfigurationException(
+                    f"gpus={gpus!r}: expected an int, -1 or a comma list such as '0,1'"
+                ) from error
         else:
             try:
                 count = int(text)
             except ValueError as error:
-                raise MisconfigurationException(f"gpus={gpus!r}: expected an int, -1 or a comma list such as '0,1'") from error
+                raise MisconfigurationException(
+                    f"gpus={gpus!r}: expected an int, -1 or a comma list such as '0,1'"
+                ) from error
             return parse_gpu_ids(count)
     elif isinstance(gpus, int):
         if gpus == 0:
@@ -43,7 +47,9 @@ def parse_gpu_ids(gpus: Optional[Union[int, str, Sequence[int]]]) -> Optional[Li
         if gpus == -1:
             ids = list(range(torch.cuda.device_count()))
         elif gpus < -1:
-            raise MisconfigurationException(f"gpus={gpus}: must be -1 (all), 0 (none) or a positive count")
+            raise MisconfigurationException(
+                f"gpus={gpus}: must be -1 (all), 0 (none) or a positive count"
+            )
         else:
             ids = list(range(gpus))
     elif isinstance(gpus, (list, tuple)):
@@ -56,7 +62,8 @@ def parse_gpu_ids(gpus: Optional[Union[int, str, Sequence[int]]]) -> Optional[Li
     missing = [i for i in ids if i < 0 or i >= available]
     if missing or not ids:
         raise MisconfigurationException(
-            f"You requested gpus: {ids}\n But your machine only has: {list(range(available))}")
+            f"You requested gpus: {ids}\n But your machine only has: {list(range(available))}"
+        )
     return ids
 
 
@@ -71,10 +78,14 @@ def resolve_devices(accelerator: Optional[str], devices, gpus) -> tuple:
         kind = "cuda" if torch.cuda.is_available() else "cpu"
     elif accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise MisconfigurationException(f"accelerator={accelerator!r} but no CUDA GPU is available")
+            raise MisconfigurationException(
+                f"accelerator={accelerator!r} but no CUDA GPU is available"
+            )
         kind = "cuda"
     else:
-        raise MisconfigurationException(f"accelerator={accelerator!r}: use 'cpu', 'gpu', 'cuda' or 'auto'")
+        raise MisconfigurationException(
+            f"accelerator={accelerator!r}: use 'cpu', 'gpu', 'cuda' or 'auto'"
+        )
     if devices in (None, "auto"):
         return kind, [0] if kind == "cuda" else 1
     if isinstance(devices, str):
@@ -85,13 +96,19 @@ def resolve_devices(accelerator: Optional[str], devices, gpus) -> tuple:
             try:
                 devices = int(text)
             except ValueError as error:
-                raise MisconfigurationException(f"devices={devices!r}: expected an int, -1 or a comma list") from error
+                raise MisconfigurationException(
+                    f"devices={devices!r}: expected an int, -1 or a comma list"
+                ) from error
     if kind == "cuda":
-        return kind, parse_gpu_ids(devices if not isinstance(devices, int) or devices != 0 else None) or [0]
+        return kind, parse_gpu_ids(
+            devices if not isinstance(devices, int) or devices != 0 else None
+        ) or [0]
     if isinstance(devices, (list, tuple)):
         devices = len(devices)
     if devices == -1:
         devices = 1
     if not isinstance(devices, int) or devices < 1:
-        raise MisconfigurationException(f"devices={devices!r}: expected a positive number of CPU processes")
+        raise MisconfigurationException(
+            f"devices={devices!r}: expected a positive number of CPU processes"
+        )
     return kind, devices

@@ -47,8 +47,9 @@ class DDPStrategy:
         if not self.launched_externally:
             self._launch_children()
         backend = "nccl" if self.device_type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=int(os.environ["RANK"]),
-                                world_size=int(os.environ["WORLD_SIZE"]))
+        dist.init_process_group(
+            backend=backend, rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"])
+        )
 
     def _launch_children(self) -> None:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
@@ -114,7 +115,7 @@ class DDPStrategy:
             offset = 0
             for grad in group:
                 count = grad.numel()
-                grad.copy_(flat[offset:offset + count].view_as(grad))
+                grad.copy_(flat[offset : offset + count].view_as(grad))
                 offset += count
 
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
@@ -124,8 +125,12 @@ class DDPStrategy:
 
     def reduce(self, value: torch.Tensor, op: str = "mean") -> torch.Tensor:
         value = value.clone()
-        reduce_op = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX,
-                     "min": dist.ReduceOp.MIN}[op]
+        reduce_op = {
+            "sum": dist.ReduceOp.SUM,
+            "mean": dist.ReduceOp.SUM,
+            "max": dist.ReduceOp.MAX,
+            "min": dist.ReduceOp.MIN,
+        }[op]
         dist.all_reduce(value, op=reduce_op)
         if op == "mean":
             value /= self.world_size
@@ -163,12 +168,24 @@ def shard_loader(loader: Any, rank: int, world_size: int) -> Any:
     if not isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
         return loader  # a custom sampler: the user shards it
     seed = int(os.environ.get("CONVEYOR_GLOBAL_SEED", 0))
-    sampler = DistributedSampler(loader.dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                 seed=seed, drop_last=False)
+    sampler = DistributedSampler(
+        loader.dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=False,
+    )
     return DataLoader(
-        loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-        timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
         persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False,
         prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
     )

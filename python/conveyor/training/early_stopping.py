@@ -21,8 +21,16 @@ class EarlyStopping(Callback):
         check_on_train_epoch_end: check after the training epoch instead of after validation.
     """
 
-    def __init__(self, monitor: str, min_delta: float = 0.0, patience: int = 3, verbose: bool = False,
-                 mode: str = "min", strict: bool = True, check_on_train_epoch_end: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        monitor: str,
+        min_delta: float = 0.0,
+        patience: int = 3,
+        verbose: bool = False,
+        mode: str = "min",
+        strict: bool = True,
+        check_on_train_epoch_end: Optional[bool] = None,
+    ) -> None:
         if mode not in ("min", "max"):
             raise MisconfigurationException(f"`mode` can be 'min' or 'max', got {mode!r}")
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
@@ -45,7 +53,11 @@ class EarlyStopping(Callback):
             self._check(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if not self.check_on_train_epoch_end and not trainer.sanity_checking and trainer.state_stage == "fit":
+        if (
+            not self.check_on_train_epoch_end
+            and not trainer.sanity_checking
+            and trainer.state_stage == "fit"
+        ):
             self._check(trainer)
 
     def _check(self, trainer) -> None:
@@ -54,11 +66,17 @@ class EarlyStopping(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             if self.strict:
-                raise RuntimeError(f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
-                                   f"Available metrics are: {sorted(trainer.callback_metrics)}")
+                raise RuntimeError(
+                    f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                    f"Available metrics are: {sorted(trainer.callback_metrics)}"
+                )
             return
         value = float(value)
-        improved = value < self.best_score - self.min_delta if self.mode == "min" else value > self.best_score + self.min_delta
+        improved = (
+            value < self.best_score - self.min_delta
+            if self.mode == "min"
+            else value > self.best_score + self.min_delta
+        )
         if improved:
             self.best_score, self.wait_count = value, 0
         else:
@@ -67,12 +85,18 @@ class EarlyStopping(Callback):
                 self.stopped_epoch = trainer.current_epoch
                 trainer.should_stop = True
                 if self.verbose:
-                    print(f"Monitored metric {self.monitor} did not improve in the last {self.wait_count} records. "
-                          f"Best score: {self.best_score:.3f}. Signaling Trainer to stop.")
+                    print(
+                        f"Monitored metric {self.monitor} did not improve in the last {self.wait_count} records. "
+                        f"Best score: {self.best_score:.3f}. Signaling Trainer to stop."
+                    )
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"wait_count": self.wait_count, "stopped_epoch": self.stopped_epoch, "best_score": self.best_score,
-                "patience": self.patience}
+        return {
+            "wait_count": self.wait_count,
+            "stopped_epoch": self.stopped_epoch,
+            "best_score": self.best_score,
+            "patience": self.patience,
+        }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.wait_count = state_dict["wait_count"]

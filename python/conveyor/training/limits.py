@@ -17,11 +17,17 @@ def validate_limit(limit: Optional[Union[int, float]], name: str) -> Union[int, 
     if limit is None:
         return 1.0
     if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-        raise MisconfigurationException(f"`limit_{name}_batches` must be an int or a float in [0, 1], got {limit!r}")
+        raise MisconfigurationException(
+            f"`limit_{name}_batches` must be an int or a float in [0, 1], got {limit!r}"
+        )
     if isinstance(limit, int) and limit < 0:
-        raise MisconfigurationException(f"`limit_{name}_batches`={limit}: a batch count must be >= 0")
+        raise MisconfigurationException(
+            f"`limit_{name}_batches`={limit}: a batch count must be >= 0"
+        )
     if isinstance(limit, float) and not 0.0 <= limit <= 1.0:
-        raise MisconfigurationException(f"`limit_{name}_batches`={limit}: a fraction must be in [0.0, 1.0]")
+        raise MisconfigurationException(
+            f"`limit_{name}_batches`={limit}: a fraction must be in [0.0, 1.0]"
+        )
     return limit
 
 
@@ -47,11 +53,13 @@ def num_batches(loader: Any, limit: Union[int, float], name: str) -> Union[int, 
             return 0 if limit == 0.0 else math.inf
         raise MisconfigurationException(
             f"`limit_{name}_batches`={limit} is a fraction, but the {name} loader has no length: "
-            "pass an int number of batches instead")
+            "pass an int number of batches instead"
+        )
     count = int(length * limit)
     if limit > 0 and count == 0:
         raise MisconfigurationException(
             f"You requested to check {limit} of the `{name}_dataloader` but {limit} * {int(length)} < 1. "
             f"Please increase the `limit_{name}_batches` argument. Try at least "
-            f"`limit_{name}_batches={1.0 / length}`")
+            f"`limit_{name}_batches={1.0 / length}`"
+        )
     return count

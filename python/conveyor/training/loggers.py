@@ -21,7 +21,7 @@ def next_version(root: Union[str, os.PathLike]) -> int:
     versions = []
     for entry in root.iterdir():
         if entry.is_dir() and entry.name.startswith("version_"):
-            suffix = entry.name[len("version_"):]
+            suffix = entry.name[len("version_") :]
             if suffix.isdigit():
                 versions.append(int(suffix))
     return max(versions) + 1 if versions else 0
@@ -45,8 +45,12 @@ def _plain(value: Any) -> Any:
 class Logger:
     """Base class: a versioned directory plus ``log_metrics`` / ``log_hyperparams``."""
 
-    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
-                 version: Optional[Union[int, str]] = None) -> None:
+    def __init__(
+        self,
+        save_dir: Union[str, os.PathLike],
+        name: Optional[str] = "lightning_logs",
+        version: Optional[Union[int, str]] = None,
+    ) -> None:
         self._save_dir = str(save_dir)
         self._name = name or ""
         self._version = version
@@ -95,8 +99,13 @@ class CSVLogger(Logger):
     NAME_METRICS_FILE = "metrics.csv"
     NAME_HPARAMS_FILE = "hparams.yaml"
 
-    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
-                 version: Optional[Union[int, str]] = None, flush_logs_every_n_steps: int = 100) -> None:
+    def __init__(
+        self,
+        save_dir: Union[str, os.PathLike],
+        name: Optional[str] = "lightning_logs",
+        version: Optional[Union[int, str]] = None,
+        flush_logs_every_n_steps: int = 100,
+    ) -> None:
         super().__init__(save_dir, name, version)
         self._rows: List[Dict[str, Any]] = []
         self._hparams: Dict[str, Any] = {}
@@ -147,10 +156,16 @@ def tensorboard_available() -> bool:
 class TensorBoardLogger(Logger):
     """TensorBoard event files in the version directory (needs the ``tensorboard`` package)."""
 
-    def __init__(self, save_dir: Union[str, os.PathLike], name: Optional[str] = "lightning_logs",
-                 version: Optional[Union[int, str]] = None) -> None:
+    def __init__(
+        self,
+        save_dir: Union[str, os.PathLike],
+        name: Optional[str] = "lightning_logs",
+        version: Optional[Union[int, str]] = None,
+    ) -> None:
         if not tensorboard_available():
-            raise ModuleNotFoundError("TensorBoardLogger needs the `tensorboard` package: pip install tensorboard")
+            raise ModuleNotFoundError(
+                "TensorBoardLogger needs the `tensorboard` package: pip install tensorboard"
+            )
         super().__init__(save_dir, name, version)
         self._writer = None
 

@@ -21,22 +21,29 @@ class ConfusionMatrix:
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: ``prediction`` and ``target`` are integer class maps of the same shape."""
         if prediction.shape != target.shape:
-            raise ValueError(f"prediction shape {tuple(prediction.shape)} != target shape {tuple(target.shape)}")
+            raise ValueError(
+                f"prediction shape {tuple(prediction.shape)} != target shape {tuple(target.shape)}"
+            )
         keep = target != self.ignore_index
         truth = target[keep].to(torch.int64).cpu()
         guess = prediction[keep].to(torch.int64).cpu()
         if truth.numel() and (truth.max() >= self.num_classes or truth.min() < 0):
-            raise ValueError(f"target holds class {int(truth.max())} outside 0..{self.num_classes - 1} "
-                             f"(and not ignore_index={self.ignore_index})")
-        self.matrix += torch.bincount(truth * self.num_classes + guess,
-                                      minlength=self.num_classes ** 2).reshape(self.num_classes, self.num_classes)
+            raise ValueError(
+                f"target holds class {int(truth.max())} outside 0..{self.num_classes - 1} "
+                f"(and not ignore_index={self.ignore_index})"
+            )
+        self.matrix += torch.bincount(
+            truth * self.num_classes + guess, minlength=self.num_classes**2
+        ).reshape(self.num_classes, self.num_classes)
 
     def iou_per_class(self) -> torch.Tensor:
         """IoU of each class; NaN for a class absent from both targets and predictions."""
         m = self.matrix.double()
         intersection = m.diag()
         union = m.sum(0) + m.sum(1) - intersection
-        return torch.where(union > 0, intersection / union.clamp(min=1), torch.full_like(union, float("nan")))
+        return torch.where(
+            union > 0, intersection / union.clamp(min=1), torch.full_like(union, float("nan"))
+        )
 
     def mean_iou(self) -> float:
         iou = self.iou_per_class()
@@ -79,19 +86,31 @@ class DetectionAP:
     def __init__(self, iou_threshold: float = 0.5) -> None:
         self.iou_threshold = iou_threshold
         self.detections: List[tuple] = []  # (image, label, score, box)
-        self.ground_truth: Dict[tuple, list] = defaultdict(list)  # (image, label) -> [(box, difficult)]
+        self.ground_truth: Dict[tuple, list] = defaultdict(
+            list
+        )  # (image, label) -> [(box, difficult)]
         self._images = 0
 
-    def update(self, predictions: Sequence[Dict[str, torch.Tensor]], targets: Sequence[Dict[str, torch.Tensor]]) -> None:
+    def update(
+        self,
+        predictions: Sequence[Dict[str, torch.Tensor]],
+        targets: Sequence[Dict[str, torch.Tensor]],
+    ) -> None:
         for prediction, target in zip(predictions, targets):
             image = self._images
             self._images += 1
             difficult = target.get("iscrowd", torch.zeros(len(target["labels"]), dtype=torch.int64))
-            for box, label, hard in zip(target["boxes"].cpu().numpy(), target["labels"].cpu().tolist(),
-                                        difficult.cpu().tolist()):
+            for box, label, hard in zip(
+                target["boxes"].cpu().numpy(),
+                target["labels"].cpu().tolist(),
+                difficult.cpu().tolist(),
+            ):
                 self.ground_truth[(image, label)].append((box.astype(np.float64), bool(hard)))
-            for box, label, score in zip(prediction["boxes"].detach().cpu().numpy(),
-                                         prediction["labels"].cpu().tolist(), prediction["scores"].cpu().tolist()):
+            for box, label, score in zip(
+                prediction["boxes"].detach().cpu().numpy(),
+                prediction["labels"].cpu().tolist(),
+                prediction["scores"].cpu().tolist(),
+            ):
                 self.detections.append((image, label, float(score), box.astype(np.float64)))
 
     def compute(self) -> Dict[str, float]:

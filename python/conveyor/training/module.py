@@ -73,8 +73,13 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
     def hparams_initial(self) -> Dict[str, Any]:
         return copy.deepcopy(self._hparams_initial)
 
-    def save_hyperparameters(self, *args: Any, ignore: Optional[Union[Sequence[str], str]] = None,
-                             frame=None, logger: bool = True) -> None:
+    def save_hyperparameters(
+        self,
+        *args: Any,
+        ignore: Optional[Union[Sequence[str], str]] = None,
+        frame=None,
+        logger: bool = True,
+    ) -> None:
         """Record the constructor's arguments in ``self.hparams`` (and ``hparams.yaml``).
 
         Args:
@@ -87,7 +92,11 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
         if len(args) == 1 and not isinstance(args[0], str):
             value = args[0]
-            hparams = dict(vars(value)) if hasattr(value, "__dict__") and not isinstance(value, Mapping) else dict(value)
+            hparams = (
+                dict(vars(value))
+                if hasattr(value, "__dict__") and not isinstance(value, Mapping)
+                else dict(value)
+            )
         else:
             if frame is None:
                 frame = inspect.currentframe().f_back
@@ -95,7 +104,9 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
             if args:
                 missing = [name for name in args if name not in init_args]
                 if missing:
-                    raise ValueError(f"save_hyperparameters: {missing} are not arguments of __init__")
+                    raise ValueError(
+                        f"save_hyperparameters: {missing} are not arguments of __init__"
+                    )
                 hparams = {name: init_args[name] for name in args}
             else:
                 hparams = init_args
@@ -105,9 +116,19 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         self._hparams_initial = copy.deepcopy(hparams)
 
     # -- logging --------------------------------------------------------------------------
-    def log(self, name: str, value: Any, prog_bar: bool = False, logger: bool = True,
-            on_step: Optional[bool] = None, on_epoch: Optional[bool] = None, reduce_fx: str = "mean",
-            sync_dist: bool = False, batch_size: Optional[int] = None, **_: Any) -> None:
+    def log(
+        self,
+        name: str,
+        value: Any,
+        prog_bar: bool = False,
+        logger: bool = True,
+        on_step: Optional[bool] = None,
+        on_epoch: Optional[bool] = None,
+        reduce_fx: str = "mean",
+        sync_dist: bool = False,
+        batch_size: Optional[int] = None,
+        **_: Any,
+    ) -> None:
         """Log a scalar.
 
         Args:
@@ -125,15 +146,29 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
             return
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
-                raise ValueError(f"self.log({name!r}, ...) needs a scalar, got a tensor of shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"self.log({name!r}, ...) needs a scalar, got a tensor of shape {tuple(value.shape)}"
+                )
         elif not isinstance(value, numbers.Number):
-            raise ValueError(f"self.log({name!r}, ...) needs a number or a one-element tensor, got {type(value).__name__}")
+            raise ValueError(
+                f"self.log({name!r}, ...) needs a number or a one-element tensor, got {type(value).__name__}"
+            )
         if reduce_fx not in ("mean", "sum", "max", "min"):
-            raise MisconfigurationException(f"reduce_fx={reduce_fx!r} is not one of mean, sum, max, min")
+            raise MisconfigurationException(
+                f"reduce_fx={reduce_fx!r} is not one of mean, sum, max, min"
+            )
         self._trainer._results.log(
-            self._current_fx or "training_step", name, value, prog_bar=prog_bar, logger=logger,
-            on_step=on_step, on_epoch=on_epoch, reduce_fx=reduce_fx, sync_dist=sync_dist,
-            batch_size=batch_size, dataloader_idx=self._current_dataloader_idx,
+            self._current_fx or "training_step",
+            name,
+            value,
+            prog_bar=prog_bar,
+            logger=logger,
+            on_step=on_step,
+            on_epoch=on_epoch,
+            reduce_fx=reduce_fx,
+            sync_dist=sync_dist,
+            batch_size=batch_size,
+            dataloader_idx=self._current_dataloader_idx,
         )
 
     def log_dict(self, dictionary: Mapping[str, Any], **kwargs: Any) -> None:
@@ -146,7 +181,9 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def training_step(self, *args: Any, **kwargs: Any):
-        raise MisconfigurationException("`training_step` must be implemented to be used with the Trainer")
+        raise MisconfigurationException(
+            "`training_step` must be implemented to be used with the Trainer"
+        )
 
     def validation_step(self, *args: Any, **kwargs: Any):
         return None
@@ -158,7 +195,9 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         return self(batch)
 
     def configure_optimizers(self):
-        raise MisconfigurationException("`configure_optimizers` must be implemented to be used with the Trainer")
+        raise MisconfigurationException(
+            "`configure_optimizers` must be implemented to be used with the Trainer"
+        )
 
     def configure_callbacks(self) -> List[Any]:
         return []
@@ -177,20 +216,29 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
     def manual_backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         self.trainer._backward(loss, *args, **kwargs)
 
-    def backward(self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args: Any, **kwargs: Any) -> None:
+    def backward(
+        self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args: Any, **kwargs: Any
+    ) -> None:
         loss.backward(*args, **kwargs)
 
-    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer, optimizer_idx: int = 0) -> None:
+    def optimizer_zero_grad(
+        self, epoch: int, batch_idx: int, optimizer, optimizer_idx: int = 0
+    ) -> None:
         optimizer.zero_grad()
 
-    def configure_gradient_clipping(self, optimizer, optimizer_idx: int, gradient_clip_val=None,
-                                    gradient_clip_algorithm=None) -> None:
+    def configure_gradient_clipping(
+        self, optimizer, optimizer_idx: int, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def clip_gradients(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+    def clip_gradients(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         if gradient_clip_val is None or gradient_clip_val == 0:
             return
-        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        parameters = [
+            p for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+        ]
         if (gradient_clip_algorithm or "norm") == "value":
             torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
         else:

@@ -9,7 +9,16 @@ import torch
 
 from conveyor.training.errors import MisconfigurationException
 
-_SCHEDULER_KEYS = {"scheduler", "interval", "frequency", "monitor", "strict", "name", "reduce_on_plateau", "opt_idx"}
+_SCHEDULER_KEYS = {
+    "scheduler",
+    "interval",
+    "frequency",
+    "monitor",
+    "strict",
+    "name",
+    "reduce_on_plateau",
+    "opt_idx",
+}
 
 
 @dataclass
@@ -32,7 +41,9 @@ def _is_scheduler(value: Any) -> bool:
     return hasattr(value, "step") and hasattr(value, "state_dict") and not _is_optimizer(value)
 
 
-def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer], List[LRSchedulerConfig], List[int]]:
+def init_optimizers_and_schedulers(
+    module,
+) -> Tuple[List[torch.optim.Optimizer], List[LRSchedulerConfig], List[int]]:
     """Call ``module.configure_optimizers()`` and normalize its result.
 
     Returns:
@@ -44,7 +55,9 @@ def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer],
     """
     returned = module.configure_optimizers()
     if returned is None:
-        raise MisconfigurationException("`configure_optimizers` returned None: return at least one optimizer")
+        raise MisconfigurationException(
+            "`configure_optimizers` returned None: return at least one optimizer"
+        )
     optimizers: List[torch.optim.Optimizer] = []
     schedulers: List[Any] = []
     frequencies: List[int] = []
@@ -57,11 +70,19 @@ def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer],
         monitor = returned.get("monitor")
         if returned.get("lr_scheduler") is not None:
             schedulers = [returned["lr_scheduler"]]
-    elif isinstance(returned, (list, tuple)) and len(returned) == 2 and isinstance(returned[0], (list, tuple)):
+    elif (
+        isinstance(returned, (list, tuple))
+        and len(returned) == 2
+        and isinstance(returned[0], (list, tuple))
+    ):
         optimizers = list(returned[0])
         second = returned[1]
         schedulers = list(second) if isinstance(second, (list, tuple)) else [second]
-    elif isinstance(returned, (list, tuple)) and returned and all(isinstance(d, dict) for d in returned):
+    elif (
+        isinstance(returned, (list, tuple))
+        and returned
+        and all(isinstance(d, dict) for d in returned)
+    ):
         for index, item in enumerate(returned):
             _check_optimizer_dict(item)
             optimizers.append(item["optimizer"])
@@ -74,7 +95,9 @@ def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer],
                 schedulers.append(config)
             if item.get("frequency") is not None:
                 frequencies.append(int(item["frequency"]))
-    elif isinstance(returned, (list, tuple)) and returned and all(_is_optimizer(o) for o in returned):
+    elif (
+        isinstance(returned, (list, tuple)) and returned and all(_is_optimizer(o) for o in returned)
+    ):
         optimizers = list(returned)
     else:
         raise MisconfigurationException(
@@ -85,7 +108,9 @@ def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer],
         )
     for optimizer in optimizers:
         if not _is_optimizer(optimizer):
-            raise MisconfigurationException(f"configure_optimizers returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+            raise MisconfigurationException(
+                f"configure_optimizers returned {type(optimizer).__name__}, not a torch.optim.Optimizer"
+            )
     configs = [_scheduler_config(item, monitor) for item in schedulers]
     for config in configs:
         if config.opt_idx is None:
@@ -95,27 +120,41 @@ def init_optimizers_and_schedulers(module) -> Tuple[List[torch.optim.Optimizer],
 
 def _check_optimizer_dict(item: dict) -> None:
     if "optimizer" not in item:
-        raise MisconfigurationException(f"configure_optimizers returned a dict without 'optimizer': keys {sorted(item)}")
+        raise MisconfigurationException(
+            f"configure_optimizers returned a dict without 'optimizer': keys {sorted(item)}"
+        )
     unknown = set(item) - {"optimizer", "lr_scheduler", "monitor", "frequency"}
     if unknown:
-        raise MisconfigurationException(f"configure_optimizers returned unknown keys {sorted(unknown)}")
+        raise MisconfigurationException(
+            f"configure_optimizers returned unknown keys {sorted(unknown)}"
+        )
 
 
 def _scheduler_config(item: Any, monitor: Optional[str]) -> LRSchedulerConfig:
     if isinstance(item, dict):
         if "scheduler" not in item:
-            raise MisconfigurationException('The lr scheduler dict must have the key "scheduler" with its item being an lr scheduler')
+            raise MisconfigurationException(
+                'The lr scheduler dict must have the key "scheduler" with its item being an lr scheduler'
+            )
         unknown = set(item) - _SCHEDULER_KEYS
         if unknown:
-            raise MisconfigurationException(f"Unknown keys in the lr scheduler dict: {sorted(unknown)}")
+            raise MisconfigurationException(
+                f"Unknown keys in the lr scheduler dict: {sorted(unknown)}"
+            )
         if item.get("interval", "epoch") not in ("epoch", "step"):
-            raise MisconfigurationException(f'The "interval" key in lr scheduler dict must be "step" or "epoch" but is "{item["interval"]}"')
+            raise MisconfigurationException(
+                f'The "interval" key in lr scheduler dict must be "step" or "epoch" but is "{item["interval"]}"'
+            )
         config = LRSchedulerConfig(**{**{"monitor": monitor}, **item})
     else:
         config = LRSchedulerConfig(scheduler=item, monitor=monitor)
     if not _is_scheduler(config.scheduler):
-        raise MisconfigurationException(f"{type(config.scheduler).__name__} is not a learning rate scheduler")
-    config.reduce_on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        raise MisconfigurationException(
+            f"{type(config.scheduler).__name__} is not a learning rate scheduler"
+        )
+    config.reduce_on_plateau = isinstance(
+        config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau
+    )
     if config.reduce_on_plateau and config.monitor is None:
         raise MisconfigurationException(
             "`configure_optimizers` must include a monitor when a `ReduceLROnPlateau` scheduler is used. "

@@ -12,10 +12,14 @@ from conveyor.training.batch import apply_to_tensors
 from conveyor.training.errors import MisconfigurationException
 
 _CANONICAL = {
-    "32": "32-true", "32-true": "32-true",
-    "16": "16-mixed", "16-mixed": "16-mixed",
-    "bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed",
-    "64": "64-true", "64-true": "64-true",
+    "32": "32-true",
+    "32-true": "32-true",
+    "16": "16-mixed",
+    "16-mixed": "16-mixed",
+    "bf16": "bf16-mixed",
+    "bf16-mixed": "bf16-mixed",
+    "64": "64-true",
+    "64-true": "64-true",
 }
 
 
@@ -39,8 +43,11 @@ class PrecisionPlugin:
 
     def __init__(self, precision: str, device: torch.device) -> None:
         if precision == "16-mixed" and device.type == "cpu":
-            warnings.warn("You passed `precision=16` on the CPU: float16 autocast is not supported there, "
-                          "using bf16 instead.", stacklevel=3)
+            warnings.warn(
+                "You passed `precision=16` on the CPU: float16 autocast is not supported there, "
+                "using bf16 instead.",
+                stacklevel=3,
+            )
             precision = "bf16-mixed"
         self.precision = precision
         self.device = device

@@ -44,8 +44,14 @@ class ProgressBar(Callback):
     def _new_bar(self, total: Optional[int], desc: str, leave: bool):
         from tqdm.auto import tqdm
 
-        return tqdm(total=total if total != float("inf") else None, desc=desc, leave=leave,
-                    dynamic_ncols=True, file=sys.stderr, smoothing=0)
+        return tqdm(
+            total=total if total != float("inf") else None,
+            desc=desc,
+            leave=leave,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+        )
 
     def _close(self) -> None:
         if self._bar is not None:
@@ -54,12 +60,16 @@ class ProgressBar(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._close()
-        self._bar = self._new_bar(trainer.num_training_batches, f"Epoch {trainer.current_epoch}", leave=True)
+        self._bar = self._new_bar(
+            trainer.num_training_batches, f"Epoch {trainer.current_epoch}", leave=True
+        )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, unused=0) -> None:
         if self._bar is None:
             return
-        if (batch_idx + 1) % self.refresh_rate == 0 or batch_idx + 1 == trainer.num_training_batches:
+        if (
+            batch_idx + 1
+        ) % self.refresh_rate == 0 or batch_idx + 1 == trainer.num_training_batches:
             self._bar.n = batch_idx + 1
             self._bar.set_postfix(self.metrics(trainer), refresh=True)
 
@@ -71,12 +81,16 @@ class ProgressBar(Callback):
     def on_validation_start(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        counts = trainer.num_test_batches if trainer.state_stage == "test" else trainer.num_val_batches
+        counts = (
+            trainer.num_test_batches if trainer.state_stage == "test" else trainer.num_val_batches
+        )
         total = sum(counts) if counts else None
         title = "Testing" if trainer.state_stage == "test" else "Validating"
         self._eval_bar = self._new_bar(total, title, leave=False)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         bar = getattr(self, "_eval_bar", None)
         if bar is not None:
             bar.update(1)

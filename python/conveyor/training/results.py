@@ -8,8 +8,16 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
-_TRAINING_HOOKS = ("training_step", "on_train_batch_start", "on_train_batch_end", "on_before_backward",
-                   "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad", "backward")
+_TRAINING_HOOKS = (
+    "training_step",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "backward",
+)
 
 
 @dataclass
@@ -58,21 +66,41 @@ class ResultCollection:
     def reset(self) -> None:
         self.metrics.clear()
 
-    def log(self, fx: str, name: str, value: Any, *, prog_bar: bool, logger: bool, on_step: Optional[bool],
-            on_epoch: Optional[bool], reduce_fx: str, sync_dist: bool, batch_size: Optional[int],
-            dataloader_idx: Optional[int]) -> None:
+    def log(
+        self,
+        fx: str,
+        name: str,
+        value: Any,
+        *,
+        prog_bar: bool,
+        logger: bool,
+        on_step: Optional[bool],
+        on_epoch: Optional[bool],
+        reduce_fx: str,
+        sync_dist: bool,
+        batch_size: Optional[int],
+        dataloader_idx: Optional[int],
+    ) -> None:
         training = fx in _TRAINING_HOOKS
         on_step = training if on_step is None else on_step
         on_epoch = (not training) if on_epoch is None else on_epoch
         if dataloader_idx is not None and self._multiple_loaders:
             name = f"{name}/dataloader_idx_{dataloader_idx}"
-        value = float(value.detach().float().item()) if isinstance(value, torch.Tensor) else float(value)
+        value = (
+            float(value.detach().float().item())
+            if isinstance(value, torch.Tensor)
+            else float(value)
+        )
         if sync_dist and on_step and self.reduce is not None:
             value = float(self.reduce(torch.tensor(value, dtype=torch.float64), reduce_fx).item())
         metric = self.metrics.get(name)
         if metric is None:
-            metric = self.metrics[name] = _Metric(on_step, on_epoch, prog_bar, logger, reduce_fx, sync_dist)
-        metric.update(value, float(batch_size if batch_size is not None else self.current_batch_size))
+            metric = self.metrics[name] = _Metric(
+                on_step, on_epoch, prog_bar, logger, reduce_fx, sync_dist
+            )
+        metric.update(
+            value, float(batch_size if batch_size is not None else self.current_batch_size)
+        )
 
     _multiple_loaders: bool = False
 
@@ -90,8 +118,11 @@ class ResultCollection:
         return out
 
     def progress_bar_step_metrics(self) -> Dict[str, float]:
-        return {(f"{n}_step" if m.on_epoch else n): m.step_value
-                for n, m in self.metrics.items() if m.prog_bar and m.on_step and m.step_value is not None}
+        return {
+            (f"{n}_step" if m.on_epoch else n): m.step_value
+            for n, m in self.metrics.items()
+            if m.prog_bar and m.on_step and m.step_value is not None
+        }
 
     def consume_step(self) -> None:
         for metric in self.metrics.values():

@@ -41,8 +41,10 @@ def seed_everything(seed: Optional[int] = None, workers: bool = False) -> int:
         seed = int(seed)
     if not (0 <= seed <= _MAX_SEED):
         new_seed = random.randint(0, _MAX_SEED)
-        warnings.warn(f"{seed} is not in bounds, numpy accepts from 0 to {_MAX_SEED}; seed set to {new_seed}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{seed} is not in bounds, numpy accepts from 0 to {_MAX_SEED}; seed set to {new_seed}",
+            stacklevel=2,
+        )
         seed = new_seed
     os.environ[SEED_ENV] = str(seed)
     os.environ["CONVEYOR_SEED_WORKERS"] = str(int(workers))
@@ -64,8 +66,13 @@ def capture_rng_states() -> Dict[str, Any]:
     np_state = np.random.get_state()
     states: Dict[str, Any] = {
         "python": _to_plain(random.getstate()),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():

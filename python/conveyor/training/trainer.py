@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import numbers
 import os
 import time
@@ -26,7 +25,13 @@ from conveyor.training.distributed import DDPStrategy
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.hooks import Callback, DataHooks
 from conveyor.training.limits import num_batches, validate_limit
-from conveyor.training.loggers import CSVLogger, Logger, TensorBoardLogger, _plain, tensorboard_available
+from conveyor.training.loggers import (
+    CSVLogger,
+    Logger,
+    TensorBoardLogger,
+    _plain,
+    tensorboard_available,
+)
 from conveyor.training.module import Module
 from conveyor.training.optimizers import LRSchedulerConfig, init_optimizers_and_schedulers
 from conveyor.training.precision import PrecisionPlugin, canonical_precision
@@ -130,21 +135,37 @@ class Trainer:
             benchmark: set torch.backends.cudnn.benchmark.
         """
         if num_nodes != 1:
-            raise MisconfigurationException("num_nodes > 1 is not supported: launch with torchrun per node instead")
+            raise MisconfigurationException(
+                "num_nodes > 1 is not supported: launch with torchrun per node instead"
+            )
         self.precision = canonical_precision(precision)
-        if gradient_clip_val is not None and (isinstance(gradient_clip_val, bool)
-                                              or not isinstance(gradient_clip_val, numbers.Number)):
-            raise TypeError(f"Gradient Clipping Value can be an int or a float, got {type(gradient_clip_val).__name__}.")
+        if gradient_clip_val is not None and (
+            isinstance(gradient_clip_val, bool) or not isinstance(gradient_clip_val, numbers.Number)
+        ):
+            raise TypeError(
+                f"Gradient Clipping Value can be an int or a float, got {type(gradient_clip_val).__name__}."
+            )
         if gradient_clip_algorithm is not None and gradient_clip_algorithm not in ("norm", "value"):
             raise MisconfigurationException(
-                f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. Allowed algorithms: ['value', 'norm'].")
+                f"`gradient_clip_algorithm` {gradient_clip_algorithm!r} is invalid. Allowed algorithms: ['value', 'norm']."
+            )
         self.gradient_clip_val = gradient_clip_val
         self.gradient_clip_algorithm = gradient_clip_algorithm
-        if isinstance(fast_dev_run, int) and not isinstance(fast_dev_run, bool) and fast_dev_run < 0:
-            raise MisconfigurationException(f"fast_dev_run={fast_dev_run} is not a valid configuration. It should be >= 0.")
+        if (
+            isinstance(fast_dev_run, int)
+            and not isinstance(fast_dev_run, bool)
+            and fast_dev_run < 0
+        ):
+            raise MisconfigurationException(
+                f"fast_dev_run={fast_dev_run} is not a valid configuration. It should be >= 0."
+            )
         self.fast_dev_run = int(fast_dev_run) if fast_dev_run is not False else 0
-        if check_val_every_n_epoch is not None and (not isinstance(check_val_every_n_epoch, int) or check_val_every_n_epoch < 1):
-            raise MisconfigurationException(f"check_val_every_n_epoch={check_val_every_n_epoch!r}: must be an int >= 1")
+        if check_val_every_n_epoch is not None and (
+            not isinstance(check_val_every_n_epoch, int) or check_val_every_n_epoch < 1
+        ):
+            raise MisconfigurationException(
+                f"check_val_every_n_epoch={check_val_every_n_epoch!r}: must be an int >= 1"
+            )
         self.check_val_every_n_epoch = check_val_every_n_epoch or 1
         self.accumulate_grad_batches = self._validate_accumulation(accumulate_grad_batches)
         if max_steps is None:
@@ -154,8 +175,11 @@ class Trainer:
         if max_epochs is None:
             if max_steps == -1:
                 if not self.fast_dev_run:
-                    warnings.warn("`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch "
-                                  "limit, set `max_epochs=-1`.", stacklevel=3)
+                    warnings.warn(
+                        "`max_epochs` was not set. Setting it to 1000 epochs. To train without an epoch "
+                        "limit, set `max_epochs=-1`.",
+                        stacklevel=3,
+                    )
                 max_epochs = 1000
             else:
                 max_epochs = -1
@@ -168,15 +192,23 @@ class Trainer:
         self.limit_test_batches = validate_limit(limit_test_batches, "test")
         self.limit_predict_batches = validate_limit(limit_predict_batches, "predict")
         if not isinstance(log_every_n_steps, int) or log_every_n_steps < 0:
-            raise MisconfigurationException(f"log_every_n_steps={log_every_n_steps!r}: must be an int >= 0")
+            raise MisconfigurationException(
+                f"log_every_n_steps={log_every_n_steps!r}: must be an int >= 0"
+            )
         self.log_every_n_steps = log_every_n_steps
         if not isinstance(num_sanity_val_steps, int) or num_sanity_val_steps < -1:
-            raise MisconfigurationException(f"num_sanity_val_steps={num_sanity_val_steps!r}: must be -1 or >= 0")
+            raise MisconfigurationException(
+                f"num_sanity_val_steps={num_sanity_val_steps!r}: must be -1 or >= 0"
+            )
         self.num_sanity_val_steps = num_sanity_val_steps
         self.enable_progress_bar = enable_progress_bar
         self.enable_checkpointing = enable_checkpointing
         self.resume_from_checkpoint = resume_from_checkpoint
-        self.default_root_dir = os.path.abspath(os.path.expanduser(str(default_root_dir))) if default_root_dir else os.getcwd()
+        self.default_root_dir = (
+            os.path.abspath(os.path.expanduser(str(default_root_dir)))
+            if default_root_dir
+            else os.getcwd()
+        )
 
         if self.fast_dev_run:
             n = self.fast_dev_run
@@ -190,7 +222,9 @@ class Trainer:
         # devices, strategy
         self.device_type, device_ids = resolve_devices(accelerator, devices, gpus)
         if strategy not in (None, "ddp", "ddp_spawn", "dp", "single_device"):
-            raise MisconfigurationException(f"strategy={strategy!r}: conveyor supports None or 'ddp'")
+            raise MisconfigurationException(
+                f"strategy={strategy!r}: conveyor supports None or 'ddp'"
+            )
         num_processes = len(device_ids) if isinstance(device_ids, list) else device_ids
         self.strategy: Optional[DDPStrategy] = None
         if strategy in ("ddp", "ddp_spawn") and (num_processes > 1 or "WORLD_SIZE" in os.environ):
@@ -220,12 +254,22 @@ class Trainer:
             self._loggers, self._default_logger = list(logger), False
 
         # callbacks
-        callbacks = [] if callbacks is None else ([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
+        callbacks = (
+            []
+            if callbacks is None
+            else ([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
+        )
         if self.enable_checkpointing and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks.append(ModelCheckpoint())
-        elif not self.enable_checkpointing and any(isinstance(c, ModelCheckpoint) for c in callbacks) and not self.fast_dev_run:
-            raise MisconfigurationException("Trainer was configured with `enable_checkpointing=False` but found "
-                                            "`ModelCheckpoint` in callbacks list.")
+        elif (
+            not self.enable_checkpointing
+            and any(isinstance(c, ModelCheckpoint) for c in callbacks)
+            and not self.fast_dev_run
+        ):
+            raise MisconfigurationException(
+                "Trainer was configured with `enable_checkpointing=False` but found "
+                "`ModelCheckpoint` in callbacks list."
+            )
         if enable_progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         self.callbacks: List[Callback] = callbacks
@@ -285,11 +329,18 @@ class Trainer:
         if value is None:
             return 1
         if isinstance(value, dict):
-            if not all(isinstance(k, int) and isinstance(v, int) and k >= 0 and v >= 1 for k, v in value.items()):
-                raise MisconfigurationException(f"accumulate_grad_batches={value!r}: expected {{epoch >= 0: n >= 1}}")
+            if not all(
+                isinstance(k, int) and isinstance(v, int) and k >= 0 and v >= 1
+                for k, v in value.items()
+            ):
+                raise MisconfigurationException(
+                    f"accumulate_grad_batches={value!r}: expected {{epoch >= 0: n >= 1}}"
+                )
             return dict(sorted(value.items()))
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TypeError(f"Gradient accumulation supports only int and dict types, got {value!r}")
+            raise TypeError(
+                f"Gradient accumulation supports only int and dict types, got {value!r}"
+            )
         return value
 
     def _accumulation_for_epoch(self, epoch: int) -> int:
@@ -377,8 +428,14 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------
     # entry points
-    def fit(self, model: Module, train_dataloaders: Any = None, val_dataloaders: Any = None,
-            datamodule: Optional[DataModule] = None, ckpt_path: Optional[str] = None) -> None:
+    def fit(
+        self,
+        model: Module,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: Optional[DataModule] = None,
+        ckpt_path: Optional[str] = None,
+    ) -> None:
         """Train ``model``.
 
         Args:
@@ -391,33 +448,58 @@ class Trainer:
         """
         if isinstance(train_dataloaders, DataModule):
             if datamodule is not None:
-                raise MisconfigurationException("fit() got a DataModule both positionally and as `datamodule`")
+                raise MisconfigurationException(
+                    "fit() got a DataModule both positionally and as `datamodule`"
+                )
             datamodule, train_dataloaders = train_dataloaders, None
-        if (train_dataloaders is not None or val_dataloaders is not None) and datamodule is not None:
+        if (
+            train_dataloaders is not None or val_dataloaders is not None
+        ) and datamodule is not None:
             raise MisconfigurationException(
-                "You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`")
+                "You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`"
+            )
         self._check_module(model)
         ckpt_path = ckpt_path if ckpt_path is not None else self.resume_from_checkpoint
         self._run(model, "fit", datamodule, ckpt_path, train=train_dataloaders, val=val_dataloaders)
 
-    def validate(self, model: Optional[Module] = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
-                 verbose: bool = True, datamodule: Optional[DataModule] = None) -> List[Dict[str, float]]:
+    def validate(
+        self,
+        model: Optional[Module] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[DataModule] = None,
+    ) -> List[Dict[str, float]]:
         """Run one validation pass; returns one metrics dict per loader."""
         return self._evaluate("validate", model, dataloaders, ckpt_path, verbose, datamodule)
 
-    def test(self, model: Optional[Module] = None, dataloaders: Any = None, ckpt_path: Optional[str] = None,
-             verbose: bool = True, datamodule: Optional[DataModule] = None) -> List[Dict[str, float]]:
+    def test(
+        self,
+        model: Optional[Module] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[DataModule] = None,
+    ) -> List[Dict[str, float]]:
         """Run one test pass; returns one metrics dict per loader."""
         return self._evaluate("test", model, dataloaders, ckpt_path, verbose, datamodule)
 
-    def predict(self, model: Optional[Module] = None, dataloaders: Any = None, datamodule: Optional[DataModule] = None,
-                return_predictions: Optional[bool] = None, ckpt_path: Optional[str] = None) -> Optional[List[Any]]:
+    def predict(
+        self,
+        model: Optional[Module] = None,
+        dataloaders: Any = None,
+        datamodule: Optional[DataModule] = None,
+        return_predictions: Optional[bool] = None,
+        ckpt_path: Optional[str] = None,
+    ) -> Optional[List[Any]]:
         """Run ``predict_step`` over the loaders; returns the predictions (a list per loader
         when there are several)."""
         if isinstance(dataloaders, DataModule):
             datamodule, dataloaders = dataloaders, None
         if dataloaders is not None and datamodule is not None:
-            raise MisconfigurationException("You cannot pass both `trainer.predict(dataloaders=..., datamodule=...)`")
+            raise MisconfigurationException(
+                "You cannot pass both `trainer.predict(dataloaders=..., datamodule=...)`"
+            )
         model = self._resolve_eval_model(model, "predict")
         ckpt_path = self._resolve_eval_ckpt(model, ckpt_path)
         self._return_predictions = True if return_predictions is None else return_predictions
@@ -427,7 +509,9 @@ class Trainer:
         if isinstance(dataloaders, DataModule):
             datamodule, dataloaders = dataloaders, None
         if dataloaders is not None and datamodule is not None:
-            raise MisconfigurationException(f"You cannot pass both `trainer.{stage}(dataloaders=..., datamodule=...)`")
+            raise MisconfigurationException(
+                f"You cannot pass both `trainer.{stage}(dataloaders=..., datamodule=...)`"
+            )
         model = self._resolve_eval_model(model, stage)
         ckpt_path = self._resolve_eval_ckpt(model, ckpt_path)
         self._verbose = verbose
@@ -437,8 +521,10 @@ class Trainer:
     def _resolve_eval_model(self, model, stage):
         if model is None:
             if self.lightning_module is None:
-                raise MisconfigurationException(f"`model` must be provided to `trainer.{stage}()` when it hasn't "
-                                                "been passed in a previous run")
+                raise MisconfigurationException(
+                    f"`model` must be provided to `trainer.{stage}()` when it hasn't "
+                    "been passed in a previous run"
+                )
             model = self.lightning_module
             self._eval_without_model = True
         else:
@@ -447,28 +533,44 @@ class Trainer:
         return model
 
     def _resolve_eval_ckpt(self, model, ckpt_path):
-        if ckpt_path == "best" or (ckpt_path is None and self._eval_without_model and self.checkpoint_callback
-                                   and self.checkpoint_callback.best_model_path):
+        if ckpt_path == "best" or (
+            ckpt_path is None
+            and self._eval_without_model
+            and self.checkpoint_callback
+            and self.checkpoint_callback.best_model_path
+        ):
             callback = self.checkpoint_callback
             if callback is None or not callback.best_model_path:
-                raise MisconfigurationException('`ckpt_path="best"` is set but `ModelCheckpoint` has not saved a best checkpoint')
+                raise MisconfigurationException(
+                    '`ckpt_path="best"` is set but `ModelCheckpoint` has not saved a best checkpoint'
+                )
             return callback.best_model_path
         if ckpt_path == "last":
             callback = self.checkpoint_callback
             if callback is None or not callback.last_model_path:
-                raise MisconfigurationException('`ckpt_path="last"` is set but no last checkpoint was saved')
+                raise MisconfigurationException(
+                    '`ckpt_path="last"` is set but no last checkpoint was saved'
+                )
             return callback.last_model_path
         return ckpt_path
 
     @staticmethod
     def _check_module(model):
         if not isinstance(model, Module):
-            raise TypeError(f"`model` must be a `conveyor.Module`, got `{type(model).__qualname__}`")
+            raise TypeError(
+                f"`model` must be a `conveyor.Module`, got `{type(model).__qualname__}`"
+            )
 
     # ----------------------------------------------------------------------------------------
     # the run
-    def _run(self, model: Module, stage: str, datamodule: Optional[DataModule], ckpt_path: Optional[str],
-             **loaders: Any):
+    def _run(
+        self,
+        model: Module,
+        stage: str,
+        datamodule: Optional[DataModule],
+        ckpt_path: Optional[str],
+        **loaders: Any,
+    ):
         self.state_stage = stage
         self.should_stop = False
         self.lightning_module = model
@@ -484,11 +586,19 @@ class Trainer:
                 version = self.strategy.broadcast_object(self.logger.version)
                 for logger in self._loggers:
                     logger._version = version
-        if self._default_logger and tensorboard_available() and len(self._loggers) == 1 \
-                and isinstance(self._loggers[0], CSVLogger):
-            self._loggers.append(TensorBoardLogger(self.default_root_dir, version=self.logger.version))
+        if (
+            self._default_logger
+            and tensorboard_available()
+            and len(self._loggers) == 1
+            and isinstance(self._loggers[0], CSVLogger)
+        ):
+            self._loggers.append(
+                TensorBoardLogger(self.default_root_dir, version=self.logger.version)
+            )
         for callback in model.configure_callbacks() or []:
-            self.callbacks = [c for c in self.callbacks if type(c) is not type(callback)] + [callback]
+            self.callbacks = [c for c in self.callbacks if type(c) is not type(callback)] + [
+                callback
+            ]
         model.to(self.root_device)
         self.precision_plugin = PrecisionPlugin(self.precision, self.root_device)
         self.precision_plugin.convert_module(model)
@@ -510,7 +620,9 @@ class Trainer:
             if stage == "fit":
                 return self._run_fit(checkpoint, loaders.get("train"), loaders.get("val"))
             if stage in ("validate", "test"):
-                return self._run_evaluation_stage(stage, loaders.get("val" if stage == "validate" else "test"))
+                return self._run_evaluation_stage(
+                    stage, loaders.get("val" if stage == "validate" else "test")
+                )
             return self._run_predict(loaders.get("predict"))
         except BaseException as exception:
             self._call_callbacks("on_exception", exception)
@@ -557,11 +669,14 @@ class Trainer:
         if self.max_epochs != -1 and self.current_epoch > self.max_epochs:
             raise MisconfigurationException(
                 f"You restored a checkpoint with current_epoch={self.current_epoch}, but you have set "
-                f"Trainer(max_epochs={self.max_epochs}).")
+                f"Trainer(max_epochs={self.max_epochs})."
+            )
         self._resume_state = None if finished and not loops.get("rng_now") else loops
         if "optimizer_states" not in checkpoint:
-            raise KeyError("Trying to restore optimizer state but checkpoint contains only the model. This is "
-                           "probably due to `ModelCheckpoint.save_weights_only` being set to `True`.")
+            raise KeyError(
+                "Trying to restore optimizer state but checkpoint contains only the model. This is "
+                "probably due to `ModelCheckpoint.save_weights_only` being set to `True`."
+            )
         for optimizer, state in zip(self.optimizers, checkpoint["optimizer_states"]):
             optimizer.load_state_dict(state)
             for group_state in optimizer.state.values():  # move state to the model's device
@@ -569,7 +684,9 @@ class Trainer:
                     if isinstance(value, torch.Tensor) and key != "step":
                         group_state[key] = value.to(self.root_device)
         if "lr_schedulers" not in checkpoint:
-            raise KeyError("Trying to restore learning rate scheduler state but checkpoint contains only the model.")
+            raise KeyError(
+                "Trying to restore learning rate scheduler state but checkpoint contains only the model."
+            )
         for config, state in zip(self.lr_scheduler_configs, checkpoint["lr_schedulers"]):
             config.scheduler.load_state_dict(state)
 
@@ -578,8 +695,12 @@ class Trainer:
         import conveyor
 
         model = self.lightning_module
-        loops = dict(self._loop_state, global_step=self.global_step, batches_that_stepped=self._batches_that_stepped,
-                     rng_now=capture_rng_states())
+        loops = dict(
+            self._loop_state,
+            global_step=self.global_step,
+            batches_that_stepped=self._batches_that_stepped,
+            rng_now=capture_rng_states(),
+        )
         checkpoint: Dict[str, Any] = {
             "epoch": self.current_epoch,
             "global_step": self.global_step,
@@ -598,7 +719,9 @@ class Trainer:
                     callback_states[callback.state_key] = state
             checkpoint["callbacks"] = callback_states
             checkpoint["optimizer_states"] = [o.state_dict() for o in self.optimizers]
-            checkpoint["lr_schedulers"] = [c.scheduler.state_dict() for c in self.lr_scheduler_configs]
+            checkpoint["lr_schedulers"] = [
+                c.scheduler.state_dict() for c in self.lr_scheduler_configs
+            ]
             precision_state = self.precision_plugin.state_dict() if self.precision_plugin else {}
             if precision_state:
                 checkpoint["native_amp_scaling_state"] = precision_state
@@ -650,17 +773,29 @@ class Trainer:
         if train_loader is None:
             raise MisconfigurationException(
                 "No `train_dataloader()` method defined. Lightning `Trainer` expects as minimum a "
-                "`training_step()`, `train_dataloader()` and `configure_optimizers()` to be defined.")
+                "`training_step()`, `train_dataloader()` and `configure_optimizers()` to be defined."
+            )
         if not _overridden(model, "training_step", Module):
-            raise MisconfigurationException("`training_step` must be implemented to be used with the Trainer")
+            raise MisconfigurationException(
+                "`training_step` must be implemented to be used with the Trainer"
+            )
         self.train_dataloader = self._prepare_loader(train_loader)
-        self.val_dataloaders = self._as_list(self._request_loader("val_dataloader", val_loaders)) \
-            if _overridden(model, "validation_step", Module) else []
-        self.num_training_batches = num_batches(self.train_dataloader, self.limit_train_batches, "train")
-        self.num_val_batches = [num_batches(l, self.limit_val_batches, "val") for l in self.val_dataloaders]
+        self.val_dataloaders = (
+            self._as_list(self._request_loader("val_dataloader", val_loaders))
+            if _overridden(model, "validation_step", Module)
+            else []
+        )
+        self.num_training_batches = num_batches(
+            self.train_dataloader, self.limit_train_batches, "train"
+        )
+        self.num_val_batches = [
+            num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
+        ]
 
         if model.automatic_optimization or _overridden(model, "configure_optimizers", Module):
-            self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = init_optimizers_and_schedulers(model)
+            self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = (
+                init_optimizers_and_schedulers(model)
+            )
         if self.strategy is not None:
             self.strategy.broadcast_module(model)
         self._call_callbacks("on_fit_start")
@@ -715,7 +850,10 @@ class Trainer:
     def _run_sanity_check(self) -> None:
         if not self.val_dataloaders or self.num_sanity_val_steps == 0 or self.fast_dev_run:
             return
-        limits = [n if self.num_sanity_val_steps == -1 else min(n, self.num_sanity_val_steps) for n in self.num_val_batches]
+        limits = [
+            n if self.num_sanity_val_steps == -1 else min(n, self.num_sanity_val_steps)
+            for n in self.num_val_batches
+        ]
         self.sanity_checking = True
         self._call_callbacks("on_sanity_check_start")
         try:
@@ -723,14 +861,20 @@ class Trainer:
         finally:
             self.sanity_checking = False
             self._call_callbacks("on_sanity_check_end")
-            self.callback_metrics = {k: v for k, v in self.callback_metrics.items() if not k.startswith("val")}
+            self.callback_metrics = {
+                k: v for k, v in self.callback_metrics.items() if not k.startswith("val")
+            }
             self.logged_metrics.clear()
             self.progress_bar_metrics.clear()
 
     def _set_loader_epoch(self, loader: Any, epoch: int) -> None:
         sampler = getattr(loader, "sampler", None)
-        for candidate in (loader, sampler, getattr(loader, "batch_sampler", None),
-                          getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        for candidate in (
+            loader,
+            sampler,
+            getattr(loader, "batch_sampler", None),
+            getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+        ):
             if candidate is not None and hasattr(candidate, "set_epoch"):
                 candidate.set_epoch(epoch)
                 return
@@ -753,7 +897,11 @@ class Trainer:
         self.throughput.reset()
         self._call_callbacks("on_train_epoch_start")
         self._call_module("on_train_epoch_start")
-        if start_batch and resume.get("dataloader_state") is not None and hasattr(loader, "load_state_dict"):
+        if (
+            start_batch
+            and resume.get("dataloader_state") is not None
+            and hasattr(loader, "load_state_dict")
+        ):
             loader.load_state_dict(resume["dataloader_state"])
             iterator = iter(loader)
         else:
@@ -766,8 +914,12 @@ class Trainer:
         outputs_for_epoch_end = []
         keep_outputs = _overridden(model, "training_epoch_end", Module)
         batch_idx = start_batch
-        self._loop_state = {"epoch": epoch, "batches_done": batch_idx, "epoch_finished": False,
-                            "rng_epoch_start": rng_epoch_start}
+        self._loop_state = {
+            "epoch": epoch,
+            "batches_done": batch_idx,
+            "epoch_finished": False,
+            "rng_epoch_start": rng_epoch_start,
+        }
         total = self.num_training_batches
         while batch_idx < total:
             step_start = time.perf_counter()
@@ -786,9 +938,13 @@ class Trainer:
             should_step = (batch_idx + 1) % accumulation == 0 or is_last
             outputs = self._training_batch(batch, batch_idx, accumulation, should_step)
             self._loop_state.update(batches_done=batch_idx + 1)
-            if callable(getattr(loader, "state_dict", None)):  # conveyor.DataLoader resumes mid-epoch
+            if callable(
+                getattr(loader, "state_dict", None)
+            ):  # conveyor.DataLoader resumes mid-epoch
                 self._loop_state["dataloader_state"] = loader.state_dict()
-            self.throughput.update(self._results.current_batch_size, time.perf_counter() - step_start, data_time)
+            self.throughput.update(
+                self._results.current_batch_size, time.perf_counter() - step_start, data_time
+            )
             self._log_step_metrics()
             self._call_callbacks("on_train_batch_end", outputs, batch, batch_idx)
             self._call_module("on_train_batch_end", outputs, batch, batch_idx)
@@ -797,7 +953,11 @@ class Trainer:
             batch_idx += 1
             if self.max_steps != -1 and self.global_step >= self.max_steps:
                 break
-            if self.should_stop and self.current_epoch >= self.min_epochs and self.global_step >= self.min_steps:
+            if (
+                self.should_stop
+                and self.current_epoch >= self.min_epochs
+                and self.global_step >= self.min_steps
+            ):
                 break
         # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
         if self.val_dataloaders and (epoch + 1) % self.check_val_every_n_epoch == 0:
@@ -816,9 +976,11 @@ class Trainer:
         hooks_owner = self.datamodule if self.datamodule is not None else self.lightning_module
         model = self.lightning_module
         batch = hooks_owner.on_before_batch_transfer(batch, dataloader_idx)
-        batch = model.transfer_batch_to_device(batch, self.root_device, dataloader_idx) \
-            if not _overridden(hooks_owner, "transfer_batch_to_device", DataHooks) \
+        batch = (
+            model.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
+            if not _overridden(hooks_owner, "transfer_batch_to_device", DataHooks)
             else hooks_owner.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
+        )
         batch = hooks_owner.on_after_batch_transfer(batch, dataloader_idx)
         return self.precision_plugin.convert_input(batch)
 
@@ -827,8 +989,10 @@ class Trainer:
         args = [batch, batch_idx]
         if len(self.optimizers) > 1 and model.automatic_optimization:
             if "optimizer_idx" not in inspect.signature(model.training_step).parameters:
-                raise MisconfigurationException("Your `training_step` needs an `optimizer_idx` argument when "
-                                                "`configure_optimizers` returns several optimizers")
+                raise MisconfigurationException(
+                    "Your `training_step` needs an `optimizer_idx` argument when "
+                    "`configure_optimizers` returns several optimizers"
+                )
             args.append(optimizer_idx)
         return args
 
@@ -853,7 +1017,9 @@ class Trainer:
         for opt_idx in optimizer_indices:
             optimizer = self.optimizers[opt_idx]
             with self.precision_plugin.forward_context():
-                output = self._call_module("training_step", *self._training_step_args(batch, batch_idx, opt_idx))
+                output = self._call_module(
+                    "training_step", *self._training_step_args(batch, batch_idx, opt_idx)
+                )
             loss = _extract_loss(output)
             if loss is None:
                 continue
@@ -867,7 +1033,9 @@ class Trainer:
                 self._optimizer_step(optimizer, opt_idx, batch_idx)
         return output
 
-    def _backward(self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args, **kwargs) -> None:
+    def _backward(
+        self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args, **kwargs
+    ) -> None:
         scaled = self.precision_plugin.scale_loss(loss)
         self._call_module("backward", scaled, optimizer, optimizer_idx, *args, **kwargs)
 
@@ -878,8 +1046,13 @@ class Trainer:
         self._call_callbacks("on_before_optimizer_step", optimizer, opt_idx)
         self._call_module("on_before_optimizer_step", optimizer, opt_idx)
         self.precision_plugin.unscale(optimizer)  # clipping must see unscaled gradients
-        self._call_module("configure_gradient_clipping", optimizer, opt_idx,
-                          gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm=self.gradient_clip_algorithm)
+        self._call_module(
+            "configure_gradient_clipping",
+            optimizer,
+            opt_idx,
+            gradient_clip_val=self.gradient_clip_val,
+            gradient_clip_algorithm=self.gradient_clip_algorithm,
+        )
         self.precision_plugin.optimizer_step(optimizer)
         if self.strategy is not None:
             self.strategy.broadcast_buffers(model)
@@ -906,8 +1079,12 @@ class Trainer:
                         raise MisconfigurationException(
                             f"ReduceLROnPlateau conditioned on metric {config.monitor} which is not available. "
                             f"Available metrics are: {sorted(self.callback_metrics)}. Condition can be set using "
-                            "`monitor` key in lr scheduler dict")
-                    warnings.warn(f"ReduceLROnPlateau: metric {config.monitor!r} not available, skipping", stacklevel=2)
+                            "`monitor` key in lr scheduler dict"
+                        )
+                    warnings.warn(
+                        f"ReduceLROnPlateau: metric {config.monitor!r} not available, skipping",
+                        stacklevel=2,
+                    )
                     continue
             self._call_module("lr_scheduler_step", config.scheduler, config.opt_idx or 0, metric)
 
@@ -922,8 +1099,11 @@ class Trainer:
             self.callback_metrics[base] = value
         logged = results.step_metrics(for_logger=True)
         results.consume_step()
-        due = self.log_every_n_steps > 0 and self._batches_that_stepped % self.log_every_n_steps == 0 \
+        due = (
+            self.log_every_n_steps > 0
+            and self._batches_that_stepped % self.log_every_n_steps == 0
             and self._stepped_this_batch
+        )
         if logged and due:
             self._send_to_loggers(dict(logged, epoch=self.current_epoch))
 
@@ -941,7 +1121,9 @@ class Trainer:
             self.callback_metrics[key] = value
             if key.endswith("_epoch"):
                 self.callback_metrics[key[:-6]] = value
-        self.progress_bar_metrics.update({k: e["value"] for k, e in collected.items() if e["prog_bar"]})
+        self.progress_bar_metrics.update(
+            {k: e["value"] for k, e in collected.items() if e["prog_bar"]}
+        )
         to_log = {k: e["value"] for k, e in collected.items() if e["logger"]}
         if log and to_log and not self.sanity_checking:
             self._send_to_loggers(dict(to_log, epoch=self.current_epoch))
@@ -954,12 +1136,19 @@ class Trainer:
         loader_name = "val_dataloader" if stage == "validate" else "test_dataloader"
         requested = self._request_loader(loader_name, loaders)
         if requested is None:
-            raise MisconfigurationException(f"No `{loader_name}()` method defined to run `Trainer.{stage}`.")
+            raise MisconfigurationException(
+                f"No `{loader_name}()` method defined to run `Trainer.{stage}`."
+            )
         if not _overridden(model, step_name, Module):
-            raise MisconfigurationException(f"No `{step_name}()` method defined to run `Trainer.{stage}`.")
+            raise MisconfigurationException(
+                f"No `{step_name}()` method defined to run `Trainer.{stage}`."
+            )
         dataloaders = self._as_list(requested)
         limit = self.limit_val_batches if stage == "validate" else self.limit_test_batches
-        counts = [num_batches(l, limit, "val" if stage == "validate" else "test") for l in dataloaders]
+        counts = [
+            num_batches(loader, limit, "val" if stage == "validate" else "test")
+            for loader in dataloaders
+        ]
         if stage == "validate":
             self.val_dataloaders, self.num_val_batches = dataloaders, counts
         else:
@@ -972,7 +1161,9 @@ class Trainer:
                 logger.finalize("success")
         return results
 
-    def _run_eval_loop(self, stage: str, dataloaders: List[Any], counts: List[Union[int, float]]) -> List[Dict[str, float]]:
+    def _run_eval_loop(
+        self, stage: str, dataloaders: List[Any], counts: List[Union[int, float]]
+    ) -> List[Dict[str, float]]:
         model = self.lightning_module
         prefix = "validation" if stage == "validate" else "test"
         hook_prefix = "validation" if stage == "validate" else "test"
@@ -1001,9 +1192,13 @@ class Trainer:
                     batch = self._transfer(batch, loader_idx)
                     results.current_batch_size = batch_size_of(batch)
                     model._current_dataloader_idx = loader_idx if takes_loader_idx else None
-                    self._call_callbacks(f"on_{hook_prefix}_batch_start", batch, batch_idx, loader_idx)
+                    self._call_callbacks(
+                        f"on_{hook_prefix}_batch_start", batch, batch_idx, loader_idx
+                    )
                     self._call_module(f"on_{hook_prefix}_batch_start", batch, batch_idx, loader_idx)
-                    args = (batch, batch_idx, loader_idx) if takes_loader_idx else (batch, batch_idx)
+                    args = (
+                        (batch, batch_idx, loader_idx) if takes_loader_idx else (batch, batch_idx)
+                    )
                     with self.precision_plugin.forward_context():
                         model._current_fx = f"{prefix}_step"
                         try:
@@ -1011,8 +1206,12 @@ class Trainer:
                         finally:
                             model._current_fx = None
                     outputs.append(output)
-                    self._call_callbacks(f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx)
-                    self._call_module(f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx)
+                    self._call_callbacks(
+                        f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx
+                    )
+                    self._call_module(
+                        f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx
+                    )
                 model._current_dataloader_idx = None
                 all_outputs.append(outputs)
                 per_loader_keys.append(set(results.metrics) - before)
@@ -1030,17 +1229,23 @@ class Trainer:
         if len(dataloaders) <= 1:
             return [values] if dataloaders else []
         shared = {k: v for k, v in values.items() if "/dataloader_idx_" not in k}
-        return [dict(shared, **{k: v for k, v in values.items() if k.endswith(f"/dataloader_idx_{i}")})
-                for i in range(len(dataloaders))]
+        return [
+            dict(shared, **{k: v for k, v in values.items() if k.endswith(f"/dataloader_idx_{i}")})
+            for i in range(len(dataloaders))
+        ]
 
     # -- predict ----------------------------------------------------------------------------
     def _run_predict(self, loaders: Any) -> Optional[List[Any]]:
         model = self.lightning_module
         requested = self._request_loader("predict_dataloader", loaders)
         if requested is None:
-            raise MisconfigurationException("No `predict_dataloader()` method defined to run `Trainer.predict`.")
+            raise MisconfigurationException(
+                "No `predict_dataloader()` method defined to run `Trainer.predict`."
+            )
         dataloaders = self._as_list(requested)
-        counts = [num_batches(l, self.limit_predict_batches, "predict") for l in dataloaders]
+        counts = [
+            num_batches(loader, self.limit_predict_batches, "predict") for loader in dataloaders
+        ]
         self.predict_dataloaders, self.num_predict_batches = dataloaders, counts
         model.eval()
         self._call_callbacks("on_predict_start")
@@ -1058,11 +1263,17 @@ class Trainer:
                     self._call_callbacks("on_predict_batch_start", batch, batch_idx, loader_idx)
                     self._call_module("on_predict_batch_start", batch, batch_idx, loader_idx)
                     with self.precision_plugin.forward_context():
-                        args = (batch, batch_idx, loader_idx) if len(dataloaders) > 1 else (batch, batch_idx)
+                        args = (
+                            (batch, batch_idx, loader_idx)
+                            if len(dataloaders) > 1
+                            else (batch, batch_idx)
+                        )
                         output = self._call_module("predict_step", *args)
                     if self._return_predictions:
                         outputs.append(output)
-                    self._call_callbacks("on_predict_batch_end", output, batch, batch_idx, loader_idx)
+                    self._call_callbacks(
+                        "on_predict_batch_end", output, batch, batch_idx, loader_idx
+                    )
                     self._call_module("on_predict_batch_end", output, batch, batch_idx, loader_idx)
                 predictions.append(outputs)
         self._call_callbacks("on_predict_epoch_end", predictions)
@@ -1081,11 +1292,15 @@ def _extract_loss(output: Any) -> Optional[torch.Tensor]:
         return output
     if isinstance(output, dict):
         if "loss" not in output:
-            raise MisconfigurationException("In automatic optimization, `training_step` must return a Tensor, "
-                                            "a dict, or None (where the step will be skipped); a dict needs 'loss'")
+            raise MisconfigurationException(
+                "In automatic optimization, `training_step` must return a Tensor, "
+                "a dict, or None (where the step will be skipped); a dict needs 'loss'"
+            )
         return output["loss"]
-    raise MisconfigurationException(f"`training_step` returned {type(output).__name__}: return a Tensor, "
-                                    "a dict with 'loss', or None")
+    raise MisconfigurationException(
+        f"`training_step` returned {type(output).__name__}: return a Tensor, "
+        "a dict with 'loss', or None"
+    )
 
 
 def _loss_value(output: Any) -> Optional[float]:

@@ -13,22 +13,35 @@ import torchvision
 from conveyor.training.metrics import ConfusionMatrix, DetectionAP
 from conveyor.training.module import Module
 
-SEGMENTATION_MODELS = ("lraspp_mobilenet_v3_small", "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn_resnet50",
-                       "deeplabv3_resnet50")
-DETECTION_MODELS = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
-                    "retinanet_resnet50_fpn", "ssdlite320_mobilenet_v3_large", "fasterrcnn_resnet50_fpn")
+SEGMENTATION_MODELS = (
+    "lraspp_mobilenet_v3_small",
+    "lraspp_mobilenet_v3_large",
+    "deeplabv3_mobilenet_v3_large",
+    "fcn_resnet50",
+    "deeplabv3_resnet50",
+)
+DETECTION_MODELS = (
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "retinanet_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+    "fasterrcnn_resnet50_fpn",
+)
 
 
 def build_model(task: str, model: str, num_classes: int, image_size: int) -> torch.nn.Module:
     """A torchvision model with random weights (no pretrained download)."""
     if task == "segmentation":
         if model not in SEGMENTATION_MODELS:
-            raise ValueError(f"model={model!r} is not a segmentation model; choose from {', '.join(SEGMENTATION_MODELS)}")
+            raise ValueError(
+                f"model={model!r} is not a segmentation model; choose from {', '.join(SEGMENTATION_MODELS)}"
+            )
         if model == "lraspp_mobilenet_v3_small":
             net = lraspp_mobilenet_v3_small(num_classes)
         else:
-            net = getattr(torchvision.models.segmentation, model)(weights=None, weights_backbone=None,
-                                                                  num_classes=num_classes)
+            net = getattr(torchvision.models.segmentation, model)(
+                weights=None, weights_backbone=None, num_classes=num_classes
+            )
         # torchvision's MobileNetV3 uses BatchNorm momentum 0.01 (tuned for fine-tuning pretrained
         # weights); from random weights the running statistics would lag far behind training
         for module in net.modules():
@@ -36,7 +49,9 @@ def build_model(task: str, model: str, num_classes: int, image_size: int) -> tor
                 module.momentum = 0.1
         return net
     if model not in DETECTION_MODELS:
-        raise ValueError(f"model={model!r} is not a detection model; choose from {', '.join(DETECTION_MODELS)}")
+        raise ValueError(
+            f"model={model!r} is not a detection model; choose from {', '.join(DETECTION_MODELS)}"
+        )
     kwargs = dict(weights=None, weights_backbone=None, num_classes=num_classes)
     if not model.startswith("ssdlite"):
         kwargs.update(min_size=image_size, max_size=image_size)
@@ -50,7 +65,11 @@ def lraspp_mobilenet_v3_small(num_classes: int) -> torch.nn.Module:
     from torchvision.models.segmentation.lraspp import LRASPP
 
     backbone = torchvision.models.mobilenet_v3_small(weights=None, dilated=True).features
-    stages = [0] + [i for i, block in enumerate(backbone) if getattr(block, "_is_cn", False)] + [len(backbone) - 1]
+    stages = (
+        [0]
+        + [i for i, block in enumerate(backbone) if getattr(block, "_is_cn", False)]
+        + [len(backbone) - 1]
+    )
     low, high = stages[-4], stages[-1]
     low_channels, high_channels = backbone[low].out_channels, backbone[high].out_channels
     backbone = IntermediateLayerGetter(backbone, return_layers={str(low): "low", str(high): "high"})
@@ -74,14 +93,25 @@ class VOCModule(Module):
         num_classes: classes including background (21 for VOC).
     """
 
-    def __init__(self, task: str = "segmentation", model: Optional[str] = None, lr: float = 3e-3,
-                 weight_decay: float = 1e-4, weights: Optional[str] = None, image_size: int = 256,
-                 num_classes: int = 21) -> None:
+    def __init__(
+        self,
+        task: str = "segmentation",
+        model: Optional[str] = None,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        weights: Optional[str] = None,
+        image_size: int = 256,
+        num_classes: int = 21,
+    ) -> None:
         super().__init__()
         if task not in ("segmentation", "detection"):
             raise ValueError(f"task={task!r}: use 'detection' or 'segmentation'")
         if model is None:
-            model = "lraspp_mobilenet_v3_small" if task == "segmentation" else "fasterrcnn_mobilenet_v3_large_320_fpn"
+            model = (
+                "lraspp_mobilenet_v3_small"
+                if task == "segmentation"
+                else "fasterrcnn_mobilenet_v3_large_320_fpn"
+            )
         self.save_hyperparameters()
         self.hparams["model"] = model
         self._hparams_initial["model"] = model
@@ -92,7 +122,7 @@ class VOCModule(Module):
                 raise FileNotFoundError(f"weights file {weights} not found")
             state = torch.load(weights, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
-            state = {k[len("net."):] if k.startswith("net.") else k: v for k, v in state.items()}
+            state = {k[len("net.") :] if k.startswith("net.") else k: v for k, v in state.items()}
             self.net.load_state_dict(state)
         self._metric: Any = None
 
@@ -109,12 +139,18 @@ class VOCModule(Module):
         else:
             losses = self.net(list(images), list(targets))
             loss = sum(losses.values())
-        self.log("train_loss", loss, prog_bar=False, on_step=True, on_epoch=True, batch_size=len(images))
+        self.log(
+            "train_loss", loss, prog_bar=False, on_step=True, on_epoch=True, batch_size=len(images)
+        )
         return loss
 
     # -- evaluation -----------------------------------------------------------------------
     def _start_metric(self) -> None:
-        self._metric = ConfusionMatrix(self.hparams["num_classes"]) if self.task == "segmentation" else DetectionAP()
+        self._metric = (
+            ConfusionMatrix(self.hparams["num_classes"])
+            if self.task == "segmentation"
+            else DetectionAP()
+        )
 
     def _eval_step(self, batch, prefix: str) -> None:
         images, targets = batch
@@ -138,7 +174,9 @@ class VOCModule(Module):
         else:
             if dist.is_available() and dist.is_initialized():
                 gathered = [None] * dist.get_world_size()
-                dist.all_gather_object(gathered, (metric.detections, dict(metric.ground_truth), metric._images))
+                dist.all_gather_object(
+                    gathered, (metric.detections, dict(metric.ground_truth), metric._images)
+                )
                 merged = DetectionAP()
                 offset = 0
                 for detections, ground_truth, count in gathered:
@@ -181,14 +219,20 @@ class VOCModule(Module):
         return output.argmax(1) if self.task == "segmentation" else output
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
         total = self._total_steps()
         if total is None:
             return optimizer
         # one-cycle: short warm-up then cosine decay, which keeps from-scratch training stable
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams["lr"], total_steps=total,
-                                                        pct_start=0.2)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams["lr"], total_steps=total, pct_start=0.2
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def _total_steps(self):
         trainer = self._trainer
