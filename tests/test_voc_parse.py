@@ -269,6 +269,17 @@ MALFORMED = {
 }
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [b"u\t\tv", b"u\nv", b"u\r\nv", b"u\rv", b"u&#9;v", b"u&#10;&#13;v"],
+    ids=["tabs", "newline", "crlf", "cr", "tab reference", "newline references"],
+)
+def test_namespace_uri_white_space_is_normalised_as_elementtree_does(uri):
+    # Literal white space in an attribute value becomes a space; references are kept (XML 3.3.3).
+    data = b"<a xmlns:p='" + uri + b"'><p:b>x</p:b></a>"
+    assert voc.parse_voc_xml(data) == torchvision_dict(data)
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_documents_raise_annotation_error_with_position(name):
     data = MALFORMED[name]

@@ -547,6 +547,14 @@ class XmlLexer {
         if (keep) ws_.value += ws_.scratch;
         continue;
       }
+      if (c == '\t' || c == '\n' || c == '\r') {
+        // Attribute-value normalisation (XML 1.0 3.3.3): literal white space becomes a space,
+        // after "\r\n" -> "\n"; white space written as a character reference is kept.
+        ++p_;
+        if (c == '\r' && p_ < end_ && *p_ == '\n') ++p_;
+        if (keep) ws_.value += ' ';
+        continue;
+      }
       const char* start = p_;
       if (!check_char()) return false;
       if (keep) ws_.value.append(start, static_cast<std::size_t>(p_ - start));
