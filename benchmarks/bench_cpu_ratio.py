@@ -104,9 +104,11 @@ def engine_subject(
     import numpy as np
 
     try:
-        from conveyor.fast_path import create_engine, native_setup
+        from conveyor.loader.native_path import create_engine, native_setup
     except ImportError as exc:  # an older build (--conveyor-tree) without them
-        raise Unavailable(f"this conveyor has no conveyor.fast_path engine factory: {exc}") from exc
+        raise Unavailable(
+            f"this conveyor has no conveyor.loader.native_path engine factory: {exc}"
+        ) from exc
     loader = conveyor_loader.make_loader(dataset, pipeline, root, threads, batch_size, 0)
     setup = native_setup(loader)
     if setup is None or not setup.plan.fully_native:

@@ -12,8 +12,8 @@ from torch.utils.data import DistributedSampler, RandomSampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from conveyor._engine import Engine, run_pipeline
 from conveyor.errors import DecodeError
+from conveyor.loader.engine import Engine, run_pipeline
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 DETECTION = [

@@ -43,7 +43,7 @@ def test_bench_rejects_bad_arguments(argv, capsys):
 
 
 def test_build_transforms_are_fully_native():
-    from conveyor.transforms import plan_transforms
+    from conveyor.loader.planner import plan_transforms
 
     for pipeline in bench.PIPELINES:
         assert plan_transforms(bench.build_transforms(pipeline)).fully_native

@@ -7,6 +7,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from conveyor import transforms as T
+from conveyor.loader import planner as P
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -21,7 +22,7 @@ def test_issue_pipeline_is_fully_native():
             v2.Normalize(MEAN, STD),
         ]
     )
-    plan = T.plan_transforms(tf)
+    plan = P.plan_transforms(tf)
     assert plan.fully_native and plan.to_tensor
     assert plan.ops == [
         {"op": "resize", "size": [512, 512], "max_size": None, "antialias": True},
@@ -40,7 +41,7 @@ def test_v1_classification_pipeline():
             v1.Normalize(MEAN, STD),
         ]
     )
-    plan = T.plan_transforms(tf)
+    plan = P.plan_transforms(tf)
     assert plan.fully_native and plan.to_tensor
     assert [op["op"] for op in plan.ops] == [
         "random_resized_crop",
@@ -98,7 +99,7 @@ def test_v1_classification_pipeline():
     ],
 )
 def test_single_transform_descriptors(transform, expected):
-    assert T.describe(transform) == [expected]
+    assert P.describe(transform) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -112,14 +113,14 @@ def test_single_transform_descriptors(transform, expected):
     ],
 )
 def test_unsupported_settings_are_named(transform, reason):
-    with pytest.raises(T.UnsupportedTransform, match=reason):
-        T.describe(transform)
+    with pytest.raises(P.UnsupportedTransform, match=reason):
+        P.describe(transform)
 
 
 def test_unknown_transform_splits_pipeline_and_is_named():
     jitter = v2.ColorJitter(0.2)
     tf = v2.Compose([v2.ToImage(), v2.Resize(64), jitter, v2.ToDtype(torch.float32, scale=True)])
-    plan = T.plan_transforms(tf)
+    plan = P.plan_transforms(tf)
     assert plan.blocker == "torchvision.transforms.v2.ColorJitter"
     assert plan.to_tensor and [op["op"] for op in plan.ops] == ["resize"]
     assert plan.tail[0] is jitter and len(plan.tail) == 2
@@ -130,22 +131,22 @@ def test_lambda_and_subclass_are_not_recognised():
     class MyResize(v2.Resize):
         pass
 
-    assert T.plan_transforms(v2.Compose([v2.ToImage(), MyResize(8)])).blocker.endswith("MyResize")
-    assert T.plan_transforms(v1.Lambda(lambda x: x)).blocker == "torchvision.transforms.Lambda"
-    assert T.plan_transforms(lambda x: x).blocker.startswith("a lambda")
+    assert P.plan_transforms(v2.Compose([v2.ToImage(), MyResize(8)])).blocker.endswith("MyResize")
+    assert P.plan_transforms(v1.Lambda(lambda x: x)).blocker == "torchvision.transforms.Lambda"
+    assert P.plan_transforms(lambda x: x).blocker.startswith("a lambda")
 
 
 def test_geometry_after_dtype_ends_native_prefix():
     tf = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Resize(32)])
-    plan = T.plan_transforms(tf)
+    plan = P.plan_transforms(tf)
     assert [op["op"] for op in plan.ops] == ["to_dtype"]
     assert "after ToDtype" in plan.reason
 
 
 def test_nested_compose_is_flattened_and_pil_only_pipeline_has_no_tensor():
-    plan = T.plan_transforms(v1.Compose([v1.Compose([v1.Resize(8)]), v1.CenterCrop(8)]))
+    plan = P.plan_transforms(v1.Compose([v1.Compose([v1.Resize(8)]), v1.CenterCrop(8)]))
     assert plan.fully_native and not plan.to_tensor
-    assert T.plan_transforms(None).fully_native
+    assert P.plan_transforms(None).fully_native
 
 
 def test_conveyor_classes_translate_and_behave_like_v2():
@@ -158,7 +159,7 @@ def test_conveyor_classes_translate_and_behave_like_v2():
             T.Normalize(MEAN, STD),
         ]
     )
-    assert T.plan_transforms(tf).fully_native
+    assert P.plan_transforms(tf).fully_native
     image = torch.randint(0, 256, (3, 64, 48), dtype=torch.uint8)
     reference = v2.Compose(
         [v2.Resize((40, 30)), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
@@ -174,7 +175,7 @@ def test_conveyor_classes_refuse_non_native_settings():
 
 
 def test_per_type_to_dtype_plans_images_and_masks():
-    from conveyor.transforms import plan_transforms
+    from conveyor.loader.planner import plan_transforms
 
     plan = plan_transforms(
         v2.Compose(

@@ -19,17 +19,22 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 import torch
 import torch.utils.data as tud
 
-from conveyor.fast_path import NativeIterator, NativeSetup, create_engine, native_setup
-from conveyor.generic_path import GenericIterator, IterableFetcher, MapFetcher, warn_pin_memory
-from conveyor.loader_stats import LoaderStats, StatsRecorder
-from conveyor.sampling import (
+from conveyor.loader.generic_path import (
+    GenericIterator,
+    IterableFetcher,
+    MapFetcher,
+    warn_pin_memory,
+)
+from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, native_setup
+from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
     shard_indices,
     sharded_length,
     validate_shard,
 )
-from conveyor.worker_threads import WorkerPool, get_worker_info
+from conveyor.loader.stats import LoaderStats, StatsRecorder
+from conveyor.loader.worker_threads import WorkerPool, get_worker_info
 
 __all__ = ["DataLoader", "LoaderStats", "get_worker_info"]
 

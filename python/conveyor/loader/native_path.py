@@ -26,9 +26,9 @@ from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
 from conveyor.collate import detection_collate, segmentation_collate
-from conveyor.generic_path import annotate, describe_sample
-from conveyor.loader_stats import StatsRecorder
-from conveyor.transforms import NativePlan, plan_transforms
+from conveyor.loader.generic_path import annotate, describe_sample
+from conveyor.loader.planner import NativePlan, plan_transforms
+from conveyor.loader.stats import StatsRecorder
 
 
 @dataclass
@@ -42,7 +42,7 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         masks_move: Masks are transformed with the image (joint v2 transforms, mask target).
         target_transform: Applied in Python to each target (separate-transform datasets).
-        engine: The ``conveyor._engine.Engine`` (created at the first epoch).
+        engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch).
         buffers: Destination tensors fed to the engine and not yet returned in a batch.
     """
 
@@ -135,7 +135,7 @@ def _warn(plan: NativePlan, consequence: str) -> None:
 
 def create_engine(loader: Any, setup: NativeSetup) -> Any:
     """The engine for ``loader``'s dataset and pipeline (reused across epochs)."""
-    from conveyor._engine import Engine
+    from conveyor.loader.engine import Engine
 
     dataset = loader.dataset
     sources: dict = {}

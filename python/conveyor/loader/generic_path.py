@@ -16,8 +16,8 @@ from typing import Any, Callable, Deque, Iterator, List, Optional
 
 import torch
 
-from conveyor.loader_stats import StatsRecorder
-from conveyor.worker_threads import WorkerPool
+from conveyor.loader.stats import StatsRecorder
+from conveyor.loader.worker_threads import WorkerPool
 
 _END = object()  # an iterable dataset ran out
 

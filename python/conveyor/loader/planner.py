@@ -1,0 +1,361 @@
+"""The planner: which transforms the engine runs, as engine op descriptors, and where Python
+takes over.
+
+It recognises torchvision's v1 and v2 classes and conveyor's own (``conveyor.transforms``), and
+splits a pipeline into the longest natively runnable prefix and a Python tail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+import torchvision.transforms as v1
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+_OWN_CLASSES_MODULE = "conveyor.transforms"
+
+_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
+_GEOMETRIC = {"resize", "random_resized_crop", "random_crop", "center_crop", "pad", "hflip"}
+_VALUE_OPS = {"to_dtype", "normalize"}
+
+
+class UnsupportedTransform(ValueError):
+    """A transform (or one of its settings) the native engine does not run."""
+
+
+def transform_name(transform: Any) -> str:
+    """``"torchvision.transforms.v2.Resize"``-style name of a transform for messages."""
+    cls = type(transform)
+    module = cls.__module__
+    for public in ("torchvision.transforms.v2", "torchvision.transforms", "conveyor.transforms"):
+        if module.startswith(public + ".") or module == public:
+            module = public
+            break
+    if getattr(transform, "__name__", None) == "<lambda>":
+        return f"a lambda ({module})"
+    return f"{module}.{cls.__qualname__}"
+
+
+# --------------------------------------------------------------------------- settings checks
+
+
+def _size(size: Any) -> Any:
+    if isinstance(size, int):
+        return size
+    size = list(size)
+    if len(size) == 1:
+        return int(size[0])
+    if len(size) == 2:
+        return [int(size[0]), int(size[1])]
+    raise UnsupportedTransform(f"size {size!r}")
+
+
+def _bilinear(transform: Any) -> None:
+    mode = getattr(transform, "interpolation", "bilinear")
+    value = getattr(mode, "value", mode)
+    if not (value == "bilinear" or value == 2):
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} with interpolation {value!r} "
+            "(only bilinear runs natively)"
+        )
+
+
+def _antialias(transform: Any) -> bool:
+    antialias = getattr(transform, "antialias", True)
+    return True if antialias in (None, "warn") else bool(antialias)
+
+
+def _fill(transform: Any) -> float:
+    fill = getattr(transform, "fill", 0)
+    if fill is None:
+        return 0
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        return fill
+    raise UnsupportedTransform(
+        f"{transform_name(transform)} with fill {fill!r} (only one number runs natively)"
+    )
+
+
+def _constant_padding(transform: Any) -> None:
+    mode = getattr(transform, "padding_mode", "constant")
+    if mode != "constant":
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} with padding_mode {mode!r} (only constant runs natively)"
+        )
+
+
+def _padding(padding: Any) -> Any:
+    if padding is None:
+        return None
+    if isinstance(padding, int):
+        return padding
+    return [int(p) for p in padding]
+
+
+def _per_type_dtype(dtype: dict, kind: type) -> Optional[torch.dtype]:
+    # v2.ToDtype: the entry of the exact type, else the "others" catch-all (None: unchanged)
+    return dtype[kind] if kind in dtype else dtype.get("others")
+
+
+def _image_dtype(transform: Any) -> Optional[str]:
+    """The image dtype a ToDtype converts to (engine name), or None when images stay as they are."""
+    dtype = transform.dtype
+    if isinstance(dtype, dict):
+        # images and masks convert natively; every other type (boxes, "others") must stay as is
+        if any(
+            value is not None
+            for kind, value in dtype.items()
+            if kind not in (tv_tensors.Image, tv_tensors.Mask)
+        ):
+            raise UnsupportedTransform(
+                f"{transform_name(transform)} with per-type dtypes "
+                f"{dtype!r} (only image and mask dtypes run natively)"
+            )
+        dtype = _per_type_dtype(dtype, tv_tensors.Image)
+        if dtype is None:
+            return None
+    if dtype not in _DTYPES:
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} to {dtype} (float32, float16 and uint8 run natively)"
+        )
+    return _DTYPES[dtype]
+
+
+def mask_dtype(transform: Any) -> Optional[torch.dtype]:
+    """The dtype a ``v2.ToDtype`` gives ``tv_tensors.Mask`` targets (None: left unchanged).
+
+    A plain dtype converts only images (torchvision's rule); a per-type dict converts masks with
+    its ``tv_tensors.Mask`` entry, else its ``"others"`` entry, never scaling them.
+
+    Args:
+        transform: A recognised transform.
+
+    Returns:
+        The masks' new dtype, or None.
+    """
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return None
+    return _per_type_dtype(dtype, tv_tensors.Mask)
+
+
+# ----------------------------------------------------------------------------- descriptors
+
+
+def _resize(t: Any) -> List[Dict[str, Any]]:
+    _bilinear(t)
+    if t.size is None:
+        raise UnsupportedTransform(f"{transform_name(t)} with size=None")
+    return [
+        {"op": "resize", "size": _size(t.size), "max_size": t.max_size, "antialias": _antialias(t)}
+    ]
+
+
+def _random_resized_crop(t: Any) -> List[Dict[str, Any]]:
+    _bilinear(t)
+    return [
+        {
+            "op": "random_resized_crop",
+            "size": _size(t.size),
+            "scale": [float(s) for s in t.scale],
+            "ratio": [float(r) for r in t.ratio],
+            "antialias": _antialias(t),
+        }
+    ]
+
+
+def _random_crop(t: Any) -> List[Dict[str, Any]]:
+    _constant_padding(t)
+    return [
+        {
+            "op": "random_crop",
+            "size": _size(t.size),
+            "padding": _padding(t.padding),
+            "pad_if_needed": bool(t.pad_if_needed),
+            "fill": _fill(t),
+            "padding_mode": "constant",
+        }
+    ]
+
+
+def _center_crop(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "center_crop", "size": _size(t.size)}]
+
+
+def _pad(t: Any) -> List[Dict[str, Any]]:
+    _constant_padding(t)
+    return [{"op": "pad", "padding": _padding(t.padding), "fill": _fill(t)}]
+
+
+def _hflip(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "hflip", "p": float(t.p)}]
+
+
+def _normalize(t: Any) -> List[Dict[str, Any]]:
+    return [
+        {"op": "normalize", "mean": [float(m) for m in t.mean], "std": [float(s) for s in t.std]}
+    ]
+
+
+def _to_dtype(t: Any) -> List[Dict[str, Any]]:
+    dtype = _image_dtype(t)
+    return [] if dtype is None else [{"op": "to_dtype", "dtype": dtype, "scale": bool(t.scale)}]
+
+
+def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "to_dtype", "dtype": _image_dtype(t), "scale": True}]
+
+
+def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
+    return [{"op": "to_dtype", "dtype": "float32", "scale": True}]
+
+
+def _no_op(_t: Any) -> List[Dict[str, Any]]:
+    return []
+
+
+# transform class -> (descriptors, converts the image to a tensor)
+_TRANSLATORS: Dict[type, Any] = {
+    v2.ToImage: (_no_op, True),
+    v1.PILToTensor: (_no_op, True),
+    v2.PILToTensor: (_no_op, True),
+    v1.ToTensor: (_to_tensor, True),
+    v2.ToTensor: (_to_tensor, True),
+    v2.ToPureTensor: (_no_op, False),
+    v1.Resize: (_resize, False),
+    v2.Resize: (_resize, False),
+    v1.RandomResizedCrop: (_random_resized_crop, False),
+    v2.RandomResizedCrop: (_random_resized_crop, False),
+    v1.RandomCrop: (_random_crop, False),
+    v2.RandomCrop: (_random_crop, False),
+    v1.CenterCrop: (_center_crop, False),
+    v2.CenterCrop: (_center_crop, False),
+    v1.Pad: (_pad, False),
+    v2.Pad: (_pad, False),
+    v1.RandomHorizontalFlip: (_hflip, False),
+    v2.RandomHorizontalFlip: (_hflip, False),
+    v1.Normalize: (_normalize, False),
+    v2.Normalize: (_normalize, False),
+    v2.ToDtype: (_to_dtype, False),
+    v1.ConvertImageDtype: (_convert_image_dtype, False),
+    v2.ConvertImageDtype: (_convert_image_dtype, False),
+}
+_COMPOSE = (v1.Compose, v2.Compose)
+
+
+def describe(transform: Any) -> List[Dict[str, Any]]:
+    """The engine op descriptors of one recognised transform (not a Compose).
+
+    Args:
+        transform: A transform instance.
+
+    Returns:
+        Zero or more op descriptors (conversions such as ToImage need none).
+
+    Raises:
+        UnsupportedTransform: The class is not recognised or a setting has no native equivalent.
+    """
+    entry = _TRANSLATORS.get(_recognised_class(transform))
+    if entry is None:
+        raise UnsupportedTransform(f"{transform_name(transform)} has no native equivalent")
+    return entry[0](transform)
+
+
+def _recognised_class(transform: Any) -> Optional[type]:
+    cls = type(transform)
+    if cls in _TRANSLATORS:
+        return cls
+    if cls.__module__ == _OWN_CLASSES_MODULE:  # conveyor's own classes: translated as their v2 base
+        return next((base for base in cls.__mro__[1:] if base in _TRANSLATORS), None)
+    return None
+
+
+def _flatten(transform: Any) -> List[Any]:
+    if type(transform) in _COMPOSE or (
+        type(transform).__module__ == _OWN_CLASSES_MODULE and isinstance(transform, _COMPOSE)
+    ):
+        return [leaf for inner in transform.transforms for leaf in _flatten(inner)]
+    return [transform]
+
+
+@dataclass
+class NativePlan:
+    """How a transform pipeline splits between the engine and Python.
+
+    Attributes:
+        ops: Engine op descriptors for the natively run prefix.
+        tail: Transforms to call in Python, in order, on each sample the engine produced.
+        blocker: Name of the first transform that could not run natively (None: all native).
+        reason: Why it could not (for the warning).
+        to_tensor: The native prefix converts the image to a tensor (ToImage/ToTensor/...);
+            without it the dataset would return PIL images, which only Python can produce.
+        mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
+            None leaves them uint8.
+    """
+
+    ops: List[Dict[str, Any]] = field(default_factory=list)
+    tail: List[Callable] = field(default_factory=list)
+    blocker: Optional[str] = None
+    reason: str = ""
+    to_tensor: bool = False
+    mask_dtype: Optional[torch.dtype] = None
+
+    @property
+    def fully_native(self) -> bool:
+        """True when the engine runs everything."""
+        return self.blocker is None and not self.tail
+
+
+def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
+    # torchvision's ToDtype raises for a per-type dict with no entry for a target's type (and
+    # no "others"); leaving it to Python reproduces that error
+    dtype = getattr(transform, "dtype", None)
+    if _recognised_class(transform) is not v2.ToDtype or not isinstance(dtype, dict):
+        return
+    for kind in target_types:
+        if kind not in dtype and "others" not in dtype:
+            raise UnsupportedTransform(
+                f"{transform_name(transform)} with per-type dtypes "
+                f"{dtype!r} has no entry for {kind.__name__} targets"
+            )
+
+
+def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
+    """Split ``transform`` into the longest natively runnable prefix and a Python tail.
+
+    The engine applies geometric ops on uint8 images and fuses dtype conversion and
+    normalisation into its final write, so a geometric op after a ``ToDtype``/``Normalize``
+    also ends the native prefix (running it natively would change the rounding).
+
+    Args:
+        transform: A transform, a (nested) Compose, or None.
+        target_types: The ``tv_tensors`` types of the targets moving with the image (joint
+            transforms), e.g. ``(tv_tensors.Mask,)``.
+
+    Returns:
+        The ``NativePlan``.
+    """
+    plan = NativePlan()
+    if transform is None:
+        return plan
+    leaves = _flatten(transform)
+    for position, leaf in enumerate(leaves):
+        try:
+            ops = describe(leaf)
+            _check_target_dtypes(leaf, target_types)
+            if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
+                raise UnsupportedTransform(
+                    f"{transform_name(leaf)} after ToDtype/Normalize "
+                    "(the engine resizes and crops uint8 images)"
+                )
+        except UnsupportedTransform as why:
+            plan.blocker, plan.reason = transform_name(leaf), str(why)
+            plan.tail = leaves[position:]
+            return plan
+        plan.ops.extend(ops)
+        plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
+        plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
+    return plan
