@@ -24,7 +24,8 @@ class LoaderStats:
         samples_skipped: Samples dropped by ``on_error="skip"`` in this epoch.
         total_samples_skipped: Samples dropped over the loader's whole life.
         queue_depth: Batches prepared and waiting to be taken right now.
-        skipped: ``(sample index, reason)`` of the samples skipped in this epoch (first 100).
+        skipped: ``(sample index, reason)`` of the samples skipped in this epoch (the first 100
+            recorded), in sample index order.
     """
 
     path: str = "python"
@@ -85,5 +86,5 @@ class StatsRecorder:
                 samples_skipped=self.skipped_count,
                 total_samples_skipped=self.total_skipped_before + self.skipped_count,
                 queue_depth=self.queue_depth,
-                skipped=tuple(self.skipped),
+                skipped=tuple(sorted(self.skipped)),  # workers record them out of order
             )
