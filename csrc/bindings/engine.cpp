@@ -241,12 +241,13 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using Uint8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
-std::unique_ptr<Engine> make_engine(
-    const py::list& pipeline, std::vector<std::string> image_paths,
-    std::optional<std::vector<std::string>> mask_paths, std::optional<FloatArray> boxes,
-    std::optional<Int64Array> labels, std::optional<Int64Array> offsets, int64_t batch_size,
-    int num_threads, int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
-    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors, bool dct_scaling) {
+std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::string> image_paths,
+                                    std::optional<std::vector<std::string>> mask_paths,
+                                    std::optional<FloatArray> boxes,
+                                    std::optional<Int64Array> labels,
+                                    std::optional<Int64Array> offsets, int num_threads,
+                                    int prefetch, uint64_t seed, bool in_order, bool skip_errors,
+                                    bool dct_scaling) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
@@ -259,15 +260,9 @@ std::unique_ptr<Engine> make_engine(
   sources.labels = to_vector(labels);
   sources.offsets = to_vector(offsets);
   EngineOptions options;
-  options.batch_size = batch_size;
   options.num_threads = num_threads;
   options.prefetch = prefetch;
   options.seed = seed;
-  options.shuffle = shuffle;
-  options.drop_last = drop_last;
-  options.rank = rank;
-  options.world_size = world_size;
-  options.shard_drop_last = shard_drop_last;
   options.in_order = in_order;
   options.skip_errors = skip_errors;
   options.dct_scaling = dct_scaling;
@@ -318,12 +313,9 @@ void bind_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine", "Native batches from image files (see conveyor._engine.Engine).")
       .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"),
            py::arg("mask_paths"), py::arg("boxes"), py::arg("labels"), py::arg("offsets"),
-           py::arg("batch_size"), py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"),
-           py::arg("shuffle"), py::arg("drop_last"), py::arg("rank"), py::arg("world_size"),
-           py::arg("shard_drop_last"), py::arg("in_order"), py::arg("skip_errors"),
-           py::arg("dct_scaling") = true)
-      .def("num_samples", &Engine::num_samples)
-      .def("num_batches", &Engine::num_batches)
+           py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"), py::arg("in_order"),
+           py::arg("skip_errors"), py::arg("dct_scaling") = true)
+      .def("dataset_size", &Engine::dataset_size)
       .def("output_shape",
            [](const Engine& e) -> py::object {
              const auto& size = e.pipeline().fixed_size;
@@ -334,13 +326,15 @@ void bind_engine(py::module_& m) {
            [](const Engine& e) { return std::string(dtype_name(e.pipeline().dtype)); })
       .def(
           "start_epoch",
-          [](Engine& e, uint64_t epoch, int64_t start_batch, std::optional<Int64Array> indices) {
-            std::optional<std::vector<int64_t>> order;
-            if (indices) order = to_vector(indices);
+          [](Engine& e, uint64_t epoch, const Int64Array& indices, const Int64Array& offsets,
+             int64_t start_batch) {
+            IndexBatches batches;
+            batches.indices = to_vector(std::optional<Int64Array>(indices));
+            batches.offsets = to_vector(std::optional<Int64Array>(offsets));
             py::gil_scoped_release release;
-            e.start_epoch(epoch, start_batch, std::move(order));
+            return e.start_epoch(epoch, std::move(batches), start_batch);
           },
-          py::arg("epoch"), py::arg("start_batch") = 0, py::arg("indices") = py::none())
+          py::arg("epoch"), py::arg("indices"), py::arg("offsets"), py::arg("start_batch") = 0)
       .def("feed_buffer",
            [](Engine& e, py::array array) {
              if (!array.writeable())
@@ -350,16 +344,18 @@ void bind_engine(py::module_& m) {
              return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
            })
       .def("live_buffer_ids", &Engine::live_buffer_ids)
-      .def("next_batch",
-           [](Engine& e) -> py::object {
-             std::unique_ptr<EngineBatch> batch;
-             {
-               py::gil_scoped_release release;
-               batch = e.next_batch();
-             }
-             if (!batch) return py::none();
-             return batch_to_dict(std::move(batch));
-           })
+      .def(
+          "next_batch",
+          [](Engine& e, uint64_t ticket) -> py::object {
+            std::unique_ptr<EngineBatch> batch;
+            {
+              py::gil_scoped_release release;
+              batch = e.next_batch(ticket);
+            }
+            if (!batch) return py::none();
+            return batch_to_dict(std::move(batch));
+          },
+          py::arg("ticket") = 0)
       .def("stats",
            [](const Engine& e) {
              const EngineStats s = e.stats();
