@@ -78,7 +78,6 @@ def test_batches_match_torchvision_on_pil_decoded_images(dataset):
         DETECTION[:1] + [{"op": "hflip", "p": 0.0}] + DETECTION[2:],
         dataset["images"],
         boxes=dataset["boxes"],
-        labels=dataset["labels"],
         offsets=dataset["offsets"],
         num_threads=2,
     )
@@ -113,7 +112,7 @@ def test_batches_match_torchvision_on_pil_decoded_images(dataset):
             assert np.abs(batch.images[slot] - image.numpy()).max() <= tolerance
             b0, b1 = batch.box_offsets[slot], batch.box_offsets[slot + 1]
             np.testing.assert_allclose(batch.boxes[b0:b1], boxes.numpy(), rtol=1e-5, atol=1e-3)
-            np.testing.assert_array_equal(batch.labels[b0:b1], dataset["labels"][lo:hi])
+            np.testing.assert_array_equal(batch.box_rows[b0:b1], np.arange(lo, hi))  # none lost
     assert sorted(np.concatenate([b.indices for b in batches]).tolist()) == list(range(23))
 
 
@@ -147,6 +146,7 @@ def test_deterministic_whatever_the_thread_count(dataset):
             np.testing.assert_array_equal(a.images, b.images)
             np.testing.assert_array_equal(a.boxes, b.boxes)
             np.testing.assert_array_equal(a.box_offsets, b.box_offsets)
+            np.testing.assert_array_equal(a.box_rows, b.box_rows)
 
 
 def test_unordered_delivery_gives_the_same_batches(dataset):

@@ -276,7 +276,6 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
   batch->dtype = pipeline_.dtype;
   batch->buffer_id = work.buffer_id;
   batch->has_boxes = sources_.has_boxes;
-  batch->has_labels = sources_.has_labels;
   batch->has_masks = !sources_.mask_paths.empty();
   if (pipeline_.fixed_size) {
     batch->height = pipeline_.fixed_size->first;
@@ -322,8 +321,8 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
     }
     if (batch->has_boxes) {
       batch->boxes.insert(batch->boxes.end(), slot.output.boxes.begin(), slot.output.boxes.end());
-      batch->labels.insert(batch->labels.end(), slot.output.labels.begin(),
-                           slot.output.labels.end());
+      batch->box_rows.insert(batch->box_rows.end(), slot.output.box_ids.begin(),
+                             slot.output.box_ids.end());
       batch->box_offsets.push_back(static_cast<int64_t>(batch->boxes.size() / 4));
     }
     ++kept;

@@ -57,10 +57,10 @@ struct EngineBatch {
   int64_t buffer_id = -1;  // a buffer from feed_buffer(), or -1
   std::vector<std::shared_ptr<uint8_t>> sample_images, sample_masks;
   std::vector<std::pair<int, int>> sample_sizes;  // (height, width) per sample (variable size)
-  bool has_boxes = false, has_labels = false, has_masks = false;
-  std::vector<float> boxes;
-  std::vector<int64_t> labels;
-  std::vector<int64_t> box_offsets;
+  bool has_boxes = false, has_masks = false;
+  std::vector<float> boxes;          // kept boxes, 4 floats each, sample after sample
+  std::vector<int64_t> box_rows;     // each kept box's row in EngineSources::boxes
+  std::vector<int64_t> box_offsets;  // sample b owns boxes [box_offsets[b], box_offsets[b+1])
   std::vector<SkippedSample> skipped;
 };
 

@@ -78,7 +78,8 @@ class Batch:
             ``[C, H_i, W_i]`` arrays when the pipeline has no fixed output size.
         indices: int64 ``[B]`` dataset sample indices in batch order.
         boxes: float32 ``[K, 4]`` transformed xyxy boxes (vanished boxes dropped), or None.
-        labels: int64 ``[K]`` labels of the kept boxes, or None.
+        box_rows: int64 ``[K]``: each kept box's row in the ``boxes`` given to the engine, which
+            indexes any per-box field (labels, difficult flags, ...), or None.
         box_offsets: int64 ``[B + 1]``; sample ``b`` owns rows ``box_offsets[b]:box_offsets[b+1]``.
         masks: uint8 ``[B, H, W]`` (or a list of ``[H_i, W_i]``), or None.
         skipped: ``(index, path, message)`` for each sample dropped with ``on_error="skip"``.
@@ -91,7 +92,7 @@ class Batch:
     images: Union[np.ndarray, List[np.ndarray], Any]
     indices: np.ndarray
     boxes: Optional[np.ndarray] = None
-    labels: Optional[np.ndarray] = None
+    box_rows: Optional[np.ndarray] = None
     box_offsets: Optional[np.ndarray] = None
     masks: Union[np.ndarray, List[np.ndarray], None] = None
     skipped: List[Tuple[int, str, str]] = field(default_factory=list)
@@ -123,8 +124,8 @@ class Engine:
         image_paths: One image file (JPEG or PNG) per dataset sample.
         mask_paths: Optional PNG mask per sample (palette indices); masks follow the image
             geometry with nearest-neighbour sampling.
-        boxes: Optional float32 ``[M, 4]`` xyxy pixel boxes of all samples, concatenated.
-        labels: Optional int64 ``[M]`` labels of ``boxes``.
+        boxes: Optional float32 ``[M, 4]`` xyxy pixel boxes of all samples, concatenated
+            (``Batch.box_rows`` names each kept box's row here).
         offsets: int64 ``[N + 1]`` row offsets of each sample's boxes (required with boxes).
         num_threads: Native worker threads; 0 processes samples in the calling thread.
         prefetch: Batches started and not yet returned, at most (>= 1).
@@ -148,7 +149,6 @@ class Engine:
         *,
         mask_paths: Optional[Sequence[str]] = None,
         boxes: Any = None,
-        labels: Any = None,
         offsets: Any = None,
         num_threads: int = 2,
         prefetch: int = 2,
@@ -164,7 +164,6 @@ class Engine:
             [str(p) for p in image_paths],
             None if mask_paths is None else [str(p) for p in mask_paths],
             _as_optional_array(boxes, np.float32, "boxes", 2),
-            _as_optional_array(labels, np.int64, "labels", 1),
             _as_optional_array(offsets, np.int64, "offsets", 1),
             int(num_threads),
             int(prefetch),
@@ -307,21 +306,10 @@ class Engine:
             raise
         if raw is None:
             return None
-        buffer_id = raw["buffer_id"]
-        images = raw["images"]
-        if buffer_id >= 0:
-            images = self._fed.pop(buffer_id)[: len(raw["indices"])]  # as fed: tensor or array
-        return Batch(
-            images=images,
-            indices=raw["indices"],
-            boxes=raw["boxes"],
-            labels=raw["labels"],
-            box_offsets=raw["box_offsets"],
-            masks=raw["masks"],
-            skipped=list(raw["skipped"]),
-            batch_index=raw["batch_index"],
-            buffer_id=buffer_id,
-        )
+        batch = Batch(*raw)  # the binding's tuple is in Batch's field order
+        if batch.buffer_id >= 0:  # the buffer as it was fed (tensor or array), cut to the batch
+            batch.images = self._fed.pop(batch.buffer_id)[: len(batch.indices)]
+        return batch
 
     def stats(self) -> dict:
         """Counters since construction.

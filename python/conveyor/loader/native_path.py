@@ -140,12 +140,8 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     sources: dict = {}
     if setup.boxes_move:
         annotations = dataset.native_annotations
-        # labels carry each box's global row: the kept rows then index every per-object field
-        sources = dict(
-            boxes=annotations.boxes,
-            labels=np.arange(len(annotations.boxes), dtype=np.int64),
-            offsets=annotations.offsets,
-        )
+        # each kept box comes back with its row (Batch.box_rows): it indexes every per-object field
+        sources = dict(boxes=annotations.boxes, offsets=annotations.offsets)
     if setup.masks_move:
         sources = dict(mask_paths=dataset.masks)
     return Engine(
@@ -391,7 +387,7 @@ class NativeIterator:
             return cached[1]
         annotations = self._dataset.native_annotations
         counts = np.diff(batch.box_offsets).tolist()
-        rows = batch.labels  # each kept box's global row: indexes every per-object field
+        rows = batch.box_rows  # each kept box's row: indexes every per-object field
         boxes = torch.from_numpy(batch.boxes).split(counts)
         labels = torch.from_numpy(annotations.labels[rows]).split(counts)
         difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)
