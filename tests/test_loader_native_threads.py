@@ -270,3 +270,33 @@ def test_two_loops_over_one_loader_in_two_threads_never_lose_a_batch_silently(vo
         else:
             assert "iter() was called again" in value  # ... a clear error, never a short epoch
     assert any(kind == "complete" for kind, _ in outcomes.values())
+
+
+def test_a_users_stack_collate_is_recognised_by_behaviour_and_fused(voc_root):
+    from conveyor.loader.native_batch import collate_kind
+
+    def scaled(batch):
+        images, targets = zip(*batch)
+        return torch.stack(images) / 255, list(targets)
+
+    def tuple_targets(batch):
+        return torch.stack([image for image, _ in batch]), tuple(t for _, t in batch)
+
+    def channels_last(batch):
+        images, targets = zip(*batch)
+        return torch.stack(images).contiguous(memory_format=torch.channels_last), list(targets)
+
+    def broken(batch):
+        raise RuntimeError("never works")
+
+    assert collate_kind(user_collate, False) == "stack_list"
+    assert collate_kind(tuple_targets, False) == "stack_tuple"
+    for other in (scaled, channels_last, broken, default_collate):
+        assert collate_kind(other, False) not in ("stack_list", "stack_tuple")
+    fused = drain(loader_for(voc_root, 2, user_collate))
+    reference = drain(loader_for(voc_root, 0, detection_collate))  # fused the same way
+    assert_equal_batches(fused, reference)
+    assert all(type(images) is torch.Tensor and isinstance(t, list) for images, t in fused)
+    per_sample = drain(loader_for(voc_root, 2, user_collate, tail=Recorded(set())))
+    for (images_a, _), (images_b, _) in zip(fused, per_sample):
+        assert torch.equal(images_a * 2, images_b)

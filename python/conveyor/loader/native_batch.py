@@ -7,6 +7,8 @@ built straight from the engine's batch buffers (no per-sample tensors, no copy o
 - ``conveyor.collate.detection_collate``: ``(images [B, C, H, W] or list, list of targets)``;
 - ``tuple(zip(*batch))`` (torchvision's references' ``utils.collate_fn``, recognised by its
   code): ``(tuple of per-image views, tuple of targets)``;
+- a user's ``(torch.stack(images), list(targets))`` collate, recognised by its behaviour on two
+  made-up probe batches (see ``stacks_images_and_lists_targets``): the engine's stacked batch;
 - ``segmentation_collate`` and torch's ``default_collate`` of ``(image, mask)`` samples whose
   masks the engine moved: stacked images and masks.
 
@@ -18,6 +20,8 @@ engine cannot run (the plan's tail) run per sample before the collate.
 from __future__ import annotations
 
 import builtins
+import threading
+import weakref
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
@@ -64,8 +68,52 @@ def is_zip_collate(collate: Any) -> bool:
     )
 
 
+def stacks_images_and_lists_targets(collate: Callable) -> Optional[type]:
+    """Whether ``collate`` behaves as ``(torch.stack(images), list(targets))`` (or a tuple of
+    targets) -- the collate users write for detection. Probed on two small made-up batches
+    (2 and 3 samples, distinct values and target objects): the images must come back as one
+    contiguous plain tensor equal to their stack, the targets as the very same objects in
+    order. Returns the targets' container type (list or tuple), or None (not recognised,
+    including when the probe raises). A collate that changes values, dtype or layout, or
+    depends on anything but the samples' order, is not recognised."""
+    for count, size in ((2, (3, 2, 3)), (3, (3, 4, 1))):
+        images = [
+            tv_tensors.Image(torch.arange(27 * i, 27 * i + size[0] * size[1] * size[2]).view(size))
+            for i in range(count)
+        ]
+        targets = [{"probe": i} for i in range(count)]
+        try:
+            result = collate(list(zip(images, targets)))
+        except Exception:
+            return None
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            return None
+        stacked, out_targets = result
+        expected = torch.stack([image.as_subclass(torch.Tensor) for image in images])
+        if (
+            type(stacked) is not torch.Tensor
+            or stacked.dtype != expected.dtype
+            or stacked.shape != expected.shape
+            or not stacked.is_contiguous()
+            or not torch.equal(stacked, expected)
+        ):
+            return None
+        if type(out_targets) not in (list, tuple) or len(out_targets) != count:
+            return None
+        if any(a is not b for a, b in zip(out_targets, targets)):
+            return None
+        container = type(out_targets)
+        if type(result) is not tuple:
+            return None  # a list result: rare; not fused
+    return container
+
+
+_probed: "weakref.WeakKeyDictionary[Callable, Optional[type]]" = weakref.WeakKeyDictionary()
+
+
 def collate_kind(collate: Callable, has_tail: bool) -> str:
-    """``"detection"``, ``"zip"``, ``"segmentation"``, ``"default"`` or ``"user"``."""
+    """``"detection"``, ``"zip"``, ``"stack_list"``, ``"stack_tuple"``, ``"segmentation"``,
+    ``"default"`` or ``"user"``. A user's collate is probed once per process (cached)."""
     if collate is detection_collate:
         return "detection"
     if collate is segmentation_collate:
@@ -74,6 +122,18 @@ def collate_kind(collate: Callable, has_tail: bool) -> str:
         return "default"
     if is_zip_collate(collate):
         return "zip"
+    try:
+        container = _probed[collate]
+    except (KeyError, TypeError):
+        container = stacks_images_and_lists_targets(collate)
+        try:
+            _probed[collate] = container
+        except TypeError:  # not weak-referenceable (e.g. a callable object with __slots__)
+            pass
+    if container is list:
+        return "stack_list"
+    if container is tuple:
+        return "stack_tuple"
     return "user"
 
 
@@ -108,7 +168,18 @@ class BatchBuilder:
         self._stats = stats
         self._pin = pin
         self._refill = refill
-        self.kind = collate_kind(collate, bool(setup.plan.tail))
+        self._kind: Optional[str] = None
+        self._kind_lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        """The collate's kind (``collate_kind``), found at the first batch: on a finisher thread,
+        since recognising a user's collate calls it on probe batches."""
+        if self._kind is None:
+            with self._kind_lock:
+                if self._kind is None:
+                    self._kind = collate_kind(self._collate, bool(self._plan.tail))
+        return self._kind
 
     def build(self, batch: Any) -> Tuple[Any, int]:
         """``(batch as the collate builds it, samples in it)``; ``(None, 0)`` when no sample is
@@ -120,7 +191,14 @@ class BatchBuilder:
             return None, 0
         if self._stacks_masks(images, batch):
             return self._segmentation_batch(images, batch), len(batch.indices)
-        fused = not self._plan.tail and self.kind in ("detection", "zip")
+        fused = not self._plan.tail and self.kind in (
+            "detection",
+            "zip",
+            "stack_list",
+            "stack_tuple",
+        )
+        if self.kind.startswith("stack") and not isinstance(images, torch.Tensor):
+            fused = False  # variable sizes: the user's torch.stack raises, as it would in torch
         targets = _TargetBuilder(self, batch)
         kept: List[int] = []
         samples = []
@@ -154,6 +232,8 @@ class BatchBuilder:
             images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
         if self.kind == "zip":  # tuple(zip(*batch)): per-image views, as the samples would be
             return (tuple(tv_tensors.Image(image) for image in images), tuple(samples)), len(kept)
+        if self.kind == "stack_tuple":
+            return (images, tuple(samples)), len(kept)
         return (images, samples), len(kept)  # detection_collate: stacked images, list of targets
 
     def _images(self, batch: Any) -> Any:
