@@ -13,7 +13,7 @@ Resize(512, 512), RandomHorizontalFlip, ToDtype(float32, scale), Normalize``), b
   user's collate (the baseline a user switches from).
 
 Target: the user's collate at >= 0.9x detection_collate. Each case runs ``--repeats`` times,
-interleaved, each time a fresh loader for ``--batches`` batches after one warm-up batch; the
+interleaved (the order rotates each repeat), each time a fresh loader for ``--batches`` batches after one warm-up batch; the
 median is reported. Everything runs under ``nice``:
 
     nice .venv/bin/python benchmarks/bench_collate.py             # about a minute on 2 cores
@@ -133,8 +133,9 @@ def main(argv=None) -> int:
     paths: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for _ in range(args.repeats):
-            for case in cases:
+        for repeat in range(args.repeats):
+            # rotated each repeat: no case always follows torch's worker processes shutting down
+            for case in cases[repeat % len(cases) :] + cases[: repeat % len(cases)]:
                 result = measure(case, root, args.workers, args.batch_size, args.batches)
                 runs[case].append(result["images_per_second"])
                 paths[case] = result["path"]
