@@ -1,16 +1,16 @@
 """The native path of ``conveyor.DataLoader``: a conveyor VOC dataset run by the C++ engine.
 
-``native_setup(loader)`` decides whether a loader can run natively and prepares the engine's
-inputs; ``NativeIterator`` runs one epoch. The epoch's sample order is the loader's own
-(seeded shuffle, torch ``RandomSampler`` with a user generator, any sampler, sharding, resume
-point): it is handed to the engine as explicit indices, so the native and the Python paths visit
-exactly the same samples in the same batches. Transforms the engine cannot run are applied in
-Python on what it produced (one warning per loader names the first of them).
+``plan_native(loader)`` decides whether a loader can run natively (warning once, and saying why,
+when it cannot or when part of it runs in Python) and prepares the engine's inputs;
+``NativeIterator`` runs one epoch. The epoch's batches are the loader's own (seeded shuffle, torch
+``RandomSampler`` with a user generator, any sampler, sharding, resume point): they are handed to
+the engine as batches of indices, so the native and the Python paths visit exactly the same
+samples in the same batches.
 
 Joint transforms move typed targets in the engine: boxes for ``VOCDetection(target_format=
-"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. torch's
-``default_collate``, ``detection_collate`` and ``segmentation_collate`` are built straight from
-the engine's batch buffers; any other collate function gets per-sample ``tv_tensors``.
+"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. What stays
+in Python -- transforms the engine cannot run, targets, the collate -- runs on finisher threads
+(``native_batch``, ``ordered_finishers``), never per sample on the training thread.
 """
 
 from __future__ import annotations
