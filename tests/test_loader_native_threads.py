@@ -302,3 +302,23 @@ def test_a_users_stack_collate_is_recognised_by_behaviour_and_fused(voc_root):
     per_sample = drain(loader_for(voc_root, 2, user_collate, tail=Recorded(set())))
     for (images_a, _), (images_b, _) in zip(fused, per_sample):
         assert torch.equal(images_a * 2, images_b)
+
+
+def test_breaking_out_and_deleting_leaves_no_finisher_thread(voc_root):
+    import gc
+
+    def finishers():
+        return [t for t in threading.enumerate() if t.name.startswith("conveyor-native-finisher")]
+
+    for _ in range(3):
+        loader = loader_for(voc_root, 2, user_collate, tail=Recorded(set()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _batch in loader:
+                break  # the iterator is dropped mid-epoch with batches in flight
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while finishers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not finishers()
+        del loader
