@@ -156,6 +156,8 @@ class VOCFolder(VisionDataset):
                     whole.annotations, self.num_threads
                 )
             return tuple(_annotations.infer_classes(annotations)), "annotations"
+        if any(path is not None for path in self.annotations):  # masks, some XML: all of it
+            return folder_classes(index.root, self.layout, self.num_threads)
         raise ValueError(
             f"{index.root}: no class names found (no labelmap.txt, class_names.txt or "
             f"classes.txt, and no annotations to read them from): pass classes=[...]"
@@ -276,6 +278,22 @@ class VOCFolder(VisionDataset):
                 + (", ..." if len(self.classes) > 10 else ""),
             ]
         )
+
+
+def folder_classes(
+    root: Union[str, Path], layout: Optional[str] = None, num_threads: Optional[int] = None
+) -> tuple:
+    """``(class names, where they came from)`` of a VOC-format folder, all splits: its class
+    file (``labelmap.txt`` / ``class_names.txt`` / ``classes.txt``), else every name in its
+    annotations, sorted."""
+    index = index_folder(os.fspath(root), None, "detection", layout)
+    if index.class_file is not None:
+        return tuple(read_class_file(index.class_file)), index.class_file
+    annotations, _ = _annotations.read_annotation_files(index.annotations, num_threads)
+    names = _annotations.infer_classes(annotations)
+    if not names:
+        raise ValueError(f"{index.root}: the annotations name no objects; pass classes=[...]")
+    return tuple(names), "annotations"
 
 
 def _restrict(index: FolderIndex, ids: Sequence[str]) -> FolderIndex:
