@@ -126,16 +126,19 @@ class VOCFolder(VisionDataset):
         if has_xml:
             self._native_annotations = self._read_annotations()
         self.classes, self.classes_source = self._resolve_classes(classes, index)
-        if self._native_annotations is not None:
-            self._native_annotations = self._label(self._native_annotations, unknown_classes)
+        if self._native_annotations is not None:  # classes first: a broken box's name counts
+            annotations = _annotations.fit_to_images(
+                self._native_annotations, self.image_sizes, self.report
+            )
+            annotations = _annotations.drop_degenerate_boxes(annotations, self.report)
+            self._native_annotations = self._label(annotations, unknown_classes)
         self._warn_findings()
 
     # -- construction ----------------------------------------------------------------------
     def _read_annotations(self) -> _voc.AnnotationSet:
         annotations, errors = _annotations.read_annotation_files(self.annotations, self.num_threads)
         self.report.bad_files = errors
-        annotations = _annotations.fit_to_images(annotations, self.image_sizes, self.report)
-        return _annotations.drop_degenerate_boxes(annotations, self.report)
+        return annotations
 
     def _resolve_classes(self, classes: Optional[Sequence[str]], index: FolderIndex) -> tuple:
         if classes is not None:
