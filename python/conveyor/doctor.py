@@ -224,6 +224,14 @@ def diagnose(
     index = index_folder(root, None, task, layout)
     result = DoctorResult(root=index.root, layout=index.layout, task=task)
     result.findings += [Finding(p.kind, p.path, p.message) for p in index.problems]
+    if index.layout != "roboflow":  # split files listing samples that are not there
+        for split in index.splits:
+            listed = index_folder(root, split, task, layout)
+            result.findings += [
+                Finding(p.kind, p.path, f"{p.message} (listed in split {split!r})")
+                for p in listed.problems
+                if p.kind == "missing-file"
+            ]
     # images: read, hash, fully decode (threads; the codecs release the GIL); unpaired too
     every_image = index.images + [p.path for p in index.problems if p.kind == "orphan-image"]
     result.images = len(every_image)
