@@ -460,3 +460,17 @@ def test_voc_folder_numpy_arrays_are_consistent(tmp_path):
     annotations = dataset.native_annotations
     assert annotations.offsets[-1] == len(annotations.boxes) == len(annotations.labels)
     assert annotations.boxes.dtype == np.float32 and annotations.labels.dtype == np.int64
+
+
+def test_vocdevkit_tree_reads_like_voc_detection(tmp_path):
+    make_synthetic_voc(tmp_path, num_images=6, image_size=(64, 48), seed=4)
+    folder = quiet(tmp_path, "train")
+    from conveyor.voc import VOC_CLASSES
+
+    assert folder.classes == VOC_CLASSES and folder.layout == "vocdevkit"
+    voc = VOCDetection(tmp_path, image_set="train", target_format="boxes")
+    assert folder.ids == voc.ids
+    for i in range(len(voc)):
+        (a_image, a), (b_image, b) = folder[i], voc[i]
+        assert torch.equal(a_image, b_image)
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])

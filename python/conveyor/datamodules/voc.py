@@ -125,7 +125,7 @@ class VOCDataModule(DataModule):
     @property
     def is_folder(self) -> bool:
         """``data_dir`` is read as a VOC-format folder (``VOCFolder``)."""
-        return self.data_dir is not None and not self.download
+        return self.data_dir is not None and not self.download and os.path.isdir(self.data_dir)
 
     @property
     def folder_root(self) -> str:

@@ -158,7 +158,7 @@ class VOCFolder(VisionDataset):
                 annotations, _ = _annotations.read_annotation_files(
                     whole.annotations, self.num_threads
                 )
-            return tuple(_annotations.infer_classes(annotations)), "annotations"
+            return _inferred(_annotations.infer_classes(annotations), self.layout)
         if any(path is not None for path in self.annotations):  # masks, some XML: all of it
             return folder_classes(index.root, self.layout, self.num_threads)
         raise ValueError(
@@ -296,6 +296,14 @@ def folder_classes(
     names = _annotations.infer_classes(annotations)
     if not names:
         raise ValueError(f"{index.root}: the annotations name no objects; pass classes=[...]")
+    return _inferred(names, index.layout)
+
+
+def _inferred(names: list, layout: str) -> tuple:
+    """``(classes, source)`` for names read from the annotations: a VOCdevkit tree whose names
+    are all PASCAL VOC's keeps VOC's 20 classes and labels (a partial tree labels alike)."""
+    if layout == "vocdevkit" and names and set(names) <= set(_voc.VOC_CLASSES):
+        return _voc.VOC_CLASSES, "PASCAL VOC (every name in the annotations is one of its 20)"
     return tuple(names), "annotations"
 
 
