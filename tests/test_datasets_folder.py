@@ -474,3 +474,39 @@ def test_vocdevkit_tree_reads_like_voc_detection(tmp_path):
         (a_image, a), (b_image, b) = folder[i], voc[i]
         assert torch.equal(a_image, b_image)
         assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])
+
+
+def test_native_resume_mid_epoch_with_random_transforms(tmp_path):
+    dataset = quiet(
+        make_tree(tmp_path, "roboflow", count=10),
+        transforms=v2.Compose([v2.RandomHorizontalFlip(), v2.Resize((40, 40))]),
+    )
+
+    def make():
+        return conveyor.DataLoader(
+            dataset,
+            batch_size=2,
+            shuffle=True,
+            seed=5,
+            collate_fn=detection_collate,
+            num_workers=2,
+        )
+
+    def flat(batches):
+        return [
+            (t["image_id"], t["boxes"].tolist(), image.sum().item())
+            for images, targets in batches
+            for image, t in zip(images, targets)
+        ]
+
+    reference = make()
+    assert native_setup(reference) is not None
+    expected = flat(list(reference))
+    loader = make()
+    iterator = iter(loader)
+    head = [next(iterator) for _ in range(2)]
+    state = loader.state_dict()
+    del iterator
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert flat(head) + flat(list(resumed)) == expected
