@@ -247,6 +247,7 @@ def test_malformed_xml_does_not_stop_indexing_and_on_error_skip_skips_it(tmp_pat
     with pytest.warns(UserWarning, match="2 unreadable or malformed annotation"):
         dataset = VOCFolder(root)
     assert len(dataset) == 5 and sorted(dataset.report.bad_files) == [1, 3]
+    assert not dataset.report.size_from_image  # bad files are reported once, as bad
     with pytest.raises(AnnotationError, match=r"img_001\.xml:1:"):
         dataset[1]
     for num_workers in (0, 2):  # the Python path and the native path
@@ -510,3 +511,11 @@ def test_native_resume_mid_epoch_with_random_transforms(tmp_path):
     resumed = make()
     resumed.load_state_dict(state)
     assert flat(head) + flat(list(resumed)) == expected
+
+
+def test_class_file_missing_a_name_skips_and_counts_its_objects(tmp_path):
+    root = make_tree(tmp_path, "labelimg", count=6)
+    (root / "classes.txt").write_text("raccoon\ntraffic sign\n")
+    with pytest.warns(UserWarning, match="unknown classes skipped: 'zebra'"):
+        dataset = VOCFolder(root)
+    assert dataset.classes == ("raccoon", "traffic sign") and dataset.report.unknown_names["zebra"]

@@ -63,6 +63,8 @@ class VOCFolder(VisionDataset):
             (default) or ``"pil"`` for segmentation.
         unknown_classes: ``"raise"`` (default): an object whose class is not in an explicit
             ``classes`` raises naming its file; ``"skip"``: such objects are left out (counted).
+            Objects of classes missing from the folder's class file are always left out and
+            counted (``report.unknown_names``).
         layout: Force a layout (``"vocdevkit"``, ``"cvat"``, ``"labelme"``, ``"roboflow"``,
             ``"labelimg"``).
         ids: Keep only these sample ids (file stems), in this order.
@@ -132,6 +134,8 @@ class VOCFolder(VisionDataset):
             )
             annotations = _annotations.drop_degenerate_boxes(annotations, self.report)
             self._native_annotations = self._label(annotations, unknown_classes)
+            bad = {self.annotations[i] for i in self.report.bad_files}  # reported already
+            self.report.size_from_image = [p for p in self.report.size_from_image if p not in bad]
         self._warn_findings()
 
     # -- construction ----------------------------------------------------------------------
