@@ -519,3 +519,18 @@ def test_class_file_missing_a_name_skips_and_counts_its_objects(tmp_path):
     with pytest.warns(UserWarning, match="unknown classes skipped: 'zebra'"):
         dataset = VOCFolder(root)
     assert dataset.classes == ("raccoon", "traffic sign") and dataset.report.unknown_names["zebra"]
+
+
+def test_empty_selection_and_pickling(tmp_path):
+    import pickle
+
+    root = make_tree(tmp_path, "labelimg", count=4)
+    empty = quiet(root, ids=[])
+    assert len(empty) == 0 and empty.classes == CLASSES
+    assert list(conveyor.DataLoader(empty, batch_size=2, collate_fn=detection_collate)) == []
+    (root / "annotations" / "img_001.xml").write_text("<a>")
+    dataset = quiet(root)
+    copy = pickle.loads(pickle.dumps(dataset))  # worker processes get a copy
+    assert list(copy.report.bad_files) == [1] and copy.classes == dataset.classes
+    with pytest.raises(AnnotationError):
+        copy[1]

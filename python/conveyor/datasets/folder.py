@@ -124,7 +124,9 @@ class VOCFolder(VisionDataset):
         self.report = _annotations.AnnotationReport()
         self._native_annotations: Optional[_voc.AnnotationSet] = None
         self.image_sizes = _annotations.read_image_sizes(self.images, num_threads)
-        has_xml = bool(self.annotations) and all(path is not None for path in self.annotations)
+        has_xml = task == "detection" or (  # detection samples all have one (maybe none)
+            bool(self.annotations) and all(path is not None for path in self.annotations)
+        )
         if has_xml:
             self._native_annotations = self._read_annotations()
         self.classes, self.classes_source = self._resolve_classes(classes, index)
