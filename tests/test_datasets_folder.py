@@ -534,3 +534,21 @@ def test_empty_selection_and_pickling(tmp_path):
     assert list(copy.report.bad_files) == [1] and copy.classes == dataset.classes
     with pytest.raises(AnnotationError):
         copy[1]
+
+
+def test_vocdevkit_folder_itself_and_several_years(tmp_path):
+    root = make_tree(tmp_path, "vocdevkit", count=3)
+    assert len(quiet(root / "VOCdevkit")) == 3  # the VOCdevkit folder itself
+    shutil.copytree(root / "VOCdevkit" / "VOC2012", root / "VOCdevkit" / "VOC2007")
+    with pytest.raises(ValueError, match="holds 2 folders"):
+        VOCFolder(root)
+    assert len(quiet(root / "VOCdevkit" / "VOC2007")) == 3
+
+
+def test_annotations_without_images_are_reported(tmp_path):
+    root = make_tree(tmp_path, "cvat", count=3)
+    shutil.rmtree(root / "JPEGImages")
+    with pytest.warns(UserWarning, match="has no image"):
+        dataset = VOCFolder(root)
+    assert len(dataset) == 0 and dataset.layout == "cvat"
+    assert [p.kind for p in dataset.problems] == ["orphan-annotation"] * 3

@@ -17,6 +17,7 @@ annotation and a split entry without files are returned as problems.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,11 +106,20 @@ def _files_by_stem(directory: str, keep) -> dict:
 
 
 def _resolve_root(root: str) -> str:
-    """``root`` itself, or the single ``VOCdevkit/VOC20xx`` under it."""
-    devkit = os.path.join(root, "VOCdevkit")
-    if not os.path.isdir(devkit) or _first_dir(root, _ANNOTATION_DIRS + _IMAGE_DIRS):
+    """``root`` itself, or the single ``VOC20xx`` under ``root/VOCdevkit`` or ``root``."""
+    if _first_dir(root, _ANNOTATION_DIRS + _IMAGE_DIRS):
         return root
-    years = [name for name in _listdir(devkit) if os.path.isdir(os.path.join(devkit, name))]
+    devkit = os.path.join(root, "VOCdevkit")
+    if not os.path.isdir(devkit):
+        devkit = root  # root may be the VOCdevkit folder itself (then only VOC<year> count)
+    years = [
+        name
+        for name in _listdir(devkit)
+        if os.path.isdir(os.path.join(devkit, name))
+        and (devkit != root or re.fullmatch(r"VOC\d{4}", name))
+    ]
+    if devkit == root and not years:
+        return root
     if len(years) != 1:
         raise ValueError(
             f"{devkit} holds {len(years)} folders ({', '.join(years) or 'none'}): pass the one "
@@ -175,6 +185,15 @@ def detect_layout(root: str) -> tuple:
         return {"labelmap.txt": "cvat", "class_names.txt": "labelme"}.get(name, "vocdevkit"), root
     if images is not None and annotations is not None:
         return "labelimg", root
+    if (
+        images is None
+        and annotations is not None
+        and os.path.basename(annotations) == "Annotations"
+    ):
+        # VOC's Annotations/ without JPEGImages/: every sample is reported without its image
+        class_file = find_class_file(root)
+        name = os.path.basename(class_file) if class_file else ""
+        return {"labelmap.txt": "cvat", "class_names.txt": "labelme"}.get(name, "vocdevkit"), root
     if any(name.lower().endswith(".xml") for name in _listdir(root)):
         return "labelimg", root
     raise ValueError(
@@ -254,7 +273,9 @@ def index_folder(
                 getattr(index, name).extend(getattr(folder_index, name))
         return index
 
-    image_dir = image_dir or _first_dir(data_root, _IMAGE_DIRS) or data_root
+    default_images = "JPEGImages" if layout in ("vocdevkit", "cvat", "labelme") else ""
+    image_dir = image_dir or _first_dir(data_root, _IMAGE_DIRS)
+    image_dir = image_dir or os.path.join(data_root, default_images)
     annotation_dir = annotation_dir or _first_dir(data_root, _ANNOTATION_DIRS) or image_dir
     mask_dir = mask_dir or os.path.join(data_root, "SegmentationClass")
     images = _files_by_stem(image_dir, _is_image)
