@@ -64,18 +64,20 @@ def _why_not_native(loader: Any) -> Optional[str]:
     """``None`` when the loader's dataset can run on the engine, else why not."""
     try:
         from conveyor import _core
-        from conveyor.datasets import VOCDetection, VOCSegmentation
+        from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
     except ImportError:
         return "conveyor's datasets or native core are not available"
     if not hasattr(_core, "Engine"):
         return "the native core was built without the engine"
-    if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
-        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation)):
+    if type(loader.dataset) not in (VOCDetection, VOCSegmentation, VOCFolder):
+        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation, VOCFolder)):
             return (
                 f"{type(loader.dataset).__qualname__} subclasses a conveyor VOC dataset "
                 "(its __getitem__ may differ, so only Python runs it faithfully)"
             )
         return "not a conveyor VOC dataset"
+    if not getattr(loader.dataset, "natively_decodable", True):
+        return "images the engine does not decode (BMP)"
     if loader.batch_size is None or loader._user_batch_sampler:
         return "no automatic batching or a custom batch_sampler"
     return None
@@ -94,15 +96,20 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
     """
     why = _why_not_native(loader)
     if why is not None:
-        from conveyor.datasets import VOCDetection, VOCSegmentation
+        try:
+            from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
 
-        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation)):
+            ours = isinstance(loader.dataset, (VOCDetection, VOCSegmentation, VOCFolder))
+        except ImportError:
+            ours = False
+        if ours:
             _warn_python(why, "the whole pipeline runs in Python")
         return None, why
     from conveyor.datasets import VOCDetection
 
     dataset = loader.dataset
-    kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    kind = getattr(dataset, "task", None)  # VOCFolder says; the VOC datasets are one each
+    kind = kind or ("detection" if isinstance(dataset, VOCDetection) else "segmentation")
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
