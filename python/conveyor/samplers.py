@@ -30,10 +30,16 @@ import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import BatchSampler, DistributedSampler, Sampler, SequentialSampler, Subset
+from torch.utils.data import BatchSampler, Sampler, Subset
 
-from conveyor.loader.sampling import SeededShuffleSampler, shard_indices, sharded_length
+from conveyor.loader.sampling import (
+    SeededShuffleSampler,
+    epoch_snapshot,
+    replays_epoch,
+    restore_snapshot,
+    shard_indices,
+    sharded_length,
+)
 
 __all__ = [
     "GroupedBatchSampler",
@@ -223,35 +229,6 @@ def group_batches(order: Sequence[int], group_ids: Sequence[int], batch_size: in
     return batches
 
 
-def _exact_order(sampler: Any) -> bool:
-    """Whether re-iterating ``sampler`` for an epoch (after restoring what we snapshot) repeats it."""
-    if isinstance(sampler, (SeededShuffleSampler, SequentialSampler, DistributedSampler, range)):
-        return True
-    if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
-        return True
-    if isinstance(getattr(sampler, "generator", None), torch.Generator):
-        return True
-    return False
-
-
-def _snapshot(sampler: Any) -> Any:
-    if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
-        return {"state_dict": sampler.state_dict()}
-    generator = getattr(sampler, "generator", None)
-    if isinstance(generator, torch.Generator):
-        return {"generator_state": generator.get_state()}
-    return None
-
-
-def _restore(sampler: Any, snapshot: Any) -> None:
-    if not snapshot:
-        return
-    if "state_dict" in snapshot:
-        sampler.load_state_dict(snapshot["state_dict"])
-    elif "generator_state" in snapshot:
-        sampler.generator.set_state(snapshot["generator_state"])
-
-
 class GroupedBatchSampler(BatchSampler):
     """Batches whose images share an aspect-ratio group: torchvision's ``GroupedBatchSampler``.
 
@@ -382,12 +359,12 @@ class GroupedBatchSampler(BatchSampler):
     def __iter__(self) -> Iterator[List[int]]:
         epoch, skip = self._next_epoch, self._resume_skip
         self._next_epoch, self._resume_skip = epoch + 1, 0
-        _restore(self.sampler, self._pending_snapshot)
+        restore_snapshot(self.sampler, self._pending_snapshot)
         self._pending_snapshot = None
         progress = {
             "epoch": epoch,
             "batches": skip,
-            "snapshot": _snapshot(self.sampler),
+            "snapshot": epoch_snapshot(self.sampler),
             "finished": False,
         }
         self._progress = progress
@@ -407,7 +384,7 @@ class GroupedBatchSampler(BatchSampler):
             ``epoch``, ``batches_yielded`` (of that epoch), ``seed``, the shard, and the base
             sampler's state at the epoch's start (when it has one).
         """
-        if not self._warned and not _exact_order(self.sampler):
+        if not self._warned and not replays_epoch(self.sampler):
             self._warned = True
             warnings.warn(
                 f"GroupedBatchSampler: its base sampler {type(self.sampler).__name__} cannot "
@@ -419,7 +396,7 @@ class GroupedBatchSampler(BatchSampler):
         if progress is None or progress["finished"]:
             epoch, skip, snapshot = self._next_epoch, self._resume_skip, self._pending_snapshot
             if snapshot is None:
-                snapshot = _snapshot(self.sampler)
+                snapshot = epoch_snapshot(self.sampler)
         else:
             epoch, skip, snapshot = progress["epoch"], progress["batches"], progress["snapshot"]
         return {

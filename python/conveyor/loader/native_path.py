@@ -44,6 +44,7 @@ class NativeSetup:
         target_transform: Applied in Python to each target (separate-transform datasets).
         engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch).
         buffers: Destination tensors fed to the engine and not yet returned in a batch.
+        batch_size: The engine's batch size (the loader's, or its batch sampler's).
     """
 
     kind: str
@@ -52,6 +53,7 @@ class NativeSetup:
     boxes_move: bool
     target_transform: Optional[Callable]
     masks_move: bool = False
+    batch_size: int = 1
     engine: Any = None
     buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
@@ -67,9 +69,18 @@ def _why_not_native(loader: Any) -> Optional[str]:
         return "the native core was built without the engine"
     if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
         return "not a conveyor VOC dataset"
-    if loader.batch_size is None or loader._user_batch_sampler:
-        return "no automatic batching or a custom batch_sampler"
+    if _batch_size(loader) is None:
+        return "no automatic batching, or a batch_sampler without an int batch_size"
     return None
+
+
+def _batch_size(loader: Any) -> Optional[int]:
+    # a batch sampler (torch's BatchSampler, torchvision's or conveyor's GroupedBatchSampler)
+    # names its batch size; its epochs run natively when they cut one order every batch_size
+    if loader._user_batch_sampler:
+        size = getattr(loader.batch_sampler, "batch_size", None)
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+    return loader.batch_size
 
 
 def native_setup(loader: Any) -> Optional[NativeSetup]:
@@ -111,6 +122,7 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
         boxes_move=joint and typed and kind == "detection",
         masks_move=joint and typed and kind == "segmentation",
         target_transform=None if joint else dataset.target_transform,
+        batch_size=_batch_size(loader),
     )
 
 
@@ -152,7 +164,7 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     return Engine(
         setup.plan.ops,
         dataset.images,
-        batch_size=loader.batch_size,
+        batch_size=setup.batch_size,
         num_threads=loader.num_workers,
         prefetch=max(1, loader.prefetch_factor or 2),
         seed=loader.seed,
@@ -229,7 +241,7 @@ class NativeIterator:
                 del self._buffers[buffer_id]
 
     def _feed_one(self) -> None:
-        shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
+        shape = (self._setup.batch_size,) + tuple(self._engine.output_shape)
         dtype = getattr(torch, self._engine.output_dtype.name)
         tensor = torch.empty(shape, dtype=dtype, pin_memory=self._pin is not None)
         self._buffers[self._engine.feed_buffer(tensor.numpy())] = tensor
