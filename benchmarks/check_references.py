@@ -306,6 +306,12 @@ def verdict(check: dict) -> dict:
         "trains": bool(losses) and all(loss == loss and abs(loss) < 1e6 for loss in losses),
         "native": bool(conveyor_run["conveyor_paths"])
         and set(conveyor_run["conveyor_paths"]) == {"native"},
+        # the engine ran, but the planner handed these transforms to Python (one warning each)
+        "python_tails": [
+            line.split("UserWarning: ", 1)[1]
+            for line in Path(conveyor_run["log"]).read_text().splitlines()
+            if "cannot run natively" in line and "UserWarning: " in line
+        ],
         "speedup": conveyor_run["iterations_per_s"] / torch_run["iterations_per_s"],
     }
 

@@ -395,7 +395,7 @@ def test_plain_batch_sampler_of_the_issue_runs_natively(voc_root):
     assert batches == list(make()) and [len(b) for b in batches][-1] == len(dataset) % 7
 
 
-def test_batches_of_varying_size_are_exact(voc_root):
+def test_batches_of_varying_size_run_natively_and_exactly(voc_root):
     dataset = loader_dataset(voc_root)
     sizes = [3, 5, 1, 6, 2, 4]
 
@@ -413,11 +413,15 @@ def test_batches_of_varying_size_are_exact(voc_root):
         def __len__(self):
             return len(list(iter(self)))
 
-    ours = conveyor_loader(dataset, Varying())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # until the engine takes any batch: Python path, warned
-        assert ids_of(ours) == list(Varying())
-    assert [len(b) for b in list(Varying())][:6] == sizes
+    for workers in (0, 2):
+        ours = conveyor_loader(dataset, Varying(), workers)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            batches = list(ours)
+        assert ours.stats.path == "native"
+        assert ids_of(batches) == list(Varying())
+        assert [len(images) for images, _ in batches][:6] == sizes
+        assert all(images.shape[1:] == (3, 48, 64) for images, _ in batches)
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
@@ -474,3 +478,32 @@ def test_loader_warns_once_when_a_batch_sampler_cannot_replay(voc_root):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loader.state_dict()
+
+
+def test_fed_buffers_with_batch_samplers_of_fixed_and_varying_size(voc_root):
+    # the pinned-memory path: destination buffers of the batch sampler's batch_size are fed to
+    # the engine; a larger batch takes engine memory, a smaller one a buffer's first rows
+    dataset = loader_dataset(voc_root)
+    reference = ids_of(conveyor_loader(dataset, GroupedBatchSampler.from_dataset(dataset, 4)))
+    varying = [list(range(i, min(i + size, len(dataset)))) for i, size in ((0, 2), (2, 6), (8, 4))]
+
+    class Varying(torch.utils.data.Sampler):
+        batch_size = 4
+
+        def __iter__(self):
+            return iter(varying)
+
+        def __len__(self):
+            return len(varying)
+
+    for make, expected in (
+        (lambda: GroupedBatchSampler.from_dataset(dataset, 4), reference),
+        (Varying, varying),
+    ):
+        loader = conveyor_loader(dataset, make())
+        loader._feed_buffers = True
+        plain = list(conveyor_loader(dataset, make()))
+        fed = list(loader)
+        assert loader.stats.path == "native" and ids_of(fed) == expected
+        for (images, _), (plain_images, _) in zip(fed, plain):
+            assert torch.equal(images, plain_images)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 import torch
 import torch.utils.data as tud
 
+from conveyor.loader.engine import IndexBatches
 from conveyor.loader.generic_path import (
     GenericIterator,
     IterableFetcher,
@@ -30,7 +31,6 @@ from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engi
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
-    batches_as_order,
     epoch_snapshot,
     replays_epoch,
     restore_snapshot,
@@ -185,7 +185,6 @@ class DataLoader(tud.DataLoader):
         self._sampler_shards = False  # a batch sampler with shard() splits the epoch itself
         self._sampler_snapshot: Any = None  # user sampler's epoch_snapshot for the next epoch
         self._warned_resume = False
-        self._warned_batches = False
         self._next_epoch = 0
         self._resume_skip = 0
         self._progress: Optional[Dict[str, Any]] = None
@@ -395,20 +394,12 @@ class DataLoader(tud.DataLoader):
         )
         self._recorder = recorder
         setup = self._native_setup()
-        order, batches = None, None
-        if setup is not None and self._user_batch_sampler:
-            batches = list(self._index_stream(0))  # the epoch's batches, iterated once
-            order = self._batches_for_engine(setup, batches)
-            if order is None:
-                setup = None
         if setup is not None:
             recorder.path = "native"
-            iterator: Any = self._native_iterator(
-                setup, epoch, skip, pin, progress, recorder, order
-            )
+            iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
         else:
             iterator = self._generic_iterator(
-                epoch, skip, base_seed, pin, progress, recorder, persistent, batches
+                epoch, skip, base_seed, pin, progress, recorder, persistent
             )
         self._last_iterator = weakref.ref(iterator)
         return iterator
@@ -419,21 +410,6 @@ class DataLoader(tud.DataLoader):
         if self._user_batch_sampler:
             return self.batch_sampler
         return self.sampler if self._user_sampler else None
-
-    def _batches_for_engine(self, setup: NativeSetup, batches: list) -> Optional[list]:
-        # Until the engine takes batches of any size, a batch sampler runs natively when its
-        # batches are one flat order cut every batch_size (a shorter last one allowed).
-        flat = batches_as_order(batches)
-        if flat is not None and flat[1] in (0, setup.batch_size):
-            return flat[0]
-        if not self._warned_batches:
-            self._warned_batches = True
-            warnings.warn(
-                f"conveyor.DataLoader: {type(self.batch_sampler).__name__} yields batches of "
-                f"varying size (not all {setup.batch_size}); such epochs run on the Python path",
-                stacklevel=3,
-            )
-        return None
 
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
@@ -486,18 +462,13 @@ class DataLoader(tud.DataLoader):
         pin: Optional[str],
         progress: Dict[str, Any],
         recorder: StatsRecorder,
-        order: Optional[list] = None,
     ) -> NativeIterator:
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
-            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
-        if order is None:
-            order = list(self.sampler)
-            if self.world_size > 1:
-                order = shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+        batches = IndexBatches.of(self._index_stream(0))  # this rank's, as the sampler made them
 
         def on_batch() -> None:
             progress["batches"] += 1
@@ -508,7 +479,7 @@ class DataLoader(tud.DataLoader):
         return NativeIterator(
             self,
             setup,
-            order,
+            batches,
             epoch,
             skip,
             recorder,
@@ -535,7 +506,6 @@ class DataLoader(tud.DataLoader):
         progress: Dict[str, Any],
         recorder: StatsRecorder,
         persistent: bool,
-        batches: Optional[list] = None,
     ) -> GenericIterator:
         if self._iterable:
             fetcher: Callable = IterableFetcher(
@@ -559,9 +529,7 @@ class DataLoader(tud.DataLoader):
 
         return GenericIterator(
             fetcher,
-            self._index_stream(0 if self._iterable else skip)
-            if batches is None
-            else iter(batches[skip:]),
+            self._index_stream(0 if self._iterable else skip),
             pool,
             owns_pool=not persistent,
             in_flight=in_flight,

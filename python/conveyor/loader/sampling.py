@@ -11,7 +11,7 @@ therefore see the same samples on the same ranks.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -201,19 +201,3 @@ def replays_epoch(sampler: Any) -> bool:
         return True
     inner = getattr(sampler, "sampler", None)
     return inner is not None and inner is not sampler and replays_epoch(inner)
-
-
-def batches_as_order(batches: Sequence[Sequence[int]]) -> Optional[Tuple[List[int], int]]:
-    """``(order, batch_size)`` when ``batch_indices(order, batch_size)`` rebuilds ``batches``.
-
-    That holds when every batch has the first one's size, except a shorter last one. Such a
-    batch sampler's epoch can then be handed to the engine as one flat order.
-    """
-    if not batches:
-        return [], 0
-    size = len(batches[0])
-    if size == 0 or any(len(batch) != size for batch in batches[:-1]):
-        return None
-    if len(batches[-1]) > size or len(batches[-1]) == 0:
-        return None
-    return [int(index) for batch in batches for index in batch], size
