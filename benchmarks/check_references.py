@@ -88,6 +88,21 @@ RUNNER = textwrap.dedent(
                 close_step()
 
     utils.MetricLogger.log_every = timed
+
+    try:
+        import pycocotools  # noqa: F401
+    except ImportError:
+        # segmentation's coco_utils imports it at module level; --dataset voc never calls it.
+        # Without it installed, any use fails loudly instead of being imitated.
+        import types
+
+        def missing(name):
+            raise RuntimeError(f"pycocotools is not installed (needed for {name})")
+
+        package = types.ModuleType("pycocotools")
+        package.mask = types.ModuleType("pycocotools.mask")
+        package.mask.__getattr__ = missing
+        sys.modules["pycocotools"], sys.modules["pycocotools.mask"] = package, package.mask
     paths = []
     try:
         import conveyor

@@ -507,3 +507,14 @@ def test_fed_buffers_with_batch_samplers_of_fixed_and_varying_size(voc_root):
         assert loader.stats.path == "native" and ids_of(fed) == expected
         for (images, _), (plain_images, _) in zip(fed, plain):
             assert torch.equal(images, plain_images)
+
+
+def test_loader_iterating_a_grouped_sampler_over_random_sampler_warns_only_on_state_dict(voc_root):
+    dataset = loader_dataset(voc_root)
+    sampler = GroupedBatchSampler(RandomSampler(dataset), aspect_ratio_groups(dataset), 4)
+    loader = conveyor_loader(dataset, sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(ids_of(loader)) == len(dataset) // 4
+    with pytest.warns(UserWarning, match="GroupedBatchSampler given cannot replay"):
+        loader.state_dict()

@@ -377,14 +377,18 @@ class GroupedBatchSampler(BatchSampler):
             yield batch
         progress["finished"] = True
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self, warn: bool = True) -> Dict[str, Any]:
         """Where the sampler stands: the next ``iter()`` after ``load_state_dict`` resumes there.
+
+        Args:
+            warn: Warn (once) when the base sampler cannot replay an epoch. ``conveyor.
+                DataLoader`` passes False for the snapshot it takes at each epoch's start.
 
         Returns:
             ``epoch``, ``batches_yielded`` (of that epoch), ``seed``, the shard, and the base
             sampler's state at the epoch's start (when it has one).
         """
-        if not self._warned and not replays_epoch(self.sampler):
+        if warn and not self._warned and not replays_epoch(self.sampler):
             self._warned = True
             warnings.warn(
                 f"GroupedBatchSampler: its base sampler {type(self.sampler).__name__} cannot "

@@ -157,6 +157,10 @@ def epoch_snapshot(sampler: Any) -> Optional[Dict[str, Any]]:
     with a ``torch.Generator`` gives the generator's state. ``None``: nothing to keep (the
     sampler is deterministic given its epoch, or cannot be replayed: see ``replays_epoch``).
     """
+    from conveyor.samplers import GroupedBatchSampler  # (it imports this module)
+
+    if isinstance(sampler, GroupedBatchSampler):  # the loader warns itself, in its state_dict
+        return {"state_dict": sampler.state_dict(warn=False)}
     if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
         return {"state_dict": sampler.state_dict()}
     inner = getattr(sampler, "sampler", None)
@@ -191,6 +195,10 @@ def replays_epoch(sampler: Any) -> bool:
     """
     from torch.utils.data import DistributedSampler, SequentialSampler
 
+    from conveyor.samplers import GroupedBatchSampler
+
+    if isinstance(sampler, GroupedBatchSampler):  # stateful, but only as exact as its base
+        return replays_epoch(sampler.sampler)
     if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
         return True
     if isinstance(sampler, (SeededShuffleSampler, SequentialSampler, DistributedSampler)):
