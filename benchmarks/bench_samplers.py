@@ -14,6 +14,10 @@ Rows, side by side in one run on one tree of mixed aspect ratios (VOC's common s
 * ``conveyor shuffle=True`` and ``conveyor batch_sampler``: the same recipe with ``shuffle=True``
   and with ``batch_sampler=BatchSampler(RandomSampler(ds, generator), batch, False)``.
 
+Each row also reports its padding waste: the share of pixels that would be padding once each
+batch is padded to its largest image (rounded up to 32, as torchvision detectors pad), grouped
+(the first two rows) vs ungrouped (the last two).
+
 torchvision's ``GroupedBatchSampler`` lives in its repository's ``references/``, not in the
 package: pass ``--vision PATH`` (a pytorch/vision checkout) to use that very class in the torch
 row; without it the torch row uses conveyor's, which yields the same batches for the same base
@@ -167,12 +171,27 @@ def make_loaders(args, root: Path) -> dict:
     }
 
 
-def epoch(loader) -> tuple[int, float]:
+def padded_pixels(batch_images, divisible: int = 32) -> tuple[int, int]:
+    """(image pixels, pixels of the padded batch) when the batch is padded to its largest
+    height and width rounded up to ``divisible``, as torchvision detectors' ``batch_images``
+    pads it (``size_divisible=32``)."""
+    heights = [int(image.shape[-2]) for image in batch_images]
+    widths = [int(image.shape[-1]) for image in batch_images]
+    height = -(-max(heights) // divisible) * divisible
+    width = -(-max(widths) // divisible) * divisible
+    return sum(h * w for h, w in zip(heights, widths)), len(batch_images) * height * width
+
+
+def epoch(loader) -> tuple[int, float, float]:
+    """Images, seconds and padding waste (share of padded-batch pixels that are padding)."""
     started = time.perf_counter()
-    images = 0
+    images, real, padded = 0, 0, 0
     for batch_images, _targets in loader:
         images += len(batch_images)
-    return images, time.perf_counter() - started
+        batch_real, batch_padded = padded_pixels(batch_images)
+        real, padded = real + batch_real, padded + batch_padded
+    seconds = time.perf_counter() - started
+    return images, seconds, 1.0 - real / padded if padded else 0.0
 
 
 def main(argv=None) -> int:
@@ -187,10 +206,11 @@ def main(argv=None) -> int:
         for name, loader in loaders.items()
     }
     rates: dict[str, list[float]] = {name: [] for name in loaders}
+    waste: dict[str, float] = {}
     for round_index in range(args.rounds):
         names = list(loaders) if round_index % 2 == 0 else list(reversed(loaders))
         for name in names:
-            images, seconds = epoch(loaders[name])
+            images, seconds, waste[name] = epoch(loaders[name])
             rates[name].append(images / seconds)
             print(f"[round {round_index + 1}] {name:24s} {images / seconds:8.1f} img/s", flush=True)
     median = {name: statistics.median(values) for name, values in rates.items()}
@@ -213,7 +233,13 @@ def main(argv=None) -> int:
             "sizes": SIZES,
         },
         "results": [
-            {"label": name, "images_per_s": median[name], "runs": rates[name], "path": paths[name]}
+            {
+                "label": name,
+                "images_per_s": median[name],
+                "runs": rates[name],
+                "path": paths[name],
+                "padding_waste": waste[name],
+            }
             for name in loaders
         ],
         "ratios": ratios,
@@ -222,6 +248,10 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for label, value in ratios.items():
         print(f"{label}: {value:.2f}x")
+    print(
+        "padding waste (batch padded to its max, multiple of 32): "
+        + ", ".join(f"{name} {share:.1%}" for name, share in waste.items())
+    )
     print(f"paths: {paths}")
     print(f"results: {args.out}")
     if not args.no_plot:

@@ -97,6 +97,8 @@ RUNNER = textwrap.dedent(
         import types
 
         def missing(name):
+            if name.startswith("__"):  # introspection (inspect, pickle) probes dunders
+                raise AttributeError(name)
             raise RuntimeError(f"pycocotools is not installed (needed for {name})")
 
         package = types.ModuleType("pycocotools")

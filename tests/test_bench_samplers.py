@@ -45,6 +45,11 @@ def test_bench_samplers_quick_run_writes_results(tmp_path):
     for label, row in rows.items():
         assert row["images_per_s"] > 0 and len(row["runs"]) == 1
         assert row["path"] == ("torch" if label == "torch" else "native")
+        assert 0.0 <= row["padding_waste"] < 1.0
+    # grouping by aspect ratio wastes less padding than shuffling
+    assert (
+        rows["conveyor grouped"]["padding_waste"] < rows["conveyor shuffle=True"]["padding_waste"]
+    )
     assert set(report["ratios"]) == {
         "grouped vs torch (target >= 4)",
         "batch_sampler vs shuffle=True (target >= 0.9)",
