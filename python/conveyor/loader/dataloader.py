@@ -279,8 +279,8 @@ class DataLoader(tud.DataLoader):
         ``state_dict``/``load_state_dict``, e.g. ``conveyor.samplers.GroupedBatchSampler``) or
         wraps a sampler with a ``generator`` (its state at the epoch's start is kept). Other user
         samplers (``RandomSampler`` without a generator) are fast-forwarded by the number of
-        batches, in a new order: ``state_dict`` warns once. Datasets whose own randomness comes from torch's global RNG are
-        not rewound.
+        batches, in a new order: ``state_dict`` warns once. Datasets whose own randomness comes
+        from torch's global RNG are not rewound.
 
         Returns:
             A small dict of ints (and the generator's state tensor when there is a generator).
