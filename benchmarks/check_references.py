@@ -17,7 +17,10 @@ Public code no one here wrote, run side by side with torch's DataLoader on gener
    (its group ids from ``conveyor.samplers.aspect_ratio_groups``: no image opened).
 
 For each, both runs must train (finite loss), the conveyor one must stay on the native path
-(its loaders' ``stats.path``), and the training iterations per second are compared. The
+(its loaders' ``stats.path``; the loader's warnings about work left to Python are listed), and
+the training iterations per second (after the first) are compared: ``--repeats`` runs per loader,
+alternating which goes first, median. Each run is a separate process, so on a busy host the
+ratio moves with the load: read it from a quiet machine. The
 reference code is read from a pytorch/vision checkout given on the command line; nothing of it
 is copied into this repository. Writes ``results/check_references.json``::
 
@@ -34,6 +37,7 @@ import difflib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -191,6 +195,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=12, help="detection iterations")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per loader, alternating")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/conveyor-check-references"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "check_references.json")
     return parser.parse_args(argv)
@@ -234,7 +239,7 @@ def check_segmentation(args, work: Path) -> dict:
     if not (data / "VOCdevkit").is_dir():
         make_synthetic_voc(data, num_images=args.images, image_size=(500, 375), seed=0)
     reference = args.vision / "references" / "segmentation"
-    results, diff = {}, ""
+    commands, diff = {}, ""
     for loader in ("torch", "conveyor"):
         folder = work / f"segmentation-{loader}"
         shutil.rmtree(folder, ignore_errors=True)
@@ -274,11 +279,8 @@ def check_segmentation(args, work: Path) -> dict:
             "--output-dir",
             str(folder / "out"),
         ]
-        results[loader] = run(folder, argv, work / f"segmentation-{loader}.log")
-        print(
-            f"segmentation {loader:9s} {results[loader]['iterations_per_s']:.3f} it/s", flush=True
-        )
-    return {"runs": results, "diff": diff}
+        commands[loader] = (folder, argv)
+    return {"runs": run_rounds(args, "segmentation", commands, work), "diff": diff}
 
 
 def mixed_tree(args, work: Path) -> Path:
@@ -294,7 +296,7 @@ def check_detection(args, work: Path) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(args.vision / "references" / "detection", folder)
     (folder / "_conveyor_detection_loop.py").write_text(DETECTION_LOOP)
-    results = {}
+    commands = {}
     for loader in ("torch", "conveyor"):
         argv = [
             "_conveyor_detection_loop.py",
@@ -309,11 +311,32 @@ def check_detection(args, work: Path) -> dict:
             "--iterations",
             str(args.iterations),
         ]
-        results[loader] = run(folder, argv, work / f"detection-{loader}.log")
-        print(
-            f"detection    {loader:9s} {results[loader]['iterations_per_s']:.3f} it/s", flush=True
-        )
-    return {"runs": results}
+        commands[loader] = (folder, argv)
+    return {"runs": run_rounds(args, "detection", commands, work)}
+
+
+def run_rounds(args, name: str, commands: dict, work: Path) -> dict:
+    """Each loader's run ``args.repeats`` times, alternating which goes first (the host's load
+    drifts); a loader's rate is the median over its runs."""
+    runs: dict = {loader: [] for loader in commands}
+    for round_index in range(args.repeats):
+        order = list(commands) if round_index % 2 == 0 else list(reversed(commands))
+        for loader in order:
+            folder, argv = commands[loader]
+            log = work / f"{name}-{loader}-{round_index}.log"
+            runs[loader].append(run(folder, argv, log))
+            rate = runs[loader][-1]["iterations_per_s"]
+            print(f"[round {round_index + 1}] {name} {loader:9s} {rate:.3f} it/s", flush=True)
+    return {
+        loader: {
+            "iterations_per_s": statistics.median(r["iterations_per_s"] for r in results),
+            "rounds": results,
+            "losses": results[0]["losses"],
+            "conveyor_paths": [p for r in results for p in r["conveyor_paths"]],
+            "logs": [r["log"] for r in results],
+        }
+        for loader, results in runs.items()
+    }
 
 
 def verdict(check: dict) -> dict:
@@ -323,11 +346,12 @@ def verdict(check: dict) -> dict:
         "trains": bool(losses) and all(loss == loss and abs(loss) < 1e6 for loss in losses),
         "native": bool(conveyor_run["conveyor_paths"])
         and set(conveyor_run["conveyor_paths"]) == {"native"},
-        # the engine ran, but the planner handed these transforms to Python (one warning each)
+        # what the loader said it leaves to Python (its one warning per reason)
         "python_tails": [
             line.split("UserWarning: ", 1)[1]
-            for line in Path(conveyor_run["log"]).read_text().splitlines()
-            if "cannot run natively" in line and "UserWarning: " in line
+            for log in conveyor_run["logs"][:1]
+            for line in Path(log).read_text().splitlines()
+            if "UserWarning: conveyor.DataLoader: " in line
         ],
         "speedup": conveyor_run["iterations_per_s"] / torch_run["iterations_per_s"],
     }
