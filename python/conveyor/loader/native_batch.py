@@ -291,6 +291,9 @@ class _TargetBuilder:
     def target(self, b: int) -> Any:
         batch, dataset, setup = self._batch, self._dataset, self._setup
         index = int(batch.indices[b])
+        check = getattr(dataset, "check_sample", None)  # VOCFolder: a malformed XML raises
+        if check is not None:
+            check(index)
         if setup.masks_move:
             mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
             if self._plan.mask_dtype is not None:

@@ -67,18 +67,20 @@ def _why_not_native(loader: Any) -> Optional[str]:
     """``None`` when the loader's dataset can run on the engine, else why not."""
     try:
         from conveyor import _core
-        from conveyor.datasets import VOCDetection, VOCSegmentation
+        from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
     except ImportError:
         return "conveyor's datasets or native core are not available"
     if not hasattr(_core, "Engine"):
         return "the native core was built without the engine"
-    if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
-        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation)):
+    if type(loader.dataset) not in (VOCDetection, VOCSegmentation, VOCFolder):
+        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation, VOCFolder)):
             return (
                 f"{type(loader.dataset).__qualname__} subclasses a conveyor VOC dataset "
                 "(its __getitem__ may differ, so only Python runs it faithfully)"
             )
         return "not a conveyor VOC dataset"
+    if not getattr(loader.dataset, "natively_decodable", True):
+        return "images the engine does not decode (BMP)"
     if loader.batch_size is None and not loader._user_batch_sampler:
         return "no automatic batching"
     return None
@@ -115,7 +117,8 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
     from conveyor.datasets import VOCDetection
 
     dataset = loader.dataset
-    kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    kind = getattr(dataset, "task", None)  # VOCFolder says; the VOC datasets are one each
+    kind = kind or ("detection" if isinstance(dataset, VOCDetection) else "segmentation")
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
