@@ -518,3 +518,19 @@ def test_loader_iterating_a_grouped_sampler_over_random_sampler_warns_only_on_st
         assert len(ids_of(loader)) == len(dataset) // 4
     with pytest.warns(UserWarning, match="GroupedBatchSampler given cannot replay"):
         loader.state_dict()
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_loader_shard_splits_another_batch_sampler_whole(voc_root, world_size):
+    # a batch sampler without shard() (torch's, torchvision's) is split batch by batch, as
+    # DistributedSampler splits samples: equal counts, padded by repeating the first batches
+    from conveyor.loader.sampling import shard_indices
+
+    dataset = loader_dataset(voc_root)
+    make = lambda: BatchSampler(SequentialSampler(dataset), 4, False)  # noqa: E731
+    for rank in range(world_size):
+        loader = conveyor_loader(dataset, make()).shard(rank, world_size)
+        batches = ids_of(loader)
+        assert loader.stats.path == "native"
+        assert batches == shard_indices(list(make()), rank, world_size)
+        assert len(batches) == len(loader) == -(-len(make()) // world_size)
