@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
@@ -30,6 +31,9 @@ from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engi
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
+    epoch_snapshot,
+    replays_epoch,
+    restore_snapshot,
     shard_indices,
     sharded_length,
     validate_shard,
@@ -178,6 +182,9 @@ class DataLoader(tud.DataLoader):
         self.rank = rank
         self.world_size = world_size
         self.shard_drop_last = False
+        self._sampler_shards = False  # a batch sampler with shard() splits the epoch itself
+        self._sampler_snapshot: Any = None  # user sampler's epoch_snapshot for the next epoch
+        self._warned_resume = False
         self._next_epoch = 0
         self._resume_skip = 0
         self._progress: Optional[Dict[str, Any]] = None
@@ -239,8 +246,9 @@ class DataLoader(tud.DataLoader):
         (or ``floor`` with ``drop_last=True``), disjoint otherwise; with shuffling, epoch ``e`` on
         rank ``r`` is exactly ``DistributedSampler(ds, world_size, r, shuffle=True, seed=seed)``
         after ``set_epoch(e)``. A custom sampler's epoch order is split the same way; a custom
-        batch sampler's batches are split whole. Iterable datasets must split their stream
-        themselves. The Trainer calls this for distributed runs.
+        batch sampler's batches are split whole, unless it has its own ``shard(rank, world_size,
+        drop_last)`` (``conveyor.samplers.GroupedBatchSampler``), which is called instead. Iterable
+        datasets must split their stream themselves. The Trainer calls this for distributed runs.
 
         Args:
             rank: This process's rank in ``[0, world_size)``.
@@ -257,26 +265,47 @@ class DataLoader(tud.DataLoader):
                 "its stream itself (e.g. by torch.distributed.get_rank())"
             )
         self.rank, self.world_size, self.shard_drop_last = rank, world_size, bool(drop_last)
+        if self._user_batch_sampler and hasattr(self.batch_sampler, "shard"):
+            # e.g. conveyor.samplers.GroupedBatchSampler: it splits samples, then groups them
+            self.batch_sampler.shard(rank, world_size, drop_last)
+            self._sampler_shards = True
         return self
 
     def state_dict(self) -> Dict[str, Any]:
         """Where the loader stands, to resume mid-epoch with ``load_state_dict``.
 
         Resuming yields exactly the batches an uninterrupted run would have produced next, for
-        the default samplers, the seeded shuffle, ``RandomSampler`` with a ``generator``, and any
-        deterministic sampler. Datasets whose own randomness comes from torch's global RNG are
-        not rewound.
+        the default samplers, the seeded shuffle, ``RandomSampler`` with a ``generator``, any
+        deterministic sampler, and a user sampler or batch sampler that is stateful (torchdata's
+        ``state_dict``/``load_state_dict``, e.g. ``conveyor.samplers.GroupedBatchSampler``) or
+        wraps a sampler with a ``generator`` (its state at the epoch's start is kept). Other user
+        samplers (``RandomSampler`` without a generator) are fast-forwarded by the number of
+        batches, in a new order: ``state_dict`` warns once. Datasets whose own randomness comes
+        from torch's global RNG are not rewound.
 
         Returns:
             A small dict of ints (and the generator's state tensor when there is a generator).
         """
         progress = self._progress
+        user_sampler = self._user_order_object()
+        if user_sampler is not None and not self._warned_resume and not replays_epoch(user_sampler):
+            self._warned_resume = True
+            warnings.warn(
+                f"conveyor.DataLoader: the {type(user_sampler).__name__} given cannot replay an "
+                "epoch (no state_dict and no torch.Generator to restore); a resumed epoch "
+                "skips the right number of batches of a different order",
+                stacklevel=2,
+            )
         if progress is None or progress["finished"]:
             epoch, skip = self._next_epoch, self._resume_skip
             generator_state = self.generator.get_state() if self.generator is not None else None
+            snapshot = self._sampler_snapshot
+            if snapshot is None and user_sampler is not None:
+                snapshot = epoch_snapshot(user_sampler)
         else:
             epoch, skip = progress["epoch"], progress["batches"]
             generator_state = progress["generator_state"]
+            snapshot = progress.get("sampler_snapshot")
         return {
             "version": _STATE_VERSION,
             "epoch": epoch,
@@ -285,6 +314,7 @@ class DataLoader(tud.DataLoader):
             "generator_state": generator_state,
             "rank": self.rank,
             "world_size": self.world_size,
+            "sampler_state": snapshot,
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -299,6 +329,7 @@ class DataLoader(tud.DataLoader):
         self._next_epoch = int(state["epoch"])
         self._resume_skip = int(state["batches_yielded"])
         self._progress = None
+        self._sampler_snapshot = state.get("sampler_state")
         if state.get("seed") is not None:
             self._set_seed(int(state["seed"]))
         if state.get("generator_state") is not None:
@@ -316,7 +347,7 @@ class DataLoader(tud.DataLoader):
         """No-op: workers are threads here, not processes, so torch's process warning misleads."""
 
     def __len__(self) -> int:
-        if self.world_size == 1 or self._iterable:
+        if self.world_size == 1 or self._iterable or self._sampler_shards:
             return super().__len__()
         if self._user_batch_sampler:
             return sharded_length(len(self.batch_sampler), self.world_size, self.shard_drop_last)
@@ -343,6 +374,11 @@ class DataLoader(tud.DataLoader):
             self._set_seed(base_seed)
         if self._seeded_shuffle:
             self.sampler.set_epoch(epoch)
+        user_sampler = self._user_order_object()
+        if user_sampler is not None:  # replays this epoch on resume (see state_dict)
+            restore_snapshot(user_sampler, self._sampler_snapshot)
+            self._sampler_snapshot = None
+        sampler_snapshot = None if user_sampler is None else epoch_snapshot(user_sampler)
         pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if self._recorder is not None:
             self._total_skipped += self._recorder.skipped_count
@@ -351,6 +387,7 @@ class DataLoader(tud.DataLoader):
             "batches": skip,
             "finished": False,
             "generator_state": generator_state,
+            "sampler_snapshot": sampler_snapshot,
         }
         self._progress = progress
         recorder = StatsRecorder(
@@ -371,6 +408,11 @@ class DataLoader(tud.DataLoader):
 
     # --------------------------------------------------------------------------------- internals
 
+    def _user_order_object(self) -> Any:
+        if self._user_batch_sampler:
+            return self.batch_sampler
+        return self.sampler if self._user_sampler else None
+
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
         if self._seeded_shuffle:
@@ -387,7 +429,7 @@ class DataLoader(tud.DataLoader):
     def _index_stream(self, skip: int) -> Iterator:
         if self._iterable:
             return itertools.count()
-        if self.world_size == 1:
+        if self.world_size == 1 or self._sampler_shards:
             stream: Iterable = self._index_sampler
         elif self._user_batch_sampler:
             stream = shard_indices(

@@ -47,6 +47,8 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         masks_move: Masks are transformed with the image (joint v2 transforms, mask target).
         target_transform: Applied in Python to each target (separate-transform datasets).
+        batch_size: Rows of a fed destination buffer: the loader's batch size, or its batch
+            sampler's ``batch_size`` (``None``: batches vary, nothing is fed).
         engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch; it keeps the
             fed destination tensors until it returns them in a batch).
     """
@@ -57,6 +59,7 @@ class NativeSetup:
     boxes_move: bool
     target_transform: Optional[Callable]
     masks_move: bool = False
+    batch_size: Optional[int] = None
     engine: Any = None
 
 
@@ -78,9 +81,19 @@ def _why_not_native(loader: Any) -> Optional[str]:
         return "not a conveyor VOC dataset"
     if not getattr(loader.dataset, "natively_decodable", True):
         return "images the engine does not decode (BMP)"
-    if loader.batch_size is None or loader._user_batch_sampler:
-        return "no automatic batching or a custom batch_sampler"
+    if loader.batch_size is None and not loader._user_batch_sampler:
+        return "no automatic batching"
     return None
+
+
+def _batch_size(loader: Any) -> Optional[int]:
+    # any batch sampler runs natively (the engine takes batches of any size); one that names
+    # its batch size (torch's BatchSampler, torchvision's or conveyor's GroupedBatchSampler)
+    # also gets fed destination buffers of that many rows
+    if loader._user_batch_sampler:
+        size = getattr(loader.batch_sampler, "batch_size", None)
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+    return loader.batch_size
 
 
 def native_setup(loader: Any) -> Optional[NativeSetup]:
@@ -154,6 +167,7 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
         boxes_move=joint and typed and kind == "detection",
         masks_move=joint and typed and kind == "segmentation",
         target_transform=None if joint else dataset.target_transform,
+        batch_size=_batch_size(loader),
     )
     return setup, why
 
@@ -244,8 +258,12 @@ class NativeIterator:
         self._lock = threading.Lock()  # num_workers == 0: one next() at a time
         engine = self._engine
         buffer_shape = None
-        if (pin is not None or feed_buffers) and engine.output_shape is not None:
-            buffer_shape = (loader.batch_size,) + tuple(engine.output_shape)
+        if (
+            (pin is not None or feed_buffers)
+            and engine.output_shape is not None
+            and setup.batch_size is not None  # a batch sampler without a batch_size: none fed
+        ):
+            buffer_shape = (setup.batch_size,) + tuple(engine.output_shape)
         dtype = getattr(torch, engine.output_dtype.name)
         pinned = pin is not None
 
