@@ -14,9 +14,11 @@
 
 #include "bindings.h"
 #include "conveyor/core/error.h"
+#include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/op_schema.h"
 #include "conveyor/runtime/engine.h"
 #include "conveyor/runtime/sample_processor.h"
+#include "conveyor/sampling/sample_random.h"
 
 namespace py = pybind11;
 
@@ -275,7 +277,8 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
     py::gil_scoped_release release;
     SampleProcessor processor(compiled, sources, seed);
     processor.transform(pixels.data(), static_cast<size_t>(width) * 3, width, height, index, epoch,
-                        mask ? mask->data() : nullptr, nullptr, nullptr, output, true);
+                        mask ? mask->data() : nullptr, nullptr, nullptr, output, true,
+                        boxes.has_value());
   }
   const py::dtype dtype = numpy_dtype(compiled.dtype);
   py::object out_image = shared_array(output.image, dtype, {3, output.height, output.width});
@@ -287,6 +290,31 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   }
   if (mask) out_mask = shared_array(output.mask, py::dtype("uint8"), {output.height, output.width});
   return py::make_tuple(out_image, out_boxes, out_labels, out_mask);
+}
+
+// The steps a sample's draw gives (for tests: torchvision's kernels replay them).
+py::list plan_steps(const py::list& pipeline, int width, int height,
+                    std::optional<FloatArray> boxes, uint64_t seed, uint64_t epoch, int64_t index) {
+  const Pipeline compiled = compile_pipeline(parse_pipeline(pipeline));
+  const std::vector<float> box_values = to_vector(boxes);
+  SampleRandom random(seed, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan =
+      plan_geometry(compiled.geometric, width, height, random, boxes ? &box_values : nullptr);
+  static const char* const kNames[] = {"crop", "pad", "resize", "hflip", "vflip"};
+  py::list steps;
+  for (const GeometryStep& step : plan.steps) {
+    py::dict entry;
+    entry["kind"] = kNames[step.kind];
+    entry["x"] = step.x;
+    entry["y"] = step.y;
+    entry["width"] = step.width;
+    entry["height"] = step.height;
+    entry["padding"] =
+        py::make_tuple(step.padding[0], step.padding[1], step.padding[2], step.padding[3]);
+    entry["zero_boxes_outside"] = step.zero_boxes_outside;
+    steps.append(entry);
+  }
+  return steps;
 }
 
 }  // namespace
@@ -379,6 +407,11 @@ void bind_engine(py::module_& m) {
              return out;
            })
       .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>());
+  m.def("plan_steps", &plan_steps, py::arg("pipeline"), py::arg("width"), py::arg("height"),
+        py::arg("boxes") = py::none(), py::arg("seed") = 0, py::arg("epoch") = 0,
+        py::arg("index") = 0,
+        "The geometry steps (crop/pad/resize/hflip/vflip) sample `index` gets: the parameters "
+        "the engine draws, for replaying with torchvision's kernels.");
   m.def("run_pipeline", &run_pipeline, py::arg("pipeline"), py::arg("image"), py::arg("boxes"),
         py::arg("labels"), py::arg("mask"), py::arg("seed"), py::arg("epoch"), py::arg("index"));
 }

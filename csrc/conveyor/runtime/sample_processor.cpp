@@ -73,8 +73,18 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
   if (kind == codecs::ImageFormat::kUnknown) decoder_.output_shape(data, size, options);  // throws
   // Decoded at 1/dct_scale and/or only in part: the plan still refers to full-resolution
   // coordinates of the whole image.
+  if (sources_.has_boxes) {
+    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
+    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
+    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
+    if (sources_.has_labels)
+      output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
+    else
+      output.labels.clear();
+  }
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random,
+                                          sources_.has_boxes ? &output.boxes : nullptr);
   DecodedImage decoded;
   decoded.logical_width = width;
   decoded.logical_height = height;
@@ -153,24 +163,16 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
     throw Error(ErrorKind::kRuntime,
                 "internal: planned size differs from the pipeline's fixed size");
-  if (sources_.has_boxes) {
-    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
-    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
-    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
-    if (sources_.has_labels)
-      output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
-    else
-      output.labels.clear();
-  }
   apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
 }
 
 void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
                                 int64_t index, uint64_t epoch, const uint8_t* mask,
                                 void* image_slot, uint8_t* mask_slot, SampleOutput& output,
-                                bool allocate) {
+                                bool allocate, bool has_boxes) {
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random,
+                                          has_boxes ? &output.boxes : nullptr);
   if (mask) mask_.assign(mask, mask + static_cast<size_t>(width) * height);
   apply(plan, DecodedImage{rgb, stride, width, height, width, height}, mask != nullptr, image_slot,
         mask_slot, output, allocate);

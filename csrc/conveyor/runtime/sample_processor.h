@@ -48,10 +48,11 @@ class SampleProcessor {
   void process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                SampleOutput& output);
 
-  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end).
+  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end);
+  // `has_boxes`: output.boxes holds the sample's boxes (possibly none).
   void transform(const uint8_t* rgb, size_t stride, int width, int height, int64_t index,
                  uint64_t epoch, const uint8_t* mask, void* image_slot, uint8_t* mask_slot,
-                 SampleOutput& output, bool allocate);
+                 SampleOutput& output, bool allocate, bool has_boxes = false);
 
  private:
   // Pixels (into the slot or a fresh buffer), boxes already in `output`, and mask_ when
