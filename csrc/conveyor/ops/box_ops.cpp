@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
 
 #include "conveyor/core/error.h"
 
@@ -94,6 +95,13 @@ void clamp_boxes(float* boxes, size_t count, BoxFormat format, int height, int w
 
 std::vector<uint8_t> sanitize_mask(const float* boxes, size_t count, BoxFormat format, int height,
                                    int width, float min_size, float min_area) {
+  // SanitizeBoundingBoxes rejects these settings.
+  if (!(min_size >= 1))
+    throw Error(ErrorKind::kInvalidArgument,
+                "SanitizeBoundingBoxes min_size must be >= 1, got " + std::to_string(min_size));
+  if (!(min_area >= 1))
+    throw Error(ErrorKind::kInvalidArgument,
+                "SanitizeBoundingBoxes min_area must be >= 1, got " + std::to_string(min_area));
   std::vector<uint8_t> keep(count);
   const float w = static_cast<float>(width), h = static_cast<float>(height);
   for (size_t i = 0; i < count; ++i) {

@@ -24,7 +24,8 @@ void convert_box_format(float* boxes, size_t count, BoxFormat from, BoxFormat to
 void clamp_boxes(float* boxes, size_t count, BoxFormat format, int height, int width);
 
 // SanitizeBoundingBoxes' rule: a box is kept when its XYXY width and height are >= min_size,
-// its area >= min_area, all coordinates >= 0 and x <= width, y <= height.
+// its area >= min_area, all coordinates >= 0 and x <= width, y <= height. min_size and
+// min_area must be >= 1 (as torchvision requires), else Error(kInvalidArgument).
 std::vector<uint8_t> sanitize_mask(const float* boxes, size_t count, BoxFormat format, int height,
                                    int width, float min_size, float min_area);
 
