@@ -24,11 +24,12 @@ void add_crop(GeometryPlan& plan, int x, int y, int width, int height) {
 }
 
 void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
-             const std::array<uint8_t, 3>& fill) {
+             const std::array<uint8_t, 3>& fill, uint8_t mask_fill) {
   if (padding[0] == 0 && padding[1] == 0 && padding[2] == 0 && padding[3] == 0) return;
   GeometryStep step{GeometryStep::kPad};
   step.padding = padding;
   step.fill = fill;
+  step.mask_fill = mask_fill;
   plan.steps.push_back(step);
   plan.width += padding[0] + padding[2];
   plan.height += padding[1] + padding[3];
@@ -120,7 +121,7 @@ void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
   const int left = padded_width > op.width
                        ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1))
                        : 0;
-  add_pad(plan, padding, op.fill);
+  add_pad(plan, padding, op.fill, op.mask_fill);
   add_crop(plan, left, top, op.width, op.height);
 }
 
@@ -131,7 +132,7 @@ void center_crop(GeometryPlan& plan, const OpSpec& op) {
     add_pad(plan,
             {dw > 0 ? dw / 2 : 0, dh > 0 ? dh / 2 : 0, dw > 0 ? (dw + 1) / 2 : 0,
              dh > 0 ? (dh + 1) / 2 : 0},
-            {0, 0, 0});
+            {0, 0, 0}, 0);
   }
   const int top = round_half_even((plan.height - op.height) / 2.0);
   const int left = round_half_even((plan.width - op.width) / 2.0);
@@ -162,7 +163,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         center_crop(plan, op);
         break;
       case OpKind::kPad:
-        add_pad(plan, op.padding, op.fill);
+        add_pad(plan, op.padding, op.fill, op.mask_fill);
         break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});

@@ -17,7 +17,8 @@ struct GeometryStep {
   enum Kind { kCrop, kPad, kResize, kFlip } kind;
   int x = 0, y = 0, width = 0, height = 0;  // crop region (inside the image); resize: output size
   std::array<int, 4> padding{0, 0, 0, 0};   // pad: left, top, right, bottom
-  std::array<uint8_t, 3> fill{0, 0, 0};
+  std::array<uint8_t, 3> fill{0, 0, 0};     // pad: image fill
+  uint8_t mask_fill = 0;                    // pad: mask fill
   bool antialias = true;
 };
 

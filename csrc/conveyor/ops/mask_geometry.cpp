@@ -64,7 +64,7 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
         crop(maps.ys, step.y, step.height);
         break;
       case GeometryStep::kPad: {
-        const int code = pad_code(s, step.fill[0]);
+        const int code = pad_code(s, step.mask_fill);
         pad(maps.xs, step.padding[0], step.padding[2], code);
         pad(maps.ys, step.padding[1], step.padding[3], code);
         break;

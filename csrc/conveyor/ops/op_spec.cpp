@@ -38,6 +38,8 @@ Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
     const bool geometric = op.kind != OpKind::kToDtype && op.kind != OpKind::kNormalize;
     if (geometric && converted)
       invalid(i, "geometric ops must come before to_dtype/normalize in a native pipeline");
+    if (op.padding_mode != PaddingMode::kConstant)
+      invalid(i, "only padding_mode='constant' runs natively");
     switch (op.kind) {
       case OpKind::kResize:
         if (op.height <= 0 || op.width <= 0) invalid(i, "resize size must be positive");

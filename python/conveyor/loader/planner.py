@@ -1,8 +1,12 @@
-"""The planner: which transforms the engine runs, as engine op descriptors, and where Python
-takes over.
+"""The planner: which transforms the engine runs, as typed engine ops, and where Python takes
+over.
 
 It recognises torchvision's v1 and v2 classes and conveyor's own (``conveyor.transforms``), and
-splits a pipeline into the longest natively runnable prefix and a Python tail.
+splits a pipeline into the longest natively runnable prefix and a Python tail. Each translator
+builds ``conveyor._core.Op`` objects, checked against the one op schema of the native core
+(``conveyor._core.op_schema()``, defined in ``csrc/conveyor/ops/op_schema.cpp``); its docstring
+says which settings run natively, and :func:`native_transforms_markdown` turns the translators
+and the schema into the table of the README.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from torchvision.transforms import v2
 _OWN_CLASSES_MODULE = "conveyor.transforms"
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
-_GEOMETRIC = {"resize", "random_resized_crop", "random_crop", "center_crop", "pad", "hflip"}
-_VALUE_OPS = {"to_dtype", "normalize"}
+
+
+def Op(name: str, **args: Any) -> Any:  # noqa: N802 (reads as the class it builds)
+    """A native op checked against the schema (``ValueError`` for a bad name or argument)."""
+    from conveyor import _core
+
+    return _core.Op(name, **args)
 
 
 class UnsupportedTransform(ValueError):
@@ -68,15 +77,41 @@ def _antialias(transform: Any) -> bool:
     return True if antialias in (None, "warn") else bool(antialias)
 
 
-def _fill(transform: Any) -> float:
-    fill = getattr(transform, "fill", 0)
-    if fill is None:
+def _fill_value(transform: Any, value: Any) -> Any:
+    if value is None:
         return 0
-    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
-        return fill
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) in (1, 3):
+        return [float(v) for v in value]
     raise UnsupportedTransform(
-        f"{transform_name(transform)} with fill {fill!r} (only one number runs natively)"
+        f"{transform_name(transform)} with fill {value!r} "
+        "(a number or 3 numbers run natively, also per type in a dict)"
     )
+
+
+def _fills(transform: Any) -> Dict[str, Any]:
+    """``fill`` (images) and ``mask_fill`` of a transform, resolved as torchvision's
+    ``_get_fill`` does for each type: the exact type's entry, else ``"others"``, else 0."""
+    fill = getattr(transform, "fill", 0)
+    if not isinstance(fill, dict):
+        value = _fill_value(transform, fill)
+        if isinstance(value, list):  # an RGB fill: torchvision cannot pad masks with it either
+            return {"fill": value}
+        return {"fill": value, "mask_fill": value}
+
+    def pick(kind: type) -> Any:
+        return fill[kind] if kind in fill else fill.get("others")
+
+    image, mask = _fill_value(transform, pick(tv_tensors.Image)), pick(tv_tensors.Mask)
+    mask = _fill_value(transform, mask)
+    if isinstance(mask, list):
+        mask = mask[0] if len(mask) == 1 else None
+    if mask is None:
+        raise UnsupportedTransform(
+            f"{transform_name(transform)} with mask fill {fill!r} (one number runs natively)"
+        )
+    return {"fill": image, "mask_fill": mask}
 
 
 def _constant_padding(transform: Any) -> None:
@@ -145,75 +180,82 @@ def mask_dtype(transform: Any) -> Optional[torch.dtype]:
 # ----------------------------------------------------------------------------- descriptors
 
 
-def _resize(t: Any) -> List[Dict[str, Any]]:
+def _resize(t: Any) -> List[Any]:
+    """size (int or [h, w]), max_size, antialias; bilinear."""
     _bilinear(t)
     if t.size is None:
         raise UnsupportedTransform(f"{transform_name(t)} with size=None")
-    return [
-        {"op": "resize", "size": _size(t.size), "max_size": t.max_size, "antialias": _antialias(t)}
-    ]
+    return [Op("resize", size=_size(t.size), max_size=t.max_size, antialias=_antialias(t))]
 
 
-def _random_resized_crop(t: Any) -> List[Dict[str, Any]]:
+def _random_resized_crop(t: Any) -> List[Any]:
+    """size, scale, ratio, antialias; bilinear."""
     _bilinear(t)
     return [
-        {
-            "op": "random_resized_crop",
-            "size": _size(t.size),
-            "scale": [float(s) for s in t.scale],
-            "ratio": [float(r) for r in t.ratio],
-            "antialias": _antialias(t),
-        }
+        Op(
+            "random_resized_crop",
+            size=_size(t.size),
+            scale=[float(s) for s in t.scale],
+            ratio=[float(r) for r in t.ratio],
+            antialias=_antialias(t),
+        )
     ]
 
 
-def _random_crop(t: Any) -> List[Dict[str, Any]]:
+def _random_crop(t: Any) -> List[Any]:
+    """size, padding, pad_if_needed, fill (number, RGB or per-type dict); constant padding."""
     _constant_padding(t)
     return [
-        {
-            "op": "random_crop",
-            "size": _size(t.size),
-            "padding": _padding(t.padding),
-            "pad_if_needed": bool(t.pad_if_needed),
-            "fill": _fill(t),
-            "padding_mode": "constant",
-        }
+        Op(
+            "random_crop",
+            size=_size(t.size),
+            padding=_padding(t.padding),
+            pad_if_needed=bool(t.pad_if_needed),
+            padding_mode="constant",
+            **_fills(t),
+        )
     ]
 
 
-def _center_crop(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "center_crop", "size": _size(t.size)}]
+def _center_crop(t: Any) -> List[Any]:
+    """size; pads with 0 where the crop is larger than the image."""
+    return [Op("center_crop", size=_size(t.size))]
 
 
-def _pad(t: Any) -> List[Dict[str, Any]]:
+def _pad(t: Any) -> List[Any]:
+    """padding, fill (number, RGB or per-type dict); constant padding."""
     _constant_padding(t)
-    return [{"op": "pad", "padding": _padding(t.padding), "fill": _fill(t)}]
+    return [Op("pad", padding=_padding(t.padding), padding_mode="constant", **_fills(t))]
 
 
-def _hflip(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "hflip", "p": float(t.p)}]
+def _hflip(t: Any) -> List[Any]:
+    """p."""
+    return [Op("hflip", p=float(t.p))]
 
 
-def _normalize(t: Any) -> List[Dict[str, Any]]:
-    return [
-        {"op": "normalize", "mean": [float(m) for m in t.mean], "std": [float(s) for s in t.std]}
-    ]
+def _normalize(t: Any) -> List[Any]:
+    """mean, std (fused into the final write)."""
+    return [Op("normalize", mean=[float(m) for m in t.mean], std=[float(s) for s in t.std])]
 
 
-def _to_dtype(t: Any) -> List[Dict[str, Any]]:
+def _to_dtype(t: Any) -> List[Any]:
+    """float32/float16/uint8 images, scale; a per-type dict converts masks too."""
     dtype = _image_dtype(t)
-    return [] if dtype is None else [{"op": "to_dtype", "dtype": dtype, "scale": bool(t.scale)}]
+    return [] if dtype is None else [Op("to_dtype", dtype=dtype, scale=bool(t.scale))]
 
 
-def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _image_dtype(t), "scale": True}]
+def _convert_image_dtype(t: Any) -> List[Any]:
+    """float32/float16/uint8 (scaled)."""
+    return [Op("to_dtype", dtype=_image_dtype(t), scale=True)]
 
 
-def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": "float32", "scale": True}]
+def _to_tensor(_t: Any) -> List[Any]:
+    """Converts to a float32 tensor in [0, 1]."""
+    return [Op("to_dtype", dtype="float32", scale=True)]
 
 
-def _no_op(_t: Any) -> List[Dict[str, Any]]:
+def _no_op(_t: Any) -> List[Any]:
+    """Converts to a tensor (no engine op)."""
     return []
 
 
@@ -246,14 +288,14 @@ _TRANSLATORS: Dict[type, Any] = {
 _COMPOSE = (v1.Compose, v2.Compose)
 
 
-def describe(transform: Any) -> List[Dict[str, Any]]:
-    """The engine op descriptors of one recognised transform (not a Compose).
+def describe(transform: Any) -> List[Any]:
+    """The engine ops of one recognised transform (not a Compose).
 
     Args:
         transform: A transform instance.
 
     Returns:
-        Zero or more op descriptors (conversions such as ToImage need none).
+        Zero or more ``conveyor._core.Op`` (conversions such as ToImage need none).
 
     Raises:
         UnsupportedTransform: The class is not recognised or a setting has no native equivalent.
@@ -286,7 +328,7 @@ class NativePlan:
     """How a transform pipeline splits between the engine and Python.
 
     Attributes:
-        ops: Engine op descriptors for the natively run prefix.
+        ops: Engine ops (``conveyor._core.Op``) for the natively run prefix.
         tail: Transforms to call in Python, in order, on each sample the engine produced.
         blocker: Name of the first transform that could not run natively (None: all native).
         reason: Why it could not (for the warning).
@@ -296,7 +338,7 @@ class NativePlan:
             None leaves them uint8.
     """
 
-    ops: List[Dict[str, Any]] = field(default_factory=list)
+    ops: List[Any] = field(default_factory=list)
     tail: List[Callable] = field(default_factory=list)
     blocker: Optional[str] = None
     reason: str = ""
@@ -346,7 +388,7 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         try:
             ops = describe(leaf)
             _check_target_dtypes(leaf, target_types)
-            if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
+            if ops and ops[0].category != "value" and any(o.category == "value" for o in plan.ops):
                 raise UnsupportedTransform(
                     f"{transform_name(leaf)} after ToDtype/Normalize "
                     "(the engine resizes and crops uint8 images)"
@@ -359,3 +401,42 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
         plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
     return plan
+
+
+# ----------------------------------------------------------------------------- documentation
+
+
+def native_transforms_markdown() -> str:
+    """The README's tables of natively run transforms and of the engine's ops, generated from
+    the planner's translators (their docstrings name the settings) and the native op schema.
+
+    ``python -m conveyor.loader.planner`` prints it; a test keeps the README equal to it.
+    """
+    from conveyor import _core
+
+    by_translator: Dict[Any, List[str]] = {}
+    for cls, (translate, _) in _TRANSLATORS.items():
+        name = f"{cls.__module__}.{cls.__name__}"
+        for public in ("torchvision.transforms.v2", "torchvision.transforms"):
+            if cls.__module__.startswith(public):
+                name = f"{'v2' if public.endswith('v2') else 'v1'}.{cls.__name__}"
+                break
+        by_translator.setdefault(translate, []).append(name)
+    lines = [
+        "| torchvision transform | runs natively with |",
+        "|---|---|",
+    ]
+    for translate, names in by_translator.items():
+        doc = " ".join((translate.__doc__ or "").split())
+        lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {doc} |")
+    lines += ["", "| engine op | category | arguments (default) |", "|---|---|---|"]
+    for op in _core.op_schema():
+        args = ", ".join(
+            f"`{a['name']}`" + ("" if a["required"] else f" ({a['default']})") for a in op["args"]
+        )
+        lines.append(f"| `{op['name']}` | {op['category']} | {args} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(native_transforms_markdown(), end="")
