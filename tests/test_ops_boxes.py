@@ -125,3 +125,57 @@ def test_bad_box_input_is_rejected():
         K.sanitize_mask(np.zeros((1, 4), np.float32), "XYXY", 10, 10, 0.5, 1.0)
     with pytest.raises(ValueError, match="min_area must be >= 1"):
         K.sanitize_mask(np.zeros((1, 4), np.float32), "XYXY", 10, 10, 1.0, 0.0)
+
+
+# ---- through the loader ----
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    from conveyor import datasets
+
+    root = tmp_path_factory.mktemp("voc")
+    datasets.make_synthetic_voc(root, num_images=16, image_size=(200, 150), seed=5)
+    return root
+
+
+@pytest.mark.parametrize("min_size", [1.0, 12.0])
+def test_loader_sanitizes_boxes_natively_as_torchvision(voc_root, min_size):
+    import warnings
+
+    from conveyor import DataLoader, datasets
+    from conveyor.collate import detection_collate
+
+    # A crop that cuts boxes to slivers; Sanitize then drops them with their labels.
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((96, 96)),
+            v2.CenterCrop((48, 64)),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=min_size),
+        ]
+    )
+
+    def dataset():
+        return datasets.VOCDetection(
+            voc_root, image_set="trainval", transforms=tf, target_format="boxes"
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        native = DataLoader(dataset(), batch_size=4, num_workers=2, collate_fn=detection_collate)
+        batches = list(native)
+    assert native.stats.path == "native"
+    python = torch.utils.data.DataLoader(dataset(), batch_size=4, collate_fn=detection_collate)
+    dropped = 0
+    for (_, targets_a), (_, targets_b) in zip(batches, python):
+        for a, b in zip(targets_a, targets_b):
+            np.testing.assert_allclose(a["boxes"].numpy(), b["boxes"].numpy(), atol=1e-4)
+            assert torch.equal(a["labels"], b["labels"])
+            # Natively the difficult flags of dropped boxes go too (torchvision's default
+            # getter only finds "labels"): one flag per kept box.
+            assert len(a["difficult"]) == len(a["boxes"])
+            dropped += len(b["difficult"]) - len(b["boxes"])
+    assert dropped > 0  # the test really removed boxes

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from imagegen import photo_like
+from torchvision import tv_tensors
 from torchvision.io import decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -350,8 +351,6 @@ def assert_uniform_over(counter: Counter, outcomes: int, n: int) -> None:
 
 
 def image_input() -> torch.Tensor:
-    from torchvision import tv_tensors
-
     return tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))
 
 
@@ -417,8 +416,6 @@ def test_random_apply_frequencies(p):
 
 def test_erasing_distribution_matches_torchvision():
     transform = v2.RandomErasing(p=1.0, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0)
-    from torchvision import tv_tensors
-
     inputs = [tv_tensors.Image(torch.zeros(3, 60, 80))]
     torch.manual_seed(0)
     theirs = [transform.make_params(inputs) for _ in range(N)]
@@ -437,3 +434,169 @@ def test_erasing_distribution_matches_torchvision():
     torch.manual_seed(0)
     reference = torch.empty(values.size).normal_().numpy()
     assert_same_distribution(values, reference)
+
+
+# ---- through the loader: torchvision's own classes run natively ----
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    from conveyor import datasets
+
+    root = tmp_path_factory.mktemp("voc")
+    datasets.make_synthetic_voc(root, num_images=12, image_size=(200, 150), seed=3)
+    return root
+
+
+def detection(root, tf):
+    from conveyor import datasets
+
+    return datasets.VOCDetection(root, image_set="trainval", transforms=tf, target_format="boxes")
+
+
+def native_and_python(root, tf, workers=2, **kwargs):
+    import warnings
+
+    from conveyor import DataLoader
+    from conveyor.collate import detection_collate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot run natively" warning
+        native = DataLoader(
+            detection(root, tf),
+            batch_size=4,
+            num_workers=workers,
+            collate_fn=detection_collate,
+            **kwargs,
+        )
+        batches = list(native)
+    assert native.stats.path == "native"
+    python = torch.utils.data.DataLoader(
+        detection(root, tf), batch_size=4, collate_fn=detection_collate
+    )
+    return batches, list(python)
+
+
+# Settings whose draws are fixed (a one-point range, p=1): the native loader must equal
+# torchvision run in Python on the same dataset. Photometric ops before and after geometry.
+FIXED = [
+    [v2.RandomAutocontrast(p=1.0)],
+    [v2.ColorJitter(brightness=(1.3, 1.3))],
+    [v2.ColorJitter(contrast=(0.7, 0.7))],
+    [v2.ColorJitter(saturation=(1.6, 1.6))],
+    [v2.ColorJitter(hue=(-0.2, -0.2))],
+    [v2.RandomEqualize(p=1.0), v2.Grayscale(3)],
+    [v2.RandomGrayscale(p=1.0)],
+]
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before_geometry", "after_geometry"])
+@pytest.mark.parametrize("ops", FIXED, ids=lambda ops: "+".join(type(o).__name__ for o in ops))
+def test_loader_runs_photometric_ops_natively_as_torchvision(voc_root, ops, before):
+    geometry = [v2.Resize((96, 96)), v2.RandomCrop((64, 80))]
+    tf = v2.Compose([v2.ToImage()] + (ops + geometry if before else geometry + ops))
+    native_and_python(voc_root, tf, workers=0)  # runs natively with a random crop too
+    # RandomCrop draws differ between the two paths: compare crop-free geometry.
+    tf = v2.Compose([v2.ToImage()] + (ops + geometry[:1] if before else geometry[:1] + ops))
+    native, python = native_and_python(voc_root, tf)
+    for (images_a, targets_a), (images_b, targets_b) in zip(native, python):
+        for a, b in zip(images_a, images_b):
+            assert torch.equal(a, b)
+        for a, b in zip(targets_a, targets_b):
+            assert torch.equal(a["labels"], b["labels"])
+
+
+def test_loader_gaussian_blur_within_one_level(voc_root):
+    tf = v2.Compose([v2.ToImage(), v2.Resize((96, 96)), v2.GaussianBlur((5, 7), (1.2, 1.2))])
+    native, python = native_and_python(voc_root, tf)
+    for (images_a, _), (images_b, _) in zip(native, python):
+        for a, b in zip(images_a, images_b):
+            assert (a.int() - b.int()).abs().max() <= 1
+
+
+def ssd_like(p=0.5):
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomPhotometricDistort(p=p),
+            v2.RandomHorizontalFlip(),
+            v2.Resize((120, 120)),
+            v2.ColorJitter(0.2, 0.2, 0.2, 0.05),
+            v2.RandomChannelPermutation(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize([0.5, 0.5, 0.5], [0.25, 0.25, 0.25]),
+            v2.RandomErasing(p=0.5, value=0),
+            v2.SanitizeBoundingBoxes(),
+        ]
+    )
+
+
+def test_random_photometric_pipeline_is_native_and_deterministic(voc_root):
+    from conveyor import DataLoader
+    from conveyor.collate import detection_collate
+
+    def run(workers, seed=5, epoch_count=1):
+        loader = DataLoader(
+            detection(voc_root, ssd_like()),
+            batch_size=4,
+            num_workers=workers,
+            shuffle=True,
+            seed=seed,
+            collate_fn=detection_collate,
+        )
+        epochs = [list(loader) for _ in range(epoch_count)]
+        assert loader.stats.path == "native"
+        return epochs
+
+    (one,) = run(1)
+    (two,) = run(2)
+    for (images_a, targets_a), (images_b, targets_b) in zip(one, two):
+        assert all(torch.equal(a, b) for a, b in zip(images_a, images_b))
+        assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(targets_a, targets_b))
+    first, second = run(2, epoch_count=2)
+    assert not all(torch.equal(a, b) for (x, _), (y, _) in zip(first, second) for a, b in zip(x, y))
+    erased = sum(bool((image == 0).all(dim=0).any()) for images, _ in one for image in images)
+    assert 0 < erased < 12  # p=0.5 erasing with value 0 leaves exact zeros in every channel
+
+
+@pytest.mark.filterwarnings("ignore:RandomErasing")
+def test_erasing_changes_only_its_rectangle(voc_root):
+    base = [
+        v2.ToImage(),
+        v2.Resize((64, 64)),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize([0.5] * 3, [0.25] * 3),
+    ]
+    plain, _ = native_and_python(voc_root, v2.Compose(base))
+    erased, _ = native_and_python(
+        voc_root, v2.Compose(base + [v2.RandomErasing(p=1.0, value=(1.0, 2.0, 3.0))])
+    )
+    for (images_a, _), (images_b, _) in zip(plain, erased):
+        for a, b in zip(images_a, images_b):
+            changed = (a != b).any(dim=0)
+            rows, cols = changed.any(dim=1).nonzero(), changed.any(dim=0).nonzero()
+            assert len(rows) and len(cols)
+            box = b[:, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            assert torch.equal(box, torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1).expand_as(box))
+
+
+def test_planner_explains_what_does_not_run_natively():
+    from conveyor.loader.planner import plan_transforms
+
+    def blocker(*transforms, targets=(tv_tensors.BoundingBoxes,)):
+        plan = plan_transforms(v2.Compose([v2.ToImage(), *transforms]), targets)
+        return plan.blocker, plan.reason
+
+    assert blocker(v2.Grayscale(1))[1].endswith("(only 3 runs natively)")
+    name, reason = blocker(v2.ToDtype(torch.float32, scale=True), v2.ColorJitter(0.2))
+    assert name.endswith("ColorJitter") and "after ToDtype/Normalize" in reason
+    _, reason = blocker(v2.Resize(64), v2.ColorJitter(0.2), v2.CenterCrop(32))
+    assert "photometric ops run natively before or after the geometric ones" in reason
+    _, reason = blocker(v2.RandomErasing(), v2.Normalize([0.5] * 3, [0.2] * 3))
+    assert "after RandomErasing" in reason
+    _, reason = blocker(v2.SanitizeBoundingBoxes(labels_getter=None))
+    assert "labels_getter" in reason
+    _, reason = blocker(v2.SanitizeBoundingBoxes(), targets=())
+    assert "without bounding boxes" in reason
+    plan = plan_transforms(ssd_like(), (tv_tensors.BoundingBoxes,))
+    assert plan.fully_native

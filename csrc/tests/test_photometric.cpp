@@ -7,6 +7,8 @@
 #include "check.h"
 #include "conveyor/core/error.h"
 #include "conveyor/ops/box_ops.h"
+#include "conveyor/ops/op_schema.h"
+#include "conveyor/ops/op_spec.h"
 #include "conveyor/ops/photometric.h"
 #include "conveyor/ops/photometric_plan.h"
 #include "conveyor/sampling/sample_random.h"
@@ -159,6 +161,46 @@ TEST_CASE("box formats round-trip; clamp and sanitize follow torchvision's rules
   CHECK((outside == std::vector<float>{0, 2, 100, 8}));
   CHECK_THROWS_KIND(parse_box_format("xyz"), ErrorKind::kInvalidArgument);
   CHECK(parse_box_format("cxcywh") == BoxFormat::kCXCYWH);
+}
+
+TEST_CASE("compile_pipeline puts photometric, erasing and box ops in their stages") {
+  const auto op = [](const char* name, std::vector<std::pair<std::string, ArgValue>> args = {}) {
+    return make_op(name, args);
+  };
+  const ArgValue range = ArgValue::sequence({0.5, 1.5}, false);
+  const Pipeline pipeline = compile_pipeline({
+      op("photometric_distort", {{"brightness", range}, {"p", ArgValue::real(0.5)}}),
+      op("resize", {{"size", ArgValue::sequence({32, 32}, true)}}),
+      op("color_jitter", {{"contrast", range}}),
+      op("gaussian_blur", {{"kernel_size", ArgValue::integer(3)}}),
+      op("to_dtype", {{"dtype", ArgValue::string("float32")}, {"scale", ArgValue::boolean(true)}}),
+      op("random_erasing", {{"value", ArgValue::real(0.0)}}),
+      op("sanitize_bounding_boxes"),
+  });
+  CHECK(pipeline.geometric.size() == 1);
+  CHECK(pipeline.photometric_before.size() == 1 &&
+        pipeline.photometric_before[0].kind == PhotometricSpec::kPhotometricDistort);
+  CHECK(pipeline.photometric_after.size() == 2 &&
+        pipeline.photometric_after[1].kind == PhotometricSpec::kGaussianBlur);
+  CHECK(pipeline.erasing.size() == 1 && pipeline.box_ops.size() == 1);
+  CHECK(pipeline.fixed_size.has_value());
+  // Misplaced ops name their index.
+  CHECK_THROWS_KIND(compile_pipeline({op("resize", {{"size", ArgValue::integer(8)}}),
+                                      op("grayscale"), op("hflip")}),
+                    ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(
+      compile_pipeline({op("to_dtype", {{"dtype", ArgValue::string("float32")}}), op("grayscale")}),
+      ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(
+      compile_pipeline({op("random_erasing"), op("normalize", {{"mean", ArgValue::real(0.5)},
+                                                               {"std", ArgValue::real(0.2)}})}),
+      ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(op("color_jitter", {{"hue", ArgValue::sequence({-0.7, 0.1}, false)}}),
+                    ErrorKind::kInvalidArgument);  // caught when the pipeline is compiled too
+  CHECK_THROWS_KIND(op("gaussian_blur", {{"kernel_size", ArgValue::integer(4)}}),
+                    ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(op("sanitize_bounding_boxes", {{"min_size", ArgValue::real(0.5)}}),
+                    ErrorKind::kInvalidArgument);
 }
 
 TEST_MAIN()

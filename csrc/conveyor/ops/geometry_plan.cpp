@@ -168,8 +168,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
         break;
-      case OpKind::kToDtype:
-      case OpKind::kNormalize:
+      default:  // value, photometric and box ops: not geometric
         break;
     }
   }
