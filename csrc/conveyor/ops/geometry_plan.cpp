@@ -218,8 +218,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
       case OpKind::kRandomIoUCrop:
         random_iou_crop(plan, op, width, height, boxes, random);
         break;
-      case OpKind::kToDtype:
-      case OpKind::kNormalize:
+      default:  // value, photometric and box ops: not geometric
         break;
     }
   }

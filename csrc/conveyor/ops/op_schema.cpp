@@ -143,6 +143,11 @@ void set_interpolation(OpSpec& op, const ArgValue& v) {
     bad("must be bilinear (other modes do not run natively yet)");
 }
 
+std::array<float, 2> to_float_pair(const ArgValue& v) {
+  const std::array<double, 2> pair = to_pair(v);
+  return {static_cast<float>(pair[0]), static_cast<float>(pair[1])};
+}
+
 void set_antialias(OpSpec& op, const ArgValue& v) { op.antialias = to_bool(v); }
 
 void set_p(OpSpec& op, const ArgValue& v) {
@@ -169,6 +174,41 @@ void set_dtype(OpSpec& op, const ArgValue& v) {
     bad("unsupported dtype '" + v.text + "' (float32, float16 or uint8)");
 }
 
+// The photometric kinds carry their PhotometricSpec kind (what plan_photometric switches on).
+void set_photometric_kind(OpSpec& op) {
+  using P = PhotometricSpec;
+  switch (op.kind) {
+    case OpKind::kColorJitter:
+      op.photometric.kind = P::kColorJitter;
+      break;
+    case OpKind::kPhotometricDistort:
+      op.photometric.kind = P::kPhotometricDistort;
+      break;
+    case OpKind::kGrayscale:
+      op.photometric.kind = P::kGrayscale;
+      break;
+    case OpKind::kRandomGrayscale:
+      op.photometric.kind = P::kRandomGrayscale;
+      break;
+    case OpKind::kGaussianBlur:
+      op.photometric.kind = P::kGaussianBlur;
+      break;
+    case OpKind::kRandomAutocontrast:
+      op.photometric.kind = P::kRandomAutocontrast;
+      break;
+    case OpKind::kRandomEqualize:
+      op.photometric.kind = P::kRandomEqualize;
+      break;
+    case OpKind::kRandomChannelPermutation:
+      op.photometric.kind = P::kRandomChannelPermutation;
+      break;
+    default:
+      break;
+  }
+  // RandomPhotometricDistort and RandomGrayscale/Autocontrast/Equalize have their own default p.
+  if (op.kind == OpKind::kRandomGrayscale) op.photometric.p = 0.1;
+}
+
 const ArgSchema kAntialias{
     "antialias", ArgType::kBool, false, "True", "antialiased (wider) filter when downscaling",
     "",          set_antialias};
@@ -187,6 +227,49 @@ const ArgSchema kPaddingMode{"padding_mode",
                              "constant|edge|reflect|symmetric",
                              set_padding_mode};
 const ArgSchema kP{"p", ArgType::kFloat, false, "0.5", "probability of applying the op", "", set_p};
+
+const ArgSchema kBrightness{
+    "brightness",
+    ArgType::kFloatPair,
+    false,
+    "None",
+    "brightness factor range (min, max), >= 0",
+    "",
+    [](OpSpec& op, const ArgValue& v) { op.photometric.brightness = to_float_pair(v); }};
+const ArgSchema kContrast{
+    "contrast",
+    ArgType::kFloatPair,
+    false,
+    "None",
+    "contrast factor range (min, max), >= 0",
+    "",
+    [](OpSpec& op, const ArgValue& v) { op.photometric.contrast = to_float_pair(v); }};
+const ArgSchema kSaturation{
+    "saturation",
+    ArgType::kFloatPair,
+    false,
+    "None",
+    "saturation factor range (min, max), >= 0",
+    "",
+    [](OpSpec& op, const ArgValue& v) { op.photometric.saturation = to_float_pair(v); }};
+const ArgSchema kHue{"hue",
+                     ArgType::kFloatPair,
+                     false,
+                     "None",
+                     "hue shift range (min, max) within [-0.5, 0.5]",
+                     "",
+                     [](OpSpec& op, const ArgValue& v) { op.photometric.hue = to_float_pair(v); }};
+const ArgSchema kPhotometricP{"p",
+                              ArgType::kFloat,
+                              false,
+                              "0.5",
+                              "probability of applying the op (each distortion for "
+                              "photometric_distort)",
+                              "",
+                              [](OpSpec& op, const ArgValue& v) {
+                                set_p(op, v);
+                                op.photometric.p = op.p;
+                              }};
 
 std::vector<OpSchema> build_schemas() {
   return {
@@ -324,6 +407,112 @@ std::vector<OpSchema> build_schemas() {
            for (float s : op.std)
              if (!(s != 0)) bad("must be non-zero");
          }}}},
+
+      {"color_jitter",
+       OpKind::kColorJitter,
+       OpCategory::kPhotometric,
+       "v2.ColorJitter: brightness, contrast, saturation and hue factors drawn uniformly, "
+       "applied in a random order",
+       {kBrightness, kContrast, kSaturation, kHue}},
+      {"photometric_distort",
+       OpKind::kPhotometricDistort,
+       OpCategory::kPhotometric,
+       "v2.RandomPhotometricDistort (SSD): each distortion with probability p, contrast before "
+       "or after saturation/hue, then a random channel permutation with probability p",
+       {kBrightness, kContrast, kSaturation, kHue, kPhotometricP}},
+      {"grayscale",
+       OpKind::kGrayscale,
+       OpCategory::kPhotometric,
+       "v2.Grayscale(num_output_channels=3): the luma in all three channels",
+       {}},
+      {"random_grayscale",
+       OpKind::kRandomGrayscale,
+       OpCategory::kPhotometric,
+       "v2.RandomGrayscale: grayscale with probability p",
+       {{"p", ArgType::kFloat, false, "0.1", "probability of applying the op", "",
+         kPhotometricP.apply}}},
+      {"gaussian_blur",
+       OpKind::kGaussianBlur,
+       OpCategory::kPhotometric,
+       "v2.GaussianBlur: one sigma drawn uniformly for both axes, reflect padding",
+       {{"kernel_size", ArgType::kIntList, true, "", "odd kernel size: int or [x, y]", "",
+         [](OpSpec& op, const ArgValue& v) {
+           const std::vector<int> k = to_int_list(v);
+           if (k.size() != 1 && k.size() != 2) bad("must be an int or 2 ints");
+           op.photometric.kernel_size = {k[0], k.size() == 2 ? k[1] : k[0]};
+           for (int size : op.photometric.kernel_size)
+             if (size <= 0 || size % 2 == 0) bad("must be odd and positive");
+         }},
+        {"sigma", ArgType::kFloatPair, false, "(0.1, 2.0)", "sigma range (min, max), > 0", "",
+         [](OpSpec& op, const ArgValue& v) {
+           op.photometric.sigma = to_float_pair(v);
+           if (!(op.photometric.sigma[0] > 0)) bad("must be > 0");
+         }}}},
+      {"random_autocontrast",
+       OpKind::kRandomAutocontrast,
+       OpCategory::kPhotometric,
+       "v2.RandomAutocontrast: each channel stretched to [0, 255] with probability p",
+       {kPhotometricP}},
+      {"random_equalize",
+       OpKind::kRandomEqualize,
+       OpCategory::kPhotometric,
+       "v2.RandomEqualize: per-channel histogram equalisation with probability p",
+       {kPhotometricP}},
+      {"random_channel_permutation",
+       OpKind::kRandomChannelPermutation,
+       OpCategory::kPhotometric,
+       "v2.RandomChannelPermutation: a uniformly random channel order",
+       {}},
+      {"random_erasing",
+       OpKind::kRandomErasing,
+       OpCategory::kValue,
+       "v2.RandomErasing on the final (normalised) values: with probability p, a rectangle of "
+       "random area fraction and log-uniform aspect ratio gets value",
+       {{"p", ArgType::kFloat, false, "0.5", "probability of erasing", "",
+         [](OpSpec& op, const ArgValue& v) {
+           set_p(op, v);
+           op.erasing.p = op.p;
+         }},
+        {"scale", ArgType::kFloatPair, false, "(0.02, 0.33)", "area fraction range within [0, 1]",
+         "",
+         [](OpSpec& op, const ArgValue& v) {
+           op.erasing.scale = to_pair(v);
+           if (op.erasing.scale[0] < 0 || op.erasing.scale[1] > 1) bad("must be within [0, 1]");
+         }},
+        {"ratio", ArgType::kFloatPair, false, "(0.3, 3.3)", "aspect ratio range, > 0", "",
+         [](OpSpec& op, const ArgValue& v) {
+           op.erasing.ratio = to_pair(v);
+           if (!(op.erasing.ratio[0] > 0)) bad("must be > 0");
+         }},
+        {"value", ArgType::kFloatList, false, "0", "erased value: 1 or 3 numbers", "",
+         [](OpSpec& op, const ArgValue& v) {
+           const std::vector<double> values = to_list(v);
+           if (values.size() != 1 && values.size() != 3) bad("must be 1 or 3 numbers");
+           op.erasing.values.assign(values.begin(), values.end());
+         }},
+        {"random_value", ArgType::kBool, false, "False",
+         "erase with standard normal noise (value='random')", "",
+         [](OpSpec& op, const ArgValue& v) { op.erasing.random_values = to_bool(v); }}}},
+      {"sanitize_bounding_boxes",
+       OpKind::kSanitizeBoundingBoxes,
+       OpCategory::kBoxes,
+       "v2.SanitizeBoundingBoxes: drops boxes smaller than min_size or min_area or outside the "
+       "image, with their labels and difficult flags",
+       {{"min_size", ArgType::kFloat, false, "1.0", "minimum width and height, >= 1", "",
+         [](OpSpec& op, const ArgValue& v) {
+           op.box_min_size = static_cast<float>(to_number(v));
+           if (!(op.box_min_size >= 1)) bad("must be >= 1");
+         }},
+        {"min_area", ArgType::kFloat, false, "1.0", "minimum area, >= 1", "",
+         [](OpSpec& op, const ArgValue& v) {
+           op.box_min_area = static_cast<float>(to_number(v));
+           if (!(op.box_min_area >= 1)) bad("must be >= 1");
+         }}}},
+      {"clamp_bounding_boxes",
+       OpKind::kClampBoundingBoxes,
+       OpCategory::kBoxes,
+       "v2.ClampBoundingBoxes: boxes clamped to the image",
+       {}},
   };
 }
 
@@ -365,6 +554,8 @@ const char* op_category_name(OpCategory category) {
       return "photometric";
     case OpCategory::kValue:
       return "value";
+    case OpCategory::kBoxes:
+      return "boxes";
   }
   return "?";
 }
@@ -393,6 +584,7 @@ OpSpec make_op(const std::string& name, const std::vector<std::pair<std::string,
   const OpSchema& schema = find_op_schema(name);
   OpSpec op;
   op.kind = schema.kind;
+  set_photometric_kind(op);
   std::set<std::string> given;
   for (const auto& [key, value] : args) {
     const ArgSchema* arg = nullptr;

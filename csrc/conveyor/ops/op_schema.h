@@ -61,7 +61,8 @@ struct ArgSchema {
 enum class OpCategory {
   kGeometric,    // moves pixels, boxes and masks together (uint8 images)
   kPhotometric,  // changes image values only (uint8 images)
-  kValue,        // fused into the final write (dtype, normalisation)
+  kValue,        // fused into the final write (dtype, normalisation), or on its result
+  kBoxes,        // the output boxes only (after the geometric ops)
 };
 
 const char* op_category_name(OpCategory category);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "conveyor/ops/photometric_spec.h"
+
 namespace conveyor {
 
 enum class OpKind {
@@ -25,7 +27,20 @@ enum class OpKind {
   kRandomZoomOut,
   kRandomIoUCrop,
   kToDtype,
-  kNormalize
+  kNormalize,
+  // photometric (uint8 image values; ops/photometric*.h)
+  kColorJitter,
+  kPhotometricDistort,
+  kGrayscale,
+  kRandomGrayscale,
+  kGaussianBlur,
+  kRandomAutocontrast,
+  kRandomEqualize,
+  kRandomChannelPermutation,
+  kRandomErasing,  // on the final (normalised) values
+  // boxes only (ops/box_ops.h)
+  kSanitizeBoundingBoxes,
+  kClampBoundingBoxes,
 };
 
 enum class DType { kUint8, kFloat32, kFloat16 };
@@ -64,6 +79,9 @@ struct OpSpec {
   DType dtype = DType::kFloat32;
   bool scale_values = false;
   std::array<float, 3> mean{0, 0, 0}, std{1, 1, 1};
+  PhotometricSpec photometric;               // the photometric kinds
+  ErasingSpec erasing;                       // random_erasing
+  float box_min_size = 1, box_min_area = 1;  // sanitize_bounding_boxes
 };
 
 // A validated pipeline: `geometric` are the ops acting on uint8 pixels, boxes and masks; the
@@ -76,6 +94,11 @@ struct Pipeline {
   bool affine = false;  // false: plain copy (uint8, or float without scale/normalize)
   // The output (height, width) when every image gets the same size, whatever its input size.
   std::optional<std::pair<int, int>> fixed_size;
+  // Photometric ops on the decoded image before any geometric op (the whole image is then
+  // decoded at full resolution), and those after the last geometric op, on its uint8 output.
+  std::vector<PhotometricSpec> photometric_before, photometric_after;
+  std::vector<ErasingSpec> erasing;  // on the final values, after the fused write
+  std::vector<OpSpec> box_ops;       // on the output boxes (XYXY), after the geometric ops
 };
 
 // Throws Error(kInvalidArgument) naming the op index for an invalid or misplaced op.

@@ -13,6 +13,7 @@
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
+#include "conveyor/ops/photometric_stage.h"
 
 namespace conveyor {
 
@@ -69,6 +70,7 @@ class SampleProcessor {
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
+  PhotometricStage photometric_;     // photometric, erasing and box ops around the geometry
   AxisWeights source_x_, source_y_;  // scratch of windowed_resize_source
   std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
 };

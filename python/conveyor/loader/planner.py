@@ -330,6 +330,116 @@ def _no_op(_t: Any) -> List[Any]:
     return []
 
 
+def _range(value: Any) -> Any:
+    return None if value is None else [float(value[0]), float(value[1])]
+
+
+def _color_jitter(t: Any) -> List[Any]:
+    """brightness, contrast, saturation, hue (any values torchvision accepts), in its random
+    order; uint8 images, before ToDtype."""
+    return [
+        Op(
+            "color_jitter",
+            brightness=_range(t.brightness),
+            contrast=_range(t.contrast),
+            saturation=_range(t.saturation),
+            hue=_range(t.hue),
+        )
+    ]
+
+
+def _photometric_distort(t: Any) -> List[Any]:
+    """brightness, contrast, saturation, hue, p (each distortion and the channel permutation
+    with probability p); uint8 images, before ToDtype."""
+    return [
+        Op(
+            "photometric_distort",
+            brightness=_range(t.brightness),
+            contrast=_range(t.contrast),
+            saturation=_range(t.saturation),
+            hue=_range(t.hue),
+            p=float(t.p),
+        )
+    ]
+
+
+def _grayscale(t: Any) -> List[Any]:
+    """num_output_channels=3 (1 channel does not run natively)."""
+    if t.num_output_channels != 3:
+        raise UnsupportedTransform(
+            f"{transform_name(t)} with num_output_channels={t.num_output_channels} "
+            "(only 3 runs natively)"
+        )
+    return [Op("grayscale")]
+
+
+def _random_grayscale(t: Any) -> List[Any]:
+    """p (three equal channels out)."""
+    return [Op("random_grayscale", p=float(t.p))]
+
+
+def _gaussian_blur(t: Any) -> List[Any]:
+    """kernel_size, sigma (a range; one draw for both axes), reflect padding."""
+    return [
+        Op(
+            "gaussian_blur",
+            kernel_size=[int(k) for k in t.kernel_size],
+            sigma=[float(t.sigma[0]), float(t.sigma[1])],
+        )
+    ]
+
+
+def _random_autocontrast(t: Any) -> List[Any]:
+    """p."""
+    return [Op("random_autocontrast", p=float(t.p))]
+
+
+def _random_equalize(t: Any) -> List[Any]:
+    """p."""
+    return [Op("random_equalize", p=float(t.p))]
+
+
+def _random_channel_permutation(_t: Any) -> List[Any]:
+    """Always (a uniformly random order of the 3 channels)."""
+    return [Op("random_channel_permutation")]
+
+
+def _random_erasing(t: Any) -> List[Any]:
+    """p, scale, ratio, value (a number, 3 numbers or "random"); the last image op (after
+    Normalize, as used)."""
+    value = t.value
+    if value is not None and len(value) not in (1, 3):
+        raise UnsupportedTransform(f"{transform_name(t)} with value {value!r}")
+    return [
+        Op(
+            "random_erasing",
+            p=float(t.p),
+            scale=[float(s) for s in t.scale],
+            ratio=[float(r) for r in t.ratio],
+            value=[0.0] if value is None else [float(v) for v in value],
+            random_value=value is None,
+        )
+    ]
+
+
+def _sanitize_bounding_boxes(t: Any) -> List[Any]:
+    """min_size, min_area, the default labels_getter (drops the labels and difficult flags of
+    the removed boxes)."""
+    if t.labels_getter != "default":
+        raise UnsupportedTransform(
+            f"{transform_name(t)} with labels_getter={t.labels_getter!r} (only the default runs "
+            "natively)"
+        )
+    return [Op("sanitize_bounding_boxes", min_size=float(t.min_size), min_area=float(t.min_area))]
+
+
+def _clamp_bounding_boxes(t: Any) -> List[Any]:
+    """Boxes clamped to the image (the engine's boxes are XYXY)."""
+    if getattr(t, "clamping_mode", "auto") not in ("auto", "hard", "soft"):
+        raise UnsupportedTransform(f"{transform_name(t)} with clamping_mode={t.clamping_mode!r}")
+    return [Op("clamp_bounding_boxes")]
+
+
 # transform class -> (descriptors, converts the image to a tensor)
 _TRANSLATORS: Dict[type, Any] = {
     v2.ToImage: (_no_op, True),
@@ -362,6 +472,17 @@ _TRANSLATORS: Dict[type, Any] = {
     v2.ToDtype: (_to_dtype, False),
     v1.ConvertImageDtype: (_convert_image_dtype, False),
     v2.ConvertImageDtype: (_convert_image_dtype, False),
+    v2.ColorJitter: (_color_jitter, False),
+    v2.RandomPhotometricDistort: (_photometric_distort, False),
+    v2.Grayscale: (_grayscale, False),
+    v2.RandomGrayscale: (_random_grayscale, False),
+    v2.GaussianBlur: (_gaussian_blur, False),
+    v2.RandomAutocontrast: (_random_autocontrast, False),
+    v2.RandomEqualize: (_random_equalize, False),
+    v2.RandomChannelPermutation: (_random_channel_permutation, False),
+    v2.RandomErasing: (_random_erasing, False),
+    v2.SanitizeBoundingBoxes: (_sanitize_bounding_boxes, False),
+    v2.ClampBoundingBoxes: (_clamp_bounding_boxes, False),
 }
 _COMPOSE = (v1.Compose, v2.Compose)
 
@@ -443,6 +564,41 @@ def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
             )
 
 
+def _check_order(leaf: Any, ops: List[Any], before: List[Any], target_types: Sequence[type]):
+    """Raises UnsupportedTransform where ``ops`` cannot follow the ops ``before`` natively."""
+    if not ops:
+        return
+    category = ops[0].category
+    if category in ("geometric", "photometric") and any(o.category == "value" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after ToDtype/Normalize "
+            "(the engine runs geometric and photometric ops on uint8 images)"
+        )
+    if category != "boxes" and any(o.name == "random_erasing" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after RandomErasing (it runs natively as the last image op)"
+        )
+    if category == "geometric" and any(o.category == "boxes" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after a box op (sanitize/clamp run after the geometric ops)"
+        )
+    if category == "geometric" and any(o.category == "photometric" for o in before):
+        seen_geometric = any(o.category == "geometric" for o in before)
+        photometric_after = seen_geometric and any(
+            o.category == "photometric"
+            for o in before[next(i for i, o in enumerate(before) if o.category == "geometric") :]
+        )
+        if photometric_after:
+            raise UnsupportedTransform(
+                f"{transform_name(leaf)} after a photometric op that follows geometric ones "
+                "(photometric ops run natively before or after the geometric ones)"
+            )
+    if category == "boxes" and tv_tensors.BoundingBoxes not in target_types:
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} without bounding boxes moving with the image"
+        )
+
+
 def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
     """Split ``transform`` into the longest natively runnable prefix and a Python tail.
 
@@ -472,11 +628,7 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
                 raise UnsupportedTransform(
                     f"{transform_name(leaf)} without bounding boxes (torchvision requires them)"
                 )
-            if ops and ops[0].category != "value" and any(o.category == "value" for o in plan.ops):
-                raise UnsupportedTransform(
-                    f"{transform_name(leaf)} after ToDtype/Normalize "
-                    "(the engine resizes and crops uint8 images)"
-                )
+            _check_order(leaf, ops, plan.ops, target_types)
         except UnsupportedTransform as why:
             plan.blocker, plan.reason = transform_name(leaf), str(why)
             plan.tail = leaves[position:]
