@@ -75,7 +75,8 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
         // A crop right after a pad (RandomZoomOut then RandomIoUCrop, RandomCrop with
         // padding) keeps only part of the canvas: crop the image to the part inside the crop
         // and pad just the rest, instead of materialising the whole canvas. Same pixels.
-        if (i + 1 < plan.steps.size() && plan.steps[i + 1].kind == GeometryStep::kCrop) {
+        if (i + 1 < plan.steps.size() && plan.steps[i + 1].kind == GeometryStep::kCrop &&
+            step.padding_mode == PaddingMode::kConstant) {
           const GeometryStep& next = plan.steps[i + 1];
           const int left = step.padding[0], top = step.padding[1];
           const int x0 = std::max(next.x, left),
@@ -222,6 +223,24 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
           for (int x = 0; x < view.width; ++x) dst[x] = src[(view.width - 1 - x) * 3];
         else
           for (int x = 0; x < view.width; ++x) dst[x] = src[x * 3];
+      }
+    }
+  }
+  if (step.padding_mode != PaddingMode::kConstant) {
+    // Separable, like torch's: each border column of an interior row, then each border row,
+    // reads the image position the mode maps it to.
+    for (int c = 0; c < 3; ++c) {
+      for (int y = top; y < top + view.height; ++y) {
+        uint8_t* row = target.row(c, y);
+        for (int x = 0; x < left; ++x)
+          row[x] = row[left + padded_source(x - left, view.width, step.padding_mode)];
+        for (int x = left + view.width; x < new_width; ++x)
+          row[x] = row[left + padded_source(x - left, view.width, step.padding_mode)];
+      }
+      for (int y = 0; y < new_height; ++y) {
+        if (y >= top && y < top + view.height) continue;
+        const int source = top + padded_source(y - top, view.height, step.padding_mode);
+        std::memcpy(target.row(c, y), target.row(c, source), static_cast<size_t>(new_width));
       }
     }
   }
