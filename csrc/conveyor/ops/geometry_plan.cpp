@@ -4,6 +4,8 @@
 #include <string>
 
 #include "conveyor/core/error.h"
+#include "conveyor/ops/box_geometry.h"
+#include "conveyor/ops/detection_geometry.h"
 
 namespace conveyor {
 namespace {
@@ -139,10 +141,32 @@ void center_crop(GeometryPlan& plan, const OpSpec& op) {
   add_crop(plan, left, top, op.width, op.height);
 }
 
+// RandomIoUCrop: its draw looks at the boxes as the steps so far left them.
+void random_iou_crop(GeometryPlan& plan, const OpSpec& op, int width, int height,
+                     const std::vector<float>* boxes, SampleRandom& random) {
+  if (!boxes)
+    throw Error(ErrorKind::kInvalidArgument,
+                "random_iou_crop needs bounding boxes (torchvision's RandomIoUCrop requires them)");
+  std::vector<float> moved = *boxes;
+  for (const GeometryStep& step : plan.steps)
+    move_boxes(step, width, height, moved.data(), moved.size() / 4);
+  const std::optional<IoUCrop> crop = iou_crop(op, plan.width, plan.height, moved, random);
+  if (!crop) return;
+  GeometryStep step{GeometryStep::kCrop};
+  step.x = crop->x;
+  step.y = crop->y;
+  step.width = crop->width;
+  step.height = crop->height;
+  step.zero_boxes_outside = true;
+  plan.steps.push_back(step);
+  plan.width = crop->width;
+  plan.height = crop->height;
+}
+
 }  // namespace
 
 GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
-                           SampleRandom& random) {
+                           SampleRandom& random, const std::vector<float>* boxes) {
   GeometryPlan plan;
   plan.width = width;
   plan.height = height;
@@ -167,6 +191,32 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
+        break;
+      case OpKind::kVerticalFlip:
+        if (random.uniform() < op.p)
+          plan.steps.push_back(GeometryStep{GeometryStep::kVerticalFlip});
+        break;
+      case OpKind::kRandomResize: {
+        const auto [w, h] = random_resize_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kRandomShortestSize: {
+        const auto [w, h] = random_shortest_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kScaleJitter: {
+        const auto [w, h] = scale_jitter_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kRandomZoomOut:
+        if (const auto padding = zoom_out_padding(op, plan.width, plan.height, random))
+          add_pad(plan, *padding, op.fill, op.mask_fill);
+        break;
+      case OpKind::kRandomIoUCrop:
+        random_iou_crop(plan, op, width, height, boxes, random);
         break;
       default:  // value, photometric and box ops: not geometric
         break;
@@ -222,8 +272,8 @@ int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
              (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))
         scale /= 2;
       return scale;
-    } else if (step.kind == GeometryStep::kPad) {
-      return 1;
+    } else if (step.kind == GeometryStep::kPad || step.kind == GeometryStep::kVerticalFlip) {
+      return 1;  // both materialise the view at full resolution first
     }
   }
   return 1;

@@ -71,6 +71,9 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
       case GeometryStep::kPad:
         pad(view, step);
         break;
+      case GeometryStep::kVerticalFlip:
+        vertical_flip(view);
+        break;
       case GeometryStep::kResize: {
         ResizeWindow window;
         if (windowed_resize_) window = find_resize_window(plan, i, view.flipped);
@@ -202,6 +205,15 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
   view.become(target, new_width, new_height);
 }
 
+void ImageTransformer::vertical_flip(View& view) {
+  GeometryStep materialise{GeometryStep::kPad};  // no padding: the view as a planar buffer
+  pad(view, materialise);
+  PlanarImage& buffer = view.planar == &buffers_[0] ? buffers_[0] : buffers_[1];
+  for (int c = 0; c < 3; ++c)
+    for (int top = 0, bottom = view.height - 1; top < bottom; ++top, --bottom)
+      std::swap_ranges(buffer.row(c, top), buffer.row(c, top) + view.width, buffer.row(c, bottom));
+}
+
 void ImageTransformer::write(const View& input, const OutputFormat& format, void* out) {
   View view = input;
   if (view.scaled()) {
@@ -251,7 +263,8 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
   if (first == plan.steps.size() || plan.steps[first].kind != GeometryStep::kResize)
     return std::nullopt;
   for (const GeometryStep& step : plan.steps)
-    if (step.kind == GeometryStep::kPad) return std::nullopt;
+    if (step.kind == GeometryStep::kPad || step.kind == GeometryStep::kVerticalFlip)
+      return std::nullopt;
   const ResizeWindow window = find_resize_window(plan, first, flipped);
   if (!window.windowed) return std::nullopt;
   // The weights ImageTransformer::resize computes over the whole image (where the region

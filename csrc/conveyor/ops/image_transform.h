@@ -58,6 +58,7 @@ class ImageTransformer {
   void resize_whole(View& view, const GeometryStep& step, bool reverse, const OutputFormat* format,
                     void* out);
   void pad(View& view, const GeometryStep& step);
+  void vertical_flip(View& view);
   void write(const View& view, const OutputFormat& format, void* out);
   PlanarImage& next_buffer(const View& view);
 

@@ -76,6 +76,9 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
       case GeometryStep::kFlip:
         std::reverse(maps.xs.begin(), maps.xs.end());
         break;
+      case GeometryStep::kVerticalFlip:
+        std::reverse(maps.ys.begin(), maps.ys.end());
+        break;
     }
   }
   return maps;

@@ -131,7 +131,35 @@ Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
                   size->second + op.padding[0] + op.padding[2]};
         break;
       case OpKind::kHorizontalFlip:
-        if (op.p < 0 || op.p > 1) invalid(i, "hflip p must be in [0, 1]");
+      case OpKind::kVerticalFlip:
+        if (op.p < 0 || op.p > 1) invalid(i, "flip p must be in [0, 1]");
+        break;
+      case OpKind::kRandomResize:
+        if (op.min_size <= 0 || op.max_size <= op.min_size)
+          invalid(i, "random_resize needs 0 < min_size < max_size");
+        size.reset();
+        break;
+      case OpKind::kRandomShortestSize:
+        if (op.sizes.empty()) invalid(i, "random_shortest_size needs min_size");
+        for (int s : op.sizes)
+          if (s <= 0) invalid(i, "random_shortest_size min_size must be positive");
+        size.reset();
+        break;
+      case OpKind::kScaleJitter:
+        if (op.scale_range[0] <= 0) invalid(i, "scale_jitter scale_range must be positive");
+        size.reset();
+        break;
+      case OpKind::kRandomZoomOut:
+        if (op.side_range[0] < 1.0) invalid(i, "random_zoom_out side_range must start at >= 1");
+        size.reset();
+        break;
+      case OpKind::kRandomIoUCrop:
+        if (op.sampler_options.empty()) invalid(i, "random_iou_crop needs sampler_options");
+        if (op.trials < 1) invalid(i, "random_iou_crop trials must be >= 1");
+        if (op.crop_scale[0] > op.crop_scale[1] || op.crop_scale[0] < 0 ||
+            op.crop_aspect[0] > op.crop_aspect[1])
+          invalid(i, "random_iou_crop needs min_scale <= max_scale, min <= max aspect ratio");
+        size.reset();
         break;
       case OpKind::kToDtype:
         if (converted && !is_float) invalid(i, "only one to_dtype is supported natively");

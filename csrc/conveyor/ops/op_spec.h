@@ -20,6 +20,12 @@ enum class OpKind {
   kCenterCrop,
   kPad,
   kHorizontalFlip,
+  kVerticalFlip,
+  kRandomResize,
+  kRandomShortestSize,
+  kScaleJitter,
+  kRandomZoomOut,
+  kRandomIoUCrop,
   kToDtype,
   kNormalize,
   // photometric (uint8 image values; ops/photometric*.h)
@@ -67,7 +73,7 @@ struct OpSpec {
   // random_iou_crop: scale and aspect bounds of the crop, the minimum-IoU choices (values
   // >= 1 mean "keep the sample unchanged"), and the trials per choice.
   std::array<double, 2> crop_scale{0.3, 1.0}, crop_aspect{0.5, 2.0};
-  std::vector<double> sampler_options{0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 2.0};
+  std::vector<double> sampler_options{0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0};
   int trials = 40;
   double p = 0.5;
   DType dtype = DType::kFloat32;

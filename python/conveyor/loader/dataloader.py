@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 import torch
 import torch.utils.data as tud
 
+from conveyor.loader.engine import IndexBatches
 from conveyor.loader.generic_path import (
     GenericIterator,
     IterableFetcher,
@@ -423,12 +424,9 @@ class DataLoader(tud.DataLoader):
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
-            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
-        order = list(self.sampler)
-        if self.world_size > 1:
-            order = shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+        batches = IndexBatches.of(self._index_stream(0))  # this rank's, as the sampler made them
 
         def on_batch() -> None:
             progress["batches"] += 1
@@ -439,7 +437,7 @@ class DataLoader(tud.DataLoader):
         return NativeIterator(
             self,
             setup,
-            order,
+            batches,
             epoch,
             skip,
             recorder,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 import numpy as np
@@ -42,8 +42,8 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         masks_move: Masks are transformed with the image (joint v2 transforms, mask target).
         target_transform: Applied in Python to each target (separate-transform datasets).
-        engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch).
-        buffers: Destination tensors fed to the engine and not yet returned in a batch.
+        engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch; it keeps the
+            fed destination tensors until it returns them in a batch).
     """
 
     kind: str
@@ -53,7 +53,6 @@ class NativeSetup:
     target_transform: Optional[Callable]
     masks_move: bool = False
     engine: Any = None
-    buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
 
 def _why_not_native(loader: Any) -> Optional[str]:
@@ -141,23 +140,16 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     sources: dict = {}
     if setup.boxes_move:
         annotations = dataset.native_annotations
-        # labels carry each box's global row: the kept rows then index every per-object field
-        sources = dict(
-            boxes=annotations.boxes,
-            labels=np.arange(len(annotations.boxes), dtype=np.int64),
-            offsets=annotations.offsets,
-        )
+        # each kept box comes back with its row (Batch.box_rows): it indexes every per-object field
+        sources = dict(boxes=annotations.boxes, offsets=annotations.offsets)
     if setup.masks_move:
         sources = dict(mask_paths=dataset.masks)
     return Engine(
         setup.plan.ops,
         dataset.images,
-        batch_size=loader.batch_size,
         num_threads=loader.num_workers,
         prefetch=max(1, loader.prefetch_factor or 2),
         seed=loader.seed,
-        shuffle=False,
-        drop_last=loader.drop_last,
         in_order=loader.in_order,
         on_error=loader.on_error,
         **sources,
@@ -170,7 +162,7 @@ class NativeIterator:
     Args:
         loader: The ``conveyor.DataLoader``.
         setup: Its ``NativeSetup`` (with the engine created).
-        order: This rank's sample order for the epoch (indices into the dataset).
+        batches: This rank's batches of dataset indices for the epoch (``IndexBatches``).
         epoch: The epoch number (seeds the random augmentations).
         skip: Batches to skip (mid-epoch resume).
         stats: Counters shown by ``loader.stats``.
@@ -184,7 +176,7 @@ class NativeIterator:
         self,
         loader: Any,
         setup: NativeSetup,
-        order: List[int],
+        batches: Any,
         epoch: int,
         skip: int,
         stats: StatsRecorder,
@@ -204,15 +196,13 @@ class NativeIterator:
         self._length = len(loader)
         self._done = False
         self._pin = pin
-        self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
         self._targets_cache: Optional[tuple] = None  # (batch, its per-image target tensors)
         self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
         if self._feed:  # fed before the epoch starts, so its first batches land in them
-            self._forget_dead_buffers()
-            while len(self._buffers) < max(1, loader.prefetch_factor or 2) + 1:
+            # (fed buffers outlive epochs: unused ones stay queued in the engine)
+            while self._engine.fed_buffers < max(1, loader.prefetch_factor or 2) + 1:
                 self._feed_one()
-        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
-        self._forget_dead_buffers()
+        self._engine.start_epoch(epoch, batches, start_batch=skip)
 
     def __iter__(self) -> "NativeIterator":
         return self
@@ -220,19 +210,10 @@ class NativeIterator:
     def __len__(self) -> int:
         return self._length
 
-    def _forget_dead_buffers(self) -> None:
-        # buffers of batches a restart cancelled are never returned; drop them here too
-        live = getattr(self._engine._native, "live_buffer_ids", None)
-        if live is not None and self._buffers:
-            alive = set(live())
-            for buffer_id in [b for b in self._buffers if b not in alive]:
-                del self._buffers[buffer_id]
-
     def _feed_one(self) -> None:
         shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
         dtype = getattr(torch, self._engine.output_dtype.name)
-        tensor = torch.empty(shape, dtype=dtype, pin_memory=self._pin is not None)
-        self._buffers[self._engine.feed_buffer(tensor.numpy())] = tensor
+        self._engine.feed_buffer(torch.empty(shape, dtype=dtype, pin_memory=self._pin is not None))
 
     def __next__(self) -> Any:
         while True:
@@ -269,10 +250,9 @@ class NativeIterator:
     # ----------------------------------------------------------------------------- assembly
 
     def _images(self, batch: Any) -> Any:
-        if batch.buffer_id >= 0:
-            tensor = self._buffers.pop(batch.buffer_id)[: len(batch.indices)]
+        if batch.buffer_id >= 0:  # the fed tensor itself
             self._feed_one()
-            return tensor
+            return batch.images
         if isinstance(batch.images, list):
             return [torch.from_numpy(image) for image in batch.images]
         images = torch.from_numpy(batch.images)
@@ -407,7 +387,7 @@ class NativeIterator:
             return cached[1]
         annotations = self._dataset.native_annotations
         counts = np.diff(batch.box_offsets).tolist()
-        rows = batch.labels  # each kept box's global row: indexes every per-object field
+        rows = batch.box_rows  # each kept box's row: indexes every per-object field
         boxes = torch.from_numpy(batch.boxes).split(counts)
         labels = torch.from_numpy(annotations.labels[rows]).split(counts)
         difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)

@@ -233,6 +233,77 @@ def _hflip(t: Any) -> List[Any]:
     return [Op("hflip", p=float(t.p))]
 
 
+def _vflip(t: Any) -> List[Any]:
+    """p."""
+    return [Op("vflip", p=float(t.p))]
+
+
+def _random_resize(t: Any) -> List[Any]:
+    """min_size, max_size, antialias; bilinear."""
+    _bilinear(t)
+    return [
+        Op(
+            "random_resize",
+            min_size=int(t.min_size),
+            max_size=int(t.max_size),
+            antialias=_antialias(t),
+        )
+    ]
+
+
+def _random_shortest_size(t: Any) -> List[Any]:
+    """min_size (int or list), max_size, antialias; bilinear."""
+    _bilinear(t)
+    return [
+        Op(
+            "random_shortest_size",
+            min_size=[int(s) for s in t.min_size],
+            max_size=t.max_size,
+            antialias=_antialias(t),
+        )
+    ]
+
+
+def _scale_jitter(t: Any) -> List[Any]:
+    """target_size, scale_range, antialias; bilinear."""
+    _bilinear(t)
+    return [
+        Op(
+            "scale_jitter",
+            target_size=[int(s) for s in t.target_size],
+            scale_range=[float(s) for s in t.scale_range],
+            antialias=_antialias(t),
+        )
+    ]
+
+
+def _random_zoom_out(t: Any) -> List[Any]:
+    """fill (number, RGB or per-type dict), side_range, p."""
+    return [
+        Op(
+            "random_zoom_out",
+            side_range=[float(s) for s in t.side_range],
+            p=float(t.p),
+            **_fills(t),
+        )
+    ]
+
+
+def _random_iou_crop(t: Any) -> List[Any]:
+    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes."""
+    return [
+        Op(
+            "random_iou_crop",
+            min_scale=float(t.min_scale),
+            max_scale=float(t.max_scale),
+            min_aspect_ratio=float(t.min_aspect_ratio),
+            max_aspect_ratio=float(t.max_aspect_ratio),
+            sampler_options=[float(o) for o in t.options],
+            trials=int(t.trials),
+        )
+    ]
+
+
 def _normalize(t: Any) -> List[Any]:
     """mean, std (fused into the final write)."""
     return [Op("normalize", mean=[float(m) for m in t.mean], std=[float(s) for s in t.std])]
@@ -389,6 +460,13 @@ _TRANSLATORS: Dict[type, Any] = {
     v2.Pad: (_pad, False),
     v1.RandomHorizontalFlip: (_hflip, False),
     v2.RandomHorizontalFlip: (_hflip, False),
+    v1.RandomVerticalFlip: (_vflip, False),
+    v2.RandomVerticalFlip: (_vflip, False),
+    v2.RandomResize: (_random_resize, False),
+    v2.RandomShortestSize: (_random_shortest_size, False),
+    v2.ScaleJitter: (_scale_jitter, False),
+    v2.RandomZoomOut: (_random_zoom_out, False),
+    v2.RandomIoUCrop: (_random_iou_crop, False),
     v1.Normalize: (_normalize, False),
     v2.Normalize: (_normalize, False),
     v2.ToDtype: (_to_dtype, False),
@@ -544,6 +622,12 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         try:
             ops = describe(leaf)
             _check_target_dtypes(leaf, target_types)
+            if any(o.name == "random_iou_crop" for o in ops) and (
+                tv_tensors.BoundingBoxes not in target_types
+            ):
+                raise UnsupportedTransform(
+                    f"{transform_name(leaf)} without bounding boxes (torchvision requires them)"
+                )
             _check_order(leaf, ops, plan.ops, target_types)
         except UnsupportedTransform as why:
             plan.blocker, plan.reason = transform_name(leaf), str(why)
