@@ -685,3 +685,15 @@ def test_recipe_with_photometric_ops_is_native_deterministic_and_resumes(voc_roo
     resumed.load_state_dict(first.state_dict())
     got = flat(head + list(resumed))
     assert len(got) == len(runs[0]) and all(torch.equal(a, b) for a, b in zip(got, runs[0]))
+
+
+def test_dense_factor_sweep_is_exact_on_noise():
+    """Every value of a noise image through many factors: no rounding case left untested (an
+    FMA contraction of a * b + c that torch does not do would show here)."""
+    image = np.random.default_rng(11).integers(0, 256, (3, 120, 160), dtype=np.uint8)
+    t = torch.from_numpy(image)
+    for hue in np.linspace(-0.5, 0.5, 41):
+        assert_close(K.adjust_hue(image, float(hue)), F.adjust_hue(t, float(hue)))
+    for factor in np.linspace(0.0, 3.0, 31):
+        for name in ("adjust_brightness", "adjust_contrast", "adjust_saturation"):
+            assert_close(getattr(K, name)(image, float(factor)), getattr(F, name)(t, float(factor)))
