@@ -600,3 +600,100 @@ def test_planner_explains_what_does_not_run_natively():
     assert "without bounding boxes" in reason
     plan = plan_transforms(ssd_like(), (tv_tensors.BoundingBoxes,))
     assert plan.fully_native
+
+
+# ---- the issue's recipes with their photometric and box ops ----
+
+
+def full_ssd():
+    fill = {tv_tensors.Image: (123, 117, 104), "others": 0}
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomPhotometricDistort(p=0.5),
+            v2.RandomZoomOut(fill=fill),
+            v2.RandomIoUCrop(),
+            v2.RandomHorizontalFlip(p=0.5),
+            v2.Resize((96, 96)),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.SanitizeBoundingBoxes(),
+        ]
+    )
+
+
+def full_scale_jitter():
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ScaleJitter((96, 96)),
+            v2.RandomCrop(96, pad_if_needed=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            v2.SanitizeBoundingBoxes(),
+        ]
+    )
+
+
+def recipe_loader(root, make, workers):
+    from conveyor import DataLoader
+    from conveyor.collate import detection_collate
+
+    return DataLoader(
+        detection(root, make()),
+        batch_size=4,
+        shuffle=True,
+        seed=5,
+        num_workers=workers,
+        collate_fn=detection_collate,
+    )
+
+
+def flat(batches):
+    out = []
+    for images, targets in batches:
+        out.extend(images if isinstance(images, (list, tuple)) else [images])
+        for t in targets:
+            out.extend([t["boxes"].as_subclass(torch.Tensor), t["labels"], t["difficult"]])
+    return out
+
+
+@pytest.mark.parametrize("make", [full_ssd, full_scale_jitter], ids=["ssd", "scale_jitter"])
+def test_recipe_with_photometric_ops_is_native_deterministic_and_resumes(voc_root, make):
+    import warnings
+
+    runs = []
+    for workers in (0, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "cannot run natively" warning
+            loader = recipe_loader(voc_root, make, workers)
+            runs.append(flat(list(loader)))
+        assert loader.stats.path == "native"
+    assert len(runs[0]) == len(runs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    for _images, targets in recipe_loader(voc_root, make, 2):
+        for t in targets:
+            boxes = t["boxes"].as_subclass(torch.Tensor)
+            assert len(boxes) == len(t["labels"]) == len(t["difficult"])
+            sides = boxes[:, 2:] - boxes[:, :2]
+            assert (sides >= 1).all() and (sides.prod(dim=1) >= 1).all()  # sanitized
+    first = recipe_loader(voc_root, make, 2)
+    iterator = iter(first)
+    head = [next(iterator) for _ in range(2)]
+    resumed = recipe_loader(voc_root, make, 2)
+    resumed.load_state_dict(first.state_dict())
+    got = flat(head + list(resumed))
+    assert len(got) == len(runs[0]) and all(torch.equal(a, b) for a, b in zip(got, runs[0]))
+
+
+def test_dense_factor_sweep_is_exact_on_noise():
+    """Every value of a noise image through many factors: no rounding case left untested (an
+    FMA contraction of a * b + c that torch does not do would show here)."""
+    image = np.random.default_rng(11).integers(0, 256, (3, 120, 160), dtype=np.uint8)
+    t = torch.from_numpy(image)
+    for hue in np.linspace(-0.5, 0.5, 41):
+        assert_close(K.adjust_hue(image, float(hue)), F.adjust_hue(t, float(hue)))
+    for factor in np.linspace(0.0, 3.0, 31):
+        for name in ("adjust_brightness", "adjust_contrast", "adjust_saturation"):
+            assert_close(getattr(K, name)(image, float(factor)), getattr(F, name)(t, float(factor)))

@@ -228,37 +228,47 @@ const ArgSchema kPaddingMode{"padding_mode",
                              set_padding_mode};
 const ArgSchema kP{"p", ArgType::kFloat, false, "0.5", "probability of applying the op", "", set_p};
 
-const ArgSchema kBrightness{
-    "brightness",
-    ArgType::kFloatPair,
-    false,
-    "None",
-    "brightness factor range (min, max), >= 0",
-    "",
-    [](OpSpec& op, const ArgValue& v) { op.photometric.brightness = to_float_pair(v); }};
-const ArgSchema kContrast{
-    "contrast",
-    ArgType::kFloatPair,
-    false,
-    "None",
-    "contrast factor range (min, max), >= 0",
-    "",
-    [](OpSpec& op, const ArgValue& v) { op.photometric.contrast = to_float_pair(v); }};
-const ArgSchema kSaturation{
-    "saturation",
-    ArgType::kFloatPair,
-    false,
-    "None",
-    "saturation factor range (min, max), >= 0",
-    "",
-    [](OpSpec& op, const ArgValue& v) { op.photometric.saturation = to_float_pair(v); }};
+const ArgSchema kBrightness{"brightness",
+                            ArgType::kFloatPair,
+                            false,
+                            "None",
+                            "brightness factor range (min, max), >= 0",
+                            "",
+                            [](OpSpec& op, const ArgValue& v) {
+                              op.photometric.brightness = to_float_pair(v);
+                              if (!((*op.photometric.brightness)[0] >= 0)) bad("must be >= 0");
+                            }};
+const ArgSchema kContrast{"contrast",
+                          ArgType::kFloatPair,
+                          false,
+                          "None",
+                          "contrast factor range (min, max), >= 0",
+                          "",
+                          [](OpSpec& op, const ArgValue& v) {
+                            op.photometric.contrast = to_float_pair(v);
+                            if (!((*op.photometric.contrast)[0] >= 0)) bad("must be >= 0");
+                          }};
+const ArgSchema kSaturation{"saturation",
+                            ArgType::kFloatPair,
+                            false,
+                            "None",
+                            "saturation factor range (min, max), >= 0",
+                            "",
+                            [](OpSpec& op, const ArgValue& v) {
+                              op.photometric.saturation = to_float_pair(v);
+                              if (!((*op.photometric.saturation)[0] >= 0)) bad("must be >= 0");
+                            }};
 const ArgSchema kHue{"hue",
                      ArgType::kFloatPair,
                      false,
                      "None",
                      "hue shift range (min, max) within [-0.5, 0.5]",
                      "",
-                     [](OpSpec& op, const ArgValue& v) { op.photometric.hue = to_float_pair(v); }};
+                     [](OpSpec& op, const ArgValue& v) {
+                       op.photometric.hue = to_float_pair(v);
+                       if (!((*op.photometric.hue)[0] >= -0.5f && (*op.photometric.hue)[1] <= 0.5f))
+                         bad("must be within [-0.5, 0.5]");
+                     }};
 const ArgSchema kPhotometricP{"p",
                               ArgType::kFloat,
                               false,

@@ -7,6 +7,19 @@
 #include "conveyor/core/error.h"
 #include "conveyor/ops/output_writer.h"
 
+// The kernels follow torch's float32 steps with fused multiply-adds (std::fma) and floor/round:
+// without FMA and SSE4.1 (the x86-64 baseline) those are library calls, so the loops are also
+// compiled for FMA (with AVX and SSE4.1) and picked at load time; both versions give identical
+// results (std::fma is exact either way).
+// Only the explicit std::fma calls fuse: contracting a * b + c elsewhere (GCC's default where FMA
+// exists) would round differently from torch.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#define CONVEYOR_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#define CONVEYOR_FMA_CLONES
+#endif
+
 namespace conveyor {
 namespace {
 
@@ -45,16 +58,17 @@ void check_rgb(const PlanarImage& image, const char* op) {
                 std::string(op) + " needs 3 channels, got " + std::to_string(image.channels));
 }
 
-// torch.remainder(a, 1.0) for float: fmod, moved into [0, 1) when negative.
+// torch.remainder(a, 1.0) for float (fmod, moved into [0, 1) when negative) for a in
+// [-1, 2), without the fmod call: a - 1 is exact there (Sterbenz), a + 1 rounds as torch's does.
 inline float remainder_one(float a) {
-  float m = std::fmod(a, 1.0f);
-  if (m != 0 && m < 0) m += 1.0f;
-  return m;
+  if (a >= 1.0f) return a - 1.0f;
+  if (a < 0.0f) return a + 1.0f;
+  return a;
 }
 
 }  // namespace
 
-void adjust_brightness(PlanarImage& image, double factor_value) {
+CONVEYOR_FMA_CLONES void adjust_brightness(PlanarImage& image, double factor_value) {
   const float factor = static_cast<float>(factor_value);
   check_factor(factor_value, "brightness");
   const size_t n = pixel_count(image);
@@ -64,7 +78,7 @@ void adjust_brightness(PlanarImage& image, double factor_value) {
   }
 }
 
-void adjust_contrast(PlanarImage& image, double factor_value) {
+CONVEYOR_FMA_CLONES void adjust_contrast(PlanarImage& image, double factor_value) {
   const float factor = static_cast<float>(factor_value);
   check_factor(factor_value, "contrast");
   check_rgb(image, "adjust_contrast");
@@ -83,7 +97,7 @@ void adjust_contrast(PlanarImage& image, double factor_value) {
   }
 }
 
-void adjust_saturation(PlanarImage& image, double factor_value) {
+CONVEYOR_FMA_CLONES void adjust_saturation(PlanarImage& image, double factor_value) {
   const float factor = static_cast<float>(factor_value);
   check_factor(factor_value, "saturation");
   check_rgb(image, "adjust_saturation");
@@ -98,7 +112,7 @@ void adjust_saturation(PlanarImage& image, double factor_value) {
   }
 }
 
-void adjust_hue(PlanarImage& image, double hue_value) {
+CONVEYOR_FMA_CLONES void adjust_hue(PlanarImage& image, double hue_value) {
   const float hue = static_cast<float>(hue_value);
   if (!(hue >= -0.5f && hue <= 0.5f))
     throw Error(ErrorKind::kInvalidArgument,
@@ -128,7 +142,7 @@ void adjust_hue(PlanarImage& image, double hue_value) {
       h = (rc + 2.0f) - bc;
     else
       h = (gc + 4.0f) - rc;
-    h = std::fmod(h * sixth + 1.0f, 1.0f);
+    h = remainder_one(h * sixth + 1.0f);  // fmod_(1.0) of a value in [5/6, 2)
     const float v = maxc;
     // hue shift, then _hsv_to_rgb
     h = remainder_one(h + hue);
@@ -169,7 +183,7 @@ void adjust_hue(PlanarImage& image, double hue_value) {
   }
 }
 
-void rgb_to_grayscale(PlanarImage& image) {
+CONVEYOR_FMA_CLONES void rgb_to_grayscale(PlanarImage& image) {
   check_rgb(image, "rgb_to_grayscale");
   const size_t n = pixel_count(image);
   uint8_t *r = image.plane(0), *g = image.plane(1), *b = image.plane(2);
@@ -179,7 +193,7 @@ void rgb_to_grayscale(PlanarImage& image) {
   }
 }
 
-void autocontrast(PlanarImage& image) {
+CONVEYOR_FMA_CLONES void autocontrast(PlanarImage& image) {
   const size_t n = pixel_count(image);
   if (n == 0) return;
   const float inv_bound = static_cast<float>(1.0 / 255.0);
@@ -260,8 +274,8 @@ std::vector<float> gaussian_kernel1d(int size, float sigma) {
   return x;
 }
 
-void gaussian_blur(PlanarImage& image, std::array<int, 2> kernel_size, std::array<float, 2> sigma,
-                   BlurScratch& scratch) {
+CONVEYOR_FMA_CLONES void gaussian_blur(PlanarImage& image, std::array<int, 2> kernel_size,
+                                       std::array<float, 2> sigma, BlurScratch& scratch) {
   for (int k : kernel_size)
     if (k <= 0 || k % 2 == 0)
       throw Error(ErrorKind::kInvalidArgument,

@@ -69,7 +69,7 @@ void PhotometricStage::erase_output(void* out, DType dtype, int width, int heigh
             params.values.data(), params.per_pixel);
 }
 
-void PhotometricStage::run_box_ops(std::vector<float>& boxes, std::vector<int64_t>& labels,
+void PhotometricStage::run_box_ops(std::vector<float>& boxes, std::vector<int64_t>& box_ids,
                                    int width, int height) const {
   for (const OpSpec& op : pipeline_.box_ops) {
     const size_t count = boxes.size() / 4;
@@ -79,7 +79,7 @@ void PhotometricStage::run_box_ops(std::vector<float>& boxes, std::vector<int64_
       const std::vector<uint8_t> keep = sanitize_mask(boxes.data(), count, BoxFormat::kXYXY, height,
                                                       width, op.box_min_size, op.box_min_area);
       keep_rows(boxes, keep, 4);
-      if (labels.size() == keep.size()) keep_rows(labels, keep, 1);
+      if (box_ids.size() == keep.size()) keep_rows(box_ids, keep, 1);
     }
   }
 }
