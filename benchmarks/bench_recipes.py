@@ -2,7 +2,7 @@
 """Recipe benchmark: torchvision's reference training recipes, torch's DataLoader vs conveyor.
 
 Side by side in one run, on the same cached VOC-like tree and the same cores: the four recipes
-of issue 10 (detection "ssd", detection "hflip" (Faster R-CNN, variable sizes, list collate),
+of issue 10 (detection "ssd", detection "hflip" (Faster R-CNN, variable sizes, lists),
 ScaleJitter + RandomCrop(pad_if_needed) + flip + ColorJitter + Normalize + Sanitize,
 segmentation train) and the issue-4 recipe (Resize 512 + flip + Normalize) for scale. Both
 loaders get torchvision's own v2 transform classes, unchanged: torch's DataLoader with
@@ -12,7 +12,7 @@ over ``conveyor.datasets`` with ``target_format="boxes"`` / ``"mask"``. Each mea
 a fresh subprocess under ``nice``. Every figure is also given as a fraction of the decode-only
 limit (libjpeg-turbo decoding the same files with as many threads, nothing else).
 
-DALI-CPU is not measured here: see ``DALI_NOTE`` (which of these ops DALI has).
+DALI-CPU is not measured here: see ``DALI_NOTE``.
 
     .venv/bin/python benchmarks/bench_recipes.py              # about 3 minutes
     .venv/bin/python benchmarks/bench_recipes.py --quick      # about 1.5 minutes
@@ -45,7 +45,7 @@ RECIPES = {
     "ssd": "detection 'ssd': PhotometricDistort, ZoomOut, IoUCrop, HFlip, Resize 300, "
     "ToDtype, Sanitize",
     "hflip": "detection 'hflip' (Faster R-CNN): HFlip, ToDtype, Sanitize; variable sizes, "
-    "list collate",
+    "lists of images",
     "scale_jitter": "ScaleJitter 512, RandomCrop 512 (pad_if_needed), HFlip, ColorJitter, "
     "ToDtype, Normalize, Sanitize",
     "segmentation": "segmentation train: RandomResize(260, 1040), HFlip, RandomCrop(480, "
@@ -55,12 +55,10 @@ RECIPES = {
 LOADERS = ("torch", "conveyor")
 DALI_NOTE = (
     "DALI-CPU not measured: its venv (benchmarks/setup_peers.sh) is not installed on this "
-    "machine. DALI has equivalents for most geometry (fn.random_bbox_crop for IoUCrop, fn.paste "
-    "for ZoomOut, fn.resize with resize_shorter / random sizes, fn.crop with "
-    "out_of_bounds_policy='pad', fn.flip / fn.bb_flip, fn.hsv / fn.color_twist); it lacks "
-    "torchvision's exact RandomPhotometricDistort order and channel permutation, "
-    "SanitizeBoundingBoxes' label filtering, per-type fills (Image vs Mask) and ScaleJitter's "
-    "distribution, so its pipelines would only approximate these recipes."
+    "machine, and no DALI pipelines were written for these recipes. Candidate DALI ops (not "
+    "checked here against torchvision's semantics): fn.random_bbox_crop (IoUCrop), fn.paste "
+    "(ZoomOut), fn.resize, fn.crop with out_of_bounds_policy='pad' (RandomCrop pad_if_needed), "
+    "fn.flip / fn.bb_flip, fn.hsv / fn.color_twist (photometric)."
 )
 
 
@@ -134,27 +132,19 @@ def transforms(recipe: str):
     raise ValueError(recipe)
 
 
-def list_collate(batch):
-    """torchvision references' detection collate: ``tuple(zip(*batch))``."""
-    return tuple(zip(*batch))
-
-
-def stack_collate(batch):
-    import torch
-
-    images, targets = zip(*batch)
-    return torch.stack(images), list(targets)
-
-
 def make_loader(loader: str, recipe: str, root: str, workers: int, batch_size: int, seed: int):
     import torch
 
     segmentation = recipe == "segmentation"
     tf = transforms(recipe)
-    if segmentation:
-        collate = torch.utils.data.default_collate
-    else:
-        collate = stack_collate if recipe == "issue4" else list_collate
+    # The same collate function on both sides: torch's default_collate for segmentation,
+    # conveyor.collate.detection_collate for detection (stacked images when the recipe fixes
+    # the size, else the list that torchvision's tuple(zip(*batch)) gives; a plain function,
+    # equally usable with torch's DataLoader). conveyor builds these straight from its batch
+    # buffers; any other collate function gets per-sample tensors (see loader/native_path.py).
+    from conveyor.collate import detection_collate
+
+    collate = torch.utils.data.default_collate if segmentation else detection_collate
     if loader == "torch":
         import torchvision
 
