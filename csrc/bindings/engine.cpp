@@ -370,6 +370,9 @@ void bind_engine(py::module_& m) {
                throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
              return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
            })
+      .def("cancel", &Engine::cancel, py::arg("ticket") = 0,
+           py::call_guard<py::gil_scoped_release>())
+      .def("current_ticket", &Engine::current_ticket)
       .def("live_buffer_ids", &Engine::live_buffer_ids)
       .def(
           "next_batch",

@@ -238,4 +238,33 @@ TEST_CASE("concurrent next_batch and start_epoch callers") {
   }
 }
 
+TEST_CASE("tickets: a cancelled epoch's consumers never take a batch of the next one") {
+  const std::string dir = temp_dir();
+  const EngineSources data = sources(dir, 8);
+  const IndexBatches batches = IndexBatches::regular(in_order(8), 2);
+  for (int threads : {0, 2}) {
+    EngineOptions options;
+    options.num_threads = threads;
+    Engine engine(pipeline(), data, options);
+    const uint64_t first = engine.start_epoch(0, batches);
+    CHECK(engine.current_ticket() == first);
+    CHECK(engine.next_batch(first) != nullptr);
+    const uint64_t second = engine.start_epoch(1, batches);
+    CHECK(second != first && engine.current_ticket() == second);
+    CHECK(engine.next_batch(first) == nullptr);  // the old epoch's consumer: nothing
+    CHECK(!engine.cancel(first));                // and it cannot cancel the new epoch
+    auto batch = engine.next_batch(second);
+    CHECK(batch && batch->batch_index == 0);
+    std::atomic<bool> returned{false};
+    std::thread waiter([&] {
+      while (engine.next_batch(second)) {
+      }
+      returned = true;
+    });
+    CHECK(engine.cancel(second));  // wakes the waiter: its epoch is over
+    waiter.join();
+    CHECK(returned && engine.next_batch(second) == nullptr);
+  }
+}
+
 TEST_MAIN()

@@ -58,13 +58,7 @@ uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start
   batches.validate(sources_.size());
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
-  // Cancel the running epoch: no new task from it, then wait for the samples being processed
-  // (they may write into fed buffers that the caller frees after this returns).
-  ++generation_;
-  epoch_active_ = false;
-  in_flight_.clear();
-  distributing_.reset();  // fed buffers not used yet stay queued for the new epoch
-  idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+  cancel_locked(lock);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
   epoch_ = epoch;
   batches_ = std::move(batches);
@@ -79,6 +73,31 @@ uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start
   work_cv_.notify_all();
   ready_cv_.notify_all();  // callers waiting on the cancelled epoch see the new one
   return ticket;
+}
+
+void Engine::cancel_locked(std::unique_lock<std::mutex>& lock) {
+  // No new task from the running epoch, then wait for the samples being processed (they may
+  // write into fed buffers that the caller frees after this returns).
+  ++generation_;
+  epoch_active_ = false;
+  in_flight_.clear();
+  distributing_.reset();  // fed buffers not used yet stay queued for the next epoch
+  idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+}
+
+bool Engine::cancel(uint64_t ticket) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_ || (ticket != 0 && ticket != generation_)) return false;
+  cancel_locked(lock);
+  stats_.batches_ready = 0;
+  lock.unlock();
+  ready_cv_.notify_all();  // its waiting next_batch() callers return nullptr
+  return true;
+}
+
+uint64_t Engine::current_ticket() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return generation_;
 }
 
 int64_t Engine::feed_buffer(void* data, size_t bytes) {

@@ -89,6 +89,13 @@ class Engine {
   // `start_batch` on (mid-epoch resume; batch_index keeps counting from the epoch's start).
   // Returns the epoch's ticket (> 0) for next_batch().
   uint64_t start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch = 0);
+  // Ends the epoch of `ticket` (0: whichever runs) unless another start_epoch() replaced it:
+  // its batches in progress are dropped, its next_batch() callers get nullptr. Returns whether
+  // it cancelled; a newer epoch is never touched.
+  bool cancel(uint64_t ticket = 0);
+  // The ticket of the latest start_epoch() or cancel(): a consumer whose next_batch(ticket)
+  // returned nullptr compares it with its own to tell "my epoch ended" from "it was replaced".
+  uint64_t current_ticket() const;
   // Destination for a coming fixed-size batch (FIFO): the next batch that fits in it (a
   // larger batch takes engine memory and leaves it queued). The memory must stay valid until
   // the batch using it is returned, or it is no longer pending after a start_epoch(), or close().
@@ -132,6 +139,7 @@ class Engine {
   void run_task(SampleProcessor& processor, Task& task);
   void finish_task(const Task& task);          // with mutex_ held
   void start_batch_work(int64_t batch_index);  // with mutex_ held
+  void cancel_locked(std::unique_lock<std::mutex>& lock);
   std::unique_ptr<EngineBatch> assemble(BatchWork& work);
 
   Pipeline pipeline_;

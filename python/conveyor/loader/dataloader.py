@@ -26,7 +26,7 @@ from conveyor.loader.generic_path import (
     MapFetcher,
     warn_pin_memory,
 )
-from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, native_setup
+from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
@@ -70,9 +70,9 @@ class DataLoader(tud.DataLoader):
     1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is
     shrunk more than 2x), with these differences: random augmentations draw from
     ``(seed, epoch, sample index)`` instead of torch's global RNG (so every batch is
-    bit-identical whatever ``num_workers``, and resumes exactly), no Python runs in the
-    worker threads (``worker_init_fn`` is not called, ``timeout`` is not enforced), a new
-    ``iter(loader)`` ends the loader's previous iterator, and the engine drops boxes that a
+    bit-identical whatever ``num_workers``, and resumes exactly), ``worker_init_fn`` is not
+    called and ``timeout`` is not enforced, a new ``iter(loader)`` closes the loader's previous
+    iterator (its next ``next()`` raises a RuntimeError saying so), and the engine drops boxes that a
     crop leaves empty (torchvision keeps them clamped to zero area). ``loader.stats.path``
     says which path ran.
 
@@ -188,6 +188,7 @@ class DataLoader(tud.DataLoader):
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._python_reason = ""
         self._native_key: tuple = ()
         self._engine_seed: Optional[int] = None
         self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
@@ -357,6 +358,7 @@ class DataLoader(tud.DataLoader):
         )
         self._recorder = recorder
         setup = self._native_setup()
+        recorder.python_reason = self._python_reason
         if setup is not None:
             recorder.path = "native"
             iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
@@ -409,7 +411,7 @@ class DataLoader(tud.DataLoader):
             if self._native_plan is not None and self._native_plan.engine is not None:
                 self._native_plan.engine.close()
             self._native_checked, self._native_key = True, key
-            self._native_plan = native_setup(self)
+            self._native_plan, self._python_reason = plan_native(self)
         return self._native_plan
 
     def _native_iterator(

@@ -219,10 +219,17 @@ class Engine:
         self._release_dead_buffers()  # cancelled batches' buffers; unused ones stay queued
         return ticket
 
-    def cancel(self) -> None:
-        """End the running epoch now: its batches in progress are dropped and every
-        ``next_batch`` caller (waiting or to come) gets None."""
-        self.start_epoch(0, IndexBatches.regular([], 1))
+    def cancel(self, ticket: Optional[int] = None) -> bool:
+        """End the epoch of ``ticket`` now (None: whichever runs), unless a later
+        :meth:`start_epoch` already replaced it: its batches in progress are dropped and its
+        ``next_batch`` callers (waiting or to come) get None.
+
+        Returns:
+            Whether an epoch was cancelled (never a newer one than ``ticket``'s).
+        """
+        cancelled = self._native.cancel(0 if ticket is None else int(ticket))
+        self._release_dead_buffers()
+        return cancelled
 
     def feed_buffer(self, buffer: Any) -> int:
         """Hand in a destination buffer for a coming batch (e.g. pinned memory).
@@ -267,6 +274,13 @@ class Engine:
         buffer_id = self._native.feed_buffer(array)
         self._fed[buffer_id] = buffer
         return buffer_id
+
+    @property
+    def current_ticket(self) -> int:
+        """The ticket of the latest :meth:`start_epoch` or :meth:`cancel`: when
+        ``next_batch(ticket)`` returned None, a different value here means the epoch was
+        replaced rather than finished."""
+        return self._native.current_ticket()
 
     @property
     def fed_buffers(self) -> int:
