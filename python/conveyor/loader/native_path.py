@@ -399,7 +399,7 @@ class NativeIterator:
                 image = images[b]
                 template = tv_tensors.BoundingBoxes(
                     image_boxes,
-                    format=tv_tensors.BoundingBoxFormat.XYXY,
+                    format=tv_tensors.BoundingBoxFormat[self._setup.plan.box_format],
                     canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
                 )
                 wrapped.append(template)
