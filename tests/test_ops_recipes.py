@@ -365,3 +365,52 @@ def test_recipe_transforms_plan_fully_native():
         [v2.ToImage(), v2.RandomShortestSize([480, 512], 1000), v2.RandomVerticalFlip()]
     )
     assert plan_transforms(frcnn, (tv_tensors.BoundingBoxes,)).fully_native
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric"])
+@pytest.mark.parametrize("padding", [[3, 1, 0, 5], [7, 7, 7, 7], [1, 2]])
+def test_pad_modes_match_torchvision(mode, padding):
+    h, w = 20, 17
+    image, mask, boxes = photo(h, w, seed=2), mask_for(h, w, 2), boxes_for(h, w, seed=2)
+    ops = [_core.Op("pad", padding=padding, padding_mode=mode, fill=9, mask_fill=4)]
+    if mode != "constant":  # torchvision refuses other modes with boxes; so does the engine
+        with pytest.raises(ValueError, match="not supported with bounding boxes"):
+            run_pipeline(ops, image, boxes=boxes)
+        boxes = np.zeros((0, 4), np.float32)
+        with pytest.raises(ValueError, match="not supported with bounding boxes"):
+            run_pipeline(ops, image, boxes=boxes)
+        assert plan_transforms(
+            v2.Pad(padding, padding_mode=mode), (tv_tensors.BoundingBoxes,)
+        ).blocker
+        out, _, _, out_mask = run_pipeline(ops, image, mask=mask)
+    else:
+        out, out_boxes, _, out_mask = run_pipeline(ops, image, boxes=boxes, mask=mask)
+    fill = dict(fill=9) if mode == "constant" else {}
+    ref = F.pad(tv_tensors.Image(chw(image)), padding, padding_mode=mode, **fill)
+    mask_fill = dict(fill=4) if mode == "constant" else {}
+    ref_mask = F.pad(
+        tv_tensors.Mask(torch.from_numpy(mask)[None]), padding, padding_mode=mode, **mask_fill
+    )
+    np.testing.assert_array_equal(out, ref.numpy())
+    np.testing.assert_array_equal(out_mask, ref_mask[0].numpy())
+    if mode == "constant":
+        bb = tv_tensors.BoundingBoxes(torch.from_numpy(boxes), format="XYXY", canvas_size=(h, w))
+        np.testing.assert_allclose(out_boxes, F.pad(bb, padding).numpy(), atol=1e-4)
+
+
+def test_random_crop_reflect_padding_and_too_large_reflect_is_named():
+    image = photo(30, 40)
+    ops = [_core.Op("random_crop", size=[36, 44], padding=4, padding_mode="reflect")]
+    for index in range(4):
+        check_against_torchvision_modes(ops, image, index)
+    with pytest.raises(ValueError, match="reflect padding 50/50 is too large"):
+        run_pipeline([_core.Op("pad", padding=50, padding_mode="reflect")], image)
+
+
+def check_against_torchvision_modes(ops, image, index):
+    h, w = image.shape[:2]
+    (pad, crop) = _core.plan_steps(ops, w, h, None, 0, 0, index)
+    out, _, _, _ = run_pipeline(ops, image, index=index)
+    ref = F.pad(tv_tensors.Image(chw(image)), list(pad["padding"]), padding_mode="reflect")
+    ref = F.crop(ref, crop["y"], crop["x"], crop["height"], crop["width"])
+    np.testing.assert_array_equal(out, ref.numpy())

@@ -115,6 +115,10 @@ def test_v1_classification_pipeline():
         ),
         (v2.ToDtype(torch.float16), {"op": "to_dtype", "dtype": "float16", "scale": False}),
         (
+            v1.Pad([1, 2], padding_mode="reflect"),
+            {"op": "pad", "padding": [1, 2], "padding_mode": "reflect", "fill": 0, "mask_fill": 0},
+        ),
+        (
             v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
             {"op": "to_dtype", "dtype": "float32", "scale": True},
         ),
@@ -132,7 +136,7 @@ def test_single_transform_descriptors(transform, expected):
     "transform, reason",
     [
         (v2.Resize(10, interpolation=v2.InterpolationMode.BICUBIC), "bicubic"),
-        (v1.Pad(3, padding_mode="reflect"), "reflect"),
+        (v2.RandomResize(10, 20, interpolation=v2.InterpolationMode.NEAREST), "interpolation"),
         (v2.Pad(3, fill={tv_tensors.Mask: (1, 2, 3)}), "mask fill"),
         (v2.ToDtype(torch.float64), "float64"),
         (v1.ColorJitter(0.3), "no native equivalent"),

@@ -1,5 +1,6 @@
 #include "conveyor/ops/geometry_plan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -26,12 +27,26 @@ void add_crop(GeometryPlan& plan, int x, int y, int width, int height) {
 }
 
 void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
-             const std::array<uint8_t, 3>& fill, uint8_t mask_fill) {
+             const std::array<uint8_t, 3>& fill, uint8_t mask_fill,
+             PaddingMode mode = PaddingMode::kConstant) {
   if (padding[0] == 0 && padding[1] == 0 && padding[2] == 0 && padding[3] == 0) return;
   GeometryStep step{GeometryStep::kPad};
   step.padding = padding;
   step.fill = fill;
   step.mask_fill = mask_fill;
+  step.padding_mode = mode;
+  if (mode != PaddingMode::kConstant) {  // torch's limits, checked before any pixel moves
+    const int limit_w = mode == PaddingMode::kReflect ? plan.width - 1 : plan.width;
+    const int limit_h = mode == PaddingMode::kReflect ? plan.height - 1 : plan.height;
+    if (mode != PaddingMode::kEdge &&
+        (std::max(padding[0], padding[2]) > limit_w || std::max(padding[1], padding[3]) > limit_h))
+      throw Error(ErrorKind::kInvalidArgument,
+                  std::string(mode == PaddingMode::kReflect ? "reflect" : "symmetric") +
+                      " padding " + std::to_string(std::max(padding[0], padding[2])) + "/" +
+                      std::to_string(std::max(padding[1], padding[3])) +
+                      " is too large for an image of " + std::to_string(plan.width) + "x" +
+                      std::to_string(plan.height));
+  }
   plan.steps.push_back(step);
   plan.width += padding[0] + padding[2];
   plan.height += padding[1] + padding[3];
@@ -123,7 +138,7 @@ void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
   const int left = padded_width > op.width
                        ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1))
                        : 0;
-  add_pad(plan, padding, op.fill, op.mask_fill);
+  add_pad(plan, padding, op.fill, op.mask_fill, op.padding_mode);
   add_crop(plan, left, top, op.width, op.height);
 }
 
@@ -171,6 +186,10 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
   plan.width = width;
   plan.height = height;
   for (const OpSpec& op : ops) {
+    if (boxes && op.padding_mode != PaddingMode::kConstant)
+      throw Error(ErrorKind::kInvalidArgument,
+                  "a padding_mode other than constant is not supported with bounding boxes "
+                  "(torchvision refuses it too)");
     switch (op.kind) {
       case OpKind::kResize: {
         const auto [w, h] = resized_size(op, plan.width, plan.height);
@@ -187,7 +206,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         center_crop(plan, op);
         break;
       case OpKind::kPad:
-        add_pad(plan, op.padding, op.fill, op.mask_fill);
+        add_pad(plan, op.padding, op.fill, op.mask_fill, op.padding_mode);
         break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
@@ -223,6 +242,21 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
     }
   }
   return plan;
+}
+
+int padded_source(int i, int size, PaddingMode mode) {
+  if (i >= 0 && i < size) return i;
+  switch (mode) {
+    case PaddingMode::kEdge:
+      return i < 0 ? 0 : size - 1;
+    case PaddingMode::kReflect:
+      return i < 0 ? -i : 2 * (size - 1) - i;
+    case PaddingMode::kSymmetric:
+      return i < 0 ? -i - 1 : 2 * size - 1 - i;
+    case PaddingMode::kConstant:
+      break;
+  }
+  throw Error(ErrorKind::kRuntime, "internal: padded_source for constant padding");
 }
 
 SourceRegion source_region(const GeometryPlan& plan, int width, int height) {

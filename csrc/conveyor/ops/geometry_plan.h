@@ -19,6 +19,7 @@ struct GeometryStep {
   std::array<int, 4> padding{0, 0, 0, 0};   // pad: left, top, right, bottom
   std::array<uint8_t, 3> fill{0, 0, 0};     // pad: image fill
   uint8_t mask_fill = 0;                    // pad: mask fill
+  PaddingMode padding_mode = PaddingMode::kConstant;  // pad: edge/reflect/symmetric ignore fills
   bool antialias = true;
   // crop (RandomIoUCrop): boxes whose centre is not strictly inside the crop become all-zero
   // (then dropped as empty), as torchvision's is_within_crop_area.
@@ -42,6 +43,11 @@ struct SourceRegion {
   int x = 0, y = 0, width = 0, height = 0;
 };
 SourceRegion source_region(const GeometryPlan& plan, int width, int height);
+
+// The source index that padded position `i` (in [-before, size + after)) reads under a
+// non-constant padding mode (torch's edge / reflect / symmetric); size > 0. Throws
+// Error(kInvalidArgument) when reflect/symmetric padding is larger than the image allows.
+int padded_source(int i, int size, PaddingMode mode);
 
 // A resize followed (flips aside) by a crop computes only the crop's window of its output:
 // each output pixel's weights are independent of the others, so the window equals

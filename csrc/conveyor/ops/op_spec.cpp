@@ -97,8 +97,9 @@ Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
       invalid(i, "box ops (sanitize/clamp) must come after the geometric ops");
     if (geometric && converted)
       invalid(i, "geometric ops must come before to_dtype/normalize in a native pipeline");
-    if (op.padding_mode != PaddingMode::kConstant)
-      invalid(i, "only padding_mode='constant' runs natively");
+    if (op.padding_mode != PaddingMode::kConstant && op.kind != OpKind::kPad &&
+        op.kind != OpKind::kRandomCrop)
+      invalid(i, "padding_mode applies to pad and random_crop only");
     switch (op.kind) {
       case OpKind::kResize:
         if (op.height <= 0 || op.width <= 0) invalid(i, "resize size must be positive");

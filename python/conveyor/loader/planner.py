@@ -114,12 +114,11 @@ def _fills(transform: Any) -> Dict[str, Any]:
     return {"fill": image, "mask_fill": mask}
 
 
-def _constant_padding(transform: Any) -> None:
+def _padding_mode(transform: Any) -> str:
     mode = getattr(transform, "padding_mode", "constant")
-    if mode != "constant":
-        raise UnsupportedTransform(
-            f"{transform_name(transform)} with padding_mode {mode!r} (only constant runs natively)"
-        )
+    if mode not in ("constant", "edge", "reflect", "symmetric"):
+        raise UnsupportedTransform(f"{transform_name(transform)} with padding_mode {mode!r}")
+    return mode
 
 
 def _padding(padding: Any) -> Any:
@@ -203,15 +202,14 @@ def _random_resized_crop(t: Any) -> List[Any]:
 
 
 def _random_crop(t: Any) -> List[Any]:
-    """size, padding, pad_if_needed, fill (number, RGB or per-type dict); constant padding."""
-    _constant_padding(t)
+    """size, padding, pad_if_needed, fill (number, RGB or per-type dict), padding_mode."""
     return [
         Op(
             "random_crop",
             size=_size(t.size),
             padding=_padding(t.padding),
             pad_if_needed=bool(t.pad_if_needed),
-            padding_mode="constant",
+            padding_mode=_padding_mode(t),
             **_fills(t),
         )
     ]
@@ -223,9 +221,8 @@ def _center_crop(t: Any) -> List[Any]:
 
 
 def _pad(t: Any) -> List[Any]:
-    """padding, fill (number, RGB or per-type dict); constant padding."""
-    _constant_padding(t)
-    return [Op("pad", padding=_padding(t.padding), padding_mode="constant", **_fills(t))]
+    """padding, fill (number, RGB or per-type dict), padding_mode."""
+    return [Op("pad", padding=_padding(t.padding), padding_mode=_padding_mode(t), **_fills(t))]
 
 
 def _hflip(t: Any) -> List[Any]:
@@ -633,6 +630,13 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         try:
             ops = describe(leaf)
             _check_target_dtypes(leaf, target_types)
+            if tv_tensors.BoundingBoxes in target_types and any(
+                o.args.get("padding_mode", "constant") != "constant" for o in ops
+            ):
+                raise UnsupportedTransform(
+                    f"{transform_name(leaf)} with a non-constant padding_mode and bounding boxes"
+                    " (torchvision refuses it)"
+                )
             if any(o.name == "random_iou_crop" for o in ops) and (
                 tv_tensors.BoundingBoxes not in target_types
             ):
