@@ -179,3 +179,39 @@ def test_loader_sanitizes_boxes_natively_as_torchvision(voc_root, min_size):
             assert len(a["difficult"]) == len(a["boxes"])
             dropped += len(b["difficult"]) - len(b["boxes"])
     assert dropped > 0  # the test really removed boxes
+
+
+@pytest.mark.parametrize("fmt", ["XYWH", "CXCYWH"])
+def test_loader_converts_box_format_natively_as_torchvision(voc_root, fmt):
+    import warnings
+
+    from conveyor import DataLoader, datasets
+    from conveyor.collate import detection_collate
+
+    tf = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((96, 96)),
+            v2.CenterCrop((48, 64)),
+            v2.ConvertBoundingBoxFormat(fmt),
+            v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(min_size=2),
+        ]
+    )
+
+    def dataset():
+        return datasets.VOCDetection(
+            voc_root, image_set="trainval", transforms=tf, target_format="boxes"
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        native = DataLoader(dataset(), batch_size=4, num_workers=2, collate_fn=detection_collate)
+        batches = list(native)
+    assert native.stats.path == "native"
+    python = torch.utils.data.DataLoader(dataset(), batch_size=4, collate_fn=detection_collate)
+    for (_, targets_a), (_, targets_b) in zip(batches, python):
+        for a, b in zip(targets_a, targets_b):
+            assert a["boxes"].format == b["boxes"].format == tv_tensors.BoundingBoxFormat[fmt]
+            np.testing.assert_allclose(a["boxes"].numpy(), b["boxes"].numpy(), atol=1e-4)
+            assert torch.equal(a["labels"], b["labels"])

@@ -518,6 +518,15 @@ std::vector<OpSchema> build_schemas() {
            op.box_min_area = static_cast<float>(to_number(v));
            if (!(op.box_min_area >= 1)) bad("must be >= 1");
          }}}},
+      {"convert_bounding_box_format",
+       OpKind::kConvertBoundingBoxFormat,
+       OpCategory::kBoxes,
+       "v2.ConvertBoundingBoxFormat: the output boxes in another format",
+       {{"format", ArgType::kChoice, true, "", "the new format", "XYXY|XYWH|CXCYWH",
+         [](OpSpec& op, const ArgValue& v) {
+           if (v.form != ArgValue::kString) bad("must be a string");
+           op.box_format = parse_box_format(v.text);
+         }}}},
       {"clamp_bounding_boxes",
        OpKind::kClampBoundingBoxes,
        OpCategory::kBoxes,

@@ -65,6 +65,7 @@ bool compile_photometric_or_box_op(const OpSpec& op, size_t i, bool converted, P
       return true;
     case OpKind::kSanitizeBoundingBoxes:
     case OpKind::kClampBoundingBoxes:
+    case OpKind::kConvertBoundingBoxFormat:
       if (!(op.box_min_size >= 1 && op.box_min_area >= 1))
         invalid(i, "sanitize_bounding_boxes min_size and min_area must be >= 1");
       pipeline.box_ops.push_back(op);

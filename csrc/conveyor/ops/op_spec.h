@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "conveyor/ops/box_ops.h"
 #include "conveyor/ops/photometric_spec.h"
 
 namespace conveyor {
@@ -41,6 +42,7 @@ enum class OpKind {
   // boxes only (ops/box_ops.h)
   kSanitizeBoundingBoxes,
   kClampBoundingBoxes,
+  kConvertBoundingBoxFormat,
 };
 
 enum class DType { kUint8, kFloat32, kFloat16 };
@@ -82,6 +84,7 @@ struct OpSpec {
   PhotometricSpec photometric;               // the photometric kinds
   ErasingSpec erasing;                       // random_erasing
   float box_min_size = 1, box_min_area = 1;  // sanitize_bounding_boxes
+  BoxFormat box_format = BoxFormat::kXYXY;   // convert_bounding_box_format
 };
 
 // A validated pipeline: `geometric` are the ops acting on uint8 pixels, boxes and masks; the
@@ -98,7 +101,7 @@ struct Pipeline {
   // decoded at full resolution), and those after the last geometric op, on its uint8 output.
   std::vector<PhotometricSpec> photometric_before, photometric_after;
   std::vector<ErasingSpec> erasing;  // on the final values, after the fused write
-  std::vector<OpSpec> box_ops;       // on the output boxes (XYXY), after the geometric ops
+  std::vector<OpSpec> box_ops;       // on the output boxes (XYXY at first), after the geometric ops
 };
 
 // Throws Error(kInvalidArgument) naming the op index for an invalid or misplaced op.

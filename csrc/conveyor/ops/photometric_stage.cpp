@@ -71,13 +71,17 @@ void PhotometricStage::erase_output(void* out, DType dtype, int width, int heigh
 
 void PhotometricStage::run_box_ops(std::vector<float>& boxes, std::vector<int64_t>& box_ids,
                                    int width, int height) const {
+  BoxFormat format = BoxFormat::kXYXY;  // the geometric ops leave XYXY boxes
   for (const OpSpec& op : pipeline_.box_ops) {
     const size_t count = boxes.size() / 4;
-    if (op.kind == OpKind::kClampBoundingBoxes) {
-      clamp_boxes(boxes.data(), count, BoxFormat::kXYXY, height, width);
+    if (op.kind == OpKind::kConvertBoundingBoxFormat) {
+      convert_box_format(boxes.data(), count, format, op.box_format);
+      format = op.box_format;
+    } else if (op.kind == OpKind::kClampBoundingBoxes) {
+      clamp_boxes(boxes.data(), count, format, height, width);
     } else if (op.kind == OpKind::kSanitizeBoundingBoxes) {
-      const std::vector<uint8_t> keep = sanitize_mask(boxes.data(), count, BoxFormat::kXYXY, height,
-                                                      width, op.box_min_size, op.box_min_area);
+      const std::vector<uint8_t> keep = sanitize_mask(boxes.data(), count, format, height, width,
+                                                      op.box_min_size, op.box_min_area);
       keep_rows(boxes, keep, 4);
       if (box_ids.size() == keep.size()) keep_rows(box_ids, keep, 1);
     }

@@ -41,8 +41,8 @@ class PhotometricStage {
   // RandomErasing on the written output.
   void erase_output(void* out, DType dtype, int width, int height) const;
 
-  // Sanitize / clamp the output boxes (XYXY, 4 per box) and their ids (rows of every per-box field)
-  // on the output canvas.
+  // Sanitize / clamp / convert the output boxes (XYXY at first, 4 per box) and their ids (rows of
+  // every per-box field) on the output canvas.
   void run_box_ops(std::vector<float>& boxes, std::vector<int64_t>& box_ids, int width,
                    int height) const;
 

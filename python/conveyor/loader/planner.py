@@ -430,6 +430,14 @@ def _sanitize_bounding_boxes(t: Any) -> List[Any]:
     return [Op("sanitize_bounding_boxes", min_size=float(t.min_size), min_area=float(t.min_area))]
 
 
+def _convert_bounding_box_format(t: Any) -> List[Any]:
+    """format XYXY, XYWH or CXCYWH (rotated formats do not run natively)."""
+    name = getattr(t.format, "name", str(t.format))
+    if name not in ("XYXY", "XYWH", "CXCYWH"):
+        raise UnsupportedTransform(f"{transform_name(t)} to {name} (XYXY/XYWH/CXCYWH run natively)")
+    return [Op("convert_bounding_box_format", format=name)]
+
+
 def _clamp_bounding_boxes(t: Any) -> List[Any]:
     """Boxes clamped to the image (the engine's boxes are XYXY)."""
     if getattr(t, "clamping_mode", "auto") not in ("auto", "hard", "soft"):
@@ -480,6 +488,7 @@ _TRANSLATORS: Dict[type, Any] = {
     v2.RandomErasing: (_random_erasing, False),
     v2.SanitizeBoundingBoxes: (_sanitize_bounding_boxes, False),
     v2.ClampBoundingBoxes: (_clamp_bounding_boxes, False),
+    v2.ConvertBoundingBoxFormat: (_convert_bounding_box_format, False),
 }
 _COMPOSE = (v1.Compose, v2.Compose)
 
@@ -532,6 +541,7 @@ class NativePlan:
             without it the dataset would return PIL images, which only Python can produce.
         mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
             None leaves them uint8.
+        box_format: The format of the boxes the engine returns (a ConvertBoundingBoxFormat).
     """
 
     ops: List[Any] = field(default_factory=list)
@@ -540,6 +550,7 @@ class NativePlan:
     reason: str = ""
     to_tensor: bool = False
     mask_dtype: Optional[torch.dtype] = None
+    box_format: str = "XYXY"
 
     @property
     def fully_native(self) -> bool:
@@ -640,6 +651,9 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         plan.ops.extend(ops)
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
         plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
+        for op in ops:
+            if op.name == "convert_bounding_box_format":
+                plan.box_format = op.to_dict()["format"]
     return plan
 
 
