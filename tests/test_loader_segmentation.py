@@ -4,7 +4,6 @@ the C++ engine, and its batches equal torchvision's VOCSegmentation wrapped with
 compared per sample with the crop position recovered from the engine's output)."""
 
 import shutil
-import warnings
 
 import pytest
 import torch
