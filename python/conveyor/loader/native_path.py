@@ -29,6 +29,7 @@ from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.loader.generic_path import annotate, describe_sample
 from conveyor.loader.planner import NativePlan, plan_transforms
 from conveyor.loader.stats import StatsRecorder
+from conveyor.loader.worker_limits import effective_workers
 
 
 @dataclass
@@ -153,7 +154,7 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
         setup.plan.ops,
         dataset.images,
         batch_size=loader.batch_size,
-        num_threads=loader.num_workers,
+        num_threads=effective_workers(loader.num_workers),  # CONVEYOR_MAX_WORKERS caps it
         prefetch=max(1, loader.prefetch_factor or 2),
         seed=loader.seed,
         shuffle=False,
