@@ -337,6 +337,15 @@ def test_auto_with_a_python_transform_runs_the_conveyor_dataset_in_processes(voc
             assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])
 
 
+def test_on_error_skip_needs_threads():
+    with pytest.raises(ValueError, match="on_error='skip' needs worker_mode='thread'"):
+        DataLoader(Failing(), worker_mode="process", on_error="skip")
+    loader = DataLoader(Failing(), batch_size=2, num_workers=2, worker_mode="auto", on_error="skip")
+    assert [b.tolist() for b in loader] == [[0, 1], [2], [4, 5]]
+    assert loader.stats.worker_mode == "thread"
+    assert loader.stats.worker_mode_reason == "worker_mode='auto': on_error='skip' runs in threads"
+
+
 def test_num_workers_zero_runs_in_the_calling_thread_whatever_the_mode():
     loader = DataLoader(tensor_dataset(), batch_size=5, worker_mode="process")
     assert len(list(loader)) == 4

@@ -194,6 +194,11 @@ class DataLoader(tud.DataLoader[_T_co]):
         self.worker_mode = worker_mode
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
+        if on_error == "skip" and worker_mode == "process":
+            raise ValueError(
+                "on_error='skip' needs worker_mode='thread' (or 'auto', which then takes "
+                "threads): torch's worker processes raise on a failing sample"
+            )
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
         validate_shard(rank, world_size)
@@ -454,6 +459,8 @@ class DataLoader(tud.DataLoader[_T_co]):
         if self.worker_mode == "process":
             return "process", requested, None
         setup = self._native_setup()
+        if self.on_error == "skip":
+            return "thread", f"{requested}: on_error='skip' runs in threads", setup
         if setup is not None and setup.plan.blocker is None and setup.target_transform is None:
             return "thread", f"{requested}: the whole pipeline runs natively", setup
         if _free_threaded():
