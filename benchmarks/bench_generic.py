@@ -200,9 +200,15 @@ class SmallCNN(torch.nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def step_times(make_loader, model, optimizer, steps: int) -> List[float]:
+def process_threads() -> int:
+    """OS threads of this process (OpenMP teams of worker threads show up here)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def step_times(make_loader, model, optimizer, steps: int) -> tuple:
     """Seconds of each training step on a fixed batch, with a loader (if any) pulled between
-    steps (untimed) so that its workers keep working while the step runs."""
+    steps (untimed) so that its workers keep working while the step runs; and the process's
+    thread count at the end."""
     loss_fn = torch.nn.CrossEntropyLoss()
     iterator = iter(make_loader()) if make_loader else None
     generator = torch.Generator().manual_seed(0)
@@ -222,7 +228,7 @@ def step_times(make_loader, model, optimizer, steps: int) -> List[float]:
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - started)
-    return times
+    return times, process_threads()
 
 
 def step_time_rows(dataset, args) -> List[dict]:
@@ -245,11 +251,12 @@ def step_time_rows(dataset, args) -> List[dict]:
     model = SmallCNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     medians: Dict[str, List[float]] = {name: [] for name in setups}
+    threads: Dict[str, int] = {}
     try:
         step_times(None, model, optimizer, 3)  # warm-up
         for _ in range(args.repeats):
             for name, make in setups.items():
-                times = step_times(make, model, optimizer, args.steps)
+                times, threads[name] = step_times(make, model, optimizer, args.steps)
                 worker_threads.use_one_intra_op_thread = fix
                 medians[name].append(statistics.median(times[1:]))
     finally:
@@ -266,9 +273,13 @@ def step_time_rows(dataset, args) -> List[dict]:
                 "step_s": round(median, 4),
                 "runs": [round(v, 4) for v in values],
                 "slowdown_vs_no_loader": round(median / base, 3),
+                "process_threads": threads[name],
             }
         )
-        print(f"  step_time      {name:52s} {median * 1000:7.1f} ms  x{median / base:.2f}")
+        print(
+            f"  step_time      {name:52s} {median * 1000:7.1f} ms  x{median / base:.2f}  "
+            f"{threads[name]} threads"
+        )
     return rows
 
 
@@ -292,25 +303,26 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
         "loadavg_start": os.getloadavg(),
     }
 
 
 def markdown_table(rows: List[dict]) -> str:
     lines = [
-        "| case | loader | img/s (or step ms) | vs torch (or vs no loader) |",
-        "|---|---|---|---|",
+        "| case | loader | img/s (or step ms) | vs torch (or vs no loader) | threads |",
+        "|---|---|---|---|---|",
     ]
     for row in rows:
         if "images_per_s" in row:
             lines.append(
                 f"| {row['case']} | {row['loader']} | {row['images_per_s']:.0f} | "
-                f"{row['ratio_vs_torch']:.2f}x |"
+                f"{row['ratio_vs_torch']:.2f}x | |"
             )
         else:
             lines.append(
                 f"| {row['case']} | {row['loader']} | {row['step_s'] * 1000:.0f} ms | "
-                f"{row['slowdown_vs_no_loader']:.2f}x |"
+                f"{row['slowdown_vs_no_loader']:.2f}x | {row['process_threads']} |"
             )
     return "\n".join(lines)
 
