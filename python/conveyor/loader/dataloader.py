@@ -83,8 +83,9 @@ class DataLoader(tud.DataLoader[_T_co]):
       in ``__getitem__`` shares one GIL. ``multiprocessing_context`` is validated and otherwise
       unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in worker threads;
       ``conveyor.loader.get_worker_info()`` gives the thread's info. Torch ops in worker threads
-      run single-threaded (the thread's OpenMP limit only), so they do not slow down the
-      training step.
+      run single-threaded (the thread's OpenMP limit only), so their OpenMP teams do not compete
+      with the training step; Python work in them still shares the GIL with the training
+      thread, which ``"process"``/``"auto"`` avoid.
     - ``"process"``: ``num_workers`` processes run by torch's own multiprocessing DataLoader
       machinery (worker loop, shared-memory tensors, ``timeout``, ``worker_init_fn``,
       ``torch.utils.data.get_worker_info()``, ``persistent_workers``, ``multiprocessing_context``;
