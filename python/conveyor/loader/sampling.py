@@ -11,7 +11,7 @@ therefore see the same samples on the same ranks.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Sized, Union
 
 import torch
 from torch.utils.data import Sampler
@@ -98,14 +98,22 @@ class SeededShuffleSampler(Sampler[int]):
     run with another number of threads sees exactly the same order.
 
     Args:
-        length: Number of samples in the dataset.
+        length: Number of samples, or the dataset itself: its current ``len()`` is then read at
+            every epoch, so a dataset that grows or shrinks between epochs is sampled whole (as
+            torch's ``RandomSampler`` does).
         seed: Base seed.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
-        self.length = int(length)
+    def __init__(self, length: Union[int, Sized], seed: int) -> None:
+        self._source = length
         self.seed = int(seed)
         self.epoch = 0
+
+    @property
+    def length(self) -> int:
+        """Number of samples of the current epoch."""
+        source = self._source
+        return source if isinstance(source, int) else len(source)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch`` for the next iteration.
