@@ -38,6 +38,7 @@ from conveyor.training.precision import PrecisionPlugin, canonical_precision
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.seed import capture_rng_states, restore_rng_states
+from conveyor.training.spawn import spawn_run
 
 
 def _defaults_from_env_vars(init):
@@ -226,13 +227,19 @@ class Trainer:
                 f"strategy={strategy!r}: conveyor supports None or 'ddp'"
             )
         num_processes = len(device_ids) if isinstance(device_ids, list) else device_ids
+        if strategy is None and num_processes > 1:
+            strategy = "ddp_spawn"  # Lightning 1.6's choice for several devices
         self.strategy: Optional[DDPStrategy] = None
         if strategy in ("ddp", "ddp_spawn") and (num_processes > 1 or "WORLD_SIZE" in os.environ):
             if "WORLD_SIZE" in os.environ:
                 num_processes = int(os.environ["WORLD_SIZE"])
-            self.strategy = DDPStrategy(num_processes, self.device_type)
+            self.strategy = DDPStrategy(
+                num_processes, self.device_type, spawn=strategy == "ddp_spawn"
+            )
         elif num_processes > 1:
-            raise MisconfigurationException(f"devices={num_processes} needs strategy='ddp'")
+            raise MisconfigurationException(
+                f"devices={num_processes} needs strategy='ddp' or 'ddp_spawn'"
+            )
         self._device_ids = device_ids if isinstance(device_ids, list) else None
 
         if deterministic:
@@ -571,6 +578,19 @@ class Trainer:
         ckpt_path: Optional[str],
         **loaders: Any,
     ):
+        if self.strategy is not None and self.strategy.must_spawn:
+            self.lightning_module, self.datamodule = model, datamodule
+            model.trainer = self
+            return spawn_run(
+                self,
+                model,
+                stage,
+                datamodule,
+                ckpt_path,
+                loaders,
+                self.strategy.num_processes,
+                self.strategy.timeout,
+            )
         self.state_stage = stage
         self.should_stop = False
         self.lightning_module = model
@@ -892,6 +912,13 @@ class Trainer:
         elif resume is not None and resume.get("rng_now"):
             restore_rng_states(resume["rng_now"])
         self._set_loader_epoch(loader, epoch)
+        if (
+            not start_batch
+            and resume is not None
+            and resume.get("dataloader_state") is not None
+            and callable(getattr(loader, "load_state_dict", None))
+        ):  # an epoch-boundary checkpoint: the loader's seed and generator state, not its place
+            loader.load_state_dict(resume["dataloader_state"])
         rng_epoch_start = capture_rng_states()
         self._results = ResultCollection(reduce=self._results.reduce)
         self.throughput.reset()
@@ -942,6 +969,9 @@ class Trainer:
                 getattr(loader, "state_dict", None)
             ):  # conveyor.DataLoader resumes mid-epoch
                 self._loop_state["dataloader_state"] = loader.state_dict()
+                generator = getattr(loader, "generator", None)
+                if generator is not None:  # where it stands once the epoch's order is drawn
+                    self._loop_state["generator_now"] = generator.get_state()
             self.throughput.update(
                 self._results.current_batch_size, time.perf_counter() - step_start, data_time
             )
@@ -964,7 +994,15 @@ class Trainer:
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
         self._update_schedulers("epoch")
-        self._loop_state.update(epoch_finished=True, dataloader_state=None)
+        if start_batch and resume.get("generator_now") is not None:
+            # a resumed epoch may end without drawing its order (nothing was left to read):
+            # the generator must stand where the uninterrupted epoch left it
+            loader.generator.set_state(resume["generator_now"])
+        self._loop_state.update(
+            epoch_finished=True,
+            dataloader_state=_loader_state_after_epoch(loader, epoch),
+            generator_now=None,
+        )
         if keep_outputs:
             self._call_module("training_epoch_end", outputs_for_epoch_end)
         self._call_module("on_train_epoch_end")
@@ -1283,6 +1321,24 @@ class Trainer:
         if not self._return_predictions:
             return None
         return predictions[0] if len(predictions) == 1 else predictions
+
+
+def _loader_state_after_epoch(loader: Any, epoch: int) -> Optional[Dict[str, Any]]:
+    """What a conveyor DataLoader needs to start epoch ``epoch + 1`` as an uninterrupted run
+    would: its seed (given or drawn) and its generator's state now, whether or not the epoch
+    ran to the loader's end (``limit_train_batches``, ``max_steps``)."""
+    if not callable(getattr(loader, "state_dict", None)):
+        return None
+    state = loader.state_dict()
+    if "batches_yielded" not in state:
+        return None
+    generator = getattr(loader, "generator", None)
+    state.update(
+        epoch=epoch + 1,
+        batches_yielded=0,
+        generator_state=generator.get_state() if generator is not None else None,
+    )
+    return state
 
 
 def _extract_loss(output: Any) -> Optional[torch.Tensor]:
