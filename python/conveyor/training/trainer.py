@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import torch
 
 from conveyor.training import argparse as conveyor_argparse
+from conveyor.loader.sampling import sharded_length, unconsumed_order
 from conveyor.training.batch import batch_size_of
 from conveyor.training.checkpoint import ModelCheckpoint
 from conveyor.training.checkpoint_io import atomic_save, load_checkpoint
@@ -57,6 +58,8 @@ def _defaults_from_env_vars(init):
 
 
 def _overridden(obj: Any, name: str, base: type) -> bool:
+    if getattr(obj, name, None) is None:  # `model.validation_epoch_end = None` disables it
+        return False
     if name in getattr(obj, "__dict__", {}):  # set on the instance (DataModule.from_datasets)
         return True
     method = getattr(type(obj), name, None)
@@ -427,9 +430,12 @@ class Trainer:
 
     def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
         module = self.lightning_module
+        function = getattr(module, hook)
+        if function is None:  # a hook set to None is disabled, as in Lightning
+            return None
         previous, module._current_fx = module._current_fx, hook
         try:
-            return getattr(module, hook)(*args, **kwargs)
+            return function(*args, **kwargs)
         finally:
             module._current_fx = previous
 
@@ -622,6 +628,7 @@ class Trainer:
         model.to(self.root_device)
         self.precision_plugin = PrecisionPlugin(self.precision, self.root_device)
         self.precision_plugin.convert_module(model)
+        failed = False
         try:
             # prepare_data: once per node (rank 0 here)
             if self.local_rank == 0:
@@ -645,21 +652,23 @@ class Trainer:
                 )
             return self._run_predict(loaders.get("predict"))
         except BaseException as exception:
+            failed = True
+            self._failed_at = time.time()  # ddp_spawn names the rank that failed first
             self._call_callbacks("on_exception", exception)
             for logger in self._loggers if self.is_global_zero else []:
                 logger.finalize("failed")
             raise
         finally:
-            self._teardown(stage)
+            self._teardown(stage, failed)
 
-    def _teardown(self, stage: str) -> None:
+    def _teardown(self, stage: str, failed: bool = False) -> None:
         if self.datamodule is not None:
             self.datamodule.teardown(stage=stage)
         self._call_callbacks("teardown", stage)
         self._call_module("teardown", stage=stage)
         self.state_stage = None
         if self.strategy is not None:
-            self.strategy.teardown()
+            self.strategy.teardown(failed)
 
     # -- checkpoint restore -----------------------------------------------------------------
     def _restore_model(self, checkpoint: Dict[str, Any]) -> None:
@@ -867,8 +876,13 @@ class Trainer:
             self.should_stop = False
         return False
 
+    def _will_validate(self) -> bool:
+        """False without validation batches (``limit_val_batches=0``): the validation loop and
+        its hooks are skipped entirely, as in Lightning."""
+        return bool(self.val_dataloaders) and sum(self.num_val_batches) > 0
+
     def _run_sanity_check(self) -> None:
-        if not self.val_dataloaders or self.num_sanity_val_steps == 0 or self.fast_dev_run:
+        if not self._will_validate() or self.num_sanity_val_steps == 0 or self.fast_dev_run:
             return
         limits = [
             n if self.num_sanity_val_steps == -1 else min(n, self.num_sanity_val_steps)
@@ -930,6 +944,9 @@ class Trainer:
             and hasattr(loader, "load_state_dict")
         ):
             loader.load_state_dict(resume["dataloader_state"])
+            start_batch = _start_batch_after_reshard(
+                loader, resume["dataloader_state"], start_batch, self.num_training_batches
+            )
             iterator = iter(loader)
         else:
             iterator = iter(loader)
@@ -990,7 +1007,7 @@ class Trainer:
             ):
                 break
         # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
-        if self.val_dataloaders and (epoch + 1) % self.check_val_every_n_epoch == 0:
+        if self._will_validate() and (epoch + 1) % self.check_val_every_n_epoch == 0:
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
         self._update_schedulers("epoch")
@@ -1321,6 +1338,23 @@ class Trainer:
         if not self._return_predictions:
             return None
         return predictions[0] if len(predictions) == 1 else predictions
+
+
+def _start_batch_after_reshard(loader: Any, state: Dict[str, Any], start_batch: int, total) -> int:
+    """The batch index a mid-epoch resume starts at when the checkpoint was written by a run on
+    another number of ranks: the loader re-shards the epoch's unread rest over this run's ranks,
+    so this rank has ``remaining`` batches left of the ``total`` its full epoch would have."""
+    saved_world = int(state.get("world_size") or 1)
+    world = int(getattr(loader, "world_size", 1) or 1)
+    if saved_world == world or state.get("resharded_from") or total == float("inf"):
+        return start_batch
+    per_batch = loader.batch_size or 1
+    drop = bool(getattr(loader, "shard_drop_last", False))
+    read_per_rank = int(state["batches_yielded"]) * per_batch
+    rest = len(unconsumed_order(range(len(loader.sampler)), saved_world, read_per_rank, drop))
+    samples = sharded_length(rest, world, drop)
+    remaining = samples // per_batch if loader.drop_last else -(-samples // per_batch)
+    return max(0, int(total) - remaining)
 
 
 def _loader_state_after_epoch(loader: Any, epoch: int) -> Optional[Dict[str, Any]]:
