@@ -117,9 +117,7 @@ def _fit_epoch(out, devices, ckpt_path=None, every=None):
     )
     loader = conveyor.DataLoader(dataset(), batch_size=4, shuffle=True)
     trainer.fit(SeenModel(str(out)), loader, ckpt_path=ckpt_path)
-    return [
-        [i for _, i in json.loads((out / f"rank{r}.json").read_text())] for r in range(devices)
-    ]
+    return [[i for _, i in json.loads((out / f"rank{r}.json").read_text())] for r in range(devices)]
 
 
 @pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])

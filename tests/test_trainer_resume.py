@@ -87,7 +87,10 @@ def test_resume_with_datamodule_loader(tmp_path, seed_mode):
     mid = ModelCheckpoint(dirpath=tmp_path / "mid", every_n_train_steps=3, save_top_k=-1)
     end = ModelCheckpoint(dirpath=tmp_path / "end", save_top_k=-1)
     reference, _ = fit(tmp_path, "ref", seed_mode, 0, True, [mid, end])
-    for path in (tmp_path / "end" / "epoch=1-step=10.ckpt", tmp_path / "mid" / "epoch=2-step=12.ckpt"):
+    for path in (
+        tmp_path / "end" / "epoch=1-step=10.ckpt",
+        tmp_path / "mid" / "epoch=2-step=12.ckpt",
+    ):
         torch.manual_seed(999)
         resumed, _ = fit(tmp_path, path.stem, seed_mode, 0, True, ckpt_path=str(path))
         for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
@@ -98,9 +101,9 @@ def test_checkpoint_holds_the_drawn_seed(tmp_path):
     end = ModelCheckpoint(dirpath=tmp_path / "end", save_top_k=-1)
     model = DropoutModel()
     loader = make_loader("drawn", 0)
-    Trainer(
-        max_epochs=1, callbacks=[end], enable_progress_bar=False, logger=False
-    ).fit(model, loader)
+    Trainer(max_epochs=1, callbacks=[end], enable_progress_bar=False, logger=False).fit(
+        model, loader
+    )
     checkpoint = torch.load(tmp_path / "end" / "epoch=0-step=5.ckpt", weights_only=False)
     state = checkpoint["loops"]["fit_loop"]["dataloader_state"]
     assert state["seed"] == loader.seed is not None

@@ -34,10 +34,10 @@ _DESCRIPTIONS = {
 
 
 def build_parser(command: str) -> ArgumentParser:
-    from conveyor.training.argparse import add_argparse_args
     from conveyor.datamodules import VOCDataModule
-    from conveyor.training import Trainer
     from conveyor.datamodules.voc_module import VOCModule
+    from conveyor.training import Trainer
+    from conveyor.training.argparse import add_argparse_args
 
     parser = ArgumentParser(
         prog=f"conveyor {command}",
@@ -78,11 +78,11 @@ def main(command: str, argv: List[str]) -> int:
 
     import torch
 
-    from conveyor.training.argparse import from_argparse_args
     from conveyor.datamodules import VOCDataModule
-    from conveyor.training import Trainer, seed_everything
-    from conveyor.training.checkpoint_io import load_checkpoint
     from conveyor.datamodules.voc_module import VOCModule
+    from conveyor.training import Trainer, seed_everything
+    from conveyor.training.argparse import from_argparse_args
+    from conveyor.training.checkpoint_io import load_checkpoint
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     checkpoint = None
