@@ -12,8 +12,9 @@ from test_trainer import BoringModel, loader, quiet
 
 import conveyor.callbacks
 import conveyor.training
-from conveyor.callbacks import EarlyStopping, ModelCheckpoint
+from conveyor.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from conveyor.training import Callback, MisconfigurationException, Trainer
+from conveyor.training.timer import parse_duration
 
 
 class Recorder(Callback):
@@ -128,3 +129,86 @@ def test_model_checkpoint_train_time_interval(tmp_path):
     assert saves and saves[0] - started >= interval.total_seconds()
     assert all(b - a >= interval.total_seconds() for a, b in zip(saves, saves[1:]))
     assert len(list(tmp_path.glob("*.ckpt"))) == len(saves) < 10
+
+
+# -- Lightning 1.6 constructor arguments ---------------------------------------------------
+
+
+def test_default_attributes():
+    defaults = Trainer.default_attributes()
+    assert defaults["max_epochs"] is None and defaults["max_time"] is None
+    assert defaults["enable_model_summary"] is True and defaults["replace_sampler_ddp"] is True
+
+
+def test_max_time_stops_training(tmp_path):
+    trainer = quiet(max_epochs=1000, max_time={"seconds": 0.3}, logger=False, callbacks=[])
+    trainer.fit(Slow(), loader())
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+    assert timer.time_elapsed() >= 0.3
+    assert 0 < trainer.global_step < 1000 * 5 and trainer.current_epoch < 1000
+
+
+def test_max_time_formats():
+    assert parse_duration("01:02:03:04") == timedelta(days=1, hours=2, minutes=3, seconds=4)
+    assert parse_duration({"minutes": 2}) == timedelta(minutes=2)
+    with pytest.raises(MisconfigurationException, match="DD:HH:MM:SS"):
+        Trainer(max_time="10 minutes")
+
+
+def test_model_summary_table(tmp_path, capsys):
+    quiet(max_epochs=1, logger=False, enable_checkpointing=False).fit(BoringModel(), loader())
+    out = capsys.readouterr().out
+    assert "| layer | Linear | 5" in out and "5         Total params" in out
+    quiet(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False).fit(
+        BoringModel(), loader()
+    )
+    assert "Total params" not in capsys.readouterr().out
+
+
+class NanLoss(BoringModel):
+    def training_step(self, batch, batch_idx):
+        return torch.sqrt(self.layer(batch[0]) * 0 - 1).sum()
+
+
+def test_terminate_on_nan_is_deprecated_and_raises(tmp_path):
+    with pytest.warns(DeprecationWarning, match="terminate_on_nan"):
+        trainer = quiet(max_epochs=1, terminate_on_nan=True, logger=False)
+    with pytest.raises(ValueError, match="nan or inf"):
+        trainer.fit(NanLoss(), loader())
+
+
+def test_detect_anomaly_finds_the_nan_in_backward(tmp_path):
+    trainer = quiet(max_epochs=1, detect_anomaly=True, logger=False)
+    with pytest.raises(RuntimeError, match="returned nan"):
+        trainer.fit(NanLoss(), loader())
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"tpu_cores": 8}, "TPUs are not supported"),
+        ({"ipus": 1}, "IPUs are not supported"),
+        ({"plugins": ["ddp_sharded"]}, "no plugin system"),
+        ({"amp_backend": "apex"}, "Apex"),
+        ({"amp_level": "O2"}, "only supported with `amp_backend='apex'`"),
+    ],
+)
+def test_unsupported_hardware_and_backends_raise(kwargs, match):
+    with pytest.raises(MisconfigurationException, match=match):
+        Trainer(max_epochs=1, **kwargs)
+
+
+def test_deprecated_flags_map_to_their_replacements():
+    with pytest.warns(DeprecationWarning, match="enable_checkpointing"):
+        trainer = Trainer(max_epochs=1, checkpoint_callback=False)
+    assert trainer.checkpoint_callback is None
+    with pytest.warns(DeprecationWarning, match="enable_model_summary"):
+        assert Trainer(max_epochs=1, weights_summary=None).enable_model_summary is False
+    with pytest.warns(DeprecationWarning, match="progress_bar_refresh_rate"):
+        assert Trainer(max_epochs=1, progress_bar_refresh_rate=0).progress_bar_callback is None
+
+
+def test_num_processes_means_cpu_devices():
+    trainer = Trainer(max_epochs=1, num_processes=2, accelerator="cpu")
+    assert trainer.strategy is not None and trainer.strategy.spawn
+    assert trainer.strategy.num_processes == 2

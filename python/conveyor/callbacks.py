@@ -12,6 +12,7 @@ from conveyor.training.checkpoint import ModelCheckpoint
 from conveyor.training.early_stopping import EarlyStopping
 from conveyor.training.hooks import Callback
 from conveyor.training.progress import ProgressBar
+from conveyor.training.timer import Timer
 
 TQDMProgressBar = ProgressBar  # Lightning 1.6's name for its tqdm bar
 ProgressBarBase = ProgressBar
@@ -23,4 +24,5 @@ __all__ = [
     "ProgressBar",
     "ProgressBarBase",
     "TQDMProgressBar",
+    "Timer",
 ]

@@ -20,6 +20,7 @@ from conveyor.training.configuration import is_overridden
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.hooks import DataHooks
 from conveyor.training.limits import num_batches
+from conveyor.training.model_summary import summarize
 from conveyor.training.module import Module
 from conveyor.training.optimizers import init_optimizers_and_schedulers
 from conveyor.training.results import ResultCollection
@@ -72,6 +73,8 @@ class FitLoop:
             self.strategy.broadcast_module(model)
         self._call_callbacks("on_fit_start")
         self._call_module("on_fit_start")
+        if self.enable_model_summary and self.is_global_zero:
+            print(summarize(model))
         self._log_hyperparams()
         if checkpoint is not None:
             self._restore_training_state(checkpoint)
@@ -311,6 +314,11 @@ class FitLoop:
             loss = _extract_loss(output)
             if loss is None:
                 continue
+            if self.terminate_on_nan and not torch.isfinite(loss).all():
+                raise ValueError(
+                    f"The loss returned in `training_step` is {loss}: nan or inf "
+                    f"(epoch {self.current_epoch}, batch {batch_idx}, terminate_on_nan=True)."
+                )
             self._last_loss = float(loss.detach().float().item())
             self._call_callbacks("on_before_backward", loss)
             self._call_module("on_before_backward", loss)
@@ -342,6 +350,13 @@ class FitLoop:
             gradient_clip_algorithm=self.gradient_clip_algorithm,
         )
         self.precision_plugin.optimizer_step(optimizer)
+        if self.terminate_on_nan:
+            for name, parameter in model.named_parameters():
+                if not torch.isfinite(parameter).all():
+                    raise ValueError(
+                        f"Detected nan and/or inf values in `{name}`. Check your forward pass for "
+                        "numerically unstable operations."
+                    )
         if self.strategy is not None:
             self.strategy.broadcast_buffers(model)
         self._call_callbacks("on_before_zero_grad", optimizer)

@@ -3,11 +3,13 @@ hook order, checkpoints, resume), running on any DataLoader."""
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import os
 import time
 import warnings
 from argparse import ArgumentParser, Namespace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
@@ -43,6 +45,39 @@ from conveyor.training.precision import PrecisionPlugin, canonical_precision
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.spawn import spawn_run
+from conveyor.training.timer import Timer, parse_duration
+
+
+def _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level) -> None:
+    """Lightning 1.6 arguments for hardware or back ends conveyor does not drive: a clear error
+    rather than a run that silently ignores them."""
+    if tpu_cores is not None:
+        raise MisconfigurationException(
+            f"tpu_cores={tpu_cores!r}: TPUs are not supported by conveyor; use accelerator='cpu' or 'gpu'"
+        )
+    if ipus is not None:
+        raise MisconfigurationException(
+            f"ipus={ipus!r}: IPUs are not supported by conveyor; use accelerator='cpu' or 'gpu'"
+        )
+    if plugins is not None and plugins != []:
+        raise MisconfigurationException(
+            f"plugins={plugins!r}: conveyor has no plugin system; precision and strategy are "
+            "chosen with `precision=` and `strategy=`"
+        )
+    if amp_backend not in ("native", "apex"):
+        raise MisconfigurationException(
+            f"You have asked for `amp_backend={amp_backend!r}`, which is not one of 'native', 'apex'."
+        )
+    if amp_backend == "apex":
+        raise MisconfigurationException(
+            "You have asked for Apex AMP, which conveyor does not drive: use "
+            "`precision=16` (torch.autocast, Lightning's native backend)."
+        )
+    if amp_level is not None:
+        raise MisconfigurationException(
+            f"You have asked for `amp_level={amp_level!r}` but it's only supported with "
+            "`amp_backend='apex'`."
+        )
 
 
 class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
@@ -80,6 +115,23 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         resume_from_checkpoint: Optional[Union[Path, str]] = None,
         deterministic: Optional[bool] = None,
         benchmark: Optional[bool] = None,
+        num_processes: Optional[int] = None,
+        max_time: Optional[Union[str, timedelta, Dict[str, int]]] = None,
+        enable_model_summary: bool = True,
+        detect_anomaly: bool = False,
+        sync_batchnorm: bool = False,
+        replace_sampler_ddp: bool = True,
+        move_metrics_to_cpu: bool = False,
+        auto_select_gpus: bool = False,
+        tpu_cores: Optional[Union[List[int], str, int]] = None,
+        ipus: Optional[int] = None,
+        plugins: Optional[Any] = None,
+        amp_backend: str = "native",
+        amp_level: Optional[str] = None,
+        terminate_on_nan: Optional[bool] = None,
+        checkpoint_callback: Optional[bool] = None,
+        progress_bar_refresh_rate: Optional[int] = None,
+        weights_summary: Optional[str] = "top",
     ) -> None:
         """Configure a training run.
 
@@ -116,7 +168,74 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             resume_from_checkpoint: path or http(s) URL of a checkpoint to resume from.
             deterministic: make torch use deterministic algorithms.
             benchmark: set torch.backends.cudnn.benchmark.
+            num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
+            max_time: stop training after this long: "DD:HH:MM:SS", a timedelta or a dict such
+                as {"hours": 1} (adds a ``Timer`` callback).
+            enable_model_summary: print the model's summary table when ``fit`` starts.
+            detect_anomaly: run ``fit`` under ``torch.autograd.set_detect_anomaly``.
+            sync_batchnorm: convert BatchNorm layers to SyncBatchNorm under ddp.
+            replace_sampler_ddp: shard the loaders over the ranks (False: the loaders shard
+                themselves).
+            move_metrics_to_cpu: accepted; logged metrics are already kept on the CPU.
+            auto_select_gpus: accepted (GPUs are taken in order).
+            tpu_cores: TPUs are not supported: any value raises.
+            ipus: IPUs are not supported: any value raises.
+            plugins: not supported: any value but None raises.
+            amp_backend: "native" (torch.autocast); "apex" raises unless apex is installed,
+                and conveyor does not drive apex.
+            amp_level: apex's optimisation level: raises, as with Lightning's native backend.
+            terminate_on_nan: deprecated in Lightning 1.5: raise ValueError when the loss or a
+                parameter becomes nan or inf (use ``detect_anomaly``).
+            checkpoint_callback: deprecated in Lightning 1.5: use ``enable_checkpointing``.
+            progress_bar_refresh_rate: deprecated in Lightning 1.5: 0 hides the progress bar.
+            weights_summary: deprecated in Lightning 1.5: None hides the model summary.
         """
+        _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
+        if checkpoint_callback is not None:
+            warnings.warn(
+                f"Setting `Trainer(checkpoint_callback={checkpoint_callback})` is deprecated in v1.5 "
+                "and will be removed in v1.7. Please consider using "
+                f"`Trainer(enable_checkpointing={checkpoint_callback})`.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            enable_checkpointing = checkpoint_callback
+        if progress_bar_refresh_rate is not None:
+            warnings.warn(
+                "Setting `Trainer(progress_bar_refresh_rate=...)` is deprecated in v1.5 and will be "
+                "removed in v1.7. Please pass `ProgressBar(refresh_rate=...)` to callbacks instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if progress_bar_refresh_rate == 0:
+                enable_progress_bar = False
+        if weights_summary != "top":
+            warnings.warn(
+                "Setting `Trainer(weights_summary=...)` is deprecated in v1.5 and will be removed in "
+                "v1.7. Please use `Trainer(enable_model_summary=...)` instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if weights_summary is None:
+                enable_model_summary = False
+        if terminate_on_nan is not None:
+            warnings.warn(
+                "Trainer argument `terminate_on_nan` was deprecated in v1.5 and will be removed in "
+                "1.7. Please use `Trainer(detect_anomaly=True)` instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if not isinstance(terminate_on_nan, bool):
+                raise TypeError(f"`terminate_on_nan` should be a bool, got {terminate_on_nan}.")
+        self.terminate_on_nan = bool(terminate_on_nan)
+        self.enable_model_summary = enable_model_summary
+        self.detect_anomaly = detect_anomaly
+        self.sync_batchnorm = sync_batchnorm
+        self.replace_sampler_ddp = replace_sampler_ddp
+        self.move_metrics_to_cpu = move_metrics_to_cpu
+        self.max_time = parse_duration(max_time)
+        if num_processes is not None and devices is None and gpus is None:
+            devices = num_processes
         if num_nodes != 1:
             raise MisconfigurationException(
                 "num_nodes > 1 is not supported: launch with torchrun per node instead"
@@ -259,6 +378,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 "Trainer was configured with `enable_checkpointing=False` but found "
                 "`ModelCheckpoint` in callbacks list."
             )
+        if self.max_time is not None and not any(isinstance(c, Timer) for c in callbacks):
+            callbacks.append(Timer(self.max_time))
         if enable_progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         self.callbacks: List[Callback] = callbacks
@@ -295,6 +416,11 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         self._ckpt_path: Optional[str] = None
         self.precision_plugin: Optional[PrecisionPlugin] = None
 
+    @classmethod
+    def default_attributes(cls) -> Dict[str, Any]:
+        """Every constructor argument with its default, as Lightning's ``default_attributes``."""
+        return {k: v.default for k, v in inspect.signature(cls).parameters.items()}
+
     # ----------------------------------------------------------------------------------------
     # argparse (Lightning 1.x classmethods)
     @classmethod
@@ -330,6 +456,10 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
     @property
     def checkpoint_callbacks(self) -> List[ModelCheckpoint]:
         return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def progress_bar_callback(self) -> Optional[ProgressBar]:
+        return next((c for c in self.callbacks if isinstance(c, ProgressBar)), None)
 
     @property
     def checkpoint_callback(self) -> Optional[ModelCheckpoint]:
@@ -576,6 +706,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             self.callbacks = [c for c in self.callbacks if type(c) is not type(callback)] + [
                 callback
             ]
+        if self.sync_batchnorm and self.strategy is not None:
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the children in place
         model.to(self.root_device)
         self.precision_plugin = PrecisionPlugin(self.precision, self.root_device)
         self.precision_plugin.convert_module(model)
@@ -596,7 +728,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             if checkpoint is not None:
                 self._restore_model(checkpoint)
             if stage == "fit":
-                return self._run_fit(checkpoint, loaders.get("train"), loaders.get("val"))
+                with torch.autograd.set_detect_anomaly(self.detect_anomaly):
+                    return self._run_fit(checkpoint, loaders.get("train"), loaders.get("val"))
             if stage in ("validate", "test"):
                 return self._run_evaluation_stage(
                     stage, loaders.get("val" if stage == "validate" else "test")
@@ -631,7 +764,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         return None
 
     def _prepare_loader(self, loader: Any) -> Any:
-        if self.strategy is not None:
+        if self.strategy is not None and self.replace_sampler_ddp:
             return self.strategy.shard_loader(loader)
         return loader
 
