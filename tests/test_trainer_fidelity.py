@@ -212,3 +212,34 @@ def test_num_processes_means_cpu_devices():
     trainer = Trainer(max_epochs=1, num_processes=2, accelerator="cpu")
     assert trainer.strategy is not None and trainer.strategy.spawn
     assert trainer.strategy.num_processes == 2
+
+
+class ValCounter(BoringModel):
+    def __init__(self):
+        super().__init__()
+        self.validated_after = []
+
+    def on_validation_start(self):
+        if not self.trainer.sanity_checking:
+            self.validated_after.append(self.global_step)
+
+
+@pytest.mark.parametrize(
+    "interval,expected",
+    [(1.0, [5, 10]), (0.5, [2, 4, 7, 9]), (2, [2, 4, 7, 9]), (1, list(range(1, 11)))],
+)
+def test_val_check_interval(tmp_path, interval, expected):
+    model = ValCounter()
+    trainer = quiet(max_epochs=2, val_check_interval=interval, logger=False, callbacks=[])
+    trainer.fit(model, loader(), loader(n=16))  # 5 training batches per epoch
+    assert model.validated_after == expected
+
+
+@pytest.mark.parametrize(
+    "interval,match", [(1.5, r"range \[0.0, 1.0\]"), (6, "less than or equal"), ("x", "int or")]
+)
+def test_val_check_interval_errors(tmp_path, interval, match):
+    with pytest.raises(MisconfigurationException, match=match):
+        quiet(max_epochs=1, val_check_interval=interval, logger=False).fit(
+            BoringModel(), loader(), loader()
+        )

@@ -135,7 +135,10 @@ class ModelCheckpoint(Callback):
         if self.dirpath is None:
             self.dirpath = trainer._default_checkpoint_dir()
         if self._save_on_train_epoch_end is None:
-            self._save_on_train_epoch_end = trainer.check_val_every_n_epoch == 1
+            self._save_on_train_epoch_end = (
+                getattr(trainer, "val_check_interval", 1.0) == 1.0
+                and trainer.check_val_every_n_epoch == 1
+            )
 
     def _should_skip(self, trainer) -> bool:
         return (

@@ -61,6 +61,7 @@ class FitLoop:
         self.num_training_batches = num_batches(
             self.train_dataloader, self.limit_train_batches, "train"
         )
+        self.val_check_batch = self._val_check_batch()
         self.num_val_batches = [
             num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
         ]
@@ -111,6 +112,35 @@ class FitLoop:
                 return True
             self.should_stop = False
         return False
+
+    def _val_check_batch(self):
+        """After how many training batches validation runs (``val_check_interval``)."""
+        interval, total = self.val_check_interval, self.num_training_batches
+        if isinstance(interval, int):
+            if total != float("inf") and interval > total:
+                raise MisconfigurationException(
+                    f"`val_check_interval` ({interval}) must be less than or equal to the number of "
+                    f"the training batches ({total}). If you want to disable validation set "
+                    "`limit_val_batches` to 0.0 instead."
+                )
+            return interval
+        if total == float("inf"):
+            if interval != 1.0:
+                raise MisconfigurationException(
+                    "When using an IterableDataset for `train_dataloader`, "
+                    "`Trainer(val_check_interval)` must be `1.0` or an int. An int k specifies "
+                    "checking validation every k training batches."
+                )
+            return total
+        return max(1, int(total * interval))
+
+    def _validates_within_epoch(self) -> bool:
+        # the default (1.0) validates once, after the epoch's last batch, below the batch loop
+        return (
+            not _once_per_epoch(self.val_check_interval)
+            and self._will_validate()
+            and (self.current_epoch + 1) % self.check_val_every_n_epoch == 0
+        )
 
     def _will_validate(self) -> bool:
         """False without validation batches (``limit_val_batches=0``): the validation loop and
@@ -233,6 +263,9 @@ class FitLoop:
             self._call_module("on_train_batch_end", outputs, batch, batch_idx)
             if keep_outputs:
                 outputs_for_epoch_end.append(outputs)
+            if self._validates_within_epoch() and (batch_idx + 1) % self.val_check_batch == 0:
+                self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
+                model.train()
             batch_idx += 1
             if self.max_steps != -1 and self.global_step >= self.max_steps:
                 break
@@ -243,7 +276,11 @@ class FitLoop:
             ):
                 break
         # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
-        if self._will_validate() and (epoch + 1) % self.check_val_every_n_epoch == 0:
+        if (
+            _once_per_epoch(self.val_check_interval)
+            and self._will_validate()
+            and (epoch + 1) % self.check_val_every_n_epoch == 0
+        ):
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
         self._update_schedulers("epoch")
@@ -390,6 +427,11 @@ class FitLoop:
                     )
                     continue
             self._call_module("lr_scheduler_step", config.scheduler, config.opt_idx or 0, metric)
+
+
+def _once_per_epoch(val_check_interval) -> bool:
+    # the float 1.0 (the default) means "after the last batch"; the int 1 means "every batch"
+    return isinstance(val_check_interval, float) and val_check_interval == 1.0
 
 
 def _extract_loss(output: Any) -> Optional[torch.Tensor]:

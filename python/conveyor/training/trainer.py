@@ -116,6 +116,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         deterministic: Optional[bool] = None,
         benchmark: Optional[bool] = None,
         num_processes: Optional[int] = None,
+        val_check_interval: Union[int, float] = 1.0,
         max_time: Optional[Union[str, timedelta, Dict[str, int]]] = None,
         enable_model_summary: bool = True,
         detect_anomaly: bool = False,
@@ -169,6 +170,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             deterministic: make torch use deterministic algorithms.
             benchmark: set torch.backends.cudnn.benchmark.
             num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
+            val_check_interval: validate every this fraction of the training epoch (float) or
+                every this many training batches (int) instead of at the epoch's end.
             max_time: stop training after this long: "DD:HH:MM:SS", a timedelta or a dict such
                 as {"hours": 1} (adds a ``Timer`` callback).
             enable_model_summary: print the model's summary table when ``fit`` starts.
@@ -234,6 +237,20 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         self.replace_sampler_ddp = replace_sampler_ddp
         self.move_metrics_to_cpu = move_metrics_to_cpu
         self.max_time = parse_duration(max_time)
+        if isinstance(val_check_interval, bool) or not isinstance(val_check_interval, (int, float)):
+            raise MisconfigurationException(
+                f"`val_check_interval` should be an int or a float, got {val_check_interval!r}."
+            )
+        if isinstance(val_check_interval, float) and not 0.0 <= val_check_interval <= 1.0:
+            raise MisconfigurationException(
+                f"`val_check_interval` must lie in the range [0.0, 1.0], but got {val_check_interval:.3f}."
+            )
+        if isinstance(val_check_interval, int) and val_check_interval < 1:
+            raise MisconfigurationException(
+                f"`val_check_interval` ({val_check_interval}) must be a positive number of batches."
+            )
+        self.val_check_interval = val_check_interval
+        self.val_check_batch: Union[int, float] = float("inf")
         if num_processes is not None and devices is None and gpus is None:
             devices = num_processes
         if num_nodes != 1:
