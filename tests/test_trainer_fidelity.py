@@ -14,6 +14,7 @@ import conveyor.callbacks
 import conveyor.training
 from conveyor.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from conveyor.training import Callback, MisconfigurationException, Trainer
+from conveyor.training.profiler import AdvancedProfiler
 from conveyor.training.timer import parse_duration
 
 
@@ -243,3 +244,28 @@ def test_val_check_interval_errors(tmp_path, interval, match):
         quiet(max_epochs=1, val_check_interval=interval, logger=False).fit(
             BoringModel(), loader(), loader()
         )
+
+
+def test_simple_profiler_reports_every_hook(tmp_path, capsys):
+    quiet(max_epochs=2, profiler="simple", logger=False).fit(BoringModel(), loader(), loader())
+    out = capsys.readouterr().out
+    assert "FIT Profiler Report" in out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("|")}
+    # 5 batches x 2 epochs; validation: 2 sanity batches + 5 per epoch
+    assert rows["[LightningModule]BoringModel.training_step"].split("|")[3].strip() == "10"
+    assert rows["[LightningModule]BoringModel.validation_step"].split("|")[3].strip() == "12"
+    assert rows["[TrainingEpochLoop].train_dataloader_next"].split("|")[3].strip() == "10"
+    assert any(key.startswith("[Callback]ModelCheckpoint{") for key in rows)
+
+
+def test_advanced_profiler_writes_its_report(tmp_path):
+    profiler = AdvancedProfiler(dirpath=tmp_path, filename="prof")
+    quiet(max_epochs=1, profiler=profiler, logger=False).fit(BoringModel(), loader())
+    report = (tmp_path / "fit-prof.txt").read_text()
+    assert "Profile stats for: [LightningModule]BoringModel.training_step" in report
+    assert "cumulative" in report
+
+
+def test_unknown_profiler_name_raises():
+    with pytest.raises(MisconfigurationException, match="it can only be one of"):
+        Trainer(profiler="fast")

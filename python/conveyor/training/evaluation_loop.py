@@ -12,6 +12,7 @@ from conveyor.training.configuration import is_overridden
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.limits import num_batches
 from conveyor.training.module import Module
+from conveyor.training.profiler import profiling
 from conveyor.training.results import ResultCollection
 
 
@@ -91,7 +92,11 @@ class EvaluationLoop:
                     with self.precision_plugin.forward_context():
                         model._current_fx = f"{prefix}_step"
                         try:
-                            output = step(*args)
+                            with profiling(
+                                self.profiler,
+                                f"[LightningModule]{type(model).__name__}.{prefix}_step",
+                            ):
+                                output = step(*args)
                         finally:
                             model._current_fx = None
                     outputs.append(output)

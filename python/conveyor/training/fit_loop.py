@@ -23,6 +23,7 @@ from conveyor.training.limits import num_batches
 from conveyor.training.model_summary import summarize
 from conveyor.training.module import Module
 from conveyor.training.optimizers import init_optimizers_and_schedulers
+from conveyor.training.profiler import profiling
 from conveyor.training.results import ResultCollection
 from conveyor.training.seed import capture_rng_states, restore_rng_states
 
@@ -93,7 +94,8 @@ class FitLoop:
         for optimizer in self.optimizers:
             optimizer.zero_grad()
         while not self._fit_done():
-            self._run_train_epoch()
+            with profiling(self.profiler, "run_training_epoch"):
+                self._run_train_epoch()
         self._call_callbacks("on_train_end")
         self._call_module("on_train_end")
         self._call_callbacks("on_fit_end")
@@ -234,7 +236,8 @@ class FitLoop:
         while batch_idx < total:
             step_start = time.perf_counter()
             try:
-                batch = next(iterator)
+                with profiling(self.profiler, "[TrainingEpochLoop].train_dataloader_next"):
+                    batch = next(iterator)
             except StopIteration:
                 break
             data_time = time.perf_counter() - step_start
@@ -246,7 +249,8 @@ class FitLoop:
                 break
             is_last = batch_idx + 1 == total
             should_step = (batch_idx + 1) % accumulation == 0 or is_last
-            outputs = self._training_batch(batch, batch_idx, accumulation, should_step)
+            with profiling(self.profiler, "run_training_batch"):
+                outputs = self._training_batch(batch, batch_idx, accumulation, should_step)
             self._loop_state.update(batches_done=batch_idx + 1)
             if callable(
                 getattr(loader, "state_dict", None)

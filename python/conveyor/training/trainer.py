@@ -42,6 +42,7 @@ from conveyor.training.loggers import (
 from conveyor.training.module import Module
 from conveyor.training.optimizers import LRSchedulerConfig
 from conveyor.training.precision import PrecisionPlugin, canonical_precision
+from conveyor.training.profiler import Profiler, profiling, resolve_profiler
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.spawn import spawn_run
@@ -117,6 +118,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         benchmark: Optional[bool] = None,
         num_processes: Optional[int] = None,
         val_check_interval: Union[int, float] = 1.0,
+        profiler: Optional[Union[str, Profiler]] = None,
         max_time: Optional[Union[str, timedelta, Dict[str, int]]] = None,
         enable_model_summary: bool = True,
         detect_anomaly: bool = False,
@@ -172,6 +174,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
             val_check_interval: validate every this fraction of the training epoch (float) or
                 every this many training batches (int) instead of at the epoch's end.
+            profiler: "simple" (per-hook timing table), "advanced" (cProfile per hook) or a
+                ``conveyor.training.profiler.Profiler``; the report is printed when the stage ends.
             max_time: stop training after this long: "DD:HH:MM:SS", a timedelta or a dict such
                 as {"hours": 1} (adds a ``Timer`` callback).
             enable_model_summary: print the model's summary table when ``fit`` starts.
@@ -250,6 +254,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 f"`val_check_interval` ({val_check_interval}) must be a positive number of batches."
             )
         self.val_check_interval = val_check_interval
+        self.profiler = resolve_profiler(profiler)
         self.val_check_batch: Union[int, float] = float("inf")
         if num_processes is not None and devices is None and gpus is None:
             devices = num_processes
@@ -524,7 +529,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
     def _call_callbacks(self, hook: str, *args: Any) -> None:
         module = self.lightning_module
         for callback in self.callbacks:
-            getattr(callback, hook)(self, module, *args)
+            with profiling(self.profiler, f"[Callback]{callback.state_key}.{hook}"):
+                getattr(callback, hook)(self, module, *args)
 
     def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
         module = self.lightning_module
@@ -533,7 +539,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             return None
         previous, module._current_fx = module._current_fx, hook
         try:
-            return function(*args, **kwargs)
+            with profiling(self.profiler, f"[LightningModule]{type(module).__name__}.{hook}"):
+                return function(*args, **kwargs)
         finally:
             module._current_fx = previous
 
@@ -767,6 +774,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             self.datamodule.teardown(stage=stage)
         self._call_callbacks("teardown", stage)
         self._call_module("teardown", stage=stage)
+        if self.profiler is not None and self.is_global_zero:
+            self.profiler.describe(stage)
         self.state_stage = None
         if self.strategy is not None:
             self.strategy.teardown(failed)
