@@ -269,3 +269,29 @@ def test_advanced_profiler_writes_its_report(tmp_path):
 def test_unknown_profiler_name_raises():
     with pytest.raises(MisconfigurationException, match="it can only be one of"):
         Trainer(profiler="fast")
+
+
+class Reloading(BoringModel):
+    def __init__(self):
+        super().__init__()
+        self.requests = []
+
+    def train_dataloader(self):
+        self.requests.append(("train", self.current_epoch))
+        return loader()
+
+    def val_dataloader(self):
+        self.requests.append(("val", self.current_epoch))
+        return loader(n=16)
+
+
+@pytest.mark.parametrize("every,train_epochs", [(0, [0]), (1, [0, 1, 2, 3]), (2, [0, 2])])
+def test_reload_dataloaders_every_n_epochs(tmp_path, every, train_epochs):
+    model = Reloading()
+    trainer = quiet(
+        max_epochs=4, reload_dataloaders_every_n_epochs=every, logger=False, num_sanity_val_steps=0
+    )
+    trainer.fit(model)
+    assert [e for kind, e in model.requests if kind == "train"] == train_epochs
+    assert [e for kind, e in model.requests if kind == "val"] == train_epochs
+    assert trainer.global_step == 20

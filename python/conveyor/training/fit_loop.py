@@ -43,6 +43,7 @@ class FitLoop:
     # -- fit --------------------------------------------------------------------------------
     def _run_fit(self, checkpoint, train_loader, val_loaders) -> None:
         model = self.lightning_module
+        self._fit_loaders_given = (train_loader, val_loaders)  # what reloading asks again
         train_loader = self._request_loader("train_dataloader", train_loader)
         if train_loader is None:
             raise MisconfigurationException(
@@ -53,19 +54,7 @@ class FitLoop:
             raise MisconfigurationException(
                 "`training_step` must be implemented to be used with the Trainer"
             )
-        self.train_dataloader = self._prepare_loader(train_loader)
-        self.val_dataloaders = (
-            self._as_list(self._request_loader("val_dataloader", val_loaders))
-            if is_overridden(model, "validation_step", Module)
-            else []
-        )
-        self.num_training_batches = num_batches(
-            self.train_dataloader, self.limit_train_batches, "train"
-        )
-        self.val_check_batch = self._val_check_batch()
-        self.num_val_batches = [
-            num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
-        ]
+        self._setup_fit_loaders(train_loader, val_loaders)
 
         if model.automatic_optimization or is_overridden(model, "configure_optimizers", Module):
             self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = (
@@ -93,7 +82,14 @@ class FitLoop:
         self._call_module("on_train_start")
         for optimizer in self.optimizers:
             optimizer.zero_grad()
+        self._loaders_epoch = self.current_epoch
         while not self._fit_done():
+            if self._should_reload_loaders():
+                self._setup_fit_loaders(
+                    self._request_loader("train_dataloader", self._fit_loaders_given[0]),
+                    self._fit_loaders_given[1],
+                )
+                self._loaders_epoch = self.current_epoch
             with profiling(self.profiler, "run_training_epoch"):
                 self._run_train_epoch()
         self._call_callbacks("on_train_end")
@@ -114,6 +110,27 @@ class FitLoop:
                 return True
             self.should_stop = False
         return False
+
+    def _setup_fit_loaders(self, train_loader, val_loaders) -> None:
+        model = self.lightning_module
+        self.train_dataloader = self._prepare_loader(train_loader)
+        self.val_dataloaders = (
+            self._as_list(self._request_loader("val_dataloader", val_loaders))
+            if is_overridden(model, "validation_step", Module)
+            else []
+        )
+        self.num_training_batches = num_batches(
+            self.train_dataloader, self.limit_train_batches, "train"
+        )
+        self.val_check_batch = self._val_check_batch()
+        self.num_val_batches = [
+            num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
+        ]
+
+    def _should_reload_loaders(self) -> bool:
+        """``reload_dataloaders_every_n_epochs``: ask the hooks for fresh loaders every N epochs."""
+        every = self.reload_dataloaders_every_n_epochs
+        return bool(every) and self.current_epoch - self._loaders_epoch >= every
 
     def _val_check_batch(self):
         """After how many training batches validation runs (``val_check_interval``)."""

@@ -119,6 +119,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         num_processes: Optional[int] = None,
         val_check_interval: Union[int, float] = 1.0,
         profiler: Optional[Union[str, Profiler]] = None,
+        reload_dataloaders_every_n_epochs: int = 0,
         max_time: Optional[Union[str, timedelta, Dict[str, int]]] = None,
         enable_model_summary: bool = True,
         detect_anomaly: bool = False,
@@ -176,6 +177,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 every this many training batches (int) instead of at the epoch's end.
             profiler: "simple" (per-hook timing table), "advanced" (cProfile per hook) or a
                 ``conveyor.training.profiler.Profiler``; the report is printed when the stage ends.
+            reload_dataloaders_every_n_epochs: call ``train_dataloader()``/``val_dataloader()``
+                again every N epochs (0: once per ``fit``).
             max_time: stop training after this long: "DD:HH:MM:SS", a timedelta or a dict such
                 as {"hours": 1} (adds a ``Timer`` callback).
             enable_model_summary: print the model's summary table when ``fit`` starts.
@@ -255,6 +258,16 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             )
         self.val_check_interval = val_check_interval
         self.profiler = resolve_profiler(profiler)
+        if (
+            isinstance(reload_dataloaders_every_n_epochs, bool)
+            or not isinstance(reload_dataloaders_every_n_epochs, int)
+            or reload_dataloaders_every_n_epochs < 0
+        ):
+            raise MisconfigurationException(
+                "`reload_dataloaders_every_n_epochs` should be an int >= 0, got "
+                f"{reload_dataloaders_every_n_epochs!r}."
+            )
+        self.reload_dataloaders_every_n_epochs = reload_dataloaders_every_n_epochs
         self.val_check_batch: Union[int, float] = float("inf")
         if num_processes is not None and devices is None and gpus is None:
             devices = num_processes
