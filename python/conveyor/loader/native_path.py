@@ -60,13 +60,15 @@ def _why_not_native(loader: Any) -> Optional[str]:
     """``None`` when the loader qualifies, else a short reason (shown only for transforms)."""
     try:
         from conveyor import _core
-        from conveyor.datasets import VOCDetection, VOCSegmentation
+        from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
     except ImportError:
         return "conveyor's datasets or native core are not available"
     if not hasattr(_core, "Engine"):
         return "the native core was built without the engine"
-    if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
+    if type(loader.dataset) not in (VOCDetection, VOCSegmentation, VOCFolder):
         return "not a conveyor VOC dataset"
+    if not getattr(loader.dataset, "natively_decodable", True):
+        return "images the engine does not decode (BMP)"
     if loader.batch_size is None or loader._user_batch_sampler:
         return "no automatic batching or a custom batch_sampler"
     return None
@@ -82,7 +84,8 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
     from conveyor.datasets import VOCDetection
 
     dataset = loader.dataset
-    kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    kind = getattr(dataset, "task", None)  # VOCFolder says; the VOC datasets are one each
+    kind = kind or ("detection" if isinstance(dataset, VOCDetection) else "segmentation")
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
@@ -362,6 +365,9 @@ class NativeIterator:
     def _target(self, batch: Any, b: int) -> Any:
         index = int(batch.indices[b])
         dataset = self._dataset
+        check = getattr(dataset, "check_sample", None)  # VOCFolder: a malformed XML raises
+        if check is not None:
+            check(index)
         if self._setup.masks_move:
             target = self._mask_target(batch, b)
         elif self._setup.kind == "segmentation" and dataset.target_format == "mask":

@@ -27,7 +27,8 @@ DEMO_DEFAULTS = dict(
 
 _DESCRIPTIONS = {
     "fit": "Train a torchvision model (random weights, no download) on VOC detection or segmentation. "
-    "With no --data_dir it trains on a synthetic VOC-format set.",
+    "With no --data_dir it trains on a synthetic VOC-format set; --data_dir takes any VOC-format "
+    "folder (VOCdevkit, CVAT, labelme2voc, Roboflow, labelImg) and its own classes.",
     "validate": "Evaluate a checkpoint on the validation split and print mAP (detection) or mIoU (segmentation).",
     "test": "Evaluate a checkpoint on the test split and print mAP (detection) or mIoU (segmentation).",
 }
@@ -106,6 +107,13 @@ def main(command: str, argv: List[str]) -> int:
                 setattr(args, key, value)
     seed_everything(args.seed)
     datamodule = from_argparse_args(VOCDataModule, args)
+    # the model's classes follow the data (a folder's own classes), unless given or restored
+    restored = set(checkpoint.get("hyper_parameters", {})) if checkpoint else set()
+    flags = {a.split("=")[0][2:] for a in argv if a.startswith("--")} | restored
+    if "num_classes" not in flags:
+        args.num_classes = datamodule.num_classes
+    if "class_names" not in flags:
+        args.class_names = ",".join(datamodule.classes)
     model = from_argparse_args(VOCModule, args)
     if model.task != datamodule.task:
         parser.error(f"--task {datamodule.task} does not match the model's task {model.task}")
