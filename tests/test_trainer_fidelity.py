@@ -295,3 +295,20 @@ def test_reload_dataloaders_every_n_epochs(tmp_path, every, train_epochs):
     assert [e for kind, e in model.requests if kind == "train"] == train_epochs
     assert [e for kind, e in model.requests if kind == "val"] == train_epochs
     assert trainer.global_step == 20
+
+
+@pytest.mark.parametrize(
+    "name,default,other",
+    [
+        ("overfit_batches", 0.0, 2),
+        ("track_grad_norm", -1, 2),
+        ("auto_lr_find", False, True),
+        ("auto_scale_batch_size", False, "power"),
+        ("multiple_trainloader_mode", "max_size_cycle", "min_size"),
+        ("stochastic_weight_avg", False, True),
+    ],
+)
+def test_missing_features_accept_their_default_and_refuse_the_rest(name, default, other):
+    Trainer(max_epochs=1, **{name: default})
+    with pytest.raises(MisconfigurationException, match=f"{name}=.*not supported"):
+        Trainer(max_epochs=1, **{name: other})

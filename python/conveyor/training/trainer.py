@@ -81,6 +81,17 @@ def _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level) -> None
         )
 
 
+def _check_not_implemented(**given) -> None:
+    """Lightning 1.6 features conveyor does not have: their defaults are accepted (so a ported
+    script's explicit defaults run), anything else raises instead of being silently ignored."""
+    for name, (value, default) in given.items():
+        if value != default or type(value) is bool and type(default) is not bool:
+            raise MisconfigurationException(
+                f"Trainer({name}={value!r}) is not supported by conveyor (only the default "
+                f"{default!r}); see the README's list of differences from Lightning 1.6"
+            )
+
+
 class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
     """Runs a :class:`conveyor.Module`'s training, validation, test and prediction loops."""
 
@@ -136,6 +147,12 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         checkpoint_callback: Optional[bool] = None,
         progress_bar_refresh_rate: Optional[int] = None,
         weights_summary: Optional[str] = "top",
+        overfit_batches: Union[int, float] = 0.0,
+        track_grad_norm: Union[int, float, str] = -1,
+        auto_lr_find: Union[bool, str] = False,
+        auto_scale_batch_size: Union[str, bool] = False,
+        multiple_trainloader_mode: str = "max_size_cycle",
+        stochastic_weight_avg: bool = False,
     ) -> None:
         """Configure a training run.
 
@@ -199,7 +216,21 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             checkpoint_callback: deprecated in Lightning 1.5: use ``enable_checkpointing``.
             progress_bar_refresh_rate: deprecated in Lightning 1.5: 0 hides the progress bar.
             weights_summary: deprecated in Lightning 1.5: None hides the model summary.
+            overfit_batches: not supported: any value but 0 raises.
+            track_grad_norm: not supported: any value but -1 raises.
+            auto_lr_find: the tuner is not supported: True raises.
+            auto_scale_batch_size: the tuner is not supported: any value but False raises.
+            multiple_trainloader_mode: only "max_size_cycle" (one train loader per fit).
+            stochastic_weight_avg: not supported: True raises.
         """
+        _check_not_implemented(
+            overfit_batches=(overfit_batches, 0),
+            track_grad_norm=(track_grad_norm, -1),
+            auto_lr_find=(auto_lr_find, False),
+            auto_scale_batch_size=(auto_scale_batch_size, False),
+            multiple_trainloader_mode=(multiple_trainloader_mode, "max_size_cycle"),
+            stochastic_weight_avg=(stochastic_weight_avg, False),
+        )
         _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
         if checkpoint_callback is not None:
             warnings.warn(
