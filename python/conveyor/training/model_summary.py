@@ -26,7 +26,9 @@ def summarize(model: torch.nn.Module) -> str:
     for index, (name, child) in enumerate(model.named_children()):
         rows.append([str(index), name, type(child).__name__, _human(_count(child))])
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines = [
+        " | ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    ]
     rule = "-" * max(len(line) for line in lines)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = _count(model)
