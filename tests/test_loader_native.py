@@ -294,10 +294,14 @@ def test_generic_fallback_for_joint_segmentation_transforms(voc_root):
         voc_root, image_set="trainval", transforms=v2.Compose([v2.ToImage(), v2.Resize((16, 16))])
     )
     loader = DataLoader(ds, batch_size=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pytest.warns(UserWarning, match='target_format="pil"') as caught:
         batches = list(loader)
     assert loader.stats.path == "python" and batches[0][0].shape == (4, 3, 16, 16)
+    assert 'target_format="pil"' in loader.stats.python_reason
+    with warnings.catch_warnings():  # once per loader
+        warnings.simplefilter("error")
+        list(loader)
+    assert len(caught) == 1
 
 
 def native_thread_count():
@@ -343,8 +347,8 @@ def test_new_iterator_ends_the_previous_one_on_the_native_path(voc_root):
     first = iter(loader)
     next(first)
     second = iter(loader)
-    with pytest.raises(StopIteration):
-        next(first)
+    with pytest.raises(RuntimeError, match="iter\\(\\) was called again"):
+        next(first)  # never a batch of the new epoch, never a silent end
     assert len(list(second)) == 6
 
 

@@ -189,45 +189,40 @@ py::array_t<T> vector_array(std::vector<T>&& values, std::vector<py::ssize_t> sh
   return py::array_t<T>(shape, owner->data(), capsule);
 }
 
-py::object batch_to_dict(std::unique_ptr<EngineBatch> batch) {
-  py::dict out;
+// The batch as the tuple conveyor.loader.engine.Batch is built from, in its field order:
+// (images, indices, boxes, box_rows, box_offsets, masks, skipped, batch_index, buffer_id).
+// Arrays own (share) the C++ storage: nothing is copied.
+py::tuple batch_fields(std::unique_ptr<EngineBatch> batch) {
   const py::ssize_t count = static_cast<py::ssize_t>(batch->indices.size());
   const py::dtype dtype = numpy_dtype(batch->dtype);
+  py::object images = py::none(), masks = py::none();
   if (batch->images) {
-    out["images"] = shared_array(batch->images, dtype, {count, 3, batch->height, batch->width});
-    out["masks"] = batch->masks ? py::object(shared_array(batch->masks, py::dtype("uint8"),
-                                                          {count, batch->height, batch->width}))
-                                : py::object(py::none());
+    images = shared_array(batch->images, dtype, {count, 3, batch->height, batch->width});
+    if (batch->masks)
+      masks = shared_array(batch->masks, py::dtype("uint8"), {count, batch->height, batch->width});
   } else {
-    py::list images, masks;
+    py::list image_list, mask_list;
     for (size_t i = 0; i < batch->sample_images.size(); ++i) {
       const auto [h, w] = batch->sample_sizes[i];
-      images.append(shared_array(batch->sample_images[i], dtype, {3, h, w}));
+      image_list.append(shared_array(batch->sample_images[i], dtype, {3, h, w}));
       if (batch->has_masks)
-        masks.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
+        mask_list.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
     }
-    out["images"] = images;
-    out["masks"] = batch->has_masks ? py::object(masks) : py::object(py::none());
+    images = image_list;
+    if (batch->has_masks) masks = mask_list;
   }
-  out["indices"] = vector_array(std::move(batch->indices), {count});
+  py::object boxes = py::none(), box_rows = py::none(), box_offsets = py::none();
   if (batch->has_boxes) {
-    const py::ssize_t boxes = static_cast<py::ssize_t>(batch->boxes.size() / 4);
-    out["boxes"] = vector_array(std::move(batch->boxes), {boxes, 4});
-    out["labels"] = batch->has_labels ? py::object(vector_array(std::move(batch->labels), {boxes}))
-                                      : py::object(py::none());
-    out["box_offsets"] = vector_array(std::move(batch->box_offsets), {count + 1});
-  } else {
-    out["boxes"] = py::none();
-    out["labels"] = py::none();
-    out["box_offsets"] = py::none();
+    const py::ssize_t kept = static_cast<py::ssize_t>(batch->boxes.size() / 4);
+    boxes = vector_array(std::move(batch->boxes), {kept, 4});
+    box_rows = vector_array(std::move(batch->box_rows), {kept});
+    box_offsets = vector_array(std::move(batch->box_offsets), {count + 1});
   }
   py::list skipped;
   for (const SkippedSample& s : batch->skipped)
     skipped.append(py::make_tuple(s.index, s.path, s.message));
-  out["skipped"] = skipped;
-  out["batch_index"] = batch->batch_index;
-  out["buffer_id"] = batch->buffer_id;
-  return std::move(out);
+  return py::make_tuple(images, vector_array(std::move(batch->indices), {count}), boxes, box_rows,
+                        box_offsets, masks, skipped, batch->batch_index, batch->buffer_id);
 }
 
 template <typename T>
@@ -241,33 +236,25 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using Uint8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
-std::unique_ptr<Engine> make_engine(
-    const py::list& pipeline, std::vector<std::string> image_paths,
-    std::optional<std::vector<std::string>> mask_paths, std::optional<FloatArray> boxes,
-    std::optional<Int64Array> labels, std::optional<Int64Array> offsets, int64_t batch_size,
-    int num_threads, int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
-    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors, bool dct_scaling) {
+std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::string> image_paths,
+                                    std::optional<std::vector<std::string>> mask_paths,
+                                    std::optional<FloatArray> boxes,
+                                    std::optional<Int64Array> offsets, int num_threads,
+                                    int prefetch, uint64_t seed, bool in_order, bool skip_errors,
+                                    bool dct_scaling) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
   if (mask_paths) sources.mask_paths = std::move(*mask_paths);
   sources.has_boxes = boxes.has_value();
-  sources.has_labels = labels.has_value();
   if (boxes && !offsets) throw Error(ErrorKind::kInvalidArgument, "boxes need offsets");
   if (!boxes && offsets) throw Error(ErrorKind::kInvalidArgument, "offsets need boxes");
   sources.boxes = to_vector(boxes);
-  sources.labels = to_vector(labels);
   sources.offsets = to_vector(offsets);
   EngineOptions options;
-  options.batch_size = batch_size;
   options.num_threads = num_threads;
   options.prefetch = prefetch;
   options.seed = seed;
-  options.shuffle = shuffle;
-  options.drop_last = drop_last;
-  options.rank = rank;
-  options.world_size = world_size;
-  options.shard_drop_last = shard_drop_last;
   options.in_order = in_order;
   options.skip_errors = skip_errors;
   options.dct_scaling = dct_scaling;
@@ -289,8 +276,8 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   output.boxes = to_vector(boxes);
   if (output.boxes.size() % 4)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
-  output.labels = to_vector(labels);
-  if (labels && output.labels.size() * 4 != output.boxes.size())
+  output.box_ids = to_vector(labels);  // the labels follow their boxes
+  if (labels && output.box_ids.size() * 4 != output.boxes.size())
     throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box");
   std::vector<uint8_t> pixels(static_cast<size_t>(image.size()) + 64);
   std::memcpy(pixels.data(), image.data(), static_cast<size_t>(image.size()));
@@ -306,7 +293,7 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   if (boxes) {
     const py::ssize_t count = static_cast<py::ssize_t>(output.boxes.size() / 4);
     out_boxes = vector_array(std::move(output.boxes), {count, 4});
-    if (labels) out_labels = vector_array(std::move(output.labels), {count});
+    if (labels) out_labels = vector_array(std::move(output.box_ids), {count});
   }
   if (mask) out_mask = shared_array(output.mask, py::dtype("uint8"), {output.height, output.width});
   return py::make_tuple(out_image, out_boxes, out_labels, out_mask);
@@ -317,13 +304,10 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
 void bind_engine(py::module_& m) {
   py::class_<Engine>(m, "Engine", "Native batches from image files (see conveyor._engine.Engine).")
       .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"),
-           py::arg("mask_paths"), py::arg("boxes"), py::arg("labels"), py::arg("offsets"),
-           py::arg("batch_size"), py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"),
-           py::arg("shuffle"), py::arg("drop_last"), py::arg("rank"), py::arg("world_size"),
-           py::arg("shard_drop_last"), py::arg("in_order"), py::arg("skip_errors"),
+           py::arg("mask_paths"), py::arg("boxes"), py::arg("offsets"), py::arg("num_threads"),
+           py::arg("prefetch"), py::arg("seed"), py::arg("in_order"), py::arg("skip_errors"),
            py::arg("dct_scaling") = true)
-      .def("num_samples", &Engine::num_samples)
-      .def("num_batches", &Engine::num_batches)
+      .def("dataset_size", &Engine::dataset_size)
       .def("output_shape",
            [](const Engine& e) -> py::object {
              const auto& size = e.pipeline().fixed_size;
@@ -334,13 +318,15 @@ void bind_engine(py::module_& m) {
            [](const Engine& e) { return std::string(dtype_name(e.pipeline().dtype)); })
       .def(
           "start_epoch",
-          [](Engine& e, uint64_t epoch, int64_t start_batch, std::optional<Int64Array> indices) {
-            std::optional<std::vector<int64_t>> order;
-            if (indices) order = to_vector(indices);
+          [](Engine& e, uint64_t epoch, const Int64Array& indices, const Int64Array& offsets,
+             int64_t start_batch) {
+            IndexBatches batches;
+            batches.indices = to_vector(std::optional<Int64Array>(indices));
+            batches.offsets = to_vector(std::optional<Int64Array>(offsets));
             py::gil_scoped_release release;
-            e.start_epoch(epoch, start_batch, std::move(order));
+            return e.start_epoch(epoch, std::move(batches), start_batch);
           },
-          py::arg("epoch"), py::arg("start_batch") = 0, py::arg("indices") = py::none())
+          py::arg("epoch"), py::arg("indices"), py::arg("offsets"), py::arg("start_batch") = 0)
       .def("feed_buffer",
            [](Engine& e, py::array array) {
              if (!array.writeable())
@@ -349,17 +335,22 @@ void bind_engine(py::module_& m) {
                throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
              return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
            })
+      .def("cancel", &Engine::cancel, py::arg("ticket") = 0,
+           py::call_guard<py::gil_scoped_release>())
+      .def("current_ticket", &Engine::current_ticket)
       .def("live_buffer_ids", &Engine::live_buffer_ids)
-      .def("next_batch",
-           [](Engine& e) -> py::object {
-             std::unique_ptr<EngineBatch> batch;
-             {
-               py::gil_scoped_release release;
-               batch = e.next_batch();
-             }
-             if (!batch) return py::none();
-             return batch_to_dict(std::move(batch));
-           })
+      .def(
+          "next_batch",
+          [](Engine& e, uint64_t ticket) -> py::object {
+            std::unique_ptr<EngineBatch> batch;
+            {
+              py::gil_scoped_release release;
+              batch = e.next_batch(ticket);
+            }
+            if (!batch) return py::none();
+            return batch_fields(std::move(batch));
+          },
+          py::arg("ticket") = 0)
       .def("stats",
            [](const Engine& e) {
              const EngineStats s = e.stats();

@@ -32,6 +32,7 @@ _SUBMODULES = (
     "training",
     "callbacks",
     "loader",
+    "samplers",
     "cli",
 )
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <string>
 
@@ -20,7 +21,6 @@ void EngineSources::validate() const {
   if (!mask_paths.empty() && mask_paths.size() != n)
     throw Error(ErrorKind::kInvalidArgument, "mask_paths has " + std::to_string(mask_paths.size()) +
                                                  " entries for " + std::to_string(n) + " images");
-  if (has_labels && !has_boxes) throw Error(ErrorKind::kInvalidArgument, "labels need boxes");
   if (!has_boxes) return;
   if (boxes.size() % 4 != 0)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
@@ -28,10 +28,6 @@ void EngineSources::validate() const {
     throw Error(ErrorKind::kInvalidArgument, "offsets must have N + 1 = " + std::to_string(n + 1) +
                                                  " entries, got " + std::to_string(offsets.size()));
   const int64_t m = static_cast<int64_t>(boxes.size() / 4);
-  if (has_labels && static_cast<int64_t>(labels.size()) != m)
-    throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box (" +
-                                                 std::to_string(m) + "), got " +
-                                                 std::to_string(labels.size()));
   if (offsets.front() != 0 || offsets.back() != m)
     throw Error(
         ErrorKind::kInvalidArgument,
@@ -157,10 +153,8 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
     const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
     output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
-    if (sources_.has_labels)
-      output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
-    else
-      output.labels.clear();
+    output.box_ids.resize(static_cast<size_t>(end - begin));
+    std::iota(output.box_ids.begin(), output.box_ids.end(), begin);
   }
   apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
 }
@@ -193,7 +187,7 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
   if (!output.boxes.empty())
-    apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+    apply_geometry_to_boxes(plan, width, height, output.boxes, output.box_ids);
   if (has_mask) {
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;

@@ -19,9 +19,8 @@ namespace conveyor {
 struct EngineSources {
   std::vector<std::string> image_paths;
   std::vector<std::string> mask_paths;  // empty, or one per image
-  bool has_boxes = false, has_labels = false;
-  std::vector<float> boxes;  // 4 per box
-  std::vector<int64_t> labels;
+  bool has_boxes = false;
+  std::vector<float> boxes;      // 4 per box: a box's row is its index in boxes / 4
   std::vector<int64_t> offsets;  // image_paths.size() + 1 when has_boxes
 
   size_t size() const { return image_paths.size(); }
@@ -32,7 +31,10 @@ struct EngineSources {
 struct SampleOutput {
   int width = 0, height = 0;
   std::vector<float> boxes;
-  std::vector<int64_t> labels;
+  // One id per box, kept or dropped with it: process() sets each box's row in the sources
+  // (which indexes any per-box field the caller keeps, e.g. labels); transform() keeps what
+  // the caller put there.
+  std::vector<int64_t> box_ids;
   std::shared_ptr<uint8_t> image;  // only when the pipeline has no fixed size
   std::shared_ptr<uint8_t> mask;   // idem
 };

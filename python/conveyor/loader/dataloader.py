@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 import torch
 import torch.utils.data as tud
 
+from conveyor.loader.engine import IndexBatches
 from conveyor.loader.generic_path import (
     GenericIterator,
     IterableFetcher,
     MapFetcher,
     warn_pin_memory,
 )
-from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, native_setup
+from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
+    epoch_snapshot,
+    replays_epoch,
+    restore_snapshot,
     shard_indices,
     sharded_length,
     unconsumed_order,
@@ -70,9 +75,9 @@ class DataLoader(tud.DataLoader):
     1/255 of torchvision, and within the engine's DCT-scaling tolerance when an image is
     shrunk more than 2x), with these differences: random augmentations draw from
     ``(seed, epoch, sample index)`` instead of torch's global RNG (so every batch is
-    bit-identical whatever ``num_workers``, and resumes exactly), no Python runs in the
-    worker threads (``worker_init_fn`` is not called, ``timeout`` is not enforced), a new
-    ``iter(loader)`` ends the loader's previous iterator, and the engine drops boxes that a
+    bit-identical whatever ``num_workers``, and resumes exactly), ``worker_init_fn`` is not
+    called and ``timeout`` is not enforced, a new ``iter(loader)`` closes the loader's previous
+    iterator (its next ``next()`` raises a RuntimeError saying so), and the engine drops boxes that a
     crop leaves empty (torchvision keeps them clamped to zero area). ``loader.stats.path``
     says which path ran.
 
@@ -178,6 +183,9 @@ class DataLoader(tud.DataLoader):
         self.rank = rank
         self.world_size = world_size
         self.shard_drop_last = False
+        self._sampler_shards = False  # a batch sampler with shard() splits the epoch itself
+        self._sampler_snapshot: Any = None  # user sampler's epoch_snapshot for the next epoch
+        self._warned_resume = False
         self._next_epoch = 0
         self._resume_skip = 0
         self._saved_shard: Optional[tuple] = None  # (world_size, resharded_from) of a resume
@@ -190,6 +198,7 @@ class DataLoader(tud.DataLoader):
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
+        self._python_reason = ""
         self._native_key: tuple = ()
         self._engine_seed: Optional[int] = None
         self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
@@ -240,8 +249,9 @@ class DataLoader(tud.DataLoader):
         (or ``floor`` with ``drop_last=True``), disjoint otherwise; with shuffling, epoch ``e`` on
         rank ``r`` is exactly ``DistributedSampler(ds, world_size, r, shuffle=True, seed=seed)``
         after ``set_epoch(e)``. A custom sampler's epoch order is split the same way; a custom
-        batch sampler's batches are split whole. Iterable datasets must split their stream
-        themselves. The Trainer calls this for distributed runs.
+        batch sampler's batches are split whole, unless it has its own ``shard(rank, world_size,
+        drop_last)`` (``conveyor.samplers.GroupedBatchSampler``), which is called instead. Iterable
+        datasets must split their stream themselves. The Trainer calls this for distributed runs.
 
         Args:
             rank: This process's rank in ``[0, world_size)``.
@@ -258,26 +268,47 @@ class DataLoader(tud.DataLoader):
                 "its stream itself (e.g. by torch.distributed.get_rank())"
             )
         self.rank, self.world_size, self.shard_drop_last = rank, world_size, bool(drop_last)
+        if self._user_batch_sampler and hasattr(self.batch_sampler, "shard"):
+            # e.g. conveyor.samplers.GroupedBatchSampler: it splits samples, then groups them
+            self.batch_sampler.shard(rank, world_size, drop_last)
+            self._sampler_shards = True
         return self
 
     def state_dict(self) -> Dict[str, Any]:
         """Where the loader stands, to resume mid-epoch with ``load_state_dict``.
 
         Resuming yields exactly the batches an uninterrupted run would have produced next, for
-        the default samplers, the seeded shuffle, ``RandomSampler`` with a ``generator``, and any
-        deterministic sampler. Datasets whose own randomness comes from torch's global RNG are
-        not rewound.
+        the default samplers, the seeded shuffle, ``RandomSampler`` with a ``generator``, any
+        deterministic sampler, and a user sampler or batch sampler that is stateful (torchdata's
+        ``state_dict``/``load_state_dict``, e.g. ``conveyor.samplers.GroupedBatchSampler``) or
+        wraps a sampler with a ``generator`` (its state at the epoch's start is kept). Other user
+        samplers (``RandomSampler`` without a generator) are fast-forwarded by the number of
+        batches, in a new order: ``state_dict`` warns once. Datasets whose own randomness comes
+        from torch's global RNG are not rewound.
 
         Returns:
             A small dict of ints (and the generator's state tensor when there is a generator).
         """
         progress = self._progress
+        user_sampler = self._user_order_object()
+        if user_sampler is not None and not self._warned_resume and not replays_epoch(user_sampler):
+            self._warned_resume = True
+            warnings.warn(
+                f"conveyor.DataLoader: the {type(user_sampler).__name__} given cannot replay an "
+                "epoch (no state_dict and no torch.Generator to restore); a resumed epoch "
+                "skips the right number of batches of a different order",
+                stacklevel=2,
+            )
         if progress is None or progress["finished"]:
             epoch, skip = self._next_epoch, self._resume_skip
             generator_state = self.generator.get_state() if self.generator is not None else None
+            snapshot = self._sampler_snapshot
+            if snapshot is None and user_sampler is not None:
+                snapshot = epoch_snapshot(user_sampler)
         else:
             epoch, skip = progress["epoch"], progress["batches"]
             generator_state = progress["generator_state"]
+            snapshot = progress.get("sampler_snapshot")
         resharded = None if progress is None or progress["finished"] else progress["reshard"]
         return {
             "version": _STATE_VERSION,
@@ -287,6 +318,7 @@ class DataLoader(tud.DataLoader):
             "generator_state": generator_state,
             "rank": self.rank,
             "world_size": self.world_size,
+            "sampler_state": snapshot,
             "resharded_from": list(resharded) if resharded else None,
         }
 
@@ -302,6 +334,7 @@ class DataLoader(tud.DataLoader):
         self._next_epoch = int(state["epoch"])
         self._resume_skip = int(state["batches_yielded"])
         self._progress = None
+        self._sampler_snapshot = state.get("sampler_state")
         self._saved_shard = (int(state.get("world_size") or 1), state.get("resharded_from"))
         if state.get("seed") is not None:
             self._set_seed(int(state["seed"]))
@@ -320,7 +353,7 @@ class DataLoader(tud.DataLoader):
         """No-op: workers are threads here, not processes, so torch's process warning misleads."""
 
     def __len__(self) -> int:
-        if self.world_size == 1 or self._iterable:
+        if self.world_size == 1 or self._iterable or self._sampler_shards:
             return super().__len__()
         if self._user_batch_sampler:
             return sharded_length(len(self.batch_sampler), self.world_size, self.shard_drop_last)
@@ -348,6 +381,11 @@ class DataLoader(tud.DataLoader):
             self._set_seed(base_seed)
         if self._seeded_shuffle:
             self.sampler.set_epoch(epoch)
+        user_sampler = self._user_order_object()
+        if user_sampler is not None:  # replays this epoch on resume (see state_dict)
+            restore_snapshot(user_sampler, self._sampler_snapshot)
+            self._sampler_snapshot = None
+        sampler_snapshot = None if user_sampler is None else epoch_snapshot(user_sampler)
         pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if self._recorder is not None:
             self._total_skipped += self._recorder.skipped_count
@@ -356,6 +394,7 @@ class DataLoader(tud.DataLoader):
             "batches": skip,
             "finished": False,
             "generator_state": generator_state,
+            "sampler_snapshot": sampler_snapshot,
             "reshard": self._epoch_reshard,
         }
         self._progress = progress
@@ -364,6 +403,7 @@ class DataLoader(tud.DataLoader):
         )
         self._recorder = recorder
         setup = self._native_setup()
+        recorder.python_reason = self._python_reason
         if setup is not None:
             recorder.path = "native"
             iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
@@ -393,10 +433,11 @@ class DataLoader(tud.DataLoader):
             return tuple(previous), skip
         if saved_world == self.world_size:
             return None, skip
-        if self._user_batch_sampler or self._iterable:
+        if self._user_batch_sampler or self._iterable or self._sampler_shards:
             raise ValueError(
                 f"cannot resume mid-epoch on {self.world_size} ranks a state saved on {saved_world}"
-                ": a custom batch_sampler or an IterableDataset has no global order to re-shard"
+                ": a custom batch_sampler, a self-sharding sampler or an IterableDataset has no "
+                "global order to re-shard"
             )
         return (saved_world, skip * (self.batch_size or 1)), 0
 
@@ -408,6 +449,11 @@ class DataLoader(tud.DataLoader):
         elif self.world_size == 1:
             return order
         return shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+
+    def _user_order_object(self) -> Any:
+        if self._user_batch_sampler:
+            return self.batch_sampler
+        return self.sampler if self._user_sampler else None
 
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
@@ -428,7 +474,7 @@ class DataLoader(tud.DataLoader):
         if self._epoch_reshard is not None:
             indices = self._rank_order(list(self.sampler))
             stream: Iterable = batch_indices(indices, self.batch_size, self.drop_last)
-        elif self.world_size == 1:
+        elif self.world_size == 1 or self._sampler_shards:
             stream = self._index_sampler
         elif self._user_batch_sampler:
             stream = shard_indices(
@@ -452,7 +498,7 @@ class DataLoader(tud.DataLoader):
             if self._native_plan is not None and self._native_plan.engine is not None:
                 self._native_plan.engine.close()
             self._native_checked, self._native_key = True, key
-            self._native_plan = native_setup(self)
+            self._native_plan, self._python_reason = plan_native(self)
         return self._native_plan
 
     def _native_iterator(
@@ -467,10 +513,9 @@ class DataLoader(tud.DataLoader):
         if setup.engine is None or self._engine_seed != self._seed:
             if setup.engine is not None:
                 setup.engine.close()
-            setup.buffers.clear()
             setup.engine = create_engine(self, setup)
             self._engine_seed = self._seed
-        order = self._rank_order(list(self.sampler))
+        batches = IndexBatches.of(self._index_stream(0))  # this rank's, as the sampler made them
 
         def on_batch() -> None:
             progress["batches"] += 1
@@ -481,7 +526,7 @@ class DataLoader(tud.DataLoader):
         return NativeIterator(
             self,
             setup,
-            order,
+            batches,
             epoch,
             skip,
             recorder,

@@ -13,7 +13,10 @@ class LoaderStats:
     """A snapshot of the current (or last) epoch of a ``conveyor.DataLoader``.
 
     Attributes:
-        path: ``"native"`` when the engine runs the whole pipeline, ``"python"`` otherwise.
+        path: ``"native"`` when the engine runs the pipeline (with maybe a Python tail, see
+            ``python_reason``), ``"python"`` otherwise.
+        python_reason: Why all or part of the pipeline runs in Python (the same text as the
+            loader's one warning), ``""`` when it all runs natively.
         epoch: The epoch being iterated (``-1`` before the first iteration).
         batches: Batches handed to the caller so far in this epoch.
         samples: Samples in those batches.
@@ -29,6 +32,7 @@ class LoaderStats:
     """
 
     path: str = "python"
+    python_reason: str = ""
     epoch: int = -1
     batches: int = 0
     samples: int = 0
@@ -50,6 +54,7 @@ class StatsRecorder:
 
     path: str
     epoch: int
+    python_reason: str = ""
     total_skipped_before: int = 0
     started: float = field(default_factory=time.perf_counter)
     batches: int = 0
@@ -77,6 +82,7 @@ class StatsRecorder:
             elapsed = time.perf_counter() - self.started
             return LoaderStats(
                 path=self.path,
+                python_reason=self.python_reason,
                 epoch=self.epoch,
                 batches=self.batches,
                 samples=self.samples,
