@@ -18,6 +18,11 @@ from conveyor.training.profiler import AdvancedProfiler
 from conveyor.training.timer import parse_duration
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # default checkpoints and logs land in the test's directory
+
+
 class Recorder(Callback):
     def __init__(self):
         self.calls = []
