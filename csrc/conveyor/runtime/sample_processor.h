@@ -13,6 +13,7 @@
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
+#include "conveyor/ops/photometric_stage.h"
 
 namespace conveyor {
 
@@ -50,10 +51,11 @@ class SampleProcessor {
   void process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                SampleOutput& output);
 
-  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end).
+  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end);
+  // `has_boxes`: output.boxes holds the sample's boxes (possibly none).
   void transform(const uint8_t* rgb, size_t stride, int width, int height, int64_t index,
                  uint64_t epoch, const uint8_t* mask, void* image_slot, uint8_t* mask_slot,
-                 SampleOutput& output, bool allocate);
+                 SampleOutput& output, bool allocate, bool has_boxes = false);
 
  private:
   // Pixels (into the slot or a fresh buffer), boxes already in `output`, and mask_ when
@@ -68,6 +70,7 @@ class SampleProcessor {
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
+  PhotometricStage photometric_;     // photometric, erasing and box ops around the geometry
   AxisWeights source_x_, source_y_;  // scratch of windowed_resize_source
   std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
 };

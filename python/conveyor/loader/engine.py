@@ -6,26 +6,22 @@ owns the sample order: each epoch starts with its batches of dataset indices (an
 a ``batch_sampler`` yields), and the engine returns them in that order. ``conveyor.DataLoader``
 builds on it; see ``csrc/conveyor/README.md`` ("Engine API").
 
-Op descriptors are dicts with an ``"op"`` key, applied in order::
+Ops are ``conveyor._core.Op(name, **args)`` objects, applied in order, or dicts
+``{"op": name, **args}`` built through the same native schema; ``conveyor._core.op_schema()``
+lists every op and argument (see ``csrc/conveyor/README.md``, "Ops: one schema")::
 
-    {"op": "resize", "size": [512, 512], "antialias": True, "max_size": None}
-    {"op": "random_resized_crop", "size": 224, "scale": (0.08, 1.0), "ratio": (0.75, 1.3333)}
-    {"op": "random_crop", "size": 224, "padding": None, "pad_if_needed": False, "fill": 0}
-    {"op": "center_crop", "size": 224}
-    {"op": "pad", "padding": [4, 4], "fill": 0}
+    Op("resize", size=[512, 512])
     {"op": "hflip", "p": 0.5}
-    {"op": "to_dtype", "dtype": "float32", "scale": True}
-    {"op": "normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-OpDescriptor = Mapping[str, Any]
+OpDescriptor = Any  # conveyor._core.Op or a Mapping {"op": name, **args}
 _U64 = (1 << 64) - 1  # seeds and epochs are taken modulo 2**64 (negative seeds are fine)
 
 
@@ -119,8 +115,8 @@ class Engine:
     """Native batches from image files: read, decode, transform and batch on native threads.
 
     Args:
-        pipeline: Op descriptors (dicts with an ``"op"`` key, see the module docstring),
-            applied in order. ``to_dtype``/``normalize`` must follow every geometric op.
+        pipeline: Ops (``conveyor._core.Op`` or dicts with an ``"op"`` key, see the module
+            docstring), applied in order. ``to_dtype``/``normalize`` must follow every geometric op.
         image_paths: One image file (JPEG or PNG) per dataset sample.
         mask_paths: Optional PNG mask per sample (palette indices); masks follow the image
             geometry with nearest-neighbour sampling.
@@ -160,7 +156,7 @@ class Engine:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self._native = _core().Engine(
-            [dict(op) for op in pipeline],
+            [op if isinstance(op, _core().Op) else dict(op) for op in pipeline],
             [str(p) for p in image_paths],
             None if mask_paths is None else [str(p) for p in mask_paths],
             _as_optional_array(boxes, np.float32, "boxes", 2),
@@ -382,7 +378,7 @@ def run_pipeline(
     box_array = _as_optional_array(boxes, np.float32, "boxes", 2)
     label_array = _as_optional_array(labels, np.int64, "labels", 1)
     return _core().run_pipeline(
-        [dict(op) for op in pipeline],
+        [op if isinstance(op, _core().Op) else dict(op) for op in pipeline],
         image,
         box_array,
         label_array,

@@ -354,7 +354,7 @@ class _TargetBuilder:
                 image = images[b]
                 template = tv_tensors.BoundingBoxes(
                     image_boxes,
-                    format=tv_tensors.BoundingBoxFormat.XYXY,
+                    format=tv_tensors.BoundingBoxFormat[self._plan.box_format],
                     canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
                 )
                 wrapped.append(template)
