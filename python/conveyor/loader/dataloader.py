@@ -38,6 +38,7 @@ from conveyor.loader.sampling import (
     restore_snapshot,
     shard_indices,
     sharded_length,
+    unconsumed_order,
     validate_shard,
 )
 from conveyor.loader.stats import LoaderStats, StatsRecorder
@@ -254,6 +255,8 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._warned_resume = False
         self._next_epoch = 0
         self._resume_skip = 0
+        self._saved_shard: Optional[tuple] = None  # (world_size, resharded_from) of a resume
+        self._epoch_reshard: Optional[tuple] = None  # (world_size, samples read per rank)
         self._progress: Optional[Dict[str, Any]] = None
         self._recorder: Optional[StatsRecorder] = None
         self._total_skipped = 0
@@ -373,6 +376,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             epoch, skip = progress["epoch"], progress["batches"]
             generator_state = progress["generator_state"]
             snapshot = progress.get("sampler_snapshot")
+        resharded = None if progress is None or progress["finished"] else progress["reshard"]
         return {
             "version": _STATE_VERSION,
             "epoch": epoch,
@@ -382,6 +386,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             "rank": self.rank,
             "world_size": self.world_size,
             "sampler_state": snapshot,
+            "resharded_from": list(resharded) if resharded else None,
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -397,6 +402,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._resume_skip = int(state["batches_yielded"])
         self._progress = None
         self._sampler_snapshot = state.get("sampler_state")
+        self._saved_shard = (int(state.get("world_size") or 1), state.get("resharded_from"))
         if state.get("seed") is not None:
             self._set_seed(int(state["seed"]))
         if state.get("generator_state") is not None:
@@ -442,6 +448,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         mode, reason, setup = self._choose_workers(workers)
         epoch, skip = self._next_epoch, self._resume_skip
         self._next_epoch, self._resume_skip = epoch + 1, 0
+        self._epoch_reshard, skip = self._resume_reshard(skip)
         generator_state = self.generator.get_state() if self.generator is not None else None
         if self._recorder is not None:
             self._total_skipped += self._recorder.skipped_count
@@ -451,6 +458,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             "finished": False,
             "generator_state": generator_state,
             "sampler_snapshot": None,
+            "reshard": self._epoch_reshard,
         }
         self._progress = progress
         recorder = StatsRecorder(
@@ -548,6 +556,40 @@ class DataLoader(tud.DataLoader[_T_co]):
             iterator.discard(skip)  # a stream can only be fast-forwarded by reading it
         return iterator
 
+    def _resume_reshard(self, skip: int) -> tuple:
+        # A mid-epoch state saved by a run on another number of ranks: the epoch's global order
+        # is known, so the rest nobody has read yet is re-sharded over this run's ranks and the
+        # epoch ends with every sample read once. Returns (reshard or None, batches to skip).
+        saved, self._saved_shard = self._saved_shard, None
+        if saved is None or not skip:
+            return None, skip
+        saved_world, previous = saved
+        if previous is not None:  # saved while finishing an epoch re-sharded already
+            if saved_world != self.world_size:
+                raise ValueError(
+                    "this state_dict was saved while finishing an epoch re-sharded from "
+                    f"{previous[0]} ranks; resume it on {saved_world} ranks, or at an epoch end"
+                )
+            return tuple(previous), skip
+        if saved_world == self.world_size:
+            return None, skip
+        if self._user_batch_sampler or self._iterable or self._sampler_shards:
+            raise ValueError(
+                f"cannot resume mid-epoch on {self.world_size} ranks a state saved on {saved_world}"
+                ": a custom batch_sampler, a self-sharding sampler or an IterableDataset has no "
+                "global order to re-shard"
+            )
+        return (saved_world, skip * (self.batch_size or 1)), 0
+
+    def _rank_order(self, order: list) -> list:
+        """This rank's part of the epoch's global ``order`` (sharded, or re-sharded on resume)."""
+        if self._epoch_reshard is not None:
+            world, read_per_rank = self._epoch_reshard
+            order = unconsumed_order(order, world, read_per_rank, self.shard_drop_last)
+        elif self.world_size == 1:
+            return order
+        return shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+
     def _user_order_object(self) -> Any:
         if self._user_batch_sampler:
             return self.batch_sampler
@@ -578,8 +620,11 @@ class DataLoader(tud.DataLoader[_T_co]):
     def _index_stream(self, skip: int) -> Iterator:
         if self._iterable:
             return itertools.count()
-        if self.world_size == 1 or self._sampler_shards:
-            stream: Iterable = self._index_sampler
+        if self._epoch_reshard is not None:
+            indices = self._rank_order(list(self.sampler))
+            stream: Iterable = batch_indices(indices, self.batch_size, self.drop_last)
+        elif self.world_size == 1 or self._sampler_shards:
+            stream = self._index_sampler
         elif self._user_batch_sampler:
             stream = shard_indices(
                 list(self.batch_sampler), self.rank, self.world_size, self.shard_drop_last

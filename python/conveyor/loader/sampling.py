@@ -62,6 +62,33 @@ def shard_indices(
     return indices[rank:total:world_size]
 
 
+def unconsumed_order(
+    indices: Sequence[int], world_size: int, consumed_per_rank: int, drop_last: bool = False
+) -> List[int]:
+    """What an epoch sharded over ``world_size`` ranks has not yet read, in its global order.
+
+    Rank ``r``'s ``j``-th sample is position ``j * world_size + r`` of the epoch's (padded)
+    order, so once every rank has read ``consumed_per_rank`` samples the rest is exactly the
+    order from ``consumed_per_rank * world_size`` on. Re-sharding that rest over another number of
+    ranks finishes the epoch with every sample read once (plus DistributedSampler's padding).
+
+    Args:
+        indices: The epoch's full index order (identical on every rank).
+        world_size: Number of ranks the epoch was started with.
+        consumed_per_rank: Samples each of those ranks has read.
+        drop_last: The sharding's ``drop_last``.
+
+    Returns:
+        The unread rest of the epoch's order.
+    """
+    validate_shard(0, world_size)
+    indices = list(indices)
+    total = sharded_length(len(indices), world_size, drop_last) * world_size
+    if total > len(indices) and indices:
+        indices += (indices * math.ceil(total / len(indices)))[: total - len(indices)]
+    return indices[consumed_per_rank * world_size : total]
+
+
 def sharded_length(length: int, world_size: int, drop_last: bool = False) -> int:
     """How many of ``length`` samples each rank gets (DistributedSampler's ``num_samples``).
 
