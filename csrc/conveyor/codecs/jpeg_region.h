@@ -47,7 +47,8 @@ class RegionDecoder {
 
  private:
   struct State;
-  State* state_;  // libjpeg objects (C structs, not movable once created)
+  State* state_;        // libjpeg objects (C structs, not movable once created)
+  bool fresh_ = false;  // no image has touched state_->cinfo since it was created
   std::string message_;
 };
 
