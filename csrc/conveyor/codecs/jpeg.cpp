@@ -253,6 +253,14 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
     decode_region(data, size, options, cmyk, pixel_format == TJPF_GRAY, shape, out);
     return;
   }
+  const tj::Header raw{header.width, header.height, 0, 0};
+  if (!tj::scales_exactly(raw, options.scale.num, options.scale.denom)) {
+    // The libjpeg API uses the factor asked for: a whole-image "region" at that scale.
+    JpegDecodeOptions whole = options;
+    whole.crop = {0, 0, shape.width, shape.height};
+    decode_region(data, size, whole, cmyk, pixel_format == TJPF_GRAY, shape, out);
+    return;
+  }
   // libjpeg keeps the quantization and Huffman tables of earlier images in its decompressor,
   // and a file without DQT (invalid) or DHT (Motion-JPEG: the standard tables apply) would
   // reuse them: every image gets a fresh handle, so its pixels never depend on earlier ones
@@ -260,7 +268,6 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
   handle_ = replace_handle(handle_);
   std::size_t pitch = out.row_stride;
   std::uint8_t* const target = cmyk ? cmyk_scratch(shape, pitch) : out.data;
-  const tj::Header raw{header.width, header.height, 0, 0};
   const tj::Status status =
       tj::decode(handle_, data, size, raw, options.scale.num, options.scale.denom, target, pitch,
                  pixel_format, !options.accept_warnings, options.fast);

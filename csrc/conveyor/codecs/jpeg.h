@@ -70,7 +70,8 @@ struct JpegDecodeOptions {
   bool accept_warnings = false;
   std::uint64_t max_pixels = kDefaultMaxPixels;  // of the stored image; 0 disables the check
   // Fast integer IDCT and nearest-neighbour chroma upsampling (TJFLAG_FASTDCT/FASTUPSAMPLE):
-  // ~10-15% faster, but pixels then differ slightly from Pillow's/torchvision's.
+  // ~10-15% faster, but pixels then differ slightly from Pillow's/torchvision's. A crop still
+  // equals the same rectangle of the (fast) full decode, at every scale.
   bool fast = false;
 };
 
