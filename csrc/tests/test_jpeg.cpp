@@ -299,6 +299,66 @@ TEST_CASE("region decode errors: truncation after the region, corrupt data, bad 
   CHECK(same_region(decode(decoder, big, options), decode(decoder, big, {}), options.crop));
 }
 
+// One rule for corrupt files: a crop fails (or warns) exactly when the full decode does,
+// with the same message, also when the damage lies below or beside the crop.
+TEST_CASE("a file is good or bad whatever the crop: damage after the region is reported") {
+  const auto big = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 0});
+  const auto restarts = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 1});
+  using Bytes = std::vector<std::uint8_t>;
+  const std::size_t end = big.size() - 2;  // the FF D9 end-of-image marker
+  Bytes extraneous(big.begin(), big.begin() + std::ptrdiff_t(end));  // bytes before FF D9
+  extraneous.insert(extraneous.end(), 64, 0x12);  // more than the bit buffer reads ahead
+  extraneous.insert(extraneous.end(), {0xFF, 0xD9});
+  Bytes premature(big.begin(), big.begin() + std::ptrdiff_t(end - end / 5));  // scan cut short
+  premature.insert(premature.end(), {0xFF, 0xD9});
+  Bytes bad_restart = restarts;  // a restart marker near the end renumbered
+  for (std::size_t i = restarts.size() - 3; i > restarts.size() / 2; --i)
+    if (bad_restart[i] == 0xFF && bad_restart[i + 1] >= 0xD0 && bad_restart[i + 1] <= 0xD7) {
+      bad_restart[i + 1] = std::uint8_t(0xD0 + (bad_restart[i + 1] - 0xD0 + 3) % 8);
+      break;
+    }
+  Bytes truncated(big.begin(), big.begin() + std::ptrdiff_t(big.size() * 3 / 4));
+  const std::pair<const char*, const Bytes*> files[] = {{"extraneous bytes", &extraneous},
+                                                        {"premature end", &premature},
+                                                        {"bad restart", &bad_restart},
+                                                        {"truncated", &truncated},
+                                                        {"intact", &big}};
+  for (const auto& [name, file] : files) {
+    for (const ScalingFactor scale : {ScalingFactor{1, 1}, ScalingFactor{1, 2}}) {
+      JpegDecoder decoder;
+      JpegDecodeOptions options;
+      options.scale = scale;
+      std::string full_verdict = "ok";
+      try {
+        decode(decoder, *file, options);
+      } catch (const Error& error) {
+        full_verdict = error.what();
+      }
+      if ((file == &big) != (full_verdict == "ok"))
+        std::fprintf(stderr, "%s at 1/%d: full decode \"%s\"\n", name, scale.denom,
+                     full_verdict.c_str());
+      CHECK((file == &big) == (full_verdict == "ok"));
+      const int s = scale.scale(160);
+      for (const CropRegion crop :
+           {CropRegion{0, 0, 8, 8}, CropRegion{s - 8, 0, 8, 8}, CropRegion{0, s / 2, s, 4},
+            CropRegion{s - 1, s - 1, 1, 1}, CropRegion{0, 0, s, s}}) {
+        options.crop = crop;
+        std::string verdict = "ok";
+        try {
+          decode(decoder, *file, options);
+        } catch (const Error& error) {
+          verdict = error.what();
+        }
+        if (verdict != full_verdict)
+          std::fprintf(stderr, "%s crop (%d, %d, %d, %d) at 1/%d: \"%s\", full: \"%s\"\n", name,
+                       crop.x, crop.y, crop.width, crop.height, scale.denom, verdict.c_str(),
+                       full_verdict.c_str());
+        CHECK(verdict == full_verdict);
+      }
+    }
+  }
+}
+
 TEST_CASE("gray JPEGs and gray mode") {
   JpegDecoder decoder;
   const auto gray = encode(pattern(33, 17, 1), 33, 17, TJPF_GRAY, TJSAMP_GRAY);
