@@ -203,6 +203,13 @@ ImageShape JpegDecoder::output_shape(const JpegHeader& header,
   ImageShape shape;
   shape.height = scale.scale(header.height);
   shape.width = scale.scale(header.width);
+  // What is allocated: a DCT upscale (up to 2x each way) may exceed the limit the stored
+  // size passed.
+  if (!scale.is_identity()) {
+    const std::string scaled =
+        "JPEG scaled by " + std::to_string(scale.num) + "/" + std::to_string(scale.denom);
+    check_pixel_limit(scaled.c_str(), shape.width, shape.height, options.max_pixels);
+  }
   switch (options.mode) {
     case ColorMode::kUnchanged:
       shape.channels = header.components;

@@ -68,7 +68,8 @@ struct JpegDecodeOptions {
   // A libjpeg-turbo warning (e.g. "premature end of data segment" on a truncated file) is an
   // error by default; true accepts the image as libjpeg-turbo completed it (gray filled).
   bool accept_warnings = false;
-  std::uint64_t max_pixels = kDefaultMaxPixels;  // of the stored image; 0 disables the check
+  // Of the stored image and of the scaled output (what is allocated); 0 disables the check.
+  std::uint64_t max_pixels = kDefaultMaxPixels;
   // Fast integer IDCT and nearest-neighbour chroma upsampling (TJFLAG_FASTDCT/FASTUPSAMPLE):
   // ~10-15% faster, but pixels then differ slightly from Pillow's/torchvision's. A crop still
   // equals the same rectangle of the (fast) full decode, at every scale.
