@@ -104,6 +104,7 @@ def engine_subject(
     import numpy as np
 
     try:
+        from conveyor.loader.engine import IndexBatches
         from conveyor.loader.native_path import create_engine, native_setup
     except ImportError as exc:  # an older build (--conveyor-tree) without them
         raise Unavailable(
@@ -117,7 +118,8 @@ def engine_subject(
     count = len(loader.dataset)
 
     def run_epoch(epoch: int) -> int:
-        engine.start_epoch(epoch, indices=np.random.default_rng(epoch).permutation(count))
+        order = np.random.default_rng(epoch).permutation(count)
+        engine.start_epoch(epoch, IndexBatches.regular(order, batch_size))
         images = 0
         while (batch := engine.next_batch()) is not None:
             images += len(batch.indices)

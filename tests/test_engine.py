@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DistributedSampler, RandomSampler
+from torch.utils.data import BatchSampler, RandomSampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from conveyor.errors import DecodeError
-from conveyor.loader.engine import Engine, run_pipeline
+from conveyor.loader.engine import Engine, IndexBatches, run_pipeline
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 DETECTION = [
@@ -62,8 +62,11 @@ def dataset(tmp_path_factory):
     }
 
 
-def epoch(engine, number=0, **kwargs):
-    engine.start_epoch(number, **kwargs)
+def epoch(engine, number=0, batches=None, batch_size=4, start_batch=0):
+    """Drain one epoch; by default the dataset in order, in batches of ``batch_size``."""
+    if batches is None:
+        batches = IndexBatches.regular(range(engine.dataset_size), batch_size)
+    engine.start_epoch(number, batches, start_batch=start_batch)
     batches = []
     while (batch := engine.next_batch()) is not None:
         batches.append(batch)
@@ -75,13 +78,11 @@ def test_batches_match_torchvision_on_pil_decoded_images(dataset):
         DETECTION[:1] + [{"op": "hflip", "p": 0.0}] + DETECTION[2:],
         dataset["images"],
         boxes=dataset["boxes"],
-        labels=dataset["labels"],
         offsets=dataset["offsets"],
-        batch_size=5,
         num_threads=2,
     )
-    batches = epoch(engine)
-    assert len(batches) == len(engine) == 5
+    batches = epoch(engine, batch_size=5)
+    assert len(batches) == 5
     assert [len(b.indices) for b in batches] == [5, 5, 5, 5, 3]
     tf = v2.Compose(
         [
@@ -111,8 +112,13 @@ def test_batches_match_torchvision_on_pil_decoded_images(dataset):
             assert np.abs(batch.images[slot] - image.numpy()).max() <= tolerance
             b0, b1 = batch.box_offsets[slot], batch.box_offsets[slot + 1]
             np.testing.assert_allclose(batch.boxes[b0:b1], boxes.numpy(), rtol=1e-5, atol=1e-3)
-            np.testing.assert_array_equal(batch.labels[b0:b1], dataset["labels"][lo:hi])
+            np.testing.assert_array_equal(batch.box_rows[b0:b1], np.arange(lo, hi))  # none lost
     assert sorted(np.concatenate([b.indices for b in batches]).tolist()) == list(range(23))
+
+
+def shuffled(count, batch_size, seed):
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    return IndexBatches.regular(order, batch_size)
 
 
 def test_deterministic_whatever_the_thread_count(dataset):
@@ -127,14 +133,11 @@ def test_deterministic_whatever_the_thread_count(dataset):
             pipeline,
             dataset["images"],
             boxes=dataset["boxes"],
-            labels=dataset["labels"],
             offsets=dataset["offsets"],
-            batch_size=4,
             num_threads=threads,
-            shuffle=True,
             seed=11,
         )
-        batches = epoch(engine, 3)
+        batches = epoch(engine, 3, shuffled(23, 4, 5))
         results.append(batches)
         engine.close()
     for other in results[1:]:
@@ -143,22 +146,14 @@ def test_deterministic_whatever_the_thread_count(dataset):
             np.testing.assert_array_equal(a.images, b.images)
             np.testing.assert_array_equal(a.boxes, b.boxes)
             np.testing.assert_array_equal(a.box_offsets, b.box_offsets)
+            np.testing.assert_array_equal(a.box_rows, b.box_rows)
 
 
 def test_unordered_delivery_gives_the_same_batches(dataset):
-    ordered = epoch(
-        Engine(DETECTION, dataset["images"], batch_size=3, num_threads=3, shuffle=True, seed=2)
-    )
+    order = shuffled(23, 3, 2)
+    ordered = epoch(Engine(DETECTION, dataset["images"], num_threads=3, seed=2), 0, order)
     unordered = epoch(
-        Engine(
-            DETECTION,
-            dataset["images"],
-            batch_size=3,
-            num_threads=3,
-            shuffle=True,
-            seed=2,
-            in_order=False,
-        )
+        Engine(DETECTION, dataset["images"], num_threads=3, seed=2, in_order=False), 0, order
     )
     by_index = {b.batch_index: b for b in unordered}
     assert sorted(by_index) == list(range(len(ordered)))
@@ -168,10 +163,8 @@ def test_unordered_delivery_gives_the_same_batches(dataset):
 
 def test_engine_matches_run_pipeline_per_sample(dataset):
     pipeline = [{"op": "random_resized_crop", "size": [40, 50]}, {"op": "hflip"}]
-    engine = Engine(
-        pipeline, dataset["images"], batch_size=6, seed=4, num_threads=2, dct_scaling=False
-    )
-    for batch in epoch(engine, 7):
+    engine = Engine(pipeline, dataset["images"], seed=4, num_threads=2, dct_scaling=False)
+    for batch in epoch(engine, 7, shuffled(23, 6, 1)):
         for slot, index in enumerate(batch.indices):
             decoded = np.asarray(Image.open(dataset["images"][index]).convert("RGB"))
             expected = run_pipeline(pipeline, decoded, seed=4, epoch=7, index=int(index))[0]
@@ -187,73 +180,50 @@ def test_dct_scaled_decoding_stays_close_to_the_full_decode(tmp_path):
     for size in ([150, 200], [70, 90], [30, 40]):
         results = []
         for dct in (True, False):
-            engine = Engine([{"op": "resize", "size": size}], paths, batch_size=6, dct_scaling=dct)
-            results.append(epoch(engine)[0].images.astype(int))
+            engine = Engine([{"op": "resize", "size": size}], paths, dct_scaling=dct)
+            results.append(epoch(engine, batch_size=6)[0].images.astype(int))
         difference = np.abs(results[0] - results[1])
         assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 6
 
 
-def test_shuffle_is_a_new_permutation_each_epoch(dataset):
-    engine = Engine(
-        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True, seed=1
+def test_batches_come_back_exactly_as_given(dataset):
+    """Python owns the order: any batch sizes (a batch_sampler's), repeats, empty batches."""
+    given = [[22, 0, 5], [7], [], [3, 3, 1, 9, 12, 2, 4], [11, 10]]
+    for threads in (0, 2):
+        engine = Engine(DETECTION, dataset["images"], num_threads=threads, prefetch=2)
+        batches = epoch(engine, 0, given)
+        assert [b.indices.tolist() for b in batches] == given
+        assert [b.batch_index for b in batches] == [0, 1, 2, 3, 4]
+        assert [b.images.shape[0] for b in batches] == [3, 1, 0, 7, 2]
+        reference = {}
+        for batch in batches:
+            for slot, index in enumerate(batch.indices.tolist()):
+                reference.setdefault(index, batch.images[slot])
+                np.testing.assert_array_equal(batch.images[slot], reference[index])
+    sampler = BatchSampler(
+        RandomSampler(range(23), generator=torch.Generator().manual_seed(1)), 5, False
     )
-    orders = [np.concatenate([b.indices for b in epoch(engine, e)]).tolist() for e in range(3)]
-    assert all(sorted(order) == list(range(23)) for order in orders)
-    assert orders[0] != orders[1] != orders[2]
-    again = Engine(
-        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=5, shuffle=True, seed=1
-    )
-    assert np.concatenate([b.indices for b in epoch(again, 1)]).tolist() == orders[1]
-    plain = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4)
-    assert np.concatenate([b.indices for b in epoch(plain)]).tolist() == list(range(23))
+    given = list(sampler)
+    engine = Engine([{"op": "resize", "size": 16}], dataset["images"], num_threads=2)
+    assert [b.indices.tolist() for b in epoch(engine, 0, given)] == given  # variable sizes
 
 
-@pytest.mark.parametrize("world_size", [1, 2, 3, 4, 5, 7])
-@pytest.mark.parametrize("shard_drop_last", [False, True])
-def test_sharding_follows_distributed_sampler(dataset, world_size, shard_drop_last):
-    n = len(dataset["images"])
-    per_rank, counts = [], np.zeros(n, int)
-    for rank in range(world_size):
-        engine = Engine(
-            [{"op": "resize", "size": [8, 8]}],
-            dataset["images"],
-            batch_size=4,
-            rank=rank,
-            world_size=world_size,
-            shard_drop_last=shard_drop_last,
-        )
-        sampler = DistributedSampler(
-            range(n), num_replicas=world_size, rank=rank, shuffle=False, drop_last=shard_drop_last
-        )
-        indices = np.concatenate([b.indices for b in epoch(engine)]).tolist()
-        assert engine.num_samples == len(sampler) == len(indices)
-        assert indices == list(sampler)  # unshuffled: the very same order
-        per_rank.append(indices)
-        shuffled = Engine(
-            [{"op": "resize", "size": [8, 8]}],
-            dataset["images"],
-            batch_size=4,
-            rank=rank,
-            world_size=world_size,
-            shard_drop_last=shard_drop_last,
-            shuffle=True,
-            seed=3,
-        )
-        for i in np.concatenate([b.indices for b in epoch(shuffled, 2)]):
-            counts[i] += 1
-    assert len({len(p) for p in per_rank}) == 1
-    total = len(per_rank[0]) * world_size
-    if shard_drop_last:
-        assert counts.max() == 1 and counts.sum() == total  # disjoint, tail dropped
-    else:
-        assert counts.min() == 1 and counts.sum() == total  # all covered, padding repeats
-
-
-def test_invalid_rank_and_options():
-    with pytest.raises(ValueError, match="rank"):
-        Engine([], ["a.jpg"], rank=2, world_size=2)
+def test_bad_batches_and_options_are_rejected(dataset):
+    engine = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"], num_threads=1)
+    with pytest.raises(ValueError, match="out of range"):
+        engine.start_epoch(0, [[0, 23]])
+    with pytest.raises(ValueError, match="out of range"):
+        engine.start_epoch(0, [[-1]])
+    with pytest.raises(ValueError, match="start with 0"):
+        engine.start_epoch(0, IndexBatches(np.array([0, 1]), np.array([1, 2])))
+    with pytest.raises(ValueError, match="must not decrease"):
+        engine.start_epoch(0, IndexBatches(np.array([0, 1]), np.array([0, 2, 1, 2])))
+    with pytest.raises(ValueError, match="number of indices"):
+        engine.start_epoch(0, IndexBatches(np.array([0, 1, 2]), np.array([0, 2])))
+    with pytest.raises(ValueError, match="start_batch"):
+        engine.start_epoch(0, [[0]], start_batch=-1)
     with pytest.raises(ValueError, match="batch_size"):
-        Engine([], ["a.jpg"], batch_size=0)
+        IndexBatches.regular(range(3), 0)
     with pytest.raises(ValueError, match="offsets"):
         Engine([], ["a.jpg"], boxes=np.zeros((1, 4), np.float32), offsets=[0, 2])
     with pytest.raises(ValueError, match="on_error"):
@@ -262,28 +232,37 @@ def test_invalid_rank_and_options():
         Engine([], ["a.jpg"], mask_paths=["a.png", "b.png"])
 
 
-def test_indices_override_and_resume(dataset):
-    generator = torch.Generator().manual_seed(123)
-    order = list(RandomSampler(range(23), generator=generator))
-    engine = Engine(
-        [{"op": "resize", "size": [8, 8]}], dataset["images"], batch_size=4, shuffle=True
-    )
-    full = epoch(engine, 0, indices=order)
-    assert np.concatenate([b.indices for b in full]).tolist() == order
-    resumed = epoch(engine, 0, indices=order, start_batch=3)
+def test_regular_batches_cut_like_batch_sampler():
+    for count, size, drop in [
+        (23, 4, False),
+        (23, 4, True),
+        (8, 4, True),
+        (3, 8, False),
+        (3, 8, True),
+        (0, 2, False),
+    ]:
+        expected = list(BatchSampler(range(count), size, drop))
+        batches = IndexBatches.regular(range(count), size, drop)
+        assert len(batches) == len(expected)
+        assert [batches.batch(b).tolist() for b in range(len(batches))] == expected
+        assert IndexBatches.of(expected).offsets.tolist() == batches.offsets.tolist()
+
+
+def test_resume_starts_at_the_given_batch(dataset):
+    order = shuffled(23, 4, 123)
+    engine = Engine([{"op": "random_resized_crop", "size": [8, 8]}], dataset["images"], seed=3)
+    full = epoch(engine, 0, order)
+    assert np.concatenate([b.indices for b in full]).tolist() == order.indices.tolist()
+    resumed = epoch(engine, 0, order, start_batch=3)
     assert [b.batch_index for b in resumed] == [3, 4, 5]
     for a, b in zip(full[3:], resumed):
         np.testing.assert_array_equal(a.images, b.images)
-    native = epoch(engine, 5)
-    assert [b.batch_index for b in epoch(engine, 5, start_batch=4)] == [4, 5]
-    assert len(native) == 6
-    with pytest.raises(ValueError, match="out of range"):
-        engine.start_epoch(0, indices=[0, 23])
+    assert epoch(engine, 0, order, start_batch=9) == []
 
 
 def test_masks_follow_the_images(dataset):
     pipeline = [{"op": "resize", "size": [50, 60]}, {"op": "hflip", "p": 1.0}]
-    engine = Engine(pipeline, dataset["images"], mask_paths=dataset["masks"], batch_size=4)
+    engine = Engine(pipeline, dataset["images"], mask_paths=dataset["masks"])
     for batch in epoch(engine):
         assert batch.masks.shape == (len(batch.indices), 50, 60) and batch.masks.dtype == np.uint8
         for slot, index in enumerate(batch.indices):
@@ -293,9 +272,7 @@ def test_masks_follow_the_images(dataset):
 
 
 def test_variable_sizes_come_as_lists(dataset):
-    engine = Engine(
-        [{"op": "resize", "size": 32}], dataset["images"], mask_paths=dataset["masks"], batch_size=4
-    )
+    engine = Engine([{"op": "resize", "size": 32}], dataset["images"], mask_paths=dataset["masks"])
     assert engine.output_shape is None
     batch = epoch(engine)[0]
     assert isinstance(batch.images, list) and len(batch.images) == 4
@@ -307,17 +284,32 @@ def test_variable_sizes_come_as_lists(dataset):
 
 
 def test_feed_buffer_writes_in_place(dataset):
-    engine = Engine(DETECTION, dataset["images"], batch_size=4)
+    engine = Engine(DETECTION, dataset["images"])
     buffers = [np.full((4, 3, 96, 96), np.nan, np.float32) for _ in range(3)]
     ids = [engine.feed_buffer(b) for b in buffers]
-    engine.start_epoch(0)
+    assert engine.fed_buffers == 3
+    engine.start_epoch(0, IndexBatches.regular(range(23), 4))
     batches = [engine.next_batch() for _ in range(3)]
     for batch, buffer, buffer_id in zip(batches, buffers, ids):
         assert batch.buffer_id == buffer_id
         assert np.shares_memory(batch.images, buffer) and not np.isnan(buffer).any()
     assert engine.next_batch().buffer_id == -1  # no more fed buffers: engine-owned memory
+    assert engine.fed_buffers == 0
     with pytest.raises(ValueError):
-        engine.feed_buffer(np.zeros((2, 3, 96, 96), np.float32))
+        engine.feed_buffer(np.zeros((2, 3, 96, 95), np.float32))
+    with pytest.raises(ValueError):
+        engine.feed_buffer(np.zeros((2, 3, 96, 96), np.float64))
+
+
+def test_fed_tensors_come_back_and_larger_batches_take_engine_memory(dataset):
+    engine = Engine(DETECTION, dataset["images"], num_threads=2, prefetch=1)
+    small = torch.full((2, 3, 96, 96), float("nan"))
+    engine.feed_buffer(small)
+    batches = epoch(engine, 0, [[0, 1, 2], [3, 4], [5]])
+    assert batches[0].buffer_id == -1  # 3 samples do not fit: the buffer stays queued
+    assert batches[1].images is not None and isinstance(batches[1].images, torch.Tensor)
+    assert batches[1].images.data_ptr() == small.data_ptr() and batches[1].images.shape[0] == 2
+    assert batches[2].buffer_id == -1 and engine.fed_buffers == 0
 
 
 @pytest.fixture()
@@ -331,8 +323,8 @@ def broken(dataset, tmp_path):
 
 
 def test_errors_name_the_file_and_sample(broken):
-    engine = Engine([{"op": "resize", "size": [16, 16]}], broken, batch_size=2, num_threads=2)
-    engine.start_epoch(0)
+    engine = Engine([{"op": "resize", "size": [16, 16]}], broken, num_threads=2)
+    engine.start_epoch(0, IndexBatches.regular(range(8), 2))
     assert len(engine.next_batch().indices) == 2
     with pytest.raises(DecodeError, match=r"sample 2 \(.*corrupt.jpg\)"):
         engine.next_batch()
@@ -343,17 +335,15 @@ def test_errors_name_the_file_and_sample(broken):
 
 
 def test_skip_mode_drops_bad_samples(broken):
-    engine = Engine(
-        [{"op": "resize", "size": [16, 16]}], broken, batch_size=3, num_threads=2, on_error="skip"
-    )
-    batches = epoch(engine)
+    engine = Engine([{"op": "resize", "size": [16, 16]}], broken, num_threads=2, on_error="skip")
+    batches = epoch(engine, batch_size=3)
     assert [b.indices.tolist() for b in batches] == [[0, 1], [3, 4], [6, 7]]
     skipped = [s for b in batches for s in b.skipped]
     assert [s[0] for s in skipped] == [2, 5]
     assert "corrupt.jpg" in skipped[0][1] and "missing.jpg" in skipped[1][1]
     assert batches[0].images.shape == (2, 3, 16, 16)
-    reference = Engine([{"op": "resize", "size": [16, 16]}], broken[:2], batch_size=2)
-    np.testing.assert_array_equal(epoch(reference)[0].images, batches[0].images)
+    reference = Engine([{"op": "resize", "size": [16, 16]}], broken[:2])
+    np.testing.assert_array_equal(epoch(reference, batch_size=2)[0].images, batches[0].images)
     assert engine.stats()["samples_skipped"] == 2
 
 
@@ -364,9 +354,8 @@ def test_mask_size_mismatch_is_an_error(dataset):
         [{"op": "resize", "size": [16, 16]}],
         dataset["images"][:2],
         mask_paths=masks[:2],
-        batch_size=1,
     )
-    engine.start_epoch(0)
+    engine.start_epoch(0, [[0], [1]])
     with pytest.raises(DecodeError, match="mask .* size"):
         engine.next_batch()
 
@@ -374,19 +363,17 @@ def test_mask_size_mismatch_is_an_error(dataset):
 def test_breaking_mid_epoch_and_deleting_never_hangs(dataset):
     before = threading.active_count()
     for threads in (0, 1, 3):
-        engine = Engine(
-            DETECTION, dataset["images"] * 4, batch_size=4, num_threads=threads, prefetch=3
-        )
-        engine.start_epoch(0)
+        engine = Engine(DETECTION, dataset["images"] * 4, num_threads=threads, prefetch=3)
+        engine.start_epoch(0, IndexBatches.regular(range(92), 4))
         engine.next_batch()
-        engine.start_epoch(1)  # restart mid-epoch
+        engine.start_epoch(1, IndexBatches.regular(range(92), 4))  # restart mid-epoch
         engine.next_batch()
         started = time.perf_counter()
         del engine
         gc.collect()
         assert time.perf_counter() - started < 5
-    engine = Engine(DETECTION, dataset["images"], batch_size=4, num_threads=2)
-    engine.start_epoch(0)
+    engine = Engine(DETECTION, dataset["images"], num_threads=2)
+    engine.start_epoch(0, [[0, 1]])
     engine.close()
     engine.close()
     assert engine.next_batch() is None
@@ -394,7 +381,7 @@ def test_breaking_mid_epoch_and_deleting_never_hangs(dataset):
 
 
 def test_batches_handed_out_are_never_rewritten(dataset):
-    engine = Engine(DETECTION, dataset["images"], batch_size=4, num_threads=2, prefetch=2)
+    engine = Engine(DETECTION, dataset["images"], num_threads=2, prefetch=2)
     kept = []
     for e in range(3):
         for batch in epoch(engine, e):
@@ -410,18 +397,15 @@ def test_png_gray_and_cmyk_inputs_become_rgb(tmp_path):
     Image.fromarray(rgb).convert("RGBA").save(tmp_path / "c.png")
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "d.jpg", quality=95)
     paths = [str(tmp_path / n) for n in ("a.png", "b.jpg", "c.png", "d.jpg")]
-    batch = epoch(Engine([{"op": "resize", "size": [20, 25]}], paths, batch_size=4))[0]
+    batch = epoch(Engine([{"op": "resize", "size": [20, 25]}], paths))[0]
     for slot, path in enumerate(paths):
         expected = v2.Resize((20, 25))(v2.functional.pil_to_tensor(Image.open(path).convert("RGB")))
         assert np.abs(batch.images[slot].astype(int) - expected.numpy().astype(int)).max() <= 1
 
 
-def test_empty_dataset_and_batch_larger_than_dataset(dataset):
-    empty = Engine([{"op": "resize", "size": [8, 8]}], [], batch_size=4)
-    assert len(empty) == 0 and epoch(empty) == []
-    small = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8)
-    assert [len(b.indices) for b in epoch(small)] == [3]
-    dropped = Engine(
-        [{"op": "resize", "size": [8, 8]}], dataset["images"][:3], batch_size=8, drop_last=True
-    )
-    assert len(dropped) == 0 and epoch(dropped) == []
+def test_empty_dataset_and_empty_epoch(dataset):
+    empty = Engine([{"op": "resize", "size": [8, 8]}], [])
+    assert empty.dataset_size == 0 and epoch(empty) == []
+    small = Engine([{"op": "resize", "size": [8, 8]}], dataset["images"][:3])
+    assert [len(b.indices) for b in epoch(small, batch_size=8)] == [3]
+    assert epoch(small, 0, IndexBatches.regular(range(3), 8, drop_last=True)) == []

@@ -268,7 +268,7 @@ def test_random_crop_padding_and_pad_if_needed():
     "ops,message",
     [
         ([{"op": "blur"}], "unknown op"),
-        ([{"op": "resize"}], "needs a size"),
+        ([{"op": "resize"}], "resize needs size"),
         ([{"op": "normalize", "mean": MEAN, "std": STD}], "to_dtype"),
         ([{"op": "to_dtype", "dtype": "float32"}, {"op": "resize", "size": 4}], "before to_dtype"),
         ([{"op": "to_dtype", "dtype": "int7"}], "dtype"),

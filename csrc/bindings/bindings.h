@@ -9,5 +9,6 @@ void bind_errors(pybind11::module_& m);
 void bind_codecs(pybind11::module_& m);
 void bind_voc(pybind11::module_& m);
 void bind_engine(pybind11::module_& m);
+void bind_kernels(pybind11::module_& m);
 
 }  // namespace conveyor::bindings

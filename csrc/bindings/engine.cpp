@@ -1,6 +1,7 @@
-// Python binding of the engine (conveyor._core.Engine, run_pipeline): converts op dicts to
-// OpSpec, numpy arrays to vectors and batches to numpy arrays that own their C++ storage.
-// The GIL is released around every wait (next_batch, start_epoch, close).
+// Python binding of the engine (conveyor._core.Engine, run_pipeline) and of the op schema
+// (conveyor._core.Op, op_schema): builds OpSpecs through the schema (ops/op_schema.h), numpy arrays
+// to vectors and batches to numpy arrays that own their C++ storage. The GIL is released around
+// every wait (next_batch, start_epoch, close).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,153 +14,131 @@
 
 #include "bindings.h"
 #include "conveyor/core/error.h"
+#include "conveyor/ops/geometry_plan.h"
+#include "conveyor/ops/op_schema.h"
 #include "conveyor/runtime/engine.h"
 #include "conveyor/runtime/sample_processor.h"
+#include "conveyor/sampling/sample_random.h"
 
 namespace py = pybind11;
 
 namespace conveyor::bindings {
 namespace {
 
-[[noreturn]] void bad_op(size_t index, const std::string& message) {
-  throw Error(ErrorKind::kInvalidArgument, "pipeline op " + std::to_string(index) + ": " + message);
-}
-
-std::pair<int, int> parse_size(const py::handle& value, size_t index, bool* single = nullptr) {
-  if (py::isinstance<py::int_>(value)) {
-    const int size = value.cast<int>();
-    if (single) *single = true;
-    return {size, size};
+// A Python value as the schema's untyped ArgValue (the schema gives it a type).
+ArgValue arg_value(const py::handle& value) {
+  if (value.is_none()) return ArgValue::none();
+  if (py::isinstance<py::bool_>(value)) return ArgValue::boolean(value.cast<bool>());
+  if (py::isinstance<py::int_>(value)) return ArgValue::integer(value.cast<long long>());
+  if (py::isinstance<py::float_>(value)) return ArgValue::real(value.cast<double>());
+  if (py::isinstance<py::str>(value)) return ArgValue::string(value.cast<std::string>());
+  if (py::hasattr(value, "__index__") && !py::isinstance<py::sequence>(value))
+    return ArgValue::integer(value.attr("__index__")().cast<long long>());  // numpy ints
+  if (py::hasattr(value, "__float__") && !py::isinstance<py::sequence>(value) &&
+      !py::hasattr(value, "__len__"))
+    return ArgValue::real(value.attr("__float__")().cast<double>());  // numpy floats
+  if (py::isinstance<py::sequence>(value) || py::hasattr(value, "__iter__")) {
+    std::vector<double> numbers;
+    bool integral = true;
+    for (const py::handle item : value) {
+      const ArgValue inner = arg_value(item);
+      if (inner.form != ArgValue::kNumber)
+        throw Error(ErrorKind::kInvalidArgument, "a sequence argument must hold numbers, got " +
+                                                     py::repr(value).cast<std::string>());
+      numbers.push_back(inner.numbers[0]);
+      integral = integral && inner.integral;
+    }
+    return ArgValue::sequence(std::move(numbers), integral);
   }
-  const auto items = value.cast<std::vector<int>>();
-  if (items.size() == 1) {
-    if (single) *single = true;
-    return {items[0], items[0]};
+  // torch.dtype and similar: their str() names them ("torch.float32" -> "float32")
+  std::string text = py::str(value).cast<std::string>();
+  if (text.rfind("torch.", 0) == 0) text = text.substr(6);
+  return ArgValue::string(text);
+}
+
+// One op: its name and arguments exactly as given (kept for repr, equality and to_dict) and
+// the typed OpSpec the schema built from them.
+struct BoundOp {
+  std::string name;
+  py::dict args;
+  OpSpec spec;
+};
+
+BoundOp bind_op(const std::string& name, const py::dict& args) {
+  std::vector<std::pair<std::string, ArgValue>> values;
+  for (const auto& [key, value] : args) {
+    const std::string key_name = py::str(key).cast<std::string>();
+    try {
+      values.emplace_back(key_name, arg_value(value));
+    } catch (const Error& error) {
+      throw Error(ErrorKind::kInvalidArgument, name + ": " + key_name + ": " + error.what());
+    }
   }
-  if (items.size() != 2) bad_op(index, "size must be an int or [height, width]");
-  if (single) *single = false;
-  return {items[0], items[1]};
+  return BoundOp{name, py::dict(args), make_op(name, values)};
 }
 
-std::array<int, 4> parse_padding(const py::handle& value, size_t index) {
-  if (py::isinstance<py::int_>(value)) {
-    const int pad = value.cast<int>();
-    return {pad, pad, pad, pad};
-  }
-  const auto items = value.cast<std::vector<int>>();
-  if (items.size() == 1) return {items[0], items[0], items[0], items[0]};
-  if (items.size() == 2) return {items[0], items[1], items[0], items[1]};
-  if (items.size() == 4) return {items[0], items[1], items[2], items[3]};
-  bad_op(index, "padding must be an int or a sequence of 1, 2 or 4 ints");
-}
-
-std::array<uint8_t, 3> parse_fill(const py::handle& value, size_t index) {
-  auto to_byte = [index](double v) {
-    if (v < 0 || v > 255) bad_op(index, "fill must be in [0, 255] for uint8 images");
-    return static_cast<uint8_t>(v);
-  };
-  if (value.is_none()) return {0, 0, 0};
-  if (py::isinstance<py::int_>(value) || py::isinstance<py::float_>(value)) {
-    const uint8_t v = to_byte(value.cast<double>());
-    return {v, v, v};
-  }
-  const auto items = value.cast<std::vector<double>>();
-  if (items.size() == 1) return {to_byte(items[0]), to_byte(items[0]), to_byte(items[0])};
-  if (items.size() != 3) bad_op(index, "fill must be a number or 3 numbers");
-  return {to_byte(items[0]), to_byte(items[1]), to_byte(items[2])};
-}
-
-std::array<float, 3> parse_channels(const py::handle& value, size_t index, const char* name) {
-  const auto items = value.cast<std::vector<float>>();
-  if (items.size() == 1) return {items[0], items[0], items[0]};
-  if (items.size() != 3) bad_op(index, std::string(name) + " must have 1 or 3 values");
-  return {items[0], items[1], items[2]};
-}
-
-DType parse_dtype(const std::string& name, size_t index) {
-  if (name == "float32" || name == "float") return DType::kFloat32;
-  if (name == "float16" || name == "half") return DType::kFloat16;
-  if (name == "uint8") return DType::kUint8;
-  bad_op(index, "unsupported dtype '" + name + "' (float32, float16 or uint8)");
-}
-
+// A pipeline given as Op objects or as dicts {"op": name, **args}.
 std::vector<OpSpec> parse_pipeline(const py::list& ops) {
   std::vector<OpSpec> specs;
   for (size_t i = 0; i < ops.size(); ++i) {
-    const py::dict op = ops[i].cast<py::dict>();
-    if (!op.contains("op")) bad_op(i, "missing the 'op' key");
-    const std::string name = op["op"].cast<std::string>();
-    auto get = [&](const char* key) -> py::object {
-      return op.contains(key) ? py::reinterpret_borrow<py::object>(op[key]) : py::none();
-    };
-    OpSpec spec;
-    auto size_from = [&](bool allow_single) {
-      if (get("size").is_none()) bad_op(i, name + " needs a size");
-      bool single = false;
-      std::tie(spec.height, spec.width) = parse_size(op["size"], i, &single);
-      spec.shorter_side = allow_single && single;
-    };
-    if (name == "resize") {
-      spec.kind = OpKind::kResize;
-      size_from(true);
-      if (!get("max_size").is_none()) spec.max_size = get("max_size").cast<int>();
-      if (!get("antialias").is_none()) spec.antialias = get("antialias").cast<bool>();
-    } else if (name == "random_resized_crop") {
-      spec.kind = OpKind::kRandomResizedCrop;
-      size_from(false);
-      if (!get("scale").is_none()) {
-        const auto s = get("scale").cast<std::vector<double>>();
-        if (s.size() != 2) bad_op(i, "scale must be (min, max)");
-        spec.scale = {s[0], s[1]};
+    try {
+      if (py::isinstance<BoundOp>(ops[i])) {
+        specs.push_back(ops[i].cast<const BoundOp&>().spec);
+        continue;
       }
-      if (!get("ratio").is_none()) {
-        const auto r = get("ratio").cast<std::vector<double>>();
-        if (r.size() != 2) bad_op(i, "ratio must be (min, max)");
-        spec.ratio = {r[0], r[1]};
-      }
-      if (!get("antialias").is_none()) spec.antialias = get("antialias").cast<bool>();
-    } else if (name == "random_crop") {
-      spec.kind = OpKind::kRandomCrop;
-      size_from(false);
-      if (!get("padding").is_none()) {
-        spec.padding = parse_padding(get("padding"), i);
-        spec.has_padding = true;
-      }
-      if (!get("pad_if_needed").is_none()) spec.pad_if_needed = get("pad_if_needed").cast<bool>();
-      spec.fill = parse_fill(get("fill"), i);
-      if (!get("padding_mode").is_none() && get("padding_mode").cast<std::string>() != "constant")
-        bad_op(i, "only padding_mode='constant' is supported natively");
-    } else if (name == "center_crop") {
-      spec.kind = OpKind::kCenterCrop;
-      size_from(false);
-    } else if (name == "pad") {
-      spec.kind = OpKind::kPad;
-      if (get("padding").is_none()) bad_op(i, "pad needs padding");
-      spec.padding = parse_padding(get("padding"), i);
-      spec.fill = parse_fill(get("fill"), i);
-      if (!get("padding_mode").is_none() && get("padding_mode").cast<std::string>() != "constant")
-        bad_op(i, "only padding_mode='constant' is supported natively");
-    } else if (name == "hflip") {
-      spec.kind = OpKind::kHorizontalFlip;
-      if (!get("p").is_none()) spec.p = get("p").cast<double>();
-    } else if (name == "to_dtype") {
-      spec.kind = OpKind::kToDtype;
-      if (get("dtype").is_none()) bad_op(i, "to_dtype needs a dtype");
-      spec.dtype = parse_dtype(py::str(get("dtype")).cast<std::string>(), i);
-      if (!get("scale").is_none()) spec.scale_values = get("scale").cast<bool>();
-    } else if (name == "normalize") {
-      spec.kind = OpKind::kNormalize;
-      if (get("mean").is_none() || get("std").is_none()) bad_op(i, "normalize needs mean and std");
-      spec.mean = parse_channels(get("mean"), i, "mean");
-      spec.std = parse_channels(get("std"), i, "std");
-    } else {
-      bad_op(i, "unknown op '" + name +
-                    "' (resize, random_resized_crop, random_crop, center_crop, "
-                    "pad, hflip, to_dtype, normalize)");
+      if (!py::isinstance<py::dict>(ops[i]))
+        throw Error(ErrorKind::kInvalidArgument, "must be a conveyor._core.Op or a dict");
+      py::dict args = ops[i].cast<py::dict>().attr("copy")();
+      if (!args.contains("op")) throw Error(ErrorKind::kInvalidArgument, "missing the 'op' key");
+      const std::string name = py::str(args["op"]).cast<std::string>();
+      PyDict_DelItemString(args.ptr(), "op");
+      specs.push_back(bind_op(name, args).spec);
+    } catch (const Error& error) {
+      throw Error(ErrorKind::kInvalidArgument,
+                  "pipeline op " + std::to_string(i) + ": " + error.what());
     }
-    specs.push_back(spec);
   }
   return specs;
+}
+
+std::vector<std::string> split_choices(const std::string& choices) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  for (size_t end; (end = choices.find('|', begin)) != std::string::npos; begin = end + 1)
+    out.push_back(choices.substr(begin, end - begin));
+  out.push_back(choices.substr(begin));
+  return out;
+}
+
+py::str arg_repr(const py::dict& args) {
+  std::string text;
+  for (const auto& [key, value] : args)
+    text += ", " + py::str(key).cast<std::string>() + "=" + py::repr(value).cast<std::string>();
+  return py::str(text);
+}
+
+py::list schema_table() {
+  py::list table;
+  for (const OpSchema& schema : op_schemas()) {
+    py::list args;
+    for (const ArgSchema& arg : schema.args) {
+      py::dict entry;
+      entry["name"] = arg.name;
+      entry["type"] = arg_type_name(arg.type);
+      entry["required"] = arg.required;
+      entry["default"] = arg.default_value;
+      entry["doc"] = arg.doc;
+      entry["choices"] = arg.choices[0] ? py::cast(split_choices(arg.choices)) : py::none();
+      args.append(entry);
+    }
+    py::dict op;
+    op["name"] = schema.name;
+    op["category"] = op_category_name(schema.category);
+    op["doc"] = schema.doc;
+    op["args"] = args;
+    table.append(op);
+  }
+  return table;
 }
 
 py::dtype numpy_dtype(DType dtype) {
@@ -189,45 +168,40 @@ py::array_t<T> vector_array(std::vector<T>&& values, std::vector<py::ssize_t> sh
   return py::array_t<T>(shape, owner->data(), capsule);
 }
 
-py::object batch_to_dict(std::unique_ptr<EngineBatch> batch) {
-  py::dict out;
+// The batch as the tuple conveyor.loader.engine.Batch is built from, in its field order:
+// (images, indices, boxes, box_rows, box_offsets, masks, skipped, batch_index, buffer_id).
+// Arrays own (share) the C++ storage: nothing is copied.
+py::tuple batch_fields(std::unique_ptr<EngineBatch> batch) {
   const py::ssize_t count = static_cast<py::ssize_t>(batch->indices.size());
   const py::dtype dtype = numpy_dtype(batch->dtype);
+  py::object images = py::none(), masks = py::none();
   if (batch->images) {
-    out["images"] = shared_array(batch->images, dtype, {count, 3, batch->height, batch->width});
-    out["masks"] = batch->masks ? py::object(shared_array(batch->masks, py::dtype("uint8"),
-                                                          {count, batch->height, batch->width}))
-                                : py::object(py::none());
+    images = shared_array(batch->images, dtype, {count, 3, batch->height, batch->width});
+    if (batch->masks)
+      masks = shared_array(batch->masks, py::dtype("uint8"), {count, batch->height, batch->width});
   } else {
-    py::list images, masks;
+    py::list image_list, mask_list;
     for (size_t i = 0; i < batch->sample_images.size(); ++i) {
       const auto [h, w] = batch->sample_sizes[i];
-      images.append(shared_array(batch->sample_images[i], dtype, {3, h, w}));
+      image_list.append(shared_array(batch->sample_images[i], dtype, {3, h, w}));
       if (batch->has_masks)
-        masks.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
+        mask_list.append(shared_array(batch->sample_masks[i], py::dtype("uint8"), {h, w}));
     }
-    out["images"] = images;
-    out["masks"] = batch->has_masks ? py::object(masks) : py::object(py::none());
+    images = image_list;
+    if (batch->has_masks) masks = mask_list;
   }
-  out["indices"] = vector_array(std::move(batch->indices), {count});
+  py::object boxes = py::none(), box_rows = py::none(), box_offsets = py::none();
   if (batch->has_boxes) {
-    const py::ssize_t boxes = static_cast<py::ssize_t>(batch->boxes.size() / 4);
-    out["boxes"] = vector_array(std::move(batch->boxes), {boxes, 4});
-    out["labels"] = batch->has_labels ? py::object(vector_array(std::move(batch->labels), {boxes}))
-                                      : py::object(py::none());
-    out["box_offsets"] = vector_array(std::move(batch->box_offsets), {count + 1});
-  } else {
-    out["boxes"] = py::none();
-    out["labels"] = py::none();
-    out["box_offsets"] = py::none();
+    const py::ssize_t kept = static_cast<py::ssize_t>(batch->boxes.size() / 4);
+    boxes = vector_array(std::move(batch->boxes), {kept, 4});
+    box_rows = vector_array(std::move(batch->box_rows), {kept});
+    box_offsets = vector_array(std::move(batch->box_offsets), {count + 1});
   }
   py::list skipped;
   for (const SkippedSample& s : batch->skipped)
     skipped.append(py::make_tuple(s.index, s.path, s.message));
-  out["skipped"] = skipped;
-  out["batch_index"] = batch->batch_index;
-  out["buffer_id"] = batch->buffer_id;
-  return std::move(out);
+  return py::make_tuple(images, vector_array(std::move(batch->indices), {count}), boxes, box_rows,
+                        box_offsets, masks, skipped, batch->batch_index, batch->buffer_id);
 }
 
 template <typename T>
@@ -241,33 +215,25 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using Uint8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
-std::unique_ptr<Engine> make_engine(
-    const py::list& pipeline, std::vector<std::string> image_paths,
-    std::optional<std::vector<std::string>> mask_paths, std::optional<FloatArray> boxes,
-    std::optional<Int64Array> labels, std::optional<Int64Array> offsets, int64_t batch_size,
-    int num_threads, int prefetch, uint64_t seed, bool shuffle, bool drop_last, int64_t rank,
-    int64_t world_size, bool shard_drop_last, bool in_order, bool skip_errors, bool dct_scaling) {
+std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::string> image_paths,
+                                    std::optional<std::vector<std::string>> mask_paths,
+                                    std::optional<FloatArray> boxes,
+                                    std::optional<Int64Array> offsets, int num_threads,
+                                    int prefetch, uint64_t seed, bool in_order, bool skip_errors,
+                                    bool dct_scaling) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
   if (mask_paths) sources.mask_paths = std::move(*mask_paths);
   sources.has_boxes = boxes.has_value();
-  sources.has_labels = labels.has_value();
   if (boxes && !offsets) throw Error(ErrorKind::kInvalidArgument, "boxes need offsets");
   if (!boxes && offsets) throw Error(ErrorKind::kInvalidArgument, "offsets need boxes");
   sources.boxes = to_vector(boxes);
-  sources.labels = to_vector(labels);
   sources.offsets = to_vector(offsets);
   EngineOptions options;
-  options.batch_size = batch_size;
   options.num_threads = num_threads;
   options.prefetch = prefetch;
   options.seed = seed;
-  options.shuffle = shuffle;
-  options.drop_last = drop_last;
-  options.rank = rank;
-  options.world_size = world_size;
-  options.shard_drop_last = shard_drop_last;
   options.in_order = in_order;
   options.skip_errors = skip_errors;
   options.dct_scaling = dct_scaling;
@@ -289,8 +255,8 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   output.boxes = to_vector(boxes);
   if (output.boxes.size() % 4)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
-  output.labels = to_vector(labels);
-  if (labels && output.labels.size() * 4 != output.boxes.size())
+  output.box_ids = to_vector(labels);  // the labels follow their boxes
+  if (labels && output.box_ids.size() * 4 != output.boxes.size())
     throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box");
   std::vector<uint8_t> pixels(static_cast<size_t>(image.size()) + 64);
   std::memcpy(pixels.data(), image.data(), static_cast<size_t>(image.size()));
@@ -298,7 +264,8 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
     py::gil_scoped_release release;
     SampleProcessor processor(compiled, sources, seed);
     processor.transform(pixels.data(), static_cast<size_t>(width) * 3, width, height, index, epoch,
-                        mask ? mask->data() : nullptr, nullptr, nullptr, output, true);
+                        mask ? mask->data() : nullptr, nullptr, nullptr, output, true,
+                        boxes.has_value());
   }
   const py::dtype dtype = numpy_dtype(compiled.dtype);
   py::object out_image = shared_array(output.image, dtype, {3, output.height, output.width});
@@ -306,24 +273,76 @@ py::tuple run_pipeline(const py::list& pipeline, Uint8Array image, std::optional
   if (boxes) {
     const py::ssize_t count = static_cast<py::ssize_t>(output.boxes.size() / 4);
     out_boxes = vector_array(std::move(output.boxes), {count, 4});
-    if (labels) out_labels = vector_array(std::move(output.labels), {count});
+    if (labels) out_labels = vector_array(std::move(output.box_ids), {count});
   }
   if (mask) out_mask = shared_array(output.mask, py::dtype("uint8"), {output.height, output.width});
   return py::make_tuple(out_image, out_boxes, out_labels, out_mask);
 }
 
+// The steps a sample's draw gives (for tests: torchvision's kernels replay them).
+py::list plan_steps(const py::list& pipeline, int width, int height,
+                    std::optional<FloatArray> boxes, uint64_t seed, uint64_t epoch, int64_t index) {
+  const Pipeline compiled = compile_pipeline(parse_pipeline(pipeline));
+  const std::vector<float> box_values = to_vector(boxes);
+  SampleRandom random(seed, epoch, static_cast<uint64_t>(index));
+  const GeometryPlan plan =
+      plan_geometry(compiled.geometric, width, height, random, boxes ? &box_values : nullptr);
+  static const char* const kNames[] = {"crop", "pad", "resize", "hflip", "vflip"};
+  py::list steps;
+  for (const GeometryStep& step : plan.steps) {
+    py::dict entry;
+    entry["kind"] = kNames[step.kind];
+    entry["x"] = step.x;
+    entry["y"] = step.y;
+    entry["width"] = step.width;
+    entry["height"] = step.height;
+    entry["padding"] =
+        py::make_tuple(step.padding[0], step.padding[1], step.padding[2], step.padding[3]);
+    entry["zero_boxes_outside"] = step.zero_boxes_outside;
+    steps.append(entry);
+  }
+  return steps;
+}
+
 }  // namespace
 
 void bind_engine(py::module_& m) {
+  py::class_<BoundOp>(m, "Op",
+                      "One native op, checked against the op schema (conveyor._core.op_schema()).")
+      .def(py::init(
+               [](const std::string& name, const py::kwargs& args) { return bind_op(name, args); }),
+           py::arg("name"))
+      .def_property_readonly("name", [](const BoundOp& op) { return op.name; })
+      .def_property_readonly(
+          "category",
+          [](const BoundOp& op) { return op_category_name(op_schema(op.spec.kind).category); })
+      .def_property_readonly("args", [](const BoundOp& op) { return py::dict(op.args); })
+      .def("to_dict",
+           [](const BoundOp& op) {
+             py::dict out;
+             out["op"] = op.name;
+             for (const auto& [key, value] : op.args) out[key] = value;
+             return out;
+           })
+      .def("__eq__",
+           [](const BoundOp& op, const py::object& other) {
+             if (!py::isinstance<BoundOp>(other)) return false;
+             const BoundOp& o = other.cast<const BoundOp&>();
+             return op.name == o.name && op.args.equal(o.args);
+           })
+      .def("__hash__", [](const BoundOp&) -> py::object { return py::none(); })
+      .def("__repr__", [](const BoundOp& op) {
+        return "Op('" + op.name + "'" + arg_repr(op.args).cast<std::string>() + ")";
+      });
+  m.def("op_schema", &schema_table,
+        "Every native op: name, category, doc and its arguments (name, type, required, default, "
+        "doc, choices).");
   py::class_<Engine>(m, "Engine", "Native batches from image files (see conveyor._engine.Engine).")
       .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"),
-           py::arg("mask_paths"), py::arg("boxes"), py::arg("labels"), py::arg("offsets"),
-           py::arg("batch_size"), py::arg("num_threads"), py::arg("prefetch"), py::arg("seed"),
-           py::arg("shuffle"), py::arg("drop_last"), py::arg("rank"), py::arg("world_size"),
-           py::arg("shard_drop_last"), py::arg("in_order"), py::arg("skip_errors"),
+           py::arg("mask_paths"), py::arg("boxes"), py::arg("offsets"), py::arg("num_threads"),
+           py::arg("prefetch"), py::arg("seed"), py::arg("in_order"), py::arg("skip_errors"),
            py::arg("dct_scaling") = true)
-      .def("num_samples", &Engine::num_samples)
-      .def("num_batches", &Engine::num_batches)
+      .def("dataset_size", &Engine::dataset_size)
       .def("output_shape",
            [](const Engine& e) -> py::object {
              const auto& size = e.pipeline().fixed_size;
@@ -334,13 +353,15 @@ void bind_engine(py::module_& m) {
            [](const Engine& e) { return std::string(dtype_name(e.pipeline().dtype)); })
       .def(
           "start_epoch",
-          [](Engine& e, uint64_t epoch, int64_t start_batch, std::optional<Int64Array> indices) {
-            std::optional<std::vector<int64_t>> order;
-            if (indices) order = to_vector(indices);
+          [](Engine& e, uint64_t epoch, const Int64Array& indices, const Int64Array& offsets,
+             int64_t start_batch) {
+            IndexBatches batches;
+            batches.indices = to_vector(std::optional<Int64Array>(indices));
+            batches.offsets = to_vector(std::optional<Int64Array>(offsets));
             py::gil_scoped_release release;
-            e.start_epoch(epoch, start_batch, std::move(order));
+            return e.start_epoch(epoch, std::move(batches), start_batch);
           },
-          py::arg("epoch"), py::arg("start_batch") = 0, py::arg("indices") = py::none())
+          py::arg("epoch"), py::arg("indices"), py::arg("offsets"), py::arg("start_batch") = 0)
       .def("feed_buffer",
            [](Engine& e, py::array array) {
              if (!array.writeable())
@@ -349,17 +370,22 @@ void bind_engine(py::module_& m) {
                throw Error(ErrorKind::kInvalidArgument, "feed_buffer needs a C-contiguous array");
              return e.feed_buffer(array.mutable_data(), static_cast<size_t>(array.nbytes()));
            })
+      .def("cancel", &Engine::cancel, py::arg("ticket") = 0,
+           py::call_guard<py::gil_scoped_release>())
+      .def("current_ticket", &Engine::current_ticket)
       .def("live_buffer_ids", &Engine::live_buffer_ids)
-      .def("next_batch",
-           [](Engine& e) -> py::object {
-             std::unique_ptr<EngineBatch> batch;
-             {
-               py::gil_scoped_release release;
-               batch = e.next_batch();
-             }
-             if (!batch) return py::none();
-             return batch_to_dict(std::move(batch));
-           })
+      .def(
+          "next_batch",
+          [](Engine& e, uint64_t ticket) -> py::object {
+            std::unique_ptr<EngineBatch> batch;
+            {
+              py::gil_scoped_release release;
+              batch = e.next_batch(ticket);
+            }
+            if (!batch) return py::none();
+            return batch_fields(std::move(batch));
+          },
+          py::arg("ticket") = 0)
       .def("stats",
            [](const Engine& e) {
              const EngineStats s = e.stats();
@@ -372,6 +398,11 @@ void bind_engine(py::module_& m) {
              return out;
            })
       .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>());
+  m.def("plan_steps", &plan_steps, py::arg("pipeline"), py::arg("width"), py::arg("height"),
+        py::arg("boxes") = py::none(), py::arg("seed") = 0, py::arg("epoch") = 0,
+        py::arg("index") = 0,
+        "The geometry steps (crop/pad/resize/hflip/vflip) sample `index` gets: the parameters "
+        "the engine draws, for replaying with torchvision's kernels.");
   m.def("run_pipeline", &run_pipeline, py::arg("pipeline"), py::arg("image"), py::arg("boxes"),
         py::arg("labels"), py::arg("mask"), py::arg("seed"), py::arg("epoch"), py::arg("index"));
 }

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   conveyor::bindings::bind_codecs(m);
   conveyor::bindings::bind_voc(m);
   conveyor::bindings::bind_engine(m);
+  conveyor::bindings::bind_kernels(m);
 }

@@ -3,14 +3,17 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "check.h"
 #include "conveyor/core/error.h"
 #include "conveyor/ops/box_geometry.h"
+#include "conveyor/ops/detection_geometry.h"
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/mask_geometry.h"
+#include "conveyor/ops/op_schema.h"
 #include "conveyor/ops/op_spec.h"
 #include "conveyor/ops/output_writer.h"
 #include "conveyor/ops/resample.h"
@@ -119,14 +122,15 @@ TEST_CASE("mask nearest resize and flip") {
 }
 
 TEST_CASE("mask pads nest: the outer border's fill wins, crops cut through padding") {
-  // 2x2 mask, pad 1 all round with 7, pad left 1 with 9, crop the 4x3 window at (0, 1),
+  // 2x2 mask, pad 1 all round with mask fill 7, pad left 1 with 9, crop the 4x3 window at (0, 1),
   // nearest upscale 2x vertically, flip.
   GeometryStep inner{GeometryStep::kPad};
   inner.padding = {1, 1, 1, 1};
-  inner.fill = {7, 7, 7};
+  inner.fill = {1, 1, 1};  // the image's fill: masks use their own
+  inner.mask_fill = 7;
   GeometryStep outer{GeometryStep::kPad};
   outer.padding = {1, 0, 0, 0};
-  outer.fill = {9, 9, 9};
+  outer.mask_fill = 9;
   GeometryStep crop{GeometryStep::kCrop};
   crop.x = 0;
   crop.y = 1;
@@ -168,6 +172,69 @@ TEST_CASE("pipeline validation names the op") {
   const Pipeline pipeline = compile_pipeline({resize, to_float, normalize});
   CHECK(pipeline.fixed_size && pipeline.fixed_size->first == 4);
   CHECK(std::abs(pipeline.multiplier[0] - 1.0f / 255.0f) < 1e-9f);
+}
+
+TEST_CASE("the op schema builds typed ops and names the op and argument it rejects") {
+  const OpSpec crop = make_op("random_crop", {{"size", ArgValue::sequence({48, 64}, true)},
+                                              {"pad_if_needed", ArgValue::boolean(true)},
+                                              {"mask_fill", ArgValue::integer(255)},
+                                              {"padding", ArgValue::none()}});
+  CHECK(crop.kind == OpKind::kRandomCrop && crop.height == 48 && crop.width == 64);
+  CHECK(crop.pad_if_needed && crop.mask_fill == 255 && !crop.has_padding);
+  CHECK_THROWS_KIND(make_op("random_crop", {}), ErrorKind::kInvalidArgument);  // needs size
+  CHECK_THROWS_KIND(make_op("hflip", {{"p", ArgValue::string("x")}}), ErrorKind::kInvalidArgument);
+  CHECK_THROWS_KIND(make_op("nope", {}), ErrorKind::kInvalidArgument);
+  bool named = false;
+  try {
+    make_op("pad", {{"padding", ArgValue::integer(1)}, {"fill", ArgValue::integer(256)}});
+  } catch (const Error& error) {
+    named = std::string(error.what()).find("pad: fill") != std::string::npos;
+  }
+  CHECK(named);
+  for (const OpSchema& schema : op_schemas()) CHECK(&op_schema(schema.kind) == &schema);
+}
+
+TEST_CASE("vertical flip moves pixels, boxes and masks") {
+  std::vector<uint8_t> rgb(2 * 3 * 3 + 64);
+  for (int i = 0; i < 18; ++i) rgb[i] = static_cast<uint8_t>(i);
+  GeometryPlan plan;
+  plan.steps = {GeometryStep{GeometryStep::kVerticalFlip}};
+  plan.width = 2;
+  plan.height = 3;
+  std::vector<uint8_t> out(2 * 3 * 3);
+  ImageTransformer transformer;
+  transformer.run(plan, DecodedImage{rgb.data(), 6, 2, 3, 2, 3}, OutputFormat{}, out.data());
+  CHECK(out[0] == rgb[12] && out[1] == rgb[15]);  // red plane, row 0 = source row 2
+  std::vector<float> boxes = {0, 0, 2, 1};
+  std::vector<int64_t> labels = {7};
+  apply_geometry_to_boxes(plan, 2, 3, boxes, labels);
+  CHECK((boxes == std::vector<float>{0, 2, 2, 3}));
+  std::vector<uint8_t> mask = {1, 2, 3, 4, 5, 6}, scratch;
+  apply_geometry_to_mask(plan, 2, 3, mask, scratch);
+  CHECK((mask == std::vector<uint8_t>{5, 6, 3, 4, 1, 2}));
+}
+
+TEST_CASE("IoU crop zeroes boxes centred outside; zoom out pads inside side_range") {
+  OpSpec crop = make_op("random_iou_crop", {{"sampler_options", ArgValue::sequence({0.0}, false)}});
+  const std::vector<float> boxes = {0, 0, 10, 10, 40, 40, 60, 60};
+  for (uint64_t index = 0; index < 20; ++index) {
+    SampleRandom random(1, 0, index);
+    const GeometryPlan plan = plan_geometry({crop}, 100, 100, random, &boxes);
+    CHECK(plan.steps.size() == 1 && plan.steps[0].zero_boxes_outside);
+    std::vector<float> moved = boxes;
+    std::vector<int64_t> labels = {1, 2};
+    apply_geometry_to_boxes(plan, 100, 100, moved, labels);
+    const GeometryStep& step = plan.steps[0];
+    const size_t expected = centre_within(&boxes[0], step.x, step.y, step.width, step.height) +
+                            centre_within(&boxes[4], step.x, step.y, step.width, step.height);
+    CHECK(labels.size() == expected && expected >= 1);
+  }
+  OpSpec zoom = make_op("random_zoom_out", {{"p", ArgValue::real(1.0)}});
+  for (uint64_t index = 0; index < 20; ++index) {
+    SampleRandom random(1, 0, index);
+    const GeometryPlan plan = plan_geometry({zoom}, 50, 40, random);
+    CHECK(plan.width >= 50 && plan.width <= 200 && plan.height >= 40 && plan.height <= 160);
+  }
 }
 
 namespace {

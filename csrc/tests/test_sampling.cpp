@@ -1,95 +1,41 @@
-// Shuffle bijection, DistributedSampler sharding semantics, per-sample generator.
-#include <algorithm>
-#include <set>
+// The epoch's batches of indices the caller hands the engine, and the per-sample generator.
 #include <vector>
 
 #include "check.h"
 #include "conveyor/core/error.h"
-#include "conveyor/sampling/epoch_order.h"
-#include "conveyor/sampling/permutation.h"
+#include "conveyor/runtime/index_batches.h"
 #include "conveyor/sampling/sample_random.h"
 
 using namespace conveyor;
 
-TEST_CASE("permutation is a bijection for many sizes") {
-  for (uint64_t n : {1ull, 2ull, 3ull, 7ull, 16ull, 17ull, 1000ull, 4097ull}) {
-    Permutation permutation(n, 42);
-    std::vector<bool> seen(n, false);
-    for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t value = permutation(i);
-      CHECK(value < n);
-      if (value < n) {
-        CHECK(!seen[value]);
-        seen[value] = true;
-      }
-    }
-  }
+TEST_CASE("regular batches cut an order like torch's BatchSampler") {
+  const std::vector<int64_t> order{4, 2, 0, 1, 3, 6, 5};
+  IndexBatches kept = IndexBatches::regular(order, 3);
+  CHECK(kept.num_batches() == 3 && kept.indices == order);
+  CHECK((kept.offsets == std::vector<int64_t>{0, 3, 6, 7}));
+  IndexBatches dropped = IndexBatches::regular(order, 3, true);
+  CHECK(dropped.num_batches() == 2 && dropped.indices.size() == 6);
+  CHECK(dropped.batch_begin(1) == 3 && dropped.batch_end(1) == 6);
+  CHECK(IndexBatches::regular({}, 2).num_batches() == 0);
+  CHECK(IndexBatches::regular({1}, 2, true).num_batches() == 0);
+  CHECK_THROWS_KIND(IndexBatches::regular(order, 0), ErrorKind::kInvalidArgument);
 }
 
-TEST_CASE("permutation depends on the key and shuffles") {
-  Permutation a(1000, 1), b(1000, 2);
-  int same = 0, fixed = 0;
-  for (uint64_t i = 0; i < 1000; ++i) {
-    same += a(i) == b(i);
-    fixed += a(i) == i;
-  }
-  CHECK(same < 20);
-  CHECK(fixed < 20);
-}
-
-TEST_CASE("huge datasets need no index array") {
-  Permutation permutation(uint64_t{1} << 40, 7);
-  std::set<uint64_t> values;
-  for (uint64_t i = 0; i < 1000; ++i) values.insert(permutation(i));
-  CHECK(values.size() == 1000);
-  for (uint64_t v : values) CHECK(v < (uint64_t{1} << 40));
-}
-
-TEST_CASE("sharding pads by repetition like DistributedSampler") {
-  // N = 10, world 4: num_samples = 3, total 12, positions 10, 11 repeat indices 0, 1.
-  std::vector<int> counts(10, 0);
-  for (int rank = 0; rank < 4; ++rank) {
-    EpochOrder order(OrderOptions{10, false, 0, rank, 4, false}, 0);
-    CHECK(order.num_samples() == 3);
-    for (uint64_t p = 0; p < order.num_samples(); ++p) {
-      CHECK(order[p] == static_cast<int64_t>((rank + 4 * p) % 10));
-      ++counts[order[p]];
-    }
-  }
-  CHECK(counts[0] == 2 && counts[1] == 2 && counts[9] == 1);
-}
-
-TEST_CASE("sharding with drop_last is disjoint and drops the tail") {
-  std::set<int64_t> seen;
-  for (int rank = 0; rank < 4; ++rank) {
-    EpochOrder order(OrderOptions{10, true, 5, rank, 4, true}, 3);
-    CHECK(order.num_samples() == 2);
-    for (uint64_t p = 0; p < order.num_samples(); ++p) CHECK(seen.insert(order[p]).second);
-  }
-  CHECK(seen.size() == 8);
-}
-
-TEST_CASE("shuffled order changes with the epoch and stays a permutation") {
-  EpochOrder first(OrderOptions{50, true, 9, 0, 1, false}, 0),
-      second(OrderOptions{50, true, 9, 0, 1, false}, 1);
-  std::vector<int64_t> a, b;
-  for (uint64_t p = 0; p < 50; ++p) {
-    a.push_back(first[p]);
-    b.push_back(second[p]);
-  }
-  CHECK(a != b);
-  std::sort(a.begin(), a.end());
-  for (int64_t i = 0; i < 50; ++i) CHECK(a[i] == i);
-}
-
-TEST_CASE("bad rank or world size and explicit orders are checked") {
-  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 4, 4, false}, 0),
-                    ErrorKind::kInvalidArgument);
-  CHECK_THROWS_KIND(EpochOrder(OrderOptions{10, false, 0, 0, 0, false}, 0),
-                    ErrorKind::kInvalidArgument);
-  CHECK_THROWS_KIND(EpochOrder::from_indices({1, 10}, 10), ErrorKind::kInvalidArgument);
-  EpochOrder explicit_order = EpochOrder::from_indices({3, 1, 2}, 10);
-  CHECK(explicit_order.num_samples() == 3 && explicit_order[0] == 3);
+TEST_CASE("batches of any size are checked against the dataset") {
+  IndexBatches batches;
+  batches.indices = {3, 1, 2, 2};
+  batches.offsets = {0, 1, 1, 4};  // sizes 1, 0 (empty), 3 (a repeat is fine)
+  batches.validate(4);
+  CHECK_THROWS_KIND(batches.validate(3), ErrorKind::kInvalidArgument);  // index 3 >= 3
+  batches.offsets = {0, 2, 1, 4};
+  CHECK_THROWS_KIND(batches.validate(4), ErrorKind::kInvalidArgument);  // decreasing
+  batches.offsets = {0, 1, 3};
+  CHECK_THROWS_KIND(batches.validate(4), ErrorKind::kInvalidArgument);  // does not end at 4
+  batches.offsets = {1, 4};
+  CHECK_THROWS_KIND(batches.validate(4), ErrorKind::kInvalidArgument);  // does not start at 0
+  batches.offsets = {0, 4};
+  batches.indices = {0, -1, 2, 3};
+  CHECK_THROWS_KIND(batches.validate(4), ErrorKind::kInvalidArgument);  // negative
 }
 
 TEST_CASE("per-sample generator is reproducible and in range") {

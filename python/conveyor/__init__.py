@@ -31,6 +31,7 @@ _SUBMODULES = (
     "argparse",
     "training",
     "loader",
+    "samplers",
     "cli",
 )
 

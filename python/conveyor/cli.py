@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "test": ("conveyor.training.cli", "evaluate a checkpoint on the test split"),
     "synth": ("conveyor.datasets.synthetic", "write a synthetic VOCdevkit tree"),
     "bench": ("conveyor.bench", "measure conveyor against torch's DataLoader"),
+    "doctor": ("conveyor.doctor", "check a VOC-format dataset (any layout) before training"),
 }
 
 

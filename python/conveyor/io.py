@@ -56,6 +56,7 @@ __all__ = [
     "read_file",
     "read_image",
     "jpeg_header",
+    "read_image_size",
     "jpeg_scaling_factors",
     "smallest_scale_at_least",
 ]
@@ -383,3 +384,49 @@ def smallest_scale_at_least(height: int, width: int, min_height: int, min_width:
     """
     num, denom = _core.smallest_scale_at_least(height, width, min_height, min_width)
     return Fraction(num, denom)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_image_size(path: Union[str, os.PathLike]) -> Tuple[int, int]:
+    """An image file's stored ``(width, height)``, from its header alone (no pixel is decoded).
+
+    The size is the one ``PIL.Image.open(path).size`` reports: EXIF orientation is not applied.
+    JPEG and PNG headers are read natively; other formats through Pillow's lazy open.
+
+    Args:
+        path: The image file.
+
+    Returns:
+        ``(width, height)``.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        DecodeError: The header is unreadable or declares an empty image (message names the file).
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    name = os.fspath(path)
+    if data[:8] == _PNG_SIGNATURE:
+        # IHDR is always the first chunk: width and height are its first two big-endian u32
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise DecodeError(f"{name}: PNG without an IHDR chunk")
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    elif data[:2] == b"\xff\xd8":
+        try:
+            header = _core.jpeg_header(data)
+        except Exception as error:
+            raise DecodeError(f"{name}: unreadable JPEG header ({error})") from error
+        width, height = int(header["width"]), int(header["height"])
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(name) as image:
+                width, height = image.size
+        except UnidentifiedImageError as error:
+            raise DecodeError(f"{name}: not an image file Pillow or conveyor can read") from error
+    if width <= 0 or height <= 0:
+        raise DecodeError(f"{name}: header declares an empty image ({width}x{height})")
+    return width, height

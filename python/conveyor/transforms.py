@@ -7,15 +7,14 @@ transform is recognised:
   ``RandomCrop``, ``CenterCrop``, ``Pad``, ``RandomHorizontalFlip``, ``ToDtype``,
   ``Normalize``): subclasses of the ``torchvision.transforms.v2`` classes of the same name, so
   they behave identically when called in Python, but they refuse, at construction, settings the
-  engine cannot run natively (e.g. bicubic interpolation or reflect padding);
-- these ``torchvision.transforms`` (v1) and ``torchvision.transforms.v2`` classes, translated
-  automatically: Compose, ToImage, ToTensor, PILToTensor, ToPureTensor, Resize,
-  RandomResizedCrop, RandomCrop, CenterCrop, Pad, RandomHorizontalFlip, Normalize, ToDtype,
-  ConvertImageDtype (bilinear interpolation, constant padding with a single fill value).
+  engine cannot run natively (e.g. bicubic interpolation);
+- the ``torchvision.transforms`` (v1) and ``torchvision.transforms.v2`` classes listed, with the
+  settings that run natively, in the README's "Transforms that run natively" (generated from
+  the planner's translators and the native op schema).
 
 With joint ``transforms=`` on the typed datasets, boxes (``VOCDetection(target_format="boxes")``)
-and masks (``VOCSegmentation(target_format="mask")``, nearest-neighbour, padded with the same
-fill as the image) move with the image in the engine, as torchvision's v2 kernels move
+and masks (``VOCSegmentation(target_format="mask")``, nearest-neighbour, padded with their own
+fill from a per-type fill dict, else the image's) move with the image in the engine, as torchvision's v2 kernels move
 ``BoundingBoxes`` and ``Mask``. ``ToDtype`` with a per-type dict converts images natively and
 masks per batch (``{tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others":
 None}``); every other type it names must map to None.
@@ -88,7 +87,7 @@ class RandomResizedCrop(v2.RandomResizedCrop):
 
 
 class RandomCrop(v2.RandomCrop):
-    """``v2.RandomCrop`` with constant padding and one fill value."""
+    """``v2.RandomCrop`` with constant padding."""
 
     def __init__(
         self, size: Any, padding: Any = None, pad_if_needed: bool = False, fill: float = 0
@@ -102,7 +101,7 @@ class CenterCrop(v2.CenterCrop):
 
 
 class Pad(v2.Pad):
-    """``v2.Pad`` with constant padding and one fill value."""
+    """``v2.Pad`` with constant padding."""
 
     def __init__(self, padding: Any, fill: float = 0) -> None:
         super().__init__(padding, fill=fill)

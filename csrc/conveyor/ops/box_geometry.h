@@ -15,4 +15,7 @@ namespace conveyor {
 size_t apply_geometry_to_boxes(const GeometryPlan& plan, int width, int height,
                                std::vector<float>& boxes, std::vector<int64_t>& labels);
 
+// One step on `count` boxes, keeping empty ones; width and height follow the step.
+void move_boxes(const GeometryStep& step, int& width, int& height, float* boxes, size_t count);
+
 }  // namespace conveyor

@@ -1,9 +1,12 @@
 #include "conveyor/ops/geometry_plan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "conveyor/core/error.h"
+#include "conveyor/ops/box_geometry.h"
+#include "conveyor/ops/detection_geometry.h"
 
 namespace conveyor {
 namespace {
@@ -24,11 +27,26 @@ void add_crop(GeometryPlan& plan, int x, int y, int width, int height) {
 }
 
 void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
-             const std::array<uint8_t, 3>& fill) {
+             const std::array<uint8_t, 3>& fill, uint8_t mask_fill,
+             PaddingMode mode = PaddingMode::kConstant) {
   if (padding[0] == 0 && padding[1] == 0 && padding[2] == 0 && padding[3] == 0) return;
   GeometryStep step{GeometryStep::kPad};
   step.padding = padding;
   step.fill = fill;
+  step.mask_fill = mask_fill;
+  step.padding_mode = mode;
+  if (mode != PaddingMode::kConstant) {  // torch's limits, checked before any pixel moves
+    const int limit_w = mode == PaddingMode::kReflect ? plan.width - 1 : plan.width;
+    const int limit_h = mode == PaddingMode::kReflect ? plan.height - 1 : plan.height;
+    if (mode != PaddingMode::kEdge &&
+        (std::max(padding[0], padding[2]) > limit_w || std::max(padding[1], padding[3]) > limit_h))
+      throw Error(ErrorKind::kInvalidArgument,
+                  std::string(mode == PaddingMode::kReflect ? "reflect" : "symmetric") +
+                      " padding " + std::to_string(std::max(padding[0], padding[2])) + "/" +
+                      std::to_string(std::max(padding[1], padding[3])) +
+                      " is too large for an image of " + std::to_string(plan.width) + "x" +
+                      std::to_string(plan.height));
+  }
   plan.steps.push_back(step);
   plan.width += padding[0] + padding[2];
   plan.height += padding[1] + padding[3];
@@ -120,7 +138,7 @@ void random_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& random) {
   const int left = padded_width > op.width
                        ? static_cast<int>(random.uniform_int(0, padded_width - op.width + 1))
                        : 0;
-  add_pad(plan, padding, op.fill);
+  add_pad(plan, padding, op.fill, op.mask_fill, op.padding_mode);
   add_crop(plan, left, top, op.width, op.height);
 }
 
@@ -131,21 +149,47 @@ void center_crop(GeometryPlan& plan, const OpSpec& op) {
     add_pad(plan,
             {dw > 0 ? dw / 2 : 0, dh > 0 ? dh / 2 : 0, dw > 0 ? (dw + 1) / 2 : 0,
              dh > 0 ? (dh + 1) / 2 : 0},
-            {0, 0, 0});
+            {0, 0, 0}, 0);
   }
   const int top = round_half_even((plan.height - op.height) / 2.0);
   const int left = round_half_even((plan.width - op.width) / 2.0);
   add_crop(plan, left, top, op.width, op.height);
 }
 
+// RandomIoUCrop: its draw looks at the boxes as the steps so far left them.
+void random_iou_crop(GeometryPlan& plan, const OpSpec& op, int width, int height,
+                     const std::vector<float>* boxes, SampleRandom& random) {
+  if (!boxes)
+    throw Error(ErrorKind::kInvalidArgument,
+                "random_iou_crop needs bounding boxes (torchvision's RandomIoUCrop requires them)");
+  std::vector<float> moved = *boxes;
+  for (const GeometryStep& step : plan.steps)
+    move_boxes(step, width, height, moved.data(), moved.size() / 4);
+  const std::optional<IoUCrop> crop = iou_crop(op, plan.width, plan.height, moved, random);
+  if (!crop) return;
+  GeometryStep step{GeometryStep::kCrop};
+  step.x = crop->x;
+  step.y = crop->y;
+  step.width = crop->width;
+  step.height = crop->height;
+  step.zero_boxes_outside = true;
+  plan.steps.push_back(step);
+  plan.width = crop->width;
+  plan.height = crop->height;
+}
+
 }  // namespace
 
 GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
-                           SampleRandom& random) {
+                           SampleRandom& random, const std::vector<float>* boxes) {
   GeometryPlan plan;
   plan.width = width;
   plan.height = height;
   for (const OpSpec& op : ops) {
+    if (boxes && op.padding_mode != PaddingMode::kConstant)
+      throw Error(ErrorKind::kInvalidArgument,
+                  "a padding_mode other than constant is not supported with bounding boxes "
+                  "(torchvision refuses it too)");
     switch (op.kind) {
       case OpKind::kResize: {
         const auto [w, h] = resized_size(op, plan.width, plan.height);
@@ -162,17 +206,57 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         center_crop(plan, op);
         break;
       case OpKind::kPad:
-        add_pad(plan, op.padding, op.fill);
+        add_pad(plan, op.padding, op.fill, op.mask_fill, op.padding_mode);
         break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
         break;
-      case OpKind::kToDtype:
-      case OpKind::kNormalize:
+      case OpKind::kVerticalFlip:
+        if (random.uniform() < op.p)
+          plan.steps.push_back(GeometryStep{GeometryStep::kVerticalFlip});
+        break;
+      case OpKind::kRandomResize: {
+        const auto [w, h] = random_resize_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kRandomShortestSize: {
+        const auto [w, h] = random_shortest_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kScaleJitter: {
+        const auto [w, h] = scale_jitter_size(op, plan.width, plan.height, random);
+        add_resize(plan, w, h, op.antialias);
+        break;
+      }
+      case OpKind::kRandomZoomOut:
+        if (const auto padding = zoom_out_padding(op, plan.width, plan.height, random))
+          add_pad(plan, *padding, op.fill, op.mask_fill);
+        break;
+      case OpKind::kRandomIoUCrop:
+        random_iou_crop(plan, op, width, height, boxes, random);
+        break;
+      default:  // value, photometric and box ops: not geometric
         break;
     }
   }
   return plan;
+}
+
+int padded_source(int i, int size, PaddingMode mode) {
+  if (i >= 0 && i < size) return i;
+  switch (mode) {
+    case PaddingMode::kEdge:
+      return i < 0 ? 0 : size - 1;
+    case PaddingMode::kReflect:
+      return i < 0 ? -i : 2 * (size - 1) - i;
+    case PaddingMode::kSymmetric:
+      return i < 0 ? -i - 1 : 2 * size - 1 - i;
+    case PaddingMode::kConstant:
+      break;
+  }
+  throw Error(ErrorKind::kRuntime, "internal: padded_source for constant padding");
 }
 
 SourceRegion source_region(const GeometryPlan& plan, int width, int height) {
@@ -222,8 +306,8 @@ int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
              (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))
         scale /= 2;
       return scale;
-    } else if (step.kind == GeometryStep::kPad) {
-      return 1;
+    } else if (step.kind == GeometryStep::kPad || step.kind == GeometryStep::kVerticalFlip) {
+      return 1;  // both materialise the view at full resolution first
     }
   }
   return 1;

@@ -14,11 +14,16 @@
 namespace conveyor {
 
 struct GeometryStep {
-  enum Kind { kCrop, kPad, kResize, kFlip } kind;
+  enum Kind { kCrop, kPad, kResize, kFlip, kVerticalFlip } kind;
   int x = 0, y = 0, width = 0, height = 0;  // crop region (inside the image); resize: output size
   std::array<int, 4> padding{0, 0, 0, 0};   // pad: left, top, right, bottom
-  std::array<uint8_t, 3> fill{0, 0, 0};
+  std::array<uint8_t, 3> fill{0, 0, 0};     // pad: image fill
+  uint8_t mask_fill = 0;                    // pad: mask fill
+  PaddingMode padding_mode = PaddingMode::kConstant;  // pad: edge/reflect/symmetric ignore fills
   bool antialias = true;
+  // crop (RandomIoUCrop): boxes whose centre is not strictly inside the crop become all-zero
+  // (then dropped as empty), as torchvision's is_within_crop_area.
+  bool zero_boxes_outside = false;
 };
 
 struct GeometryPlan {
@@ -27,8 +32,10 @@ struct GeometryPlan {
 };
 
 // Throws Error(kInvalidArgument) when a crop does not fit (RandomCrop without pad_if_needed).
+// `boxes` (XYXY of the input image, 4 floats each): needed by ops whose draw depends on them
+// (random_iou_crop); nullptr when the sample has none.
 GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height,
-                           SampleRandom& random);
+                           SampleRandom& random, const std::vector<float>* boxes = nullptr);
 
 // The rectangle of the source image (width x height) that the plan's pixels come from: the
 // first crop when only flips precede it, else the whole image. Lets the decoder skip the rest.
@@ -36,6 +43,11 @@ struct SourceRegion {
   int x = 0, y = 0, width = 0, height = 0;
 };
 SourceRegion source_region(const GeometryPlan& plan, int width, int height);
+
+// The source index that padded position `i` (in [-before, size + after)) reads under a
+// non-constant padding mode (torch's edge / reflect / symmetric); size > 0. Throws
+// Error(kInvalidArgument) when reflect/symmetric padding is larger than the image allows.
+int padded_source(int i, int size, PaddingMode mode);
 
 // A resize followed (flips aside) by a crop computes only the crop's window of its output:
 // each output pixel's weights are independent of the others, so the window equals

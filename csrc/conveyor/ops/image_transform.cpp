@@ -31,6 +31,16 @@ struct ImageTransformer::View {
   }
 };
 
+void ImageTransformer::crop(View& view, int x, int y, int width, int height) {
+  const double sx = view.rw / view.width, sy = view.rh / view.height;
+  view.rx += (view.flipped ? view.width - x - width : x) * sx;
+  view.ry += y * sy;
+  view.rw = width * sx;
+  view.rh = height * sy;
+  view.width = width;
+  view.height = height;
+}
+
 PlanarImage& ImageTransformer::next_buffer(const View& view) {
   return view.planar == &buffers_[0] ? buffers_[1] : buffers_[0];
 }
@@ -55,21 +65,38 @@ void ImageTransformer::run(const GeometryPlan& plan, const DecodedImage& image,
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const GeometryStep& step = plan.steps[i];
     switch (step.kind) {
-      case GeometryStep::kCrop: {
-        const double sx = view.rw / view.width, sy = view.rh / view.height;
-        view.rx += (view.flipped ? view.width - step.x - step.width : step.x) * sx;
-        view.ry += step.y * sy;
-        view.rw = step.width * sx;
-        view.rh = step.height * sy;
-        view.width = step.width;
-        view.height = step.height;
+      case GeometryStep::kCrop:
+        crop(view, step.x, step.y, step.width, step.height);
         break;
-      }
       case GeometryStep::kFlip:
         view.flipped = !view.flipped;
         break;
       case GeometryStep::kPad:
+        // A crop right after a pad (RandomZoomOut then RandomIoUCrop, RandomCrop with
+        // padding) keeps only part of the canvas: crop the image to the part inside the crop
+        // and pad just the rest, instead of materialising the whole canvas. Same pixels.
+        if (i + 1 < plan.steps.size() && plan.steps[i + 1].kind == GeometryStep::kCrop &&
+            step.padding_mode == PaddingMode::kConstant) {
+          const GeometryStep& next = plan.steps[i + 1];
+          const int left = step.padding[0], top = step.padding[1];
+          const int x0 = std::max(next.x, left),
+                    x1 = std::min(next.x + next.width, left + view.width);
+          const int y0 = std::max(next.y, top),
+                    y1 = std::min(next.y + next.height, top + view.height);
+          if (x0 < x1 && y0 < y1) {
+            crop(view, x0 - left, y0 - top, x1 - x0, y1 - y0);
+            GeometryStep rest = step;
+            rest.padding = {x0 - next.x, y0 - next.y, next.x + next.width - x1,
+                            next.y + next.height - y1};
+            pad(view, rest);
+            ++i;
+            break;
+          }
+        }
         pad(view, step);
+        break;
+      case GeometryStep::kVerticalFlip:
+        vertical_flip(view);
         break;
       case GeometryStep::kResize: {
         ResizeWindow window;
@@ -199,7 +226,34 @@ void ImageTransformer::pad(View& view, const GeometryStep& step) {
       }
     }
   }
+  if (step.padding_mode != PaddingMode::kConstant) {
+    // Separable, like torch's: each border column of an interior row, then each border row,
+    // reads the image position the mode maps it to.
+    for (int c = 0; c < 3; ++c) {
+      for (int y = top; y < top + view.height; ++y) {
+        uint8_t* row = target.row(c, y);
+        for (int x = 0; x < left; ++x)
+          row[x] = row[left + padded_source(x - left, view.width, step.padding_mode)];
+        for (int x = left + view.width; x < new_width; ++x)
+          row[x] = row[left + padded_source(x - left, view.width, step.padding_mode)];
+      }
+      for (int y = 0; y < new_height; ++y) {
+        if (y >= top && y < top + view.height) continue;
+        const int source = top + padded_source(y - top, view.height, step.padding_mode);
+        std::memcpy(target.row(c, y), target.row(c, source), static_cast<size_t>(new_width));
+      }
+    }
+  }
   view.become(target, new_width, new_height);
+}
+
+void ImageTransformer::vertical_flip(View& view) {
+  GeometryStep materialise{GeometryStep::kPad};  // no padding: the view as a planar buffer
+  pad(view, materialise);
+  PlanarImage& buffer = view.planar == &buffers_[0] ? buffers_[0] : buffers_[1];
+  for (int c = 0; c < 3; ++c)
+    for (int top = 0, bottom = view.height - 1; top < bottom; ++top, --bottom)
+      std::swap_ranges(buffer.row(c, top), buffer.row(c, top) + view.width, buffer.row(c, bottom));
 }
 
 void ImageTransformer::write(const View& input, const OutputFormat& format, void* out) {
@@ -251,7 +305,8 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
   if (first == plan.steps.size() || plan.steps[first].kind != GeometryStep::kResize)
     return std::nullopt;
   for (const GeometryStep& step : plan.steps)
-    if (step.kind == GeometryStep::kPad) return std::nullopt;
+    if (step.kind == GeometryStep::kPad || step.kind == GeometryStep::kVerticalFlip)
+      return std::nullopt;
   const ResizeWindow window = find_resize_window(plan, first, flipped);
   if (!window.windowed) return std::nullopt;
   // The weights ImageTransformer::resize computes over the whole image (where the region

@@ -57,7 +57,9 @@ class ImageTransformer {
               const OutputFormat* format, void* out);
   void resize_whole(View& view, const GeometryStep& step, bool reverse, const OutputFormat* format,
                     void* out);
+  void crop(View& view, int x, int y, int width, int height);
   void pad(View& view, const GeometryStep& step);
+  void vertical_flip(View& view);
   void write(const View& view, const OutputFormat& format, void* out);
   PlanarImage& next_buffer(const View& view);
 

@@ -50,6 +50,13 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
     std::copy(map.begin(), map.end(), next.begin() + before);
     map.swap(next);
   };
+  auto mode_pad = [&next](std::vector<int>& map, int before, int after, PaddingMode mode) {
+    const int size = static_cast<int>(map.size());
+    next.resize(static_cast<size_t>(size + before + after));
+    for (int i = 0; i < size + before + after; ++i)
+      next[i] = map[padded_source(i - before, size, mode)];
+    map.swap(next);
+  };
   auto resize = [&next](std::vector<int>& map, int size) {
     const std::vector<int> index = nearest_indices(static_cast<int>(map.size()), size);
     next.resize(size);
@@ -64,7 +71,12 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
         crop(maps.ys, step.y, step.height);
         break;
       case GeometryStep::kPad: {
-        const int code = pad_code(s, step.fill[0]);
+        if (step.padding_mode != PaddingMode::kConstant) {  // padding repeats source indices
+          mode_pad(maps.xs, step.padding[0], step.padding[2], step.padding_mode);
+          mode_pad(maps.ys, step.padding[1], step.padding[3], step.padding_mode);
+          break;
+        }
+        const int code = pad_code(s, step.mask_fill);
         pad(maps.xs, step.padding[0], step.padding[2], code);
         pad(maps.ys, step.padding[1], step.padding[3], code);
         break;
@@ -75,6 +87,9 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
         break;
       case GeometryStep::kFlip:
         std::reverse(maps.xs.begin(), maps.xs.end());
+        break;
+      case GeometryStep::kVerticalFlip:
+        std::reverse(maps.ys.begin(), maps.ys.end());
         break;
     }
   }

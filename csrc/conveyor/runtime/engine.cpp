@@ -7,20 +7,8 @@
 
 namespace conveyor {
 
-namespace {
-
-int64_t batches_for(uint64_t samples, int64_t batch_size, bool drop_last) {
-  const uint64_t bs = static_cast<uint64_t>(batch_size);
-  return static_cast<int64_t>(drop_last ? samples / bs : (samples + bs - 1) / bs);
-}
-
-}  // namespace
-
 Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options)
     : pipeline_(compile_pipeline(ops)), sources_(std::move(sources)), options_(options) {
-  if (options_.batch_size < 1)
-    throw Error(ErrorKind::kInvalidArgument,
-                "batch_size must be >= 1, got " + std::to_string(options_.batch_size));
   if (options_.num_threads < 0)
     throw Error(ErrorKind::kInvalidArgument,
                 "num_threads must be >= 0, got " + std::to_string(options_.num_threads));
@@ -28,10 +16,6 @@ Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const Engi
     throw Error(ErrorKind::kInvalidArgument,
                 "prefetch must be >= 1, got " + std::to_string(options_.prefetch));
   sources_.validate();
-  // Validates rank / world_size.
-  EpochOrder(OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
-                          options_.world_size, options_.shard_drop_last},
-             0);
   pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
   const size_t workers = static_cast<size_t>(options_.num_threads);
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
@@ -61,64 +45,69 @@ void Engine::close() {
   epoch_active_ = false;
 }
 
-int64_t Engine::num_samples() const {
-  return static_cast<int64_t>(EpochOrder::samples_per_rank(
-      OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
-                   options_.world_size, options_.shard_drop_last}));
-}
-
-int64_t Engine::num_batches() const {
-  return batches_for(static_cast<uint64_t>(num_samples()), options_.batch_size, options_.drop_last);
-}
-
 size_t Engine::sample_image_bytes() const {
   if (!pipeline_.fixed_size) return 0;
   return static_cast<size_t>(pipeline_.fixed_size->first) * pipeline_.fixed_size->second * 3 *
          dtype_size(pipeline_.dtype);
 }
 
-void Engine::start_epoch(uint64_t epoch, int64_t start_batch,
-                         std::optional<std::vector<int64_t>> indices) {
+uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch) {
   if (start_batch < 0)
     throw Error(ErrorKind::kInvalidArgument,
                 "start_batch must be >= 0, got " + std::to_string(start_batch));
-  std::unique_ptr<EpochOrder> order =
-      indices ? std::make_unique<EpochOrder>(
-                    EpochOrder::from_indices(std::move(*indices), sources_.size()))
-              : std::make_unique<EpochOrder>(
-                    OrderOptions{sources_.size(), options_.shuffle, options_.seed, options_.rank,
-                                 options_.world_size, options_.shard_drop_last},
-                    epoch);
+  batches.validate(sources_.size());
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
-  // Cancel the running epoch: no new task from it, then wait for the samples being processed
-  // (they may write into fed buffers that the caller frees after this returns).
-  ++generation_;
-  epoch_active_ = false;
-  in_flight_.clear();
-  distributing_.reset();  // fed buffers not used yet stay queued for the new epoch
-  idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+  cancel_locked(lock);
+  if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
   epoch_ = epoch;
-  order_ = std::move(order);
-  end_batch_ = batches_for(order_->num_samples(), options_.batch_size, options_.drop_last);
+  batches_ = std::move(batches);
+  end_batch_ = batches_.num_batches();
   first_batch_ = std::min(start_batch, end_batch_);
   next_to_start_ = next_to_deliver_ = first_batch_;
   delivered_ = 0;
   stats_.batches_ready = 0;
   epoch_active_ = true;
+  const uint64_t ticket = generation_;
   lock.unlock();
   work_cv_.notify_all();
+  ready_cv_.notify_all();  // callers waiting on the cancelled epoch see the new one
+  return ticket;
+}
+
+void Engine::cancel_locked(std::unique_lock<std::mutex>& lock) {
+  // No new task from the running epoch, then wait for the samples being processed (they may
+  // write into fed buffers that the caller frees after this returns).
+  ++generation_;
+  epoch_active_ = false;
+  in_flight_.clear();
+  distributing_.reset();  // fed buffers not used yet stay queued for the next epoch
+  idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+}
+
+bool Engine::cancel(uint64_t ticket) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_ || (ticket != 0 && ticket != generation_)) return false;
+  cancel_locked(lock);
+  stats_.batches_ready = 0;
+  lock.unlock();
+  ready_cv_.notify_all();  // its waiting next_batch() callers return nullptr
+  return true;
+}
+
+uint64_t Engine::current_ticket() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return generation_;
 }
 
 int64_t Engine::feed_buffer(void* data, size_t bytes) {
   if (!pipeline_.fixed_size)
     throw Error(ErrorKind::kInvalidArgument,
                 "feed_buffer needs a pipeline with a fixed output size");
-  const size_t needed = sample_image_bytes() * static_cast<size_t>(options_.batch_size);
-  if (bytes < needed)
-    throw Error(ErrorKind::kInvalidArgument, "feed_buffer: the buffer has " +
-                                                 std::to_string(bytes) + " bytes, a batch needs " +
-                                                 std::to_string(needed));
+  if (bytes < sample_image_bytes())
+    throw Error(ErrorKind::kInvalidArgument,
+                "feed_buffer: the buffer has " + std::to_string(bytes) +
+                    " bytes, one sample needs " + std::to_string(sample_image_bytes()));
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t id = next_buffer_id_++;
   fed_.push_back({data, bytes, id});
@@ -134,38 +123,47 @@ std::vector<int64_t> Engine::live_buffer_ids() const {
   return ids;
 }
 
+void Engine::start_batch_work(int64_t batch_index) {
+  auto work = std::make_shared<BatchWork>();
+  work->batch_index = batch_index;
+  work->generation = generation_;
+  const int64_t begin = batches_.batch_begin(batch_index), end = batches_.batch_end(batch_index);
+  const size_t count = static_cast<size_t>(end - begin);
+  work->slots.resize(count);
+  for (size_t i = 0; i < count; ++i)
+    work->slots[i].index = batches_.indices[static_cast<size_t>(begin) + i];
+  work->remaining = count;
+  if (pipeline_.fixed_size) {
+    const size_t bytes = std::max<size_t>(sample_image_bytes() * count, 1);
+    if (!fed_.empty() && fed_.front().bytes >= bytes) {
+      const FedBuffer fed = fed_.front();
+      fed_.pop_front();
+      work->images = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(fed.data), [](uint8_t*) {});
+      work->buffer_id = fed.id;
+    } else {
+      work->images = pool_->acquire(bytes);
+    }
+    if (!sources_.mask_paths.empty())
+      work->masks = pool_->acquire(std::max<size_t>(
+          static_cast<size_t>(pipeline_.fixed_size->first) * pipeline_.fixed_size->second * count,
+          1));
+  }
+  in_flight_[batch_index] = work;
+  if (count == 0) {  // an empty batch (a batch_sampler may yield one) is ready at once
+    ++stats_.batches_ready;
+    ready_cv_.notify_all();
+  } else {
+    distributing_ = work;
+  }
+}
+
 bool Engine::take_task(Task& task) {
   if (!epoch_active_ || stopping_) return false;
-  if (!distributing_ || distributing_->next_slot == distributing_->slots.size()) {
+  while (!distributing_ || distributing_->next_slot == distributing_->slots.size()) {
     distributing_.reset();
     if (next_to_start_ >= end_batch_) return false;
     if (static_cast<int64_t>(in_flight_.size()) >= options_.prefetch) return false;
-    auto work = std::make_shared<BatchWork>();
-    work->batch_index = next_to_start_++;
-    work->generation = generation_;
-    const uint64_t begin = static_cast<uint64_t>(work->batch_index * options_.batch_size);
-    const uint64_t end = std::min<uint64_t>(begin + static_cast<uint64_t>(options_.batch_size),
-                                            order_->num_samples());
-    work->slots.resize(end - begin);
-    for (uint64_t p = begin; p < end; ++p) work->slots[p - begin].index = (*order_)[p];
-    work->remaining = work->slots.size();
-    if (pipeline_.fixed_size) {
-      const size_t bytes = sample_image_bytes() * static_cast<size_t>(options_.batch_size);
-      if (!fed_.empty()) {
-        const FedBuffer fed = fed_.front();
-        fed_.pop_front();
-        work->images = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(fed.data), [](uint8_t*) {});
-        work->buffer_id = fed.id;
-      } else {
-        work->images = pool_->acquire(bytes);
-      }
-      if (!sources_.mask_paths.empty())
-        work->masks =
-            pool_->acquire(static_cast<size_t>(pipeline_.fixed_size->first) *
-                           pipeline_.fixed_size->second * static_cast<size_t>(options_.batch_size));
-    }
-    in_flight_[work->batch_index] = work;
-    distributing_ = work;
+    start_batch_work(next_to_start_++);
   }
   task.batch = distributing_;
   task.slot = distributing_->next_slot++;
@@ -234,13 +232,14 @@ void Engine::worker_loop(size_t worker) {
   }
 }
 
-std::unique_ptr<EngineBatch> Engine::next_batch() {
+std::unique_ptr<EngineBatch> Engine::next_batch(uint64_t ticket) {
   std::shared_ptr<BatchWork> work;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     const auto started = std::chrono::steady_clock::now();
     for (;;) {
       if (!fatal_error_.empty()) throw Error(ErrorKind::kRuntime, fatal_error_);
+      if (ticket != 0 && ticket != generation_) return nullptr;
       if (stopping_ || !epoch_active_ || next_to_deliver_ >= end_batch_ ||
           delivered_ >= end_batch_ - first_batch_)
         return nullptr;
@@ -262,14 +261,19 @@ std::unique_ptr<EngineBatch> Engine::next_batch() {
         }
         if (work) break;
       }
-      if (threads_.empty()) {  // num_threads == 0: work in the calling thread
+      // num_threads == 0: the calling thread does the work, one caller at a time (the
+      // processor's decoders and scratch are not shared); other callers wait for its batch
+      if (threads_.empty() && !inline_busy_) {
         Task task;
         if (!take_task(task))
           throw Error(ErrorKind::kRuntime, "internal: no sample to process and no batch ready");
+        inline_busy_ = true;
         lock.unlock();
         run_task(*processors_[0], task);
         lock.lock();
+        inline_busy_ = false;
         finish_task(task);
+        ready_cv_.notify_all();
         continue;
       }
       ready_cv_.wait(lock);
@@ -291,7 +295,6 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
   batch->dtype = pipeline_.dtype;
   batch->buffer_id = work.buffer_id;
   batch->has_boxes = sources_.has_boxes;
-  batch->has_labels = sources_.has_labels;
   batch->has_masks = !sources_.mask_paths.empty();
   if (pipeline_.fixed_size) {
     batch->height = pipeline_.fixed_size->first;
@@ -340,8 +343,8 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
     }
     if (batch->has_boxes) {
       batch->boxes.insert(batch->boxes.end(), slot.output.boxes.begin(), slot.output.boxes.end());
-      batch->labels.insert(batch->labels.end(), slot.output.labels.begin(),
-                           slot.output.labels.end());
+      batch->box_rows.insert(batch->box_rows.end(), slot.output.box_ids.begin(),
+                             slot.output.box_ids.end());
       batch->box_offsets.push_back(static_cast<int64_t>(batch->boxes.size() / 4));
     }
     ++kept;

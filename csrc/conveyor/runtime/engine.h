@@ -1,12 +1,15 @@
 // The engine: native worker threads turn dataset samples into ordered batches.
 //
+// The caller owns the order: start_epoch() takes the epoch's batches of dataset indices (any
+// sizes, runtime/index_batches.h) and the engine returns them, in that order, as batches.
 // Work unit = one sample. A worker takes the next (batch, slot) of the epoch, processes it
 // end to end (runtime/sample_processor.h) and writes straight into the batch buffer. At most
 // `prefetch` batches are started and not yet handed out, so memory is bounded. next_batch()
 // returns batches in order (or as soon as ready with in_order = false). start_epoch() cancels
 // the running epoch (waiting only for samples already being processed); the destructor stops
 // and joins every thread. With num_threads = 0 the calling thread does the work in
-// next_batch().
+// next_batch(). Every public method may be called from several threads at once: concurrent
+// next_batch() callers each get a different batch.
 #pragma once
 
 #include <condition_variable>
@@ -23,21 +26,15 @@
 #include "conveyor/core/error.h"
 #include "conveyor/ops/op_spec.h"
 #include "conveyor/runtime/buffer_pool.h"
+#include "conveyor/runtime/index_batches.h"
 #include "conveyor/runtime/sample_processor.h"
-#include "conveyor/sampling/epoch_order.h"
 
 namespace conveyor {
 
 struct EngineOptions {
-  int64_t batch_size = 1;
   int num_threads = 2;
   int prefetch = 2;
-  uint64_t seed = 0;
-  bool shuffle = false;
-  bool drop_last = false;
-  int64_t rank = 0;
-  int64_t world_size = 1;
-  bool shard_drop_last = false;
+  uint64_t seed = 0;  // with the epoch and the sample index, seeds every random augmentation
   bool in_order = true;
   bool skip_errors = false;
   bool dct_scaling = true;  // decode JPEGs at 1/2..1/8 when the resize allows it
@@ -60,10 +57,10 @@ struct EngineBatch {
   int64_t buffer_id = -1;  // a buffer from feed_buffer(), or -1
   std::vector<std::shared_ptr<uint8_t>> sample_images, sample_masks;
   std::vector<std::pair<int, int>> sample_sizes;  // (height, width) per sample (variable size)
-  bool has_boxes = false, has_labels = false, has_masks = false;
-  std::vector<float> boxes;
-  std::vector<int64_t> labels;
-  std::vector<int64_t> box_offsets;
+  bool has_boxes = false, has_masks = false;
+  std::vector<float> boxes;          // kept boxes, 4 floats each, sample after sample
+  std::vector<int64_t> box_rows;     // each kept box's row in EngineSources::boxes
+  std::vector<int64_t> box_offsets;  // sample b owns boxes [box_offsets[b], box_offsets[b+1])
   std::vector<SkippedSample> skipped;
 };
 
@@ -83,22 +80,33 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  int64_t num_samples() const;  // per epoch for this rank, default order
-  int64_t num_batches() const;
   const Pipeline& pipeline() const { return pipeline_; }
-  int64_t batch_size() const { return options_.batch_size; }
+  uint64_t dataset_size() const { return sources_.size(); }
+  // Bytes of one sample's image in a fixed-size batch (0 when the output size varies).
+  size_t sample_image_bytes() const;
 
-  // (Re)starts an epoch. `indices` (already this rank's order) overrides shuffle/sharding.
-  void start_epoch(uint64_t epoch, int64_t start_batch,
-                   std::optional<std::vector<int64_t>> indices = std::nullopt);
-  // Destination for a coming fixed-size batch (FIFO); the memory must stay valid until the
-  // batch using it is returned, or it is no longer pending after a start_epoch(), or close().
+  // (Re)starts an epoch over `batches` (validated against the dataset), from batch
+  // `start_batch` on (mid-epoch resume; batch_index keeps counting from the epoch's start).
+  // Returns the epoch's ticket (> 0) for next_batch().
+  uint64_t start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch = 0);
+  // Ends the epoch of `ticket` (0: whichever runs) unless another start_epoch() replaced it:
+  // its batches in progress are dropped, its next_batch() callers get nullptr. Returns whether
+  // it cancelled; a newer epoch is never touched.
+  bool cancel(uint64_t ticket = 0);
+  // The ticket of the latest start_epoch() or cancel(): a consumer whose next_batch(ticket)
+  // returned nullptr compares it with its own to tell "my epoch ended" from "it was replaced".
+  uint64_t current_ticket() const;
+  // Destination for a coming fixed-size batch (FIFO): the next batch that fits in it (a
+  // larger batch takes engine memory and leaves it queued). The memory must stay valid until
+  // the batch using it is returned, or it is no longer pending after a start_epoch(), or close().
   int64_t feed_buffer(void* data, size_t bytes);
   // Ids of fed buffers the engine may still write: queued, or held by a batch in flight.
   std::vector<int64_t> live_buffer_ids() const;
   // The next batch, or nullptr at the end of the epoch / after close(). A failed sample
-  // (on_error = raise) throws Error naming the sample index and file.
-  std::unique_ptr<EngineBatch> next_batch();
+  // (on_error = raise) throws Error naming the sample index and file. With a ticket from
+  // start_epoch(), only a batch of that epoch: nullptr once another start_epoch() replaced
+  // it (a consumer of a cancelled epoch never takes a batch of the next one).
+  std::unique_ptr<EngineBatch> next_batch(uint64_t ticket = 0);
   void close();
   EngineStats stats() const;
 
@@ -129,9 +137,10 @@ class Engine {
   void worker_loop(size_t worker);
   bool take_task(Task& task);  // with mutex_ held
   void run_task(SampleProcessor& processor, Task& task);
-  void finish_task(const Task& task);  // with mutex_ held
+  void finish_task(const Task& task);          // with mutex_ held
+  void start_batch_work(int64_t batch_index);  // with mutex_ held
+  void cancel_locked(std::unique_lock<std::mutex>& lock);
   std::unique_ptr<EngineBatch> assemble(BatchWork& work);
-  size_t sample_image_bytes() const;
 
   Pipeline pipeline_;
   EngineSources sources_;
@@ -146,7 +155,7 @@ class Engine {
   bool epoch_active_ = false;
   uint64_t generation_ = 0;
   uint64_t epoch_ = 0;
-  std::unique_ptr<EpochOrder> order_;
+  IndexBatches batches_;
   int64_t end_batch_ = 0;  // batches in this epoch
   int64_t next_to_start_ = 0;
   int64_t next_to_deliver_ = 0;  // in_order: the batch next_batch() waits for
@@ -154,6 +163,7 @@ class Engine {
   std::shared_ptr<BatchWork> distributing_;
   std::map<int64_t, std::shared_ptr<BatchWork>> in_flight_;
   size_t running_tasks_ = 0;
+  bool inline_busy_ = false;  // num_threads == 0: a caller is processing in processors_[0]
   struct FedBuffer {
     void* data;
     size_t bytes;

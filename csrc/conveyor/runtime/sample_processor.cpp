@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <string>
 
@@ -20,7 +21,6 @@ void EngineSources::validate() const {
   if (!mask_paths.empty() && mask_paths.size() != n)
     throw Error(ErrorKind::kInvalidArgument, "mask_paths has " + std::to_string(mask_paths.size()) +
                                                  " entries for " + std::to_string(n) + " images");
-  if (has_labels && !has_boxes) throw Error(ErrorKind::kInvalidArgument, "labels need boxes");
   if (!has_boxes) return;
   if (boxes.size() % 4 != 0)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
@@ -28,10 +28,6 @@ void EngineSources::validate() const {
     throw Error(ErrorKind::kInvalidArgument, "offsets must have N + 1 = " + std::to_string(n + 1) +
                                                  " entries, got " + std::to_string(offsets.size()));
   const int64_t m = static_cast<int64_t>(boxes.size() / 4);
-  if (has_labels && static_cast<int64_t>(labels.size()) != m)
-    throw Error(ErrorKind::kInvalidArgument, "labels must have one entry per box (" +
-                                                 std::to_string(m) + "), got " +
-                                                 std::to_string(labels.size()));
   if (offsets.front() != 0 || offsets.back() != m)
     throw Error(
         ErrorKind::kInvalidArgument,
@@ -49,7 +45,8 @@ SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& 
       sources_(sources),
       seed_(seed),
       dct_scaling_(dct_scaling),
-      format_(OutputFormat::from(pipeline)) {}
+      format_(OutputFormat::from(pipeline)),
+      photometric_(pipeline) {}
 
 void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                               SampleOutput& output) {
@@ -73,20 +70,31 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
   if (kind == codecs::ImageFormat::kUnknown) decoder_.output_shape(data, size, options);  // throws
   // Decoded at 1/dct_scale and/or only in part: the plan still refers to full-resolution
   // coordinates of the whole image.
+  if (sources_.has_boxes) {
+    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
+    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
+    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
+    output.box_ids.resize(static_cast<size_t>(end - begin));
+    std::iota(output.box_ids.begin(), output.box_ids.end(), begin);
+  }
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random,
+                                          sources_.has_boxes ? &output.boxes : nullptr);
+  photometric_.draw(random, plan.width, plan.height);
+  const bool whole = photometric_.needs_whole_image();
   DecodedImage decoded;
   decoded.logical_width = width;
   decoded.logical_height = height;
   if (kind == codecs::ImageFormat::kJpeg) {
-    const int dct_scale = dct_scaling_ ? choose_dct_scale(plan, width, height) : 1;
+    const int dct_scale = dct_scaling_ && !whole ? choose_dct_scale(plan, width, height) : 1;
     options.scale = codecs::ScalingFactor{1, dct_scale};
     decoded.scaled_width = options.scale.scale(width);
     decoded.scaled_height = options.scale.scale(height);
     // Decode only what the plan reads (a region decode is exact: same pixels as the whole
     // image's): the plan's first crop widened by a pixel for the rounding of DCT-scaled
     // coordinates, or the taps of a first resize windowed by its crop plus a pixel.
-    const SourceRegion region = source_region(plan, width, height);
+    const SourceRegion region =
+        whole ? SourceRegion{0, 0, width, height} : source_region(plan, width, height);
     std::optional<SourceRegion> scaled_region;
     if (region.width < width || region.height < height) {
       const auto scaled_begin = [](int at, int scaled, int full) {
@@ -101,7 +109,7 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       const int x1 = scaled_end(region.x + region.width, decoded.scaled_width, width);
       const int y1 = scaled_end(region.y + region.height, decoded.scaled_height, height);
       scaled_region = SourceRegion{x0, y0, x1 - x0, y1 - y0};
-    } else {
+    } else if (!whole) {
       scaled_region = windowed_resize_source(plan, decoded.scaled_width, decoded.scaled_height, 1,
                                              source_x_, source_y_);
     }
@@ -153,24 +161,17 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
       (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
     throw Error(ErrorKind::kRuntime,
                 "internal: planned size differs from the pipeline's fixed size");
-  if (sources_.has_boxes) {
-    const int64_t begin = sources_.offsets[static_cast<size_t>(index)];
-    const int64_t end = sources_.offsets[static_cast<size_t>(index) + 1];
-    output.boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
-    if (sources_.has_labels)
-      output.labels.assign(sources_.labels.begin() + begin, sources_.labels.begin() + end);
-    else
-      output.labels.clear();
-  }
   apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
 }
 
 void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
                                 int64_t index, uint64_t epoch, const uint8_t* mask,
                                 void* image_slot, uint8_t* mask_slot, SampleOutput& output,
-                                bool allocate) {
+                                bool allocate, bool has_boxes) {
   SampleRandom random(seed_, epoch, static_cast<uint64_t>(index));
-  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random);
+  const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random,
+                                          has_boxes ? &output.boxes : nullptr);
+  photometric_.draw(random, plan.width, plan.height);
   if (mask) mask_.assign(mask, mask + static_cast<size_t>(width) * height);
   apply(plan, DecodedImage{rgb, stride, width, height, width, height}, mask != nullptr, image_slot,
         mask_slot, output, allocate);
@@ -188,12 +189,19 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
     output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
     image_out = output.image.get();
   }
-  transformer_.run(plan, decoded, format_, image_out);
+  DecodedImage input = decoded;
+  photometric_.run_before(input);
+  if (photometric_.runs_after_geometry())
+    photometric_.run_after(transformer_, plan, input, format_, image_out);
+  else
+    transformer_.run(plan, input, format_, image_out);
+  photometric_.erase_output(image_out, pipeline_.dtype, plan.width, plan.height);
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
   if (!output.boxes.empty())
-    apply_geometry_to_boxes(plan, width, height, output.boxes, output.labels);
+    apply_geometry_to_boxes(plan, width, height, output.boxes, output.box_ids);
+  photometric_.run_box_ops(output.boxes, output.box_ids, plan.width, plan.height);
   if (has_mask) {
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;

@@ -13,15 +13,15 @@
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
+#include "conveyor/ops/photometric_stage.h"
 
 namespace conveyor {
 
 struct EngineSources {
   std::vector<std::string> image_paths;
   std::vector<std::string> mask_paths;  // empty, or one per image
-  bool has_boxes = false, has_labels = false;
-  std::vector<float> boxes;  // 4 per box
-  std::vector<int64_t> labels;
+  bool has_boxes = false;
+  std::vector<float> boxes;      // 4 per box: a box's row is its index in boxes / 4
   std::vector<int64_t> offsets;  // image_paths.size() + 1 when has_boxes
 
   size_t size() const { return image_paths.size(); }
@@ -32,7 +32,10 @@ struct EngineSources {
 struct SampleOutput {
   int width = 0, height = 0;
   std::vector<float> boxes;
-  std::vector<int64_t> labels;
+  // One id per box, kept or dropped with it: process() sets each box's row in the sources
+  // (which indexes any per-box field the caller keeps, e.g. labels); transform() keeps what
+  // the caller put there.
+  std::vector<int64_t> box_ids;
   std::shared_ptr<uint8_t> image;  // only when the pipeline has no fixed size
   std::shared_ptr<uint8_t> mask;   // idem
 };
@@ -48,10 +51,11 @@ class SampleProcessor {
   void process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
                SampleOutput& output);
 
-  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end).
+  // The same for pixels already in memory (interleaved RGB, rows readable 1 byte past the end);
+  // `has_boxes`: output.boxes holds the sample's boxes (possibly none).
   void transform(const uint8_t* rgb, size_t stride, int width, int height, int64_t index,
                  uint64_t epoch, const uint8_t* mask, void* image_slot, uint8_t* mask_slot,
-                 SampleOutput& output, bool allocate);
+                 SampleOutput& output, bool allocate, bool has_boxes = false);
 
  private:
   // Pixels (into the slot or a fresh buffer), boxes already in `output`, and mask_ when
@@ -66,6 +70,7 @@ class SampleProcessor {
   OutputFormat format_;
   codecs::ImageDecoder decoder_;
   ImageTransformer transformer_;
+  PhotometricStage photometric_;     // photometric, erasing and box ops around the geometry
   AxisWeights source_x_, source_y_;  // scratch of windowed_resize_source
   std::vector<uint8_t> file_bytes_, pixels_, mask_pixels_, mask_, mask_scratch_;
 };

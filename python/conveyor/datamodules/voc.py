@@ -1,4 +1,5 @@
-"""``VOCDataModule``: PASCAL VOC detection or segmentation, real or synthetic."""
+"""``VOCDataModule``: PASCAL VOC detection or segmentation, real, synthetic, or any VOC-format
+folder of the user's own classes (``VOCFolder``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from conveyor.datamodules.voc_transforms import (
     segmentation_collate,
     segmentation_transforms,
 )
-from conveyor.datasets import VOCDetection, VOCSegmentation, make_synthetic_voc
+from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation, make_synthetic_voc
+from conveyor.datasets.folder import folder_classes, holdout_ids
 from conveyor.loader import DataLoader
 from conveyor.training.datamodule import DataModule
 
@@ -24,8 +26,15 @@ class VOCDataModule(DataModule):
     """PASCAL VOC as a DataModule (pl_bolts' VOCDetectionDataModule, plus segmentation).
 
     Args:
-        data_dir: directory holding (or receiving) ``VOCdevkit``; None trains on a synthetic
+        data_dir: a VOC-format folder in any layout (``VOCdevkit``, CVAT, labelme2voc,
+            Roboflow, labelImg; read with ``VOCFolder``, classes from the data), or with
+            ``download=True`` the directory receiving ``VOCdevkit``; None trains on a synthetic
             VOC-format set generated once into ``synthetic_dir``.
+        classes: the class names of a ``data_dir`` folder, comma-separated (or a list);
+            default: its labelmap.txt / class_names.txt / classes.txt, else every name in its
+            annotations, sorted. ``num_classes`` follows (plus background).
+        val_fraction: for a folder without split files or folders: the share of its samples
+            held out (deterministically, by ``seed``) for validation and test.
         year: VOC year ("2007" to "2012").
         task: "detection" (boxes) or "segmentation" (masks).
         image_size: side length images are resized to.
@@ -52,7 +61,6 @@ class VOCDataModule(DataModule):
     """
 
     name = "voc"
-    num_classes = 21
 
     def __init__(
         self,
@@ -74,6 +82,8 @@ class VOCDataModule(DataModule):
         train_transforms: Optional[Callable] = None,
         val_transforms: Optional[Callable] = None,
         test_transforms: Optional[Callable] = None,
+        classes: Optional[str] = None,
+        val_fraction: float = 0.2,
     ) -> None:
         super().__init__(
             train_transforms=train_transforms,
@@ -101,12 +111,44 @@ class VOCDataModule(DataModule):
         )
         self.synthetic_dir = synthetic_dir
         self.seed = seed
+        self.val_fraction = val_fraction
+        if isinstance(classes, str):
+            classes = [name.strip() for name in classes.split(",") if name.strip()]
+        self._classes = tuple(classes) if classes else None
         self.datasets = {}
         self._hparams_initial = {
             k: v
             for k, v in locals().items()
             if k not in ("self", "__class__") and not k.endswith("transforms")
         }
+
+    @property
+    def is_folder(self) -> bool:
+        """``data_dir`` is read as a VOC-format folder (``VOCFolder``)."""
+        return self.data_dir is not None and not self.download and os.path.isdir(self.data_dir)
+
+    @property
+    def folder_root(self) -> str:
+        """The folder ``VOCFolder`` reads (``VOCdevkit/VOC<year>`` when the tree has it)."""
+        devkit = os.path.join(self.data_dir, "VOCdevkit", f"VOC{self.year}")
+        return devkit if os.path.isdir(devkit) else self.data_dir
+
+    @property
+    def classes(self) -> tuple:
+        """The class names of labels 1, 2, ... (VOC's 20 unless ``data_dir`` is a folder)."""
+        if self._classes is None:
+            if self.is_folder:
+                self._classes = folder_classes(self.folder_root)[0]
+            else:
+                from conveyor.voc import VOC_CLASSES
+
+                self._classes = VOC_CLASSES
+        return self._classes
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background (label 0): 21 for VOC, else the folder's plus one."""
+        return len(self.classes) + 1
 
     @property
     def root(self) -> str:
@@ -150,7 +192,41 @@ class VOCDataModule(DataModule):
         build = detection_transforms if self.task == "detection" else segmentation_transforms
         return build(self.image_size, train=train, normalize=self.normalize)
 
+    def _folder_split(self, image_set: str) -> dict:
+        """VOCFolder arguments selecting ``image_set``: its split file or folder when the
+        tree has one, else a deterministic held-out share (``val_fraction``) of every sample."""
+        from conveyor.datasets.folder_layout import index_folder
+
+        index = index_folder(self.folder_root, None, self.task)
+        available = {name.lower() for name in index.splits}
+        aliases = {"val": ("val", "valid", "validation"), "test": ("test", "val", "valid")}
+        for name in aliases.get(image_set, (image_set,)):
+            if name in available:
+                return {"split": name}
+        if available and image_set == "train" and "trainval" in available:
+            return {"split": "trainval"}
+        train_ids, held_ids = holdout_ids(index.ids, self.val_fraction, self.seed)
+        return {"split": None, "ids": train_ids if image_set == "train" else held_ids}
+
+    def _folder_dataset(self, image_set: str, transforms: Optional[Callable], train: bool):
+        kwargs = dict(self._folder_split(image_set), task=self.task, classes=self.classes)
+        if transforms is not None:  # user transforms get torchvision's items
+            typed = "dict" if self.task == "detection" else "pil"
+            return VOCFolder(self.folder_root, transforms=transforms, target_format=typed, **kwargs)
+        dataset = VOCFolder(
+            self.folder_root,
+            transforms=self.default_transforms(train),
+            unknown_classes="skip",
+            **kwargs,
+        )
+        if self.task == "detection":  # xmin/ymin are 1-based, as in VOC (see _dataset)
+            boxes = dataset.native_annotations.boxes
+            boxes[:, :2] = (boxes[:, :2] - 1).clip(min=0)
+        return dataset
+
     def _dataset(self, image_set: str, transforms: Optional[Callable], train: bool):
+        if self.is_folder:
+            return self._folder_dataset(image_set, transforms, train)
         cls = VOCDetection if self.task == "detection" else VOCSegmentation
         if transforms is not None:  # user transforms get torchvision's items
             return cls(self.root, year=self.year, image_set=image_set, transforms=transforms)
@@ -175,7 +251,8 @@ class VOCDataModule(DataModule):
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = self._dataset("val", self.val_transforms, train=False)
         if stage in (None, "test", "predict"):
-            self.datasets["test"] = self._dataset("val", self.test_transforms, train=False)
+            test_split = "test" if self.is_folder else "val"  # a folder may have a test split
+            self.datasets["test"] = self._dataset(test_split, self.test_transforms, train=False)
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool):
         if split not in self.datasets:

@@ -1,4 +1,5 @@
-"""Datasets: drop-in replacements for torchvision's VOC datasets and a synthetic VOC writer.
+"""Datasets: drop-in replacements for torchvision's VOC datasets, ``VOCFolder`` (any VOC-format
+folder) and a synthetic VOC writer.
 
 Names load lazily, so that ``conveyor synth`` does not import torch.
 """
@@ -8,6 +9,7 @@ from importlib import import_module
 _NAMES = {
     "VOCDetection": "conveyor.datasets.voc",
     "VOCSegmentation": "conveyor.datasets.voc",
+    "VOCFolder": "conveyor.datasets.folder",
     "make_synthetic_voc": "conveyor.datasets.synthetic",
 }
 

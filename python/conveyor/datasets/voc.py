@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import torch
+import torchvision.datasets
 from PIL import Image
 from torchvision.datasets.utils import verify_str_arg
 from torchvision.datasets.vision import VisionDataset
@@ -160,7 +161,8 @@ class _VOCBase(VisionDataset):
         *,
         url: Optional[str] = None,
     ):
-        super().__init__(root, transforms, transform, target_transform)
+        # VisionDataset's, not torchvision's VOC constructor (a base class, for isinstance only)
+        VisionDataset.__init__(self, root, transforms, transform, target_transform)
 
         self.year = verify_str_arg(year, "year", valid_values=[str(yr) for yr in range(2007, 2013)])
 
@@ -205,10 +207,10 @@ class _VOCBase(VisionDataset):
         return len(self.images)
 
 
-class VOCSegmentation(_VOCBase):
+class VOCSegmentation(_VOCBase, torchvision.datasets.VOCSegmentation):
     """`Pascal VOC <https://www.robots.ox.ac.uk/~vgg/projects/pascal/VOC/>`_ Segmentation Dataset.
 
-    Drop-in for ``torchvision.datasets.VOCSegmentation``: with ``target_format="pil"`` (default)
+    Drop-in for ``torchvision.datasets.VOCSegmentation`` (and an instance of it): with ``target_format="pil"`` (default)
     items are ``(PIL RGB image, P-mode PIL mask)`` (0 background, 1..20 classes, 255 void), then
     ``transforms``. With ``target_format="mask"`` items are ``(tv_tensors.Image,
     tv_tensors.Mask)`` (uint8 ``[3, H, W]`` and ``[1, H, W]`` palette indices, 255 kept), both
@@ -289,14 +291,18 @@ class VOCSegmentation(_VOCBase):
         return img, target
 
 
-class VOCDetection(_VOCBase):
+class VOCDetection(_VOCBase, torchvision.datasets.VOCDetection):
     """`Pascal VOC <https://www.robots.ox.ac.uk/~vgg/projects/pascal/VOC/>`_ Detection Dataset.
 
-    Drop-in for ``torchvision.datasets.VOCDetection``. With ``target_format="dict"`` (default)
+    Drop-in for ``torchvision.datasets.VOCDetection`` (and an instance of it, so that
+    ``isinstance`` checks and ``wrap_dataset_for_transforms_v2`` accept it). With ``target_format="dict"`` (default)
     items are ``(PIL RGB image, parse_voc_xml dict)``, exactly torchvision's, parsed by the
     native reader. With ``target_format="boxes"`` items are ``(tv_tensors.Image, {"boxes",
     "labels", "difficult", "image_id"})``; every annotation is then parsed once at construction
     (a bad file fails here, named with its line and column) and ``__getitem__`` reads no XML.
+    Inverted and zero-area boxes are left out of those targets (both loader paths read the same
+    arrays) and counted in ``dropped_boxes``, with a warning: torchvision keeps them, and they
+    break box losses.
 
     Args:
         root: Root directory of the VOC Dataset (``~`` is expanded).
@@ -336,6 +342,7 @@ class VOCDetection(_VOCBase):
         self.target_format = target_format
         self.num_threads = num_threads
         self._native_annotations: Optional[_voc.AnnotationSet] = None
+        self.dropped_boxes: list = []  # (file, box, why) left out of the "boxes" targets
         if target_format == "boxes":
             self._native_annotations = self._load_native_annotations()
 
@@ -349,9 +356,19 @@ class VOCDetection(_VOCBase):
         return _voc.VOC_CLASSES
 
     def _load_native_annotations(self) -> _voc.AnnotationSet:
-        return _voc.load_annotations(
+        from conveyor.datasets.folder_annotations import AnnotationReport, drop_degenerate_boxes
+
+        annotations = _voc.load_annotations(
             self.annotations, classes=_voc.VOC_CLASSES, num_threads=self.num_threads
         )
+        report = AnnotationReport()
+        annotations = drop_degenerate_boxes(annotations, report)
+        self.dropped_boxes = report.dropped_boxes
+        if report.dropped_boxes:
+            import warnings
+
+            warnings.warn(f"VOCDetection({self.root!r}): {report.lines()[0]}", stacklevel=4)
+        return annotations
 
     @property
     def native_annotations(self) -> _voc.AnnotationSet:
@@ -412,3 +429,62 @@ class VOCDetection(_VOCBase):
         from torchvision.datasets import VOCDetection as TorchvisionVOCDetection
 
         return TorchvisionVOCDetection.parse_voc_xml(node)
+
+
+def _register_transforms_v2_wrappers() -> None:
+    """``wrap_dataset_for_transforms_v2`` for conveyor's datasets: torchvision's own wrapping
+    for torchvision's items (``"dict"``, ``"pil"``); the typed items already are what it would
+    make, so they pass through (``target_keys`` selects among the typed target's keys)."""
+    from torchvision.tv_tensors import _dataset_wrapper as wrappers
+
+    def typed_or(torchvision_factory):
+        def factory(dataset, target_keys):
+            if getattr(dataset, "target_format", None) in ("dict", "pil"):
+                return torchvision_factory(dataset, target_keys)
+            keys = None
+            if getattr(dataset, "target_format", None) == "boxes":
+                keys = wrappers.parse_target_keys(
+                    target_keys,
+                    available={"boxes", "labels", "difficult", "image_id"},
+                    default="all",
+                )
+
+            def wrapper(index, sample):
+                image, target = sample
+                if keys is not None:
+                    target = {key: value for key, value in target.items() if key in keys}
+                return image, target
+
+            return wrapper
+
+        return factory
+
+    registry = wrappers.WRAPPER_FACTORIES
+    registry.register(VOCDetection)(typed_or(wrappers.voc_detection_wrapper_factory))
+    registry.register(VOCSegmentation)(typed_or(wrappers.segmentation_wrapper_factory))
+    from conveyor.datasets.folder import VOCFolder
+
+    def folder_dict_factory(dataset, target_keys):
+        # the folder's own classes and repaired boxes, not torchvision's 20 VOC classes
+        keys = wrappers.parse_target_keys(
+            target_keys, available={"annotation", "boxes", "labels"}, default={"boxes", "labels"}
+        )
+
+        def wrapper(index, sample):
+            image, target = sample
+            typed = dataset.typed_target(index, (image.height, image.width))
+            target = {"annotation": target["annotation"]} if "annotation" in keys else {}
+            target.update({key: typed[key] for key in ("boxes", "labels") if key in keys})
+            return image, target
+
+        return wrapper
+
+    def folder_factory(dataset, target_keys):
+        if dataset.target_format == "dict":
+            return folder_dict_factory(dataset, target_keys)
+        return typed_or(wrappers.segmentation_wrapper_factory)(dataset, target_keys)
+
+    registry.register(VOCFolder)(folder_factory)
+
+
+_register_transforms_v2_wrappers()

@@ -1,30 +1,68 @@
 """Thin typed wrapper over the native engine (``conveyor._core.Engine``).
 
 The engine turns a pipeline of op descriptors and a list of image files (plus optional masks
-and boxes) into ordered batches in owned numpy buffers, using native threads without the GIL.
-``conveyor.DataLoader`` builds on it; see ``csrc/conveyor/README.md`` ("Engine API").
+and boxes) into batches in owned numpy buffers, using native threads without the GIL. The caller
+owns the sample order: each epoch starts with its batches of dataset indices (any sizes, e.g. what
+a ``batch_sampler`` yields), and the engine returns them in that order. ``conveyor.DataLoader``
+builds on it; see ``csrc/conveyor/README.md`` ("Engine API").
 
-Op descriptors are dicts with an ``"op"`` key, applied in order::
+Ops are ``conveyor._core.Op(name, **args)`` objects, applied in order, or dicts
+``{"op": name, **args}`` built through the same native schema; ``conveyor._core.op_schema()``
+lists every op and argument (see ``csrc/conveyor/README.md``, "Ops: one schema")::
 
-    {"op": "resize", "size": [512, 512], "antialias": True, "max_size": None}
-    {"op": "random_resized_crop", "size": 224, "scale": (0.08, 1.0), "ratio": (0.75, 1.3333)}
-    {"op": "random_crop", "size": 224, "padding": None, "pad_if_needed": False, "fill": 0}
-    {"op": "center_crop", "size": 224}
-    {"op": "pad", "padding": [4, 4], "fill": 0}
+    Op("resize", size=[512, 512])
     {"op": "hflip", "p": 0.5}
-    {"op": "to_dtype", "dtype": "float32", "scale": True}
-    {"op": "normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-OpDescriptor = Mapping[str, Any]
+OpDescriptor = Any  # conveyor._core.Op or a Mapping {"op": name, **args}
 _U64 = (1 << 64) - 1  # seeds and epochs are taken modulo 2**64 (negative seeds are fine)
+
+
+class IndexBatches(NamedTuple):
+    """One epoch's batches of dataset indices: batch ``b`` is ``indices[offsets[b]:offsets[b+1]]``.
+
+    Attributes:
+        indices: int64 ``[N]``, every batch's indices one after the other.
+        offsets: int64 ``[num_batches + 1]``, starting at 0 and ending at ``N``.
+    """
+
+    indices: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, batches: Iterable[Sequence[int]]) -> "IndexBatches":
+        """From a sequence of index lists (batches may differ in size, as a ``batch_sampler``'s
+        do)."""
+        batches = [np.asarray(batch, dtype=np.int64).reshape(-1) for batch in batches]
+        offsets = np.zeros(len(batches) + 1, np.int64)
+        np.cumsum([len(batch) for batch in batches], out=offsets[1:])
+        indices = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+        return cls(indices, offsets)
+
+    @classmethod
+    def regular(cls, order: Sequence[int], batch_size: int, drop_last: bool = False):
+        """``order`` cut into batches of ``batch_size`` (a shorter last one unless
+        ``drop_last``), as ``torch.utils.data.BatchSampler`` cuts its sampler's order."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        indices = np.asarray(order, dtype=np.int64).reshape(-1)
+        kept = len(indices) - len(indices) % batch_size if drop_last else len(indices)
+        offsets = np.append(np.arange(0, kept, batch_size, dtype=np.int64), kept)
+        return cls(indices[:kept], offsets if kept else np.zeros(1, np.int64))
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.offsets) - 1
+
+    def batch(self, number: int) -> np.ndarray:
+        """The indices of batch ``number``."""
+        return self.indices[self.offsets[number] : self.offsets[number + 1]]
 
 
 @dataclass
@@ -36,19 +74,21 @@ class Batch:
             ``[C, H_i, W_i]`` arrays when the pipeline has no fixed output size.
         indices: int64 ``[B]`` dataset sample indices in batch order.
         boxes: float32 ``[K, 4]`` transformed xyxy boxes (vanished boxes dropped), or None.
-        labels: int64 ``[K]`` labels of the kept boxes, or None.
+        box_rows: int64 ``[K]``: each kept box's row in the ``boxes`` given to the engine, which
+            indexes any per-box field (labels, difficult flags, ...), or None.
         box_offsets: int64 ``[B + 1]``; sample ``b`` owns rows ``box_offsets[b]:box_offsets[b+1]``.
         masks: uint8 ``[B, H, W]`` (or a list of ``[H_i, W_i]``), or None.
         skipped: ``(index, path, message)`` for each sample dropped with ``on_error="skip"``.
-        batch_index: position of this batch in the epoch.
-        buffer_id: id returned by :meth:`Engine.feed_buffer` for the buffer holding ``images``,
-            or -1 when the engine allocated it.
+        batch_index: position of this batch in the epoch's ``IndexBatches``.
+        buffer_id: id returned by :meth:`Engine.feed_buffer` for the buffer holding ``images``
+            (then ``images`` is that buffer's first ``B`` rows, of the type that was fed), or -1
+            when the engine allocated it.
     """
 
-    images: Union[np.ndarray, List[np.ndarray]]
+    images: Union[np.ndarray, List[np.ndarray], Any]
     indices: np.ndarray
     boxes: Optional[np.ndarray] = None
-    labels: Optional[np.ndarray] = None
+    box_rows: Optional[np.ndarray] = None
     box_offsets: Optional[np.ndarray] = None
     masks: Union[np.ndarray, List[np.ndarray], None] = None
     skipped: List[Tuple[int, str, str]] = field(default_factory=list)
@@ -75,24 +115,18 @@ class Engine:
     """Native batches from image files: read, decode, transform and batch on native threads.
 
     Args:
-        pipeline: Op descriptors (dicts with an ``"op"`` key, see the module docstring),
-            applied in order. ``to_dtype``/``normalize`` must follow every geometric op.
+        pipeline: Ops (``conveyor._core.Op`` or dicts with an ``"op"`` key, see the module
+            docstring), applied in order. ``to_dtype``/``normalize`` must follow every geometric op.
         image_paths: One image file (JPEG or PNG) per dataset sample.
         mask_paths: Optional PNG mask per sample (palette indices); masks follow the image
             geometry with nearest-neighbour sampling.
-        boxes: Optional float32 ``[M, 4]`` xyxy pixel boxes of all samples, concatenated.
-        labels: Optional int64 ``[M]`` labels of ``boxes``.
+        boxes: Optional float32 ``[M, 4]`` xyxy pixel boxes of all samples, concatenated
+            (``Batch.box_rows`` names each kept box's row here).
         offsets: int64 ``[N + 1]`` row offsets of each sample's boxes (required with boxes).
-        batch_size: Samples per batch (>= 1).
         num_threads: Native worker threads; 0 processes samples in the calling thread.
         prefetch: Batches started and not yet returned, at most (>= 1).
-        seed: Seed of the per-epoch shuffle and of every random augmentation.
-        shuffle: Visit samples in a new seeded order each epoch.
-        drop_last: Drop the last incomplete batch.
-        rank: This process's rank for distributed sharding.
-        world_size: Number of ranks; each gets the same number of samples.
-        shard_drop_last: Like ``DistributedSampler(drop_last=True)``: drop the tail instead of
-            padding by repetition when the dataset does not divide evenly.
+        seed: With the epoch and the sample index, seeds every random augmentation (a sample's
+            result does not depend on its batch, its position or the thread count).
         in_order: Deliver batches in order (False hands out whichever batch is ready first).
         on_error: ``"raise"`` (raise at the batch holding the bad sample, naming file and
             index) or ``"skip"`` (drop the sample, report it in ``Batch.skipped``).
@@ -111,17 +145,10 @@ class Engine:
         *,
         mask_paths: Optional[Sequence[str]] = None,
         boxes: Any = None,
-        labels: Any = None,
         offsets: Any = None,
-        batch_size: int = 1,
         num_threads: int = 2,
         prefetch: int = 2,
         seed: int = 0,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        shard_drop_last: bool = False,
         in_order: bool = True,
         on_error: str = "raise",
         dct_scaling: bool = True,
@@ -129,35 +156,24 @@ class Engine:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self._native = _core().Engine(
-            [dict(op) for op in pipeline],
+            [op if isinstance(op, _core().Op) else dict(op) for op in pipeline],
             [str(p) for p in image_paths],
             None if mask_paths is None else [str(p) for p in mask_paths],
             _as_optional_array(boxes, np.float32, "boxes", 2),
-            _as_optional_array(labels, np.int64, "labels", 1),
             _as_optional_array(offsets, np.int64, "offsets", 1),
-            int(batch_size),
             int(num_threads),
             int(prefetch),
             int(seed) & _U64,
-            bool(shuffle),
-            bool(drop_last),
-            int(rank),
-            int(world_size),
-            bool(shard_drop_last),
             bool(in_order),
             on_error == "skip",
             bool(dct_scaling),
         )
-        self._fed: dict = {}
-
-    def __len__(self) -> int:
-        """Batches per epoch for this rank in the engine's own order."""
-        return self._native.num_batches()
+        self._fed: dict = {}  # fed buffer id -> the object fed (returned as Batch.images)
 
     @property
-    def num_samples(self) -> int:
-        """Samples per epoch for this rank (``DistributedSampler.num_samples`` semantics)."""
-        return self._native.num_samples()
+    def dataset_size(self) -> int:
+        """Number of samples (image files) the indices refer to."""
+        return self._native.dataset_size()
 
     @property
     def output_shape(self) -> Optional[Tuple[int, int, int]]:
@@ -171,61 +187,119 @@ class Engine:
         return np.dtype(self._native.output_dtype())
 
     def start_epoch(
-        self, epoch: int, start_batch: int = 0, indices: Optional[Sequence[int]] = None
-    ) -> None:
+        self,
+        epoch: int,
+        batches: Union[IndexBatches, Sequence[Sequence[int]]],
+        start_batch: int = 0,
+    ) -> int:
         """(Re)start an epoch, cancelling the one in progress.
 
         Args:
-            epoch: Epoch number; with ``seed`` it fixes the order and every random draw.
-            start_batch: Skip this many batches (mid-epoch resume).
-            indices: Optional sample order for this rank and epoch (already sharded),
-                overriding the engine's shuffle and sharding.
+            epoch: Epoch number; with ``seed`` it fixes every random draw.
+            batches: The epoch's batches of dataset indices, in delivery order: an
+                :class:`IndexBatches` or a sequence of index sequences (sizes may differ; an
+                empty batch comes back empty).
+            start_batch: Skip this many batches (mid-epoch resume); ``Batch.batch_index``
+                still counts from the epoch's first batch.
+
+        Returns:
+            The epoch's ticket: ``next_batch(ticket)`` returns only this epoch's batches.
 
         Raises:
-            ValueError: ``start_batch`` < 0 or an index out of range.
+            ValueError: ``start_batch`` < 0, an index out of range or malformed offsets.
         """
-        order = None if indices is None else np.ascontiguousarray(indices, dtype=np.int64)
-        self._native.start_epoch(int(epoch) & _U64, int(start_batch), order)
+        if not isinstance(batches, IndexBatches):
+            batches = IndexBatches.of(batches)
+        ticket = self._native.start_epoch(
+            int(epoch) & _U64,
+            np.ascontiguousarray(batches.indices, dtype=np.int64),
+            np.ascontiguousarray(batches.offsets, dtype=np.int64),
+            int(start_batch),
+        )
         self._release_dead_buffers()  # cancelled batches' buffers; unused ones stay queued
+        return ticket
 
-    def feed_buffer(self, array: np.ndarray) -> int:
+    def cancel(self, ticket: Optional[int] = None) -> bool:
+        """End the epoch of ``ticket`` now (None: whichever runs), unless a later
+        :meth:`start_epoch` already replaced it: its batches in progress are dropped and its
+        ``next_batch`` callers (waiting or to come) get None.
+
+        Returns:
+            Whether an epoch was cancelled (never a newer one than ``ticket``'s).
+        """
+        cancelled = self._native.cancel(0 if ticket is None else int(ticket))
+        self._release_dead_buffers()
+        return cancelled
+
+    def feed_buffer(self, buffer: Any) -> int:
         """Hand in a destination buffer for a coming batch (e.g. pinned memory).
 
-        Buffers are used first in, first out by the batches started after they were fed:
-        feed ``prefetch`` buffers before :meth:`start_epoch`, then one per :meth:`next_batch`
-        to have every batch land in one. Batches started with no buffer queued use
-        engine-owned memory (``Batch.buffer_id == -1``).
+        Buffers are used first in, first out by the batches started after they were fed: the
+        next batch that fits in the oldest queued buffer is written into it (a larger batch
+        takes engine memory and leaves the buffer queued). Feed ``prefetch`` buffers before
+        :meth:`start_epoch`, then one per :meth:`next_batch` to have every batch land in one.
+        Batches started with no buffer queued use engine-owned memory (``Batch.buffer_id ==
+        -1``). The engine keeps the buffer alive until it returns it as ``Batch.images``.
 
         Args:
-            array: C-contiguous, writable, ``batch_size * C * H * W`` elements of
-                :attr:`output_dtype`. It is kept alive here until returned in a batch.
+            buffer: A C-contiguous, writable numpy array or CPU ``torch.Tensor`` of
+                :attr:`output_dtype` and shape ``[B, C, H, W]`` (room for ``B`` samples).
 
         Returns:
             The id reported as ``Batch.buffer_id`` for the batch written into it.
 
         Raises:
-            ValueError: The pipeline has no fixed output size, or the array does not fit.
+            ValueError: The pipeline has no fixed output size, or the buffer does not fit.
         """
+        array = (
+            buffer.numpy()
+            if hasattr(buffer, "numpy") and not isinstance(buffer, np.ndarray)
+            else buffer
+        )
         if (
             not isinstance(array, np.ndarray)
             or not array.flags.c_contiguous
             or not array.flags.writeable
         ):
-            raise ValueError("feed_buffer needs a C-contiguous writable numpy array")
+            raise ValueError("feed_buffer needs a C-contiguous writable numpy array or tensor")
         if array.dtype != self.output_dtype:
             raise ValueError(
                 f"feed_buffer: dtype {array.dtype} != output dtype {self.output_dtype}"
             )
+        shape = self.output_shape
+        if shape is None or array.ndim != 4 or tuple(array.shape[1:]) != shape:
+            raise ValueError(
+                f"feed_buffer needs a [B, *{shape}] buffer, got shape {tuple(array.shape)}"
+            )
         buffer_id = self._native.feed_buffer(array)
-        self._fed[buffer_id] = array
+        self._fed[buffer_id] = buffer
         return buffer_id
+
+    @property
+    def current_ticket(self) -> int:
+        """The ticket of the latest :meth:`start_epoch` or :meth:`cancel`: when
+        ``next_batch(ticket)`` returned None, a different value here means the epoch was
+        replaced rather than finished."""
+        return self._native.current_ticket()
+
+    @property
+    def fed_buffers(self) -> int:
+        """Fed buffers not yet returned in a batch (queued, or held by a batch in flight)."""
+        return len(self._fed)
 
     def _release_dead_buffers(self) -> None:
         live = set(self._native.live_buffer_ids())
         self._fed = {key: value for key, value in self._fed.items() if key in live}
 
-    def next_batch(self) -> Optional[Batch]:
+    def next_batch(self, ticket: Optional[int] = None) -> Optional[Batch]:
         """The next batch of the epoch, or None when the epoch is over.
+
+        Safe to call from several threads at once: each caller gets a different batch.
+
+        Args:
+            ticket: From :meth:`start_epoch`: only a batch of that epoch (None once another
+                ``start_epoch`` or :meth:`cancel` replaced it), so a consumer of an abandoned
+                epoch never takes a batch of the next one. None: the current epoch.
 
         Returns:
             A :class:`Batch`, or None at the end of the epoch (or before ``start_epoch``).
@@ -236,27 +310,16 @@ class Engine:
             conveyor.errors.ConveyorError: Any other sample failure (e.g. mixed sizes).
         """
         try:
-            raw = self._native.next_batch()
+            raw = self._native.next_batch(0 if ticket is None else int(ticket))
         except Exception:
             self._release_dead_buffers()  # the failed batch's buffer
             raise
         if raw is None:
             return None
-        buffer_id = raw["buffer_id"]
-        images = raw["images"]
-        if buffer_id >= 0:
-            images = self._fed.pop(buffer_id)[: len(raw["indices"])]
-        return Batch(
-            images=images,
-            indices=raw["indices"],
-            boxes=raw["boxes"],
-            labels=raw["labels"],
-            box_offsets=raw["box_offsets"],
-            masks=raw["masks"],
-            skipped=list(raw["skipped"]),
-            batch_index=raw["batch_index"],
-            buffer_id=buffer_id,
-        )
+        batch = Batch(*raw)  # the binding's tuple is in Batch's field order
+        if batch.buffer_id >= 0:  # the buffer as it was fed (tensor or array), cut to the batch
+            batch.images = self._fed.pop(batch.buffer_id)[: len(batch.indices)]
+        return batch
 
     def stats(self) -> dict:
         """Counters since construction.
@@ -315,7 +378,7 @@ def run_pipeline(
     box_array = _as_optional_array(boxes, np.float32, "boxes", 2)
     label_array = _as_optional_array(labels, np.int64, "labels", 1)
     return _core().run_pipeline(
-        [dict(op) for op in pipeline],
+        [op if isinstance(op, _core().Op) else dict(op) for op in pipeline],
         image,
         box_array,
         label_array,
@@ -326,4 +389,4 @@ def run_pipeline(
     )
 
 
-__all__ = ["Batch", "Engine", "run_pipeline"]
+__all__ = ["Batch", "Engine", "IndexBatches", "run_pipeline"]

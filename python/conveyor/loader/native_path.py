@@ -1,34 +1,40 @@
 """The native path of ``conveyor.DataLoader``: a conveyor VOC dataset run by the C++ engine.
 
-``native_setup(loader)`` decides whether a loader can run natively and prepares the engine's
-inputs; ``NativeIterator`` runs one epoch. The epoch's sample order is the loader's own
-(seeded shuffle, torch ``RandomSampler`` with a user generator, any sampler, sharding, resume
-point): it is handed to the engine as explicit indices, so the native and the Python paths visit
-exactly the same samples in the same batches. Transforms the engine cannot run are applied in
-Python on what it produced (one warning per loader names the first of them).
+``plan_native(loader)`` decides whether a loader can run natively (warning once, and saying why,
+when it cannot or when part of it runs in Python) and prepares the engine's inputs;
+``NativeIterator`` runs one epoch. The epoch's batches are the loader's own (seeded shuffle, torch
+``RandomSampler`` with a user generator, any sampler, sharding, resume point): they are handed to
+the engine as batches of indices, so the native and the Python paths visit exactly the same
+samples in the same batches.
 
 Joint transforms move typed targets in the engine: boxes for ``VOCDetection(target_format=
-"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. torch's
-``default_collate``, ``detection_collate`` and ``segmentation_collate`` are built straight from
-the engine's batch buffers; any other collate function gets per-sample ``tv_tensors``.
+"boxes")``, masks (nearest-neighbour) for ``VOCSegmentation(target_format="mask")``. What stays
+in Python -- transforms the engine cannot run, targets, the collate -- runs on finisher threads
+(``native_batch``, ``ordered_finishers``), never per sample on the training thread.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
 
-import numpy as np
 import torch
-from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
-from conveyor.collate import detection_collate, segmentation_collate
-from conveyor.loader.generic_path import annotate, describe_sample
+from conveyor.loader.native_batch import BatchBuilder
+from conveyor.loader.ordered_finishers import (
+    BATCH,
+    END,
+    ERROR,
+    FinishersClosed,
+    OrderedFinishers,
+)
 from conveyor.loader.planner import NativePlan, plan_transforms
 from conveyor.loader.stats import StatsRecorder
+from conveyor.loader.worker_limits import effective_workers
 
 
 @dataclass
@@ -42,8 +48,10 @@ class NativeSetup:
         boxes_move: Boxes are transformed with the image (joint v2 transforms, boxes target).
         masks_move: Masks are transformed with the image (joint v2 transforms, mask target).
         target_transform: Applied in Python to each target (separate-transform datasets).
-        engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch).
-        buffers: Destination tensors fed to the engine and not yet returned in a batch.
+        batch_size: Rows of a fed destination buffer: the loader's batch size, or its batch
+            sampler's ``batch_size`` (``None``: batches vary, nothing is fed).
+        engine: The ``conveyor.loader.engine.Engine`` (created at the first epoch; it keeps the
+            fed destination tensors until it returns them in a batch).
     """
 
     kind: str
@@ -52,37 +60,70 @@ class NativeSetup:
     boxes_move: bool
     target_transform: Optional[Callable]
     masks_move: bool = False
+    batch_size: Optional[int] = None
     engine: Any = None
-    buffers: dict = field(default_factory=dict)  # fed buffer id -> the tensor it views
 
 
 def _why_not_native(loader: Any) -> Optional[str]:
-    """``None`` when the loader qualifies, else a short reason (shown only for transforms)."""
+    """``None`` when the loader's dataset can run on the engine, else why not."""
     try:
         from conveyor import _core
-        from conveyor.datasets import VOCDetection, VOCSegmentation
+        from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
     except ImportError:
         return "conveyor's datasets or native core are not available"
     if not hasattr(_core, "Engine"):
         return "the native core was built without the engine"
-    if type(loader.dataset) not in (VOCDetection, VOCSegmentation):
+    if type(loader.dataset) not in (VOCDetection, VOCSegmentation, VOCFolder):
+        if isinstance(loader.dataset, (VOCDetection, VOCSegmentation, VOCFolder)):
+            return (
+                f"{type(loader.dataset).__qualname__} subclasses a conveyor VOC dataset "
+                "(its __getitem__ may differ, so only Python runs it faithfully)"
+            )
         return "not a conveyor VOC dataset"
-    if loader.batch_size is None or loader._user_batch_sampler:
-        return "no automatic batching or a custom batch_sampler"
+    if not getattr(loader.dataset, "natively_decodable", True):
+        return "images the engine does not decode (BMP)"
+    if loader.batch_size is None and not loader._user_batch_sampler:
+        return "no automatic batching"
     return None
 
 
-def native_setup(loader: Any) -> Optional[NativeSetup]:
-    """A ``NativeSetup`` when ``loader`` can run on the engine, else ``None`` (generic path).
+def _batch_size(loader: Any) -> Optional[int]:
+    # any batch sampler runs natively (the engine takes batches of any size); one that names
+    # its batch size (torch's BatchSampler, torchvision's or conveyor's GroupedBatchSampler)
+    # also gets fed destination buffers of that many rows
+    if loader._user_batch_sampler:
+        size = getattr(loader.batch_sampler, "batch_size", None)
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+    return loader.batch_size
 
-    Warns once when a transform forces Python work, naming it.
+
+def native_setup(loader: Any) -> Optional[NativeSetup]:
+    """A ``NativeSetup`` when ``loader`` can run on the engine, else ``None`` (generic path)."""
+    return plan_native(loader)[0]
+
+
+def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
+    """``(setup or None, why Python runs all or part of the pipeline, "" when nothing does)``.
+
+    A conveyor VOC dataset that leaves the native path, or whose transforms partly run in
+    Python, warns once here (called once per loader and transforms), naming why.
     """
-    if _why_not_native(loader) is not None:
-        return None
+    why = _why_not_native(loader)
+    if why is not None:
+        try:
+            from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
+
+            ours = isinstance(loader.dataset, (VOCDetection, VOCSegmentation, VOCFolder))
+        except ImportError:
+            ours = False
+        if ours:
+            _warn_python(why, "the whole pipeline runs in Python")
+        return None, why
     from conveyor.datasets import VOCDetection
 
     dataset = loader.dataset
-    kind = "detection" if isinstance(dataset, VOCDetection) else "segmentation"
+    kind = getattr(dataset, "task", None)  # VOCFolder says; the VOC datasets are one each
+    kind = kind or ("detection" if isinstance(dataset, VOCDetection) else "segmentation")
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
@@ -96,22 +137,40 @@ def native_setup(loader: Any) -> Optional[NativeSetup]:
         # torchvision's v2 transforms treat VOCSegmentation's PIL mask as a second *image*
         # (bilinear resize, dtype scaling); only Python reproduces that faithfully. With
         # target_format="mask" the target is a tv_tensors.Mask, which the engine moves.
-        return None
+        why = (
+            'VOCSegmentation(target_format="pil") with joint transforms: v2 transforms treat '
+            'a PIL mask as a second image, which only Python reproduces (target_format="mask" '
+            "runs natively)"
+        )
+        _warn_python(why, "the whole pipeline runs in Python")
+        return None, why
     if plan.blocker is not None and not plan.to_tensor:
-        _warn(plan, "the whole pipeline runs in Python (the native part must end in a tensor)")
-        return None
+        why = f"{plan.blocker} cannot run natively ({plan.reason})"
+        _warn_python(
+            why, "the whole pipeline runs in Python (the native part must end in a tensor)"
+        )
+        return None, why
     if not plan.to_tensor:
-        return None  # the dataset returns PIL images: only Python produces those
+        why = (
+            "the transforms return PIL images (no v2.ToImage / ToTensor / PILToTensor), "
+            "which only Python produces"
+        )
+        _warn_python(why, "the whole pipeline runs in Python")
+        return None, why
+    why = ""
     if plan.blocker is not None:
-        _warn(plan, "it and the transforms after it run in Python on the engine's output")
-    return NativeSetup(
+        why = f"{plan.blocker} cannot run natively ({plan.reason})"
+        _warn_python(why, "it and the transforms after it run in Python on the engine's output")
+    setup = NativeSetup(
         kind=kind,
         plan=plan,
         joint=joint,
         boxes_move=joint and typed and kind == "detection",
         masks_move=joint and typed and kind == "segmentation",
         target_transform=None if joint else dataset.target_transform,
+        batch_size=_batch_size(loader),
     )
+    return setup, why
 
 
 def _joint_transforms(dataset: Any) -> Optional[Callable]:
@@ -125,12 +184,8 @@ def _joint_transforms(dataset: Any) -> Optional[Callable]:
     return transforms
 
 
-def _warn(plan: NativePlan, consequence: str) -> None:
-    warnings.warn(
-        f"conveyor.DataLoader: {plan.blocker} cannot run natively ({plan.reason}); "
-        f"{consequence}, which is slower",
-        stacklevel=5,
-    )
+def _warn_python(why: str, consequence: str) -> None:
+    warnings.warn(f"conveyor.DataLoader: {why}; {consequence}, which is slower", stacklevel=6)
 
 
 def create_engine(loader: Any, setup: NativeSetup) -> Any:
@@ -141,23 +196,16 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     sources: dict = {}
     if setup.boxes_move:
         annotations = dataset.native_annotations
-        # labels carry each box's global row: the kept rows then index every per-object field
-        sources = dict(
-            boxes=annotations.boxes,
-            labels=np.arange(len(annotations.boxes), dtype=np.int64),
-            offsets=annotations.offsets,
-        )
+        # each kept box comes back with its row (Batch.box_rows): it indexes every per-object field
+        sources = dict(boxes=annotations.boxes, offsets=annotations.offsets)
     if setup.masks_move:
         sources = dict(mask_paths=dataset.masks)
     return Engine(
         setup.plan.ops,
         dataset.images,
-        batch_size=loader.batch_size,
-        num_threads=loader.num_workers,
+        num_threads=effective_workers(loader.num_workers),  # CONVEYOR_MAX_WORKERS caps it
         prefetch=max(1, loader.prefetch_factor or 2),
         seed=loader.seed,
-        shuffle=False,
-        drop_last=loader.drop_last,
         in_order=loader.in_order,
         on_error=loader.on_error,
         **sources,
@@ -167,10 +215,17 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
 class NativeIterator:
     """One epoch of a loader running on the engine. Created by ``DataLoader.__iter__``.
 
+    With ``num_workers > 0`` the Python part of each batch (targets, transforms the engine
+    cannot run, the collate) runs on ``num_workers`` finisher threads, several batches at once;
+    ``next()`` only pops the next finished batch (in the epoch's order, whatever thread
+    finished first). With ``num_workers == 0`` it all runs in ``next()``, as torch's
+    single-process loading does. Several threads may call ``next()`` on one iterator: each
+    batch goes to exactly one of them.
+
     Args:
         loader: The ``conveyor.DataLoader``.
         setup: Its ``NativeSetup`` (with the engine created).
-        order: This rank's sample order for the epoch (indices into the dataset).
+        batches: This rank's batches of dataset indices for the epoch (``IndexBatches``).
         epoch: The epoch number (seeds the random augmentations).
         skip: Batches to skip (mid-epoch resume).
         stats: Counters shown by ``loader.stats``.
@@ -184,7 +239,7 @@ class NativeIterator:
         self,
         loader: Any,
         setup: NativeSetup,
-        order: List[int],
+        batches: Any,
         epoch: int,
         skip: int,
         stats: StatsRecorder,
@@ -193,26 +248,49 @@ class NativeIterator:
         pin: Optional[str],
         feed_buffers: bool = False,
     ) -> None:
-        self._loader = loader
-        self._dataset = loader.dataset
-        self._setup = setup
+        self._loader = loader  # keeps the loader (and so its engine) alive, as torch's iterators do
         self._engine = setup.engine
-        self._collate = loader.collate_fn
         self._stats = stats
         self._on_batch = on_batch
         self._on_end = on_end
         self._length = len(loader)
         self._done = False
-        self._pin = pin
-        self._buffers = setup.buffers  # fed buffers outlive epochs: they stay queued
-        self._targets_cache: Optional[tuple] = None  # (batch, its per-image target tensors)
-        self._feed = (pin is not None or feed_buffers) and self._engine.output_shape is not None
-        if self._feed:  # fed before the epoch starts, so its first batches land in them
-            self._forget_dead_buffers()
-            while len(self._buffers) < max(1, loader.prefetch_factor or 2) + 1:
-                self._feed_one()
-        self._engine.start_epoch(epoch, start_batch=skip, indices=np.asarray(order, np.int64))
-        self._forget_dead_buffers()
+        self._superseded = False  # closed because iter(loader) started a newer epoch
+        self._lock = threading.Lock()  # num_workers == 0: one next() at a time
+        engine = self._engine
+        buffer_shape = None
+        if (
+            (pin is not None or feed_buffers)
+            and engine.output_shape is not None
+            and setup.batch_size is not None  # a batch sampler without a batch_size: none fed
+        ):
+            buffer_shape = (setup.batch_size,) + tuple(engine.output_shape)
+        dtype = getattr(torch, engine.output_dtype.name)
+        pinned = pin is not None
+
+        def refill() -> None:  # one fed buffer per batch that used one
+            if buffer_shape is not None:
+                engine.feed_buffer(torch.empty(buffer_shape, dtype=dtype, pin_memory=pinned))
+
+        prefetch = max(1, loader.prefetch_factor or 2)
+        if buffer_shape is not None:  # fed before the epoch starts: its first batches use them
+            # (fed buffers outlive epochs: unused ones stay queued in the engine)
+            while engine.fed_buffers < prefetch + 1:
+                refill()
+        self._builder = BatchBuilder(
+            setup, loader.dataset, loader.collate_fn, loader.on_error, stats, pin, refill
+        )
+        self._ticket = engine.start_epoch(epoch, batches, start_batch=skip)
+        self._finishers: Optional[OrderedFinishers] = None
+        if loader.num_workers > 0:
+            ticket = self._ticket
+            self._finishers = OrderedFinishers(
+                loader.num_workers,
+                take=lambda: engine.next_batch(ticket),
+                finish=self._builder.build,
+                capacity=loader.num_workers * prefetch,
+                name="conveyor-native-finisher",
+            )
 
     def __iter__(self) -> "NativeIterator":
         return self
@@ -220,222 +298,93 @@ class NativeIterator:
     def __len__(self) -> int:
         return self._length
 
-    def _forget_dead_buffers(self) -> None:
-        # buffers of batches a restart cancelled are never returned; drop them here too
-        live = getattr(self._engine._native, "live_buffer_ids", None)
-        if live is not None and self._buffers:
-            alive = set(live())
-            for buffer_id in [b for b in self._buffers if b not in alive]:
-                del self._buffers[buffer_id]
-
-    def _feed_one(self) -> None:
-        shape = (self._loader.batch_size,) + tuple(self._engine.output_shape)
-        dtype = getattr(torch, self._engine.output_dtype.name)
-        tensor = torch.empty(shape, dtype=dtype, pin_memory=self._pin is not None)
-        self._buffers[self._engine.feed_buffer(tensor.numpy())] = tensor
-
     def __next__(self) -> Any:
         while True:
             if self._done:
+                self._raise_if_superseded()
                 raise StopIteration
             started = time.perf_counter()
-            try:
-                batch = self._engine.next_batch()
-            except Exception:
-                self._on_batch()  # like torch, the epoch goes on after a failed batch
-                raise
-            if batch is None:
+            if self._finishers is not None:
+                kind, item = self._pop_finished()
+            else:
+                kind, item = self._finish_here()
+            if kind == END:
+                if not self._done and self._engine.current_ticket != self._ticket:
+                    self._superseded = True  # another iterator's start_epoch replaced ours
+                    self._finish(ended=False)
+                    raise self._superseded_error()
                 self._finish(ended=True)
                 raise StopIteration
-            for index, _path, message in batch.skipped:
-                self._stats.record_skip(int(index), message)
-            count = len(batch.indices)
+            self._on_batch()  # like torch, the epoch goes on after a failed batch
+            if kind == ERROR:
+                raise item
+            result, count = item
             if count == 0:
-                self._on_batch()
-                continue
-            try:
-                result, count = self._assemble(batch)
-            except Exception:
-                self._on_batch()
-                raise
-            if count == 0:
-                self._on_batch()
-                continue
+                continue  # every sample skipped
             self._stats.record_batch(count, time.perf_counter() - started)
-            self._stats.queue_depth = int(self._engine.stats().get("batches_ready", 0))
-            self._on_batch()
+            ready = self._engine.stats().get("batches_ready", 0)
+            self._stats.queue_depth = int(ready) + (self._finishers.ready if self._finishers else 0)
             return result
 
-    # ----------------------------------------------------------------------------- assembly
+    def _pop_finished(self) -> Tuple[str, Any]:
+        try:
+            return self._finishers.get()
+        except FinishersClosed:
+            self._raise_if_superseded()
+            return END, None
 
-    def _images(self, batch: Any) -> Any:
-        if batch.buffer_id >= 0:
-            tensor = self._buffers.pop(batch.buffer_id)[: len(batch.indices)]
-            self._feed_one()
-            return tensor
-        if isinstance(batch.images, list):
-            return [torch.from_numpy(image) for image in batch.images]
-        images = torch.from_numpy(batch.images)
-        if self._pin is not None:
-            images = images.pin_memory()
-        return images
-
-    def _assemble(self, batch: Any) -> Any:
-        """``(batch as the user's collate function builds it, samples in it)``; ``(None, 0)`` when
-        every sample failed the Python part (targets, transforms the engine cannot run)."""
-        images = self._images(batch)
-        plan = self._setup.plan
-        if self._stacks_masks(images, batch):
-            return self._segmentation_batch(images, batch), len(batch.indices)
-        fused = not plan.tail and self._collate is detection_collate
-        kept: List[int] = []
-        samples = []
-        for b in range(len(batch.indices)):
+    def _finish_here(self) -> Tuple[str, Any]:
+        with self._lock:
+            if self._done:
+                return END, None
             try:
-                target = self._target(batch, b)
-                if fused:
-                    samples.append(target)
-                else:
-                    image: Any = tv_tensors.Image(images[b])
-                    if plan.tail:
-                        image, target = self._run_tail(image, target)
-                    samples.append((image, target))
+                batch = self._engine.next_batch(self._ticket)
+                if batch is None:
+                    self._raise_if_superseded()
+                    return END, None  # __next__ tells a finished epoch from a replaced one
+                return BATCH, self._builder.build(batch)
+            except RuntimeError as error:
+                if self._superseded:
+                    raise self._superseded_error() from error
+                return ERROR, error
             except Exception as error:
-                index = int(batch.indices[b])
-                if self._loader.on_error == "skip":
-                    self._stats.record_skip(index, f"{type(error).__name__}: {error}")
-                    continue
-                annotate(
-                    error,
-                    f"conveyor.DataLoader: raised while loading "
-                    f"{describe_sample(self._dataset, index)} "
-                    f"(batch {batch.batch_index})",
-                )
-                raise
-            kept.append(b)
-        self._targets_cache = None
-        if not kept:
-            return None, 0
-        if not fused:
-            return self._collate(samples), len(kept)
-        if len(kept) < len(batch.indices):  # a target failed: drop its image too
-            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
-        # the native detection collate: stacked images, list of targets
-        return (images, samples), len(kept)
+                return ERROR, error
 
-    def _stacks_masks(self, images: Any, batch: Any) -> bool:
-        # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
-        # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
-        # buffers when nothing runs per sample in Python
-        return (
-            self._setup.masks_move
-            and not self._setup.plan.tail
-            and self._collate in (default_collate, segmentation_collate)
-            and isinstance(images, torch.Tensor)
-            and isinstance(batch.masks, np.ndarray)
+    def _superseded_error(self) -> RuntimeError:
+        return RuntimeError(
+            "conveyor.DataLoader: this iterator was closed because iter() was called again on "
+            "its loader (a second loop over the same loader, maybe in another thread); a loader "
+            "on the native path runs one epoch at a time, so its batches now go to the new "
+            "iterator. Use one loader per concurrent loop."
         )
 
-    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
-        masks = torch.from_numpy(batch.masks)
-        if self._setup.plan.mask_dtype is not None:
-            masks = masks.to(self._setup.plan.mask_dtype)
-        if self._pin is not None:
-            masks = masks.pin_memory()
-        if self._collate is segmentation_collate:
-            return images, masks
-        return [images, masks.unsqueeze(1)]  # as Mask samples [1, H, W] stack
-
-    def _mask_target(self, batch: Any, b: int) -> Any:
-        mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
-        if self._setup.plan.mask_dtype is not None:
-            mask = mask.to(self._setup.plan.mask_dtype)
-        return tv_tensors.Mask(mask)
-
-    def _run_tail(self, image: Any, target: Any) -> Any:
-        for transform in self._setup.plan.tail:
-            if self._setup.joint:
-                image, target = transform(image, target)
-            else:
-                image = transform(image)
-        return image, target
-
-    def _target(self, batch: Any, b: int) -> Any:
-        index = int(batch.indices[b])
-        dataset = self._dataset
-        if self._setup.masks_move:
-            target = self._mask_target(batch, b)
-        elif self._setup.kind == "segmentation" and dataset.target_format == "mask":
-            from conveyor.datasets.voc import read_mask_tensor
-
-            target = read_mask_tensor(dataset.masks[index])  # image-only transform: unmoved
-        elif self._setup.kind == "segmentation":
-            from PIL import Image
-
-            target = Image.open(dataset.masks[index])
-        elif getattr(dataset, "target_format", "dict") == "boxes":
-            target = self._boxes_target(batch, b, index)
-        else:
-            from conveyor import voc
-
-            path = dataset.annotations[index]
-            with open(path, "rb") as file:
-                target = voc.parse_voc_xml(file.read(), source=path)
-        if self._setup.target_transform is not None:
-            target = self._setup.target_transform(target)
-        return target
-
-    def _boxes_target(self, batch: Any, b: int, index: int) -> Any:
-        if not self._setup.boxes_move:  # image-only transform: boxes stay on the source image
-            from PIL import Image
-
-            with Image.open(self._dataset.images[index]) as source:
-                width, height = source.size
-            return self._dataset.typed_target(index, (height, width))
-        boxes, labels, difficult = self._batch_targets(batch)
-        return {
-            "boxes": boxes[b],
-            "labels": labels[b],
-            "difficult": difficult[b],
-            "image_id": index,
-        }
-
-    def _batch_targets(self, batch: Any) -> Any:
-        """Per-image boxes, labels and difficult flags of ``batch``, built once per batch: one
-        tensor each for the whole batch, split into per-image views (cheaper than per image)."""
-        cached = self._targets_cache
-        if cached is not None and cached[0] is batch:
-            return cached[1]
-        annotations = self._dataset.native_annotations
-        counts = np.diff(batch.box_offsets).tolist()
-        rows = batch.labels  # each kept box's global row: indexes every per-object field
-        boxes = torch.from_numpy(batch.boxes).split(counts)
-        labels = torch.from_numpy(annotations.labels[rows]).split(counts)
-        difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)
-        images = batch.images
-        wrapped = []
-        template = None
-        for b, image_boxes in enumerate(boxes):
-            if template is None or not isinstance(images, np.ndarray):
-                image = images[b]
-                template = tv_tensors.BoundingBoxes(
-                    image_boxes,
-                    format=tv_tensors.BoundingBoxFormat.XYXY,
-                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
-                )
-                wrapped.append(template)
-            else:  # same canvas for every image of a stacked batch: wrap like the first
-                wrapped.append(tv_tensors.wrap(image_boxes, like=template))
-        targets = (wrapped, labels, difficult)
-        self._targets_cache = (batch, targets)
-        return targets
+    def _raise_if_superseded(self) -> None:
+        if self._superseded:
+            raise self._superseded_error()
 
     def _finish(self, ended: bool) -> None:
         if self._done:
             return
         self._done = True
+        if self._finishers is not None:
+            self._finishers.stop()
+        self._engine.cancel(self._ticket)  # wakes takers of this epoch; never a newer one
+        if self._finishers is not None:
+            self._finishers.stop(join_timeout=5.0)
         if ended:
             self._on_end()
 
-    def close(self) -> None:
-        """Stop early (the engine's threads stop at the next ``start_epoch`` or ``close``)."""
+    def close(self, superseded: bool = True) -> None:
+        """Stop early: drop the batches in progress and stop the finisher threads. Called by
+        ``iter(loader)`` for the previous iterator (whose next ``next()`` then raises a clear
+        RuntimeError instead of taking the new epoch's batches)."""
+        if not self._done:
+            self._superseded = superseded
         self._finish(ended=False)
+
+    def __del__(self) -> None:
+        try:
+            if not self._done:
+                self._finish(ended=False)
+        except Exception:  # interpreter shutdown: the engine may be gone already
+            pass

@@ -1,8 +1,12 @@
-"""The planner: which transforms the engine runs, as engine op descriptors, and where Python
-takes over.
+"""The planner: which transforms the engine runs, as typed engine ops, and where Python takes
+over.
 
 It recognises torchvision's v1 and v2 classes and conveyor's own (``conveyor.transforms``), and
-splits a pipeline into the longest natively runnable prefix and a Python tail.
+splits a pipeline into the longest natively runnable prefix and a Python tail. Each translator
+builds ``conveyor._core.Op`` objects, checked against the one op schema of the native core
+(``conveyor._core.op_schema()``, defined in ``csrc/conveyor/ops/op_schema.cpp``); its docstring
+says which settings run natively, and :func:`native_transforms_markdown` turns the translators
+and the schema into the table of the README.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from torchvision.transforms import v2
 _OWN_CLASSES_MODULE = "conveyor.transforms"
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
-_GEOMETRIC = {"resize", "random_resized_crop", "random_crop", "center_crop", "pad", "hflip"}
-_VALUE_OPS = {"to_dtype", "normalize"}
+
+
+def Op(name: str, **args: Any) -> Any:  # noqa: N802 (reads as the class it builds)
+    """A native op checked against the schema (``ValueError`` for a bad name or argument)."""
+    from conveyor import _core
+
+    return _core.Op(name, **args)
 
 
 class UnsupportedTransform(ValueError):
@@ -68,23 +77,48 @@ def _antialias(transform: Any) -> bool:
     return True if antialias in (None, "warn") else bool(antialias)
 
 
-def _fill(transform: Any) -> float:
-    fill = getattr(transform, "fill", 0)
-    if fill is None:
+def _fill_value(transform: Any, value: Any) -> Any:
+    if value is None:
         return 0
-    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
-        return fill
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) in (1, 3):
+        return [float(v) for v in value]
     raise UnsupportedTransform(
-        f"{transform_name(transform)} with fill {fill!r} (only one number runs natively)"
+        f"{transform_name(transform)} with fill {value!r} "
+        "(a number or 3 numbers run natively, also per type in a dict)"
     )
 
 
-def _constant_padding(transform: Any) -> None:
-    mode = getattr(transform, "padding_mode", "constant")
-    if mode != "constant":
+def _fills(transform: Any) -> Dict[str, Any]:
+    """``fill`` (images) and ``mask_fill`` of a transform, resolved as torchvision's
+    ``_get_fill`` does for each type: the exact type's entry, else ``"others"``, else 0."""
+    fill = getattr(transform, "fill", 0)
+    if not isinstance(fill, dict):
+        value = _fill_value(transform, fill)
+        if isinstance(value, list):  # an RGB fill: torchvision cannot pad masks with it either
+            return {"fill": value}
+        return {"fill": value, "mask_fill": value}
+
+    def pick(kind: type) -> Any:
+        return fill[kind] if kind in fill else fill.get("others")
+
+    image, mask = _fill_value(transform, pick(tv_tensors.Image)), pick(tv_tensors.Mask)
+    mask = _fill_value(transform, mask)
+    if isinstance(mask, list):
+        mask = mask[0] if len(mask) == 1 else None
+    if mask is None:
         raise UnsupportedTransform(
-            f"{transform_name(transform)} with padding_mode {mode!r} (only constant runs natively)"
+            f"{transform_name(transform)} with mask fill {fill!r} (one number runs natively)"
         )
+    return {"fill": image, "mask_fill": mask}
+
+
+def _padding_mode(transform: Any) -> str:
+    mode = getattr(transform, "padding_mode", "constant")
+    if mode not in ("constant", "edge", "reflect", "symmetric"):
+        raise UnsupportedTransform(f"{transform_name(transform)} with padding_mode {mode!r}")
+    return mode
 
 
 def _padding(padding: Any) -> Any:
@@ -145,76 +179,270 @@ def mask_dtype(transform: Any) -> Optional[torch.dtype]:
 # ----------------------------------------------------------------------------- descriptors
 
 
-def _resize(t: Any) -> List[Dict[str, Any]]:
+def _resize(t: Any) -> List[Any]:
+    """size (int or [h, w]), max_size, antialias; bilinear."""
     _bilinear(t)
     if t.size is None:
         raise UnsupportedTransform(f"{transform_name(t)} with size=None")
-    return [
-        {"op": "resize", "size": _size(t.size), "max_size": t.max_size, "antialias": _antialias(t)}
-    ]
+    return [Op("resize", size=_size(t.size), max_size=t.max_size, antialias=_antialias(t))]
 
 
-def _random_resized_crop(t: Any) -> List[Dict[str, Any]]:
+def _random_resized_crop(t: Any) -> List[Any]:
+    """size, scale, ratio, antialias; bilinear."""
     _bilinear(t)
     return [
-        {
-            "op": "random_resized_crop",
-            "size": _size(t.size),
-            "scale": [float(s) for s in t.scale],
-            "ratio": [float(r) for r in t.ratio],
-            "antialias": _antialias(t),
-        }
+        Op(
+            "random_resized_crop",
+            size=_size(t.size),
+            scale=[float(s) for s in t.scale],
+            ratio=[float(r) for r in t.ratio],
+            antialias=_antialias(t),
+        )
     ]
 
 
-def _random_crop(t: Any) -> List[Dict[str, Any]]:
-    _constant_padding(t)
+def _random_crop(t: Any) -> List[Any]:
+    """size, padding, pad_if_needed, fill (number, RGB or per-type dict), padding_mode."""
     return [
-        {
-            "op": "random_crop",
-            "size": _size(t.size),
-            "padding": _padding(t.padding),
-            "pad_if_needed": bool(t.pad_if_needed),
-            "fill": _fill(t),
-            "padding_mode": "constant",
-        }
+        Op(
+            "random_crop",
+            size=_size(t.size),
+            padding=_padding(t.padding),
+            pad_if_needed=bool(t.pad_if_needed),
+            padding_mode=_padding_mode(t),
+            **_fills(t),
+        )
     ]
 
 
-def _center_crop(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "center_crop", "size": _size(t.size)}]
+def _center_crop(t: Any) -> List[Any]:
+    """size; pads with 0 where the crop is larger than the image."""
+    return [Op("center_crop", size=_size(t.size))]
 
 
-def _pad(t: Any) -> List[Dict[str, Any]]:
-    _constant_padding(t)
-    return [{"op": "pad", "padding": _padding(t.padding), "fill": _fill(t)}]
+def _pad(t: Any) -> List[Any]:
+    """padding, fill (number, RGB or per-type dict), padding_mode."""
+    return [Op("pad", padding=_padding(t.padding), padding_mode=_padding_mode(t), **_fills(t))]
 
 
-def _hflip(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "hflip", "p": float(t.p)}]
+def _hflip(t: Any) -> List[Any]:
+    """p."""
+    return [Op("hflip", p=float(t.p))]
 
 
-def _normalize(t: Any) -> List[Dict[str, Any]]:
+def _vflip(t: Any) -> List[Any]:
+    """p."""
+    return [Op("vflip", p=float(t.p))]
+
+
+def _random_resize(t: Any) -> List[Any]:
+    """min_size, max_size, antialias; bilinear."""
+    _bilinear(t)
     return [
-        {"op": "normalize", "mean": [float(m) for m in t.mean], "std": [float(s) for s in t.std]}
+        Op(
+            "random_resize",
+            min_size=int(t.min_size),
+            max_size=int(t.max_size),
+            antialias=_antialias(t),
+        )
     ]
 
 
-def _to_dtype(t: Any) -> List[Dict[str, Any]]:
+def _random_shortest_size(t: Any) -> List[Any]:
+    """min_size (int or list), max_size, antialias; bilinear."""
+    _bilinear(t)
+    return [
+        Op(
+            "random_shortest_size",
+            min_size=[int(s) for s in t.min_size],
+            max_size=t.max_size,
+            antialias=_antialias(t),
+        )
+    ]
+
+
+def _scale_jitter(t: Any) -> List[Any]:
+    """target_size, scale_range, antialias; bilinear."""
+    _bilinear(t)
+    return [
+        Op(
+            "scale_jitter",
+            target_size=[int(s) for s in t.target_size],
+            scale_range=[float(s) for s in t.scale_range],
+            antialias=_antialias(t),
+        )
+    ]
+
+
+def _random_zoom_out(t: Any) -> List[Any]:
+    """fill (number, RGB or per-type dict), side_range, p."""
+    return [
+        Op(
+            "random_zoom_out",
+            side_range=[float(s) for s in t.side_range],
+            p=float(t.p),
+            **_fills(t),
+        )
+    ]
+
+
+def _random_iou_crop(t: Any) -> List[Any]:
+    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes."""
+    return [
+        Op(
+            "random_iou_crop",
+            min_scale=float(t.min_scale),
+            max_scale=float(t.max_scale),
+            min_aspect_ratio=float(t.min_aspect_ratio),
+            max_aspect_ratio=float(t.max_aspect_ratio),
+            sampler_options=[float(o) for o in t.options],
+            trials=int(t.trials),
+        )
+    ]
+
+
+def _normalize(t: Any) -> List[Any]:
+    """mean, std (fused into the final write)."""
+    return [Op("normalize", mean=[float(m) for m in t.mean], std=[float(s) for s in t.std])]
+
+
+def _to_dtype(t: Any) -> List[Any]:
+    """float32/float16/uint8 images, scale; a per-type dict converts masks too."""
     dtype = _image_dtype(t)
-    return [] if dtype is None else [{"op": "to_dtype", "dtype": dtype, "scale": bool(t.scale)}]
+    return [] if dtype is None else [Op("to_dtype", dtype=dtype, scale=bool(t.scale))]
 
 
-def _convert_image_dtype(t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": _image_dtype(t), "scale": True}]
+def _convert_image_dtype(t: Any) -> List[Any]:
+    """float32/float16/uint8 (scaled)."""
+    return [Op("to_dtype", dtype=_image_dtype(t), scale=True)]
 
 
-def _to_tensor(_t: Any) -> List[Dict[str, Any]]:
-    return [{"op": "to_dtype", "dtype": "float32", "scale": True}]
+def _to_tensor(_t: Any) -> List[Any]:
+    """Converts to a float32 tensor in [0, 1]."""
+    return [Op("to_dtype", dtype="float32", scale=True)]
 
 
-def _no_op(_t: Any) -> List[Dict[str, Any]]:
+def _no_op(_t: Any) -> List[Any]:
+    """Converts to a tensor (no engine op)."""
     return []
+
+
+def _range(value: Any) -> Any:
+    return None if value is None else [float(value[0]), float(value[1])]
+
+
+def _color_jitter(t: Any) -> List[Any]:
+    """brightness, contrast, saturation, hue (any values torchvision accepts), in its random
+    order; uint8 images, before ToDtype."""
+    return [
+        Op(
+            "color_jitter",
+            brightness=_range(t.brightness),
+            contrast=_range(t.contrast),
+            saturation=_range(t.saturation),
+            hue=_range(t.hue),
+        )
+    ]
+
+
+def _photometric_distort(t: Any) -> List[Any]:
+    """brightness, contrast, saturation, hue, p (each distortion and the channel permutation
+    with probability p); uint8 images, before ToDtype."""
+    return [
+        Op(
+            "photometric_distort",
+            brightness=_range(t.brightness),
+            contrast=_range(t.contrast),
+            saturation=_range(t.saturation),
+            hue=_range(t.hue),
+            p=float(t.p),
+        )
+    ]
+
+
+def _grayscale(t: Any) -> List[Any]:
+    """num_output_channels=3 (1 channel does not run natively)."""
+    if t.num_output_channels != 3:
+        raise UnsupportedTransform(
+            f"{transform_name(t)} with num_output_channels={t.num_output_channels} "
+            "(only 3 runs natively)"
+        )
+    return [Op("grayscale")]
+
+
+def _random_grayscale(t: Any) -> List[Any]:
+    """p (three equal channels out)."""
+    return [Op("random_grayscale", p=float(t.p))]
+
+
+def _gaussian_blur(t: Any) -> List[Any]:
+    """kernel_size, sigma (a range; one draw for both axes), reflect padding."""
+    return [
+        Op(
+            "gaussian_blur",
+            kernel_size=[int(k) for k in t.kernel_size],
+            sigma=[float(t.sigma[0]), float(t.sigma[1])],
+        )
+    ]
+
+
+def _random_autocontrast(t: Any) -> List[Any]:
+    """p."""
+    return [Op("random_autocontrast", p=float(t.p))]
+
+
+def _random_equalize(t: Any) -> List[Any]:
+    """p."""
+    return [Op("random_equalize", p=float(t.p))]
+
+
+def _random_channel_permutation(_t: Any) -> List[Any]:
+    """Always (a uniformly random order of the 3 channels)."""
+    return [Op("random_channel_permutation")]
+
+
+def _random_erasing(t: Any) -> List[Any]:
+    """p, scale, ratio, value (a number, 3 numbers or "random"); the last image op (after
+    Normalize, as used)."""
+    value = t.value
+    if value is not None and len(value) not in (1, 3):
+        raise UnsupportedTransform(f"{transform_name(t)} with value {value!r}")
+    return [
+        Op(
+            "random_erasing",
+            p=float(t.p),
+            scale=[float(s) for s in t.scale],
+            ratio=[float(r) for r in t.ratio],
+            value=[0.0] if value is None else [float(v) for v in value],
+            random_value=value is None,
+        )
+    ]
+
+
+def _sanitize_bounding_boxes(t: Any) -> List[Any]:
+    """min_size, min_area, the default labels_getter (drops the labels and difficult flags of
+    the removed boxes)."""
+    if t.labels_getter != "default":
+        raise UnsupportedTransform(
+            f"{transform_name(t)} with labels_getter={t.labels_getter!r} (only the default runs "
+            "natively)"
+        )
+    return [Op("sanitize_bounding_boxes", min_size=float(t.min_size), min_area=float(t.min_area))]
+
+
+def _convert_bounding_box_format(t: Any) -> List[Any]:
+    """format XYXY, XYWH or CXCYWH (rotated formats do not run natively)."""
+    name = getattr(t.format, "name", str(t.format))
+    if name not in ("XYXY", "XYWH", "CXCYWH"):
+        raise UnsupportedTransform(f"{transform_name(t)} to {name} (XYXY/XYWH/CXCYWH run natively)")
+    return [Op("convert_bounding_box_format", format=name)]
+
+
+def _clamp_bounding_boxes(t: Any) -> List[Any]:
+    """Boxes clamped to the image (the engine's boxes are XYXY)."""
+    if getattr(t, "clamping_mode", "auto") not in ("auto", "hard", "soft"):
+        raise UnsupportedTransform(f"{transform_name(t)} with clamping_mode={t.clamping_mode!r}")
+    return [Op("clamp_bounding_boxes")]
 
 
 # transform class -> (descriptors, converts the image to a tensor)
@@ -237,23 +465,42 @@ _TRANSLATORS: Dict[type, Any] = {
     v2.Pad: (_pad, False),
     v1.RandomHorizontalFlip: (_hflip, False),
     v2.RandomHorizontalFlip: (_hflip, False),
+    v1.RandomVerticalFlip: (_vflip, False),
+    v2.RandomVerticalFlip: (_vflip, False),
+    v2.RandomResize: (_random_resize, False),
+    v2.RandomShortestSize: (_random_shortest_size, False),
+    v2.ScaleJitter: (_scale_jitter, False),
+    v2.RandomZoomOut: (_random_zoom_out, False),
+    v2.RandomIoUCrop: (_random_iou_crop, False),
     v1.Normalize: (_normalize, False),
     v2.Normalize: (_normalize, False),
     v2.ToDtype: (_to_dtype, False),
     v1.ConvertImageDtype: (_convert_image_dtype, False),
     v2.ConvertImageDtype: (_convert_image_dtype, False),
+    v2.ColorJitter: (_color_jitter, False),
+    v2.RandomPhotometricDistort: (_photometric_distort, False),
+    v2.Grayscale: (_grayscale, False),
+    v2.RandomGrayscale: (_random_grayscale, False),
+    v2.GaussianBlur: (_gaussian_blur, False),
+    v2.RandomAutocontrast: (_random_autocontrast, False),
+    v2.RandomEqualize: (_random_equalize, False),
+    v2.RandomChannelPermutation: (_random_channel_permutation, False),
+    v2.RandomErasing: (_random_erasing, False),
+    v2.SanitizeBoundingBoxes: (_sanitize_bounding_boxes, False),
+    v2.ClampBoundingBoxes: (_clamp_bounding_boxes, False),
+    v2.ConvertBoundingBoxFormat: (_convert_bounding_box_format, False),
 }
 _COMPOSE = (v1.Compose, v2.Compose)
 
 
-def describe(transform: Any) -> List[Dict[str, Any]]:
-    """The engine op descriptors of one recognised transform (not a Compose).
+def describe(transform: Any) -> List[Any]:
+    """The engine ops of one recognised transform (not a Compose).
 
     Args:
         transform: A transform instance.
 
     Returns:
-        Zero or more op descriptors (conversions such as ToImage need none).
+        Zero or more ``conveyor._core.Op`` (conversions such as ToImage need none).
 
     Raises:
         UnsupportedTransform: The class is not recognised or a setting has no native equivalent.
@@ -286,7 +533,7 @@ class NativePlan:
     """How a transform pipeline splits between the engine and Python.
 
     Attributes:
-        ops: Engine op descriptors for the natively run prefix.
+        ops: Engine ops (``conveyor._core.Op``) for the natively run prefix.
         tail: Transforms to call in Python, in order, on each sample the engine produced.
         blocker: Name of the first transform that could not run natively (None: all native).
         reason: Why it could not (for the warning).
@@ -294,14 +541,16 @@ class NativePlan:
             without it the dataset would return PIL images, which only Python can produce.
         mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
             None leaves them uint8.
+        box_format: The format of the boxes the engine returns (a ConvertBoundingBoxFormat).
     """
 
-    ops: List[Dict[str, Any]] = field(default_factory=list)
+    ops: List[Any] = field(default_factory=list)
     tail: List[Callable] = field(default_factory=list)
     blocker: Optional[str] = None
     reason: str = ""
     to_tensor: bool = False
     mask_dtype: Optional[torch.dtype] = None
+    box_format: str = "XYXY"
 
     @property
     def fully_native(self) -> bool:
@@ -321,6 +570,41 @@ def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
                 f"{transform_name(transform)} with per-type dtypes "
                 f"{dtype!r} has no entry for {kind.__name__} targets"
             )
+
+
+def _check_order(leaf: Any, ops: List[Any], before: List[Any], target_types: Sequence[type]):
+    """Raises UnsupportedTransform where ``ops`` cannot follow the ops ``before`` natively."""
+    if not ops:
+        return
+    category = ops[0].category
+    if category in ("geometric", "photometric") and any(o.category == "value" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after ToDtype/Normalize "
+            "(the engine runs geometric and photometric ops on uint8 images)"
+        )
+    if category != "boxes" and any(o.name == "random_erasing" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after RandomErasing (it runs natively as the last image op)"
+        )
+    if category == "geometric" and any(o.category == "boxes" for o in before):
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} after a box op (sanitize/clamp run after the geometric ops)"
+        )
+    if category == "geometric" and any(o.category == "photometric" for o in before):
+        seen_geometric = any(o.category == "geometric" for o in before)
+        photometric_after = seen_geometric and any(
+            o.category == "photometric"
+            for o in before[next(i for i, o in enumerate(before) if o.category == "geometric") :]
+        )
+        if photometric_after:
+            raise UnsupportedTransform(
+                f"{transform_name(leaf)} after a photometric op that follows geometric ones "
+                "(photometric ops run natively before or after the geometric ones)"
+            )
+    if category == "boxes" and tv_tensors.BoundingBoxes not in target_types:
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} without bounding boxes moving with the image"
+        )
 
 
 def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
@@ -346,11 +630,20 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         try:
             ops = describe(leaf)
             _check_target_dtypes(leaf, target_types)
-            if ops and ops[0]["op"] in _GEOMETRIC and any(o["op"] in _VALUE_OPS for o in plan.ops):
+            if tv_tensors.BoundingBoxes in target_types and any(
+                o.args.get("padding_mode", "constant") != "constant" for o in ops
+            ):
                 raise UnsupportedTransform(
-                    f"{transform_name(leaf)} after ToDtype/Normalize "
-                    "(the engine resizes and crops uint8 images)"
+                    f"{transform_name(leaf)} with a non-constant padding_mode and bounding boxes"
+                    " (torchvision refuses it)"
                 )
+            if any(o.name == "random_iou_crop" for o in ops) and (
+                tv_tensors.BoundingBoxes not in target_types
+            ):
+                raise UnsupportedTransform(
+                    f"{transform_name(leaf)} without bounding boxes (torchvision requires them)"
+                )
+            _check_order(leaf, ops, plan.ops, target_types)
         except UnsupportedTransform as why:
             plan.blocker, plan.reason = transform_name(leaf), str(why)
             plan.tail = leaves[position:]
@@ -358,4 +651,46 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
         plan.ops.extend(ops)
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
         plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
+        for op in ops:
+            if op.name == "convert_bounding_box_format":
+                plan.box_format = op.to_dict()["format"]
     return plan
+
+
+# ----------------------------------------------------------------------------- documentation
+
+
+def native_transforms_markdown() -> str:
+    """The README's tables of natively run transforms and of the engine's ops, generated from
+    the planner's translators (their docstrings name the settings) and the native op schema.
+
+    ``python -m conveyor.loader.planner`` prints it; a test keeps the README equal to it.
+    """
+    from conveyor import _core
+
+    by_translator: Dict[Any, List[str]] = {}
+    for cls, (translate, _) in _TRANSLATORS.items():
+        name = f"{cls.__module__}.{cls.__name__}"
+        for public in ("torchvision.transforms.v2", "torchvision.transforms"):
+            if cls.__module__.startswith(public):
+                name = f"{'v2' if public.endswith('v2') else 'v1'}.{cls.__name__}"
+                break
+        by_translator.setdefault(translate, []).append(name)
+    lines = [
+        "| torchvision transform | runs natively with |",
+        "|---|---|",
+    ]
+    for translate, names in by_translator.items():
+        doc = " ".join((translate.__doc__ or "").split())
+        lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {doc} |")
+    lines += ["", "| engine op | category | arguments (default) |", "|---|---|---|"]
+    for op in _core.op_schema():
+        args = ", ".join(
+            f"`{a['name']}`" + ("" if a["required"] else f" ({a['default']})") for a in op["args"]
+        )
+        lines.append(f"| `{op['name']}` | {op['category']} | {args} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(native_transforms_markdown(), end="")

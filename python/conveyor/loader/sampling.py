@@ -11,7 +11,7 @@ therefore see the same samples on the same ranks.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Sized, Union
 
 import torch
 from torch.utils.data import Sampler
@@ -98,14 +98,22 @@ class SeededShuffleSampler(Sampler[int]):
     run with another number of threads sees exactly the same order.
 
     Args:
-        length: Number of samples in the dataset.
+        length: Number of samples, or the dataset itself: its current ``len()`` is then read at
+            every epoch, so a dataset that grows or shrinks between epochs is sampled whole (as
+            torch's ``RandomSampler`` does).
         seed: Base seed.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
-        self.length = int(length)
+    def __init__(self, length: Union[int, Sized], seed: int) -> None:
+        self._source = length
         self.seed = int(seed)
         self.epoch = 0
+
+    @property
+    def length(self) -> int:
+        """Number of samples of the current epoch."""
+        source = self._source
+        return source if isinstance(source, int) else len(source)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch`` for the next iteration.
@@ -144,3 +152,68 @@ def batch_indices(indices: Iterable[int], batch_size: Optional[int], drop_last: 
             batch = []
     if batch and not drop_last:
         yield batch
+
+
+# ------------------------------------------------------------------- user samplers and resume
+
+
+def epoch_snapshot(sampler: Any) -> Optional[Dict[str, Any]]:
+    """What replays ``sampler``'s next epoch: taken before the epoch is iterated.
+
+    A stateful sampler (torchdata's protocol: ``state_dict``/``load_state_dict``) gives its
+    state; a batch sampler without one defers to the sampler it wraps (``.sampler``); a sampler
+    with a ``torch.Generator`` gives the generator's state. ``None``: nothing to keep (the
+    sampler is deterministic given its epoch, or cannot be replayed: see ``replays_epoch``).
+    """
+    from conveyor.samplers import GroupedBatchSampler  # (it imports this module)
+
+    if isinstance(sampler, GroupedBatchSampler):  # the loader warns itself, in its state_dict
+        return {"state_dict": sampler.state_dict(warn=False)}
+    if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
+        return {"state_dict": sampler.state_dict()}
+    inner = getattr(sampler, "sampler", None)
+    if inner is not None and inner is not sampler:
+        snapshot = epoch_snapshot(inner)
+        return None if snapshot is None else {"sampler": snapshot}
+    generator = getattr(sampler, "generator", None)
+    if isinstance(generator, torch.Generator):
+        return {"generator_state": generator.get_state()}
+    return None
+
+
+def restore_snapshot(sampler: Any, snapshot: Optional[Dict[str, Any]]) -> None:
+    """Put ``sampler`` back where ``epoch_snapshot`` found it."""
+    if not snapshot:
+        return
+    if "state_dict" in snapshot:
+        sampler.load_state_dict(snapshot["state_dict"])
+    elif "sampler" in snapshot:
+        restore_snapshot(sampler.sampler, snapshot["sampler"])
+    elif "generator_state" in snapshot:
+        sampler.generator.set_state(snapshot["generator_state"])
+
+
+def replays_epoch(sampler: Any) -> bool:
+    """Whether an epoch of ``sampler`` can be replayed exactly after ``restore_snapshot``.
+
+    True for stateful samplers, samplers with a ``torch.Generator``, the deterministic torch
+    samplers (sequential, ``DistributedSampler``, a plain sequence) and conveyor's seeded
+    shuffle, and for batch samplers wrapping one of those. False for e.g. ``RandomSampler``
+    without a generator (it draws from torch's global RNG).
+    """
+    from torch.utils.data import DistributedSampler, SequentialSampler
+
+    from conveyor.samplers import GroupedBatchSampler
+
+    if isinstance(sampler, GroupedBatchSampler):  # stateful, but only as exact as its base
+        return replays_epoch(sampler.sampler)
+    if hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict"):
+        return True
+    if isinstance(sampler, (SeededShuffleSampler, SequentialSampler, DistributedSampler)):
+        return True
+    if isinstance(sampler, (range, list, tuple)):
+        return True
+    if isinstance(getattr(sampler, "generator", None), torch.Generator):
+        return True
+    inner = getattr(sampler, "sampler", None)
+    return inner is not None and inner is not sampler and replays_epoch(inner)

@@ -13,7 +13,10 @@ class LoaderStats:
     """A snapshot of the current (or last) epoch of a ``conveyor.DataLoader``.
 
     Attributes:
-        path: ``"native"`` when the engine runs the whole pipeline, ``"python"`` otherwise.
+        path: ``"native"`` when the engine runs the pipeline (with maybe a Python tail, see
+            ``python_reason``), ``"python"`` otherwise.
+        python_reason: Why all or part of the pipeline runs in Python (the same text as the
+            loader's one warning), ``""`` when it all runs natively.
         epoch: The epoch being iterated (``-1`` before the first iteration).
         batches: Batches handed to the caller so far in this epoch.
         samples: Samples in those batches.
@@ -26,9 +29,16 @@ class LoaderStats:
         queue_depth: Batches prepared and waiting to be taken right now.
         skipped: ``(sample index, reason)`` of the samples skipped in this epoch (the first 100
             recorded), in sample index order.
+        worker_mode: What ran the workers: ``"thread"`` (native or Python threads),
+            ``"process"`` (torch's worker processes) or ``"main"`` (``num_workers=0``: the
+            calling thread).
+        worker_mode_reason: Why (the requested ``worker_mode`` and, for ``"auto"``, what decided).
+        num_workers: Workers actually started (``num_workers`` capped by
+            ``CONVEYOR_MAX_WORKERS``).
     """
 
     path: str = "python"
+    python_reason: str = ""
     epoch: int = -1
     batches: int = 0
     samples: int = 0
@@ -39,6 +49,9 @@ class LoaderStats:
     total_samples_skipped: int = 0
     queue_depth: int = 0
     skipped: Tuple[Tuple[int, str], ...] = ()
+    worker_mode: str = "main"
+    worker_mode_reason: str = ""
+    num_workers: int = 0
 
 
 _MAX_SKIPPED_KEPT = 100
@@ -50,6 +63,7 @@ class StatsRecorder:
 
     path: str
     epoch: int
+    python_reason: str = ""
     total_skipped_before: int = 0
     started: float = field(default_factory=time.perf_counter)
     batches: int = 0
@@ -58,6 +72,9 @@ class StatsRecorder:
     skipped: List[Tuple[int, str]] = field(default_factory=list)
     skipped_count: int = 0
     queue_depth: int = 0
+    worker_mode: str = "main"
+    worker_mode_reason: str = ""
+    num_workers: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_batch(self, samples: int, waited_s: float) -> None:
@@ -77,6 +94,7 @@ class StatsRecorder:
             elapsed = time.perf_counter() - self.started
             return LoaderStats(
                 path=self.path,
+                python_reason=self.python_reason,
                 epoch=self.epoch,
                 batches=self.batches,
                 samples=self.samples,
@@ -87,4 +105,7 @@ class StatsRecorder:
                 total_samples_skipped=self.total_skipped_before + self.skipped_count,
                 queue_depth=self.queue_depth,
                 skipped=tuple(sorted(self.skipped)),  # workers record them out of order
+                worker_mode=self.worker_mode,
+                worker_mode_reason=self.worker_mode_reason,
+                num_workers=self.num_workers,
             )

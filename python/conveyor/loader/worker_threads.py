@@ -21,6 +21,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from conveyor.loader.worker_limits import use_one_intra_op_thread
+
 _local = threading.local()
 
 # Seconds the exit hook waits in total for worker threads to finish their current item.
@@ -182,6 +184,7 @@ def _serve(
     tasks: "queue.SimpleQueue", info: WorkerInfo, worker_init_fn: Optional[Callable[[int], None]]
 ) -> None:
     _local.info = info
+    use_one_intra_op_thread()  # torch ops here must not compete with the training step's team
     init_error: Optional[BaseException] = None
     if worker_init_fn is not None:
         try:

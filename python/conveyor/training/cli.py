@@ -27,17 +27,18 @@ DEMO_DEFAULTS = dict(
 
 _DESCRIPTIONS = {
     "fit": "Train a torchvision model (random weights, no download) on VOC detection or segmentation. "
-    "With no --data_dir it trains on a synthetic VOC-format set.",
+    "With no --data_dir it trains on a synthetic VOC-format set; --data_dir takes any VOC-format "
+    "folder (VOCdevkit, CVAT, labelme2voc, Roboflow, labelImg) and its own classes.",
     "validate": "Evaluate a checkpoint on the validation split and print mAP (detection) or mIoU (segmentation).",
     "test": "Evaluate a checkpoint on the test split and print mAP (detection) or mIoU (segmentation).",
 }
 
 
 def build_parser(command: str) -> ArgumentParser:
-    from conveyor.argparse import add_argparse_args
     from conveyor.datamodules import VOCDataModule
+    from conveyor.datamodules.voc_module import VOCModule
     from conveyor.training import Trainer
-    from conveyor.training.voc_module import VOCModule
+    from conveyor.training.argparse import add_argparse_args
 
     parser = ArgumentParser(
         prog=f"conveyor {command}",
@@ -78,11 +79,11 @@ def main(command: str, argv: List[str]) -> int:
 
     import torch
 
-    from conveyor.argparse import from_argparse_args
     from conveyor.datamodules import VOCDataModule
+    from conveyor.datamodules.voc_module import VOCModule
     from conveyor.training import Trainer, seed_everything
+    from conveyor.training.argparse import from_argparse_args
     from conveyor.training.checkpoint_io import load_checkpoint
-    from conveyor.training.voc_module import VOCModule
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     checkpoint = None
@@ -106,6 +107,13 @@ def main(command: str, argv: List[str]) -> int:
                 setattr(args, key, value)
     seed_everything(args.seed)
     datamodule = from_argparse_args(VOCDataModule, args)
+    # the model's classes follow the data (a folder's own classes), unless given or restored
+    restored = set(checkpoint.get("hyper_parameters", {})) if checkpoint else set()
+    flags = {a.split("=")[0][2:] for a in argv if a.startswith("--")} | restored
+    if "num_classes" not in flags:
+        args.num_classes = datamodule.num_classes
+    if "class_names" not in flags:
+        args.class_names = ",".join(datamodule.classes)
     model = from_argparse_args(VOCModule, args)
     if model.task != datamodule.task:
         parser.error(f"--task {datamodule.task} does not match the model's task {model.task}")

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from conveyor import argparse as conveyor_argparse
+from conveyor.training import argparse as conveyor_argparse
 from conveyor.training.hooks import DataHooks
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 
-from conveyor import argparse as conveyor_argparse
+from conveyor.training import argparse as conveyor_argparse
 from conveyor.training.batch import batch_size_of
 from conveyor.training.checkpoint import ModelCheckpoint
 from conveyor.training.checkpoint_io import atomic_save, load_checkpoint

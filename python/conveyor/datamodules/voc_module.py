@@ -76,6 +76,23 @@ def lraspp_mobilenet_v3_small(num_classes: int) -> torch.nn.Module:
     return LRASPP(backbone, low_channels, high_channels, num_classes)
 
 
+def _class_names(names: Optional[str], num_classes: int) -> list:
+    """The names of labels ``1..num_classes - 1``."""
+    if names:
+        listed = [name.strip() for name in names.split(",")] if isinstance(names, str) else names
+        if len(listed) != num_classes - 1:
+            raise ValueError(
+                f"class_names has {len(listed)} names; num_classes={num_classes} needs "
+                f"{num_classes - 1} (background is label 0)"
+            )
+        return list(listed)
+    if num_classes == 21:
+        from conveyor.voc import VOC_CLASSES
+
+        return list(VOC_CLASSES)
+    return [f"class_{k}" for k in range(1, num_classes)]
+
+
 class VOCModule(Module):
     """Trains a torchvision model on VOC batches and reports mIoU or mAP.
 
@@ -91,6 +108,8 @@ class VOCModule(Module):
         weights: optional local file with a state_dict to start from (loaded with weights_only=True).
         image_size: input side length (detection models resize to it).
         num_classes: classes including background (21 for VOC).
+        class_names: the class names of labels 1, 2, ..., comma-separated (default: VOC's 20
+            when num_classes is 21, else "class_<k>"); per-class AP / IoU are logged by name.
     """
 
     def __init__(
@@ -102,6 +121,7 @@ class VOCModule(Module):
         weights: Optional[str] = None,
         image_size: int = 256,
         num_classes: int = 21,
+        class_names: Optional[str] = None,
     ) -> None:
         super().__init__()
         if task not in ("segmentation", "detection"):
@@ -125,6 +145,7 @@ class VOCModule(Module):
             state = {k[len("net.") :] if k.startswith("net.") else k: v for k, v in state.items()}
             self.net.load_state_dict(state)
         self._metric: Any = None
+        self.class_names = _class_names(class_names, num_classes)
 
     def forward(self, images):
         if self.task == "segmentation":
@@ -170,6 +191,9 @@ class VOCModule(Module):
                 dist.all_reduce(metric.matrix)
             value = metric.mean_iou()
             self.log(f"{prefix}_mIoU", value, prog_bar=True, sync_dist=False)
+            for label, iou in enumerate(metric.iou_per_class().tolist()):
+                if label > 0 and iou == iou:  # background and absent classes (NaN) left out
+                    self.log(f"{prefix}_IoU/{self.class_names[label - 1]}", iou)
             self.log(f"{prefix}_pixel_acc", metric.pixel_accuracy())
         else:
             if dist.is_available() and dist.is_initialized():
@@ -185,8 +209,16 @@ class VOCModule(Module):
                         merged.ground_truth[(img + offset, label)] += entries
                     offset += count
                 metric = merged
-            value = metric.compute()["mAP"]
+            computed = metric.compute()
+            value = computed["mAP"]
             self.log(f"{prefix}_mAP", value, prog_bar=True)
+            for key, ap in computed.items():
+                if key.startswith("AP_"):
+                    label = int(key[3:])
+                    name = (
+                        self.class_names[label - 1] if 0 < label <= len(self.class_names) else key
+                    )
+                    self.log(f"{prefix}_AP/{name}", ap)
         return value
 
     def on_validation_epoch_start(self) -> None:

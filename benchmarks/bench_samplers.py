@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Batch samplers on the loader: the detection reference's configuration, conveyor vs torch.
+
+Rows, side by side in one run on one tree of mixed aspect ratios (VOC's common sizes: 500x375,
+375x500, 500x333, 333x500, 500x500), ``--workers`` workers, batch ``--batch-size``:
+
+* ``torch``: ``torch.utils.data.DataLoader`` over torchvision's ``VOCDetection`` (wrapped for v2)
+  with the detection reference's "hflip" preset (``RandomHorizontalFlip(0.5)``, to tensor,
+  ``ToDtype(float32, scale=True)``; no resize: every image keeps its size), the reference's
+  ``collate_fn`` (``tuple(zip(*batch))``) and its sampler: ``GroupedBatchSampler(RandomSampler,
+  create_aspect_ratio_groups(k=3), batch)``, persistent worker processes;
+* ``conveyor grouped``: ``conveyor.DataLoader`` over ``conveyor.datasets.VOCDetection`` with the
+  same transforms and collate and ``conveyor.samplers.GroupedBatchSampler.from_dataset(k=3)``;
+* ``conveyor shuffle=True`` and ``conveyor batch_sampler``: the same recipe with ``shuffle=True``
+  and with ``batch_sampler=BatchSampler(RandomSampler(ds, generator), batch, False)``.
+
+Each row also reports its padding waste: the share of pixels that would be padding once each
+batch is padded to its largest image (rounded up to 32, as torchvision detectors pad), grouped
+(the first two rows) vs ungrouped (the last two).
+
+torchvision's ``GroupedBatchSampler`` lives in its repository's ``references/``, not in the
+package: pass ``--vision PATH`` (a pytorch/vision checkout) to use that very class in the torch
+row; without it the torch row uses conveyor's, which yields the same batches for the same base
+order (tests/test_samplers.py). Variable-size images are left unpadded on every row (the
+reference's model pads them); the recipes' padded batch is not part of this script yet.
+
+Each round times one epoch of every row (order alternating between rounds) after one warm-up
+epoch; reported: the median images/s and the ratios. Writes ``results/bench_samplers.json`` and
+``.png``::
+
+    nice .venv/bin/python benchmarks/bench_samplers.py                     # ~2 minutes
+    nice .venv/bin/python benchmarks/bench_samplers.py --images 96 --rounds 1   # smoke run
+    nice .venv/bin/python benchmarks/bench_samplers.py --vision ~/src/vision
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "python"))  # a `make inplace` build, when there is one
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from torch.utils.data import BatchSampler, RandomSampler  # noqa: E402
+from torchvision.transforms import v2  # noqa: E402
+
+# (width, height) and share of the tree: VOC 2012's most common image sizes
+SIZES = [((500, 375), 0.45), ((375, 500), 0.2), ((500, 333), 0.15), ((333, 500), 0.1)]
+SIZES.append(((500, 500), 1.0 - sum(share for _, share in SIZES)))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=240)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--group-factor", type=int, default=3)
+    parser.add_argument("--vision", type=Path, help="pytorch/vision checkout (its references/)")
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/conveyor-bench-samplers"))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_samplers.json")
+    parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--no-plot", action="store_true")
+    return parser.parse_args(argv)
+
+
+def mixed_aspect_tree(root: Path, images: int) -> Path:
+    """A VOC2012 tree of ``images`` samples in VOC's common sizes, interleaved; cached."""
+    from conveyor.datasets import make_synthetic_voc
+
+    marker = root / ".complete"
+    wanted = json.dumps({"images": images, "sizes": SIZES, "version": 1})
+    if marker.exists() and marker.read_text() == wanted:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    voc = root / "VOCdevkit" / "VOC2012"
+    folders = ("JPEGImages", "Annotations", "SegmentationClass")
+    for folder in folders + ("ImageSets/Main", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    ids = []
+    for part, ((width, height), share) in enumerate(SIZES):
+        count = max(2, round(images * share))
+        tree = make_synthetic_voc(
+            root / f"part{part}", num_images=count, image_size=(width, height), seed=part
+        )
+        for image_id in (tree / "ImageSets" / "Main" / "trainval.txt").read_text().split():
+            new_id = f"{part}_{image_id}"
+            for folder, ext in zip(folders, (".jpg", ".xml", ".png")):
+                shutil.copy(tree / folder / f"{image_id}{ext}", voc / folder / f"{new_id}{ext}")
+            ids.append(new_id)
+        shutil.rmtree(root / f"part{part}")
+    ids = [ids[i] for i in torch.randperm(len(ids), generator=torch.Generator().manual_seed(0))]
+    for split in ("ImageSets/Main", "ImageSets/Segmentation"):
+        (voc / split / "trainval.txt").write_text("".join(f"{i}\n" for i in ids))
+    marker.write_text(wanted)
+    return root
+
+
+def hflip_preset() -> v2.Compose:
+    """The detection reference's "hflip" training preset (v2): flip, to tensor, float."""
+    return v2.Compose(
+        [v2.ToImage(), v2.RandomHorizontalFlip(p=0.5), v2.ToDtype(torch.float32, scale=True)]
+    )
+
+
+def collate_fn(batch):
+    """references/detection/utils.collate_fn."""
+    return tuple(zip(*batch))
+
+
+def torchvision_grouped_sampler(vision: Path | None):
+    """torchvision's own GroupedBatchSampler class when a checkout is given, else conveyor's."""
+    if vision is None:
+        from conveyor.samplers import GroupedBatchSampler
+
+        return GroupedBatchSampler, "conveyor.samplers.GroupedBatchSampler (same batches)"
+    sys.path.insert(0, str(Path(vision).expanduser() / "references" / "detection"))
+    from group_by_aspect_ratio import GroupedBatchSampler  # noqa: E402
+
+    return GroupedBatchSampler, f"{vision}/references/detection/group_by_aspect_ratio.py"
+
+
+def make_loaders(args, root: Path) -> dict:
+    import conveyor
+    from conveyor import datasets
+    from conveyor.samplers import GroupedBatchSampler, aspect_ratio_groups, aspect_ratios
+
+    reference_sampler, sampler_source = torchvision_grouped_sampler(args.vision)
+    args.sampler_source = sampler_source
+    theirs = torchvision.datasets.wrap_dataset_for_transforms_v2(
+        torchvision.datasets.VOCDetection(root, image_set="trainval", transforms=hflip_preset()),
+        target_keys=("boxes", "labels"),
+    )
+    ours = datasets.VOCDetection(
+        root, image_set="trainval", transforms=hflip_preset(), target_format="boxes"
+    )
+    # the reference computes groups by opening every image (create_aspect_ratio_groups); the
+    # same ids are used here so that only the loaders differ
+    groups = aspect_ratio_groups(aspect_ratios(ours), args.group_factor)
+    b, w = args.batch_size, args.workers
+    common = dict(num_workers=w, collate_fn=collate_fn)
+    return {
+        "torch": torch.utils.data.DataLoader(
+            theirs,
+            batch_sampler=reference_sampler(RandomSampler(theirs), groups, b),
+            persistent_workers=w > 0,
+            **common,
+        ),
+        "conveyor grouped": conveyor.DataLoader(
+            ours,
+            batch_sampler=GroupedBatchSampler.from_dataset(ours, b, args.group_factor),
+            **common,
+        ),
+        "conveyor shuffle=True": conveyor.DataLoader(ours, batch_size=b, shuffle=True, **common),
+        "conveyor batch_sampler": conveyor.DataLoader(
+            ours,
+            batch_sampler=BatchSampler(
+                RandomSampler(ours, generator=torch.Generator().manual_seed(0)), b, False
+            ),
+            **common,
+        ),
+    }
+
+
+def padded_pixels(batch_images, divisible: int = 32) -> tuple[int, int]:
+    """(image pixels, pixels of the padded batch) when the batch is padded to its largest
+    height and width rounded up to ``divisible``, as torchvision detectors' ``batch_images``
+    pads it (``size_divisible=32``)."""
+    heights = [int(image.shape[-2]) for image in batch_images]
+    widths = [int(image.shape[-1]) for image in batch_images]
+    height = -(-max(heights) // divisible) * divisible
+    width = -(-max(widths) // divisible) * divisible
+    return sum(h * w for h, w in zip(heights, widths)), len(batch_images) * height * width
+
+
+def epoch(loader) -> tuple[int, float, float]:
+    """Images, seconds and padding waste (share of padded-batch pixels that are padding)."""
+    started = time.perf_counter()
+    images, real, padded = 0, 0, 0
+    for batch_images, _targets in loader:
+        images += len(batch_images)
+        batch_real, batch_padded = padded_pixels(batch_images)
+        real, padded = real + batch_real, padded + batch_padded
+    seconds = time.perf_counter() - started
+    return images, seconds, 1.0 - real / padded if padded else 0.0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.nice(args.nice)
+    root = mixed_aspect_tree(args.data_dir / f"mixed-{args.images}", args.images)
+    loaders = make_loaders(args, root)
+    for loader in loaders.values():
+        epoch(loader)  # warm-up: worker start, engine creation, page cache
+    paths = {
+        name: getattr(getattr(loader, "stats", None), "path", "torch")
+        for name, loader in loaders.items()
+    }
+    rates: dict[str, list[float]] = {name: [] for name in loaders}
+    waste: dict[str, float] = {}
+    for round_index in range(args.rounds):
+        names = list(loaders) if round_index % 2 == 0 else list(reversed(loaders))
+        for name in names:
+            images, seconds, waste[name] = epoch(loaders[name])
+            rates[name].append(images / seconds)
+            print(f"[round {round_index + 1}] {name:24s} {images / seconds:8.1f} img/s", flush=True)
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    ratios = {
+        "grouped vs torch (target >= 4)": median["conveyor grouped"] / median["torch"],
+        "batch_sampler vs shuffle=True (target >= 0.9)": median["conveyor batch_sampler"]
+        / median["conveyor shuffle=True"],
+    }
+    report = {
+        "script": "benchmarks/bench_samplers.py",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "settings": {
+            "images": args.images,
+            "batch_size": args.batch_size,
+            "workers": args.workers,
+            "rounds": args.rounds,
+            "group_factor": args.group_factor,
+            "torch_sampler": args.sampler_source,
+            "sizes": SIZES,
+        },
+        "results": [
+            {
+                "label": name,
+                "images_per_s": median[name],
+                "runs": rates[name],
+                "path": paths[name],
+                "padding_waste": waste[name],
+            }
+            for name in loaders
+        ],
+        "ratios": ratios,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for label, value in ratios.items():
+        print(f"{label}: {value:.2f}x")
+    print(
+        "padding waste (batch padded to its max, multiple of 32): "
+        + ", ".join(f"{name} {share:.1%}" for name, share in waste.items())
+    )
+    print(f"paths: {paths}")
+    print(f"results: {args.out}")
+    if not args.no_plot:
+        from plot import plot_results
+
+        plot_results(
+            report,
+            args.out.with_suffix(".png"),
+            value_key="images_per_s",
+            title=f"detection reference config, batch {args.batch_size}, {args.workers} workers",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""The Python part of a native batch: from the engine's ``Batch`` to what the collate returns.
+
+``BatchBuilder.build`` runs on the finisher threads (``ordered_finishers``), several batches at
+once, never on the training thread when ``num_workers > 0``. Collates conveyor recognises are
+built straight from the engine's batch buffers (no per-sample tensors, no copy of the pixels):
+
+- ``conveyor.collate.detection_collate``: ``(images [B, C, H, W] or list, list of targets)``;
+- ``tuple(zip(*batch))`` (torchvision's references' ``utils.collate_fn``, recognised by its
+  code): ``(tuple of per-image views, tuple of targets)``;
+- a user's ``(torch.stack(images), list(targets))`` collate, recognised by its behaviour on two
+  made-up probe batches (see ``stacks_images_and_lists_targets``): the engine's stacked batch;
+- ``segmentation_collate`` and torch's ``default_collate`` of ``(image, mask)`` samples whose
+  masks the engine moved: stacked images and masks.
+
+Any other collate gets the per-sample ``(tv_tensors.Image view, target)`` list, as torch's
+DataLoader would pass it (views into the batch buffer: the pixels are not copied). Transforms the
+engine cannot run (the plan's tail) run per sample before the collate.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import weakref
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+from torchvision import tv_tensors
+
+from conveyor.collate import detection_collate, segmentation_collate
+from conveyor.loader.generic_path import annotate, describe_sample
+from conveyor.loader.stats import StatsRecorder
+
+# varargs, varkeywords, generator, coroutine, iterable coroutine, async generator (not the
+# __future__ or nesting flags, which depend only on where the function was defined)
+_KIND_FLAGS = 0x4 | 0x8 | 0x20 | 0x80 | 0x100 | 0x200
+
+
+def _zip_collate_reference(batch):  # noqa: ANN001, ANN202 - compared by code, never called
+    return tuple(zip(*batch))
+
+
+def is_zip_collate(collate: Any) -> bool:
+    """Whether ``collate`` is ``def f(batch): return tuple(zip(*batch))`` (or the same lambda),
+    as torchvision's detection and segmentation references define ``utils.collate_fn``: the same
+    byte code, the same global names, and ``tuple``/``zip`` not shadowed in its module."""
+    code = getattr(collate, "__code__", None)
+    reference = _zip_collate_reference.__code__
+    if (
+        code is None
+        or getattr(collate, "__closure__", None)
+        or getattr(collate, "__defaults__", None)
+    ):
+        return False
+    if (
+        code.co_code != reference.co_code
+        or code.co_names != reference.co_names
+        or code.co_argcount != 1
+        or code.co_flags & _KIND_FLAGS != reference.co_flags & _KIND_FLAGS
+    ):
+        return False
+    scope = getattr(collate, "__globals__", {})
+    return all(
+        scope.get(name, getattr(builtins, name)) is getattr(builtins, name)
+        for name in code.co_names
+    )
+
+
+def stacks_images_and_lists_targets(collate: Callable) -> Optional[type]:
+    """Whether ``collate`` behaves as ``(torch.stack(images), list(targets))`` (or a tuple of
+    targets) -- the collate users write for detection. Probed on two small made-up batches
+    (2 and 3 samples, distinct values and target objects): the images must come back as one
+    contiguous plain tensor equal to their stack, the targets as the very same objects in
+    order. Returns the targets' container type (list or tuple), or None (not recognised,
+    including when the probe raises). A collate that changes values, dtype or layout, or
+    depends on anything but the samples' order, is not recognised."""
+    for count, size in ((2, (3, 2, 3)), (3, (3, 4, 1))):
+        images = [
+            tv_tensors.Image(torch.arange(27 * i, 27 * i + size[0] * size[1] * size[2]).view(size))
+            for i in range(count)
+        ]
+        targets = [{"probe": i} for i in range(count)]
+        try:
+            result = collate(list(zip(images, targets)))
+        except Exception:
+            return None
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            return None
+        stacked, out_targets = result
+        expected = torch.stack([image.as_subclass(torch.Tensor) for image in images])
+        if (
+            type(stacked) is not torch.Tensor
+            or stacked.dtype != expected.dtype
+            or stacked.shape != expected.shape
+            or not stacked.is_contiguous()
+            or not torch.equal(stacked, expected)
+        ):
+            return None
+        if type(out_targets) not in (list, tuple) or len(out_targets) != count:
+            return None
+        if any(a is not b for a, b in zip(out_targets, targets)):
+            return None
+        container = type(out_targets)
+        if type(result) is not tuple:
+            return None  # a list result: rare; not fused
+    return container
+
+
+_probed: "weakref.WeakKeyDictionary[Callable, Optional[type]]" = weakref.WeakKeyDictionary()
+
+
+def collate_kind(collate: Callable, has_tail: bool) -> str:
+    """``"detection"``, ``"zip"``, ``"stack_list"``, ``"stack_tuple"``, ``"segmentation"``,
+    ``"default"`` or ``"user"``. A user's collate is probed once per process (cached)."""
+    if collate is detection_collate:
+        return "detection"
+    if collate is segmentation_collate:
+        return "segmentation"
+    if collate is default_collate:
+        return "default"
+    if is_zip_collate(collate):
+        return "zip"
+    try:
+        container = _probed[collate]
+    except (KeyError, TypeError):
+        container = stacks_images_and_lists_targets(collate)
+        try:
+            _probed[collate] = container
+        except TypeError:  # not weak-referenceable (e.g. a callable object with __slots__)
+            pass
+    if container is list:
+        return "stack_list"
+    if container is tuple:
+        return "stack_tuple"
+    return "user"
+
+
+class BatchBuilder:
+    """Turns engine batches of one loader into collated batches; thread-safe (no state per batch).
+
+    Args:
+        setup: The loader's ``NativeSetup``.
+        dataset: The loader's dataset.
+        collate: The loader's ``collate_fn``.
+        on_error: ``"raise"`` or ``"skip"`` (for the Python part of a sample).
+        stats: Records skipped samples.
+        pin: ``None`` or the device type to pin for.
+        refill: Called once per batch that used a fed buffer (feeds the next one).
+    """
+
+    def __init__(
+        self,
+        setup: Any,
+        dataset: Any,
+        collate: Callable,
+        on_error: str,
+        stats: StatsRecorder,
+        pin: Optional[str],
+        refill: Callable[[], None],
+    ) -> None:
+        self._setup = setup
+        self._plan = setup.plan
+        self._dataset = dataset
+        self._collate = collate
+        self._on_error = on_error
+        self._stats = stats
+        self._pin = pin
+        self._refill = refill
+        self._kind: Optional[str] = None
+        self._kind_lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        """The collate's kind (``collate_kind``), found at the first batch: on a finisher thread,
+        since recognising a user's collate calls it on probe batches."""
+        if self._kind is None:
+            with self._kind_lock:
+                if self._kind is None:
+                    self._kind = collate_kind(self._collate, bool(self._plan.tail))
+        return self._kind
+
+    def build(self, batch: Any) -> Tuple[Any, int]:
+        """``(batch as the collate builds it, samples in it)``; ``(None, 0)`` when no sample is
+        left (all skipped, or an empty batch)."""
+        for index, _path, message in batch.skipped:
+            self._stats.record_skip(int(index), message)
+        images = self._images(batch)
+        if len(batch.indices) == 0:
+            return None, 0
+        if self._stacks_masks(images, batch):
+            return self._segmentation_batch(images, batch), len(batch.indices)
+        fused = not self._plan.tail and self.kind in (
+            "detection",
+            "zip",
+            "stack_list",
+            "stack_tuple",
+        )
+        if self.kind.startswith("stack") and not isinstance(images, torch.Tensor):
+            fused = False  # variable sizes: the user's torch.stack raises, as it would in torch
+        targets = _TargetBuilder(self, batch)
+        kept: List[int] = []
+        samples = []
+        for b in range(len(batch.indices)):
+            try:
+                target = targets.target(b)
+                if fused:
+                    samples.append(target)
+                else:
+                    image: Any = tv_tensors.Image(images[b])
+                    if self._plan.tail:
+                        image, target = self._run_tail(image, target)
+                    samples.append((image, target))
+            except Exception as error:
+                index = int(batch.indices[b])
+                if self._on_error == "skip":
+                    self._stats.record_skip(index, f"{type(error).__name__}: {error}")
+                    continue
+                annotate(
+                    error,
+                    f"conveyor.DataLoader: raised while loading "
+                    f"{describe_sample(self._dataset, index)} (batch {batch.batch_index})",
+                )
+                raise
+            kept.append(b)
+        if not kept:
+            return None, 0
+        if not fused:
+            return self._collate(samples), len(kept)
+        if len(kept) < len(batch.indices):  # a target failed: drop its image too
+            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
+        if self.kind == "zip":  # tuple(zip(*batch)): per-image views, as the samples would be
+            return (tuple(tv_tensors.Image(image) for image in images), tuple(samples)), len(kept)
+        if self.kind == "stack_tuple":
+            return (images, tuple(samples)), len(kept)
+        return (images, samples), len(kept)  # detection_collate: stacked images, list of targets
+
+    def _images(self, batch: Any) -> Any:
+        if batch.buffer_id >= 0:  # the fed (maybe pinned) tensor itself
+            self._refill()
+            return batch.images
+        if isinstance(batch.images, list):
+            return [torch.from_numpy(image) for image in batch.images]
+        images = torch.from_numpy(batch.images)
+        if self._pin is not None:
+            images = images.pin_memory()
+        return images
+
+    def _stacks_masks(self, images: Any, batch: Any) -> bool:
+        # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
+        # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
+        # buffers when nothing runs per sample in Python
+        return (
+            self._setup.masks_move
+            and not self._plan.tail
+            and self.kind in ("default", "segmentation")
+            and isinstance(images, torch.Tensor)
+            and isinstance(batch.masks, np.ndarray)
+        )
+
+    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
+        masks = torch.from_numpy(batch.masks)
+        if self._plan.mask_dtype is not None:
+            masks = masks.to(self._plan.mask_dtype)
+        if self._pin is not None:
+            masks = masks.pin_memory()
+        if self.kind == "segmentation":
+            return images, masks
+        return [images, masks.unsqueeze(1)]  # as Mask samples [1, H, W] stack
+
+    def _run_tail(self, image: Any, target: Any) -> Any:
+        for transform in self._plan.tail:
+            if self._setup.joint:
+                image, target = transform(image, target)
+            else:
+                image = transform(image)
+        return image, target
+
+
+class _TargetBuilder:
+    """The targets of one batch (per-object fields split once per batch, not per image)."""
+
+    def __init__(self, builder: BatchBuilder, batch: Any) -> None:
+        self._setup = builder._setup
+        self._plan = builder._plan
+        self._dataset = builder._dataset
+        self._batch = batch
+        self._split: Optional[tuple] = None
+
+    def target(self, b: int) -> Any:
+        batch, dataset, setup = self._batch, self._dataset, self._setup
+        index = int(batch.indices[b])
+        check = getattr(dataset, "check_sample", None)  # VOCFolder: a malformed XML raises
+        if check is not None:
+            check(index)
+        if setup.masks_move:
+            mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
+            if self._plan.mask_dtype is not None:
+                mask = mask.to(self._plan.mask_dtype)
+            target: Any = tv_tensors.Mask(mask)
+        elif setup.kind == "segmentation" and dataset.target_format == "mask":
+            from conveyor.datasets.voc import read_mask_tensor
+
+            target = read_mask_tensor(dataset.masks[index])  # image-only transform: unmoved
+        elif setup.kind == "segmentation":
+            from PIL import Image
+
+            target = Image.open(dataset.masks[index])
+        elif getattr(dataset, "target_format", "dict") == "boxes":
+            target = self._boxes_target(b, index)
+        else:
+            from conveyor import voc
+
+            path = dataset.annotations[index]
+            with open(path, "rb") as file:
+                target = voc.parse_voc_xml(file.read(), source=path)
+        if setup.target_transform is not None:
+            target = setup.target_transform(target)
+        return target
+
+    def _boxes_target(self, b: int, index: int) -> Any:
+        if not self._setup.boxes_move:  # image-only transform: boxes stay on the source image
+            from PIL import Image
+
+            with Image.open(self._dataset.images[index]) as source:
+                width, height = source.size
+            return self._dataset.typed_target(index, (height, width))
+        boxes, labels, difficult = self._per_image_fields()
+        return {
+            "boxes": boxes[b],
+            "labels": labels[b],
+            "difficult": difficult[b],
+            "image_id": index,
+        }
+
+    def _per_image_fields(self) -> tuple:
+        """Per-image boxes, labels and difficult flags: one tensor each for the whole batch,
+        split into per-image views (cheaper than per image)."""
+        if self._split is not None:
+            return self._split
+        batch = self._batch
+        annotations = self._dataset.native_annotations
+        counts = np.diff(batch.box_offsets).tolist()
+        rows = batch.box_rows  # each kept box's row: indexes every per-object field
+        boxes = torch.from_numpy(batch.boxes).split(counts)
+        labels = torch.from_numpy(annotations.labels[rows]).split(counts)
+        difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)
+        images = batch.images
+        wrapped = []
+        template = None
+        for b, image_boxes in enumerate(boxes):
+            if template is None or isinstance(images, list):
+                image = images[b]
+                template = tv_tensors.BoundingBoxes(
+                    image_boxes,
+                    format=tv_tensors.BoundingBoxFormat[self._plan.box_format],
+                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
+                )
+                wrapped.append(template)
+            else:  # same canvas for every image of a stacked batch: wrap like the first
+                wrapped.append(tv_tensors.wrap(image_boxes, like=template))
+        self._split = (wrapped, labels, difficult)
+        return self._split
