@@ -28,6 +28,7 @@ from conveyor.loader.generic_path import (
     warn_pin_memory,
 )
 from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
+from conveyor.loader.padding import PaddingCollate, check_pad_to_multiple
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
@@ -111,6 +112,16 @@ class DataLoader(tud.DataLoader):
             in ``stats.samples_skipped`` and listed in ``stats.skipped``.
         rank: This process's rank for distributed sharding (see ``shard``).
         world_size: Number of processes for distributed sharding (see ``shard``).
+        pad_to_multiple: ``None`` (default): images of different sizes come as a list of
+            tensors. An int ``m``: each batch's images come as one torchvision ``ImageList``
+            (``.tensors`` ``[B, C, Hp, Wp]``, zero-padded at the bottom and right up to the
+            largest height and width rounded up to ``m``; ``.image_sizes``, the true
+            ``(height, width)`` of each image), as ``GeneralizedRCNNTransform.batch_images``
+            builds it; targets are unchanged (padding moves no box). The ``ImageList`` replaces
+            the images of the collate's result (``detection_collate``: ``(ImageList, list of
+            targets)``; ``tuple(zip(*batch))``: ``(ImageList, tuple of targets)``); segmentation
+            masks are padded with 255 to the same size. ``stats.padding_fraction`` says how much
+            of the batches is padding.
     """
 
     def __init__(
@@ -137,12 +148,14 @@ class DataLoader(tud.DataLoader):
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
+        pad_to_multiple: Optional[int] = None,
     ) -> None:
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
         validate_shard(rank, world_size)
+        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         super().__init__(
             dataset,
             batch_size,
@@ -509,17 +522,18 @@ class DataLoader(tud.DataLoader):
         recorder: StatsRecorder,
         persistent: bool,
     ) -> GenericIterator:
+        collate = self.collate_fn
+        if self.pad_to_multiple is not None and (self._auto_collation or self._iterable):
+            collate = PaddingCollate(collate, self.pad_to_multiple, pin is not None, recorder)
         if self._iterable:
             fetcher: Callable = IterableFetcher(
-                self.dataset, self.batch_size, self.drop_last, self.collate_fn, pin
+                self.dataset, self.batch_size, self.drop_last, collate, pin
             )
             for number in range(skip):  # a stream can only be fast-forwarded by reading it
                 if fetcher(number, None, recorder)[1] == 0:
                     break
         else:
-            fetcher = MapFetcher(
-                self.dataset, self._auto_collation, self.collate_fn, self.on_error, pin
-            )
+            fetcher = MapFetcher(self.dataset, self._auto_collation, collate, self.on_error, pin)
         pool = self._worker_pool(base_seed, persistent) if self.num_workers > 0 else None
         in_flight = self.num_workers * (self.prefetch_factor or 0)
 
