@@ -272,3 +272,39 @@ def test_a_collate_without_images_first_raises_clearly(mixed_root):
 
     with pytest.raises(TypeError, match="pad_to_multiple pads the images of a batch.*dict"):
         next(iter(detection(mixed_root, collate=as_dict, pad_to_multiple=32)))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.bfloat16])
+def test_pad_images_matches_batch_images_for_any_dtype(dtype):
+    from conveyor.loader.padding import pad_images
+
+    generator = torch.Generator().manual_seed(0)
+    images = [
+        (torch.rand(3, h, w, generator=generator) * 200).to(dtype)
+        for h, w in ((37, 50), (64, 20), (5, 5))
+    ]
+    padded = pad_images(images, 16)
+    assert padded.tensors.dtype == dtype
+    assert torch.equal(padded.tensors, batch_images(images, 16))
+    assert padded.image_sizes == [(37, 50), (64, 20), (5, 5)]
+
+
+def test_a_stacked_batch_already_on_the_multiple_is_not_copied():
+    from conveyor.loader.padding import pad_images
+
+    stacked = torch.rand(2, 3, 64, 96)
+    padded = pad_images(stacked, 32)
+    assert padded.tensors.data_ptr() == stacked.data_ptr()
+    assert padded.image_sizes == [(64, 96), (64, 96)]
+    assert torch.equal(
+        pad_images(torch.rand(2, 3, 60, 96), 32).tensors[:, :, 60:], torch.zeros(2, 3, 4, 96)
+    )
+
+
+def test_images_that_cannot_share_a_tensor_raise_clearly():
+    from conveyor.loader.padding import pad_images
+
+    with pytest.raises(TypeError, match=r"image 1 of the batch is a tensor of shape \(8, 8\)"):
+        pad_images([torch.zeros(3, 8, 8), torch.zeros(8, 8)], 32)
+    with pytest.raises(TypeError, match="image 1 of the batch is torch.float32 with 1 channels"):
+        pad_images([torch.zeros(3, 8, 8), torch.zeros(1, 8, 8)], 32)

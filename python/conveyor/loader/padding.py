@@ -89,8 +89,8 @@ def pad_images(images: Any, multiple: int, pin: bool = False) -> ImageList:
             )
     sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
     height, width = padded_size(sizes, multiple)
-    padded = _zeros((len(images), int(first.shape[0]), height, width), first.dtype, pin)
-    _copy_into(padded, [image.as_subclass(torch.Tensor) for image in images])
+    padded = _empty((len(images), int(first.shape[0]), height, width), first.dtype, pin)
+    _pad_into(padded, [image.as_subclass(torch.Tensor) for image in images], 0)
     return ImageList(padded, sizes)
 
 
@@ -99,24 +99,19 @@ def pad_masks(masks: Sequence[torch.Tensor], size: Tuple[int, int], pin: bool = 
     each mask (``size`` is the images' padded ``(Hp, Wp)``)."""
     masks = [mask.as_subclass(torch.Tensor) for mask in masks]
     masks = [mask[0] if mask.dim() == 3 and mask.shape[0] == 1 else mask for mask in masks]
-    padded = _zeros((len(masks),) + tuple(size), masks[0].dtype, pin)
-    array = _numpy(padded)
-    if array is not None:
-        array.fill(MASK_FILL)
-    else:
-        padded.fill_(MASK_FILL)
-    _copy_into(padded, masks)
+    padded = _empty((len(masks),) + tuple(size), masks[0].dtype, pin)
+    _pad_into(padded, masks, MASK_FILL)
     return padded
 
 
-def _zeros(shape: Tuple[int, ...], dtype: torch.dtype, pin: bool) -> torch.Tensor:
+def _empty(shape: Tuple[int, ...], dtype: torch.dtype, pin: bool) -> torch.Tensor:
     if pin:
-        return torch.zeros(shape, dtype=dtype, pin_memory=True)
-    try:  # calloc'd by numpy: zero pages cost nothing until written
+        return torch.empty(shape, dtype=dtype, pin_memory=True)
+    try:  # numpy's allocation (filled by numpy below, see _pad_into)
         numpy_dtype = torch.empty((), dtype=dtype).numpy().dtype
     except TypeError:  # a dtype numpy lacks (bfloat16)
-        return torch.zeros(shape, dtype=dtype)
-    return torch.from_numpy(np.zeros(shape, dtype=numpy_dtype))
+        return torch.empty(shape, dtype=dtype)
+    return torch.from_numpy(np.empty(shape, dtype=numpy_dtype))
 
 
 def _numpy(tensor: torch.Tensor) -> Any:
@@ -126,18 +121,21 @@ def _numpy(tensor: torch.Tensor) -> Any:
         return None
 
 
-def _copy_into(padded: torch.Tensor, sources: Sequence[torch.Tensor]) -> None:
-    """Each source into the top-left corner of its slot of ``padded``. Copied with numpy when
-    it can (one thread per copy): these copies run on several finisher threads at once, where
-    torch's intra-op threads oversubscribe the cores (measured ~10x slower on 2 busy cores)."""
+def _pad_into(padded: torch.Tensor, sources: Sequence[torch.Tensor], fill: int) -> None:
+    """Each source into the top-left corner of its slot of ``padded`` (uninitialised), and
+    ``fill`` into the rest of the slot (only the padding is written twice: never the image).
+
+    Copied with numpy when it can (one thread per copy): these copies run on several finisher
+    threads at once, where torch's intra-op threads oversubscribe the cores (measured ~10x
+    slower on 2 busy cores)."""
     target = _numpy(padded)
     for b, source in enumerate(sources):
         h, w = int(source.shape[-2]), int(source.shape[-1])
         array = _numpy(source) if target is not None else None
-        if array is not None:
-            target[b, ..., :h, :w] = array
-        else:
-            padded[b, ..., :h, :w].copy_(source)
+        slot = target[b] if array is not None else padded[b]
+        slot[..., :h, :w] = array if array is not None else source
+        slot[..., h:, :] = fill
+        slot[..., :h, w:] = fill
 
 
 def padding_pixels(image_list: ImageList) -> Tuple[int, int]:

@@ -30,7 +30,8 @@ class LoaderStats:
         skipped: ``(sample index, reason)`` of the samples skipped in this epoch (the first 100
             recorded), in sample index order.
         padding_fraction: With ``pad_to_multiple``: the share of the padded batches' pixels
-            that are padding in this epoch (``1 - sum(h * w) / sum(B * Hp * Wp)``), 0.0 otherwise.
+            that are padding in this epoch (``1 - sum(h * w) / sum(B * Hp * Wp)``, counted as
+            batches are padded, so mid-epoch it includes the few prepared ahead), 0.0 otherwise.
             Grouping images by aspect ratio (``conveyor.samplers.GroupedBatchSampler``) lowers it.
     """
 
