@@ -467,3 +467,30 @@ def test_conveyor_detection_fit_and_test_cli(tmp_path, monkeypatch, capsys):
     assert main(["test", "--enable_progress_bar", "false"]) == 0
     out = capsys.readouterr().out
     assert "test_mAP=" in out and "epoch=0-step=1.ckpt" in out
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 3, 5, 6])
+def test_voc_module_one_cycle_schedule_runs_for_very_short_trainings(max_steps):
+    # OneCycleLR divides by its warm-up length: a 5-step run once raised ZeroDivisionError
+    from conveyor.datamodules.voc_module import VOCModule
+
+    model = VOCModule(task="segmentation", num_classes=3)
+    model._trainer = type(
+        "FakeTrainer",
+        (),
+        {
+            "num_training_batches": max_steps,
+            "max_steps": max_steps,
+            "max_epochs": 1,
+            "_accumulation_for_epoch": lambda self, epoch: 1,
+        },
+    )()
+    configured = model.configure_optimizers()
+    if max_steps < 2:
+        assert isinstance(configured, torch.optim.Optimizer)
+        return
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    for _ in range(max_steps):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] >= 0

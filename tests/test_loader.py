@@ -154,13 +154,14 @@ def test_deterministic_across_thread_counts(workers):
     "kwargs", [dict(batch_size=3), dict(batch_size=3, drop_last=True), dict(batch_size=None)]
 )
 def test_iterable_dataset_matches_torch_single_process(kwargs, workers):
-    ours = list(DataLoader(Stream(), num_workers=workers, **kwargs))
+    ours = list(DataLoader(Stream(), num_workers=workers, worker_mode="thread", **kwargs))
     theirs = list(TorchDataLoader(Stream(), **kwargs))
     assert_same_batches(ours, theirs)
 
 
 def test_iterable_dataset_is_not_duplicated_by_workers():
-    values = torch.cat(list(DataLoader(Stream(13), batch_size=4, num_workers=3))).flatten()
+    loader = DataLoader(Stream(13), batch_size=4, num_workers=3, worker_mode="thread")
+    values = torch.cat(list(loader)).flatten()
     assert values.tolist() == list(map(float, range(13)))
 
 
@@ -195,7 +196,12 @@ def test_break_mid_epoch_and_delete_leave_no_threads(persistent):
 def test_persistent_workers_reuse_threads_and_init_once():
     calls = []
     loader = DataLoader(
-        Squares(), batch_size=4, num_workers=2, persistent_workers=True, worker_init_fn=calls.append
+        Squares(),
+        batch_size=4,
+        num_workers=2,
+        persistent_workers=True,
+        worker_init_fn=calls.append,
+        worker_mode="thread",
     )
     for _ in range(3):
         assert len(list(loader)) == 6
@@ -213,7 +219,15 @@ def test_worker_init_fn_and_worker_info():
 
     dataset = WhoAmI(12)
     started = []
-    list(DataLoader(dataset, batch_size=2, num_workers=3, worker_init_fn=started.append))
+    list(
+        DataLoader(
+            dataset,
+            batch_size=2,
+            num_workers=3,
+            worker_init_fn=started.append,
+            worker_mode="thread",
+        )
+    )
     assert sorted(started) == [0, 1, 2]
     assert {v[1] for v in seen.values()} == {3} and all(v[2] for v in seen.values())
     assert get_worker_info() is None
@@ -230,7 +244,7 @@ def test_worker_init_fn_error_reaches_the_caller():
 @pytest.mark.parametrize("workers", [0, 2])
 def test_error_in_dataset_raises_at_its_batch_with_index_and_file(workers):
     baseline = threading.active_count()
-    loader = DataLoader(Failing({9}), batch_size=4, num_workers=workers)
+    loader = DataLoader(Failing({9}), batch_size=4, num_workers=workers, worker_mode="thread")
     iterator = iter(loader)
     assert next(iterator)["y"].tolist() == [0, 1, 4, 9]
     assert next(iterator)["y"].tolist() == [16, 25, 36, 49]
@@ -293,7 +307,7 @@ def test_getitems_is_used_like_torch():
             Batched.calls += 1
             return [self[i] for i in indices]
 
-    ours = list(DataLoader(Batched(), batch_size=5, num_workers=2))
+    ours = list(DataLoader(Batched(), batch_size=5, num_workers=2, worker_mode="thread"))
     assert Batched.calls == 5
     assert_same_batches(ours, list(TorchDataLoader(Batched(), batch_size=5)))
 

@@ -57,6 +57,14 @@ def faster_rcnn():
     )
 
 
+class DetectionSubclass(datasets.VOCDetection):
+    """Runs on the Python path (a subclass's __getitem__ may differ)."""
+
+
+class SegmentationSubclass(datasets.VOCSegmentation):
+    """Runs on the Python path."""
+
+
 def zip_collate(batch):
     return tuple(zip(*batch))
 
@@ -124,7 +132,8 @@ def test_zip_collate_gets_an_image_list_and_a_tuple_of_targets(mixed_root):
         assert [t["image_id"] for t in targets] == [t["image_id"] for t in ref_targets]
 
 
-def test_python_path_and_user_collate_pad_the_same_way(mixed_root):
+@pytest.mark.parametrize("worker_mode", ["thread", "process"])
+def test_python_path_and_user_collate_pad_the_same_way(mixed_root, worker_mode):
     native = list(detection(mixed_root, pad_to_multiple=32))
 
     def listing(batch):  # a user's collate: not recognised, called per batch
@@ -137,23 +146,30 @@ def test_python_path_and_user_collate_pad_the_same_way(mixed_root):
     # the native path); a subclass of the dataset: the whole pipeline on the Python path. The
     # random draws differ from the engine's, so check the padding itself.
     steps = [v2.Lambda(lambda image: image)] + list(faster_rcnn().transforms)
-    with pytest.warns(UserWarning, match="run in Python"):
-        tail = detection(mixed_root, transforms=v2.Compose(steps), pad_to_multiple=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "... run in Python" (thread mode), said elsewhere
+        tail = detection(
+            mixed_root, transforms=v2.Compose(steps), pad_to_multiple=32, worker_mode=worker_mode
+        )
         tail_batches = list(tail)
-    assert tail.stats.path == "native" and tail.stats.python_reason
+    assert tail.stats.worker_mode == worker_mode
+    assert tail.stats.path == ("native" if worker_mode == "thread" else "python")
 
-    class Subclass(datasets.VOCDetection):
-        pass
-
-    dataset = Subclass(
+    dataset = DetectionSubclass(
         mixed_root, image_set="trainval", transforms=faster_rcnn(), target_format="boxes"
     )
-    with pytest.warns(UserWarning, match="runs in Python"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "... runs in Python", tested elsewhere
         python = DataLoader(
-            dataset, batch_size=4, num_workers=2, collate_fn=detection_collate, pad_to_multiple=32
+            dataset,
+            batch_size=4,
+            num_workers=2,
+            collate_fn=detection_collate,
+            pad_to_multiple=32,
+            worker_mode=worker_mode,
         )
         python_batches = list(python)
-    assert python.stats.path == "python"
+    assert python.stats.path == "python" and python.stats.worker_mode == worker_mode
     for loader, batches in ((tail, tail_batches), (python, python_batches)):
         assert len(batches) == len(native)
         for image_list, targets in batches:
@@ -202,17 +218,23 @@ def test_segmentation_masks_are_padded_with_255(mixed_root):
             assert (mask[h:, :] == 255).all() and (mask[:, w:] == 255).all()
 
 
+@pytest.mark.parametrize("worker_mode", ["thread", "process"])
 @pytest.mark.parametrize("collate", [segmentation_collate, default_collate])
-def test_python_path_pads_segmentation_batches_too(mixed_root, collate):
-    class Subclass(datasets.VOCSegmentation):  # runs on the Python path
-        pass
-
+def test_python_path_pads_segmentation_batches_too(mixed_root, collate, worker_mode):
     native = segmentation_loader(mixed_root, collate, pad_to_multiple=16)
     native_batches = list(native)
-    python = segmentation_loader(mixed_root, collate, pad_to_multiple=16, dataset_type=Subclass)
-    with pytest.warns(UserWarning, match="runs in Python"):
+    python = segmentation_loader(
+        mixed_root,
+        collate,
+        pad_to_multiple=16,
+        dataset_type=SegmentationSubclass,
+        worker_mode=worker_mode,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "... runs in Python", tested elsewhere
         python_batches = list(python)
-    assert python.stats.path == "python"
+    assert python.stats.path == "python" and python.stats.padding_fraction > 0
+    assert python.stats.worker_mode == worker_mode
     for batches in (native_batches, python_batches):
         for images, masks in batches:
             if collate is default_collate:

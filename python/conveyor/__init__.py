@@ -30,6 +30,7 @@ _SUBMODULES = (
     "transforms",
     "argparse",
     "training",
+    "callbacks",
     "loader",
     "samplers",
     "cli",

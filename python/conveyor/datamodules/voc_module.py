@@ -255,11 +255,12 @@ class VOCModule(Module):
             self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
         )
         total = self._total_steps()
-        if total is None:
+        if total is None or total < 2:
             return optimizer
-        # one-cycle: short warm-up then cosine decay, which keeps from-scratch training stable
+        # one-cycle: short warm-up then cosine decay, which keeps from-scratch training stable;
+        # the warm-up lasts at least 1.5 steps (OneCycleLR divides by its length)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams["lr"], total_steps=total, pct_start=0.2
+            optimizer, max_lr=self.hparams["lr"], total_steps=total, pct_start=max(0.2, 1.5 / total)
         )
         return {
             "optimizer": optimizer,

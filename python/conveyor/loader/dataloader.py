@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, TypeVar
 
 import torch
 import torch.utils.data as tud
@@ -29,6 +30,7 @@ from conveyor.loader.generic_path import (
 )
 from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
 from conveyor.loader.padding import PaddingCollate, check_pad_to_multiple
+from conveyor.loader.process_workers import EpochFeed, ProcessIterator
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
@@ -37,35 +39,89 @@ from conveyor.loader.sampling import (
     restore_snapshot,
     shard_indices,
     sharded_length,
+    unconsumed_order,
     validate_shard,
 )
 from conveyor.loader.stats import LoaderStats, StatsRecorder
+from conveyor.loader.worker_limits import effective_workers
 from conveyor.loader.worker_threads import WorkerPool, get_worker_info
 
 __all__ = ["DataLoader", "LoaderStats", "get_worker_info"]
 
 _ON_ERROR = ("raise", "skip")
+_WORKER_MODES = ("thread", "process", "auto")
 _STATE_VERSION = 1
 
+_T_co = TypeVar("_T_co", covariant=True)
 
-class DataLoader(tud.DataLoader):
+
+def _free_threaded() -> bool:
+    """True on a free-threaded interpreter (3.13t and later) running without the GIL."""
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    return is_gil_enabled is not None and not is_gil_enabled()
+
+
+class _CappedLoader:
+    """The loader as torch's process iterator sees it, with ``num_workers`` capped (and the
+    collate padding the images, with ``pad_to_multiple``)."""
+
+    def __init__(self, loader: "DataLoader", num_workers: int) -> None:
+        self._loader = loader
+        self.num_workers = num_workers
+        if loader.pad_to_multiple is not None and loader._auto_collation:
+            # padded in the worker processes; the parent counts the padding (process_workers)
+            self.collate_fn = PaddingCollate(loader.collate_fn, loader.pad_to_multiple, False, None)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class DataLoader(tud.DataLoader[_T_co]):
     """Combines a dataset and a sampler and iterates over batches: torch's DataLoader, faster.
 
     Every argument of ``torch.utils.data.DataLoader`` is accepted with the same meaning and
-    validated with the same errors. Differences, all deliberate:
+    validated with the same errors. ``conveyor.DataLoader[T]`` is a generic class like torch's.
 
-    - ``num_workers`` is a number of threads (native threads on the native path, Python threads
-      on the generic path); ``0`` works in the calling thread. ``multiprocessing_context`` is
-      validated and otherwise unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in
-      worker threads; ``conveyor.loader.get_worker_info()`` gives the thread's info.
+    Workers (``worker_mode``):
+
+    - ``"thread"``: ``num_workers`` threads (native threads on the native path, Python
+      threads on the generic path); nothing is pickled and start-up is instant, but Python code
+      in ``__getitem__`` shares one GIL. ``multiprocessing_context`` is validated and otherwise
+      unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in worker threads;
+      ``conveyor.loader.get_worker_info()`` gives the thread's info. Torch ops in worker threads
+      run single-threaded (the thread's OpenMP limit only), so their OpenMP teams do not compete
+      with the training step; Python work in them still shares the GIL with the training
+      thread, which ``"process"``/``"auto"`` avoid.
+    - ``"process"``: ``num_workers`` processes run by torch's own multiprocessing DataLoader
+      machinery (worker loop, shared-memory tensors, ``timeout``, ``worker_init_fn``,
+      ``torch.utils.data.get_worker_info()``, ``persistent_workers``, ``multiprocessing_context``;
+      a crash or an exception in a worker raises in this process as in torch), fed by conveyor's
+      sample order (seeded shuffle, sharding, exact resume) and counted in ``loader.stats``. The
+      dataset's ``__getitem__`` runs in the workers; a conveyor dataset still decodes with
+      conveyor's native codecs there. Use it where per-sample Python dominates on many cores.
+    - ``"auto"`` (default): threads when the whole pipeline runs natively (a conveyor VOC
+      dataset whose transforms the engine runs entirely), the interpreter is free-threaded
+      (3.13t and later) or ``on_error="skip"``; processes otherwise, so per-sample Python never
+      shares the training thread's GIL.
+
+    ``loader.stats.worker_mode`` / ``worker_mode_reason`` say which ran and why. With
+    ``num_workers=0`` everything runs in the calling thread whatever the mode.
+    ``CONVEYOR_MAX_WORKERS=N`` caps the workers of every loader in the process (for a machine
+    shared by several GPU processes).
+
+    Other differences, all deliberate:
+
     - ``shuffle=True`` without ``generator`` uses conveyor's seeded shuffle: epoch ``e`` is the
       permutation ``DistributedSampler(shuffle=True, seed=seed)`` gives after ``set_epoch(e)``,
       so runs are reproducible and resumable. With a ``generator`` the order is exactly torch's
       ``RandomSampler`` order for that generator.
-    - An ``IterableDataset`` is iterated once per epoch, by a single thread when
+    - In thread mode an ``IterableDataset`` is iterated once per epoch, by a single thread when
       ``num_workers > 0`` (which then only prefetches). torch would run one replica per worker
       process and duplicate the data unless the dataset shards itself by ``get_worker_info()``;
-      conveyor yields each element once whatever ``num_workers`` is.
+      conveyor yields each element once whatever ``num_workers`` is. Process mode keeps torch's
+      one replica per worker.
+    - The shuffle draws the permutation of the dataset's current length at every epoch, so a
+      dataset that grows or shrinks between epochs is sampled whole, as with torch.
 
     The native path is taken when the dataset is a ``conveyor.datasets.VOCDetection`` or
     ``VOCSegmentation`` (image-only ``transform``, or joint ``transforms`` with
@@ -92,14 +148,15 @@ class DataLoader(tud.DataLoader):
         shuffle: Reshuffle the data at every epoch.
         sampler: Defines the strategy to draw samples from the dataset.
         batch_sampler: Like sampler, but returns a batch of indices at a time.
-        num_workers: How many threads load data (0: the calling thread).
+        num_workers: How many workers (threads or processes, see ``worker_mode``) load data
+            (0: the calling thread).
         collate_fn: Merges a list of samples into a batch (default: torch's default_collate).
         pin_memory: Copy tensors into page-locked memory before returning them (only when an
             accelerator is present, as in torch).
         drop_last: Drop the last incomplete batch.
         timeout: Seconds to wait for a batch from the workers (0: forever).
         worker_init_fn: Called with the worker id in each worker thread before loading.
-        multiprocessing_context: Accepted and validated for compatibility; threads ignore it.
+        multiprocessing_context: Start method of process workers (threads ignore it).
         generator: RNG for the RandomSampler and the base seed, as in torch.
         prefetch_factor: Batches loaded in advance by each worker (default 2 with workers).
         persistent_workers: Keep the worker threads alive between epochs.
@@ -122,6 +179,7 @@ class DataLoader(tud.DataLoader):
             targets)``; ``tuple(zip(*batch))``: ``(ImageList, tuple of targets)``); segmentation
             masks are padded with 255 to the same size. ``stats.padding_fraction`` says how much
             of the batches is padding.
+        worker_mode: ``"auto"`` (default), ``"thread"`` or ``"process"``: see above.
     """
 
     def __init__(
@@ -148,10 +206,23 @@ class DataLoader(tud.DataLoader):
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
+        worker_mode: str = "auto",
         pad_to_multiple: Optional[int] = None,
     ) -> None:
+        if worker_mode not in _WORKER_MODES:
+            raise ValueError(
+                f"worker_mode should be 'thread', 'process' or 'auto', but got "
+                f"worker_mode={worker_mode!r}"
+            )
+        # set before torch's constructor, which calls check_worker_number_rationality
+        self.worker_mode = worker_mode
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
+        if on_error == "skip" and worker_mode == "process":
+            raise ValueError(
+                "on_error='skip' needs worker_mode='thread' (or 'auto', which then takes "
+                "threads): torch's worker processes raise on a failing sample"
+            )
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
         validate_shard(rank, world_size)
@@ -184,7 +255,8 @@ class DataLoader(tud.DataLoader):
         self._seeded_shuffle = self.shuffle and generator is None and sampler is None
         if self._seeded_shuffle:
             # replaces torch's RandomSampler(generator=None), which draws from the global RNG
-            native_sampler = SeededShuffleSampler(len(dataset), seed if seed is not None else 0)
+            # reads len(dataset) at every epoch, like torch's RandomSampler
+            native_sampler = SeededShuffleSampler(dataset, seed if seed is not None else 0)
             object.__setattr__(self, "sampler", native_sampler)
             if self.batch_size is not None:
                 object.__setattr__(
@@ -200,6 +272,8 @@ class DataLoader(tud.DataLoader):
         self._warned_resume = False
         self._next_epoch = 0
         self._resume_skip = 0
+        self._saved_shard: Optional[tuple] = None  # (world_size, resharded_from) of a resume
+        self._epoch_reshard: Optional[tuple] = None  # (world_size, samples read per rank)
         self._progress: Optional[Dict[str, Any]] = None
         self._recorder: Optional[StatsRecorder] = None
         self._total_skipped = 0
@@ -319,6 +393,7 @@ class DataLoader(tud.DataLoader):
             epoch, skip = progress["epoch"], progress["batches"]
             generator_state = progress["generator_state"]
             snapshot = progress.get("sampler_snapshot")
+        resharded = None if progress is None or progress["finished"] else progress["reshard"]
         return {
             "version": _STATE_VERSION,
             "epoch": epoch,
@@ -328,6 +403,7 @@ class DataLoader(tud.DataLoader):
             "rank": self.rank,
             "world_size": self.world_size,
             "sampler_state": snapshot,
+            "resharded_from": list(resharded) if resharded else None,
         }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -343,6 +419,7 @@ class DataLoader(tud.DataLoader):
         self._resume_skip = int(state["batches_yielded"])
         self._progress = None
         self._sampler_snapshot = state.get("sampler_state")
+        self._saved_shard = (int(state.get("world_size") or 1), state.get("resharded_from"))
         if state.get("seed") is not None:
             self._set_seed(int(state["seed"]))
         if state.get("generator_state") is not None:
@@ -357,7 +434,9 @@ class DataLoader(tud.DataLoader):
     # ------------------------------------------------------------------------------ torch surface
 
     def check_worker_number_rationality(self) -> None:
-        """No-op: workers are threads here, not processes, so torch's process warning misleads."""
+        """torch's warning about more workers than CPUs, for process workers (threads: no-op)."""
+        if getattr(self, "worker_mode", "thread") != "thread":
+            super().check_worker_number_rationality()
 
     def __len__(self) -> int:
         if self.world_size == 1 or self._iterable or self._sampler_shards:
@@ -375,24 +454,19 @@ class DataLoader(tud.DataLoader):
         if self.num_workers == 0 and self.timeout != 0:
             raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         persistent = self.persistent_workers and self.num_workers > 0
-        if (persistent or self._native_plan is not None) and self._last_iterator is not None:
-            previous = self._last_iterator()
-            if previous is not None:
-                previous.close()
+        previous = self._last_iterator() if self._last_iterator is not None else None
+        if (
+            previous is not None
+            and previous is not self._iterator  # persistent process workers are reused
+            and (persistent or self._native_plan is not None)
+        ):
+            previous.close()
+        workers = effective_workers(self.num_workers)
+        mode, reason, setup = self._choose_workers(workers)
         epoch, skip = self._next_epoch, self._resume_skip
         self._next_epoch, self._resume_skip = epoch + 1, 0
+        self._epoch_reshard, skip = self._resume_reshard(skip)
         generator_state = self.generator.get_state() if self.generator is not None else None
-        base_seed = self._draw_base_seed(persistent)
-        if self._seed is None:
-            self._set_seed(base_seed)
-        if self._seeded_shuffle:
-            self.sampler.set_epoch(epoch)
-        user_sampler = self._user_order_object()
-        if user_sampler is not None:  # replays this epoch on resume (see state_dict)
-            restore_snapshot(user_sampler, self._sampler_snapshot)
-            self._sampler_snapshot = None
-        sampler_snapshot = None if user_sampler is None else epoch_snapshot(user_sampler)
-        pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if self._recorder is not None:
             self._total_skipped += self._recorder.skipped_count
         progress = {
@@ -400,31 +474,153 @@ class DataLoader(tud.DataLoader):
             "batches": skip,
             "finished": False,
             "generator_state": generator_state,
-            "sampler_snapshot": sampler_snapshot,
+            "sampler_snapshot": None,
+            "reshard": self._epoch_reshard,
         }
         self._progress = progress
         recorder = StatsRecorder(
             path="python", epoch=epoch, total_skipped_before=self._total_skipped
         )
+        recorder.worker_mode, recorder.worker_mode_reason = mode, reason
+        recorder.num_workers = workers if mode != "main" else 0
         self._recorder = recorder
-        setup = self._native_setup()
         recorder.python_reason = self._python_reason
+        if mode == "process":
+            # torch's iterator draws the base seed, warns about pin_memory and pins itself
+            progress["sampler_snapshot"] = self._sampler_epoch_snapshot()
+            iterator: Any = self._process_iterator(
+                epoch, skip, progress, recorder, persistent, workers
+            )
+            self._last_iterator = weakref.ref(iterator)
+            return iterator
+        base_seed = self._draw_base_seed(persistent)
+        if self._seed is None:
+            self._set_seed(base_seed)
+        if self._seeded_shuffle:
+            self.sampler.set_epoch(epoch)
+        progress["sampler_snapshot"] = self._sampler_epoch_snapshot()
+        pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if setup is not None:
             recorder.path = "native"
-            iterator: Any = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
+            iterator = self._native_iterator(setup, epoch, skip, pin, progress, recorder)
         else:
             iterator = self._generic_iterator(
-                epoch, skip, base_seed, pin, progress, recorder, persistent
+                epoch, skip, base_seed, pin, progress, recorder, persistent, workers
             )
         self._last_iterator = weakref.ref(iterator)
         return iterator
 
     # --------------------------------------------------------------------------------- internals
 
+    def _choose_workers(self, workers: int) -> Tuple[str, str, Optional[NativeSetup]]:
+        """``(worker mode that runs, why, native setup or None)`` for the next epoch."""
+        requested = f"worker_mode={self.worker_mode!r}"
+        if workers == 0:
+            setup = None if self.worker_mode == "process" else self._native_setup()
+            return "main", f"{requested}, num_workers=0: the calling thread loads", setup
+        if self.worker_mode == "thread":
+            return "thread", requested, self._native_setup()
+        if self.worker_mode == "process":
+            return "process", requested, None
+        setup = self._native_setup()
+        if self.on_error == "skip":
+            return "thread", f"{requested}: on_error='skip' runs in threads", setup
+        if setup is not None and setup.plan.blocker is None and setup.target_transform is None:
+            return "thread", f"{requested}: the whole pipeline runs natively", setup
+        if _free_threaded():
+            return "thread", f"{requested}: free-threaded interpreter (no GIL)", setup
+        if setup is not None:
+            why = "part of the pipeline runs in Python per sample"
+        else:
+            why = "not a native pipeline: the dataset runs Python per sample"
+        return "process", f"{requested}: {why}", None
+
+    def _process_iterator(
+        self,
+        epoch: int,
+        skip: int,
+        progress: Dict[str, Any],
+        recorder: StatsRecorder,
+        persistent: bool,
+        workers: int,
+    ) -> ProcessIterator:
+        def start(base_seed: int) -> Iterator:
+            # called by torch's iterator once it drew its base seed, at the first index
+            if self._seed is None:
+                self._set_seed(base_seed)
+            if self._seeded_shuffle:
+                self.sampler.set_epoch(epoch)
+            if self._iterable:  # torch's own stream: each worker iterates its replica
+                return iter(self._index_sampler)
+            return self._index_stream(skip)
+
+        def on_batch() -> None:
+            progress["batches"] += 1
+
+        def on_end() -> None:
+            progress["finished"] = True
+
+        feed = EpochFeed(start, recorder, on_batch, on_end, self.batch_size, self.__len__)
+        capped = workers != self.num_workers or self.pad_to_multiple is not None
+        target: Any = _CappedLoader(self, workers) if capped else self
+        iterator = self._iterator if persistent else None
+        if isinstance(iterator, ProcessIterator):
+            iterator.reset(target, feed)
+        else:
+            iterator = ProcessIterator(target, feed)
+            if persistent:
+                self._iterator = iterator
+        if self._iterable and skip:
+            iterator.discard(skip)  # a stream can only be fast-forwarded by reading it
+        return iterator
+
+    def _resume_reshard(self, skip: int) -> tuple:
+        # A mid-epoch state saved by a run on another number of ranks: the epoch's global order
+        # is known, so the rest nobody has read yet is re-sharded over this run's ranks and the
+        # epoch ends with every sample read once. Returns (reshard or None, batches to skip).
+        saved, self._saved_shard = self._saved_shard, None
+        if saved is None or not skip:
+            return None, skip
+        saved_world, previous = saved
+        if previous is not None:  # saved while finishing an epoch re-sharded already
+            if saved_world != self.world_size:
+                raise ValueError(
+                    "this state_dict was saved while finishing an epoch re-sharded from "
+                    f"{previous[0]} ranks; resume it on {saved_world} ranks, or at an epoch end"
+                )
+            return tuple(previous), skip
+        if saved_world == self.world_size:
+            return None, skip
+        if self._user_batch_sampler or self._iterable or self._sampler_shards:
+            raise ValueError(
+                f"cannot resume mid-epoch on {self.world_size} ranks a state saved on {saved_world}"
+                ": a custom batch_sampler, a self-sharding sampler or an IterableDataset has no "
+                "global order to re-shard"
+            )
+        return (saved_world, skip * (self.batch_size or 1)), 0
+
+    def _rank_order(self, order: list) -> list:
+        """This rank's part of the epoch's global ``order`` (sharded, or re-sharded on resume)."""
+        if self._epoch_reshard is not None:
+            world, read_per_rank = self._epoch_reshard
+            order = unconsumed_order(order, world, read_per_rank, self.shard_drop_last)
+        elif self.world_size == 1:
+            return order
+        return shard_indices(order, self.rank, self.world_size, self.shard_drop_last)
+
     def _user_order_object(self) -> Any:
         if self._user_batch_sampler:
             return self.batch_sampler
         return self.sampler if self._user_sampler else None
+
+    def _sampler_epoch_snapshot(self) -> Any:
+        # a user sampler replays this epoch on resume (see state_dict)
+        user_sampler = self._user_order_object()
+        if user_sampler is None:
+            return None
+        restore_snapshot(user_sampler, self._sampler_snapshot)
+        self._sampler_snapshot = None
+        return epoch_snapshot(user_sampler)
 
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
@@ -442,8 +638,11 @@ class DataLoader(tud.DataLoader):
     def _index_stream(self, skip: int) -> Iterator:
         if self._iterable:
             return itertools.count()
-        if self.world_size == 1 or self._sampler_shards:
-            stream: Iterable = self._index_sampler
+        if self._epoch_reshard is not None:
+            indices = self._rank_order(list(self.sampler))
+            stream: Iterable = batch_indices(indices, self.batch_size, self.drop_last)
+        elif self.world_size == 1 or self._sampler_shards:
+            stream = self._index_sampler
         elif self._user_batch_sampler:
             stream = shard_indices(
                 list(self.batch_sampler), self.rank, self.world_size, self.shard_drop_last
@@ -504,8 +703,8 @@ class DataLoader(tud.DataLoader):
             feed_buffers=self._feed_buffers,
         )
 
-    def _worker_pool(self, base_seed: int, persistent: bool) -> WorkerPool:
-        workers = 1 if self._iterable else self.num_workers  # one reader keeps a stream in order
+    def _worker_pool(self, base_seed: int, persistent: bool, workers: int) -> WorkerPool:
+        workers = 1 if self._iterable else workers  # one reader keeps a stream in order
         if persistent:
             if self._pool is None:
                 self._pool = WorkerPool(workers, self.dataset, base_seed, self.worker_init_fn)
@@ -521,6 +720,7 @@ class DataLoader(tud.DataLoader):
         progress: Dict[str, Any],
         recorder: StatsRecorder,
         persistent: bool,
+        workers: int,
     ) -> GenericIterator:
         collate = self.collate_fn
         if self.pad_to_multiple is not None and (self._auto_collation or self._iterable):
@@ -534,8 +734,8 @@ class DataLoader(tud.DataLoader):
                     break
         else:
             fetcher = MapFetcher(self.dataset, self._auto_collation, collate, self.on_error, pin)
-        pool = self._worker_pool(base_seed, persistent) if self.num_workers > 0 else None
-        in_flight = self.num_workers * (self.prefetch_factor or 0)
+        pool = self._worker_pool(base_seed, persistent, workers) if workers > 0 else None
+        in_flight = workers * (self.prefetch_factor or 0)
 
         def on_batch() -> None:
             progress["batches"] += 1
@@ -562,6 +762,7 @@ class DataLoader(tud.DataLoader):
         state = self.__dict__.copy()
         state.update(
             _pool=None,
+            _iterator=None,
             _last_iterator=None,
             _recorder=None,
             _native_plan=None,
@@ -573,6 +774,9 @@ class DataLoader(tud.DataLoader):
         pool = self.__dict__.get("_pool")
         if pool is not None:
             pool.shutdown()
+        workers = self.__dict__.get("_iterator")
+        if isinstance(workers, ProcessIterator):
+            workers.close()
         setup = self.__dict__.get("_native_plan")
         if setup is not None and setup.engine is not None:
             setup.engine.close()

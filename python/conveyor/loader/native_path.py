@@ -34,6 +34,7 @@ from conveyor.loader.ordered_finishers import (
 )
 from conveyor.loader.planner import NativePlan, plan_transforms
 from conveyor.loader.stats import StatsRecorder
+from conveyor.loader.worker_limits import effective_workers
 
 
 @dataclass
@@ -202,7 +203,7 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     return Engine(
         setup.plan.ops,
         dataset.images,
-        num_threads=loader.num_workers,
+        num_threads=effective_workers(loader.num_workers),  # CONVEYOR_MAX_WORKERS caps it
         prefetch=max(1, loader.prefetch_factor or 2),
         seed=loader.seed,
         in_order=loader.in_order,

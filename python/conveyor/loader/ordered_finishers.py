@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from conveyor.loader.worker_limits import use_one_intra_op_thread
+
 # result kinds
 BATCH, ERROR, END = "batch", "error", "end"
 
@@ -58,6 +60,7 @@ class OrderedFinishers:
             thread.start()
 
     def _run(self) -> None:
+        use_one_intra_op_thread()  # Python tails run torch ops here: keep the training step's cores
         while True:
             with self._cond:
                 while not self._stopped and self._next_take - self._next_out >= self._capacity:

@@ -226,3 +226,10 @@ def _mask_pairs(samples: Any) -> bool:
         and isinstance(sample[1], tv_tensors.Mask)
         for sample in samples
     )
+
+
+def record_padding(batch: Any, stats: Any) -> None:
+    """Count the padding of a delivered batch whose first item is an ``ImageList`` (batches
+    padded in torch's worker processes, whose own counters stay in those processes)."""
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], ImageList):
+        stats.record_padding(*padding_pixels(batch[0]))

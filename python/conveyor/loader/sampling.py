@@ -11,7 +11,7 @@ therefore see the same samples on the same ranks.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Sized, Union
 
 import torch
 from torch.utils.data import Sampler
@@ -62,6 +62,33 @@ def shard_indices(
     return indices[rank:total:world_size]
 
 
+def unconsumed_order(
+    indices: Sequence[int], world_size: int, consumed_per_rank: int, drop_last: bool = False
+) -> List[int]:
+    """What an epoch sharded over ``world_size`` ranks has not yet read, in its global order.
+
+    Rank ``r``'s ``j``-th sample is position ``j * world_size + r`` of the epoch's (padded)
+    order, so once every rank has read ``consumed_per_rank`` samples the rest is exactly the
+    order from ``consumed_per_rank * world_size`` on. Re-sharding that rest over another number of
+    ranks finishes the epoch with every sample read once (plus DistributedSampler's padding).
+
+    Args:
+        indices: The epoch's full index order (identical on every rank).
+        world_size: Number of ranks the epoch was started with.
+        consumed_per_rank: Samples each of those ranks has read.
+        drop_last: The sharding's ``drop_last``.
+
+    Returns:
+        The unread rest of the epoch's order.
+    """
+    validate_shard(0, world_size)
+    indices = list(indices)
+    total = sharded_length(len(indices), world_size, drop_last) * world_size
+    if total > len(indices) and indices:
+        indices += (indices * math.ceil(total / len(indices)))[: total - len(indices)]
+    return indices[consumed_per_rank * world_size : total]
+
+
 def sharded_length(length: int, world_size: int, drop_last: bool = False) -> int:
     """How many of ``length`` samples each rank gets (DistributedSampler's ``num_samples``).
 
@@ -98,14 +125,22 @@ class SeededShuffleSampler(Sampler[int]):
     run with another number of threads sees exactly the same order.
 
     Args:
-        length: Number of samples in the dataset.
+        length: Number of samples, or the dataset itself: its current ``len()`` is then read at
+            every epoch, so a dataset that grows or shrinks between epochs is sampled whole (as
+            torch's ``RandomSampler`` does).
         seed: Base seed.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
-        self.length = int(length)
+    def __init__(self, length: Union[int, Sized], seed: int) -> None:
+        self._source = length
         self.seed = int(seed)
         self.epoch = 0
+
+    @property
+    def length(self) -> int:
+        """Number of samples of the current epoch."""
+        source = self._source
+        return source if isinstance(source, int) else len(source)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch`` for the next iteration.

@@ -33,6 +33,12 @@ class LoaderStats:
             that are padding in this epoch (``1 - sum(h * w) / sum(B * Hp * Wp)``, counted as
             batches are padded, so mid-epoch it includes the few prepared ahead), 0.0 otherwise.
             Grouping images by aspect ratio (``conveyor.samplers.GroupedBatchSampler``) lowers it.
+        worker_mode: What ran the workers: ``"thread"`` (native or Python threads),
+            ``"process"`` (torch's worker processes) or ``"main"`` (``num_workers=0``: the
+            calling thread).
+        worker_mode_reason: Why (the requested ``worker_mode`` and, for ``"auto"``, what decided).
+        num_workers: Workers actually started (``num_workers`` capped by
+            ``CONVEYOR_MAX_WORKERS``).
     """
 
     path: str = "python"
@@ -48,6 +54,9 @@ class LoaderStats:
     queue_depth: int = 0
     skipped: Tuple[Tuple[int, str], ...] = ()
     padding_fraction: float = 0.0
+    worker_mode: str = "main"
+    worker_mode_reason: str = ""
+    num_workers: int = 0
 
 
 _MAX_SKIPPED_KEPT = 100
@@ -70,6 +79,9 @@ class StatsRecorder:
     queue_depth: int = 0
     padding_pixels: int = 0
     padded_batch_pixels: int = 0
+    worker_mode: str = "main"
+    worker_mode_reason: str = ""
+    num_workers: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_batch(self, samples: int, waited_s: float) -> None:
@@ -111,4 +123,7 @@ class StatsRecorder:
                     if self.padded_batch_pixels
                     else 0.0
                 ),
+                worker_mode=self.worker_mode,
+                worker_mode_reason=self.worker_mode_reason,
+                num_workers=self.num_workers,
             )

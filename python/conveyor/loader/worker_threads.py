@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from conveyor.loader.worker_limits import use_one_intra_op_thread
+
 _local = threading.local()
 
 
@@ -141,6 +143,7 @@ def _run_worker(
     # The thread references only the queue and its info, never the pool or the loader, so
     # dropping the last user reference to those shuts the pool down through __del__.
     _local.info = info
+    use_one_intra_op_thread()  # torch ops here must not compete with the training step's team
     init_error: Optional[BaseException] = None
     if worker_init_fn is not None:
         try:

@@ -300,7 +300,9 @@ def from_argparse_args(
         ``cls(**arguments)``.
     """
     if isinstance(args, ArgumentParser):
-        args = parse_argparser(cls, args)
+        # through the class's own classmethod when it has one, so that an override is honoured
+        parse = getattr(cls, "parse_argparser", None)
+        args = parse(args) if callable(parse) else parse_argparser(cls, args)
     params = dict(args) if isinstance(args, dict) else vars(args)
     valid = inspect.signature(cls.__init__).parameters
     arguments = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -31,6 +33,8 @@ class ModelCheckpoint(Callback):
         mode: "min" or "max": whether a lower or higher ``monitor`` is better.
         auto_insert_metric_name: render ``{epoch}`` as ``epoch=3`` rather than ``3``.
         every_n_train_steps: save every N optimizer steps (mid-epoch checkpoints).
+        train_time_interval: save at the first batch end after this much training time (a
+            ``datetime.timedelta``); rank 0's clock decides for every rank.
         every_n_epochs: save every N epochs (default 1 when no step interval is set).
         save_on_train_epoch_end: save at the end of the training epoch (default: when
             validation runs every epoch) rather than at the end of validation.
@@ -53,6 +57,7 @@ class ModelCheckpoint(Callback):
         mode: str = "min",
         auto_insert_metric_name: bool = True,
         every_n_train_steps: Optional[int] = None,
+        train_time_interval: Optional[timedelta] = None,
         every_n_epochs: Optional[int] = None,
         save_on_train_epoch_end: Optional[bool] = None,
     ) -> None:
@@ -67,20 +72,24 @@ class ModelCheckpoint(Callback):
             )
         if mode not in ("min", "max"):
             raise MisconfigurationException(f"`mode` can be 'min' or 'max', got {mode!r}")
+        if every_n_train_steps is None and every_n_epochs is None and train_time_interval is None:
+            every_n_train_steps, every_n_epochs = 0, 1  # once per epoch, Lightning's default
         every_n_train_steps = every_n_train_steps or 0
+        every_n_epochs = every_n_epochs or 0
         if every_n_train_steps < 0:
             raise MisconfigurationException(
                 f"Invalid value for every_n_train_steps={every_n_train_steps}. Must be >= 0"
             )
-        if every_n_epochs is None:
-            every_n_epochs = 0 if every_n_train_steps else 1
         if every_n_epochs < 0:
             raise MisconfigurationException(
                 f"Invalid value for every_n_epochs={every_n_epochs}. Must be >= 0"
             )
-        if every_n_train_steps and every_n_epochs:
+        triggers = (every_n_train_steps >= 1) + (every_n_epochs >= 1)
+        if triggers + (train_time_interval is not None) > 1:
             raise MisconfigurationException(
-                "Combination of parameters every_n_train_steps and every_n_epochs should be mutually exclusive."
+                f"Combination of parameters every_n_train_steps={every_n_train_steps}, "
+                f"every_n_epochs={every_n_epochs} and train_time_interval={train_time_interval} "
+                "should be mutually exclusive."
             )
         self.dirpath = os.path.realpath(os.path.expanduser(str(dirpath))) if dirpath else None
         self.filename = filename
@@ -93,6 +102,8 @@ class ModelCheckpoint(Callback):
         self.auto_insert_metric_name = auto_insert_metric_name
         self.every_n_train_steps = every_n_train_steps
         self.every_n_epochs = every_n_epochs
+        self._train_time_interval = train_time_interval
+        self._last_time_checked: Optional[float] = None
         self._save_on_train_epoch_end = save_on_train_epoch_end
         self.best_k_models: Dict[str, float] = {}
         self.kth_best_model_path = ""
@@ -105,17 +116,29 @@ class ModelCheckpoint(Callback):
 
     @property
     def state_key(self) -> str:
-        return (
-            f"ModelCheckpoint{{'monitor': {self.monitor!r}, 'mode': {self.mode!r}, "
-            f"'every_n_train_steps': {self.every_n_train_steps}, 'every_n_epochs': {self.every_n_epochs}}}"
+        # Lightning 1.6's key, character for character, so that its checkpoints restore this state
+        return self._generate_state_key(
+            monitor=self.monitor,
+            mode=self.mode,
+            every_n_train_steps=self.every_n_train_steps,
+            every_n_epochs=self.every_n_epochs,
+            train_time_interval=self._train_time_interval,
+            save_on_train_epoch_end=self._save_on_train_epoch_end,
         )
+
+    @property
+    def train_time_interval(self) -> Optional[timedelta]:
+        return self._train_time_interval
 
     # -- lifecycle ------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None:
         if self.dirpath is None:
             self.dirpath = trainer._default_checkpoint_dir()
         if self._save_on_train_epoch_end is None:
-            self._save_on_train_epoch_end = trainer.check_val_every_n_epoch == 1
+            self._save_on_train_epoch_end = (
+                getattr(trainer, "val_check_interval", 1.0) == 1.0
+                and trainer.check_val_every_n_epoch == 1
+            )
 
     def _should_skip(self, trainer) -> bool:
         return (
@@ -125,11 +148,30 @@ class ModelCheckpoint(Callback):
             or self._last_global_step_saved == trainer.global_step
         )
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last_time_checked = time.monotonic()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, unused=0) -> None:
-        if self._should_skip(trainer) or not self.every_n_train_steps:
+        if self._should_skip(trainer):
             return
-        if trainer._stepped_this_batch and trainer.global_step % self.every_n_train_steps == 0:
-            self.save_checkpoint(trainer)
+        skip_batch = not (
+            self.every_n_train_steps
+            and trainer._stepped_this_batch
+            and trainer.global_step % self.every_n_train_steps == 0
+        )
+        skip_time, now = True, time.monotonic()
+        if self._train_time_interval is not None:
+            previous = self._last_time_checked
+            skip_time = (
+                previous is None or now - previous < self._train_time_interval.total_seconds()
+            )
+            if trainer.strategy is not None:  # one decision for all ranks, or they would hang
+                skip_time = trainer.strategy.broadcast_object(skip_time)
+        if skip_batch and skip_time:
+            return
+        if not skip_time:
+            self._last_time_checked = now
+        self.save_checkpoint(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._should_skip(trainer) or not self._save_on_train_epoch_end:

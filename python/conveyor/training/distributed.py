@@ -3,7 +3,8 @@
 A run started by ``torchrun`` (``WORLD_SIZE`` in the environment) joins the process group it
 describes. ``Trainer(strategy="ddp", devices=N)`` started as a plain script re-executes the same
 command line N-1 times with ``RANK``/``WORLD_SIZE`` set, as Lightning's ``ddp`` does; the
-original process becomes rank 0. The backend is gloo on the CPU and nccl on CUDA.
+original process becomes rank 0. ``strategy="ddp_spawn"`` (the default for ``devices=N``) starts
+N processes with ``torch.multiprocessing`` instead (see ``spawn.py``). The backend is gloo on the CPU and nccl on CUDA.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any, List, Optional
 
 import torch
@@ -19,6 +21,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 _LAUNCHED_ENV = "CONVEYOR_DDP_CHILD"
+_PROCESS_GROUP_TIMEOUT_S = 1800  # torch's default: a rank that never joins fails the others
 
 
 def _free_port() -> int:
@@ -30,10 +33,24 @@ def _free_port() -> int:
 class DDPStrategy:
     """Process group membership plus the collective operations the Trainer needs."""
 
-    def __init__(self, num_processes: int, device_type: str) -> None:
+    def __init__(
+        self,
+        num_processes: int,
+        device_type: str,
+        spawn: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
         self.num_processes = num_processes
         self.device_type = device_type
+        self.spawn = spawn
+        self.timeout = timeout  # seconds for a whole ddp_spawn run; None: no limit
         self.children: List[subprocess.Popen] = []
+
+    @property
+    def must_spawn(self) -> bool:
+        """True in the process that called ``fit`` under ``ddp_spawn``: it starts the ranks."""
+        initialized = dist.is_available() and dist.is_initialized()
+        return self.spawn and not self.launched_externally and not initialized
 
     # -- setup ----------------------------------------------------------------------------
     @property
@@ -48,7 +65,10 @@ class DDPStrategy:
             self._launch_children()
         backend = "nccl" if self.device_type == "cuda" else "gloo"
         dist.init_process_group(
-            backend=backend, rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"])
+            backend=backend,
+            rank=int(os.environ["RANK"]),
+            world_size=int(os.environ["WORLD_SIZE"]),
+            timeout=timedelta(seconds=self.timeout or _PROCESS_GROUP_TIMEOUT_S),
         )
 
     def _launch_children(self) -> None:
@@ -68,9 +88,12 @@ class DDPStrategy:
             env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), **{_LAUNCHED_ENV: "1"})
             self.children.append(subprocess.Popen(command, env=env, cwd=os.getcwd()))
 
-    def teardown(self) -> None:
+    def teardown(self, failed: bool = False) -> None:
+        """Leave the process group. A failed rank leaves without the final barrier: the other
+        ranks may be blocked in another collective and would never meet it there."""
         if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+            if not failed:
+                dist.barrier()
             dist.destroy_process_group()
         for child in self.children:
             child.wait()
@@ -147,9 +170,30 @@ class DDPStrategy:
 
         A loader with a ``shard(rank, world_size)`` method (conveyor's DataLoader) shards
         itself; a torch DataLoader is rebuilt around a ``DistributedSampler`` that keeps its
-        shuffling, as Lightning does; anything else is returned unchanged.
+        shuffling, as Lightning does; anything else is returned unchanged. The shuffle seed (and
+        a generator's state) is rank 0's on every rank, whether or not the user seeded anything:
+        ranks that split different permutations would see some samples twice and others never.
         """
+        if self.world_size > 1:
+            self._agree_on_shuffle(loader)
         return shard_loader(loader, self.global_rank, self.world_size)
+
+    def _agree_on_shuffle(self, loader: Any) -> None:
+        if hasattr(loader, "shard") and hasattr(loader, "seed") and hasattr(loader, "_set_seed"):
+            generator = getattr(loader, "generator", None)
+            seed = loader.seed
+            if seed is None and self.global_rank == 0:
+                # what the loader itself would draw at its first iteration
+                seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            seed, generator_state = self.broadcast_object(
+                (seed, generator.get_state() if generator is not None else None)
+            )
+            loader._set_seed(seed)
+            if generator is not None:
+                generator.set_state(generator_state)
+        elif isinstance(loader, DataLoader):
+            seed = self.broadcast_object(int(os.environ.get("CONVEYOR_GLOBAL_SEED", 0)))
+            loader._conveyor_shard_seed = seed
 
 
 def shard_loader(loader: Any, rank: int, world_size: int) -> Any:
@@ -167,7 +211,9 @@ def shard_loader(loader: Any, rank: int, world_size: int) -> Any:
     shuffle = isinstance(loader.sampler, RandomSampler)
     if not isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
         return loader  # a custom sampler: the user shards it
-    seed = int(os.environ.get("CONVEYOR_GLOBAL_SEED", 0))
+    seed = getattr(loader, "_conveyor_shard_seed", None)
+    if seed is None:
+        seed = int(os.environ.get("CONVEYOR_GLOBAL_SEED", 0))
     sampler = DistributedSampler(
         loader.dataset,
         num_replicas=world_size,

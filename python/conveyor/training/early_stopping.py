@@ -42,7 +42,7 @@ class EarlyStopping(Callback):
 
     @property
     def state_key(self) -> str:
-        return f"EarlyStopping{{'monitor': {self.monitor!r}, 'mode': {self.mode!r}}}"
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
 
     def setup(self, trainer, pl_module, stage=None) -> None:
         if self.check_on_train_epoch_end is None:

@@ -107,6 +107,11 @@ class Callback:
     def state_key(self) -> str:
         return type(self).__qualname__
 
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        """A state key that tells apart instances of one callback class by their arguments
+        (Lightning 1.6's format: ``ClassName{'arg': value, ...}``)."""
+        return f"{type(self).__qualname__}{repr(kwargs)}"
+
     def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None: ...
     def teardown(self, trainer, pl_module, stage: Optional[str] = None) -> None: ...
     def on_fit_start(self, trainer, pl_module) -> None: ...

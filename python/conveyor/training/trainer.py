@@ -3,69 +3,99 @@ hook order, checkpoints, resume), running on any DataLoader."""
 
 from __future__ import annotations
 
-import functools
 import inspect
 import numbers
 import os
 import time
 import warnings
 from argparse import ArgumentParser, Namespace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 
 from conveyor.training import argparse as conveyor_argparse
-from conveyor.training.batch import batch_size_of
 from conveyor.training.checkpoint import ModelCheckpoint
-from conveyor.training.checkpoint_io import atomic_save, load_checkpoint
+from conveyor.training.checkpoint_connector import CheckpointConnector
+from conveyor.training.checkpoint_io import load_checkpoint
+from conveyor.training.configuration import (
+    defaults_from_env_vars,
+    is_overridden,
+    validate_accumulation,
+)
 from conveyor.training.datamodule import DataModule
 from conveyor.training.devices import resolve_devices
 from conveyor.training.distributed import DDPStrategy
 from conveyor.training.errors import MisconfigurationException
+from conveyor.training.evaluation_loop import EvaluationLoop
+from conveyor.training.fit_loop import FitLoop
 from conveyor.training.hooks import Callback, DataHooks
-from conveyor.training.limits import num_batches, validate_limit
+from conveyor.training.limits import validate_limit
+from conveyor.training.logger_connector import LoggerConnector
 from conveyor.training.loggers import (
     CSVLogger,
     Logger,
     TensorBoardLogger,
-    _plain,
     tensorboard_available,
 )
 from conveyor.training.module import Module
-from conveyor.training.optimizers import LRSchedulerConfig, init_optimizers_and_schedulers
+from conveyor.training.optimizers import LRSchedulerConfig
 from conveyor.training.precision import PrecisionPlugin, canonical_precision
+from conveyor.training.profiler import Profiler, profiling, resolve_profiler
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
-from conveyor.training.seed import capture_rng_states, restore_rng_states
+from conveyor.training.spawn import spawn_run
+from conveyor.training.timer import Timer, parse_duration
 
 
-def _defaults_from_env_vars(init):
-    """Let ``CONVEYOR_TRAINER_<ARG>`` environment variables supply defaults (explicit wins)."""
+def _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level) -> None:
+    """Lightning 1.6 arguments for hardware or back ends conveyor does not drive: a clear error
+    rather than a run that silently ignores them."""
+    if tpu_cores is not None:
+        raise MisconfigurationException(
+            f"tpu_cores={tpu_cores!r}: TPUs are not supported by conveyor; use accelerator='cpu' or 'gpu'"
+        )
+    if ipus is not None:
+        raise MisconfigurationException(
+            f"ipus={ipus!r}: IPUs are not supported by conveyor; use accelerator='cpu' or 'gpu'"
+        )
+    if plugins is not None and plugins != []:
+        raise MisconfigurationException(
+            f"plugins={plugins!r}: conveyor has no plugin system; precision and strategy are "
+            "chosen with `precision=` and `strategy=`"
+        )
+    if amp_backend not in ("native", "apex"):
+        raise MisconfigurationException(
+            f"You have asked for `amp_backend={amp_backend!r}`, which is not one of 'native', 'apex'."
+        )
+    if amp_backend == "apex":
+        raise MisconfigurationException(
+            "You have asked for Apex AMP, which conveyor does not drive: use "
+            "`precision=16` (torch.autocast, Lightning's native backend)."
+        )
+    if amp_level is not None:
+        raise MisconfigurationException(
+            f"You have asked for `amp_level={amp_level!r}` but it's only supported with "
+            "`amp_backend='apex'`."
+        )
 
-    @functools.wraps(init)
-    def insert_env_defaults(self, *args, **kwargs):
-        cls = type(self)
-        if args:
-            names = [name for name, _, _ in conveyor_argparse.get_init_arguments_and_types(cls)]
-            kwargs.update(dict(zip(names, args)))
-        env = vars(conveyor_argparse.parse_env_variables(cls))
-        return init(self, **{**env, **kwargs})
 
-    return insert_env_defaults
-
-
-def _overridden(obj: Any, name: str, base: type) -> bool:
-    if name in getattr(obj, "__dict__", {}):  # set on the instance (DataModule.from_datasets)
-        return True
-    method = getattr(type(obj), name, None)
-    return method is not None and method is not getattr(base, name, None)
+def _check_not_implemented(**given) -> None:
+    """Lightning 1.6 features conveyor does not have: their defaults are accepted (so a ported
+    script's explicit defaults run), anything else raises instead of being silently ignored."""
+    for name, (value, default) in given.items():
+        if value != default or type(value) is bool and type(default) is not bool:
+            raise MisconfigurationException(
+                f"Trainer({name}={value!r}) is not supported by conveyor (only the default "
+                f"{default!r}); see the README's list of differences from Lightning 1.6"
+            )
 
 
-class Trainer:
+class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
     """Runs a :class:`conveyor.Module`'s training, validation, test and prediction loops."""
 
-    @_defaults_from_env_vars
+    @defaults_from_env_vars
     def __init__(
         self,
         logger: Union[Logger, Iterable[Logger], bool] = True,
@@ -97,6 +127,32 @@ class Trainer:
         resume_from_checkpoint: Optional[Union[Path, str]] = None,
         deterministic: Optional[bool] = None,
         benchmark: Optional[bool] = None,
+        num_processes: Optional[int] = None,
+        val_check_interval: Union[int, float] = 1.0,
+        profiler: Optional[Union[str, Profiler]] = None,
+        reload_dataloaders_every_n_epochs: int = 0,
+        max_time: Optional[Union[str, timedelta, Dict[str, int]]] = None,
+        enable_model_summary: bool = True,
+        detect_anomaly: bool = False,
+        sync_batchnorm: bool = False,
+        replace_sampler_ddp: bool = True,
+        move_metrics_to_cpu: bool = False,
+        auto_select_gpus: bool = False,
+        tpu_cores: Optional[Union[List[int], str, int]] = None,
+        ipus: Optional[int] = None,
+        plugins: Optional[Any] = None,
+        amp_backend: str = "native",
+        amp_level: Optional[str] = None,
+        terminate_on_nan: Optional[bool] = None,
+        checkpoint_callback: Optional[bool] = None,
+        progress_bar_refresh_rate: Optional[int] = None,
+        weights_summary: Optional[str] = "top",
+        overfit_batches: Union[int, float] = 0.0,
+        track_grad_norm: Union[int, float, str] = -1,
+        auto_lr_find: Union[bool, str] = False,
+        auto_scale_batch_size: Union[str, bool] = False,
+        multiple_trainloader_mode: str = "max_size_cycle",
+        stochastic_weight_avg: bool = False,
     ) -> None:
         """Configure a training run.
 
@@ -133,7 +189,119 @@ class Trainer:
             resume_from_checkpoint: path or http(s) URL of a checkpoint to resume from.
             deterministic: make torch use deterministic algorithms.
             benchmark: set torch.backends.cudnn.benchmark.
+            num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
+            val_check_interval: validate every this fraction of the training epoch (float) or
+                every this many training batches (int) instead of at the epoch's end.
+            profiler: "simple" (per-hook timing table), "advanced" (cProfile per hook) or a
+                ``conveyor.training.profiler.Profiler``; the report is printed when the stage ends.
+            reload_dataloaders_every_n_epochs: call ``train_dataloader()``/``val_dataloader()``
+                again every N epochs (0: once per ``fit``).
+            max_time: stop training after this long: "DD:HH:MM:SS", a timedelta or a dict such
+                as {"hours": 1} (adds a ``Timer`` callback).
+            enable_model_summary: print the model's summary table when ``fit`` starts.
+            detect_anomaly: run ``fit`` under ``torch.autograd.set_detect_anomaly``.
+            sync_batchnorm: convert BatchNorm layers to SyncBatchNorm under ddp.
+            replace_sampler_ddp: shard the loaders over the ranks (False: the loaders shard
+                themselves).
+            move_metrics_to_cpu: accepted; logged metrics are already kept on the CPU.
+            auto_select_gpus: accepted (GPUs are taken in order).
+            tpu_cores: TPUs are not supported: any value raises.
+            ipus: IPUs are not supported: any value raises.
+            plugins: not supported: any value but None raises.
+            amp_backend: "native" (torch.autocast); "apex" raises unless apex is installed,
+                and conveyor does not drive apex.
+            amp_level: apex's optimisation level: raises, as with Lightning's native backend.
+            terminate_on_nan: deprecated in Lightning 1.5: raise ValueError when the loss or a
+                parameter becomes nan or inf (use ``detect_anomaly``).
+            checkpoint_callback: deprecated in Lightning 1.5: use ``enable_checkpointing``.
+            progress_bar_refresh_rate: deprecated in Lightning 1.5: 0 hides the progress bar.
+            weights_summary: deprecated in Lightning 1.5: None hides the model summary.
+            overfit_batches: not supported: any value but 0 raises.
+            track_grad_norm: not supported: any value but -1 raises.
+            auto_lr_find: the tuner is not supported: True raises.
+            auto_scale_batch_size: the tuner is not supported: any value but False raises.
+            multiple_trainloader_mode: only "max_size_cycle" (one train loader per fit).
+            stochastic_weight_avg: not supported: True raises.
         """
+        _check_not_implemented(
+            overfit_batches=(overfit_batches, 0),
+            track_grad_norm=(track_grad_norm, -1),
+            auto_lr_find=(auto_lr_find, False),
+            auto_scale_batch_size=(auto_scale_batch_size, False),
+            multiple_trainloader_mode=(multiple_trainloader_mode, "max_size_cycle"),
+            stochastic_weight_avg=(stochastic_weight_avg, False),
+        )
+        _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
+        if checkpoint_callback is not None:
+            warnings.warn(
+                f"Setting `Trainer(checkpoint_callback={checkpoint_callback})` is deprecated in v1.5 "
+                "and will be removed in v1.7. Please consider using "
+                f"`Trainer(enable_checkpointing={checkpoint_callback})`.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            enable_checkpointing = checkpoint_callback
+        if progress_bar_refresh_rate is not None:
+            warnings.warn(
+                "Setting `Trainer(progress_bar_refresh_rate=...)` is deprecated in v1.5 and will be "
+                "removed in v1.7. Please pass `ProgressBar(refresh_rate=...)` to callbacks instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if progress_bar_refresh_rate == 0:
+                enable_progress_bar = False
+        if weights_summary != "top":
+            warnings.warn(
+                "Setting `Trainer(weights_summary=...)` is deprecated in v1.5 and will be removed in "
+                "v1.7. Please use `Trainer(enable_model_summary=...)` instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if weights_summary is None:
+                enable_model_summary = False
+        if terminate_on_nan is not None:
+            warnings.warn(
+                "Trainer argument `terminate_on_nan` was deprecated in v1.5 and will be removed in "
+                "1.7. Please use `Trainer(detect_anomaly=True)` instead.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if not isinstance(terminate_on_nan, bool):
+                raise TypeError(f"`terminate_on_nan` should be a bool, got {terminate_on_nan}.")
+        self.terminate_on_nan = bool(terminate_on_nan)
+        self.enable_model_summary = enable_model_summary
+        self.detect_anomaly = detect_anomaly
+        self.sync_batchnorm = sync_batchnorm
+        self.replace_sampler_ddp = replace_sampler_ddp
+        self.move_metrics_to_cpu = move_metrics_to_cpu
+        self.max_time = parse_duration(max_time)
+        if isinstance(val_check_interval, bool) or not isinstance(val_check_interval, (int, float)):
+            raise MisconfigurationException(
+                f"`val_check_interval` should be an int or a float, got {val_check_interval!r}."
+            )
+        if isinstance(val_check_interval, float) and not 0.0 <= val_check_interval <= 1.0:
+            raise MisconfigurationException(
+                f"`val_check_interval` must lie in the range [0.0, 1.0], but got {val_check_interval:.3f}."
+            )
+        if isinstance(val_check_interval, int) and val_check_interval < 1:
+            raise MisconfigurationException(
+                f"`val_check_interval` ({val_check_interval}) must be a positive number of batches."
+            )
+        self.val_check_interval = val_check_interval
+        self.profiler = resolve_profiler(profiler)
+        if (
+            isinstance(reload_dataloaders_every_n_epochs, bool)
+            or not isinstance(reload_dataloaders_every_n_epochs, int)
+            or reload_dataloaders_every_n_epochs < 0
+        ):
+            raise MisconfigurationException(
+                "`reload_dataloaders_every_n_epochs` should be an int >= 0, got "
+                f"{reload_dataloaders_every_n_epochs!r}."
+            )
+        self.reload_dataloaders_every_n_epochs = reload_dataloaders_every_n_epochs
+        self.val_check_batch: Union[int, float] = float("inf")
+        if num_processes is not None and devices is None and gpus is None:
+            devices = num_processes
         if num_nodes != 1:
             raise MisconfigurationException(
                 "num_nodes > 1 is not supported: launch with torchrun per node instead"
@@ -167,7 +335,7 @@ class Trainer:
                 f"check_val_every_n_epoch={check_val_every_n_epoch!r}: must be an int >= 1"
             )
         self.check_val_every_n_epoch = check_val_every_n_epoch or 1
-        self.accumulate_grad_batches = self._validate_accumulation(accumulate_grad_batches)
+        self.accumulate_grad_batches = validate_accumulation(accumulate_grad_batches)
         if max_steps is None:
             max_steps = -1
         if max_steps < -1:
@@ -226,13 +394,19 @@ class Trainer:
                 f"strategy={strategy!r}: conveyor supports None or 'ddp'"
             )
         num_processes = len(device_ids) if isinstance(device_ids, list) else device_ids
+        if strategy is None and num_processes > 1:
+            strategy = "ddp_spawn"  # Lightning 1.6's choice for several devices
         self.strategy: Optional[DDPStrategy] = None
         if strategy in ("ddp", "ddp_spawn") and (num_processes > 1 or "WORLD_SIZE" in os.environ):
             if "WORLD_SIZE" in os.environ:
                 num_processes = int(os.environ["WORLD_SIZE"])
-            self.strategy = DDPStrategy(num_processes, self.device_type)
+            self.strategy = DDPStrategy(
+                num_processes, self.device_type, spawn=strategy == "ddp_spawn"
+            )
         elif num_processes > 1:
-            raise MisconfigurationException(f"devices={num_processes} needs strategy='ddp'")
+            raise MisconfigurationException(
+                f"devices={num_processes} needs strategy='ddp' or 'ddp_spawn'"
+            )
         self._device_ids = device_ids if isinstance(device_ids, list) else None
 
         if deterministic:
@@ -270,6 +444,8 @@ class Trainer:
                 "Trainer was configured with `enable_checkpointing=False` but found "
                 "`ModelCheckpoint` in callbacks list."
             )
+        if self.max_time is not None and not any(isinstance(c, Timer) for c in callbacks):
+            callbacks.append(Timer(self.max_time))
         if enable_progress_bar and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         self.callbacks: List[Callback] = callbacks
@@ -306,6 +482,11 @@ class Trainer:
         self._ckpt_path: Optional[str] = None
         self.precision_plugin: Optional[PrecisionPlugin] = None
 
+    @classmethod
+    def default_attributes(cls) -> Dict[str, Any]:
+        """Every constructor argument with its default, as Lightning's ``default_attributes``."""
+        return {k: v.default for k, v in inspect.signature(cls).parameters.items()}
+
     # ----------------------------------------------------------------------------------------
     # argparse (Lightning 1.x classmethods)
     @classmethod
@@ -324,34 +505,6 @@ class Trainer:
     def get_init_arguments_and_types(cls):
         return conveyor_argparse.get_init_arguments_and_types(cls)
 
-    @staticmethod
-    def _validate_accumulation(value):
-        if value is None:
-            return 1
-        if isinstance(value, dict):
-            if not all(
-                isinstance(k, int) and isinstance(v, int) and k >= 0 and v >= 1
-                for k, v in value.items()
-            ):
-                raise MisconfigurationException(
-                    f"accumulate_grad_batches={value!r}: expected {{epoch >= 0: n >= 1}}"
-                )
-            return dict(sorted(value.items()))
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise TypeError(
-                f"Gradient accumulation supports only int and dict types, got {value!r}"
-            )
-        return value
-
-    def _accumulation_for_epoch(self, epoch: int) -> int:
-        if isinstance(self.accumulate_grad_batches, int):
-            return self.accumulate_grad_batches
-        factor = 1
-        for start, n in self.accumulate_grad_batches.items():
-            if epoch >= start:
-                factor = n
-        return factor
-
     # ----------------------------------------------------------------------------------------
     # properties
     @property
@@ -369,6 +522,10 @@ class Trainer:
     @property
     def checkpoint_callbacks(self) -> List[ModelCheckpoint]:
         return [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+
+    @property
+    def progress_bar_callback(self) -> Optional[ProgressBar]:
+        return next((c for c in self.callbacks if isinstance(c, ProgressBar)), None)
 
     @property
     def checkpoint_callback(self) -> Optional[ModelCheckpoint]:
@@ -416,13 +573,18 @@ class Trainer:
     def _call_callbacks(self, hook: str, *args: Any) -> None:
         module = self.lightning_module
         for callback in self.callbacks:
-            getattr(callback, hook)(self, module, *args)
+            with profiling(self.profiler, f"[Callback]{callback.state_key}.{hook}"):
+                getattr(callback, hook)(self, module, *args)
 
     def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
         module = self.lightning_module
+        function = getattr(module, hook)
+        if function is None:  # a hook set to None is disabled, as in Lightning
+            return None
         previous, module._current_fx = module._current_fx, hook
         try:
-            return getattr(module, hook)(*args, **kwargs)
+            with profiling(self.profiler, f"[LightningModule]{type(module).__name__}.{hook}"):
+                return function(*args, **kwargs)
         finally:
             module._current_fx = previous
 
@@ -571,6 +733,19 @@ class Trainer:
         ckpt_path: Optional[str],
         **loaders: Any,
     ):
+        if self.strategy is not None and self.strategy.must_spawn:
+            self.lightning_module, self.datamodule = model, datamodule
+            model.trainer = self
+            return spawn_run(
+                self,
+                model,
+                stage,
+                datamodule,
+                ckpt_path,
+                loaders,
+                self.strategy.num_processes,
+                self.strategy.timeout,
+            )
         self.state_stage = stage
         self.should_stop = False
         self.lightning_module = model
@@ -599,9 +774,12 @@ class Trainer:
             self.callbacks = [c for c in self.callbacks if type(c) is not type(callback)] + [
                 callback
             ]
+        if self.sync_batchnorm and self.strategy is not None:
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the children in place
         model.to(self.root_device)
         self.precision_plugin = PrecisionPlugin(self.precision, self.root_device)
         self.precision_plugin.convert_module(model)
+        failed = False
         try:
             # prepare_data: once per node (rank 0 here)
             if self.local_rank == 0:
@@ -618,144 +796,45 @@ class Trainer:
             if checkpoint is not None:
                 self._restore_model(checkpoint)
             if stage == "fit":
-                return self._run_fit(checkpoint, loaders.get("train"), loaders.get("val"))
+                with torch.autograd.set_detect_anomaly(self.detect_anomaly):
+                    return self._run_fit(checkpoint, loaders.get("train"), loaders.get("val"))
             if stage in ("validate", "test"):
                 return self._run_evaluation_stage(
                     stage, loaders.get("val" if stage == "validate" else "test")
                 )
             return self._run_predict(loaders.get("predict"))
         except BaseException as exception:
+            failed = True
+            self._failed_at = time.time()  # ddp_spawn names the rank that failed first
             self._call_callbacks("on_exception", exception)
             for logger in self._loggers if self.is_global_zero else []:
                 logger.finalize("failed")
             raise
         finally:
-            self._teardown(stage)
+            self._teardown(stage, failed)
 
-    def _teardown(self, stage: str) -> None:
+    def _teardown(self, stage: str, failed: bool = False) -> None:
         if self.datamodule is not None:
             self.datamodule.teardown(stage=stage)
         self._call_callbacks("teardown", stage)
         self._call_module("teardown", stage=stage)
+        if self.profiler is not None and self.is_global_zero:
+            self.profiler.describe(stage)
         self.state_stage = None
         if self.strategy is not None:
-            self.strategy.teardown()
-
-    # -- checkpoint restore -----------------------------------------------------------------
-    def _restore_model(self, checkpoint: Dict[str, Any]) -> None:
-        model = self.lightning_module
-        self._call_module("on_load_checkpoint", checkpoint)
-        model.load_state_dict(checkpoint["state_dict"])
-        if self.datamodule is not None:
-            key = type(self.datamodule).__qualname__
-            if key in checkpoint:
-                self.datamodule.load_state_dict(checkpoint[key])
-
-    def _restore_training_state(self, checkpoint: Dict[str, Any]) -> None:
-        callback_states = checkpoint.get("callbacks", {})
-        for callback in self.callbacks:
-            state = callback_states.get(callback.state_key)
-            if state is not None:
-                callback.load_state_dict(state)
-                callback.on_load_checkpoint(self, self.lightning_module, state)
-        if "native_amp_scaling_state" in checkpoint:
-            self.precision_plugin.load_state_dict(checkpoint["native_amp_scaling_state"])
-        loops = checkpoint.get("loops", {}).get("fit_loop", {})
-        self.global_step = int(checkpoint.get("global_step", 0))
-        epoch = int(checkpoint.get("epoch", 0))
-        finished = loops.get("epoch_finished", True)
-        self.current_epoch = epoch + 1 if finished else epoch
-        self._batches_that_stepped = int(loops.get("batches_that_stepped", self.global_step))
-        if self.max_epochs != -1 and self.current_epoch > self.max_epochs:
-            raise MisconfigurationException(
-                f"You restored a checkpoint with current_epoch={self.current_epoch}, but you have set "
-                f"Trainer(max_epochs={self.max_epochs})."
-            )
-        self._resume_state = None if finished and not loops.get("rng_now") else loops
-        if "optimizer_states" not in checkpoint:
-            raise KeyError(
-                "Trying to restore optimizer state but checkpoint contains only the model. This is "
-                "probably due to `ModelCheckpoint.save_weights_only` being set to `True`."
-            )
-        for optimizer, state in zip(self.optimizers, checkpoint["optimizer_states"]):
-            optimizer.load_state_dict(state)
-            for group_state in optimizer.state.values():  # move state to the model's device
-                for key, value in group_state.items():
-                    if isinstance(value, torch.Tensor) and key != "step":
-                        group_state[key] = value.to(self.root_device)
-        if "lr_schedulers" not in checkpoint:
-            raise KeyError(
-                "Trying to restore learning rate scheduler state but checkpoint contains only the model."
-            )
-        for config, state in zip(self.lr_scheduler_configs, checkpoint["lr_schedulers"]):
-            config.scheduler.load_state_dict(state)
-
-    # -- checkpoint save --------------------------------------------------------------------
-    def _dump_checkpoint(self, weights_only: bool = False) -> Dict[str, Any]:
-        import conveyor
-
-        model = self.lightning_module
-        loops = dict(
-            self._loop_state,
-            global_step=self.global_step,
-            batches_that_stepped=self._batches_that_stepped,
-            rng_now=capture_rng_states(),
-        )
-        checkpoint: Dict[str, Any] = {
-            "epoch": self.current_epoch,
-            "global_step": self.global_step,
-            "conveyor_version": conveyor.__version__,
-            "state_dict": model.state_dict(),
-            "loops": {"fit_loop": loops},
-        }
-        if not weights_only:
-            callback_states = {}
-            for callback in self.callbacks:
-                state = callback.state_dict()
-                extra = callback.on_save_checkpoint(self, model, checkpoint)
-                if extra:
-                    state = {**state, **extra}
-                if state:
-                    callback_states[callback.state_key] = state
-            checkpoint["callbacks"] = callback_states
-            checkpoint["optimizer_states"] = [o.state_dict() for o in self.optimizers]
-            checkpoint["lr_schedulers"] = [
-                c.scheduler.state_dict() for c in self.lr_scheduler_configs
-            ]
-            precision_state = self.precision_plugin.state_dict() if self.precision_plugin else {}
-            if precision_state:
-                checkpoint["native_amp_scaling_state"] = precision_state
-        if model.hparams:
-            checkpoint["hyper_parameters"] = _plain(dict(model.hparams))
-        if self.datamodule is not None:
-            datamodule_hparams = self.datamodule.hparams_initial
-            if datamodule_hparams:
-                checkpoint["datamodule_hyper_parameters"] = _plain(datamodule_hparams)
-            state = self.datamodule.state_dict()
-            if state:
-                checkpoint[type(self.datamodule).__qualname__] = state
-        self._call_module("on_save_checkpoint", checkpoint)
-        return checkpoint
-
-    def save_checkpoint(self, filepath: Union[str, Path], weights_only: bool = False) -> None:
-        """Write a checkpoint of the current state (rank 0 writes; the write is atomic)."""
-        checkpoint = self._dump_checkpoint(weights_only)
-        if self.is_global_zero:
-            atomic_save(checkpoint, filepath)
-        if self.strategy is not None:
-            self.strategy.barrier()
+            self.strategy.teardown(failed)
 
     # -- loaders ----------------------------------------------------------------------------
     def _request_loader(self, name: str, given: Any) -> Any:
         if given is not None:
             return given
         for source in (self.datamodule, self.lightning_module):
-            if source is not None and _overridden(source, name, DataHooks):
+            if source is not None and is_overridden(source, name, DataHooks):
                 return getattr(source, name)()
         return None
 
     def _prepare_loader(self, loader: Any) -> Any:
-        if self.strategy is not None:
+        if self.strategy is not None and self.replace_sampler_ddp:
             return self.strategy.shard_loader(loader)
         return loader
 
@@ -765,561 +844,3 @@ class Trainer:
         if isinstance(loaders, (list, tuple)):
             return [self._prepare_loader(loader) for loader in loaders]
         return [self._prepare_loader(loaders)]
-
-    # -- fit --------------------------------------------------------------------------------
-    def _run_fit(self, checkpoint, train_loader, val_loaders) -> None:
-        model = self.lightning_module
-        train_loader = self._request_loader("train_dataloader", train_loader)
-        if train_loader is None:
-            raise MisconfigurationException(
-                "No `train_dataloader()` method defined. Lightning `Trainer` expects as minimum a "
-                "`training_step()`, `train_dataloader()` and `configure_optimizers()` to be defined."
-            )
-        if not _overridden(model, "training_step", Module):
-            raise MisconfigurationException(
-                "`training_step` must be implemented to be used with the Trainer"
-            )
-        self.train_dataloader = self._prepare_loader(train_loader)
-        self.val_dataloaders = (
-            self._as_list(self._request_loader("val_dataloader", val_loaders))
-            if _overridden(model, "validation_step", Module)
-            else []
-        )
-        self.num_training_batches = num_batches(
-            self.train_dataloader, self.limit_train_batches, "train"
-        )
-        self.num_val_batches = [
-            num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
-        ]
-
-        if model.automatic_optimization or _overridden(model, "configure_optimizers", Module):
-            self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = (
-                init_optimizers_and_schedulers(model)
-            )
-        if self.strategy is not None:
-            self.strategy.broadcast_module(model)
-        self._call_callbacks("on_fit_start")
-        self._call_module("on_fit_start")
-        self._log_hyperparams()
-        if checkpoint is not None:
-            self._restore_training_state(checkpoint)
-        else:
-            self.current_epoch = 0
-            self.global_step = 0
-            self._batches_that_stepped = 0
-            self._resume_state = None
-        self._call_module("on_pretrain_routine_start")
-        self._call_module("on_pretrain_routine_end")
-        self._run_sanity_check()
-        model.train()
-        self._call_callbacks("on_train_start")
-        self._call_module("on_train_start")
-        for optimizer in self.optimizers:
-            optimizer.zero_grad()
-        while not self._fit_done():
-            self._run_train_epoch()
-        self._call_callbacks("on_train_end")
-        self._call_module("on_train_end")
-        self._call_callbacks("on_fit_end")
-        self._call_module("on_fit_end")
-        if self.is_global_zero:
-            for logger in self._loggers:
-                logger.finalize("success")
-
-    def _log_hyperparams(self) -> None:
-        if not self._loggers or not self.is_global_zero:
-            return
-        params = dict(self.lightning_module.hparams_initial)
-        if self.datamodule is not None:
-            params.update(self.datamodule.hparams_initial)
-        for logger in self._loggers:
-            logger.log_hyperparams(params)
-            logger.save()
-
-    def _fit_done(self) -> bool:
-        if self.max_steps != -1 and self.global_step >= self.max_steps:
-            return True
-        if self.max_epochs != -1 and self.current_epoch >= self.max_epochs:
-            return True
-        if self.should_stop:
-            if self.current_epoch >= self.min_epochs and self.global_step >= self.min_steps:
-                return True
-            self.should_stop = False
-        return False
-
-    def _run_sanity_check(self) -> None:
-        if not self.val_dataloaders or self.num_sanity_val_steps == 0 or self.fast_dev_run:
-            return
-        limits = [
-            n if self.num_sanity_val_steps == -1 else min(n, self.num_sanity_val_steps)
-            for n in self.num_val_batches
-        ]
-        self.sanity_checking = True
-        self._call_callbacks("on_sanity_check_start")
-        try:
-            self._run_eval_loop("validate", self.val_dataloaders, limits)
-        finally:
-            self.sanity_checking = False
-            self._call_callbacks("on_sanity_check_end")
-            self.callback_metrics = {
-                k: v for k, v in self.callback_metrics.items() if not k.startswith("val")
-            }
-            self.logged_metrics.clear()
-            self.progress_bar_metrics.clear()
-
-    def _set_loader_epoch(self, loader: Any, epoch: int) -> None:
-        sampler = getattr(loader, "sampler", None)
-        for candidate in (
-            loader,
-            sampler,
-            getattr(loader, "batch_sampler", None),
-            getattr(getattr(loader, "batch_sampler", None), "sampler", None),
-        ):
-            if candidate is not None and hasattr(candidate, "set_epoch"):
-                candidate.set_epoch(epoch)
-                return
-
-    def _run_train_epoch(self) -> None:
-        model = self.lightning_module
-        loader = self.train_dataloader
-        epoch = self.current_epoch
-        resume = self._resume_state
-        self._resume_state = None
-        start_batch = 0
-        if resume is not None and not resume.get("epoch_finished", True):
-            start_batch = int(resume.get("batches_done", 0))
-            restore_rng_states(resume["rng_epoch_start"])
-        elif resume is not None and resume.get("rng_now"):
-            restore_rng_states(resume["rng_now"])
-        self._set_loader_epoch(loader, epoch)
-        rng_epoch_start = capture_rng_states()
-        self._results = ResultCollection(reduce=self._results.reduce)
-        self.throughput.reset()
-        self._call_callbacks("on_train_epoch_start")
-        self._call_module("on_train_epoch_start")
-        if (
-            start_batch
-            and resume.get("dataloader_state") is not None
-            and hasattr(loader, "load_state_dict")
-        ):
-            loader.load_state_dict(resume["dataloader_state"])
-            iterator = iter(loader)
-        else:
-            iterator = iter(loader)
-            for _ in range(start_batch):  # replay the same order up to where the run stopped
-                next(iterator)
-        if start_batch:
-            restore_rng_states(resume["rng_now"])
-        accumulation = self._accumulation_for_epoch(epoch)
-        outputs_for_epoch_end = []
-        keep_outputs = _overridden(model, "training_epoch_end", Module)
-        batch_idx = start_batch
-        self._loop_state = {
-            "epoch": epoch,
-            "batches_done": batch_idx,
-            "epoch_finished": False,
-            "rng_epoch_start": rng_epoch_start,
-        }
-        total = self.num_training_batches
-        while batch_idx < total:
-            step_start = time.perf_counter()
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                break
-            data_time = time.perf_counter() - step_start
-            batch = self._transfer(batch, 0)
-            self._results.current_batch_size = batch_size_of(batch)
-            response = self._call_module("on_train_batch_start", batch, batch_idx)
-            self._call_callbacks("on_train_batch_start", batch, batch_idx)
-            if response == -1:
-                break
-            is_last = batch_idx + 1 == total
-            should_step = (batch_idx + 1) % accumulation == 0 or is_last
-            outputs = self._training_batch(batch, batch_idx, accumulation, should_step)
-            self._loop_state.update(batches_done=batch_idx + 1)
-            if callable(
-                getattr(loader, "state_dict", None)
-            ):  # conveyor.DataLoader resumes mid-epoch
-                self._loop_state["dataloader_state"] = loader.state_dict()
-            self.throughput.update(
-                self._results.current_batch_size, time.perf_counter() - step_start, data_time
-            )
-            self._log_step_metrics()
-            self._call_callbacks("on_train_batch_end", outputs, batch, batch_idx)
-            self._call_module("on_train_batch_end", outputs, batch, batch_idx)
-            if keep_outputs:
-                outputs_for_epoch_end.append(outputs)
-            batch_idx += 1
-            if self.max_steps != -1 and self.global_step >= self.max_steps:
-                break
-            if (
-                self.should_stop
-                and self.current_epoch >= self.min_epochs
-                and self.global_step >= self.min_steps
-            ):
-                break
-        # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
-        if self.val_dataloaders and (epoch + 1) % self.check_val_every_n_epoch == 0:
-            self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
-            model.train()
-        self._update_schedulers("epoch")
-        self._loop_state.update(epoch_finished=True, dataloader_state=None)
-        if keep_outputs:
-            self._call_module("training_epoch_end", outputs_for_epoch_end)
-        self._call_module("on_train_epoch_end")
-        self._collect_epoch_metrics(self._results, log=True)
-        self._call_callbacks("on_train_epoch_end")
-        self.current_epoch += 1
-
-    def _transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        hooks_owner = self.datamodule if self.datamodule is not None else self.lightning_module
-        model = self.lightning_module
-        batch = hooks_owner.on_before_batch_transfer(batch, dataloader_idx)
-        batch = (
-            model.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
-            if not _overridden(hooks_owner, "transfer_batch_to_device", DataHooks)
-            else hooks_owner.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
-        )
-        batch = hooks_owner.on_after_batch_transfer(batch, dataloader_idx)
-        return self.precision_plugin.convert_input(batch)
-
-    def _training_step_args(self, batch, batch_idx, optimizer_idx):
-        model = self.lightning_module
-        args = [batch, batch_idx]
-        if len(self.optimizers) > 1 and model.automatic_optimization:
-            if "optimizer_idx" not in inspect.signature(model.training_step).parameters:
-                raise MisconfigurationException(
-                    "Your `training_step` needs an `optimizer_idx` argument when "
-                    "`configure_optimizers` returns several optimizers"
-                )
-            args.append(optimizer_idx)
-        return args
-
-    def _training_batch(self, batch, batch_idx, accumulation, should_step) -> Any:
-        model = self.lightning_module
-        self._stepped_this_batch = False
-        if not model.automatic_optimization:
-            with self.precision_plugin.forward_context():
-                output = self._call_module("training_step", batch, batch_idx)
-            self._last_loss = _loss_value(output)
-            return output
-        optimizer_indices = list(range(len(self.optimizers)))
-        if self.optimizer_frequencies:
-            cycle = sum(self.optimizer_frequencies)
-            position = batch_idx % cycle
-            for index, frequency in enumerate(self.optimizer_frequencies):
-                if position < frequency:
-                    optimizer_indices = [index]
-                    break
-                position -= frequency
-        output = None
-        for opt_idx in optimizer_indices:
-            optimizer = self.optimizers[opt_idx]
-            with self.precision_plugin.forward_context():
-                output = self._call_module(
-                    "training_step", *self._training_step_args(batch, batch_idx, opt_idx)
-                )
-            loss = _extract_loss(output)
-            if loss is None:
-                continue
-            self._last_loss = float(loss.detach().float().item())
-            self._call_callbacks("on_before_backward", loss)
-            self._call_module("on_before_backward", loss)
-            self._backward(loss / accumulation if accumulation > 1 else loss, optimizer, opt_idx)
-            self._call_callbacks("on_after_backward")
-            self._call_module("on_after_backward")
-            if should_step:
-                self._optimizer_step(optimizer, opt_idx, batch_idx)
-        return output
-
-    def _backward(
-        self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args, **kwargs
-    ) -> None:
-        scaled = self.precision_plugin.scale_loss(loss)
-        self._call_module("backward", scaled, optimizer, optimizer_idx, *args, **kwargs)
-
-    def _optimizer_step(self, optimizer, opt_idx: int, batch_idx: int) -> None:
-        model = self.lightning_module
-        if self.strategy is not None:
-            self.strategy.average_gradients(model.parameters())
-        self._call_callbacks("on_before_optimizer_step", optimizer, opt_idx)
-        self._call_module("on_before_optimizer_step", optimizer, opt_idx)
-        self.precision_plugin.unscale(optimizer)  # clipping must see unscaled gradients
-        self._call_module(
-            "configure_gradient_clipping",
-            optimizer,
-            opt_idx,
-            gradient_clip_val=self.gradient_clip_val,
-            gradient_clip_algorithm=self.gradient_clip_algorithm,
-        )
-        self.precision_plugin.optimizer_step(optimizer)
-        if self.strategy is not None:
-            self.strategy.broadcast_buffers(model)
-        self._call_callbacks("on_before_zero_grad", optimizer)
-        self._call_module("on_before_zero_grad", optimizer)
-        self._call_module("optimizer_zero_grad", self.current_epoch, batch_idx, optimizer, opt_idx)
-        self.global_step += 1
-        self._stepped_this_batch = True
-        self._batches_that_stepped += 1
-        self._update_schedulers("step", opt_idx)
-
-    def _update_schedulers(self, interval: str, opt_idx: Optional[int] = None) -> None:
-        counter = self.global_step if interval == "step" else self.current_epoch + 1
-        for config in self.lr_scheduler_configs:
-            if config.interval != interval or (opt_idx is not None and config.opt_idx != opt_idx):
-                continue
-            if counter % config.frequency != 0:
-                continue
-            metric = None
-            if config.reduce_on_plateau:
-                metric = self.callback_metrics.get(config.monitor)
-                if metric is None:
-                    if config.strict:
-                        raise MisconfigurationException(
-                            f"ReduceLROnPlateau conditioned on metric {config.monitor} which is not available. "
-                            f"Available metrics are: {sorted(self.callback_metrics)}. Condition can be set using "
-                            "`monitor` key in lr scheduler dict"
-                        )
-                    warnings.warn(
-                        f"ReduceLROnPlateau: metric {config.monitor!r} not available, skipping",
-                        stacklevel=2,
-                    )
-                    continue
-            self._call_module("lr_scheduler_step", config.scheduler, config.opt_idx or 0, metric)
-
-    # -- metrics ----------------------------------------------------------------------------
-    def _log_step_metrics(self) -> None:
-        results = self._results
-        self.progress_bar_metrics.update(results.progress_bar_step_metrics())
-        step_metrics = results.step_metrics(for_logger=False)
-        for key, value in step_metrics.items():
-            self.callback_metrics[key] = value
-            base = key[:-5] if key.endswith("_step") else key
-            self.callback_metrics[base] = value
-        logged = results.step_metrics(for_logger=True)
-        results.consume_step()
-        due = (
-            self.log_every_n_steps > 0
-            and self._batches_that_stepped % self.log_every_n_steps == 0
-            and self._stepped_this_batch
-        )
-        if logged and due:
-            self._send_to_loggers(dict(logged, epoch=self.current_epoch))
-
-    def _send_to_loggers(self, metrics: Dict[str, float]) -> None:
-        self.logged_metrics.update(metrics)
-        if not self.is_global_zero:
-            return
-        for logger in self._loggers:
-            logger.log_metrics(metrics, step=self.global_step)
-
-    def _collect_epoch_metrics(self, results: ResultCollection, log: bool) -> Dict[str, float]:
-        collected = results.epoch_metrics()
-        values = {key: entry["value"] for key, entry in collected.items()}
-        for key, value in values.items():
-            self.callback_metrics[key] = value
-            if key.endswith("_epoch"):
-                self.callback_metrics[key[:-6]] = value
-        self.progress_bar_metrics.update(
-            {k: e["value"] for k, e in collected.items() if e["prog_bar"]}
-        )
-        to_log = {k: e["value"] for k, e in collected.items() if e["logger"]}
-        if log and to_log and not self.sanity_checking:
-            self._send_to_loggers(dict(to_log, epoch=self.current_epoch))
-        return values
-
-    # -- evaluation -------------------------------------------------------------------------
-    def _run_evaluation_stage(self, stage: str, loaders: Any) -> List[Dict[str, float]]:
-        model = self.lightning_module
-        step_name = "validation_step" if stage == "validate" else "test_step"
-        loader_name = "val_dataloader" if stage == "validate" else "test_dataloader"
-        requested = self._request_loader(loader_name, loaders)
-        if requested is None:
-            raise MisconfigurationException(
-                f"No `{loader_name}()` method defined to run `Trainer.{stage}`."
-            )
-        if not _overridden(model, step_name, Module):
-            raise MisconfigurationException(
-                f"No `{step_name}()` method defined to run `Trainer.{stage}`."
-            )
-        dataloaders = self._as_list(requested)
-        limit = self.limit_val_batches if stage == "validate" else self.limit_test_batches
-        counts = [
-            num_batches(loader, limit, "val" if stage == "validate" else "test")
-            for loader in dataloaders
-        ]
-        if stage == "validate":
-            self.val_dataloaders, self.num_val_batches = dataloaders, counts
-        else:
-            self.test_dataloaders, self.num_test_batches = dataloaders, counts
-        results = self._run_eval_loop(stage, dataloaders, counts)
-        if getattr(self, "_verbose", True) and self.is_global_zero:
-            _print_results(stage, results)
-        if self.is_global_zero:
-            for logger in self._loggers:
-                logger.finalize("success")
-        return results
-
-    def _run_eval_loop(
-        self, stage: str, dataloaders: List[Any], counts: List[Union[int, float]]
-    ) -> List[Dict[str, float]]:
-        model = self.lightning_module
-        prefix = "validation" if stage == "validate" else "test"
-        hook_prefix = "validation" if stage == "validate" else "test"
-        previous_results = self._results
-        results = ResultCollection(reduce=previous_results.reduce)
-        results._multiple_loaders = len(dataloaders) > 1
-        self._results = results
-        was_training = model.training
-        model.eval()
-        self._call_callbacks(f"on_{hook_prefix}_start")
-        self._call_module(f"on_{hook_prefix}_start")
-        self._call_callbacks(f"on_{hook_prefix}_epoch_start")
-        self._call_module(f"on_{hook_prefix}_epoch_start")
-        step = getattr(model, f"{prefix}_step")
-        takes_loader_idx = len(dataloaders) > 1
-        all_outputs = []
-        per_loader_keys: List[set] = []
-        with torch.no_grad():
-            for loader_idx, (loader, count) in enumerate(zip(dataloaders, counts)):
-                outputs = []
-                before = set(results.metrics)
-                self._set_loader_epoch(loader, self.current_epoch)
-                for batch_idx, batch in enumerate(loader):
-                    if batch_idx >= count:
-                        break
-                    batch = self._transfer(batch, loader_idx)
-                    results.current_batch_size = batch_size_of(batch)
-                    model._current_dataloader_idx = loader_idx if takes_loader_idx else None
-                    self._call_callbacks(
-                        f"on_{hook_prefix}_batch_start", batch, batch_idx, loader_idx
-                    )
-                    self._call_module(f"on_{hook_prefix}_batch_start", batch, batch_idx, loader_idx)
-                    args = (
-                        (batch, batch_idx, loader_idx) if takes_loader_idx else (batch, batch_idx)
-                    )
-                    with self.precision_plugin.forward_context():
-                        model._current_fx = f"{prefix}_step"
-                        try:
-                            output = step(*args)
-                        finally:
-                            model._current_fx = None
-                    outputs.append(output)
-                    self._call_callbacks(
-                        f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx
-                    )
-                    self._call_module(
-                        f"on_{hook_prefix}_batch_end", output, batch, batch_idx, loader_idx
-                    )
-                model._current_dataloader_idx = None
-                all_outputs.append(outputs)
-                per_loader_keys.append(set(results.metrics) - before)
-        epoch_end = f"{prefix}_epoch_end"
-        if _overridden(model, epoch_end, Module):
-            self._call_module(epoch_end, all_outputs[0] if len(all_outputs) == 1 else all_outputs)
-        self._call_callbacks(f"on_{hook_prefix}_epoch_end")
-        self._call_module(f"on_{hook_prefix}_epoch_end")
-        values = self._collect_epoch_metrics(results, log=not self.sanity_checking)
-        self._call_callbacks(f"on_{hook_prefix}_end")
-        self._call_module(f"on_{hook_prefix}_end")
-        if was_training:
-            model.train()
-        self._results = previous_results
-        if len(dataloaders) <= 1:
-            return [values] if dataloaders else []
-        shared = {k: v for k, v in values.items() if "/dataloader_idx_" not in k}
-        return [
-            dict(shared, **{k: v for k, v in values.items() if k.endswith(f"/dataloader_idx_{i}")})
-            for i in range(len(dataloaders))
-        ]
-
-    # -- predict ----------------------------------------------------------------------------
-    def _run_predict(self, loaders: Any) -> Optional[List[Any]]:
-        model = self.lightning_module
-        requested = self._request_loader("predict_dataloader", loaders)
-        if requested is None:
-            raise MisconfigurationException(
-                "No `predict_dataloader()` method defined to run `Trainer.predict`."
-            )
-        dataloaders = self._as_list(requested)
-        counts = [
-            num_batches(loader, self.limit_predict_batches, "predict") for loader in dataloaders
-        ]
-        self.predict_dataloaders, self.num_predict_batches = dataloaders, counts
-        model.eval()
-        self._call_callbacks("on_predict_start")
-        self._call_module("on_predict_start")
-        self._call_callbacks("on_predict_epoch_start")
-        self._call_module("on_predict_epoch_start")
-        predictions: List[List[Any]] = []
-        with torch.no_grad():
-            for loader_idx, (loader, count) in enumerate(zip(dataloaders, counts)):
-                outputs = []
-                for batch_idx, batch in enumerate(loader):
-                    if batch_idx >= count:
-                        break
-                    batch = self._transfer(batch, loader_idx)
-                    self._call_callbacks("on_predict_batch_start", batch, batch_idx, loader_idx)
-                    self._call_module("on_predict_batch_start", batch, batch_idx, loader_idx)
-                    with self.precision_plugin.forward_context():
-                        args = (
-                            (batch, batch_idx, loader_idx)
-                            if len(dataloaders) > 1
-                            else (batch, batch_idx)
-                        )
-                        output = self._call_module("predict_step", *args)
-                    if self._return_predictions:
-                        outputs.append(output)
-                    self._call_callbacks(
-                        "on_predict_batch_end", output, batch, batch_idx, loader_idx
-                    )
-                    self._call_module("on_predict_batch_end", output, batch, batch_idx, loader_idx)
-                predictions.append(outputs)
-        self._call_callbacks("on_predict_epoch_end", predictions)
-        self._call_module("on_predict_epoch_end", predictions)
-        self._call_callbacks("on_predict_end")
-        self._call_module("on_predict_end")
-        if not self._return_predictions:
-            return None
-        return predictions[0] if len(predictions) == 1 else predictions
-
-
-def _extract_loss(output: Any) -> Optional[torch.Tensor]:
-    if output is None:
-        return None
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        if "loss" not in output:
-            raise MisconfigurationException(
-                "In automatic optimization, `training_step` must return a Tensor, "
-                "a dict, or None (where the step will be skipped); a dict needs 'loss'"
-            )
-        return output["loss"]
-    raise MisconfigurationException(
-        f"`training_step` returned {type(output).__name__}: return a Tensor, "
-        "a dict with 'loss', or None"
-    )
-
-
-def _loss_value(output: Any) -> Optional[float]:
-    try:
-        loss = _extract_loss(output)
-    except MisconfigurationException:
-        return None
-    return float(loss.detach().float().item()) if loss is not None else None
-
-
-def _print_results(stage: str, results: List[Dict[str, float]]) -> None:
-    if not results:
-        return
-    title = "Validate metric" if stage == "validate" else "Test metric"
-    for index, metrics in enumerate(results):
-        header = f"{title:<30} {'DataLoader ' + str(index):>20}"
-        print("─" * len(header))
-        print(header)
-        print("─" * len(header))
-        for key in sorted(metrics):
-            print(f"{key:<30} {metrics[key]:>20.6g}")
-        print("─" * len(header))
