@@ -16,21 +16,15 @@ extern "C" {
 #include "conveyor/codecs/decode_image.h"
 #include "conveyor/codecs/jpeg.h"
 #include "conveyor/core/error.h"
+#include "jpeg_encode.h"
 
 using namespace conveyor;
 using namespace conveyor::codecs;
+using conveyor_test::encode_libjpeg;
+using conveyor_test::EncodeSpec;
+using conveyor_test::pattern;
 
 namespace {
-
-std::vector<std::uint8_t> pattern(int width, int height, int channels) {
-  std::vector<std::uint8_t> pixels(std::size_t(width) * height * channels);
-  for (int y = 0; y < height; ++y)
-    for (int x = 0; x < width; ++x)
-      for (int c = 0; c < channels; ++c)
-        pixels[(std::size_t(y) * width + x) * channels + c] =
-            std::uint8_t(128 + 100 * std::sin(0.05 * x * (c + 1) + 0.03 * y) + (x * y) % 7);
-  return pixels;
-}
 
 // Encodes with TurboJPEG (TJPF_RGB / TJPF_GRAY / TJPF_CMYK -> YCCK).
 std::vector<std::uint8_t> encode(const std::vector<std::uint8_t>& pixels, int width, int height,
@@ -70,49 +64,6 @@ Image decode(JpegDecoder& decoder, const std::vector<std::uint8_t>& jpeg,
 bool equal(const Image& image, const std::vector<std::uint8_t>& expected) {
   return image.shape().bytes() == expected.size() &&
          std::equal(expected.begin(), expected.end(), image.data());
-}
-
-// Encodes with the libjpeg API, for what TurboJPEG 2.1's compressor cannot write: any sampling
-// factors, restart markers, progressive scans. components 1, 3 (RGB in) or 4 (CMYK in, stored
-// as Adobe CMYK).
-struct EncodeSpec {
-  int h_samp = 2, v_samp = 2;  // luma (or first component) sampling factors
-  bool progressive = false;
-  int restart_rows = 0;
-};
-
-std::vector<std::uint8_t> encode_libjpeg(const std::vector<std::uint8_t>& pixels, int width,
-                                         int height, int components, const EncodeSpec& spec) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr error;
-  cinfo.err = jpeg_std_error(&error);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = JDIMENSION(width);
-  cinfo.image_height = JDIMENSION(height);
-  cinfo.input_components = components;
-  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : components == 3 ? JCS_RGB : JCS_CMYK;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 90, TRUE);
-  cinfo.comp_info[0].h_samp_factor = spec.h_samp;
-  cinfo.comp_info[0].v_samp_factor = spec.v_samp;
-  for (int c = 1; c < cinfo.num_components; ++c)
-    cinfo.comp_info[c].h_samp_factor = cinfo.comp_info[c].v_samp_factor = 1;
-  if (spec.progressive) jpeg_simple_progression(&cinfo);
-  cinfo.restart_in_rows = spec.restart_rows;
-  jpeg_start_compress(&cinfo, TRUE);
-  const std::size_t stride = std::size_t(width) * components;
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(pixels.data() + stride * cinfo.next_scanline);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::vector<std::uint8_t> out(buffer, buffer + size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(buffer);
-  return out;
 }
 
 // True when `crop` equals rows y..y+h, columns x..x+w of `full` (same channels).
@@ -265,6 +216,52 @@ TEST_CASE("region decode equals the full decode: subsamplings, progressive, rest
   }
 }
 
+// fast=True and tiny images: TurboJPEG 2.1 picks its own factor when another gives the same
+// output size (a 1x1 image at 1/2 decodes at 1/1, a 2x2 one at 5/4 at 3/2), and its reused
+// handle gave upscaled fast decodes that changed from run to run. Every crop must equal the
+// same rectangle of the full decode, images interleaved on one decoder, at every factor.
+TEST_CASE("fast and tiny: crops equal the full decode at every factor, interleaved images") {
+  struct Source {
+    int width, height;
+    EncodeSpec spec;
+  };
+  const Source sources[] = {{1, 1, {2, 2}},  {2, 2, {1, 1}},     {2, 2, {2, 2}},
+                            {5, 3, {2, 1}},  {240, 180, {2, 2}}, {240, 180, {2, 1, true}},
+                            {96, 72, {1, 1}}};
+  std::vector<std::vector<std::uint8_t>> files;
+  for (const Source& source : sources)
+    files.push_back(encode_libjpeg(pattern(source.width, source.height, 3), source.width,
+                                   source.height, 3, source.spec));
+  std::mt19937 random(11);
+  JpegDecoder decoder;
+  for (const ScalingFactor& scale : jpeg_scaling_factors()) {
+    for (const bool fast : {true, false}) {
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        JpegDecodeOptions options;
+        options.scale = scale;
+        options.fast = fast;
+        const Image full = decode(decoder, files[i], options);
+        const int w = full.shape().width, h = full.shape().height;
+        for (int k = 0; k < 4; ++k) {
+          const auto& other = files[random() % files.size()];  // another image in between
+          decode(decoder, other, options);
+          const int cw = 1 + int(random() % unsigned(w)), ch = 1 + int(random() % unsigned(h));
+          options.crop = {int(random() % unsigned(w - cw + 1)),
+                          int(random() % unsigned(h - ch + 1)), cw, ch};
+          const bool same = same_region(decode(decoder, files[i], options), full, options.crop);
+          if (!same)
+            std::fprintf(stderr, "%dx%d scale %d/%d%s crop (%d, %d, %d, %d) differs\n",
+                         sources[i].width, sources[i].height, scale.num, scale.denom,
+                         fast ? " fast" : "", options.crop.x, options.crop.y, cw, ch);
+          CHECK(same);
+          options.crop = {};
+          CHECK(same_region(decode(decoder, files[i], options), full, {0, 0, w, h}));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("region decode errors: truncation after the region, corrupt data, bad headers") {
   JpegDecoder decoder;
   const auto big = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 0});
@@ -300,6 +297,66 @@ TEST_CASE("region decode errors: truncation after the region, corrupt data, bad 
   // The decoder is still good after errors.
   options.crop = {8, 8, 16, 16};
   CHECK(same_region(decode(decoder, big, options), decode(decoder, big, {}), options.crop));
+}
+
+// One rule for corrupt files: a crop fails (or warns) exactly when the full decode does,
+// with the same message, also when the damage lies below or beside the crop.
+TEST_CASE("a file is good or bad whatever the crop: damage after the region is reported") {
+  const auto big = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 0});
+  const auto restarts = encode_libjpeg(pattern(160, 160, 3), 160, 160, 3, {2, 2, false, 1});
+  using Bytes = std::vector<std::uint8_t>;
+  const std::size_t end = big.size() - 2;  // the FF D9 end-of-image marker
+  Bytes extraneous(big.begin(), big.begin() + std::ptrdiff_t(end));  // bytes before FF D9
+  extraneous.insert(extraneous.end(), 64, 0x12);  // more than the bit buffer reads ahead
+  extraneous.insert(extraneous.end(), {0xFF, 0xD9});
+  Bytes premature(big.begin(), big.begin() + std::ptrdiff_t(end - end / 5));  // scan cut short
+  premature.insert(premature.end(), {0xFF, 0xD9});
+  Bytes bad_restart = restarts;  // a restart marker near the end renumbered
+  for (std::size_t i = restarts.size() - 3; i > restarts.size() / 2; --i)
+    if (bad_restart[i] == 0xFF && bad_restart[i + 1] >= 0xD0 && bad_restart[i + 1] <= 0xD7) {
+      bad_restart[i + 1] = std::uint8_t(0xD0 + (bad_restart[i + 1] - 0xD0 + 3) % 8);
+      break;
+    }
+  Bytes truncated(big.begin(), big.begin() + std::ptrdiff_t(big.size() * 3 / 4));
+  const std::pair<const char*, const Bytes*> files[] = {{"extraneous bytes", &extraneous},
+                                                        {"premature end", &premature},
+                                                        {"bad restart", &bad_restart},
+                                                        {"truncated", &truncated},
+                                                        {"intact", &big}};
+  for (const auto& [name, file] : files) {
+    for (const ScalingFactor scale : {ScalingFactor{1, 1}, ScalingFactor{1, 2}}) {
+      JpegDecoder decoder;
+      JpegDecodeOptions options;
+      options.scale = scale;
+      std::string full_verdict = "ok";
+      try {
+        decode(decoder, *file, options);
+      } catch (const Error& error) {
+        full_verdict = error.what();
+      }
+      if ((file == &big) != (full_verdict == "ok"))
+        std::fprintf(stderr, "%s at 1/%d: full decode \"%s\"\n", name, scale.denom,
+                     full_verdict.c_str());
+      CHECK((file == &big) == (full_verdict == "ok"));
+      const int s = scale.scale(160);
+      for (const CropRegion crop :
+           {CropRegion{0, 0, 8, 8}, CropRegion{s - 8, 0, 8, 8}, CropRegion{0, s / 2, s, 4},
+            CropRegion{s - 1, s - 1, 1, 1}, CropRegion{0, 0, s, s}}) {
+        options.crop = crop;
+        std::string verdict = "ok";
+        try {
+          decode(decoder, *file, options);
+        } catch (const Error& error) {
+          verdict = error.what();
+        }
+        if (verdict != full_verdict)
+          std::fprintf(stderr, "%s crop (%d, %d, %d, %d) at 1/%d: \"%s\", full: \"%s\"\n", name,
+                       crop.x, crop.y, crop.width, crop.height, scale.denom, verdict.c_str(),
+                       full_verdict.c_str());
+        CHECK(verdict == full_verdict);
+      }
+    }
+  }
 }
 
 TEST_CASE("gray JPEGs and gray mode") {

@@ -32,9 +32,9 @@ namespace {
 // TurboJPEG 2.1 can leave its libjpeg object mid-header after an error (the next image then
 // fails with "Bogus marker length"), so a handle that reported an error is replaced.
 void* replace_handle(void* handle) {
-  tj::destroy(handle);
   void* fresh = tj::create();
   if (!fresh) throw Error(ErrorKind::kRuntime, "JPEG: could not create a TurboJPEG handle");
+  tj::destroy(handle);
   return fresh;
 }
 
@@ -203,6 +203,13 @@ ImageShape JpegDecoder::output_shape(const JpegHeader& header,
   ImageShape shape;
   shape.height = scale.scale(header.height);
   shape.width = scale.scale(header.width);
+  // What is allocated: a DCT upscale (up to 2x each way) may exceed the limit the stored
+  // size passed.
+  if (!scale.is_identity()) {
+    const std::string scaled =
+        "JPEG scaled by " + std::to_string(scale.num) + "/" + std::to_string(scale.denom);
+    check_pixel_limit(scaled.c_str(), shape.width, shape.height, options.max_pixels);
+  }
   switch (options.mode) {
     case ColorMode::kUnchanged:
       shape.channels = header.components;
@@ -253,9 +260,21 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
     decode_region(data, size, options, cmyk, pixel_format == TJPF_GRAY, shape, out);
     return;
   }
+  const tj::Header raw{header.width, header.height, 0, 0};
+  if (!tj::scales_exactly(raw, options.scale.num, options.scale.denom)) {
+    // The libjpeg API uses the factor asked for: a whole-image "region" at that scale.
+    JpegDecodeOptions whole = options;
+    whole.crop = {0, 0, shape.width, shape.height};
+    decode_region(data, size, whole, cmyk, pixel_format == TJPF_GRAY, shape, out);
+    return;
+  }
+  // libjpeg keeps the quantization and Huffman tables of earlier images in its decompressor,
+  // and a file without DQT (invalid) or DHT (Motion-JPEG: the standard tables apply) would
+  // reuse them: every image gets a fresh handle, so its pixels never depend on earlier ones
+  // (0.5 us measured, against 20 us for a 32x24 image).
+  handle_ = replace_handle(handle_);
   std::size_t pitch = out.row_stride;
   std::uint8_t* const target = cmyk ? cmyk_scratch(shape, pitch) : out.data;
-  const tj::Header raw{header.width, header.height, 0, 0};
   const tj::Status status =
       tj::decode(handle_, data, size, raw, options.scale.num, options.scale.denom, target, pitch,
                  pixel_format, !options.accept_warnings, options.fast);

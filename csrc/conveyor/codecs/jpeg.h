@@ -61,16 +61,18 @@ struct JpegDecodeOptions {
   ScalingFactor scale;  // must be one of jpeg_scaling_factors()
   // Applied after scaling. Decoded through the libjpeg API (jpeg_region.h): only the iMCU
   // columns and rows around the region go through IDCT, upsampling and colour conversion,
-  // and entropy decoding stops after the region's last row. Pixels equal the same rectangle
-  // of the full decode. Corruption after the region is not seen, except truncation (a
-  // single-scan file without its end-of-image marker), reported as for a full decode.
+  // and the rows below it are only entropy-decoded (to check the file to its end). Pixels
+  // equal the same rectangle of the full decode, and a file fails (or warns) exactly as its
+  // full decode does, whatever the crop.
   CropRegion crop;
   // A libjpeg-turbo warning (e.g. "premature end of data segment" on a truncated file) is an
   // error by default; true accepts the image as libjpeg-turbo completed it (gray filled).
   bool accept_warnings = false;
-  std::uint64_t max_pixels = kDefaultMaxPixels;  // of the stored image; 0 disables the check
+  // Of the stored image and of the scaled output (what is allocated); 0 disables the check.
+  std::uint64_t max_pixels = kDefaultMaxPixels;
   // Fast integer IDCT and nearest-neighbour chroma upsampling (TJFLAG_FASTDCT/FASTUPSAMPLE):
-  // ~10-15% faster, but pixels then differ slightly from Pillow's/torchvision's.
+  // ~10-15% faster, but pixels then differ slightly from Pillow's/torchvision's. A crop still
+  // equals the same rectangle of the (fast) full decode, at every scale.
   bool fast = false;
 };
 

@@ -63,15 +63,6 @@ void on_progress(j_common_ptr cinfo) {
   }
 }
 
-// A truncated single-scan file has no FF D9 after its scan data starts: inside entropy-coded
-// data FF is always followed by 00 or a restart marker. Searched from the end (O(1) for a
-// well-formed file, whatever trailing bytes follow its end-of-image marker).
-bool has_end_marker(const std::uint8_t* data, std::size_t size, std::size_t scan_start) {
-  for (std::size_t at = size; at >= scan_start + 2; --at)
-    if (data[at - 1] == 0xD9 && data[at - 2] == 0xFF) return true;
-  return false;
-}
-
 J_COLOR_SPACE color_space(PixelFormat format) {
   switch (format) {
     case PixelFormat::kGray:
@@ -107,6 +98,7 @@ RegionDecoder::RegionDecoder() : state_(new State) {
   jpeg_create_decompress(&cinfo);
   state_->progress.progress_monitor = on_progress;
   cinfo.progress = &state_->progress;
+  fresh_ = true;
 }
 
 RegionDecoder::~RegionDecoder() {
@@ -137,9 +129,18 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
       return Status::kError;
   }
 
+  // libjpeg keeps quantization and Huffman tables across images (jpeg_abort does not clear
+  // them), so a file without DQT (invalid) or DHT (Motion-JPEG: the standard tables apply)
+  // would reuse an earlier image's: every image after the first gets a fresh decompressor
+  // (0.3 us). jpeg_create_decompress keeps `err`; out of memory jumps to kError.
+  if (!fresh_) {
+    jpeg_destroy_decompress(&cinfo);
+    jpeg_create_decompress(&cinfo);
+    cinfo.progress = &state.progress;
+  }
+  fresh_ = false;
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
-  const std::size_t scan_start = static_cast<std::size_t>(cinfo.src->next_input_byte - data);
   cinfo.out_color_space = color_space(request.format);
   cinfo.scale_num = static_cast<unsigned>(request.scale_num);
   cinfo.scale_denom = static_cast<unsigned>(request.scale_denom);
@@ -191,15 +192,18 @@ Status RegionDecoder::decode(const std::uint8_t* data, std::size_t size,
       std::memcpy(dst + pitch * y, state.row_pointers[i] + skip_bytes, copy_bytes);
     }
   }
-  if (cinfo.output_scanline < cinfo.output_height) {
-    // Stopped early: a multi-scan file was read whole by jpeg_start_decompress, but a
-    // single-scan one still has undecoded data, whose truncation a full decode would report.
-    if (!jpeg_has_multiple_scans(&cinfo) && !has_end_marker(data, size, scan_start))
-      WARNMS(&cinfo, JWRN_JPEG_EOF);
-    jpeg_abort_decompress(&cinfo);
-  } else {
-    jpeg_finish_decompress(&cinfo);
+  // One verdict per file, whatever the crop: the rows below the region are decoded too (in
+  // the cropped window only) and finish_decompress reads to the end-of-image marker, so
+  // corruption or truncation after the region is reported as by a full decode. (Skipping them
+  // with jpeg_skip_scanlines would save their IDCT, but libjpeg-turbo 2.1 can loop forever
+  // reading the last row after a skip.) A multi-scan file was read whole by start_decompress.
+  while (cinfo.output_scanline < cinfo.output_height) {
+    if (jpeg_read_scanlines(&cinfo, state.row_pointers, kRowsPerRead) == 0) {
+      std::snprintf(state.error.message, sizeof(state.error.message), "decoder returned no rows");
+      std::longjmp(state.error.jump, kJumpError);
+    }
   }
+  jpeg_finish_decompress(&cinfo);
   if (state.error.warned) {
     message_ = state.error.message;
     return Status::kWarning;

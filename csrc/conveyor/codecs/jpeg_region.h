@@ -1,7 +1,7 @@
 // Region-of-interest JPEG decoding through libjpeg-turbo's libjpeg API, which TurboJPEG 2.1
 // does not expose: jpeg_crop_scanline decodes only the iMCU columns around the region and
-// jpeg_skip_scanlines skips the rows above it (entropy decoding only: no IDCT, upsampling or
-// colour conversion); decoding stops after the region's last row. Used by JpegDecoder for
+// jpeg_skip_scanlines skips the rows above and below it (entropy decoding only: no IDCT,
+// upsampling or colour conversion), so the whole file is checked. Used by JpegDecoder for
 // every cropped decode. Nothing throws through libjpeg's C frames: errors come back as a
 // status and a message, exactly as TurboJPEG words them.
 //
@@ -37,9 +37,8 @@ class RegionDecoder {
 
   // Writes the region's rows (width * bytes-per-pixel bytes each) to dst, `pitch` bytes
   // apart. kWarning: with stop_on_warning the decode stopped there (incomplete region);
-  // without it the region was completed despite the warning. A baseline file that lacks its
-  // end-of-image marker reports libjpeg's "Premature end of JPEG file" warning even when
-  // the region ends before the truncation (a full decode would have reported it).
+  // without it the region was completed despite the warning. Errors and warnings anywhere in
+  // the file are reported, as by a full decode, also where the region ends before them.
   Status decode(const std::uint8_t* data, std::size_t size, const RegionRequest& request,
                 std::uint8_t* dst, std::size_t pitch);
   // The message of the last kWarning / kError.
@@ -47,7 +46,8 @@ class RegionDecoder {
 
  private:
   struct State;
-  State* state_;  // libjpeg objects (C structs, not movable once created)
+  State* state_;        // libjpeg objects (C structs, not movable once created)
+  bool fresh_ = false;  // no image has touched state_->cinfo since it was created
   std::string message_;
 };
 

@@ -40,6 +40,8 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
 
 const char* error_message(void* handle) { return tj3GetErrorStr(handle); }
 
+bool scales_exactly(const Header&, int, int) { return true; }
+
 #else  // ------------------------------------------------------------------------ TurboJPEG 2.1
 
 void* create() { return tjInitDecompress(); }
@@ -116,6 +118,19 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
 }
 
 const char* error_message(void* handle) { return tjGetErrorStr2(handle); }
+
+bool scales_exactly(const Header& header, int num, int denom) {
+  const tjscalingfactor wanted{num, denom};
+  const int width = TJSCALED(header.width, wanted), height = TJSCALED(header.height, wanted);
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  for (int i = 0; factors && i < count; ++i) {  // tjDecompress2's own search
+    if (TJSCALED(header.width, factors[i]) <= width &&
+        TJSCALED(header.height, factors[i]) <= height)
+      return std::int64_t(factors[i].num) * denom == std::int64_t(num) * factors[i].denom;
+  }
+  return false;
+}
 
 #endif
 

@@ -24,5 +24,10 @@ Status decode(void* handle, const std::uint8_t* data, std::size_t size, const He
               int num, int denom, std::uint8_t* dst, std::size_t pitch, int pixel_format,
               bool stop_on_warning, bool fast);
 const char* error_message(void* handle);
+// False when decode() would not use num/denom itself: TurboJPEG 2.1 takes the first factor of
+// its list whose output fits the scaled size, which for tiny images can be another factor with
+// the same output size (2x2 at 5/4 decodes at 3/2, 1x1 at 1/2 at 1/1) and other pixels. 3.x
+// always uses the factor it is given.
+bool scales_exactly(const Header& header, int num, int denom);
 
 }  // namespace conveyor::codecs::tj

@@ -321,8 +321,11 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
   for (size_t i = 0; i < work.slots.size(); ++i) {
     Slot& slot = work.slots[i];
     if (slot.failed) {
+      // The reason names the file, as the error on_error="raise" throws does.
+      const std::string& path = sources_.image_paths[static_cast<size_t>(slot.index)];
       batch->skipped.push_back(
-          {slot.index, sources_.image_paths[static_cast<size_t>(slot.index)], slot.error});
+          {slot.index, path,
+           slot.error.find(path) == std::string::npos ? path + ": " + slot.error : slot.error});
       continue;
     }
     if (pipeline_.fixed_size && kept != i) {  // compact over skipped samples

@@ -3,13 +3,20 @@
 ``num_workers`` means threads here, not processes: nothing is pickled and startup is instant,
 while user ``__getitem__`` code still runs under the GIL (decoding in Pillow/torchvision and
 tensor ops release it, so threads still overlap most of the work). Threads are daemons, so a
-``__getitem__`` stuck forever can never block interpreter exit.
+``__getitem__`` stuck forever can never block interpreter exit; but at exit every pool is
+stopped and its threads joined (for up to ``EXIT_JOIN_TIMEOUT_S``) before the interpreter
+finalises: a daemon thread still inside a torch kernel then would re-take the GIL during
+finalisation and abort the process ("terminate called without an active exception"), which
+Ctrl-C or a script that returns mid-epoch must never do.
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -17,6 +24,27 @@ from typing import Any, Callable, Optional
 from conveyor.loader.worker_limits import use_one_intra_op_thread
 
 _local = threading.local()
+
+# Seconds the exit hook waits in total for worker threads to finish their current item.
+EXIT_JOIN_TIMEOUT_S = 60.0
+_live_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
+_live_threads: "set[threading.Thread]" = set()  # also those of collected (shut down) pools
+_live_lock = threading.Lock()
+
+
+def _stop_workers_at_exit() -> None:
+    """Stops every pool and joins every worker thread before interpreter finalisation."""
+    for pool in list(_live_pools):
+        pool.shutdown()
+    with _live_lock:
+        threads = list(_live_threads)
+    deadline = time.monotonic() + EXIT_JOIN_TIMEOUT_S
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_stop_workers_at_exit)
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,9 @@ class WorkerPool:
             )
             for i in range(num_workers)
         ]
+        with _live_lock:
+            _live_threads.update(self.threads)
+        _live_pools.add(self)
         for thread in self.threads:
             thread.start()
 
@@ -142,6 +173,16 @@ def _run_worker(
 ) -> None:
     # The thread references only the queue and its info, never the pool or the loader, so
     # dropping the last user reference to those shuts the pool down through __del__.
+    try:
+        _serve(tasks, info, worker_init_fn)
+    finally:
+        with _live_lock:
+            _live_threads.discard(threading.current_thread())
+
+
+def _serve(
+    tasks: "queue.SimpleQueue", info: WorkerInfo, worker_init_fn: Optional[Callable[[int], None]]
+) -> None:
     _local.info = info
     use_one_intra_op_thread()  # torch ops here must not compete with the training step's team
     init_error: Optional[BaseException] = None
