@@ -41,17 +41,24 @@ def test_bench_samplers_quick_run_writes_results(tmp_path):
         "conveyor grouped",
         "conveyor shuffle=True",
         "conveyor batch_sampler",
+        "conveyor grouped padded",
+        "conveyor shuffle=True padded",
     }
     for label, row in rows.items():
         assert row["images_per_s"] > 0 and len(row["runs"]) == 1
         assert row["path"] == ("torch" if label == "torch" else "native")
         assert 0.0 <= row["padding_waste"] < 1.0
-    # grouping by aspect ratio wastes less padding than shuffling
-    assert (
-        rows["conveyor grouped"]["padding_waste"] < rows["conveyor shuffle=True"]["padding_waste"]
-    )
+    # grouping by aspect ratio wastes less padding than shuffling, measured and in loader.stats
+    for suffix in ("", " padded"):
+        grouped, shuffled = (
+            rows["conveyor grouped" + suffix],
+            rows["conveyor shuffle=True" + suffix],
+        )
+        assert grouped["padding_waste"] < shuffled["padding_waste"]
     assert set(report["ratios"]) == {
         "grouped vs torch (target >= 4)",
         "batch_sampler vs shuffle=True (target >= 0.9)",
+        "grouped padded vs torch",
+        "grouped padded vs grouped unpadded",
     }
     assert not has_matplotlib or out.with_suffix(".png").is_file()
