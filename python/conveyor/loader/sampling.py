@@ -157,7 +157,9 @@ class SeededShuffleSampler(Sampler[int]):
         return self.length
 
 
-def batch_indices(indices: Iterable[int], batch_size: Optional[int], drop_last: bool) -> Iterator:
+def batch_indices(
+    indices: Iterable[int], batch_size: Optional[int], drop_last: bool
+) -> Iterator[Any]:
     """Group an index stream like ``torch.utils.data.BatchSampler`` (``None``: no batching).
 
     Args:
