@@ -97,7 +97,7 @@ class DataLoader(tud.DataLoader[_T_co]):
 
     Workers (``worker_mode``):
 
-    - ``"thread"``: ``num_workers`` threads (native threads on the native path, Python
+    - ``"thread"`` (default): ``num_workers`` threads (native threads on the native path, Python
       threads on the generic path); nothing is pickled and start-up is instant, but Python code
       in ``__getitem__`` shares one GIL. ``multiprocessing_context`` is validated and otherwise
       unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in worker threads;
@@ -112,10 +112,9 @@ class DataLoader(tud.DataLoader[_T_co]):
       sample order (seeded shuffle, sharding, exact resume) and counted in ``loader.stats``. The
       dataset's ``__getitem__`` runs in the workers; a conveyor dataset still decodes with
       conveyor's native codecs there. Use it where per-sample Python dominates on many cores.
-    - ``"auto"`` (default): threads when the whole pipeline runs natively (a conveyor VOC
-      dataset whose transforms the engine runs entirely), the interpreter is free-threaded
-      (3.13t and later) or ``on_error="skip"``; processes otherwise, so per-sample Python never
-      shares the training thread's GIL.
+    - ``"auto"``: threads when the whole pipeline runs natively (a conveyor VOC dataset whose
+      transforms the engine runs entirely) or the interpreter is free-threaded (3.13t and
+      later), processes otherwise.
 
     ``loader.stats.worker_mode`` / ``worker_mode_reason`` say which ran and why. With
     ``num_workers=0`` everything runs in the calling thread whatever the mode.
@@ -192,7 +191,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             targets)``; ``tuple(zip(*batch))``: ``(ImageList, tuple of targets)``); segmentation
             masks are padded with 255 to the same size. ``stats.padding_fraction`` says how much
             of the batches is padding.
-        worker_mode: ``"auto"`` (default), ``"thread"`` or ``"process"``: see above.
+        worker_mode: ``"thread"`` (default), ``"process"`` or ``"auto"``: see above.
     """
 
     def __init__(
@@ -219,7 +218,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
-        worker_mode: str = "auto",
+        worker_mode: str = "thread",
         pad_to_multiple: Optional[int] = None,
     ) -> None:
         if worker_mode not in _WORKER_MODES:
