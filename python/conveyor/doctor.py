@@ -349,14 +349,14 @@ def _check_annotations(
         )
     owner = np.repeat(np.arange(len(annotations)), counts)
     moved = np.flatnonzero((annotations.boxes != original).any(axis=1))
-    for row in moved:
-        i = owner[row]
+    for box_row in moved.tolist():
+        sample = int(owner[box_row])
         result.findings.append(
             Finding(
                 "out-of-bounds-box",
-                annotations.paths[i],
-                f"box {[round(float(v), 2) for v in original[row]]} of {annotations.names[row]!r} "
-                f"extends past the {annotations.widths[i]}x{annotations.heights[i]} image",
+                annotations.paths[sample],
+                f"box {[round(float(v), 2) for v in original[box_row]]} of {annotations.names[box_row]!r} "
+                f"extends past the {annotations.widths[sample]}x{annotations.heights[sample]} image",
             )
         )
     kept = fa.drop_degenerate_boxes(annotations, report)

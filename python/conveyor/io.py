@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import os
 from fractions import Fraction
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -110,7 +110,8 @@ def _parse_scale(scale: Scale) -> Tuple[int, int]:
     if isinstance(scale, (tuple, list)) and len(scale) == 2:
         return int(scale[0]), int(scale[1])
     try:
-        fraction = Fraction(scale).limit_denominator(16)
+        # any other spelling: Fraction rejects what it cannot read (caught below)
+        fraction = Fraction(cast(Any, scale)).limit_denominator(16)
     except (TypeError, ValueError, ZeroDivisionError):
         raise ValueError(f"scale must be a fraction such as 1/2 or '1/2', got {scale!r}") from None
     return fraction.numerator, fraction.denominator

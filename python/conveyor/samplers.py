@@ -27,7 +27,7 @@ import bisect
 import itertools
 import math
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Sized, cast
 
 import numpy as np
 from torch.utils.data import BatchSampler, Sampler, Subset
@@ -342,7 +342,8 @@ class GroupedBatchSampler(BatchSampler):
         return self
 
     def _order_length(self) -> int:
-        return sharded_length(len(self.sampler), self.world_size, self.shard_drop_last)
+        # a base sampler without __len__ fails here as torch's BatchSampler would
+        return sharded_length(len(cast(Sized, self.sampler)), self.world_size, self.shard_drop_last)
 
     def __len__(self) -> int:
         return self._order_length() // self.batch_size

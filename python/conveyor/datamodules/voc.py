@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional, cast
 
 from conveyor.datamodules.voc_transforms import (
     DetectionCollate,
@@ -113,9 +113,10 @@ class VOCDataModule(DataModule):
         self.seed = seed
         self.val_fraction = val_fraction
         if isinstance(classes, str):
-            classes = [name.strip() for name in classes.split(",") if name.strip()]
+            # a list from here on (the saved hyperparameters hold the list too)
+            classes = cast(Any, [name.strip() for name in classes.split(",") if name.strip()])
         self._classes = tuple(classes) if classes else None
-        self.datasets = {}
+        self.datasets: Dict[str, Any] = {}
         self._hparams_initial = {
             k: v
             for k, v in locals().items()
@@ -130,8 +131,11 @@ class VOCDataModule(DataModule):
     @property
     def folder_root(self) -> str:
         """The folder ``VOCFolder`` reads (``VOCdevkit/VOC<year>`` when the tree has it)."""
-        devkit = os.path.join(self.data_dir, "VOCdevkit", f"VOC{self.year}")
-        return devkit if os.path.isdir(devkit) else self.data_dir
+        data_dir = self.data_dir
+        if data_dir is None:
+            raise ValueError("VOCDataModule.folder_root: no data_dir was given")
+        devkit = os.path.join(data_dir, "VOCdevkit", f"VOC{self.year}")
+        return devkit if os.path.isdir(devkit) else data_dir
 
     @property
     def classes(self) -> tuple:
@@ -259,7 +263,7 @@ class VOCDataModule(DataModule):
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         import torch
 
-        kwargs = dict(
+        kwargs: Dict[str, Any] = dict(
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,

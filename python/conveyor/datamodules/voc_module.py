@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -197,7 +197,7 @@ class VOCModule(Module):
             self.log(f"{prefix}_pixel_acc", metric.pixel_accuracy())
         else:
             if dist.is_available() and dist.is_initialized():
-                gathered = [None] * dist.get_world_size()
+                gathered: List[Any] = [None] * dist.get_world_size()
                 dist.all_gather_object(
                     gathered, (metric.detections, dict(metric.ground_truth), metric._images)
                 )

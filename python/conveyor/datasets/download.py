@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Optional, Union
+from typing import IO, Optional, Union, cast
 
 MIRROR_ENVIRONMENT_VARIABLE = "CONVEYOR_VOC_MIRROR"
 _CHUNK = 1 << 20
@@ -215,7 +215,8 @@ def extract_archive(archive: Union[str, Path], target: Union[str, Path]) -> Path
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
+                # _check_member admitted only directories (handled above) and regular files
+                source = cast(IO[bytes], tar.extractfile(member))
                 temporary = destination.with_name(destination.name + ".extracting")
                 with source, open(temporary, "wb") as out:
                     shutil.copyfileobj(source, out, _CHUNK)

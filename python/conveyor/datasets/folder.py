@@ -249,6 +249,8 @@ class VOCFolder(VisionDataset):
 
     def __getitem__(self, index: int) -> tuple:
         self.check_sample(index)
+        # decoded natively to tensors, or PIL images for target_format="pil"
+        image: Union[torch.Tensor, Image.Image]
         if self.target_format == "boxes":
             image = self._image_tensor(index)
             target: Any = self.typed_target(index, (int(image.shape[-2]), int(image.shape[-1])))

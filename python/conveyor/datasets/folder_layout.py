@@ -293,7 +293,7 @@ def index_folder(
             )
     paired = xmls if task == "detection" else masks
     everything = ids is None
-    if everything:
+    if ids is None:
         ids = sorted(paired)
     wanted = "annotation" if task == "detection" else "mask"
     for stem in ids:

@@ -96,7 +96,9 @@ _APPEARANCES = {label: _class_appearance(label) for label in range(1, len(VOC_CL
 def _background(rng: np.random.Generator, height: int, width: int, grain: np.ndarray) -> np.ndarray:
     """A photo-like background: smooth colour field + gradient + clutter + grain, float32 HWC."""
     grid = rng.uniform(40, 200, size=(4 + rng.integers(0, 4), 5 + rng.integers(0, 4), 3))
-    field = Image.fromarray(grid.astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    field = Image.fromarray(grid.astype(np.uint8)).resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
     image = np.asarray(field, dtype=np.float32) * 0.7  # muted, so objects' colours stand out
     image += np.linspace(15, 65, height, dtype=np.float32)[:, None, None]  # light gradient
     for _ in range(int(rng.integers(3, 8))):  # clutter: soft blocks

@@ -104,6 +104,7 @@ def read_mask_tensor(path: str) -> torch.Tensor:
     """
     from torchvision import tv_tensors
 
+    read_image: Optional[Callable[..., torch.Tensor]]
     try:
         from conveyor.io import read_image
     except ImportError:  # conveyor built without its codecs
@@ -132,6 +133,7 @@ def read_image_tensor(path: str) -> torch.Tensor:
     codecs are built in, else through Pillow."""
     from torchvision import tv_tensors
 
+    read_image: Optional[Callable[..., torch.Tensor]]
     try:
         from conveyor.io import read_image
     except ImportError:  # conveyor built without its codecs
@@ -270,6 +272,9 @@ class VOCSegmentation(_VOCBase, torchvision.datasets.VOCSegmentation):
         Returns:
             tuple: (image, target) where target is the image segmentation.
         """
+        # decoded natively to tensors, or PIL images for target_format="pil"
+        img: Union[torch.Tensor, Image.Image]
+        target: Union[torch.Tensor, Image.Image]
         if self.target_format == "mask":
             img = read_image_tensor(self.images[index])
             target = read_mask_tensor(self.masks[index])
@@ -407,6 +412,7 @@ class VOCDetection(_VOCBase, torchvision.datasets.VOCDetection):
             tuple: (image, target) where target is a dictionary of the XML tree (or the typed
             target with ``target_format="boxes"``).
         """
+        img: Union[torch.Tensor, Image.Image]  # a tensor (native decode) or a PIL image
         if self.target_format == "boxes":
             img = read_image_tensor(self.images[index])
             target = self.typed_target(index, (int(img.shape[-2]), int(img.shape[-1])))

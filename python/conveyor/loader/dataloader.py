@@ -16,7 +16,20 @@ import math
 import sys
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sized,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import torch
 import torch.utils.data as tud
@@ -65,7 +78,7 @@ class _CappedLoader:
     """The loader as torch's process iterator sees it, with ``num_workers`` capped (and the
     collate padding the images, with ``pad_to_multiple``)."""
 
-    def __init__(self, loader: "DataLoader", num_workers: int) -> None:
+    def __init__(self, loader: "DataLoader[Any]", num_workers: int) -> None:
         self._loader = loader
         self.num_workers = num_workers
         if loader.pad_to_multiple is not None and loader._auto_collation:
@@ -183,19 +196,19 @@ class DataLoader(tud.DataLoader[_T_co]):
 
     def __init__(
         self,
-        dataset,
+        dataset: Any,
         batch_size: Optional[int] = 1,
         shuffle: Optional[bool] = None,
-        sampler=None,
-        batch_sampler=None,
+        sampler: Union[tud.Sampler[Any], Iterable[Any], None] = None,
+        batch_sampler: Union[tud.Sampler[List[Any]], Iterable[List[Any]], None] = None,
         num_workers: int = 0,
-        collate_fn: Optional[Callable] = None,
+        collate_fn: Optional[Callable[..., Any]] = None,
         pin_memory: bool = False,
         drop_last: bool = False,
         timeout: float = 0,
         worker_init_fn: Optional[Callable[[int], None]] = None,
-        multiprocessing_context=None,
-        generator=None,
+        multiprocessing_context: Any = None,
+        generator: Optional[torch.Generator] = None,
         *,
         prefetch_factor: Optional[int] = None,
         persistent_workers: bool = False,
@@ -271,18 +284,20 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._warned_resume = False
         self._next_epoch = 0
         self._resume_skip = 0
-        self._saved_shard: Optional[tuple] = None  # (world_size, resharded_from) of a resume
-        self._epoch_reshard: Optional[tuple] = None  # (world_size, samples read per rank)
+        self._saved_shard: Optional[Tuple[int, Any]] = (
+            None  # (world_size, resharded_from) of a resume
+        )
+        self._epoch_reshard: Optional[Tuple[int, ...]] = None  # (world_size, samples read per rank)
         self._progress: Optional[Dict[str, Any]] = None
         self._recorder: Optional[StatsRecorder] = None
         self._total_skipped = 0
         self._pool: Optional[WorkerPool] = None
-        self._last_iterator: Optional[weakref.ref] = None
+        self._last_iterator: Optional[weakref.ref[Any]] = None
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
         self._native_checked = False
         self._python_reason = ""
-        self._native_key: tuple = ()
+        self._native_key: Tuple[Any, ...] = ()
         self._engine_seed: Optional[int] = None
         self._feed_buffers = False  # tests: exercise the pinned-buffer path without a GPU
 
@@ -316,6 +331,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         if epoch != self._next_epoch:
             self._resume_skip = 0
         self._next_epoch = epoch
+        user_object: Any  # a user's sampler: anything with set_epoch
         for user_object in (
             self.sampler if self._user_sampler else None,
             self.batch_sampler if self._user_batch_sampler else None,
@@ -323,7 +339,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             if hasattr(user_object, "set_epoch"):
                 user_object.set_epoch(epoch)
 
-    def shard(self, rank: int, world_size: int, drop_last: bool = False) -> "DataLoader":
+    def shard(self, rank: int, world_size: int, drop_last: bool = False) -> "DataLoader[_T_co]":
         """Make this loader read only its rank's share, like ``DistributedSampler``.
 
         Every rank must use the same seed (pass ``seed=`` or call ``seed_everything`` before the
@@ -353,7 +369,8 @@ class DataLoader(tud.DataLoader[_T_co]):
         self.rank, self.world_size, self.shard_drop_last = rank, world_size, bool(drop_last)
         if self._user_batch_sampler and hasattr(self.batch_sampler, "shard"):
             # e.g. conveyor.samplers.GroupedBatchSampler: it splits samples, then groups them
-            self.batch_sampler.shard(rank, world_size, drop_last)
+            batch_sampler: Any = self.batch_sampler  # has shard(), checked above
+            batch_sampler.shard(rank, world_size, drop_last)
             self._sampler_shards = True
         return self
 
@@ -441,15 +458,19 @@ class DataLoader(tud.DataLoader[_T_co]):
         if self.world_size == 1 or self._iterable or self._sampler_shards:
             return super().__len__()
         if self._user_batch_sampler:
-            return sharded_length(len(self.batch_sampler), self.world_size, self.shard_drop_last)
-        samples = sharded_length(len(self.sampler), self.world_size, self.shard_drop_last)
+            # sized, as torch's __len__ needs it too
+            batch_sampler = cast(Sized, self.batch_sampler)
+            return sharded_length(len(batch_sampler), self.world_size, self.shard_drop_last)
+        sampler = cast(Sized, self.sampler)
+        samples = sharded_length(len(sampler), self.world_size, self.shard_drop_last)
         if self.batch_size is None:
             return samples
         return (
             samples // self.batch_size if self.drop_last else math.ceil(samples / self.batch_size)
         )
 
-    def __iter__(self) -> Iterator:
+    # conveyor's own iterators, not torch's private _BaseDataLoaderIter that its stub names
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         if self.num_workers == 0 and self.timeout != 0:
             raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         persistent = self.persistent_workers and self.num_workers > 0
@@ -487,7 +508,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         if mode == "process":
             # torch's iterator draws the base seed, warns about pin_memory and pins itself
             progress["sampler_snapshot"] = self._sampler_epoch_snapshot()
-            iterator: Any = self._process_iterator(
+            iterator: Iterator[Any] = self._process_iterator(
                 epoch, skip, progress, recorder, persistent, workers
             )
             self._last_iterator = weakref.ref(iterator)
@@ -496,7 +517,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         if self._seed is None:
             self._set_seed(base_seed)
         if self._seeded_shuffle:
-            self.sampler.set_epoch(epoch)
+            self._shuffle_sampler().set_epoch(epoch)
         progress["sampler_snapshot"] = self._sampler_epoch_snapshot()
         pin = warn_pin_memory(self.pin_memory, self.pin_memory_device)
         if setup is not None:
@@ -543,12 +564,12 @@ class DataLoader(tud.DataLoader[_T_co]):
         persistent: bool,
         workers: int,
     ) -> ProcessIterator:
-        def start(base_seed: int) -> Iterator:
+        def start(base_seed: int) -> Iterator[Any]:
             # called by torch's iterator once it drew its base seed, at the first index
             if self._seed is None:
                 self._set_seed(base_seed)
             if self._seeded_shuffle:
-                self.sampler.set_epoch(epoch)
+                self._shuffle_sampler().set_epoch(epoch)
             if self._iterable:  # torch's own stream: each worker iterates its replica
                 return iter(self._index_sampler)
             return self._index_stream(skip)
@@ -573,7 +594,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             iterator.discard(skip)  # a stream can only be fast-forwarded by reading it
         return iterator
 
-    def _resume_reshard(self, skip: int) -> tuple:
+    def _resume_reshard(self, skip: int) -> Tuple[Optional[Tuple[int, ...]], int]:
         # A mid-epoch state saved by a run on another number of ranks: the epoch's global order
         # is known, so the rest nobody has read yet is re-sharded over this run's ranks and the
         # epoch ends with every sample read once. Returns (reshard or None, batches to skip).
@@ -598,7 +619,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             )
         return (saved_world, skip * (self.batch_size or 1)), 0
 
-    def _rank_order(self, order: list) -> list:
+    def _rank_order(self, order: List[int]) -> List[int]:
         """This rank's part of the epoch's global ``order`` (sharded, or re-sharded on resume)."""
         if self._epoch_reshard is not None:
             world, read_per_rank = self._epoch_reshard
@@ -621,10 +642,14 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._sampler_snapshot = None
         return epoch_snapshot(user_sampler)
 
+    def _shuffle_sampler(self) -> SeededShuffleSampler:
+        # with _seeded_shuffle, __init__ installed a SeededShuffleSampler as self.sampler
+        return cast(SeededShuffleSampler, self.sampler)
+
     def _set_seed(self, seed: int) -> None:
         self._seed = seed
         if self._seeded_shuffle:
-            self.sampler.seed = seed
+            self._shuffle_sampler().seed = seed
 
     def _draw_base_seed(self, persistent: bool) -> int:
         # torch draws the workers' base seed from `generator` when it creates an iterator (not
@@ -634,17 +659,20 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._drew_base_seed = True
         return int(torch.empty((), dtype=torch.int64).random_(generator=self.generator).item())
 
-    def _index_stream(self, skip: int) -> Iterator:
+    def _index_stream(self, skip: int) -> Iterator[Any]:
         if self._iterable:
             return itertools.count()
         if self._epoch_reshard is not None:
-            indices = self._rank_order(list(self.sampler))
-            stream: Iterable = batch_indices(indices, self.batch_size, self.drop_last)
+            indices = self._rank_order(list(cast(Iterable[int], self.sampler)))
+            stream: Iterable[Any] = batch_indices(indices, self.batch_size, self.drop_last)
         elif self.world_size == 1 or self._sampler_shards:
             stream = self._index_sampler
         elif self._user_batch_sampler:
             stream = shard_indices(
-                list(self.batch_sampler), self.rank, self.world_size, self.shard_drop_last
+                list(cast(Iterable[List[Any]], self.batch_sampler)),
+                self.rank,
+                self.world_size,
+                self.shard_drop_last,
             )
         else:
             indices = shard_indices(
@@ -725,7 +753,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         if self.pad_to_multiple is not None and (self._auto_collation or self._iterable):
             collate = PaddingCollate(collate, self.pad_to_multiple, pin is not None, recorder)
         if self._iterable:
-            fetcher: Callable = IterableFetcher(
+            fetcher: Union[IterableFetcher, MapFetcher] = IterableFetcher(
                 self.dataset, self.batch_size, self.drop_last, collate, pin
             )
             for number in range(skip):  # a stream can only be fast-forwarded by reading it

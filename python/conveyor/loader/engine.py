@@ -17,11 +17,13 @@ lists every op and argument (see ``csrc/conveyor/README.md``, "Ops: one schema")
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 OpDescriptor = Any  # conveyor._core.Op or a Mapping {"op": name, **args}
+# run_pipeline's (image, boxes, labels, mask), as the binding returns them
+PipelineResult = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
 _U64 = (1 << 64) - 1  # seeds and epochs are taken modulo 2**64 (negative seeds are fine)
 
 
@@ -40,14 +42,16 @@ class IndexBatches(NamedTuple):
     def of(cls, batches: Iterable[Sequence[int]]) -> "IndexBatches":
         """From a sequence of index lists (batches may differ in size, as a ``batch_sampler``'s
         do)."""
-        batches = [np.asarray(batch, dtype=np.int64).reshape(-1) for batch in batches]
-        offsets = np.zeros(len(batches) + 1, np.int64)
-        np.cumsum([len(batch) for batch in batches], out=offsets[1:])
-        indices = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+        arrays = [np.asarray(batch, dtype=np.int64).reshape(-1) for batch in batches]
+        offsets = np.zeros(len(arrays) + 1, np.int64)
+        np.cumsum([len(batch) for batch in arrays], out=offsets[1:])
+        indices = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
         return cls(indices, offsets)
 
     @classmethod
-    def regular(cls, order: Sequence[int], batch_size: int, drop_last: bool = False):
+    def regular(
+        cls, order: Sequence[int], batch_size: int, drop_last: bool = False
+    ) -> "IndexBatches":
         """``order`` cut into batches of ``batch_size`` (a shorter last one unless
         ``drop_last``), as ``torch.utils.data.BatchSampler`` cuts its sampler's order."""
         if batch_size < 1:
@@ -57,7 +61,7 @@ class IndexBatches(NamedTuple):
         offsets = np.append(np.arange(0, kept, batch_size, dtype=np.int64), kept)
         return cls(indices[:kept], offsets if kept else np.zeros(1, np.int64))
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def batch(self, number: int) -> np.ndarray:
@@ -96,7 +100,7 @@ class Batch:
     buffer_id: int = -1
 
 
-def _core():
+def _core() -> Any:
     from conveyor import _core
 
     return _core
@@ -168,12 +172,12 @@ class Engine:
             on_error == "skip",
             bool(dct_scaling),
         )
-        self._fed: dict = {}  # fed buffer id -> the object fed (returned as Batch.images)
+        self._fed: Dict[int, Any] = {}  # fed buffer id -> the object fed (returned as Batch.images)
 
     @property
     def dataset_size(self) -> int:
         """Number of samples (image files) the indices refer to."""
-        return self._native.dataset_size()
+        return int(self._native.dataset_size())
 
     @property
     def output_shape(self) -> Optional[Tuple[int, int, int]]:
@@ -184,7 +188,8 @@ class Engine:
     @property
     def output_dtype(self) -> np.dtype:
         """The images' dtype (set by the pipeline's ``to_dtype``; uint8 without it)."""
-        return np.dtype(self._native.output_dtype())
+        dtype: np.dtype = np.dtype(self._native.output_dtype())
+        return dtype
 
     def start_epoch(
         self,
@@ -217,7 +222,7 @@ class Engine:
             int(start_batch),
         )
         self._release_dead_buffers()  # cancelled batches' buffers; unused ones stay queued
-        return ticket
+        return int(ticket)
 
     def cancel(self, ticket: Optional[int] = None) -> bool:
         """End the epoch of ``ticket`` now (None: whichever runs), unless a later
@@ -229,7 +234,7 @@ class Engine:
         """
         cancelled = self._native.cancel(0 if ticket is None else int(ticket))
         self._release_dead_buffers()
-        return cancelled
+        return bool(cancelled)
 
     def feed_buffer(self, buffer: Any) -> int:
         """Hand in a destination buffer for a coming batch (e.g. pinned memory).
@@ -273,14 +278,14 @@ class Engine:
             )
         buffer_id = self._native.feed_buffer(array)
         self._fed[buffer_id] = buffer
-        return buffer_id
+        return int(buffer_id)
 
     @property
     def current_ticket(self) -> int:
         """The ticket of the latest :meth:`start_epoch` or :meth:`cancel`: when
         ``next_batch(ticket)`` returned None, a different value here means the epoch was
         replaced rather than finished."""
-        return self._native.current_ticket()
+        return int(self._native.current_ticket())
 
     @property
     def fed_buffers(self) -> int:
@@ -321,7 +326,7 @@ class Engine:
             batch.images = self._fed.pop(batch.buffer_id)[: len(batch.indices)]
         return batch
 
-    def stats(self) -> dict:
+    def stats(self) -> Dict[str, Any]:
         """Counters since construction.
 
         Returns:
@@ -352,7 +357,7 @@ def run_pipeline(
     seed: int = 0,
     epoch: int = 0,
     index: int = 0,
-) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+) -> PipelineResult:
     """Apply a pipeline to one decoded image, exactly as the engine would for that sample.
 
     Args:
@@ -377,7 +382,7 @@ def run_pipeline(
             raise ValueError(f"mask shape {mask.shape} != image size {image.shape[:2]}")
     box_array = _as_optional_array(boxes, np.float32, "boxes", 2)
     label_array = _as_optional_array(labels, np.int64, "labels", 1)
-    return _core().run_pipeline(
+    result: PipelineResult = _core().run_pipeline(
         [op if isinstance(op, _core().Op) else dict(op) for op in pipeline],
         image,
         box_array,
@@ -387,6 +392,7 @@ def run_pipeline(
         int(epoch) & _U64,
         int(index),
     )
+    return result
 
 
 __all__ = ["Batch", "Engine", "IndexBatches", "run_pipeline"]

@@ -12,7 +12,7 @@ import collections
 import concurrent.futures
 import time
 import warnings
-from typing import Any, Callable, Deque, Iterator, List, Optional
+from typing import Any, Callable, Deque, Iterator, List, Optional, Union
 
 import torch
 
@@ -58,7 +58,7 @@ class MapFetcher:
         self,
         dataset: Any,
         auto_collation: bool,
-        collate_fn: Callable,
+        collate_fn: Callable[[Any], Any],
         on_error: str,
         pin: Optional[str],
     ) -> None:
@@ -93,11 +93,11 @@ class MapFetcher:
             return None, 0
         return self._finish(self.collate_fn(samples)), len(samples)
 
-    def _load_all(self, batch_number: int, indices: List[int], stats: StatsRecorder) -> list:
+    def _load_all(self, batch_number: int, indices: List[int], stats: StatsRecorder) -> List[Any]:
         getitems = getattr(self.dataset, "__getitems__", None)
         if getitems:
             try:
-                return getitems(indices)
+                return list(getitems(indices))
             except Exception as error:
                 if self.on_error != "skip":
                     annotate(
@@ -127,7 +127,7 @@ class MapFetcher:
         if self.pin is not None:
             from torch.utils.data._utils.pin_memory import pin_memory
 
-            batch = pin_memory(batch, self.pin)
+            batch = pin_memory(batch, self.pin)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         return batch
 
 
@@ -143,7 +143,7 @@ class IterableFetcher:
         dataset: Any,
         batch_size: Optional[int],
         drop_last: bool,
-        collate_fn: Callable,
+        collate_fn: Callable[[Any], Any],
         pin: Optional[str],
     ) -> None:
         self.dataset = dataset
@@ -151,7 +151,7 @@ class IterableFetcher:
         self.drop_last = drop_last
         self.collate_fn = collate_fn
         self.pin = pin
-        self.iterator: Optional[Iterator] = None
+        self.iterator: Optional[Iterator[Any]] = None
         self.ended = False
 
     def __call__(self, batch_number: int, _indices: Any, _stats: StatsRecorder) -> Any:
@@ -182,7 +182,7 @@ class IterableFetcher:
         if self.pin is not None:
             from torch.utils.data._utils.pin_memory import pin_memory
 
-            batch = pin_memory(batch, self.pin)
+            batch = pin_memory(batch, self.pin)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         return batch
 
 
@@ -207,8 +207,8 @@ class GenericIterator:
 
     def __init__(
         self,
-        fetcher: Callable,
-        index_stream: Iterator,
+        fetcher: Union[MapFetcher, IterableFetcher],
+        index_stream: Iterator[Any],
         pool: Optional[WorkerPool],
         owns_pool: bool,
         in_flight: int,
@@ -233,7 +233,7 @@ class GenericIterator:
         self._length = length
         self._len_called = len_called
         self._yielded = 0
-        self._pending: Deque[concurrent.futures.Future] = collections.deque()
+        self._pending: Deque[concurrent.futures.Future[Any]] = collections.deque()
         self._batch_number = 0
         self._exhausted = False
         self._done = False
@@ -295,13 +295,15 @@ class GenericIterator:
         return self._fetcher(number, indices, self._stats)
 
     def _fill(self) -> None:
+        pool = self._pool
+        assert pool is not None, "_fill runs only with a worker pool"
         while not self._exhausted and len(self._pending) < self._in_flight:
             try:
                 number, indices = self._take_indices()
             except StopIteration:
                 self._exhausted = True
                 break
-            self._pending.append(self._pool.submit(self._fetcher, number, indices, self._stats))
+            self._pending.append(pool.submit(self._fetcher, number, indices, self._stats))
         self._stats.queue_depth = sum(1 for f in self._pending if f.done())
 
     def _next_from_pool(self) -> Any:

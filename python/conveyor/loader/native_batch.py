@@ -37,9 +37,11 @@ from conveyor.loader.stats import StatsRecorder
 # varargs, varkeywords, generator, coroutine, iterable coroutine, async generator (not the
 # __future__ or nesting flags, which depend only on where the function was defined)
 _KIND_FLAGS = 0x4 | 0x8 | 0x20 | 0x80 | 0x100 | 0x200
+# per-image (boxes, labels, difficult) of a batch, views into one tensor each
+_ImageFields = Tuple[List[torch.Tensor], Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]
 
 
-def _zip_collate_reference(batch):  # noqa: ANN001, ANN202 - compared by code, never called
+def _zip_collate_reference(batch: Any) -> Tuple[Any, ...]:  # compared by code, never called
     return tuple(zip(*batch))
 
 
@@ -69,7 +71,7 @@ def is_zip_collate(collate: Any) -> bool:
     )
 
 
-def stacks_images_and_lists_targets(collate: Callable) -> Optional[type]:
+def stacks_images_and_lists_targets(collate: Callable[..., Any]) -> Optional[type]:
     """Whether ``collate`` behaves as ``(torch.stack(images), list(targets))`` (or a tuple of
     targets) -- the collate users write for detection. Probed on two small made-up batches
     (2 and 3 samples, distinct values and target objects): the images must come back as one
@@ -109,10 +111,12 @@ def stacks_images_and_lists_targets(collate: Callable) -> Optional[type]:
     return container
 
 
-_probed: "weakref.WeakKeyDictionary[Callable, Optional[type]]" = weakref.WeakKeyDictionary()
+_probed: "weakref.WeakKeyDictionary[Callable[..., Any], Optional[type]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def collate_kind(collate: Callable, has_tail: bool) -> str:
+def collate_kind(collate: Callable[..., Any], has_tail: bool) -> str:
     """``"detection"``, ``"zip"``, ``"stack_list"``, ``"stack_tuple"``, ``"segmentation"``,
     ``"default"`` or ``"user"``. A user's collate is probed once per process (cached)."""
     if collate is detection_collate:
@@ -157,7 +161,7 @@ class BatchBuilder:
         self,
         setup: Any,
         dataset: Any,
-        collate: Callable,
+        collate: Callable[..., Any],
         on_error: str,
         stats: StatsRecorder,
         pin: Optional[str],
@@ -312,7 +316,7 @@ class _TargetBuilder:
         self._plan = builder._plan
         self._dataset = builder._dataset
         self._batch = batch
-        self._split: Optional[tuple] = None
+        self._split: Optional[_ImageFields] = None
 
     def target(self, b: int) -> Any:
         batch, dataset, setup = self._batch, self._dataset, self._setup
@@ -360,7 +364,7 @@ class _TargetBuilder:
             "image_id": index,
         }
 
-    def _per_image_fields(self) -> tuple:
+    def _per_image_fields(self) -> _ImageFields:
         """Per-image boxes, labels and difficult flags: one tensor each for the whole batch,
         split into per-image views (cheaper than per image)."""
         if self._split is not None:
@@ -369,11 +373,11 @@ class _TargetBuilder:
         annotations = self._dataset.native_annotations
         counts = np.diff(batch.box_offsets).tolist()
         rows = batch.box_rows  # each kept box's row: indexes every per-object field
-        boxes = torch.from_numpy(batch.boxes).split(counts)
-        labels = torch.from_numpy(annotations.labels[rows]).split(counts)
-        difficult = torch.from_numpy(annotations.difficult[rows]).split(counts)
+        boxes = torch.split(torch.from_numpy(batch.boxes), counts)
+        labels = torch.split(torch.from_numpy(annotations.labels[rows]), counts)
+        difficult = torch.split(torch.from_numpy(annotations.difficult[rows]), counts)
         images = batch.images
-        wrapped = []
+        wrapped: List[torch.Tensor] = []
         template = None
         for b, image_boxes in enumerate(boxes):
             if template is None or isinstance(images, list):

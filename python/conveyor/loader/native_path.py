@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torchvision import tv_tensors
@@ -58,7 +58,7 @@ class NativeSetup:
     plan: NativePlan
     joint: bool
     boxes_move: bool
-    target_transform: Optional[Callable]
+    target_transform: Optional[Callable[..., Any]]
     masks_move: bool = False
     batch_size: Optional[int] = None
     engine: Any = None
@@ -94,7 +94,8 @@ def _batch_size(loader: Any) -> Optional[int]:
     if loader._user_batch_sampler:
         size = getattr(loader.batch_sampler, "batch_size", None)
         return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-    return loader.batch_size
+    batch_size: Optional[int] = loader.batch_size
+    return batch_size
 
 
 def native_setup(loader: Any) -> Optional[NativeSetup]:
@@ -127,7 +128,7 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
     typed = getattr(dataset, "target_format", None) in ("boxes", "mask")
     joint_transform = _joint_transforms(dataset)
     joint = joint_transform is not None
-    moving = ()
+    moving: Tuple[type, ...] = ()
     if joint and typed:
         moving = (tv_tensors.BoundingBoxes,) if kind == "detection" else (tv_tensors.Mask,)
     plan = plan_transforms(joint_transform if joint else dataset.transform, moving)
@@ -173,7 +174,7 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
     return setup, why
 
 
-def _joint_transforms(dataset: Any) -> Optional[Callable]:
+def _joint_transforms(dataset: Any) -> Optional[Callable[..., Any]]:
     # torchvision's VisionDataset wraps transform/target_transform in a StandardTransform;
     # a joint `transforms=` argument is stored as given.
     from torchvision.datasets.vision import StandardTransform
@@ -181,7 +182,8 @@ def _joint_transforms(dataset: Any) -> Optional[Callable]:
     transforms = getattr(dataset, "transforms", None)
     if transforms is None or isinstance(transforms, StandardTransform):
         return None
-    return transforms
+    joint: Callable[..., Any] = transforms
+    return joint
 
 
 def _warn_python(why: str, consequence: str) -> None:
@@ -193,7 +195,7 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
     from conveyor.loader.engine import Engine
 
     dataset = loader.dataset
-    sources: dict = {}
+    sources: Dict[str, Any] = {}
     if setup.boxes_move:
         annotations = dataset.native_annotations
         # each kept box comes back with its row (Batch.box_rows): it indexes every per-object field
@@ -312,7 +314,7 @@ class NativeIterator:
                 raise StopIteration
             started = time.perf_counter()
             if self._finishers is not None:
-                kind, item = self._pop_finished()
+                kind, item = self._pop_finished(self._finishers)
             else:
                 kind, item = self._finish_here()
             if kind == END:
@@ -333,9 +335,9 @@ class NativeIterator:
             self._stats.queue_depth = int(ready) + (self._finishers.ready if self._finishers else 0)
             return result
 
-    def _pop_finished(self) -> Tuple[str, Any]:
+    def _pop_finished(self, finishers: OrderedFinishers) -> Tuple[str, Any]:
         try:
-            return self._finishers.get()
+            return finishers.get()
         except FinishersClosed:
             self._raise_if_superseded()
             return END, None

@@ -12,7 +12,7 @@ and the schema into the table of the README.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, cast
 
 import torch
 import torchvision.transforms as v1
@@ -129,7 +129,7 @@ def _padding(padding: Any) -> Any:
     return [int(p) for p in padding]
 
 
-def _per_type_dtype(dtype: dict, kind: type) -> Optional[torch.dtype]:
+def _per_type_dtype(dtype: Dict[Any, Any], kind: type) -> Optional[torch.dtype]:
     # v2.ToDtype: the entry of the exact type, else the "others" catch-all (None: unchanged)
     return dtype[kind] if kind in dtype else dtype.get("others")
 
@@ -505,10 +505,12 @@ def describe(transform: Any) -> List[Any]:
     Raises:
         UnsupportedTransform: The class is not recognised or a setting has no native equivalent.
     """
-    entry = _TRANSLATORS.get(_recognised_class(transform))
+    cls = _recognised_class(transform)
+    entry = None if cls is None else _TRANSLATORS.get(cls)
     if entry is None:
         raise UnsupportedTransform(f"{transform_name(transform)} has no native equivalent")
-    return entry[0](transform)
+    ops: List[Any] = entry[0](transform)
+    return ops
 
 
 def _recognised_class(transform: Any) -> Optional[type]:
@@ -545,7 +547,7 @@ class NativePlan:
     """
 
     ops: List[Any] = field(default_factory=list)
-    tail: List[Callable] = field(default_factory=list)
+    tail: List[Callable[..., Any]] = field(default_factory=list)
     blocker: Optional[str] = None
     reason: str = ""
     to_tensor: bool = False
@@ -572,7 +574,9 @@ def _check_target_dtypes(transform: Any, target_types: Sequence[type]) -> None:
             )
 
 
-def _check_order(leaf: Any, ops: List[Any], before: List[Any], target_types: Sequence[type]):
+def _check_order(
+    leaf: Any, ops: List[Any], before: List[Any], target_types: Sequence[type]
+) -> None:
     """Raises UnsupportedTransform where ``ops`` cannot follow the ops ``before`` natively."""
     if not ops:
         return
@@ -607,7 +611,9 @@ def _check_order(leaf: Any, ops: List[Any], before: List[Any], target_types: Seq
         )
 
 
-def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] = ()) -> NativePlan:
+def plan_transforms(
+    transform: Optional[Callable[..., Any]], target_types: Sequence[type] = ()
+) -> NativePlan:
     """Split ``transform`` into the longest natively runnable prefix and a Python tail.
 
     The engine applies geometric ops on uint8 images and fuses dtype conversion and
@@ -649,7 +655,8 @@ def plan_transforms(transform: Optional[Callable], target_types: Sequence[type] 
             plan.tail = leaves[position:]
             return plan
         plan.ops.extend(ops)
-        plan.to_tensor = plan.to_tensor or _TRANSLATORS[_recognised_class(leaf)][1]
+        # describe() succeeded, so the leaf's class is a recognised one
+        plan.to_tensor = plan.to_tensor or _TRANSLATORS[cast(type, _recognised_class(leaf))][1]
         plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
         for op in ops:
             if op.name == "convert_bounding_box_format":

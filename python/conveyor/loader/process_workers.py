@@ -43,7 +43,7 @@ class EpochFeed:
 
     def __init__(
         self,
-        start: Callable[[int], Iterator],
+        start: Callable[[int], Iterator[Any]],
         stats: StatsRecorder,
         on_batch: Callable[[], None],
         on_end: Callable[[], None],
@@ -56,7 +56,7 @@ class EpochFeed:
         self.on_batch = on_batch
         self.on_end = on_end
         self.batch_size = batch_size
-        self.indices: Optional[Iterator] = None
+        self.indices: Optional[Iterator[Any]] = None
         self.sizes: Deque[int] = collections.deque()  # samples of each batch sent, in order
         self.ended = False
 
@@ -81,7 +81,7 @@ class ProcessIterator(_MultiProcessingDataLoaderIter):
     def _next_index(self) -> Any:
         feed = self._feed
         if feed.indices is None:
-            feed.indices = feed.start(self._base_seed)
+            feed.indices = feed.start(int(self._base_seed))
         index = next(feed.indices)  # StopIteration ends torch's prefetching
         if isinstance(index, (list, tuple)):
             feed.sizes.append(len(index))

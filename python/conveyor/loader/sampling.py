@@ -11,7 +11,18 @@ therefore see the same samples on the same ranks.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Sized, Union
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Sized,
+    TypeVar,
+    Union,
+)
 
 import torch
 from torch.utils.data import Sampler
@@ -33,9 +44,12 @@ def seeded_permutation(length: int, seed: int, epoch: int) -> List[int]:
     return torch.randperm(length, generator=generator).tolist()
 
 
+_Item = TypeVar("_Item")  # what is sharded: sample indices or whole batches
+
+
 def shard_indices(
-    indices: Sequence[int], rank: int, world_size: int, drop_last: bool = False
-) -> List[int]:
+    indices: Sequence[_Item], rank: int, world_size: int, drop_last: bool = False
+) -> List[_Item]:
     """The part of ``indices`` that ``rank`` sees, with DistributedSampler's semantics.
 
     Args:
@@ -48,18 +62,18 @@ def shard_indices(
         Every ``world_size``-th index starting at ``rank``; all ranks get the same count.
     """
     validate_shard(rank, world_size)
-    indices = list(indices)
+    items = list(indices)
     if world_size == 1:
-        return indices
-    count = sharded_length(len(indices), world_size, drop_last)
+        return items
+    count = sharded_length(len(items), world_size, drop_last)
     total = count * world_size
     if not drop_last:
-        padding = total - len(indices)
-        if indices and padding > 0:
-            indices += (indices * math.ceil(padding / len(indices)))[:padding]
+        padding = total - len(items)
+        if items and padding > 0:
+            items += (items * math.ceil(padding / len(items)))[:padding]
     else:
-        indices = indices[:total]
-    return indices[rank:total:world_size]
+        items = items[:total]
+    return items[rank:total:world_size]
 
 
 def unconsumed_order(
@@ -157,7 +171,9 @@ class SeededShuffleSampler(Sampler[int]):
         return self.length
 
 
-def batch_indices(indices: Iterable[int], batch_size: Optional[int], drop_last: bool) -> Iterator:
+def batch_indices(
+    indices: Iterable[int], batch_size: Optional[int], drop_last: bool
+) -> Iterator[Any]:
     """Group an index stream like ``torch.utils.data.BatchSampler`` (``None``: no batching).
 
     Args:

@@ -19,7 +19,7 @@ import time
 import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 from conveyor.loader.worker_limits import use_one_intra_op_thread
 
@@ -30,6 +30,8 @@ EXIT_JOIN_TIMEOUT_S = 60.0
 _live_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
 _live_threads: "set[threading.Thread]" = set()  # also those of collected (shut down) pools
 _live_lock = threading.Lock()
+# a queued call: (its future, the callable, its arguments); None tells a thread to stop
+_Task = Tuple["Future[Any]", Callable[..., Any], Tuple[Any, ...]]
 
 
 def _stop_workers_at_exit() -> None:
@@ -96,7 +98,7 @@ class WorkerPool:
         worker_init_fn: Optional[Callable[[int], None]] = None,
         name: str = "conveyor-worker",
     ) -> None:
-        self._tasks: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
+        self._tasks: "queue.SimpleQueue[Optional[_Task]]" = queue.SimpleQueue()
         self._closed = False
         self.threads = [
             threading.Thread(
@@ -117,7 +119,7 @@ class WorkerPool:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queue ``fn(*args)`` for the next free thread.
 
         Args:
@@ -129,7 +131,7 @@ class WorkerPool:
         """
         if self._closed:
             raise RuntimeError("cannot submit to a closed WorkerPool")
-        future: Future = Future()
+        future: Future[Any] = Future()
         self._tasks.put((future, fn, args))
         return future
 
@@ -169,7 +171,9 @@ class WorkerPool:
 
 
 def _run_worker(
-    tasks: "queue.SimpleQueue", info: WorkerInfo, worker_init_fn: Optional[Callable[[int], None]]
+    tasks: "queue.SimpleQueue[Optional[_Task]]",
+    info: WorkerInfo,
+    worker_init_fn: Optional[Callable[[int], None]],
 ) -> None:
     # The thread references only the queue and its info, never the pool or the loader, so
     # dropping the last user reference to those shuts the pool down through __del__.
@@ -181,7 +185,9 @@ def _run_worker(
 
 
 def _serve(
-    tasks: "queue.SimpleQueue", info: WorkerInfo, worker_init_fn: Optional[Callable[[int], None]]
+    tasks: "queue.SimpleQueue[Optional[_Task]]",
+    info: WorkerInfo,
+    worker_init_fn: Optional[Callable[[int], None]],
 ) -> None:
     _local.info = info
     use_one_intra_op_thread()  # torch ops here must not compete with the training step's team

@@ -19,7 +19,7 @@ import os
 import types as pytypes
 import typing
 from argparse import ArgumentParser, ArgumentTypeError, Namespace, _ArgumentGroup
-from typing import Any, Callable, Dict, List, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Type, Union, cast
 
 __all__ = [
     "add_argparse_args",
@@ -127,7 +127,7 @@ def _resolve_string_annotation(cls: Any, annotation: str) -> Any:
     import sys
     import typing
 
-    target = cls.__init__ if isinstance(cls, type) else cls
+    target = cast(Any, cls).__init__ if isinstance(cls, type) else cls
     module = sys.modules.get(getattr(target, "__module__", ""), None)
     namespace = dict(vars(typing))
     if module is not None:
@@ -183,7 +183,7 @@ def _group_title(cls: Type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _choose_type(name: str, kept: List[type]) -> Tuple[Callable, Dict[str, Any]]:
+def _choose_type(name: str, kept: Sequence[type]) -> Tuple[Callable, Dict[str, Any]]:
     """The argparse ``type`` callable and extra keywords for one parameter."""
     extra: Dict[str, Any] = {}
     if bool in kept:

@@ -265,10 +265,10 @@ class ModelCheckpoint(Callback):
         self.best_k_models[filepath] = float(current)
         if len(self.best_k_models) == self.save_top_k or self.save_top_k == -1:
             pick = max if self.mode == "min" else min
-            self.kth_best_model_path = pick(self.best_k_models, key=self.best_k_models.get)
+            self.kth_best_model_path = pick(self.best_k_models, key=self.best_k_models.__getitem__)
             self.kth_value = torch.tensor(self.best_k_models[self.kth_best_model_path])
         choose = min if self.mode == "min" else max
-        self.best_model_path = choose(self.best_k_models, key=self.best_k_models.get)
+        self.best_model_path = choose(self.best_k_models, key=self.best_k_models.__getitem__)
         self.best_model_score = torch.tensor(self.best_k_models[self.best_model_path])
         if self.verbose:
             print(
@@ -356,5 +356,7 @@ class ModelCheckpoint(Callback):
         import yaml
 
         best = {k: float(v) for k, v in self.best_k_models.items()}
-        with open(filepath or Path(self.dirpath) / "best_k_models.yaml", "w") as handle:
+        if not filepath and self.dirpath is None:
+            raise ValueError("ModelCheckpoint.to_yaml: no filepath given and no dirpath set yet")
+        with open(filepath or Path(self.dirpath or "") / "best_k_models.yaml", "w") as handle:
             yaml.safe_dump(best, handle)

@@ -16,14 +16,15 @@ from conveyor.training.loggers import (
     _plain,
 )
 from conveyor.training.seed import capture_rng_states
+from conveyor.training.trainer_attributes import TrainerAttributes
 
 
-class CheckpointConnector:
+class CheckpointConnector(TrainerAttributes):
     """Builds checkpoints (``save_checkpoint``) and restores a run from one."""
 
     # -- checkpoint restore -----------------------------------------------------------------
     def _restore_model(self, checkpoint: Dict[str, Any]) -> None:
-        model = self.lightning_module
+        model = self._attached_module
         self._call_module("on_load_checkpoint", checkpoint)
         model.load_state_dict(checkpoint["state_dict"])
         if self.datamodule is not None:
@@ -37,9 +38,9 @@ class CheckpointConnector:
             state = callback_states.get(callback.state_key)
             if state is not None:
                 callback.load_state_dict(state)
-                callback.on_load_checkpoint(self, self.lightning_module, state)
+                callback.on_load_checkpoint(self, self._attached_module, state)
         if "native_amp_scaling_state" in checkpoint:
-            self.precision_plugin.load_state_dict(checkpoint["native_amp_scaling_state"])
+            self._precision.load_state_dict(checkpoint["native_amp_scaling_state"])
         loops = checkpoint.get("loops", {}).get("fit_loop", {})
         self.global_step = int(checkpoint.get("global_step", 0))
         epoch = int(checkpoint.get("epoch", 0))
@@ -74,7 +75,7 @@ class CheckpointConnector:
     def _dump_checkpoint(self, weights_only: bool = False) -> Dict[str, Any]:
         import conveyor
 
-        model = self.lightning_module
+        model = self._attached_module
         loops = dict(
             self._loop_state,
             global_step=self.global_step,

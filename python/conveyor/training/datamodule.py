@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import inspect
 from argparse import ArgumentParser, Namespace
-from typing import Any, Callable, Dict, Optional, Union
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union, cast
 
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from conveyor.training import argparse as conveyor_argparse
 from conveyor.training.hooks import DataHooks
+
+if TYPE_CHECKING:
+    from conveyor.training.trainer import Trainer
 
 
 class DataModule(DataHooks):
@@ -35,7 +39,7 @@ class DataModule(DataHooks):
         self._train_transforms = train_transforms
         self._val_transforms = val_transforms
         self._test_transforms = test_transforms
-        self.trainer = None
+        self.trainer: Optional[Trainer] = None
         self._hparams: Dict[str, Any] = {}
 
     # transforms (settable, as in Lightning 1.x)
@@ -86,7 +90,8 @@ class DataModule(DataHooks):
         return copy.deepcopy(getattr(self, "_hparams_initial", {}))
 
     def save_hyperparameters(self, *args: Any, ignore=None) -> None:
-        frame = inspect.currentframe().f_back
+        # CPython always has frames, and a caller's
+        frame = cast(FrameType, cast(FrameType, inspect.currentframe()).f_back)
         info = inspect.getargvalues(frame)
         values = {name: info.locals[name] for name in info.args[1:] if name in info.locals}
         if args and isinstance(args[0], str):
@@ -151,12 +156,13 @@ class DataModule(DataHooks):
             return loader(dataset, shuffle)
 
         datamodule = cls()
+        # the hooks are replaced per instance (setattr: mypy refuses assigning to a method)
         if train_dataset is not None:
-            datamodule.train_dataloader = lambda: build(train_dataset, True)
+            setattr(datamodule, "train_dataloader", lambda: build(train_dataset, True))  # noqa: B010
         if val_dataset is not None:
-            datamodule.val_dataloader = lambda: build(val_dataset, False)
+            setattr(datamodule, "val_dataloader", lambda: build(val_dataset, False))  # noqa: B010
         if test_dataset is not None:
-            datamodule.test_dataloader = lambda: build(test_dataset, False)
+            setattr(datamodule, "test_dataloader", lambda: build(test_dataset, False))  # noqa: B010
         if predict_dataset is not None:
-            datamodule.predict_dataloader = lambda: build(predict_dataset, False)
+            setattr(datamodule, "predict_dataloader", lambda: build(predict_dataset, False))  # noqa: B010
         return datamodule

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 from datetime import timedelta
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -97,10 +97,10 @@ class DDPStrategy:
             dist.destroy_process_group()
         for child in self.children:
             child.wait()
-        failed = [c.returncode for c in self.children if c.returncode]
+        codes = [c.returncode for c in self.children if c.returncode]
         self.children = []
-        if failed:
-            raise RuntimeError(f"DDP child processes exited with codes {failed}")
+        if codes:
+            raise RuntimeError(f"DDP child processes exited with codes {codes}")
 
     @property
     def global_rank(self) -> int:
@@ -128,7 +128,7 @@ class DDPStrategy:
     def average_gradients(self, parameters) -> None:
         """All-reduce the gradients in one flat buffer per dtype and divide by the world size."""
         grads = [p.grad for p in parameters if p.grad is not None]
-        by_dtype = {}
+        by_dtype: Dict[torch.dtype, List[torch.Tensor]] = {}
         for grad in grads:
             by_dtype.setdefault(grad.dtype, []).append(grad)
         for group in by_dtype.values():
@@ -214,7 +214,7 @@ def shard_loader(loader: Any, rank: int, world_size: int) -> Any:
     seed = getattr(loader, "_conveyor_shard_seed", None)
     if seed is None:
         seed = int(os.environ.get("CONVEYOR_GLOBAL_SEED", 0))
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         loader.dataset,
         num_replicas=world_size,
         rank=rank,

@@ -14,14 +14,15 @@ from conveyor.training.limits import num_batches
 from conveyor.training.module import Module
 from conveyor.training.profiler import profiling
 from conveyor.training.results import ResultCollection
+from conveyor.training.trainer_attributes import TrainerAttributes
 
 
-class EvaluationLoop:
+class EvaluationLoop(TrainerAttributes):
     """``Trainer.validate``/``test``/``predict`` and the validation run inside ``fit``."""
 
     # -- evaluation -------------------------------------------------------------------------
     def _run_evaluation_stage(self, stage: str, loaders: Any) -> List[Dict[str, float]]:
-        model = self.lightning_module
+        model = self._attached_module
         step_name = "validation_step" if stage == "validate" else "test_step"
         loader_name = "val_dataloader" if stage == "validate" else "test_dataloader"
         requested = self._request_loader(loader_name, loaders)
@@ -54,7 +55,7 @@ class EvaluationLoop:
     def _run_eval_loop(
         self, stage: str, dataloaders: List[Any], counts: List[Union[int, float]]
     ) -> List[Dict[str, float]]:
-        model = self.lightning_module
+        model = self._attached_module
         prefix = "validation" if stage == "validate" else "test"
         hook_prefix = "validation" if stage == "validate" else "test"
         previous_results = self._results
@@ -89,7 +90,7 @@ class EvaluationLoop:
                     args = (
                         (batch, batch_idx, loader_idx) if takes_loader_idx else (batch, batch_idx)
                     )
-                    with self.precision_plugin.forward_context():
+                    with self._precision.forward_context():
                         model._current_fx = f"{prefix}_step"
                         try:
                             with profiling(
@@ -130,7 +131,7 @@ class EvaluationLoop:
 
     # -- predict ----------------------------------------------------------------------------
     def _run_predict(self, loaders: Any) -> Optional[List[Any]]:
-        model = self.lightning_module
+        model = self._attached_module
         requested = self._request_loader("predict_dataloader", loaders)
         if requested is None:
             raise MisconfigurationException(
@@ -156,7 +157,7 @@ class EvaluationLoop:
                     batch = self._transfer(batch, loader_idx)
                     self._call_callbacks("on_predict_batch_start", batch, batch_idx, loader_idx)
                     self._call_module("on_predict_batch_start", batch, batch_idx, loader_idx)
-                    with self.precision_plugin.forward_context():
+                    with self._precision.forward_context():
                         args = (
                             (batch, batch_idx, loader_idx)
                             if len(dataloaders) > 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -26,9 +26,10 @@ from conveyor.training.optimizers import init_optimizers_and_schedulers
 from conveyor.training.profiler import profiling
 from conveyor.training.results import ResultCollection
 from conveyor.training.seed import capture_rng_states, restore_rng_states
+from conveyor.training.trainer_attributes import TrainerAttributes
 
 
-class FitLoop:
+class FitLoop(TrainerAttributes):
     """``Trainer.fit``'s loop; the state it reads and writes lives on the Trainer."""
 
     def _accumulation_for_epoch(self, epoch: int) -> int:
@@ -42,7 +43,7 @@ class FitLoop:
 
     # -- fit --------------------------------------------------------------------------------
     def _run_fit(self, checkpoint, train_loader, val_loaders) -> None:
-        model = self.lightning_module
+        model = self._attached_module
         self._fit_loaders_given = (train_loader, val_loaders)  # what reloading asks again
         train_loader = self._request_loader("train_dataloader", train_loader)
         if train_loader is None:
@@ -112,7 +113,7 @@ class FitLoop:
         return False
 
     def _setup_fit_loaders(self, train_loader, val_loaders) -> None:
-        model = self.lightning_module
+        model = self._attached_module
         self.train_dataloader = self._prepare_loader(train_loader)
         self.val_dataloaders = (
             self._as_list(self._request_loader("val_dataloader", val_loaders))
@@ -199,7 +200,7 @@ class FitLoop:
                 return
 
     def _run_train_epoch(self) -> None:
-        model = self.lightning_module
+        model = self._attached_module
         loader = self.train_dataloader
         epoch = self.current_epoch
         resume = self._resume_state
@@ -218,6 +219,8 @@ class FitLoop:
             and callable(getattr(loader, "load_state_dict", None))
         ):  # an epoch-boundary checkpoint: the loader's seed and generator state, not its place
             loader.load_state_dict(resume["dataloader_state"])
+        # every use below is guarded by start_batch, which only a saved state sets
+        saved: Dict[str, Any] = resume if resume is not None else {}
         rng_epoch_start = capture_rng_states()
         self._results = ResultCollection(reduce=self._results.reduce)
         self.throughput.reset()
@@ -225,12 +228,12 @@ class FitLoop:
         self._call_module("on_train_epoch_start")
         if (
             start_batch
-            and resume.get("dataloader_state") is not None
+            and saved.get("dataloader_state") is not None
             and hasattr(loader, "load_state_dict")
         ):
-            loader.load_state_dict(resume["dataloader_state"])
+            loader.load_state_dict(saved["dataloader_state"])
             start_batch = start_batch_after_reshard(
-                loader, resume["dataloader_state"], start_batch, self.num_training_batches
+                loader, saved["dataloader_state"], start_batch, self.num_training_batches
             )
             iterator = iter(loader)
         else:
@@ -238,7 +241,7 @@ class FitLoop:
             for _ in range(start_batch):  # replay the same order up to where the run stopped
                 next(iterator)
         if start_batch:
-            restore_rng_states(resume["rng_now"])
+            restore_rng_states(saved["rng_now"])
         accumulation = self._accumulation_for_epoch(epoch)
         outputs_for_epoch_end = []
         keep_outputs = is_overridden(model, "training_epoch_end", Module)
@@ -305,10 +308,10 @@ class FitLoop:
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
         self._update_schedulers("epoch")
-        if start_batch and resume.get("generator_now") is not None:
+        if start_batch and saved.get("generator_now") is not None:
             # a resumed epoch may end without drawing its order (nothing was left to read):
             # the generator must stand where the uninterrupted epoch left it
-            loader.generator.set_state(resume["generator_now"])
+            loader.generator.set_state(saved["generator_now"])
         self._loop_state.update(
             epoch_finished=True,
             dataloader_state=loader_state_after_epoch(loader, epoch),
@@ -322,8 +325,8 @@ class FitLoop:
         self.current_epoch += 1
 
     def _transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        hooks_owner = self.datamodule if self.datamodule is not None else self.lightning_module
-        model = self.lightning_module
+        hooks_owner = self.datamodule if self.datamodule is not None else self._attached_module
+        model = self._attached_module
         batch = hooks_owner.on_before_batch_transfer(batch, dataloader_idx)
         batch = (
             model.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
@@ -331,10 +334,10 @@ class FitLoop:
             else hooks_owner.transfer_batch_to_device(batch, self.root_device, dataloader_idx)
         )
         batch = hooks_owner.on_after_batch_transfer(batch, dataloader_idx)
-        return self.precision_plugin.convert_input(batch)
+        return self._precision.convert_input(batch)
 
     def _training_step_args(self, batch, batch_idx, optimizer_idx):
-        model = self.lightning_module
+        model = self._attached_module
         args = [batch, batch_idx]
         if len(self.optimizers) > 1 and model.automatic_optimization:
             if "optimizer_idx" not in inspect.signature(model.training_step).parameters:
@@ -346,10 +349,10 @@ class FitLoop:
         return args
 
     def _training_batch(self, batch, batch_idx, accumulation, should_step) -> Any:
-        model = self.lightning_module
+        model = self._attached_module
         self._stepped_this_batch = False
         if not model.automatic_optimization:
-            with self.precision_plugin.forward_context():
+            with self._precision.forward_context():
                 output = self._call_module("training_step", batch, batch_idx)
             self._last_loss = _loss_value(output)
             return output
@@ -365,7 +368,7 @@ class FitLoop:
         output = None
         for opt_idx in optimizer_indices:
             optimizer = self.optimizers[opt_idx]
-            with self.precision_plugin.forward_context():
+            with self._precision.forward_context():
                 output = self._call_module(
                     "training_step", *self._training_step_args(batch, batch_idx, opt_idx)
                 )
@@ -390,16 +393,16 @@ class FitLoop:
     def _backward(
         self, loss: torch.Tensor, optimizer=None, optimizer_idx=None, *args, **kwargs
     ) -> None:
-        scaled = self.precision_plugin.scale_loss(loss)
+        scaled = self._precision.scale_loss(loss)
         self._call_module("backward", scaled, optimizer, optimizer_idx, *args, **kwargs)
 
     def _optimizer_step(self, optimizer, opt_idx: int, batch_idx: int) -> None:
-        model = self.lightning_module
+        model = self._attached_module
         if self.strategy is not None:
             self.strategy.average_gradients(model.parameters())
         self._call_callbacks("on_before_optimizer_step", optimizer, opt_idx)
         self._call_module("on_before_optimizer_step", optimizer, opt_idx)
-        self.precision_plugin.unscale(optimizer)  # clipping must see unscaled gradients
+        self._precision.unscale(optimizer)  # clipping must see unscaled gradients
         self._call_module(
             "configure_gradient_clipping",
             optimizer,
@@ -407,7 +410,7 @@ class FitLoop:
             gradient_clip_val=self.gradient_clip_val,
             gradient_clip_algorithm=self.gradient_clip_algorithm,
         )
-        self.precision_plugin.optimizer_step(optimizer)
+        self._precision.optimizer_step(optimizer)
         if self.terminate_on_nan:
             for name, parameter in model.named_parameters():
                 if not torch.isfinite(parameter).all():
@@ -434,7 +437,8 @@ class FitLoop:
                 continue
             metric = None
             if config.reduce_on_plateau:
-                metric = self.callback_metrics.get(config.monitor)
+                monitor = config.monitor  # set whenever reduce_on_plateau is
+                metric = None if monitor is None else self.callback_metrics.get(monitor)
                 if metric is None:
                     if config.strict:
                         raise MisconfigurationException(

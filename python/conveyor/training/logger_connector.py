@@ -6,15 +6,16 @@ from __future__ import annotations
 from typing import Dict
 
 from conveyor.training.results import ResultCollection
+from conveyor.training.trainer_attributes import TrainerAttributes
 
 
-class LoggerConnector:
+class LoggerConnector(TrainerAttributes):
     """Sends what ``Module.log`` collected to ``callback_metrics``, the bar and the loggers."""
 
     def _log_hyperparams(self) -> None:
         if not self._loggers or not self.is_global_zero:
             return
-        params = dict(self.lightning_module.hparams_initial)
+        params = dict(self._attached_module.hparams_initial)
         if self.datamodule is not None:
             params.update(self.datamodule.hparams_initial)
         for logger in self._loggers:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from types import FrameType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union, cast
 
 import torch
 
@@ -99,7 +100,7 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
             )
         else:
             if frame is None:
-                frame = inspect.currentframe().f_back
+                frame = cast(FrameType, inspect.currentframe()).f_back  # CPython: never None
             init_args = _collect_init_args(frame)
             if args:
                 missing = [name for name in args if name not in init_args]

@@ -4,7 +4,7 @@ Trainer exposes (``callback_metrics``, ``logged_metrics``, ``progress_bar_metric
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, cast
 
 import torch
 
@@ -114,7 +114,7 @@ class ResultCollection:
             if for_logger and not metric.logger:
                 continue
             key = f"{name}_step" if metric.on_epoch else name
-            out[key] = metric.step_value
+            out[key] = cast(float, metric.step_value)  # set whenever fresh_step is
         return out
 
     def progress_bar_step_metrics(self) -> Dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple, cast
 
 import numpy as np
 import torch
@@ -63,7 +63,8 @@ def worker_init_fn(worker_id: int) -> None:
 
 def capture_rng_states() -> Dict[str, Any]:
     """Every global RNG state, in types that ``torch.load(weights_only=True)`` accepts."""
-    np_state = np.random.get_state()
+    # the legacy (default) form: (name, keys, pos, has_gauss, cached_gaussian)
+    np_state = cast(Tuple[str, np.ndarray, int, int, float], np.random.get_state())
     states: Dict[str, Any] = {
         "python": _to_plain(random.getstate()),
         "numpy": [

@@ -15,7 +15,8 @@ import os
 import tempfile
 import time
 import traceback
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.multiprocessing as mp
@@ -75,7 +76,7 @@ def spawn_run(
     model: Any,
     stage: str,
     datamodule,
-    ckpt_path: Optional[str],
+    ckpt_path: Optional[Union[str, Path]],
     loaders: Dict[str, Any],
     num_processes: int,
     timeout: Optional[float],

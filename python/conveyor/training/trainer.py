@@ -11,7 +11,7 @@ import warnings
 from argparse import ArgumentParser, Namespace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union, cast
 
 import torch
 
@@ -425,7 +425,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         elif isinstance(logger, Logger):
             self._loggers, self._default_logger = [logger], False
         else:
-            self._loggers, self._default_logger = list(logger), False
+            # True, False and None were handled above
+            self._loggers, self._default_logger = list(cast(Iterable[Logger], logger)), False
 
         # callbacks
         callbacks = (
@@ -577,7 +578,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 getattr(callback, hook)(self, module, *args)
 
     def _call_module(self, hook: str, *args: Any, **kwargs: Any) -> Any:
-        module = self.lightning_module
+        module = self._attached_module
         function = getattr(module, hook)
         if function is None:  # a hook set to None is disabled, as in Lightning
             return None
@@ -621,8 +622,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 "You cannot pass `train_dataloader` or `val_dataloaders` to `trainer.fit(datamodule=...)`"
             )
         self._check_module(model)
-        ckpt_path = ckpt_path if ckpt_path is not None else self.resume_from_checkpoint
-        self._run(model, "fit", datamodule, ckpt_path, train=train_dataloaders, val=val_dataloaders)
+        path = ckpt_path if ckpt_path is not None else self.resume_from_checkpoint
+        self._run(model, "fit", datamodule, path, train=train_dataloaders, val=val_dataloaders)
 
     def validate(
         self,
@@ -730,7 +731,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         model: Module,
         stage: str,
         datamodule: Optional[DataModule],
-        ckpt_path: Optional[str],
+        ckpt_path: Optional[Union[str, Path]],
         **loaders: Any,
     ):
         if self.strategy is not None and self.strategy.must_spawn:
@@ -768,7 +769,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             and isinstance(self._loggers[0], CSVLogger)
         ):
             self._loggers.append(
-                TensorBoardLogger(self.default_root_dir, version=self.logger.version)
+                TensorBoardLogger(self.default_root_dir, version=self._loggers[0].version)
             )
         for callback in model.configure_callbacks() or []:
             self.callbacks = [c for c in self.callbacks if type(c) is not type(callback)] + [
