@@ -14,15 +14,20 @@ Rows, side by side in one run on one tree of mixed aspect ratios (VOC's common s
 * ``conveyor shuffle=True`` and ``conveyor batch_sampler``: the same recipe with ``shuffle=True``
   and with ``batch_sampler=BatchSampler(RandomSampler(ds, generator), batch, False)``.
 
+* ``conveyor grouped padded`` and ``conveyor shuffle=True padded``: the grouped and the
+  ``shuffle=True`` rows with ``pad_to_multiple=32``: each batch comes as one zero-padded
+  ``ImageList`` (what the detector's ``batch_images`` would build), padded on the finisher threads.
+
 Each row also reports its padding waste: the share of pixels that would be padding once each
 batch is padded to its largest image (rounded up to 32, as torchvision detectors pad), grouped
-(the first two rows) vs ungrouped (the last two).
+vs ungrouped. The padded rows report ``loader.stats.padding_fraction`` (the loader's own count
+of the padding it wrote), checked against the same figure measured from the batches.
 
 torchvision's ``GroupedBatchSampler`` lives in its repository's ``references/``, not in the
 package: pass ``--vision PATH`` (a pytorch/vision checkout) to use that very class in the torch
 row; without it the torch row uses conveyor's, which yields the same batches for the same base
-order (tests/test_samplers.py). Variable-size images are left unpadded on every row (the
-reference's model pads them); the recipes' padded batch is not part of this script yet.
+order (tests/test_samplers.py). Variable-size images are left unpadded on the rows without
+"padded" (the reference's model pads them).
 
 Each round times one epoch of every row (order alternating between rounds) after one warm-up
 epoch; reported: the median images/s and the ratios. Writes ``results/bench_samplers.json`` and
@@ -168,6 +173,15 @@ def make_loaders(args, root: Path) -> dict:
             ),
             **common,
         ),
+        "conveyor grouped padded": conveyor.DataLoader(
+            ours,
+            batch_sampler=GroupedBatchSampler.from_dataset(ours, b, args.group_factor),
+            pad_to_multiple=32,
+            **common,
+        ),
+        "conveyor shuffle=True padded": conveyor.DataLoader(
+            ours, batch_size=b, shuffle=True, pad_to_multiple=32, **common
+        ),
     }
 
 
@@ -186,12 +200,25 @@ def epoch(loader) -> tuple[int, float, float]:
     """Images, seconds and padding waste (share of padded-batch pixels that are padding)."""
     started = time.perf_counter()
     images, real, padded = 0, 0, 0
-    for batch_images, _targets in loader:
-        images += len(batch_images)
-        batch_real, batch_padded = padded_pixels(batch_images)
+    for batch_images, targets in loader:
+        if hasattr(batch_images, "image_sizes"):  # pad_to_multiple: an ImageList
+            sizes = batch_images.image_sizes
+            batch, _, height, width = batch_images.tensors.shape
+            batch_real, batch_padded = sum(h * w for h, w in sizes), batch * height * width
+        else:
+            batch_real, batch_padded = padded_pixels(batch_images)
+        images += len(targets)
         real, padded = real + batch_real, padded + batch_padded
     seconds = time.perf_counter() - started
-    return images, seconds, 1.0 - real / padded if padded else 0.0
+    measured = 1.0 - real / padded if padded else 0.0
+    stats = getattr(loader, "stats", None)
+    if stats is not None and stats.padding_fraction:  # the loader's own count of its padding
+        if abs(stats.padding_fraction - measured) > 1e-9:
+            raise RuntimeError(
+                f"loader.stats.padding_fraction {stats.padding_fraction} != measured {measured}"
+            )
+        return images, seconds, stats.padding_fraction
+    return images, seconds, measured
 
 
 def main(argv=None) -> int:
@@ -218,6 +245,9 @@ def main(argv=None) -> int:
         "grouped vs torch (target >= 4)": median["conveyor grouped"] / median["torch"],
         "batch_sampler vs shuffle=True (target >= 0.9)": median["conveyor batch_sampler"]
         / median["conveyor shuffle=True"],
+        "grouped padded vs torch": median["conveyor grouped padded"] / median["torch"],
+        "grouped padded vs grouped unpadded": median["conveyor grouped padded"]
+        / median["conveyor grouped"],
     }
     report = {
         "script": "benchmarks/bench_samplers.py",
@@ -239,6 +269,9 @@ def main(argv=None) -> int:
                 "runs": rates[name],
                 "path": paths[name],
                 "padding_waste": waste[name],
+                "padding_waste_source": (
+                    "loader.stats.padding_fraction" if name.endswith("padded") else "measured"
+                ),
             }
             for name in loaders
         ],

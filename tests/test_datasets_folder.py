@@ -552,3 +552,30 @@ def test_annotations_without_images_are_reported(tmp_path):
         dataset = VOCFolder(root)
     assert len(dataset) == 0 and dataset.layout == "cvat"
     assert [p.kind for p in dataset.problems] == ["orphan-annotation"] * 3
+
+
+def test_conveyor_fit_and_test_segmentation_report_per_class_iou_by_name(tmp_path, capsys):
+    from conveyor.cli import main
+
+    root = make_tree(tmp_path / "data", "cvat", count=6)
+    common = [
+        "--data_dir",
+        str(root),
+        "--task",
+        "segmentation",
+        "--default_root_dir",
+        str(tmp_path),
+    ]
+    quick = ["--batch_size", "2", "--image_size", "64", "--num_workers", "0"]
+    code = main(
+        ["fit", *common, *quick, "--max_steps", "2", "--limit_val_batches", "1"]
+        + ["--enable_progress_bar", "false"]
+    )
+    assert code == 0
+    assert len(list(tmp_path.glob("lightning_logs/version_*/checkpoints/*.ckpt"))) == 1
+    capsys.readouterr()
+    assert main(["test", *common, *quick, "--enable_progress_bar", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "test_mIoU" in out
+    assert any(f"test_IoU/{name}" in out for name in CLASSES)
+    assert not any(f"test_IoU/{n}" in out for n in ("aeroplane", "class_1"))

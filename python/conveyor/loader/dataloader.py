@@ -29,6 +29,7 @@ from conveyor.loader.generic_path import (
     warn_pin_memory,
 )
 from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
+from conveyor.loader.padding import PaddingCollate, check_pad_to_multiple
 from conveyor.loader.process_workers import EpochFeed, ProcessIterator
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
@@ -61,11 +62,15 @@ def _free_threaded() -> bool:
 
 
 class _CappedLoader:
-    """The loader as torch's process iterator sees it, with ``num_workers`` capped."""
+    """The loader as torch's process iterator sees it, with ``num_workers`` capped (and the
+    collate padding the images, with ``pad_to_multiple``)."""
 
     def __init__(self, loader: "DataLoader", num_workers: int) -> None:
         self._loader = loader
         self.num_workers = num_workers
+        if loader.pad_to_multiple is not None and loader._auto_collation:
+            # padded in the worker processes; the parent counts the padding (process_workers)
+            self.collate_fn = PaddingCollate(loader.collate_fn, loader.pad_to_multiple, False, None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -79,7 +84,7 @@ class DataLoader(tud.DataLoader[_T_co]):
 
     Workers (``worker_mode``):
 
-    - ``"thread"``: ``num_workers`` threads (native threads on the native path, Python
+    - ``"thread"`` (default): ``num_workers`` threads (native threads on the native path, Python
       threads on the generic path); nothing is pickled and start-up is instant, but Python code
       in ``__getitem__`` shares one GIL. ``multiprocessing_context`` is validated and otherwise
       unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in worker threads;
@@ -94,10 +99,9 @@ class DataLoader(tud.DataLoader[_T_co]):
       sample order (seeded shuffle, sharding, exact resume) and counted in ``loader.stats``. The
       dataset's ``__getitem__`` runs in the workers; a conveyor dataset still decodes with
       conveyor's native codecs there. Use it where per-sample Python dominates on many cores.
-    - ``"auto"`` (default): threads when the whole pipeline runs natively (a conveyor VOC
-      dataset whose transforms the engine runs entirely), the interpreter is free-threaded
-      (3.13t and later) or ``on_error="skip"``; processes otherwise, so per-sample Python never
-      shares the training thread's GIL.
+    - ``"auto"``: threads when the whole pipeline runs natively (a conveyor VOC dataset whose
+      transforms the engine runs entirely) or the interpreter is free-threaded (3.13t and
+      later), processes otherwise.
 
     ``loader.stats.worker_mode`` / ``worker_mode_reason`` say which ran and why. With
     ``num_workers=0`` everything runs in the calling thread whatever the mode.
@@ -164,7 +168,17 @@ class DataLoader(tud.DataLoader[_T_co]):
             in ``stats.samples_skipped`` and listed in ``stats.skipped``.
         rank: This process's rank for distributed sharding (see ``shard``).
         world_size: Number of processes for distributed sharding (see ``shard``).
-        worker_mode: ``"auto"`` (default), ``"thread"`` or ``"process"``: see above.
+        pad_to_multiple: ``None`` (default): images of different sizes come as a list of
+            tensors. An int ``m``: each batch's images come as one torchvision ``ImageList``
+            (``.tensors`` ``[B, C, Hp, Wp]``, zero-padded at the bottom and right up to the
+            largest height and width rounded up to ``m``; ``.image_sizes``, the true
+            ``(height, width)`` of each image), as ``GeneralizedRCNNTransform.batch_images``
+            builds it; targets are unchanged (padding moves no box). The ``ImageList`` replaces
+            the images of the collate's result (``detection_collate``: ``(ImageList, list of
+            targets)``; ``tuple(zip(*batch))``: ``(ImageList, tuple of targets)``); segmentation
+            masks are padded with 255 to the same size. ``stats.padding_fraction`` says how much
+            of the batches is padding.
+        worker_mode: ``"thread"`` (default), ``"process"`` or ``"auto"``: see above.
     """
 
     def __init__(
@@ -191,7 +205,8 @@ class DataLoader(tud.DataLoader[_T_co]):
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
-        worker_mode: str = "auto",
+        worker_mode: str = "thread",
+        pad_to_multiple: Optional[int] = None,
     ) -> None:
         if worker_mode not in _WORKER_MODES:
             raise ValueError(
@@ -210,6 +225,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TypeError(f"seed should be an int or None, but got seed={seed!r}")
         validate_shard(rank, world_size)
+        self.pad_to_multiple = check_pad_to_multiple(pad_to_multiple)
         super().__init__(
             dataset,
             batch_size,
@@ -544,7 +560,8 @@ class DataLoader(tud.DataLoader[_T_co]):
             progress["finished"] = True
 
         feed = EpochFeed(start, recorder, on_batch, on_end, self.batch_size, self.__len__)
-        target: Any = self if workers == self.num_workers else _CappedLoader(self, workers)
+        capped = workers != self.num_workers or self.pad_to_multiple is not None
+        target: Any = _CappedLoader(self, workers) if capped else self
         iterator = self._iterator if persistent else None
         if isinstance(iterator, ProcessIterator):
             iterator.reset(target, feed)
@@ -704,17 +721,18 @@ class DataLoader(tud.DataLoader[_T_co]):
         persistent: bool,
         workers: int,
     ) -> GenericIterator:
+        collate = self.collate_fn
+        if self.pad_to_multiple is not None and (self._auto_collation or self._iterable):
+            collate = PaddingCollate(collate, self.pad_to_multiple, pin is not None, recorder)
         if self._iterable:
             fetcher: Callable = IterableFetcher(
-                self.dataset, self.batch_size, self.drop_last, self.collate_fn, pin
+                self.dataset, self.batch_size, self.drop_last, collate, pin
             )
             for number in range(skip):  # a stream can only be fast-forwarded by reading it
                 if fetcher(number, None, recorder)[1] == 0:
                     break
         else:
-            fetcher = MapFetcher(
-                self.dataset, self._auto_collation, self.collate_fn, self.on_error, pin
-            )
+            fetcher = MapFetcher(self.dataset, self._auto_collation, collate, self.on_error, pin)
         pool = self._worker_pool(base_seed, persistent, workers) if workers > 0 else None
         in_flight = workers * (self.prefetch_factor or 0)
 

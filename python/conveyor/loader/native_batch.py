@@ -31,6 +31,7 @@ from torchvision import tv_tensors
 
 from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.loader.generic_path import annotate, describe_sample
+from conveyor.loader.padding import pad_collated, pad_images, pad_masks, padding_pixels
 from conveyor.loader.stats import StatsRecorder
 
 # varargs, varkeywords, generator, coroutine, iterable coroutine, async generator (not the
@@ -148,6 +149,8 @@ class BatchBuilder:
         stats: Records skipped samples.
         pin: ``None`` or the device type to pin for.
         refill: Called once per batch that used a fed buffer (feeds the next one).
+        pad_to_multiple: ``None``, or pad each batch's images into one zero-padded
+            ``ImageList`` whose height and width are multiples of it (``padding``).
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class BatchBuilder:
         stats: StatsRecorder,
         pin: Optional[str],
         refill: Callable[[], None],
+        pad_to_multiple: Optional[int] = None,
     ) -> None:
         self._setup = setup
         self._plan = setup.plan
@@ -168,6 +172,7 @@ class BatchBuilder:
         self._stats = stats
         self._pin = pin
         self._refill = refill
+        self._multiple = pad_to_multiple
         self._kind: Optional[str] = None
         self._kind_lock = threading.Lock()
 
@@ -197,7 +202,11 @@ class BatchBuilder:
             "stack_list",
             "stack_tuple",
         )
-        if self.kind.startswith("stack") and not isinstance(images, torch.Tensor):
+        if (
+            self.kind.startswith("stack")
+            and not isinstance(images, torch.Tensor)
+            and self._multiple is None
+        ):
             fused = False  # variable sizes: the user's torch.stack raises, as it would in torch
         targets = _TargetBuilder(self, batch)
         kept: List[int] = []
@@ -227,9 +236,17 @@ class BatchBuilder:
         if not kept:
             return None, 0
         if not fused:
-            return self._collate(samples), len(kept)
+            result = self._collate(samples)
+            if self._multiple is not None:  # the user's batch: its images padded, one copy each
+                result = pad_collated(result, self._multiple, self._pin is not None, self._stats)
+            return result, len(kept)
         if len(kept) < len(batch.indices):  # a target failed: drop its image too
             images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
+        if self._multiple is not None:  # one ImageList, each image copied once into its slot
+            images = pad_images(images, self._multiple, self._pin is not None)
+            self._stats.record_padding(*padding_pixels(images))
+            if self.kind == "zip":
+                return (images, tuple(samples)), len(kept)
         if self.kind == "zip":  # tuple(zip(*batch)): per-image views, as the samples would be
             return (tuple(tv_tensors.Image(image) for image in images), tuple(samples)), len(kept)
         if self.kind == "stack_tuple":
@@ -251,19 +268,28 @@ class BatchBuilder:
         # torch's default_collate of (Image, Mask) pairs ([images, masks [B, 1, H, W]]) and
         # segmentation_collate ((images, masks [B, H, W])) are built straight from the engine's
         # buffers when nothing runs per sample in Python
+        # (variable sizes too, when the batch is padded)
         return (
             self._setup.masks_move
             and not self._plan.tail
             and self.kind in ("default", "segmentation")
-            and isinstance(images, torch.Tensor)
-            and isinstance(batch.masks, np.ndarray)
+            and (
+                self._multiple is not None
+                or (isinstance(images, torch.Tensor) and isinstance(batch.masks, np.ndarray))
+            )
         )
 
-    def _segmentation_batch(self, images: torch.Tensor, batch: Any) -> Any:
-        masks = torch.from_numpy(batch.masks)
+    def _segmentation_batch(self, images: Any, batch: Any) -> Any:
+        if self._multiple is not None:  # images zero-padded, masks padded with 255
+            images = pad_images(images, self._multiple, self._pin is not None)
+            self._stats.record_padding(*padding_pixels(images))
+            sources = [torch.from_numpy(mask) for mask in batch.masks]
+            masks = pad_masks(sources, tuple(images.tensors.shape[-2:]), self._pin is not None)
+        else:
+            masks = torch.from_numpy(batch.masks)
         if self._plan.mask_dtype is not None:
             masks = masks.to(self._plan.mask_dtype)
-        if self._pin is not None:
+        if self._pin is not None and not masks.is_pinned():
             masks = masks.pin_memory()
         if self.kind == "segmentation":
             return images, masks

@@ -278,7 +278,14 @@ class NativeIterator:
             while engine.fed_buffers < prefetch + 1:
                 refill()
         self._builder = BatchBuilder(
-            setup, loader.dataset, loader.collate_fn, loader.on_error, stats, pin, refill
+            setup,
+            loader.dataset,
+            loader.collate_fn,
+            loader.on_error,
+            stats,
+            pin,
+            refill,
+            pad_to_multiple=getattr(loader, "pad_to_multiple", None),
         )
         self._ticket = engine.start_epoch(epoch, batches, start_batch=skip)
         self._finishers: Optional[OrderedFinishers] = None

@@ -23,6 +23,7 @@ from typing import Any, Callable, Deque, Iterator, Optional
 
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
+from conveyor.loader.padding import record_padding
 from conveyor.loader.stats import StatsRecorder
 
 
@@ -105,6 +106,7 @@ class ProcessIterator(_MultiProcessingDataLoaderIter):
             raise
         samples = feed.sizes.popleft() if feed.sizes else (feed.batch_size or 1)
         feed.stats.record_batch(samples, time.perf_counter() - started)
+        record_padding(batch, feed.stats)  # pad_to_multiple: padded in the worker processes
         feed.on_batch()
         return batch
 

@@ -29,6 +29,10 @@ class LoaderStats:
         queue_depth: Batches prepared and waiting to be taken right now.
         skipped: ``(sample index, reason)`` of the samples skipped in this epoch (the first 100
             recorded), in sample index order.
+        padding_fraction: With ``pad_to_multiple``: the share of the padded batches' pixels
+            that are padding in this epoch (``1 - sum(h * w) / sum(B * Hp * Wp)``, counted as
+            batches are padded, so mid-epoch it includes the few prepared ahead), 0.0 otherwise.
+            Grouping images by aspect ratio (``conveyor.samplers.GroupedBatchSampler``) lowers it.
         worker_mode: What ran the workers: ``"thread"`` (native or Python threads),
             ``"process"`` (torch's worker processes) or ``"main"`` (``num_workers=0``: the
             calling thread).
@@ -49,6 +53,7 @@ class LoaderStats:
     total_samples_skipped: int = 0
     queue_depth: int = 0
     skipped: Tuple[Tuple[int, str], ...] = ()
+    padding_fraction: float = 0.0
     worker_mode: str = "main"
     worker_mode_reason: str = ""
     num_workers: int = 0
@@ -72,6 +77,8 @@ class StatsRecorder:
     skipped: List[Tuple[int, str]] = field(default_factory=list)
     skipped_count: int = 0
     queue_depth: int = 0
+    padding_pixels: int = 0
+    padded_batch_pixels: int = 0
     worker_mode: str = "main"
     worker_mode_reason: str = ""
     num_workers: int = 0
@@ -89,6 +96,12 @@ class StatsRecorder:
             if len(self.skipped) < _MAX_SKIPPED_KEPT:
                 self.skipped.append((index, reason))
 
+    def record_padding(self, padding: int, total: int) -> None:
+        """One padded batch: ``padding`` of its ``total`` pixels (per channel) are padding."""
+        with self.lock:
+            self.padding_pixels += padding
+            self.padded_batch_pixels += total
+
     def snapshot(self) -> LoaderStats:
         with self.lock:
             elapsed = time.perf_counter() - self.started
@@ -105,6 +118,11 @@ class StatsRecorder:
                 total_samples_skipped=self.total_skipped_before + self.skipped_count,
                 queue_depth=self.queue_depth,
                 skipped=tuple(sorted(self.skipped)),  # workers record them out of order
+                padding_fraction=(
+                    self.padding_pixels / self.padded_batch_pixels
+                    if self.padded_batch_pixels
+                    else 0.0
+                ),
                 worker_mode=self.worker_mode,
                 worker_mode_reason=self.worker_mode_reason,
                 num_workers=self.num_workers,
