@@ -11,7 +11,7 @@ CXX_SOURCES = $(shell git ls-files 'csrc/*.cpp' 'csrc/*.h' 2>/dev/null)
 SOURCES := $(shell find csrc python cmake -type f -not -name '*.so' -not -path '*/__pycache__/*' 2>/dev/null) \
            CMakeLists.txt pyproject.toml
 
-.PHONY: demo test ctest pytest install sysdeps inplace dev-test lint format clean
+.PHONY: demo test ctest ctest-asan ctest-tsan pytest install sysdeps inplace dev-test lint format clean
 
 # Trains a small segmentation model on a synthetic VOC set (about 1.5 CPU-minutes on a 2-core
 # machine), printing val_mIoU after each epoch and leaving
@@ -19,7 +19,7 @@ SOURCES := $(shell find csrc python cmake -type f -not -name '*.so' -not -path '
 demo: install
 	$(VENV)/bin/conveyor fit
 
-test: ctest pytest
+test: ctest ctest-asan ctest-tsan pytest
 
 sysdeps:
 	@scripts/ensure_system_deps.sh $(PYTHON)
@@ -45,6 +45,31 @@ ctest: sysdeps $(VENV)/.build-tools
 		-DCONVEYOR_BUILD_TESTS=ON -DCONVEYOR_BUILD_PYTHON=OFF >/dev/null
 	$(VENV)/bin/cmake --build build/ctest
 	$(VENV)/bin/ctest --test-dir build/ctest --output-on-failure
+
+# Sanitizer builds of the C++ tests (CONVEYOR_SANITIZE, cmake/Sanitizers.cmake), each in its own
+# build dir; quiet unless something fails. ctest-asan: every test under ASan+UBSan (the fuzz
+# drivers for 1 s each). ctest-tsan: the tests whose threads share state, under TSan.
+SANITIZED_CTEST = $(VENV)/bin/cmake -S . -B $(1) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) \
+		-DCMAKE_BUILD_TYPE=Debug -DCONVEYOR_BUILD_TESTS=ON -DCONVEYOR_BUILD_PYTHON=OFF \
+		-DCONVEYOR_SANITIZE=$(2) >$(1).log 2>&1 \
+	&& $(VENV)/bin/cmake --build $(1) $(3) >>$(1).log 2>&1 \
+	&& $(4) $(VENV)/bin/ctest --test-dir $(1) --output-on-failure $(5) >>$(1).log 2>&1 \
+	|| { cat $(1).log; exit 1; }
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CONVEYOR_FUZZ_SECONDS=1
+ASAN_CHECKS := address,undefined
+TSAN_TESTS := test_engine test_sampling
+TSAN_REGEX := ^(test_engine|test_sampling)$$
+
+ctest-asan: sysdeps $(VENV)/.build-tools
+	@mkdir -p build
+	@$(call SANITIZED_CTEST,build/ctest-asan,$(ASAN_CHECKS),,$(SANITIZER_ENV),)
+	@echo "ctest-asan: all C++ tests pass under ASan+UBSan"
+
+ctest-tsan: sysdeps $(VENV)/.build-tools
+	@mkdir -p build
+	@$(call SANITIZED_CTEST,build/ctest-tsan,thread,--target $(TSAN_TESTS),$(SANITIZER_ENV),-R '$(TSAN_REGEX)')
+	@echo "ctest-tsan: $(TSAN_TESTS) pass under TSan"
 
 pytest: install
 	$(PY) -m pytest

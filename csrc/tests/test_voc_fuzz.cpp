@@ -1,7 +1,7 @@
 // A short mutation-fuzzing run of the VOC XML reader (built with AddressSanitizer and
 // UndefinedBehaviorSanitizer when the compiler has them): seeds are VOC-like documents and
 // markup fragments; mutations flip, insert, delete, duplicate and splice bytes and fragments.
-// CONVEYOR_FUZZ_SECONDS sets the duration (default 3 s).
+// CONVEYOR_FUZZ_SECONDS sets the duration; the seed changes per run (fuzz_run.h).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.h"
+#include "fuzz_run.h"
 #include "fuzz_voc_xml.h"
 
 namespace {
@@ -104,9 +105,8 @@ std::string mutate(std::string input, std::mt19937_64& rng) {
 }  // namespace
 
 TEST_CASE("fuzzing the XML and VOC readers finds no crash and no disagreement") {
-  const char* seconds_text = std::getenv("CONVEYOR_FUZZ_SECONDS");
-  const double seconds = seconds_text ? std::atof(seconds_text) : 3.0;
-  std::mt19937_64 rng(12345);
+  const double seconds = conveyor_test::fuzz_seconds();
+  std::mt19937_64 rng(conveyor_test::fuzz_seed("test_voc_fuzz"));
   std::vector<std::string> corpus = kSeeds;
   const auto start = std::chrono::steady_clock::now();
   std::size_t runs = 0;

@@ -261,7 +261,10 @@ void JpegDecoder::decode(const std::uint8_t* data, std::size_t size,
     return;
   }
   const tj::Header raw{header.width, header.height, 0, 0};
-  if (!tj::scales_exactly(raw, options.scale.num, options.scale.denom)) {
+  // accept_warnings also goes through the libjpeg API: after a warning, TurboJPEG reports a
+  // later fatal error as TJERR_WARNING too (its warning flag sticks), so a file it abandoned
+  // half-decoded would pass as a completed one (found by fuzz_decode.h).
+  if (!tj::scales_exactly(raw, options.scale.num, options.scale.denom) || options.accept_warnings) {
     // The libjpeg API uses the factor asked for: a whole-image "region" at that scale.
     JpegDecodeOptions whole = options;
     whole.crop = {0, 0, shape.width, shape.height};

@@ -13,8 +13,12 @@
 // results (std::fma is exact either way).
 // Only the explicit std::fma calls fuse: contracting a * b + c elsewhere (GCC's default where FMA
 // exists) would round differently from torch.
+// Not under ThreadSanitizer: GCC instruments the clones' ifunc resolver, which the loader runs
+// before TSan is initialised (a segfault at startup).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off")
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define CONVEYOR_FMA_CLONES __attribute__((target_clones("fma", "default")))
 #else
 #define CONVEYOR_FMA_CLONES

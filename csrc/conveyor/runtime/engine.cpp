@@ -58,8 +58,12 @@ uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start
   batches.validate(sources_.size());
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
-  cancel_locked(lock);
+  const uint64_t ticket = cancel_locked(lock);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
+  // cancel_locked() waited with the lock released: a start_epoch() or cancel() called meanwhile
+  // supersedes this one (the last caller wins). Setting up here as well would hand both callers
+  // the same ticket and reset the newer epoch under its consumers (test_engine found it).
+  if (ticket != generation_) return ticket;
   epoch_ = epoch;
   batches_ = std::move(batches);
   end_batch_ = batches_.num_batches();
@@ -68,21 +72,21 @@ uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start
   delivered_ = 0;
   stats_.batches_ready = 0;
   epoch_active_ = true;
-  const uint64_t ticket = generation_;
   lock.unlock();
   work_cv_.notify_all();
   ready_cv_.notify_all();  // callers waiting on the cancelled epoch see the new one
   return ticket;
 }
 
-void Engine::cancel_locked(std::unique_lock<std::mutex>& lock) {
+uint64_t Engine::cancel_locked(std::unique_lock<std::mutex>& lock) {
   // No new task from the running epoch, then wait for the samples being processed (they may
   // write into fed buffers that the caller frees after this returns).
-  ++generation_;
+  const uint64_t generation = ++generation_;
   epoch_active_ = false;
   in_flight_.clear();
   distributing_.reset();  // fed buffers not used yet stay queued for the next epoch
   idle_cv_.wait(lock, [this] { return running_tasks_ == 0 || stopping_; });
+  return generation;
 }
 
 bool Engine::cancel(uint64_t ticket) {

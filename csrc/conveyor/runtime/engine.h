@@ -139,7 +139,8 @@ class Engine {
   void run_task(SampleProcessor& processor, Task& task);
   void finish_task(const Task& task);          // with mutex_ held
   void start_batch_work(int64_t batch_index);  // with mutex_ held
-  void cancel_locked(std::unique_lock<std::mutex>& lock);
+  // Returns the generation it started (generation_ may be newer by then: it waits unlocked).
+  uint64_t cancel_locked(std::unique_lock<std::mutex>& lock);
   std::unique_ptr<EngineBatch> assemble(BatchWork& work);
 
   Pipeline pipeline_;
