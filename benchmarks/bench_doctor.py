@@ -26,7 +26,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))
+# This checkout's build when `make inplace` made one, else the installed package.
+if any((ROOT / "python" / "conveyor").glob("_core*")):
+    sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from plot import plot_results  # noqa: E402

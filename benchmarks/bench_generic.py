@@ -34,7 +34,9 @@ from typing import Any, Callable, Dict, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "python"))
+# This checkout's build when `make inplace` made one, else the installed package.
+if any((HERE.parent / "python" / "conveyor").glob("_core*")):
+    sys.path.insert(0, str(HERE.parent / "python"))
 
 import torch  # noqa: E402
 import torch.utils.data as tud  # noqa: E402

@@ -51,7 +51,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "python"))  # a `make inplace` build, when there is one
+# This checkout's build when `make inplace` made one, else the installed package.
+if any((HERE.parent / "python" / "conveyor").glob("_core*")):
+    sys.path.insert(0, str(HERE.parent / "python"))
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))
+# This checkout's build when `make inplace` made one, else the installed package.
+if any((ROOT / "python" / "conveyor").glob("_core*")):
+    sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from conveyor import voc  # noqa: E402
