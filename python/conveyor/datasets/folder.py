@@ -220,20 +220,7 @@ class VOCFolder(VisionDataset):
 
     def typed_target(self, index: int, canvas_size: tuple) -> dict:
         """The ``"boxes"`` target of sample ``index`` for an image of ``(height, width)``."""
-        from torchvision import tv_tensors
-
-        annotations = self.native_annotations
-        rows = annotations.rows(index)
-        return {
-            "boxes": tv_tensors.BoundingBoxes(
-                torch.from_numpy(annotations.boxes[rows].copy()),
-                format=tv_tensors.BoundingBoxFormat.XYXY,
-                canvas_size=canvas_size,
-            ),
-            "labels": torch.from_numpy(annotations.labels[rows].copy()),
-            "difficult": torch.from_numpy(annotations.difficult[rows].copy()),
-            "image_id": index,
-        }
+        return _annotations.boxes_target(self.native_annotations, index, canvas_size)
 
     def _image_tensor(self, index: int) -> torch.Tensor:
         from conveyor.datasets.voc import read_image_tensor

@@ -12,7 +12,7 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -267,3 +267,22 @@ def read_image_sizes(paths: Sequence[str], num_threads: Optional[int] = None) ->
     with ThreadPoolExecutor(_threads(num_threads)) as pool:
         sizes = list(pool.map(_image_size, paths, chunksize=64))
     return np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+
+
+def boxes_target(annotations: Any, index: int, canvas_size: tuple[int, int]) -> dict[str, Any]:
+    """The typed (``target_format="boxes"``) target of sample ``index`` from native annotations,
+    for an image of ``(height, width)``: what VOCDetection and VOCFolder return."""
+    import torch
+    from torchvision import tv_tensors
+
+    rows = annotations.rows(index)
+    return {
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.from_numpy(annotations.boxes[rows].copy()),
+            format=tv_tensors.BoundingBoxFormat.XYXY,
+            canvas_size=canvas_size,
+        ),
+        "labels": torch.from_numpy(annotations.labels[rows].copy()),
+        "difficult": torch.from_numpy(annotations.difficult[rows].copy()),
+        "image_id": index,
+    }

@@ -388,20 +388,9 @@ class VOCDetection(_VOCBase, torchvision.datasets.VOCDetection):
 
     def typed_target(self, index: int, canvas_size: tuple[int, int]) -> dict[str, Any]:
         """The ``"boxes"`` target of sample ``index`` for an image of ``(height, width)``."""
-        from torchvision import tv_tensors
+        from conveyor.datasets.folder_annotations import boxes_target
 
-        annotations = self.native_annotations
-        rows = annotations.rows(index)
-        return {
-            "boxes": tv_tensors.BoundingBoxes(
-                torch.from_numpy(annotations.boxes[rows].copy()),
-                format=tv_tensors.BoundingBoxFormat.XYXY,
-                canvas_size=canvas_size,
-            ),
-            "labels": torch.from_numpy(annotations.labels[rows].copy()),
-            "difficult": torch.from_numpy(annotations.difficult[rows].copy()),
-            "image_id": index,
-        }
+        return boxes_target(self.native_annotations, index, canvas_size)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         """
