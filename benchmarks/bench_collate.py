@@ -36,8 +36,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if any((REPO / "python" / "conveyor").glob("_core*")):
-    sys.path.insert(0, str(REPO / "python"))
+from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
+
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402

@@ -26,9 +26,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-# This checkout's build when `make inplace` made one, else the installed package.
-if any((ROOT / "python" / "conveyor").glob("_core*")):
-    sys.path.insert(0, str(ROOT / "python"))
+from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from plot import plot_results  # noqa: E402

@@ -34,14 +34,11 @@ from typing import Any, Callable, Dict, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-# This checkout's build when `make inplace` made one, else the installed package.
-if any((HERE.parent / "python" / "conveyor").glob("_core*")):
-    sys.path.insert(0, str(HERE.parent / "python"))
-
 import torch  # noqa: E402
 import torch.utils.data as tud  # noqa: E402
 import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
+from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
 from torchvision import tv_tensors  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 from voc_tree import CLASSES, ensure_tree  # noqa: E402

@@ -28,14 +28,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# conveyor from the source tree when its extension is built there (`make inplace`), else the
-# installed package (e.g. after `make install`, where python/conveyor has no _core).
-SOURCE_TREE = REPO / "python" if any((REPO / "python" / "conveyor").glob("_core*")) else None
 sys.path.insert(0, str(HERE))
-if SOURCE_TREE is not None:
-    sys.path.insert(1, str(SOURCE_TREE))
-
 import loader_report  # noqa: E402
+from source_tree import SOURCE_TREE  # noqa: E402  (this checkout's build first)
 from voc_tree import ensure_tree  # noqa: E402
 
 DATASETS = ("detection", "segmentation")

@@ -37,9 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-# This checkout's build when `make inplace` made one, else the installed package (`make install`).
-if any((ROOT / "python" / "conveyor").glob("_core*")):
-    sys.path.insert(0, str(ROOT / "python"))
+from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPNG_FMT_PNG = 256

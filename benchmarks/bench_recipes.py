@@ -34,11 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SOURCE_TREE = REPO / "python" if any((REPO / "python" / "conveyor").glob("_core*")) else None
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "baselines"))
-if SOURCE_TREE is not None:
-    sys.path.insert(1, str(SOURCE_TREE))
+from source_tree import SOURCE_TREE  # noqa: E402  (this checkout's build first)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 RECIPES = {

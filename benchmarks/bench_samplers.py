@@ -51,12 +51,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# This checkout's build when `make inplace` made one, else the installed package.
-if any((HERE.parent / "python" / "conveyor").glob("_core*")):
-    sys.path.insert(0, str(HERE.parent / "python"))
-
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
 from torch.utils.data import BatchSampler, RandomSampler  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
