@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from conveyor.loader.fork_safety import track_native_threads
+
 OpDescriptor = Any  # conveyor._core.Op or a Mapping {"op": name, **args}
 # run_pipeline's (image, boxes, labels, mask), as the binding returns them
 PipelineResult = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]
@@ -173,6 +175,7 @@ class Engine:
             bool(dct_scaling),
         )
         self._fed: Dict[int, Any] = {}  # fed buffer id -> the object fed (returned as Batch.images)
+        track_native_threads(self)  # a fork()ed child must never free or use the copy
 
     @property
     def dataset_size(self) -> int:

@@ -18,6 +18,7 @@ A conveyor dataset keeps decoding with conveyor's native codecs inside each work
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from typing import Any, Callable, Deque, Iterator, Optional
 
@@ -71,6 +72,10 @@ class ProcessIterator(_MultiProcessingDataLoaderIter):
 
     def __init__(self, loader: Any, feed: EpochFeed) -> None:
         self._feed = feed  # torch's __init__ already asks for indices (prefetch)
+        # torch's iterator is not thread-safe: two threads in next() at once can both wait for
+        # the same batch, and one then waits forever. One next() at a time: each batch goes to
+        # exactly one caller (as on conveyor's thread paths).
+        self._next_lock = threading.Lock()
         super().__init__(loader)
 
     def reset(self, loader: Any, feed: EpochFeed) -> None:
@@ -90,8 +95,12 @@ class ProcessIterator(_MultiProcessingDataLoaderIter):
         return index
 
     def __next__(self) -> Any:
-        feed = self._feed
         started = time.perf_counter()
+        with self._next_lock:
+            return self._next_counted(started)
+
+    def _next_counted(self, started: float) -> Any:
+        feed = self._feed
         try:
             batch = super().__next__()
         except StopIteration:
