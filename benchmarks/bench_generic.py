@@ -11,8 +11,8 @@ Side by side in one run, same ``num_workers``, same batch size, same data, alter
   the intra-op fix honest: worker threads that run torch ops with full OpenMP teams slow the
   step down (the row "threads, full intra-op teams" shows that mechanism with the fix undone).
 
-conveyor runs with its default (``worker_mode="thread"``) and with ``worker_mode="auto"``
-(processes here, since these pipelines are Python). Each loader row is one full epoch including
+conveyor runs with its default (``worker_mode="auto"``: processes here, since these pipelines
+are Python) and with ``worker_mode="thread"``. Each loader row is one full epoch including
 worker start-up, repeated ``--repeats`` times (median). The machine is shared: compare ratios,
 not absolute numbers; the JSON records the load average.
 
@@ -170,9 +170,9 @@ def loader_rows(case: str, dataset, args, collate=None) -> List[dict]:
         common["collate_fn"] = collate
     loaders = {
         "torch DataLoader": lambda: tud.DataLoader(dataset, **common),
-        "conveyor (threads, default)": lambda: conveyor.DataLoader(dataset, **common),
-        "conveyor worker_mode=auto": lambda: conveyor.DataLoader(
-            dataset, worker_mode="auto", **common
+        "conveyor (default: auto)": lambda: conveyor.DataLoader(dataset, **common),
+        "conveyor worker_mode=thread": lambda: conveyor.DataLoader(
+            dataset, worker_mode="thread", **common
         ),
     }
     return compare(case, loaders, len(dataset), args.repeats)
@@ -238,12 +238,15 @@ def step_time_rows(dataset, args) -> List[dict]:
 
     def full_teams():
         worker_threads.use_one_intra_op_thread = lambda: False  # undo the fix (mechanism row)
-        return conveyor.DataLoader(dataset, **common)
+        return conveyor.DataLoader(dataset, worker_mode="thread", **common)
 
     setups = {
         "no loader (batches made beforehand)": None,
         "torch DataLoader (processes)": lambda: tud.DataLoader(dataset, **common),
-        "conveyor (threads, default)": lambda: conveyor.DataLoader(dataset, **common),
+        "conveyor (default auto: processes)": lambda: conveyor.DataLoader(dataset, **common),
+        "conveyor worker_mode=thread": lambda: conveyor.DataLoader(
+            dataset, worker_mode="thread", **common
+        ),
         "conveyor threads, full intra-op teams (fix undone)": full_teams,
     }
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
-"""Exiting is clean every time on the Python (generic) path: a script that stops iterating
-mid-epoch and returns, one that raises, and one interrupted by Ctrl-C (SIGINT) all exit without
-SIGABRT. Before, a daemon worker thread still inside a torch kernel re-took the GIL during
+"""Exiting is clean every time on the Python (generic) path with worker threads: a script that
+stops iterating mid-epoch and returns, one that raises, and one interrupted by Ctrl-C (SIGINT) all
+exit without SIGABRT. Before, a daemon worker thread still inside a torch kernel re-took the GIL during
 interpreter finalisation ("terminate called without an active exception")."""
 
 import os
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
                 x = torch.nn.functional.conv2d(x, w, padding=2)[:, :3]
             return x[0]
 
-    loader = DataLoader(Heavy(), batch_size=4, num_workers=3)
+    loader = DataLoader(Heavy(), batch_size=4, num_workers=3, worker_mode="thread")
     for step, batch in enumerate(loader):
         if step == 2:
             print("iterating", flush=True)

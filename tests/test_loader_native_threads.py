@@ -108,7 +108,10 @@ def test_tail_and_collate_run_off_the_consumer_thread(voc_root):
         collate_threads.add(threading.current_thread().name)
         return user_collate(batch)
 
-    loader = loader_for(voc_root, 2, recording_collate, tail=Recorded(threads))
+    # threads explicitly: "auto" would run this Python tail in worker processes
+    loader = loader_for(
+        voc_root, 2, recording_collate, tail=Recorded(threads), worker_mode="thread"
+    )
     batches = drain(loader)
     assert loader.stats.path == "native" and "Recorded" in loader.stats.python_reason
     assert len(batches) == 6
@@ -116,7 +119,7 @@ def test_tail_and_collate_run_off_the_consumer_thread(voc_root):
     assert threads and main not in threads and main not in collate_threads
     assert all(name.startswith("conveyor-native-finisher") for name in threads | collate_threads)
     threads.clear()
-    drain(loader_for(voc_root, 0, user_collate, tail=Recorded(threads)))
+    drain(loader_for(voc_root, 0, user_collate, tail=Recorded(threads), worker_mode="thread"))
     assert threads == {main}  # num_workers=0: everything in next(), as torch does
 
 

@@ -178,6 +178,61 @@ def test_error_in_worker_process_raises_in_parent_like_torch():
     assert next(iterator).tolist() == [4, 5]  # torch's epoch goes on after a failed batch
 
 
+def test_process_mode_names_the_failing_sample_like_thread_mode():
+    """conveyor's note (which sample index failed, in which batch) reaches the parent through
+    torch's worker exception, as thread mode adds it."""
+    texts = {}
+    for mode in ("thread", "process"):
+        loader = DataLoader(
+            Failing(), batch_size=2, num_workers=2, worker_mode=mode, multiprocessing_context=FORK
+        )
+        iterator = iter(loader)
+        next(iterator)
+        with pytest.raises(KeyError) as raised:
+            next(iterator)
+        texts[mode] = str(raised.value) + "\n".join(getattr(raised.value, "__notes__", []))
+    note = "conveyor.DataLoader: raised while loading sample index 3 (batch 1)"
+    assert note in texts["thread"] and note in texts["process"]
+
+
+@pytest.mark.parametrize("tail", [False, True])
+def test_process_mode_names_the_corrupt_file_of_a_conveyor_dataset(voc_root, tmp_path, tail):
+    """A corrupt JPEG in a conveyor dataset run in worker processes (its engine there, with a
+    Python tail or without one) names the file and the sample index, as in threads."""
+    import shutil
+
+    root = tmp_path / "corrupt"
+    shutil.copytree(voc_root, root)
+    steps = [v2.ToImage(), v2.Resize((32, 32))]
+    if tail:
+        steps.append(v2.Lambda(lambda image: image.float(), tv_tensors.Image))
+    dataset = datasets.VOCDetection(
+        root, image_set="trainval", transforms=v2.Compose(steps), target_format="boxes"
+    )
+    bad = dataset.images[5]
+    with open(bad, "wb") as file:
+        file.write(b"\xff\xd8\xff garbage")
+    loader = DataLoader(
+        dataset,
+        batch_size=4,
+        num_workers=2,
+        worker_mode="process",
+        collate_fn=detection_collate,
+        multiprocessing_context=FORK,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Lambda's "cannot run natively" warning
+        iterator = iter(loader)
+        next(iterator)
+        with pytest.raises(Exception) as raised:
+            next(iterator)
+        assert len(list(iterator)) == 1  # the epoch goes on, as in torch
+    text = str(raised.value) + "\n".join(getattr(raised.value, "__notes__", []))
+    assert "in DataLoader worker process" in text
+    assert bad in text and "5" in text
+    assert loader.stats.path == "native"
+
+
 class Crashing(tud.Dataset):
     def __len__(self):
         return 4
@@ -315,26 +370,81 @@ def test_auto_takes_threads_for_a_native_pipeline(voc_root):
     assert loader.stats.worker_mode_reason == "worker_mode='auto': the whole pipeline runs natively"
 
 
-def test_auto_with_a_python_transform_runs_the_conveyor_dataset_in_processes(voc_root):
+def test_auto_with_a_python_transform_runs_the_native_pipeline_in_processes(voc_root):
+    """A conveyor dataset whose transforms end in Python: each worker process runs the engine
+    (decode, native prefix) then the Python tail; the batches are bit-identical to thread mode's
+    (random draws from (seed, epoch, index)), and auto says why it took processes, once."""
     to_float = v2.Lambda(lambda image: image.float() / 255, tv_tensors.Image)
-    tf = v2.Compose([v2.ToImage(), v2.Resize((64, 64)), to_float])
+    tf = v2.Compose(
+        [v2.ToImage(), v2.RandomResizedCrop((64, 64), antialias=True), v2.RandomHorizontalFlip()]
+        + [to_float]
+    )
     dataset = datasets.VOCDetection(
         voc_root, image_set="trainval", transforms=tf, target_format="boxes"
     )
     kwargs = dict(batch_size=4, collate_fn=detection_collate, shuffle=True, seed=2)
+    auto = DataLoader(dataset, num_workers=2, multiprocessing_context=FORK, **kwargs)
+    with pytest.warns(UserWarning) as caught:
+        batches = list(auto)
+        assert len(list(auto)) == 3  # a second epoch: no new warning
+    texts = [str(w.message) for w in caught]
+    assert sum("worker_mode='auto' runs this loader in worker processes" in t for t in texts) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the Lambda's "cannot run natively" warning
-        auto = DataLoader(
-            dataset, num_workers=2, worker_mode="auto", multiprocessing_context=FORK, **kwargs
-        )
-        batches = list(auto)
-        reference = list(DataLoader(dataset, num_workers=0, worker_mode="process", **kwargs))
-    assert auto.stats.worker_mode == "process"
-    assert "part of the pipeline runs in Python" in auto.stats.worker_mode_reason
+        reference = list(DataLoader(dataset, num_workers=2, worker_mode="thread", **kwargs))
+    assert (auto.stats.worker_mode, auto.stats.path) == ("process", "native")
+    assert "Lambda runs in Python per sample" in auto.stats.worker_mode_reason
+    assert len(batches) == len(reference) == 3
     for (images_a, targets_a), (images_b, targets_b) in zip(batches, reference):
         assert torch.equal(images_a, images_b)
         for a, b in zip(targets_a, targets_b):
+            assert a["image_id"] == b["image_id"]
             assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["labels"], b["labels"])
+
+
+def test_process_mode_runs_the_native_pipeline_with_spawn_too(voc_root):
+    """With 'spawn' the workers get the pickled loader: the engine's ops travel as dicts and each
+    worker builds its own engine; same batches as threads."""
+    tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop((40, 40), antialias=True)])
+    dataset = datasets.VOCDetection(
+        voc_root, image_set="trainval", transforms=tf, target_format="boxes"
+    )
+    kwargs = dict(batch_size=4, collate_fn=detection_collate, shuffle=True, seed=3, num_workers=1)
+    spawned = DataLoader(
+        dataset, worker_mode="process", multiprocessing_context="spawn", timeout=120, **kwargs
+    )
+    got = list(spawned)
+    reference = list(DataLoader(dataset, worker_mode="thread", **kwargs))
+    assert spawned.stats.path == "native" and len(got) == len(reference) == 3
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(got, reference))
+
+
+def test_auto_takes_processes_for_an_unrecognised_collate_and_threads_for_known_ones(voc_root):
+    tf = v2.Compose([v2.ToImage(), v2.Resize((64, 64)), v2.ToDtype(torch.float32, scale=True)])
+    dataset = datasets.VOCDetection(
+        voc_root, image_set="trainval", transforms=tf, target_format="boxes"
+    )
+
+    def stack_list(batch):
+        return torch.stack([image for image, _ in batch]), [target for _, target in batch]
+
+    def halves(batch):  # not a plain stack: runs in Python on per-sample tensors
+        return torch.stack([image for image, _ in batch]) / 2, [target for _, target in batch]
+
+    for collate in (detection_collate, stack_list, lambda batch: tuple(zip(*batch))):
+        loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            list(loader)
+        assert loader.stats.worker_mode == "thread", collate
+    loader = DataLoader(
+        dataset, batch_size=4, num_workers=2, collate_fn=halves, multiprocessing_context=FORK
+    )
+    with pytest.warns(UserWarning, match="collate_fn .*halves is not one conveyor builds"):
+        got = list(loader)
+    assert (loader.stats.worker_mode, loader.stats.path) == ("process", "native")
+    reference = list(DataLoader(dataset, batch_size=4, collate_fn=halves, worker_mode="thread"))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(got, reference)) and len(got) == 3
 
 
 def test_on_error_skip_needs_threads():

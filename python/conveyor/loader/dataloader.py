@@ -41,9 +41,16 @@ from conveyor.loader.generic_path import (
     MapFetcher,
     warn_pin_memory,
 )
+from conveyor.loader.native_batch import collate_kind
 from conveyor.loader.native_path import NativeIterator, NativeSetup, create_engine, plan_native
 from conveyor.loader.padding import PaddingCollate, check_pad_to_multiple
-from conveyor.loader.process_workers import EpochFeed, ProcessIterator
+from conveyor.loader.process_workers import (
+    EpochFeed,
+    ProcessIterator,
+    WorkerDataset,
+    WorkerInit,
+    already_collated,
+)
 from conveyor.loader.sampling import (
     SeededShuffleSampler,
     batch_indices,
@@ -74,16 +81,32 @@ def _free_threaded() -> bool:
     return is_gil_enabled is not None and not is_gil_enabled()
 
 
-class _CappedLoader:
-    """The loader as torch's process iterator sees it, with ``num_workers`` capped (and the
-    collate padding the images, with ``pad_to_multiple``)."""
+class _WorkerView:
+    """The loader as torch's process iterator sees it: ``num_workers`` capped, and for a map-style
+    dataset a ``WorkerDataset`` that loads and collates whole batches in the workers (conveyor's
+    error notes; the native pipeline inside each worker when the engine can run it)."""
 
-    def __init__(self, loader: "DataLoader[Any]", num_workers: int) -> None:
+    def __init__(
+        self, loader: "DataLoader[Any]", num_workers: int, native: Optional[NativeSetup]
+    ) -> None:
         self._loader = loader
         self.num_workers = num_workers
-        if loader.pad_to_multiple is not None and loader._auto_collation:
+        collate = loader.collate_fn
+        if loader.pad_to_multiple is not None and loader._auto_collation and native is None:
             # padded in the worker processes; the parent counts the padding (process_workers)
-            self.collate_fn = PaddingCollate(loader.collate_fn, loader.pad_to_multiple, False, None)
+            collate = PaddingCollate(collate, loader.pad_to_multiple, False, None)
+        if loader._iterable:  # torch's own replicas: the dataset as given
+            self.collate_fn = collate
+            return
+        self.dataset = WorkerDataset(
+            loader.dataset,
+            collate,
+            native=native if loader._auto_collation else None,
+            on_error=loader.on_error,
+            pad_to_multiple=loader.pad_to_multiple,
+        )
+        self.collate_fn = already_collated
+        self.worker_init_fn = WorkerInit(loader.dataset, loader.worker_init_fn)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -97,24 +120,28 @@ class DataLoader(tud.DataLoader[_T_co]):
 
     Workers (``worker_mode``):
 
-    - ``"thread"`` (default): ``num_workers`` threads (native threads on the native path, Python
+    - ``"auto"`` (default): threads when the whole pipeline runs natively (a conveyor VOC
+      dataset whose transforms the engine runs entirely, no ``target_transform``, a collate
+      conveyor builds from the engine's batch), on a free-threaded interpreter (3.13t and
+      later) and with ``on_error="skip"``; processes whenever Python work per sample remains,
+      so it never shares the training process's GIL. Leaving threads warns once, saying why;
+      torch's warning about more worker processes than CPUs comes only when processes start.
+    - ``"thread"``: ``num_workers`` threads (native threads on the native path, Python
       threads on the generic path); nothing is pickled and start-up is instant, but Python code
       in ``__getitem__`` shares one GIL. ``multiprocessing_context`` is validated and otherwise
       unused. ``torch.utils.data.get_worker_info()`` returns ``None`` in worker threads;
       ``conveyor.loader.get_worker_info()`` gives the thread's info. Torch ops in worker threads
       run single-threaded (the thread's OpenMP limit only), so their OpenMP teams do not compete
       with the training step; Python work in them still shares the GIL with the training
-      thread, which ``"process"``/``"auto"`` avoid.
+      thread.
     - ``"process"``: ``num_workers`` processes run by torch's own multiprocessing DataLoader
       machinery (worker loop, shared-memory tensors, ``timeout``, ``worker_init_fn``,
       ``torch.utils.data.get_worker_info()``, ``persistent_workers``, ``multiprocessing_context``;
-      a crash or an exception in a worker raises in this process as in torch), fed by conveyor's
-      sample order (seeded shuffle, sharding, exact resume) and counted in ``loader.stats``. The
-      dataset's ``__getitem__`` runs in the workers; a conveyor dataset still decodes with
-      conveyor's native codecs there. Use it where per-sample Python dominates on many cores.
-    - ``"auto"``: threads when the whole pipeline runs natively (a conveyor VOC dataset whose
-      transforms the engine runs entirely) or the interpreter is free-threaded (3.13t and
-      later), processes otherwise.
+      a crash or an exception in a worker raises in this process as in torch, with conveyor's
+      note naming the failing sample), fed by conveyor's sample order (seeded shuffle, sharding,
+      exact resume) and counted in ``loader.stats``. A conveyor dataset runs its native
+      pipeline in each worker (a single-threaded engine, then the Python part), with the same
+      batches as thread mode; any other dataset's ``__getitem__`` runs there as in torch.
 
     ``loader.stats.worker_mode`` / ``worker_mode_reason`` say which ran and why. With
     ``num_workers=0`` everything runs in the calling thread whatever the mode.
@@ -191,7 +218,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             targets)``; ``tuple(zip(*batch))``: ``(ImageList, tuple of targets)``); segmentation
             masks are padded with 255 to the same size. ``stats.padding_fraction`` says how much
             of the batches is padding.
-        worker_mode: ``"thread"`` (default), ``"process"`` or ``"auto"``: see above.
+        worker_mode: ``"auto"`` (default), ``"thread"`` or ``"process"``: see above.
     """
 
     def __init__(
@@ -218,7 +245,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         on_error: str = "raise",
         rank: int = 0,
         world_size: int = 1,
-        worker_mode: str = "thread",
+        worker_mode: str = "auto",
         pad_to_multiple: Optional[int] = None,
     ) -> None:
         if worker_mode not in _WORKER_MODES:
@@ -295,6 +322,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         self._last_iterator: Optional[weakref.ref[Any]] = None
         self._drew_base_seed = False
         self._native_plan: Optional[NativeSetup] = None
+        self._warned_auto = False
         self._native_checked = False
         self._python_reason = ""
         self._native_key: Tuple[Any, ...] = ()
@@ -450,8 +478,9 @@ class DataLoader(tud.DataLoader[_T_co]):
     # ------------------------------------------------------------------------------ torch surface
 
     def check_worker_number_rationality(self) -> None:
-        """torch's warning about more workers than CPUs, for process workers (threads: no-op)."""
-        if getattr(self, "worker_mode", "thread") != "thread":
+        """torch's warning about more worker processes than CPUs: at construction for
+        ``worker_mode="process"``; ``"auto"`` warns when it starts processes (threads: never)."""
+        if getattr(self, "worker_mode", "auto") == "process":
             super().check_worker_number_rationality()
 
     def __len__(self) -> int:
@@ -507,9 +536,13 @@ class DataLoader(tud.DataLoader[_T_co]):
         recorder.python_reason = self._python_reason
         if mode == "process":
             # torch's iterator draws the base seed, warns about pin_memory and pins itself
+            if self.worker_mode == "auto":  # as torch's _get_iterator; "process" warned in init
+                tud.DataLoader.check_worker_number_rationality(self)
+            if setup is not None:
+                recorder.path = "native"  # the engine runs in each worker process
             progress["sampler_snapshot"] = self._sampler_epoch_snapshot()
             iterator: Iterator[Any] = self._process_iterator(
-                epoch, skip, progress, recorder, persistent, workers
+                epoch, skip, progress, recorder, persistent, workers, setup
             )
             self._last_iterator = weakref.ref(iterator)
             return iterator
@@ -538,22 +571,50 @@ class DataLoader(tud.DataLoader[_T_co]):
         if workers == 0:
             setup = None if self.worker_mode == "process" else self._native_setup()
             return "main", f"{requested}, num_workers=0: the calling thread loads", setup
-        if self.worker_mode == "thread":
-            return "thread", requested, self._native_setup()
-        if self.worker_mode == "process":
-            return "process", requested, None
         setup = self._native_setup()
+        if self.worker_mode == "thread":
+            return "thread", requested, setup
+        if self.worker_mode == "process":
+            return "process", requested, setup
         if self.on_error == "skip":
             return "thread", f"{requested}: on_error='skip' runs in threads", setup
-        if setup is not None and setup.plan.blocker is None and setup.target_transform is None:
+        python_part = self._python_part(setup)
+        if python_part is None:
             return "thread", f"{requested}: the whole pipeline runs natively", setup
         if _free_threaded():
             return "thread", f"{requested}: free-threaded interpreter (no GIL)", setup
-        if setup is not None:
-            why = "part of the pipeline runs in Python per sample"
-        else:
-            why = "not a native pipeline: the dataset runs Python per sample"
-        return "process", f"{requested}: {why}", None
+        if setup is not None and not self._warned_auto:
+            self._warned_auto = True
+            warnings.warn(
+                f"conveyor.DataLoader: {python_part}; worker_mode='auto' runs this loader in "
+                "worker processes (the native pipeline in each, then that Python part), so it "
+                "does not share the training process's GIL. worker_mode='thread' keeps it in "
+                "this process",
+                stacklevel=4,
+            )
+        return "process", f"{requested}: {python_part}", setup
+
+    def _python_part(self, setup: Optional[NativeSetup]) -> Optional[str]:
+        """What of the pipeline runs Python per sample or per batch, ``None`` when nothing."""
+        if setup is None:
+            return "not a native pipeline: the dataset runs Python per sample"
+        plan = setup.plan
+        if plan.blocker is not None:
+            return f"{plan.blocker} runs in Python per sample ({plan.reason})"
+        if setup.target_transform is not None:
+            return "the target_transform runs in Python per sample"
+        kind = collate_kind(self.collate_fn, False)  # a user's collate: probed once (cached)
+        if kind in ("detection", "zip", "stack_list", "stack_tuple"):
+            return None
+        if kind in ("default", "segmentation") and setup.masks_move:
+            return None
+        name = getattr(self.collate_fn, "__qualname__", type(self.collate_fn).__name__)
+        return (
+            f"the collate_fn {name} is not one conveyor builds from the engine's batch "
+            "(detection_collate, segmentation_collate or default_collate of masks, "
+            "tuple(zip(*batch)), torch.stack(images) with a list of targets), so it runs in "
+            "Python on per-sample tensors"
+        )
 
     def _process_iterator(
         self,
@@ -563,6 +624,7 @@ class DataLoader(tud.DataLoader[_T_co]):
         recorder: StatsRecorder,
         persistent: bool,
         workers: int,
+        setup: Optional[NativeSetup],
     ) -> ProcessIterator:
         def start(base_seed: int) -> Iterator[Any]:
             # called by torch's iterator once it drew its base seed, at the first index
@@ -580,9 +642,18 @@ class DataLoader(tud.DataLoader[_T_co]):
         def on_end() -> None:
             progress["finished"] = True
 
-        feed = EpochFeed(start, recorder, on_batch, on_end, self.batch_size, self.__len__)
-        capped = workers != self.num_workers or self.pad_to_multiple is not None
-        target: Any = _CappedLoader(self, workers) if capped else self
+        feed = EpochFeed(
+            start,
+            recorder,
+            on_batch,
+            on_end,
+            self.batch_size,
+            self.__len__,
+            epoch=epoch,
+            first_batch=skip,
+            seed=lambda: self._seed,
+        )
+        target: Any = _WorkerView(self, workers, setup)
         iterator = self._iterator if persistent else None
         if isinstance(iterator, ProcessIterator):
             iterator.reset(target, feed)
