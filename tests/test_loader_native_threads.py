@@ -6,6 +6,7 @@ never lose a batch silently."""
 import random
 import threading
 import time
+import types
 import warnings
 
 import pytest
@@ -277,15 +278,17 @@ def test_two_loops_over_one_loader_in_two_threads_never_lose_a_batch_silently(vo
     assert any(kind == "complete" for kind, _ in outcomes.values())
 
 
-def test_a_users_stack_collate_is_recognised_by_behaviour_and_fused(voc_root):
+def test_a_users_stack_collate_is_recognised_by_its_code_and_fused(voc_root):
     from conveyor.loader.native_batch import collate_kind
+
+    def tuple_targets(batch):
+        return torch.stack([image for image, _ in batch]), tuple(t for _, t in batch)
+
+    indexed = lambda b: (torch.stack([x[0] for x in b]), [x[1] for x in b])  # noqa: E731
 
     def scaled(batch):
         images, targets = zip(*batch)
         return torch.stack(images) / 255, list(targets)
-
-    def tuple_targets(batch):
-        return torch.stack([image for image, _ in batch]), tuple(t for _, t in batch)
 
     def channels_last(batch):
         images, targets = zip(*batch)
@@ -294,10 +297,32 @@ def test_a_users_stack_collate_is_recognised_by_behaviour_and_fused(voc_root):
     def broken(batch):
         raise RuntimeError("never works")
 
-    assert collate_kind(user_collate, False) == "stack_list"
+    calls = []
+
+    def sneaky(batch):  # a plain stack on small batches only: a behaviour probe would fuse it
+        calls.append(len(batch))
+        images, targets = zip(*batch)
+        if len(batch) == 4:
+            return torch.stack(images).flip(0), list(targets)
+        return torch.stack(images), list(targets)
+
+    scope = {"torch": types.SimpleNamespace(stack=lambda images: "not torch.stack")}
+    exec(
+        "def shadowed(batch):\n    images, targets = zip(*batch)\n"
+        "    return torch.stack(images), list(targets)\n",
+        scope,
+    )
+    assert collate_kind(user_collate, False) == "stack_list"  # with a docstring
+    assert collate_kind(indexed, False) == "stack_list"
     assert collate_kind(tuple_targets, False) == "stack_tuple"
-    for other in (scaled, channels_last, broken, default_collate):
+    for other in (scaled, channels_last, broken, sneaky, scope["shadowed"], default_collate):
         assert collate_kind(other, False) not in ("stack_list", "stack_tuple")
+    assert calls == []  # recognising a collate never calls it
+    expected = [  # what sneaky itself returns: run as written, never fused
+        (images.flip(0) if len(targets) == 4 else images, targets)
+        for images, targets in drain(loader_for(voc_root, 2, user_collate))
+    ]
+    assert_equal_batches(drain(loader_for(voc_root, 2, sneaky, worker_mode="thread")), expected)
     fused = drain(loader_for(voc_root, 2, user_collate))
     reference = drain(loader_for(voc_root, 0, detection_collate))  # fused the same way
     assert_equal_batches(fused, reference)

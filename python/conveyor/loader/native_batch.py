@@ -7,8 +7,8 @@ built straight from the engine's batch buffers (no per-sample tensors, no copy o
 - ``conveyor.collate.detection_collate``: ``(images [B, C, H, W] or list, list of targets)``;
 - ``tuple(zip(*batch))`` (torchvision's references' ``utils.collate_fn``, recognised by its
   code): ``(tuple of per-image views, tuple of targets)``;
-- a user's ``(torch.stack(images), list(targets))`` collate, recognised by its behaviour on two
-  made-up probe batches (see ``stacks_images_and_lists_targets``): the engine's stacked batch;
+- a user's ``(torch.stack(images), list(targets))`` collate written one of the usual ways,
+  recognised by its code (see ``stacks_images_and_lists_targets``): the engine's stacked batch;
 - ``segmentation_collate`` and torch's ``default_collate`` of ``(image, mask)`` samples whose
   masks the engine moved: stacked images and masks.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-import weakref
+import types
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
@@ -41,6 +41,67 @@ _KIND_FLAGS = 0x4 | 0x8 | 0x20 | 0x80 | 0x100 | 0x200
 _ImageFields = Tuple[List[torch.Tensor], Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]
 
 
+def _same_code(code: types.CodeType, reference: types.CodeType) -> bool:
+    """The same byte code, names, constants (nested comprehensions compared the same way),
+    argument count and kind of function; local variable names may differ."""
+    if (
+        code.co_code != reference.co_code
+        or code.co_names != reference.co_names
+        or code.co_argcount != reference.co_argcount
+        or code.co_kwonlyargcount != reference.co_kwonlyargcount
+        or code.co_flags & _KIND_FLAGS != reference.co_flags & _KIND_FLAGS
+        or code.co_freevars
+        or len(code.co_cellvars) != len(reference.co_cellvars)
+        or len(code.co_consts) != len(reference.co_consts)
+    ):
+        return False
+    for const, expected in zip(code.co_consts, reference.co_consts):
+        if isinstance(expected, types.CodeType):
+            if not isinstance(const, types.CodeType) or not _same_code(const, expected):
+                return False
+        elif type(const) is not type(expected) or const != expected:
+            return False
+    return True
+
+
+def _global_names(code: types.CodeType) -> List[str]:
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return names
+
+
+_UNBOUND = object()
+
+
+def _is_reference(collate: Any, reference: Callable[..., Any]) -> bool:
+    """Whether ``collate`` is ``reference`` written again: same code (``_same_code``), no
+    closure or defaults, and every global or builtin the reference uses (``torch``, ``zip``,
+    ``list``, ...) bound to the same object in the collate's module (not shadowed)."""
+    code = getattr(collate, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return False
+    doc = getattr(collate, "__doc__", None)
+    if isinstance(doc, str) and code.co_consts and code.co_consts[0] == doc:
+        code = code.replace(co_consts=(None,) + code.co_consts[1:])  # a docstring changes nothing
+    if (
+        getattr(collate, "__closure__", None)
+        or getattr(collate, "__defaults__", None)
+        or getattr(collate, "__kwdefaults__", None)
+        or not _same_code(code, reference.__code__)
+    ):
+        return False
+    scope = getattr(collate, "__globals__", {})
+    for name in _global_names(code):
+        expected = reference.__globals__.get(name, getattr(builtins, name, _UNBOUND))
+        if expected is _UNBOUND:
+            continue  # an attribute name (torch.stack's "stack")
+        if scope.get(name, getattr(builtins, name, _UNBOUND)) is not expected:
+            return False
+    return True
+
+
 def _zip_collate_reference(batch: Any) -> Tuple[Any, ...]:  # compared by code, never called
     return tuple(zip(*batch))
 
@@ -49,76 +110,67 @@ def is_zip_collate(collate: Any) -> bool:
     """Whether ``collate`` is ``def f(batch): return tuple(zip(*batch))`` (or the same lambda),
     as torchvision's detection and segmentation references define ``utils.collate_fn``: the same
     byte code, the same global names, and ``tuple``/``zip`` not shadowed in its module."""
-    code = getattr(collate, "__code__", None)
-    reference = _zip_collate_reference.__code__
-    if (
-        code is None
-        or getattr(collate, "__closure__", None)
-        or getattr(collate, "__defaults__", None)
-    ):
-        return False
-    if (
-        code.co_code != reference.co_code
-        or code.co_names != reference.co_names
-        or code.co_argcount != 1
-        or code.co_flags & _KIND_FLAGS != reference.co_flags & _KIND_FLAGS
-    ):
-        return False
-    scope = getattr(collate, "__globals__", {})
-    return all(
-        scope.get(name, getattr(builtins, name)) is getattr(builtins, name)
-        for name in code.co_names
-    )
+    return _is_reference(collate, _zip_collate_reference)
+
+
+# The usual ways of writing "stack the images, keep the targets" (compared by code, never
+# called): a collate written exactly one of these ways (any variable names, def or lambda)
+# does exactly what the fused path builds, on every batch.
+def _stack_zip_list(batch: Any) -> Any:
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
+
+def _stack_zip_tuple(batch: Any) -> Any:
+    images, targets = zip(*batch)
+    return torch.stack(images), tuple(targets)
+
+
+def _stack_indexed_list(batch: Any) -> Any:
+    return torch.stack([sample[0] for sample in batch]), [sample[1] for sample in batch]
+
+
+def _stack_indexed_tuple(batch: Any) -> Any:
+    return torch.stack([sample[0] for sample in batch]), tuple(sample[1] for sample in batch)
+
+
+def _stack_unpacked_list(batch: Any) -> Any:
+    return torch.stack([image for image, _ in batch]), [target for _, target in batch]
+
+
+def _stack_unpacked_tuple(batch: Any) -> Any:
+    return torch.stack([image for image, _ in batch]), tuple(target for _, target in batch)
+
+
+_STACK_REFERENCES = (
+    (_stack_zip_list, list),
+    (_stack_zip_tuple, tuple),
+    (_stack_indexed_list, list),
+    (_stack_indexed_tuple, tuple),
+    (_stack_unpacked_list, list),
+    (_stack_unpacked_tuple, tuple),
+)
 
 
 def stacks_images_and_lists_targets(collate: Callable[..., Any]) -> Optional[type]:
-    """Whether ``collate`` behaves as ``(torch.stack(images), list(targets))`` (or a tuple of
-    targets) -- the collate users write for detection. Probed on two small made-up batches
-    (2 and 3 samples, distinct values and target objects): the images must come back as one
-    contiguous plain tensor equal to their stack, the targets as the very same objects in
-    order. Returns the targets' container type (list or tuple), or None (not recognised,
-    including when the probe raises). A collate that changes values, dtype or layout, or
-    depends on anything but the samples' order, is not recognised."""
-    for count, size in ((2, (3, 2, 3)), (3, (3, 4, 1))):
-        images = [
-            tv_tensors.Image(torch.arange(27 * i, 27 * i + size[0] * size[1] * size[2]).view(size))
-            for i in range(count)
-        ]
-        targets = [{"probe": i} for i in range(count)]
-        try:
-            result = collate(list(zip(images, targets)))
-        except Exception:
-            return None
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            return None
-        stacked, out_targets = result
-        expected = torch.stack([image.as_subclass(torch.Tensor) for image in images])
-        if (
-            type(stacked) is not torch.Tensor
-            or stacked.dtype != expected.dtype
-            or stacked.shape != expected.shape
-            or not stacked.is_contiguous()
-            or not torch.equal(stacked, expected)
-        ):
-            return None
-        if type(out_targets) not in (list, tuple) or len(out_targets) != count:
-            return None
-        if any(a is not b for a, b in zip(out_targets, targets)):
-            return None
-        container = type(out_targets)
-        if type(result) is not tuple:
-            return None  # a list result: rare; not fused
-    return container
-
-
-_probed: "weakref.WeakKeyDictionary[Callable[..., Any], Optional[type]]" = (
-    weakref.WeakKeyDictionary()
-)
+    """Whether ``collate`` is ``(torch.stack(images), list(targets))`` (or a tuple of targets)
+    -- the collate users write for detection -- written one of the usual ways
+    (``_STACK_REFERENCES``: ``zip(*batch)``, ``sample[0]``/``sample[1]`` or ``image, _``
+    comprehensions; any variable names, ``def`` or ``lambda``). Recognised by its code, never
+    by calling it: a collate that matches on some batches and differs on others (by size,
+    content, state or side effects) cannot be told apart by behaviour, and fusing it would
+    give silently different batches. Returns the targets' container type (list or tuple), or
+    None (not recognised: it then runs as written, on per-sample tensors)."""
+    for reference, container in _STACK_REFERENCES:
+        if _is_reference(collate, reference):
+            return container
+    return None
 
 
 def collate_kind(collate: Callable[..., Any], has_tail: bool) -> str:
     """``"detection"``, ``"zip"``, ``"stack_list"``, ``"stack_tuple"``, ``"segmentation"``,
-    ``"default"`` or ``"user"``. A user's collate is probed once per process (cached)."""
+    ``"default"`` or ``"user"`` (recognised by identity or by code; a collate is never called
+    to find out)."""
     if collate is detection_collate:
         return "detection"
     if collate is segmentation_collate:
@@ -127,14 +179,7 @@ def collate_kind(collate: Callable[..., Any], has_tail: bool) -> str:
         return "default"
     if is_zip_collate(collate):
         return "zip"
-    try:
-        container = _probed[collate]
-    except (KeyError, TypeError):
-        container = stacks_images_and_lists_targets(collate)
-        try:
-            _probed[collate] = container
-        except TypeError:  # not weak-referenceable (e.g. a callable object with __slots__)
-            pass
+    container = stacks_images_and_lists_targets(collate)
     if container is list:
         return "stack_list"
     if container is tuple:
@@ -182,8 +227,7 @@ class BatchBuilder:
 
     @property
     def kind(self) -> str:
-        """The collate's kind (``collate_kind``), found at the first batch: on a finisher thread,
-        since recognising a user's collate calls it on probe batches."""
+        """The collate's kind (``collate_kind``), found at the first batch."""
         if self._kind is None:
             with self._kind_lock:
                 if self._kind is None:
