@@ -590,7 +590,7 @@ class DataLoader(tud.DataLoader[_T_co]):
                 "worker processes (the native pipeline in each, then that Python part), so it "
                 "does not share the training process's GIL. worker_mode='thread' keeps it in "
                 "this process",
-                stacklevel=4,
+                stacklevel=3,
             )
         return "process", f"{requested}: {python_part}", setup
 
