@@ -5,6 +5,11 @@ Side by side in one run, same ``num_workers``, same batch size, same data, alter
 - ``user_dataset``: a user's own ``Dataset`` (PIL + ElementTree + torchvision v2 transforms,
   ``tuple(zip(*batch))`` collate), as a user would write it;
 - ``voc_detection``: ``torchvision.datasets.VOCDetection`` wrapped for v2 transforms;
+- ``user_collate``: torchvision's ``VOCDetection`` for torch, ``conveyor.datasets.VOCDetection``
+  (the one import swapped) for conveyor, same v2 transforms, the user's own
+  ``(torch.stack(images), list(targets))`` collate;
+- ``native_tail``: the same with a Python ``v2.Lambda`` at the end of the transforms (conveyor:
+  the native prefix, then the lambda; ``auto`` runs both in worker processes);
 - ``cpu_python``: a CPU-heavy pure-Python ``__getitem__`` (process workers must match torch);
 - ``step_time``: the model's own training step (a small CNN, forward + backward + SGD) timed
   while a loader feeds it in lockstep, against the same step with no loader alive. It keeps
@@ -28,6 +33,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -45,7 +51,7 @@ from voc_tree import CLASSES, ensure_tree  # noqa: E402
 
 import conveyor  # noqa: E402
 
-CASES = ("user_dataset", "voc_detection", "cpu_python", "step_time")
+CASES = ("user_dataset", "voc_detection", "user_collate", "native_tail", "cpu_python", "step_time")
 
 
 # ----------------------------------------------------------------------- the user's own code
@@ -95,6 +101,21 @@ class UserVOCDataset(tud.Dataset):
 
 def tuple_collate(batch):
     return tuple(zip(*batch))
+
+
+def stack_collate(batch):
+    """A user's own collate: stacked images, a list of targets."""
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
+
+def identity(image):
+    return image
+
+
+def tail_transforms() -> v2.Compose:
+    """The user's transforms with one step no loader recognises (a Python lambda) at the end."""
+    return v2.Compose(list(user_transforms().transforms) + [v2.Lambda(identity)])
 
 
 class PythonHeavyDataset(tud.Dataset):
@@ -164,15 +185,18 @@ def compare(
     return rows
 
 
-def loader_rows(case: str, dataset, args, collate=None) -> List[dict]:
+def loader_rows(case: str, dataset, args, collate=None, conveyor_dataset=None) -> List[dict]:
+    """torch's DataLoader on ``dataset``; conveyor's on ``conveyor_dataset`` when given (the
+    same data and transforms through conveyor's dataset: the one import a user swaps)."""
     common = dict(batch_size=args.batch_size, shuffle=True, num_workers=args.workers)
     if collate is not None:
         common["collate_fn"] = collate
+    ours = dataset if conveyor_dataset is None else conveyor_dataset
     loaders = {
         "torch DataLoader": lambda: tud.DataLoader(dataset, **common),
-        "conveyor (default: auto)": lambda: conveyor.DataLoader(dataset, **common),
+        "conveyor (default: auto)": lambda: conveyor.DataLoader(ours, **common),
         "conveyor worker_mode=thread": lambda: conveyor.DataLoader(
-            dataset, worker_mode="thread", **common
+            ours, worker_mode="thread", **common
         ),
     }
     return compare(case, loaders, len(dataset), args.repeats)
@@ -366,6 +390,27 @@ def main(argv=None) -> int:
             )
         )
         rows += loader_rows("voc_detection", reference, args, tuple_collate)
+    for case, transforms, collate in (
+        ("user_collate", user_transforms, stack_collate),
+        ("native_tail", tail_transforms, tuple_collate),
+    ):
+        if case not in cases:
+            continue
+        theirs = torchvision.datasets.wrap_dataset_for_transforms_v2(
+            torchvision.datasets.VOCDetection(
+                args.data, year="2012", image_set="trainval", transforms=transforms()
+            )
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # native_tail: the Lambda's one warning
+            ours = conveyor.datasets.VOCDetection(
+                args.data,
+                year="2012",
+                image_set="trainval",
+                transforms=transforms(),
+                target_format="boxes",
+            )
+            rows += loader_rows(case, theirs, args, collate, conveyor_dataset=ours)
     if "cpu_python" in cases:
         heavy = PythonHeavyDataset(args.images * 2, args.python_work)
         rows += loader_rows("cpu_python", heavy, args)

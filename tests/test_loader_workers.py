@@ -447,6 +447,23 @@ def test_auto_takes_processes_for_an_unrecognised_collate_and_threads_for_known_
     assert all(torch.equal(a[0], b[0]) for a, b in zip(got, reference)) and len(got) == 3
 
 
+def test_torchs_worker_count_warning_only_where_processes_run(voc_root):
+    too_many = len(os.sched_getaffinity(0)) + 1
+    with pytest.warns(UserWarning, match="worker processes in total"):
+        DataLoader(tensor_dataset(), num_workers=too_many)  # auto: processes, as torch warns
+    tf = v2.Compose([v2.ToImage(), v2.Resize((32, 32)), v2.ToDtype(torch.float32, scale=True)])
+    dataset = datasets.VOCDetection(
+        voc_root, image_set="trainval", transforms=tf, target_format="boxes"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fully native: threads, no process warning
+        loader = DataLoader(
+            dataset, batch_size=4, num_workers=too_many, collate_fn=detection_collate
+        )
+        assert len(list(loader)) == 3
+    assert loader.stats.worker_mode == "thread"
+
+
 def test_on_error_skip_needs_threads():
     with pytest.raises(ValueError, match="on_error='skip' needs worker_mode='thread'"):
         DataLoader(Failing(), worker_mode="process", on_error="skip")

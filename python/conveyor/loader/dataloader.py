@@ -255,6 +255,7 @@ class DataLoader(tud.DataLoader[_T_co]):
             )
         # set before torch's constructor, which calls check_worker_number_rationality
         self.worker_mode = worker_mode
+        self.on_error = on_error  # (torch's constructor's worker check reads both)
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error should be 'raise' or 'skip', but got on_error={on_error!r}")
         if on_error == "skip" and worker_mode == "process":
@@ -478,10 +479,23 @@ class DataLoader(tud.DataLoader[_T_co]):
     # ------------------------------------------------------------------------------ torch surface
 
     def check_worker_number_rationality(self) -> None:
-        """torch's warning about more worker processes than CPUs: at construction for
-        ``worker_mode="process"``; ``"auto"`` warns when it starts processes (threads: never)."""
-        if getattr(self, "worker_mode", "auto") == "process":
+        """torch's warning about more worker processes than CPUs, where processes will run: at
+        construction for ``worker_mode="process"`` and for ``"auto"`` on a dataset that never
+        runs natively; when ``"auto"`` starts processes otherwise (threads: never)."""
+        mode = getattr(self, "worker_mode", "auto")
+        if mode == "process" or (mode == "auto" and self._auto_always_takes_processes()):
             super().check_worker_number_rationality()
+
+    def _auto_always_takes_processes(self) -> bool:
+        # a dataset the engine never runs (not one of conveyor's VOC datasets): "auto" takes
+        # processes whatever its transforms, unless on_error="skip" or no GIL
+        if getattr(self, "on_error", "raise") == "skip" or _free_threaded():
+            return False
+        try:
+            from conveyor.datasets import VOCDetection, VOCFolder, VOCSegmentation
+        except ImportError:
+            return True
+        return type(self.dataset) not in (VOCDetection, VOCSegmentation, VOCFolder)
 
     def __len__(self) -> int:
         if self.world_size == 1 or self._iterable or self._sampler_shards:
