@@ -123,9 +123,9 @@ def test_model_checkpoint_train_time_interval(tmp_path):
     saves = []
 
     class Timed(ModelCheckpoint):
-        def _write(self, trainer, filepath):
+        def _save_checkpoint(self, trainer, filepath):
             saves.append(time.monotonic())
-            super()._write(trainer, filepath)
+            super()._save_checkpoint(trainer, filepath)
 
     interval = timedelta(seconds=0.12)
     callback = Timed(dirpath=tmp_path, save_top_k=-1, train_time_interval=interval)

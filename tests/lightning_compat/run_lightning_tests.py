@@ -56,6 +56,32 @@ SUBSTITUTIONS: List[Tuple[str, str, str, str]] = [
         "conveyor reads its Trainer defaults from CONVEYOR_TRAINER_<ARG>, not PL_TRAINER_<ARG>",
     ),
     (
+        "tests/checkpointing/test_model_checkpoint.py",
+        "def mock_training_epoch_loop(trainer):",
+        "from tests.helpers.spies import scheduler_monitor_calls as mock_training_epoch_loop\n\n\n"
+        "def _lightning_mock_training_epoch_loop(trainer):",
+        "private internals: the tests spy on fit_loop.epoch_loop._get_monitor_value; our spy "
+        "records the value each ReduceLROnPlateau scheduler is stepped with instead",
+    ),
+    (
+        "tests/checkpointing/test_model_checkpoint.py",
+        "trainer.fit_loop.max_epochs = 4",
+        "trainer.max_epochs = 4",
+        "private internals: conveyor keeps max_epochs on the Trainer (there is no fit_loop object)",
+    ),
+    (
+        "tests/checkpointing/test_model_checkpoint.py",
+        "trainer.fit_loop.epoch_progress.current.processed",
+        "trainer.current_epoch",
+        "private internals: no loop progress objects; current_epoch counts the epochs processed",
+    ),
+    (
+        "tests/checkpointing/test_model_checkpoint.py",
+        "trainer._checkpoint_connector.dump_checkpoint()",
+        "trainer._dump_checkpoint()",
+        "private internals: conveyor's checkpoint connector is a Trainer mixin",
+    ),
+    (
         "tests/utilities/test_argparse.py",
         '== "pl.Trainer"',
         '== "conveyor.Trainer"',
@@ -94,7 +120,9 @@ def _prepare(workdir: Path) -> List[Path]:
             raise SystemExit(f"{relative}: expected text {old!r} not found ({why})")
         path.write_text(text.replace(old, new))
     return sorted(
-        p for p in (workdir / "tests").rglob("test_*.py") if "helpers" not in p.relative_to(workdir).parts
+        p
+        for p in (workdir / "tests").rglob("test_*.py")
+        if "helpers" not in p.relative_to(workdir).parts
     )
 
 
@@ -186,7 +214,10 @@ def main(argv: List[str] | None = None) -> int:
         for test_id, message in outcomes["failed"]:
             private = any(name in (message or "") for name in PRIVATE_NAMES)
             by_cause[(private, _cause(message))].append(f"{Path(file_key).name}::{test_id}")
-    for private, title in ((False, "Failures"), (True, "Failures on Lightning's private internals")):
+    for private, title in (
+        (False, "Failures"),
+        (True, "Failures on Lightning's private internals"),
+    ):
         causes = sorted(
             ((c, t) for (p, c), t in by_cause.items() if p == private), key=lambda x: -len(x[1])
         )

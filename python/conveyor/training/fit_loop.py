@@ -287,6 +287,8 @@ class FitLoop(TrainerAttributes):
             self._call_module("on_train_batch_end", outputs, batch, batch_idx)
             if keep_outputs:
                 outputs_for_epoch_end.append(outputs)
+            if is_last:  # Lightning steps epoch schedulers (not plateau) before the last validation
+                self._update_schedulers("epoch", plateau=False)
             if self._validates_within_epoch() and (batch_idx + 1) % self.val_check_batch == 0:
                 self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
                 model.train()
@@ -299,7 +301,9 @@ class FitLoop(TrainerAttributes):
                 and self.global_step >= self.min_steps
             ):
                 break
-        # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
+        # end of epoch: validation, hooks (module first), checkpointing, plateau schedulers
+        if batch_idx < total:  # cut short (max_steps, stop request): not stepped in the loop
+            self._update_schedulers("epoch", plateau=False)
         if (
             _once_per_epoch(self.val_check_interval)
             and self._will_validate()
@@ -307,7 +311,6 @@ class FitLoop(TrainerAttributes):
         ):
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
-        self._update_schedulers("epoch")
         if start_batch and saved.get("generator_now") is not None:
             # a resumed epoch may end without drawing its order (nothing was left to read):
             # the generator must stand where the uninterrupted epoch left it
@@ -317,11 +320,13 @@ class FitLoop(TrainerAttributes):
             dataloader_state=loader_state_after_epoch(loader, epoch),
             generator_now=None,
         )
+        self._refresh_epoch_metrics(self._results)  # the epoch-end hooks read this epoch's values
         if keep_outputs:
             self._call_module("training_epoch_end", outputs_for_epoch_end)
         self._call_module("on_train_epoch_end")
         self._collect_epoch_metrics(self._results, log=True)
         self._call_callbacks("on_train_epoch_end")
+        self._update_schedulers("epoch", plateau=True)  # on this epoch's gathered metrics
         self.current_epoch += 1
 
     def _transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -428,10 +433,16 @@ class FitLoop(TrainerAttributes):
         self._batches_that_stepped += 1
         self._update_schedulers("step", opt_idx)
 
-    def _update_schedulers(self, interval: str, opt_idx: Optional[int] = None) -> None:
+    def _update_schedulers(
+        self, interval: str, opt_idx: Optional[int] = None, plateau: Optional[bool] = None
+    ) -> None:
+        """Step the schedulers of ``interval`` (only ReduceLROnPlateau ones when ``plateau`` is
+        True, only the others when False, all when None)."""
         counter = self.global_step if interval == "step" else self.current_epoch + 1
         for config in self.lr_scheduler_configs:
             if config.interval != interval or (opt_idx is not None and config.opt_idx != opt_idx):
+                continue
+            if plateau is not None and config.reduce_on_plateau != plateau:
                 continue
             if counter % config.frequency != 0:
                 continue

@@ -394,6 +394,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 f"strategy={strategy!r}: conveyor supports None or 'ddp'"
             )
         num_processes = len(device_ids) if isinstance(device_ids, list) else device_ids
+        self.num_devices: int = num_processes  # per node, Lightning 1.6's Trainer.num_devices
         if strategy is None and num_processes > 1:
             strategy = "ddp_spawn"  # Lightning 1.6's choice for several devices
         self.strategy: Optional[DDPStrategy] = None
