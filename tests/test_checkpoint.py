@@ -619,3 +619,20 @@ def test_load_from_checkpoint_rebuilds_the_module(tmp_path):
         Wider.load_from_checkpoint(callback.best_model_path, strict=False)
     with pytest.raises(FileNotFoundError):
         BoringModel.load_from_checkpoint(tmp_path / "absent.ckpt")
+
+
+def test_second_fit_on_one_trainer_continues(tmp_path):
+    """As in Lightning 1.6 the loop's progress persists: fit() again after raising max_epochs
+    trains only the new epochs, and its checkpoints get new versions, never overwriting."""
+    callback = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, monitor="epoch", filename="run")
+    trainer = quiet(max_epochs=2, callbacks=[callback], logger=False, limit_val_batches=0)
+    trainer.fit(BoringModel(), loader())
+    assert (trainer.current_epoch, trainer.global_step) == (2, 10)
+    trainer.fit(BoringModel(), loader())  # already at max_epochs: nothing to do
+    assert (trainer.current_epoch, trainer.global_step) == (2, 10)
+    trainer.max_epochs = 4
+    trainer.fit(BoringModel(), loader())
+    assert (trainer.current_epoch, trainer.global_step) == (4, 20)
+    assert ckpt_names(tmp_path) == ["run-v1.ckpt", "run-v2.ckpt", "run-v3.ckpt", "run.ckpt"]
+    epochs = sorted(load_checkpoint(tmp_path / name)["epoch"] for name in ckpt_names(tmp_path))
+    assert epochs == [0, 1, 2, 3]

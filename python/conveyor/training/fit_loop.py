@@ -71,9 +71,8 @@ class FitLoop(TrainerAttributes):
         if checkpoint is not None:
             self._restore_training_state(checkpoint)
         else:
-            self.current_epoch = 0
-            self.global_step = 0
-            self._batches_that_stepped = 0
+            # a second fit() on one Trainer continues where the first stopped (Lightning 1.6:
+            # the loop's progress persists), e.g. after raising max_epochs
             self._resume_state = None
         self._call_module("on_pretrain_routine_start")
         self._call_module("on_pretrain_routine_end")
