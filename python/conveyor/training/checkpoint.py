@@ -339,7 +339,7 @@ class ModelCheckpoint(Callback):
         return decision
 
     def _save_monitor_checkpoint(self, trainer, candidates: Dict[str, Any]) -> None:
-        current = candidates.get(self.monitor)
+        current = candidates.get(self.monitor or "")  # only called with a monitor set
         if self.check_monitor_top_k(trainer, current):
             self._update_best_and_save(_as_tensor(current), trainer, candidates)
         elif self.verbose:
