@@ -112,3 +112,52 @@ def test_num_devices(monkeypatch):
     monkeypatch.setenv("CONVEYOR_TRAINER_DEVICES", "2")
     monkeypatch.setenv("CONVEYOR_TRAINER_ACCELERATOR", "cpu")
     assert Trainer(logger=False, max_epochs=1).num_devices == 2
+
+
+class OutputShapes(BoringModel):
+    """Returns a tensor, a dict with extras, or None (skipped), and records what the hooks get."""
+
+    def __init__(self):
+        super().__init__()
+        self.batch_end, self.epoch_end = [], []
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        if batch_idx == 0:
+            return loss
+        if batch_idx == 1:
+            return {"loss": loss, "extra": loss * 2}
+        return None
+
+    def on_train_batch_end(self, outputs, batch, batch_idx, unused=0):
+        self.batch_end.append(outputs)
+
+    def training_epoch_end(self, outputs):
+        self.epoch_end.append(outputs)
+
+
+def test_training_outputs_reach_the_hooks_as_lightning_shapes_them(tmp_path):
+    model = OutputShapes()
+    quiet(max_epochs=1, logger=False, enable_checkpointing=False, limit_train_batches=3).fit(
+        model, loader()
+    )
+    first, second, skipped = model.batch_end
+    assert set(first) == {"loss"} and not first["loss"].requires_grad
+    assert set(second) == {"loss", "extra"} and not second["extra"].requires_grad
+    assert torch.allclose(second["extra"], second["loss"] * 2)
+    assert skipped == []  # a skipped step
+    (outputs,) = model.epoch_end
+    assert outputs == [first, second]  # the skipped step is left out
+
+
+def test_epoch_end_loss_is_divided_by_accumulation(tmp_path):
+    model = OutputShapes()
+    quiet(
+        max_epochs=1, logger=False, enable_checkpointing=False, limit_train_batches=2,
+        accumulate_grad_batches=2,
+    ).fit(model, loader())  # fmt: skip
+    raw = BoringModel.training_step(model, next(iter(loader())), 0)  # weights changed: shape only
+    assert model.epoch_end[0][0]["loss"].shape == raw.shape
+    # Lightning's closure divides the loss it reports by the accumulation factor
+    extra_over_loss = model.epoch_end[0][1]["extra"] / model.epoch_end[0][1]["loss"]
+    assert torch.allclose(extra_over_loss, torch.tensor(4.0))

@@ -5,6 +5,7 @@ the Lightning-AI/lightning tag ``1.6.5`` under ``tests/lightning_compat/upstream
 keeping Lightning's layout::
 
     upstream/tests/checkpointing/test_model_checkpoint.py
+    upstream/tests/checkpointing/test_checkpoint_callback_frequency.py
     upstream/tests/utilities/test_argparse.py
     upstream/tests/trainer/test_trainer_cli.py
     upstream/tests/trainer/flags/test_env_vars.py
@@ -201,13 +202,13 @@ def main(argv: List[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{'file':<48} {'passed':>6} {'failed':>6} {'skipped':>7}")
+    print(f"{'file':<60} {'passed':>6} {'failed':>6} {'skipped':>7}")
     totals = [0, 0, 0]
     for file_key in sorted(results):
         counts = [len(results[file_key][k]) for k in ("passed", "failed", "skipped")]
         totals = [a + b for a, b in zip(totals, counts)]
-        print(f"{file_key:<48} {counts[0]:>6} {counts[1]:>6} {counts[2]:>7}")
-    print(f"{'total':<48} {totals[0]:>6} {totals[1]:>6} {totals[2]:>7}")
+        print(f"{file_key:<60} {counts[0]:>6} {counts[1]:>6} {counts[2]:>7}")
+    print(f"{'total':<60} {totals[0]:>6} {totals[1]:>6} {totals[2]:>7}")
 
     by_cause: Dict[Tuple[bool, str], List[str]] = defaultdict(list)
     for file_key, outcomes in results.items():

@@ -282,9 +282,11 @@ class FitLoop(TrainerAttributes):
                 self._results.current_batch_size, time.perf_counter() - step_start, data_time
             )
             self._log_step_metrics()
+            if len(self.optimizers) <= 1:  # the hooks get {"loss": detached, ...}, as Lightning
+                outputs = _batch_end_output(outputs, model.automatic_optimization, accumulation)
             self._call_callbacks("on_train_batch_end", outputs, batch, batch_idx)
             self._call_module("on_train_batch_end", outputs, batch, batch_idx)
-            if keep_outputs:
+            if keep_outputs and not (isinstance(outputs, list) and not outputs):
                 outputs_for_epoch_end.append(outputs)
             if is_last:  # Lightning steps epoch schedulers (not plateau) before the last validation
                 self._update_schedulers("epoch", plateau=False)
@@ -485,6 +487,37 @@ def _extract_loss(output: Any) -> Optional[torch.Tensor]:
         f"`training_step` returned {type(output).__name__}: return a Tensor, "
         "a dict with 'loss', or None"
     )
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+def _batch_end_output(output: Any, automatic: bool, accumulation: int) -> Any:
+    """What ``on_train_batch_end`` and ``training_epoch_end`` receive for one batch, as in
+    Lightning 1.6: a dict with the detached ``loss`` (divided by the accumulation factor in
+    automatic optimization, as Lightning's closure does) and the step's other keys detached; a
+    Tensor counts as ``{"loss": tensor}``; a skipped step (None) gives ``[]`` (and is left out of
+    ``training_epoch_end``'s list)."""
+    if output is None:
+        return []
+    if isinstance(output, torch.Tensor):
+        output = {"loss": output}
+    if not isinstance(output, dict):
+        return output
+    extra = {k: _detached(v) for k, v in output.items() if k not in ("loss", "hiddens")}
+    if "loss" not in output:
+        return extra
+    loss = output["loss"]
+    if automatic and isinstance(loss, torch.Tensor):
+        loss = loss.detach().clone() / accumulation if accumulation > 1 else loss.detach().clone()
+    return {"loss": _detached(loss), **extra}
 
 
 def _loss_value(output: Any) -> Optional[float]:
