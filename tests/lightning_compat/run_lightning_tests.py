@@ -139,7 +139,8 @@ def _read_junit(path: Path) -> Dict[str, Dict[str, list]]:
     """Per test file: lists of (test id, message) for passed/failed/skipped."""
     results: Dict[str, Dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for case in ET.parse(path).getroot().iter("testcase"):
-        module = case.get("classname", "").split(".")
+        # a file that fails to import is reported with its dotted module path as the name
+        module = (case.get("classname") or case.get("name", "")).split(".")
         # classname is "tests.a.test_x" or "tests.a.test_x.Class"
         while module and not module[-1].startswith("test_"):
             module.pop()
@@ -160,6 +161,13 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--conveyor",
+        type=Path,
+        default=REPO_PYTHON,
+        help="the python/ directory holding the conveyor package to test (default: this "
+        "checkout's), e.g. an older tree's for before/after counts",
+    )
     args = parser.parse_args(argv)
     if not (UPSTREAM / "tests").is_dir():
         print(
@@ -174,7 +182,7 @@ def main(argv: List[str] | None = None) -> int:
         junit = workdir / "junit.xml"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(workdir), str(REPO_PYTHON), *filter(None, [env.get("PYTHONPATH")])]
+            [str(workdir), str(args.conveyor.resolve()), *filter(None, [env.get("PYTHONPATH")])]
         )
         command = [
             sys.executable,
@@ -183,6 +191,7 @@ def main(argv: List[str] | None = None) -> int:
             "-q",
             "-p",
             "no:cacheprovider",
+            "--continue-on-collection-errors",
             "--rootdir",
             str(workdir),
             "-o",
