@@ -46,6 +46,7 @@ from conveyor.training.profiler import Profiler, profiling, resolve_profiler
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.spawn import spawn_run
+from conveyor.training.states import TrainerState, track_state
 from conveyor.training.timer import Timer, parse_duration
 
 
@@ -461,6 +462,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         self.current_epoch = 0
         self.global_step = 0
         self.state_stage: Optional[str] = None
+        self.state = TrainerState()
         self.sanity_checking = False
         self.should_stop = False
         self.callback_metrics: Dict[str, Any] = {}
@@ -727,6 +729,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
 
     # ----------------------------------------------------------------------------------------
     # the run
+    @track_state
     def _run(
         self,
         model: Module,
