@@ -19,6 +19,7 @@ from conveyor.training import argparse as conveyor_argparse
 from conveyor.training.checkpoint import ModelCheckpoint
 from conveyor.training.checkpoint_connector import CheckpointConnector
 from conveyor.training.checkpoint_io import load_checkpoint
+from conveyor.training.combined_loader import CombinedLoader
 from conveyor.training.configuration import (
     defaults_from_env_vars,
     is_overridden,
@@ -30,6 +31,7 @@ from conveyor.training.distributed import DDPStrategy
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.evaluation_loop import EvaluationLoop
 from conveyor.training.fit_loop import FitLoop
+from conveyor.training.grads import validate_norm_type
 from conveyor.training.hooks import Callback, DataHooks
 from conveyor.training.limits import validate_limit
 from conveyor.training.logger_connector import LoggerConnector
@@ -41,6 +43,7 @@ from conveyor.training.loggers import (
 )
 from conveyor.training.module import Module
 from conveyor.training.optimizers import LRSchedulerConfig
+from conveyor.training.overfit import validate_overfit_batches
 from conveyor.training.precision import PrecisionPlugin, canonical_precision
 from conveyor.training.profiler import Profiler, profiling, resolve_profiler
 from conveyor.training.progress import ProgressBar, ThroughputMeter
@@ -216,19 +219,22 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             checkpoint_callback: deprecated in Lightning 1.5: use ``enable_checkpointing``.
             progress_bar_refresh_rate: deprecated in Lightning 1.5: 0 hides the progress bar.
             weights_summary: deprecated in Lightning 1.5: None hides the model summary.
-            overfit_batches: not supported: any value but 0 raises.
-            track_grad_norm: not supported: any value but -1 raises.
+            overfit_batches: train on this fraction (float) or number (int) of the training
+                batches every epoch, in order (shuffling is turned off with a warning), without
+                validation, to check that the model can overfit them.
+            track_grad_norm: -1 (off), or log the p-norm (a number or "inf") of each
+                parameter's gradient and of all of them as ``grad_{p}_norm/<name>`` and
+                ``grad_{p}_norm_total``, after backward and before clipping.
             auto_lr_find: the tuner is not supported: True raises.
             auto_scale_batch_size: the tuner is not supported: any value but False raises.
-            multiple_trainloader_mode: only "max_size_cycle" (one train loader per fit).
+            multiple_trainloader_mode: how several train loaders (a list or dict) combine:
+                "max_size_cycle" (as many steps as the longest, restarting the shorter ones) or
+                "min_size" (stop with the shortest).
             stochastic_weight_avg: not supported: True raises.
         """
         _check_not_implemented(
-            overfit_batches=(overfit_batches, 0),
-            track_grad_norm=(track_grad_norm, -1),
             auto_lr_find=(auto_lr_find, False),
             auto_scale_batch_size=(auto_scale_batch_size, False),
-            multiple_trainloader_mode=(multiple_trainloader_mode, "max_size_cycle"),
             stochastic_weight_avg=(stochastic_weight_avg, False),
         )
         _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
@@ -386,6 +392,18 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             self.check_val_every_n_epoch = 1
             logger = False
             self.enable_checkpointing = False
+        self.track_grad_norm = validate_norm_type(track_grad_norm)
+        if multiple_trainloader_mode not in CombinedLoader.SUPPORTED_MODES:
+            raise MisconfigurationException(
+                f"multiple_trainloader_mode={multiple_trainloader_mode!r}: choose one of "
+                f"{list(CombinedLoader.SUPPORTED_MODES)}"
+            )
+        self.multiple_trainloader_mode = multiple_trainloader_mode
+        self.overfit_batches = validate_overfit_batches(overfit_batches)
+        if self.overfit_batches > 0:
+            # Lightning 1.6: train on these batches only, validation off (1.5 validated on them)
+            self.limit_train_batches = self.overfit_batches
+            self.limit_val_batches = 0
 
         # devices, strategy
         self.device_type, device_ids = resolve_devices(accelerator, devices, gpus)

@@ -88,6 +88,9 @@ class TrainerAttributes:
         gradient_clip_algorithm: Optional[str]
         enable_model_summary: bool
         terminate_on_nan: bool
+        overfit_batches: Union[int, float]
+        track_grad_norm: float  # -1.0: off
+        multiple_trainloader_mode: str
 
         @property
         def is_global_zero(self) -> bool: ...
