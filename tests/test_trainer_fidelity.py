@@ -305,8 +305,6 @@ def test_reload_dataloaders_every_n_epochs(tmp_path, every, train_epochs):
 @pytest.mark.parametrize(
     "name,default,other",
     [
-        ("auto_lr_find", False, True),
-        ("auto_scale_batch_size", False, "power"),
         ("stochastic_weight_avg", False, True),
     ],
 )

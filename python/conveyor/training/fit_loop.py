@@ -64,6 +64,8 @@ class FitLoop(TrainerAttributes):
             self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = (
                 init_optimizers_and_schedulers(model)
             )
+        if self._tuning_optimizers is not None:  # lr_find's optimizer and range schedule
+            self._tuning_optimizers(self)
         if self.strategy is not None:
             self.strategy.broadcast_module(model)
         self._call_callbacks("on_fit_start")

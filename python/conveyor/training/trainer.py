@@ -11,7 +11,7 @@ import warnings
 from argparse import ArgumentParser, Namespace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union, cast
 
 import torch
 
@@ -50,6 +50,7 @@ from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.spawn import spawn_run
 from conveyor.training.timer import Timer, parse_duration
+from conveyor.training.tuner import Tuner, validate_tuner_flags
 
 
 def _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level) -> None:
@@ -225,16 +226,19 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             track_grad_norm: -1 (off), or log the p-norm (a number or "inf") of each
                 parameter's gradient and of all of them as ``grad_{p}_norm/<name>`` and
                 ``grad_{p}_norm_total``, after backward and before clipping.
-            auto_lr_find: the tuner is not supported: True raises.
-            auto_scale_batch_size: the tuner is not supported: any value but False raises.
+            auto_lr_find: ``trainer.tune(model)`` runs the learning-rate range test and sets the
+                model's ``lr`` or ``learning_rate`` (or the attribute this string names) to the
+                suggested rate.
+            auto_scale_batch_size: ``trainer.tune(model)`` finds the largest batch size that
+                fits in memory: "power" (True) doubles it until it fails, "binsearch" then
+                bisects; it is set on the ``batch_size`` of the model, its hparams or the
+                datamodule.
             multiple_trainloader_mode: how several train loaders (a list or dict) combine:
                 "max_size_cycle" (as many steps as the longest, restarting the shorter ones) or
                 "min_size" (stop with the shortest).
             stochastic_weight_avg: not supported: True raises.
         """
         _check_not_implemented(
-            auto_lr_find=(auto_lr_find, False),
-            auto_scale_batch_size=(auto_scale_batch_size, False),
             stochastic_weight_avg=(stochastic_weight_avg, False),
         )
         _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
@@ -392,6 +396,11 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             self.check_val_every_n_epoch = 1
             logger = False
             self.enable_checkpointing = False
+        validate_tuner_flags(auto_lr_find, auto_scale_batch_size)
+        self.auto_lr_find = auto_lr_find
+        self.auto_scale_batch_size = auto_scale_batch_size
+        self.tuner = Tuner(self)
+        self._tuning_optimizers: Optional[Callable[[Any], None]] = None  # lr_find's optimizer
         self.track_grad_norm = validate_norm_type(track_grad_norm)
         if multiple_trainloader_mode not in CombinedLoader.SUPPORTED_MODES:
             raise MisconfigurationException(
@@ -642,6 +651,28 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         self._check_module(model)
         path = ckpt_path if ckpt_path is not None else self.resume_from_checkpoint
         self._run(model, "fit", datamodule, path, train=train_dataloaders, val=val_dataloaders)
+
+    def tune(
+        self,
+        model: Module,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: Optional[DataModule] = None,
+        scale_batch_size_kwargs: Optional[Dict[str, Any]] = None,
+        lr_find_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Run the tuners the constructor asked for (``auto_scale_batch_size`` first, then
+        ``auto_lr_find``) and return their results: ``{"scale_batch_size": int, "lr_find":
+        LRFinder}`` for those that ran. The model keeps its weights; the tuned attributes
+        change. The ``*_kwargs`` go to ``trainer.tuner.scale_batch_size`` / ``lr_find``."""
+        return self.tuner.tune(
+            model,
+            train_dataloaders,
+            val_dataloaders,
+            datamodule,
+            scale_batch_size_kwargs,
+            lr_find_kwargs,
+        )
 
     def validate(
         self,
