@@ -247,6 +247,22 @@ def test_grad_norm_utility_matches_lightnings_rounding_and_skips_missing_grads()
         grad_norm(layer, 0)
 
 
+def test_track_grad_norm_under_manual_optimization_says_it_is_not_applied():
+    class Manual(BoringModel):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            optimizer = self.optimizers()
+            optimizer.zero_grad()
+            self.manual_backward(super().training_step(batch, batch_idx))
+            optimizer.step()
+
+    with pytest.warns(UserWarning, match="track_grad_norm is not applied under manual"):
+        fit_quiet(Manual(), DataLoader(make_data(), batch_size=8), max_epochs=1, track_grad_norm=2)
+
+
 @pytest.mark.parametrize("bad", [0, -2, "fro", True, 0.0])
 def test_track_grad_norm_bad_values_raise(bad):
     with pytest.raises(MisconfigurationException, match="track_grad_norm"):
@@ -284,9 +300,40 @@ def test_combined_loader_keeps_nested_shapes_and_turns_tuples_into_lists():
     assert isinstance(batches[0]["x"], list)
 
 
+class Stream(torch.utils.data.IterableDataset):
+    """0, 1, ..., size - 1 with no length."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def __iter__(self):
+        return iter(range(self.size))
+
+
+@pytest.mark.parametrize("lengths", [(4, 6), (5, 5), (6, 4)])
+def test_combined_loader_with_a_loader_without_length_stops_when_all_ran_out(lengths):
+    """As Lightning's test_combined_loader_sequence_with_map_and_iterable: max_size_cycle with
+    a stream of unknown length runs until every loader ran out once."""
+    x, y = lengths
+    combined = CombinedLoader([DataLoader(Stream(x)), DataLoader(range(y))], "max_size_cycle")
+    with pytest.raises(TypeError, match="no length"):
+        len(combined)
+    assert len(list(combined)) == max(x, y)
+    assert len(list(CombinedLoader([DataLoader(Stream(x)), DataLoader(range(y))]))) == min(x, y)
+
+
+def test_combined_loader_of_one_loader_yields_its_batches():
+    combined = CombinedLoader(DataLoader(range(6), batch_size=4), "max_size_cycle")
+    assert [b.tolist() for b in combined] == [[0, 1, 2, 3], [4, 5]] and len(combined) == 2
+
+
 @pytest.mark.parametrize(
     "bad,match",
-    [(({"a": DataLoader(range(2))}, "longest"), "Invalid Mode"), (([], "min_size"), "non-empty")],
+    [
+        (({"a": DataLoader(range(2))}, "longest"), "Invalid Mode"),
+        (([], "min_size"), "non-empty"),
+        (([None], "min_size"), "not a loader"),
+    ],
 )
 def test_combined_loader_bad_arguments_raise(bad, match):
     with pytest.raises(MisconfigurationException, match=match):
@@ -378,6 +425,8 @@ def combined_loaders(kind, seed_mode="given"):
     extra = [{"seed": 5}, {"seed": 9}]
     if seed_mode == "drawn":
         extra = [{}, {}]
+    elif seed_mode == "drawn, 2 workers":
+        extra = [{"num_workers": 2}, {"num_workers": 2}]
     elif seed_mode == "generator":
         extra = [{"generator": torch.Generator().manual_seed(s)} for s in (1, 2)]
     return {
@@ -404,7 +453,13 @@ def fit_combined(tmp_path, tag, kind, seed_mode, callbacks=(), ckpt_path=None):
 
 @pytest.mark.parametrize(
     "kind,seed_mode",
-    [("conveyor", "given"), ("conveyor", "drawn"), ("conveyor", "generator"), ("torch", "-")],
+    [
+        ("conveyor", "given"),
+        ("conveyor", "drawn"),
+        ("conveyor", "drawn, 2 workers"),
+        ("conveyor", "generator"),
+        ("torch", "-"),
+    ],
 )
 def test_several_loaders_resume_exactly(tmp_path, kind, seed_mode):
     mid = ModelCheckpoint(dirpath=tmp_path / "mid", every_n_train_steps=3, save_top_k=-1)

@@ -80,7 +80,8 @@ class CombinedLoader:
     """Iterate several loaders together (Lightning 1.6's ``CombinedLoader``).
 
     Args:
-        loaders: a list, tuple or dict (possibly nested) of DataLoaders or other iterables.
+        loaders: a list, tuple or dict (possibly nested) of DataLoaders or other iterables, or
+            a single one (its batches come as they are).
         mode: ``"min_size"`` (stop with the shortest loader, Lightning's default for a
             ``CombinedLoader`` built by hand) or ``"max_size_cycle"`` (stop with the longest,
             restarting the others; the Trainer's ``multiple_trainloader_mode`` default).
@@ -97,10 +98,9 @@ class CombinedLoader:
                 f"Invalid Mode: {mode!r}; CombinedLoader supports {list(self.SUPPORTED_MODES)}"
             )
         leaves, rebuild = _flatten(loaders)
-        if not leaves or not isinstance(loaders, (Mapping, list, tuple)):
+        if not leaves:
             raise MisconfigurationException(
-                "CombinedLoader needs a non-empty list, tuple or dict of loaders, got "
-                f"{type(loaders).__name__}"
+                "CombinedLoader needs a loader or a non-empty list, tuple or dict of loaders"
             )
         for leaf in leaves:
             if not hasattr(leaf, "__iter__"):

@@ -66,6 +66,14 @@ class FitLoop(TrainerAttributes):
             )
         if self._tuning_optimizers is not None:  # lr_find's optimizer and range schedule
             self._tuning_optimizers(self)
+        if not model.automatic_optimization and self.track_grad_norm != -1:
+            warnings.warn(
+                "track_grad_norm is not applied under manual optimization: conveyor's "
+                "`self.optimizers()` are the torch optimizers themselves (Lightning wraps them); "
+                "log `conveyor.training.grads.grad_norm(self, p)` before `optimizer.step()`",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.strategy is not None:
             self.strategy.broadcast_module(model)
         self._call_callbacks("on_fit_start")
