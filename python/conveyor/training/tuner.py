@@ -297,7 +297,7 @@ class Tuner:
                 result["lr_find"] = self._lr_find(model, loaders, **kwargs)
         finally:
             restore_rng_states(rng)
-            trainer.current_epoch = trainer.global_step = 0
+            _reset_progress(trainer)  # the fit that follows starts from scratch
         return result
 
     def lr_find(
@@ -408,7 +408,9 @@ class Tuner:
             model.load_state_dict(weights)
 
     def _trial_fit(self, model: "Module", loaders: Any) -> None:
+        """One short fit from step 0 (as Lightning resets ``global_step`` for each trial)."""
         train, val, datamodule = loaders
+        _reset_progress(self.trainer)
         self.trainer._run(model, "fit", datamodule, None, train=train, val=val)
 
     def _lr_find(
@@ -571,6 +573,11 @@ class Tuner:
             size = min(size, len(loader.dataset))
         _set_attribute(model, name, size)
         return size, size != current
+
+
+def _reset_progress(trainer: "Trainer") -> None:
+    trainer.current_epoch = trainer.global_step = trainer._batches_that_stepped = 0
+    trainer._loop_state = {"epoch": 0, "batches_done": 0, "epoch_finished": True}
 
 
 def _length(loader: Any) -> Optional[int]:
