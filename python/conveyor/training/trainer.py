@@ -178,7 +178,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             accumulate_grad_batches: step the optimizer every N batches (or {epoch: N}).
             max_epochs: stop after this many epochs (None: 1000 unless max_steps is set).
             min_epochs: train at least this many epochs even if asked to stop.
-            max_steps: stop after this many optimizer steps (-1: no limit).
+            max_steps: stop after this many optimizer steps (-1: no limit); an epoch it cuts
+                short validates only if it stops on a validation batch (Lightning 1.6).
             min_steps: train at least this many optimizer steps even if asked to stop.
             limit_train_batches: fraction (float) or number (int) of training batches per epoch.
             limit_val_batches: fraction (float) or number (int) of validation batches.
@@ -195,7 +196,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             benchmark: set torch.backends.cudnn.benchmark.
             num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
             val_check_interval: validate every this fraction of the training epoch (float) or
-                every this many training batches (int) instead of at the epoch's end.
+                every this many training batches (int): after each k-th batch, k =
+                int(fraction x batches), so 0.3 of 10 batches validates after 3, 6 and 9.
             profiler: "simple" (per-hook timing table), "advanced" (cProfile per hook) or a
                 ``conveyor.training.profiler.Profiler``; the report is printed when the stage ends.
             reload_dataloaders_every_n_epochs: call ``train_dataloader()``/``val_dataloader()``
