@@ -733,3 +733,23 @@ def test_overfit_batches_under_ddp_reads_the_first_samples_in_order(tmp_path):
     # each rank: its first two batches of the unshuffled, sharded order, every epoch
     assert [s[1] for s in rank0] == [[0, 2, 4, 6], [8, 10, 12, 14]] * 2
     assert [s[1] for s in rank1] == [[1, 3, 5, 7], [9, 11, 13, 15]] * 2
+
+
+def test_the_new_flags_from_the_command_line():
+    from argparse import ArgumentParser
+
+    parser = Trainer.add_argparse_args(ArgumentParser())
+    args = parser.parse_args(
+        "--track_grad_norm 2 --overfit_batches 0.5 --multiple_trainloader_mode min_size "
+        "--auto_lr_find true --auto_scale_batch_size binsearch".split()
+    )
+    trainer = Trainer.from_argparse_args(args, max_epochs=1)
+    assert trainer.track_grad_norm == 2.0 and trainer.overfit_batches == 0.5
+    assert trainer.multiple_trainloader_mode == "min_size"
+    assert trainer.auto_lr_find is True and trainer.auto_scale_batch_size == "binsearch"
+    args = parser.parse_args(
+        "--track_grad_norm inf --overfit_batches 3 --auto_lr_find my_lr".split()
+    )
+    trainer = Trainer.from_argparse_args(args, max_epochs=1)
+    assert trainer.track_grad_norm == float("inf") and trainer.overfit_batches == 3
+    assert trainer.auto_lr_find == "my_lr"

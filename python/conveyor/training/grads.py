@@ -11,12 +11,19 @@ from conveyor.training.errors import MisconfigurationException
 
 
 def validate_norm_type(track_grad_norm: Union[int, float, str]) -> float:
-    """-1 (off), a positive number, or ``"inf"``; returned as a float.
+    """-1 (off), a positive number, or ``"inf"`` (a number's string too, as a command line
+    gives it); returned as a float.
 
     Raises:
         MisconfigurationException: anything else (0, a negative number other than -1, a bool,
             another string).
     """
+    if isinstance(track_grad_norm, str) and track_grad_norm != "inf":
+        # the command line gives a string (Lightning's argparse parses this flag as a float)
+        try:
+            track_grad_norm = float(track_grad_norm)
+        except ValueError:
+            pass
     if track_grad_norm == -1 and not isinstance(track_grad_norm, bool):
         return -1.0
     number = (
