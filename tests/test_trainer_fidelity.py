@@ -305,11 +305,6 @@ def test_reload_dataloaders_every_n_epochs(tmp_path, every, train_epochs):
 @pytest.mark.parametrize(
     "name,default,other",
     [
-        ("overfit_batches", 0.0, 2),
-        ("track_grad_norm", -1, 2),
-        ("auto_lr_find", False, True),
-        ("auto_scale_batch_size", False, "power"),
-        ("multiple_trainloader_mode", "max_size_cycle", "min_size"),
         ("stochastic_weight_avg", False, True),
     ],
 )

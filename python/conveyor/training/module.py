@@ -191,6 +191,11 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         for name, value in dictionary.items():
             self.log(name, value, **kwargs)
 
+    def log_grad_norm(self, grad_norm_dict: Dict[str, float]) -> None:
+        """Log the gradient norms ``Trainer(track_grad_norm=p)`` computed (each step and their
+        epoch mean); override to log them differently."""
+        self.log_dict(grad_norm_dict, on_step=True, on_epoch=True, prog_bar=False, logger=True)
+
     # -- steps ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
