@@ -438,7 +438,28 @@ def test_a_skipped_sample_leaves_a_batch_padded_as_the_others(mixed_root, tmp_pa
     assert_same_padded(batches, reference, 32)
 
 
-def test_engine_pads_straight_into_slots_for_any_thread_count(mixed_root):
+PIPELINES = {  # each way a worker writes its image: resized, after photometric ops, erased
+    "resize": [
+        {"op": "random_shortest_size", "min_size": [64, 80, 96], "max_size": 160},
+        {"op": "hflip", "p": 0.5},
+        {"op": "to_dtype", "dtype": "float32", "scale": True},
+    ],
+    "photometric": [
+        {"op": "hflip", "p": 0.5},
+        {"op": "color_jitter", "brightness": [0.6, 1.4], "hue": [-0.1, 0.1]},
+        {"op": "to_dtype", "dtype": "float16", "scale": True},
+    ],
+    "erasing": [
+        {"op": "resize", "size": 100, "max_size": 150},
+        {"op": "to_dtype", "dtype": "float32", "scale": True},
+        {"op": "random_erasing", "p": 1.0, "value": 0.5},
+    ],
+    "uint8": [{"op": "vflip", "p": 0.5}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_engine_pads_straight_into_slots_for_any_thread_count(mixed_root, name):
     """The engine alone: padded batches are the variable-size ones padded, with the sizes
     given, unknown (learnt) or wrong, for 0, 1 and 3 threads."""
     from conveyor.loader.engine import Engine
@@ -447,11 +468,7 @@ def test_engine_pads_straight_into_slots_for_any_thread_count(mixed_root):
     dataset = datasets.VOCDetection(mixed_root, image_set="trainval", target_format="boxes")
     annotations = dataset.native_annotations
     true_sizes = [(int(w), int(h)) for w, h in zip(annotations.widths, annotations.heights)]
-    pipeline = [
-        {"op": "random_shortest_size", "min_size": [64, 80, 96], "max_size": 160},
-        {"op": "hflip", "p": 0.5},
-        {"op": "to_dtype", "dtype": "float32", "scale": True},
-    ]
+    pipeline = PIPELINES[name]
     batches = [[5, 1, 17, 9], [2], [], [23, 0, 12]]
     reference = Engine(pipeline, dataset.images, num_threads=2, seed=4)
     reference.start_epoch(3, batches)

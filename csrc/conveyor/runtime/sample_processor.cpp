@@ -196,11 +196,21 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
     throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
   const size_t value_size = dtype_size(pipeline_.dtype);
   void* image_out = image_slot;
+  OutputFormat format = format_;
+  // A padded slot: the rows are written straight into it (its row and plane strides), then
+  // only the padding is filled. Erasing writes a contiguous image: there the image is written
+  // at the slot's end and spread into its rows in place.
+  ImageLayout written{3, plan.height, plan.width, static_cast<size_t>(plan.width),
+                      static_cast<size_t>(plan.height)};
   if (allocate) {
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * value_size;
     output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
     image_out = output.image.get();
-  } else if (padded) {  // written whole at the slot's end, then spread into its rows in place
+  } else if (padded && pipeline_.erasing.empty()) {
+    written.row_values = format.row_values = static_cast<size_t>(padded->width);
+    written.plane_rows = static_cast<size_t>(padded->height);
+    format.plane_values = written.row_values * written.plane_rows;
+  } else if (padded) {
     image_out = padded_tail(static_cast<uint8_t*>(image_slot), 3, padded->height, padded->width,
                             plan.height, plan.width, value_size);
   }
@@ -208,16 +218,13 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   DecodedImage input = decoded;
   photometric_.run_before(input);
   if (photometric_.runs_after_geometry())
-    photometric_.run_after(transformer_, plan, input, format_, image_out);
+    photometric_.run_after(transformer_, plan, input, format, image_out);
   else
-    transformer_.run(plan, input, format_, image_out);
+    transformer_.run(plan, input, format, image_out);
   photometric_.erase_output(image_out, pipeline_.dtype, plan.width, plan.height);
   if (padded)  // zero is 0 in every output dtype
-    copy_into_padded_slot(static_cast<const uint8_t*>(image_out),
-                          ImageLayout{3, plan.height, plan.width, static_cast<size_t>(plan.width),
-                                      static_cast<size_t>(plan.height)},
-                          value_size, static_cast<uint8_t*>(image_slot), padded->height,
-                          padded->width, 0);
+    copy_into_padded_slot(static_cast<const uint8_t*>(image_out), written, value_size,
+                          static_cast<uint8_t*>(image_slot), padded->height, padded->width, 0);
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
