@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "conveyor/core/error.h"
+#include "conveyor/runtime/buffer_pool.h"
 #include "conveyor/runtime/engine.h"
 #include "conveyor/runtime/padded_slot.h"
 #include "jpeg_file.h"
@@ -458,6 +459,28 @@ TEST_CASE("padded batches: a skipped sample shrinks its batch's padding") {
         }
     CHECK(image_set && padding_zero);
   }
+}
+
+TEST_CASE("buffer pool: reuses a free block up to a quarter larger, within its limits") {
+  auto pool = std::make_shared<BufferPool>(2, 3000);
+  uint8_t* first = nullptr;
+  {
+    auto block = pool->acquire(1000);
+    first = block.get();
+  }  // released: kept for reuse
+  {
+    auto smaller = pool->acquire(700);  // 1000 is more than a quarter larger: a new block
+    CHECK(smaller.get() != first);
+  }
+  CHECK(pool->free_bytes() == 1700);
+  auto reused = pool->acquire(800);  // 1000 <= 800 + 200: the free 1000-byte block
+  CHECK(reused.get() == first && pool->free_bytes() == 700);
+  pool->acquire(2500);  // released at once, not kept: 700 + 2500 bytes exceed the 3000 allowed
+  CHECK(pool->free_bytes() == 700);
+  {
+    auto a = pool->acquire(100), b = pool->acquire(100);
+  }  // both released: only one is kept (two blocks at most)
+  CHECK(pool->free_bytes() == 800);
 }
 
 TEST_MAIN()

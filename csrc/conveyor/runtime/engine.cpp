@@ -10,6 +10,12 @@
 #include "conveyor/sampling/sample_random.h"
 
 namespace conveyor {
+namespace {
+
+// Most bytes of free per-sample buffers kept for reuse (variable-size pipelines).
+constexpr size_t kSampleBufferBytes = size_t{256} << 20;
+
+}  // namespace
 
 Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options)
     : pipeline_(compile_pipeline(ops)), sources_(std::move(sources)), options_(options) {
@@ -25,9 +31,15 @@ Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const Engi
     source_sizes_[i] = {sources_.source_sizes[2 * i], sources_.source_sizes[2 * i + 1]};
   pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
   const size_t workers = static_cast<size_t>(options_.num_threads);
+  // Variable sizes: each image gets its own buffer, recycled once Python dropped it. The free
+  // list holds what a few batches in flight use (bounded in bytes too: images can be large).
+  std::shared_ptr<BufferPool> sample_buffers;
+  if (!pipeline_.fixed_size)
+    sample_buffers = std::make_shared<BufferPool>((static_cast<size_t>(options_.prefetch) + 2) * 32,
+                                                  kSampleBufferBytes);
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
     processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed,
-                                                            options_.dct_scaling));
+                                                            options_.dct_scaling, sample_buffers));
   for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
 }
 

@@ -45,9 +45,11 @@ void EngineSources::validate() const {
 }
 
 SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources,
-                                 uint64_t seed, bool dct_scaling)
+                                 uint64_t seed, bool dct_scaling,
+                                 std::shared_ptr<BufferPool> sample_buffers)
     : pipeline_(pipeline),
       sources_(sources),
+      sample_buffers_(std::move(sample_buffers)),
       seed_(seed),
       dct_scaling_(dct_scaling),
       format_(OutputFormat::from(pipeline)),
@@ -189,6 +191,11 @@ void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, in
         mask_slot, output, allocate);
 }
 
+std::shared_ptr<uint8_t> SampleProcessor::new_buffer(size_t bytes) {
+  if (sample_buffers_) return sample_buffers_->acquire(bytes);
+  return std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+}
+
 void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask,
                             void* image_slot, uint8_t* mask_slot, SampleOutput& output,
                             bool allocate, const PaddedSlot* padded) {
@@ -204,7 +211,7 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
                       static_cast<size_t>(plan.height)};
   if (allocate) {
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * value_size;
-    output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+    output.image = new_buffer(bytes);
     image_out = output.image.get();
   } else if (padded && pipeline_.erasing.empty()) {
     written.row_values = format.row_values = static_cast<size_t>(padded->width);
@@ -235,7 +242,7 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
     if (allocate) {
-      output.mask = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+      output.mask = new_buffer(bytes);
       std::memcpy(output.mask.get(), mask_.data(), bytes);
     } else if (padded) {
       copy_into_padded_slot(mask_.data(),

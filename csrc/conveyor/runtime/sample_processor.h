@@ -14,6 +14,7 @@
 #include "conveyor/ops/image_transform.h"
 #include "conveyor/ops/op_spec.h"
 #include "conveyor/ops/photometric_stage.h"
+#include "conveyor/runtime/buffer_pool.h"
 
 namespace conveyor {
 
@@ -56,8 +57,10 @@ struct SampleOutput {
 
 class SampleProcessor {
  public:
+  // `sample_buffers`: where the per-sample images and masks of a pipeline without a fixed
+  // size come from (recycled: no page faults for every image); nullptr: plain new[].
   SampleProcessor(const Pipeline& pipeline, const EngineSources& sources, uint64_t seed,
-                  bool dct_scaling = true);
+                  bool dct_scaling = true, std::shared_ptr<BufferPool> sample_buffers = nullptr);
 
   // Processes dataset sample `index`. With a fixed output size the image goes to
   // `image_slot` (and the mask to `mask_slot`); with `padded` too when the sample's size is the
@@ -79,8 +82,11 @@ class SampleProcessor {
              uint8_t* mask_slot, SampleOutput& output, bool allocate,
              const PaddedSlot* padded = nullptr);
 
+  std::shared_ptr<uint8_t> new_buffer(size_t bytes);
+
   const Pipeline& pipeline_;
   const EngineSources& sources_;
+  std::shared_ptr<BufferPool> sample_buffers_;
   uint64_t seed_;
   bool dct_scaling_;
   OutputFormat format_;
