@@ -335,6 +335,12 @@ def test_images_that_cannot_share_a_tensor_raise_clearly():
 # ------------------------------------------------- padded by the engine: each image in its slot
 
 
+def _peak_rss_mib():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def engine_stats(loader):
     return loader._native_plan.engine.stats()
 
@@ -372,10 +378,17 @@ def test_wrong_annotation_sizes_cost_a_copy_never_a_wrong_batch(mixed_root, tmp_
     for number, path in enumerate(annotations[::3]):
         text = path.read_text()
         start, end = text.index("<size>"), text.index("</size>")
-        lie = ("<width>0</width><height>0</height>", "<width>700</width><height>20</height>")
-        path.write_text(text[:start] + "<size>" + lie[number % 2] + "<depth>3</depth>" + text[end:])
+        lie = (
+            "<width>0</width><height>0</height>",
+            "<width>700</width><height>20</height>",
+            "<width>4000</width><height>3000</height>",  # its batch planned 4 x 144 MB
+        )
+        path.write_text(text[:start] + "<size>" + lie[number % 3] + "<depth>3</depth>" + text[end:])
     loader = detection(root, pad_to_multiple=32)
+    peak = _peak_rss_mib()
     first = list(loader)
+    # the planned slots were never filled: the padding is written once the sizes are checked
+    assert _peak_rss_mib() - peak < 200
     repadded = engine_stats(loader)["samples_repadded"]
     assert repadded > 0  # the samples whose size was not as planned were copied
     second = list(loader)  # the files' sizes were learnt: nothing copied again

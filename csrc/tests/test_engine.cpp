@@ -365,6 +365,11 @@ TEST_CASE("copy_into_padded_slot spreads an image in place as a separate copy do
       std::memcpy(tail, image.data(), image_bytes);
       copy_into_padded_slot(tail, layout, value_size, in_place.data(), slot_h, slot_w, 9);
       CHECK(in_place == copied);
+      std::vector<uint8_t> rows_first(slot_bytes, 0xEF);  // rows now, the padding later
+      copy_into_padded_slot(image.data(), layout, value_size, rows_first.data(), slot_h, slot_w,
+                            std::nullopt);
+      fill_slot_padding(rows_first.data(), 3, h, w, slot_h, slot_w, value_size, 9);
+      CHECK(rows_first == copied);
       std::vector<uint8_t> expected(slot_bytes, 9);  // written value by value
       for (int c = 0; c < 3; ++c)
         for (int y = 0; y < h; ++y)

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "conveyor/core/image.h"
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/runtime/padded_slot.h"
 #include "conveyor/sampling/sample_random.h"
@@ -197,7 +198,10 @@ void Engine::plan_padded(BatchWork& work) {
   std::vector<float> boxes;
   for (const Slot& slot : work.slots) {
     const auto [width, height] = source_sizes_[static_cast<size_t>(slot.index)];
-    if (width <= 0 || height <= 0) return;
+    // (a size beyond the decoders' pixel limit is a wrong annotation, or a sample that fails)
+    if (width <= 0 || height <= 0 ||
+        static_cast<uint64_t>(width) * static_cast<uint64_t>(height) > kDefaultMaxPixels)
+      return;
     if (sources_.has_boxes) {
       const int64_t begin = sources_.offsets[static_cast<size_t>(slot.index)];
       const int64_t end = sources_.offsets[static_cast<size_t>(slot.index) + 1];
@@ -214,12 +218,16 @@ void Engine::plan_padded(BatchWork& work) {
     }
   }
   const auto [pad_height, pad_width] = padded_size(sizes, work.pad_multiple);
-  for (size_t i = 0; i < work.slots.size(); ++i)
-    work.slots[i].padded =
-        PaddedSlot{sizes[i].first, sizes[i].second, pad_height, pad_width, options_.mask_pad_fill};
   const size_t pixels = static_cast<size_t>(pad_height) * pad_width * work.slots.size();
-  work.images = pool_->acquire(pixels * 3 * dtype_size(pipeline_.dtype));
-  if (!sources_.mask_paths.empty()) work.masks = pool_->acquire(pixels);
+  try {
+    work.images = pool_->acquire(pixels * 3 * dtype_size(pipeline_.dtype));
+    if (!sources_.mask_paths.empty()) work.masks = pool_->acquire(pixels);
+  } catch (const std::bad_alloc&) {  // (an annotation far larger than its image): unplanned
+    work.images.reset();
+    return;
+  }
+  for (size_t i = 0; i < work.slots.size(); ++i)
+    work.slots[i].padded = PaddedSlot{sizes[i].first, sizes[i].second, pad_height, pad_width};
   work.pad_height = pad_height;
   work.pad_width = pad_width;
 }
@@ -456,8 +464,14 @@ void Engine::pad_batch(BatchWork& work, const std::vector<size_t>& kept, EngineB
   bool in_place = height == work.pad_height && width == work.pad_width;
   for (size_t i : kept) in_place = in_place && work.slots[i].output.in_slot;
   size_t copied = 0;
-  if (in_place) {  // every sample in its slot: only close the gaps of skipped samples
+  if (in_place) {  // every sample in its slot as planned: its padding, then close the gaps
     for (size_t k = 0; k < kept.size(); ++k) {
+      const auto [h, w] = batch.sample_sizes[k];
+      fill_slot_padding(work.images.get() + pixels * 3 * value_size * kept[k], 3, h, w, height,
+                        width, value_size, 0);
+      if (work.masks)
+        fill_slot_padding(work.masks.get() + pixels * kept[k], 1, h, w, height, width, 1,
+                          options_.mask_pad_fill);
       if (kept[k] == k) continue;
       std::memmove(work.images.get() + pixels * 3 * value_size * k,
                    work.images.get() + pixels * 3 * value_size * kept[k], pixels * 3 * value_size);

@@ -19,7 +19,8 @@ std::pair<int, int> padded_size(const std::vector<std::pair<int, int>>& sizes, i
 }
 
 void copy_into_padded_slot(const uint8_t* src, const ImageLayout& layout, size_t value_size,
-                           uint8_t* dst, int slot_height, int slot_width, uint8_t fill) {
+                           uint8_t* dst, int slot_height, int slot_width,
+                           std::optional<uint8_t> fill) {
   // Forward order, row by row: for a contiguous source at the slot's tail each destination row
   // ends at or before the next source row starts (the slot is at least as large in every
   // dimension), so memmove never overwrites a row not yet moved.
@@ -34,11 +35,19 @@ void copy_into_padded_slot(const uint8_t* src, const ImageLayout& layout, size_t
                     layout.row_values * value_size;
       uint8_t* to = plane + slot_row_bytes * static_cast<size_t>(y);
       if (from != to) std::memmove(to, from, row_bytes);
-      std::memset(to + row_bytes, fill, slot_row_bytes - row_bytes);
+      if (fill) std::memset(to + row_bytes, *fill, slot_row_bytes - row_bytes);
     }
-    std::memset(plane + slot_row_bytes * static_cast<size_t>(layout.height), fill,
-                slot_row_bytes * static_cast<size_t>(slot_height - layout.height));
+    if (fill)
+      std::memset(plane + slot_row_bytes * static_cast<size_t>(layout.height), *fill,
+                  slot_row_bytes * static_cast<size_t>(slot_height - layout.height));
   }
+}
+
+void fill_slot_padding(uint8_t* slot, int channels, int height, int width, int slot_height,
+                       int slot_width, size_t value_size, uint8_t fill) {
+  const ImageLayout layout{channels, height, width, static_cast<size_t>(slot_width),
+                           static_cast<size_t>(slot_height)};
+  copy_into_padded_slot(slot, layout, value_size, slot, slot_height, slot_width, fill);
 }
 
 uint8_t* padded_tail(uint8_t* slot, int channels, int slot_height, int slot_width, int height,

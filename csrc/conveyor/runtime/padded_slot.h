@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -26,11 +27,18 @@ struct ImageLayout {
 };
 
 // Copies the image at `src` into the top-left corner of the [channels, slot_height,
-// slot_width] slot at `dst` and writes `fill` (a byte: 0 is 0 in every dtype) over the rest of
-// the slot, each byte once. `src` may lie inside the slot when it is a contiguous image ending
-// where the slot ends (padded_tail()): rows then move forward over memory already read.
+// slot_width] slot at `dst`, and with `fill` (a byte: 0 is 0 in every dtype) writes it over the
+// rest of the slot, each byte once. `src` may lie inside the slot when it is a contiguous image
+// ending where the slot ends (padded_tail()): rows then move forward over memory already read;
+// or be the slot itself (an image written with the slot's strides): then only the padding is
+// written.
 void copy_into_padded_slot(const uint8_t* src, const ImageLayout& layout, size_t value_size,
-                           uint8_t* dst, int slot_height, int slot_width, uint8_t fill);
+                           uint8_t* dst, int slot_height, int slot_width,
+                           std::optional<uint8_t> fill);
+
+// Writes `fill` over the padding of a slot whose height x width image is already in place.
+void fill_slot_padding(uint8_t* slot, int channels, int height, int width, int slot_height,
+                       int slot_width, size_t value_size, uint8_t fill);
 
 // Where a worker writes a contiguous [channels, height, width] image into a padded slot so that
 // copy_into_padded_slot() can then spread it in place: the slot's last bytes.

@@ -204,9 +204,10 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   const size_t value_size = dtype_size(pipeline_.dtype);
   void* image_out = image_slot;
   OutputFormat format = format_;
-  // A padded slot: the rows are written straight into it (its row and plane strides), then
-  // only the padding is filled. Erasing writes a contiguous image: there the image is written
-  // at the slot's end and spread into its rows in place.
+  // A padded slot: the rows are written straight into it (its row and plane strides). Erasing
+  // writes a contiguous image: there the image is written at the slot's end and moved into its
+  // rows in place. The padding is the engine's to fill, once every size of the batch is known
+  // to be as planned (a wrong annotation may have planned a far larger slot).
   ImageLayout written{3, plan.height, plan.width, static_cast<size_t>(plan.width),
                       static_cast<size_t>(plan.height)};
   if (allocate) {
@@ -229,9 +230,10 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   else
     transformer_.run(plan, input, format, image_out);
   photometric_.erase_output(image_out, pipeline_.dtype, plan.width, plan.height);
-  if (padded)  // zero is 0 in every output dtype
+  if (padded && image_out != image_slot)  // written at the slot's end: into its rows
     copy_into_padded_slot(static_cast<const uint8_t*>(image_out), written, value_size,
-                          static_cast<uint8_t*>(image_slot), padded->height, padded->width, 0);
+                          static_cast<uint8_t*>(image_slot), padded->height, padded->width,
+                          std::nullopt);
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
@@ -248,7 +250,7 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
       copy_into_padded_slot(mask_.data(),
                             ImageLayout{1, plan.height, plan.width, static_cast<size_t>(plan.width),
                                         static_cast<size_t>(plan.height)},
-                            1, mask_slot, padded->height, padded->width, padded->mask_fill);
+                            1, mask_slot, padded->height, padded->width, std::nullopt);
     } else {
       std::memcpy(mask_slot, mask_.data(), bytes);
     }
