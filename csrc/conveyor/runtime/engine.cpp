@@ -15,6 +15,8 @@ namespace {
 
 // Most bytes of free per-sample buffers kept for reuse (variable-size pipelines).
 constexpr size_t kSampleBufferBytes = size_t{256} << 20;
+// A padded slot at most this many times its image's pixels gets its padding from the worker.
+constexpr uint64_t kWorkerPaddingRatio = 4;
 
 }  // namespace
 
@@ -226,8 +228,19 @@ void Engine::plan_padded(BatchWork& work) {
     work.images.reset();
     return;
   }
-  for (size_t i = 0; i < work.slots.size(); ++i)
-    work.slots[i].padded = PaddedSlot{sizes[i].first, sizes[i].second, pad_height, pad_width};
+  // A worker fills its slot's padding as it writes the image (cache-hot), unless the slot is
+  // far larger than its image: then a wrong annotation may have planned the batch, and the
+  // padding waits until every size is known to be as planned (else the batch is copied).
+  const uint64_t slot_pixels = static_cast<uint64_t>(pad_height) * pad_width;
+  for (size_t i = 0; i < work.slots.size(); ++i) {
+    const uint64_t image_pixels = static_cast<uint64_t>(sizes[i].first) * sizes[i].second;
+    work.slots[i].padded = PaddedSlot{sizes[i].first,
+                                      sizes[i].second,
+                                      pad_height,
+                                      pad_width,
+                                      slot_pixels <= kWorkerPaddingRatio * image_pixels,
+                                      options_.mask_pad_fill};
+  }
   work.pad_height = pad_height;
   work.pad_width = pad_width;
 }
@@ -467,9 +480,10 @@ void Engine::pad_batch(BatchWork& work, const std::vector<size_t>& kept, EngineB
   if (in_place) {  // every sample in its slot as planned: its padding, then close the gaps
     for (size_t k = 0; k < kept.size(); ++k) {
       const auto [h, w] = batch.sample_sizes[k];
-      fill_slot_padding(work.images.get() + pixels * 3 * value_size * kept[k], 3, h, w, height,
-                        width, value_size, 0);
-      if (work.masks)
+      if (!work.slots[kept[k]].padded.fill_padding)
+        fill_slot_padding(work.images.get() + pixels * 3 * value_size * kept[k], 3, h, w, height,
+                          width, value_size, 0);
+      if (work.masks && !work.slots[kept[k]].padded.fill_padding)
         fill_slot_padding(work.masks.get() + pixels * kept[k], 1, h, w, height, width, 1,
                           options_.mask_pad_fill);
       if (kept[k] == k) continue;

@@ -206,8 +206,7 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   OutputFormat format = format_;
   // A padded slot: the rows are written straight into it (its row and plane strides). Erasing
   // writes a contiguous image: there the image is written at the slot's end and moved into its
-  // rows in place. The padding is the engine's to fill, once every size of the batch is known
-  // to be as planned (a wrong annotation may have planned a far larger slot).
+  // rows in place.
   ImageLayout written{3, plan.height, plan.width, static_cast<size_t>(plan.width),
                       static_cast<size_t>(plan.height)};
   if (allocate) {
@@ -230,10 +229,10 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
   else
     transformer_.run(plan, input, format, image_out);
   photometric_.erase_output(image_out, pipeline_.dtype, plan.width, plan.height);
-  if (padded && image_out != image_slot)  // written at the slot's end: into its rows
+  if (padded)  // rows written at the slot's end go into place; the padding if it is ours
     copy_into_padded_slot(static_cast<const uint8_t*>(image_out), written, value_size,
                           static_cast<uint8_t*>(image_slot), padded->height, padded->width,
-                          std::nullopt);
+                          padded->fill_padding ? std::optional<uint8_t>(0) : std::nullopt);
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
@@ -247,10 +246,12 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
       output.mask = new_buffer(bytes);
       std::memcpy(output.mask.get(), mask_.data(), bytes);
     } else if (padded) {
-      copy_into_padded_slot(mask_.data(),
-                            ImageLayout{1, plan.height, plan.width, static_cast<size_t>(plan.width),
-                                        static_cast<size_t>(plan.height)},
-                            1, mask_slot, padded->height, padded->width, std::nullopt);
+      copy_into_padded_slot(
+          mask_.data(),
+          ImageLayout{1, plan.height, plan.width, static_cast<size_t>(plan.width),
+                      static_cast<size_t>(plan.height)},
+          1, mask_slot, padded->height, padded->width,
+          padded->fill_padding ? std::optional<uint8_t>(padded->mask_fill) : std::nullopt);
     } else {
       std::memcpy(mask_slot, mask_.data(), bytes);
     }

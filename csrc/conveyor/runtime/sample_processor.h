@@ -35,10 +35,13 @@ struct EngineSources {
 
 // A sample's slot in a padded batch (the engine's pad_to_multiple): the image goes to the
 // top-left corner of a [3, height, width] slot (the mask to a [height, width] one) when its plan
-// gives the size the engine planned the batch with; the rest of the slot is left to the engine.
+// gives the size the engine planned the batch with. The rest of the slot is filled with 0 (the
+// mask's with mask_fill) when `fill_padding`, else left to the engine.
 struct PaddedSlot {
   int planned_height = 0, planned_width = 0;
   int height = 0, width = 0;
+  bool fill_padding = false;
+  uint8_t mask_fill = 255;
 };
 
 struct SampleOutput {
