@@ -146,7 +146,12 @@ class WorkerDataset(tud.Dataset[Any]):
             )
         # the batch at its own position, so the engine's and the builder's notes name it
         batches = IndexBatches.of([[]] * indices.number + [list(indices)])
-        ticket = self._engine.start_epoch(indices.epoch, batches, start_batch=indices.number)
+        ticket = self._engine.start_epoch(
+            indices.epoch,
+            batches,
+            start_batch=indices.number,
+            pad_to_multiple=self._builder.engine_padding(),  # padded in the engine, as in threads
+        )
         batch = self._engine.next_batch(ticket)
         return self._builder.build(batch)[0]
 
