@@ -106,16 +106,17 @@ def test_process_mode_seeded_shuffle_equals_thread_mode():
 
 
 class WorkerProbe(tud.Dataset):
-    """Returns (pid, torch worker id, torch's intra-op threads) of whoever loads the sample."""
+    """Returns (pid, torch worker id, torch's intra-op threads, index, whether torch's worker info
+    names this very dataset) of whoever loads the sample."""
 
     def __len__(self):
         return 8
 
     def __getitem__(self, index):
         info = tud.get_worker_info()
-        return torch.tensor(
-            [os.getpid(), -1 if info is None else info.id, torch.get_num_threads(), index]
-        )
+        worker = -1 if info is None else info.id
+        ours = int(info is not None and info.dataset is self)
+        return torch.tensor([os.getpid(), worker, torch.get_num_threads(), index, ours])
 
 
 def _remember_worker(worker_id):
@@ -138,6 +139,7 @@ def test_process_workers_are_torch_processes_with_worker_info_and_init_fn():
     assert set(rows[:, 1].tolist()) == {0, 1}
     assert set(rows[:, 2].tolist()) == {1}  # torch's worker loop: one intra-op thread
     assert rows[:, 3].tolist() == list(range(8))
+    assert set(rows[:, 4].tolist()) == {1}  # get_worker_info().dataset: the user's dataset
     assert "CONVEYOR_TEST_WORKER_ID" not in os.environ  # ran in the workers, not here
 
 
@@ -484,7 +486,9 @@ def test_num_workers_zero_runs_in_the_calling_thread_whatever_the_mode():
 
 def test_worker_threads_run_torch_ops_single_threaded_without_touching_the_caller():
     before = torch.get_num_threads()
-    rows = torch.cat(list(DataLoader(WorkerProbe(), batch_size=2, num_workers=2)))
+    loader = DataLoader(WorkerProbe(), batch_size=2, num_workers=2, worker_mode="thread")
+    rows = torch.cat(list(loader))
+    assert set(rows[:, 1].tolist()) == {-1}  # threads: torch's get_worker_info() is None
     assert set(rows[:, 2].tolist()) == {1}
     assert torch.get_num_threads() == before
     seen = []
