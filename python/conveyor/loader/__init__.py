@@ -4,6 +4,9 @@
 - ``planner``: which transforms the engine runs (op descriptors) and the Python tail;
 - ``native_path`` / ``engine``: the C++ engine's batches turned into the user's batches;
 - ``generic_path`` / ``worker_threads``: any other dataset, with torch's semantics, in threads;
+- ``process_workers``: torch's worker processes fed by conveyor's order (the engine runs in
+  each worker for a conveyor dataset); ``fork_safety``: engines a forked worker inherited;
+- ``worker_limits``: what worker threads may take from the training process;
 - ``sampling``: the sample order (Python owns it: seeded, sharded, resumable);
 - ``stats``: ``LoaderStats``, what ran and why.
 """

@@ -6,7 +6,10 @@ same attributes, ``isinstance`` checks in other libraries keep working), with tw
 - the native path: a conveyor VOC dataset whose transforms conveyor recognises runs end to end
   in the C++ engine (read, decode, transform, batch; no GIL);
 - the generic path: any other map-style or iterable dataset, fetched and collated with torch's
-  semantics in ``num_workers`` threads (0: in the calling thread).
+  semantics.
+
+Workers are threads or torch's worker processes (``worker_mode``; ``"auto"`` picks threads for
+fully native pipelines, processes where Python runs per sample); 0 workers: the calling thread.
 """
 
 from __future__ import annotations
