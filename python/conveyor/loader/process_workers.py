@@ -243,7 +243,8 @@ class ProcessIterator(_MultiProcessingDataLoaderIter):
         index = next(feed.indices)  # StopIteration ends torch's prefetching
         if isinstance(index, (list, tuple)):
             feed.sizes.append(len(index))
-            index = IndexBatch(index, feed.epoch, feed.next_number, feed.seed())
+            if self._auto_collation:  # a batch for WorkerDataset (else a user's key: as given)
+                index = IndexBatch(index, feed.epoch, feed.next_number, feed.seed())
             feed.next_number += 1
         else:
             feed.sizes.append(feed.batch_size or 1)
