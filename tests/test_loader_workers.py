@@ -158,6 +158,36 @@ def test_persistent_process_workers_are_reused_across_epochs():
     assert loader.stats.epoch == 1
 
 
+def test_deleting_a_persistent_process_loader_stops_its_workers_at_once():
+    """No reference cycle between the loader and its persistent iterator: dropping both stops
+    the worker processes right away (torch's test_iterable_style_dataset checks it), not at
+    the next cyclic garbage collection."""
+    import gc
+
+    loader = DataLoader(
+        tensor_dataset(),
+        batch_size=5,
+        num_workers=2,
+        worker_mode="process",
+        persistent_workers=True,
+        multiprocessing_context=FORK,
+    )
+    iterator = iter(loader)
+    assert len(list(iterator)) == 4
+    workers = list(iterator._workers)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del iterator, loader
+        for worker in workers:
+            worker.join(30)
+        assert not any(worker.is_alive() for worker in workers)
+        assert all(worker.exitcode == 0 for worker in workers)
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class Failing(tud.Dataset):
     def __len__(self):
         return 6

@@ -643,15 +643,31 @@ class DataLoader(tud.DataLoader[_T_co]):
         workers: int,
         setup: Optional[NativeSetup],
     ) -> ProcessIterator:
+        # The iterator refers to the loader weakly: a persistent one is kept by the loader
+        # (loader._iterator, as in torch), and deleting both must stop the workers at once,
+        # as torch's do, not at the next cyclic collection.
+        loader_ref = weakref.ref(self)
+
         def start(base_seed: int) -> Iterator[Any]:
             # called by torch's iterator once it drew its base seed, at the first index
-            if self._seed is None:
-                self._set_seed(base_seed)
-            if self._seeded_shuffle:
-                self._shuffle_sampler().set_epoch(epoch)
-            if self._iterable:  # torch's own stream: each worker iterates its replica
-                return iter(self._index_sampler)
-            return self._index_stream(skip)
+            loader = loader_ref()
+            if loader is None:
+                return iter(())  # the loader is gone: nothing more to send
+            if loader._seed is None:
+                loader._set_seed(base_seed)
+            if loader._seeded_shuffle:
+                loader._shuffle_sampler().set_epoch(epoch)
+            if loader._iterable:  # torch's own stream: each worker iterates its replica
+                return iter(loader._index_sampler)
+            return loader._index_stream(skip)
+
+        def length() -> int:
+            loader = loader_ref()
+            return len(loader) if loader is not None else 0
+
+        def seed() -> Optional[int]:
+            loader = loader_ref()
+            return loader._seed if loader is not None else None
 
         def on_batch() -> None:
             progress["batches"] += 1
@@ -665,10 +681,10 @@ class DataLoader(tud.DataLoader[_T_co]):
             on_batch,
             on_end,
             self.batch_size,
-            self.__len__,
+            length,
             epoch=epoch,
             first_batch=skip,
-            seed=lambda: self._seed,
+            seed=seed,
         )
         target: Any = _WorkerView(self, workers, setup)
         iterator = self._iterator if persistent else None
