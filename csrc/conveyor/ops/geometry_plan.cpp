@@ -52,12 +52,14 @@ void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
   plan.height += padding[1] + padding[3];
 }
 
-void add_resize(GeometryPlan& plan, int width, int height, bool antialias) {
+void add_resize(GeometryPlan& plan, int width, int height, bool antialias,
+                bool mask_pil_nearest = false) {
   if (width == plan.width && height == plan.height) return;  // torchvision returns the input
   GeometryStep step{GeometryStep::kResize};
   step.width = width;
   step.height = height;
   step.antialias = antialias;
+  step.mask_pil_nearest = mask_pil_nearest;
   plan.steps.push_back(step);
   plan.width = width;
   plan.height = height;
@@ -193,7 +195,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
     switch (op.kind) {
       case OpKind::kResize: {
         const auto [w, h] = resized_size(op, plan.width, plan.height);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op.antialias, op.mask_pil_nearest);
         break;
       }
       case OpKind::kRandomResizedCrop:
@@ -208,6 +210,11 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
       case OpKind::kPad:
         add_pad(plan, op.padding, op.fill, op.mask_fill, op.padding_mode);
         break;
+      case OpKind::kPadIfSmaller:  // pad_if_smaller of torchvision's segmentation references
+        add_pad(plan,
+                {0, 0, std::max(op.width - plan.width, 0), std::max(op.height - plan.height, 0)},
+                op.fill, op.mask_fill);
+        break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
         break;
@@ -217,7 +224,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         break;
       case OpKind::kRandomResize: {
         const auto [w, h] = random_resize_size(op, plan.width, plan.height, random);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op.antialias, op.mask_pil_nearest);
         break;
       }
       case OpKind::kRandomShortestSize: {

@@ -22,6 +22,18 @@ std::vector<int> nearest_indices(int in_size, int out_size) {
   return index;
 }
 
+// PIL's NEAREST resize (ImagingScaleAffine): the source coordinate starts at half a step and
+// grows by the double scale in/out each output pixel, truncated: what torch calls
+// "nearest-exact", in PIL's own arithmetic (it decides the ties at exact integers).
+std::vector<int> pil_nearest_indices(int in_size, int out_size) {
+  std::vector<int> index(out_size);
+  const double scale = static_cast<double>(in_size) / out_size;
+  double position = scale * 0.5;
+  for (int i = 0; i < out_size; ++i, position += scale)
+    index[i] = std::min(static_cast<int>(position), in_size - 1);
+  return index;
+}
+
 // Nearest-neighbour crop, pad, resize and flip all act on each axis separately, so the whole
 // plan composes into one map per axis: output coordinate -> source coordinate (>= 0), or a
 // padding code (< 0) holding the pad step's number and fill. Where both axes of a pixel fall
@@ -57,8 +69,10 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
       next[i] = map[padded_source(i - before, size, mode)];
     map.swap(next);
   };
-  auto resize = [&next](std::vector<int>& map, int size) {
-    const std::vector<int> index = nearest_indices(static_cast<int>(map.size()), size);
+  auto resize = [&next](std::vector<int>& map, int size, bool pil) {
+    const int in_size = static_cast<int>(map.size());
+    const std::vector<int> index =
+        pil ? pil_nearest_indices(in_size, size) : nearest_indices(in_size, size);
     next.resize(size);
     for (int i = 0; i < size; ++i) next[i] = map[index[i]];
     map.swap(next);
@@ -82,8 +96,8 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
         break;
       }
       case GeometryStep::kResize:
-        resize(maps.xs, step.width);
-        resize(maps.ys, step.height);
+        resize(maps.xs, step.width, step.mask_pil_nearest);
+        resize(maps.ys, step.height, step.mask_pil_nearest);
         break;
       case GeometryStep::kFlip:
         std::reverse(maps.xs.begin(), maps.xs.end());

@@ -215,6 +215,18 @@ const ArgSchema kAntialias{
 const ArgSchema kInterpolation{
     "interpolation", ArgType::kChoice, false, "bilinear", "image resampling (masks: nearest)",
     "bilinear",      set_interpolation};
+const ArgSchema kMaskInterpolation{
+    "mask_interpolation",
+    ArgType::kChoice,
+    false,
+    "nearest",
+    "mask resampling: torch's nearest (v2 masks) or PIL's NEAREST (PIL masks)",
+    "nearest|pil_nearest",
+    [](OpSpec& op, const ArgValue& v) {
+      if (v.form != ArgValue::kString) bad("must be a string");
+      if (v.text != "nearest" && v.text != "pil_nearest") bad("must be nearest or pil_nearest");
+      op.mask_pil_nearest = v.text == "pil_nearest";
+    }};
 const ArgSchema kFill{"fill", ArgType::kFill, false, "0", "image fill of padded pixels",
                       "",     set_fill};
 const ArgSchema kMaskFill{"mask_fill", ArgType::kInt, false, "0", "mask fill of padded pixels",
@@ -292,7 +304,8 @@ std::vector<OpSchema> build_schemas() {
         {"max_size", ArgType::kInt, false, "None", "cap of the longer side (int size only)", "",
          [](OpSpec& op, const ArgValue& v) { op.max_size = to_int(v); }},
         kAntialias,
-        kInterpolation}},
+        kInterpolation,
+        kMaskInterpolation}},
       {"random_resized_crop",
        OpKind::kRandomResizedCrop,
        OpCategory::kGeometric,
@@ -336,6 +349,14 @@ std::vector<OpSchema> build_schemas() {
         kFill,
         kMaskFill,
         kPaddingMode}},
+      {"pad_if_smaller",
+       OpKind::kPadIfSmaller,
+       OpCategory::kGeometric,
+       "torchvision references' pad_if_smaller: pads right and bottom up to size",
+       {{"size", ArgType::kInt, true, "", "smallest height and width", "",
+         [](OpSpec& op, const ArgValue& v) { op.height = op.width = to_int(v); }},
+        kFill,
+        kMaskFill}},
       {"hflip", OpKind::kHorizontalFlip, OpCategory::kGeometric, "v2.RandomHorizontalFlip", {kP}},
       {"vflip", OpKind::kVerticalFlip, OpCategory::kGeometric, "v2.RandomVerticalFlip", {kP}},
       {"random_resize",
@@ -347,7 +368,8 @@ std::vector<OpSchema> build_schemas() {
         {"max_size", ArgType::kInt, true, "", "largest shorter side, excluded", "",
          [](OpSpec& op, const ArgValue& v) { op.max_size = to_int(v); }},
         kAntialias,
-        kInterpolation}},
+        kInterpolation,
+        kMaskInterpolation}},
       {"random_shortest_size",
        OpKind::kRandomShortestSize,
        OpCategory::kGeometric,

@@ -20,6 +20,7 @@ enum class OpKind {
   kRandomCrop,
   kCenterCrop,
   kPad,
+  kPadIfSmaller,  // torchvision references' pad_if_smaller: right/bottom up to a size
   kHorizontalFlip,
   kVerticalFlip,
   kRandomResize,
@@ -62,6 +63,9 @@ struct OpSpec {
   std::vector<int> sizes;  // random_shortest_size: the shorter side is one of them
   bool antialias = true;
   Interpolation interpolation = Interpolation::kBilinear;
+  // masks: torch's nearest (v2 on tv_tensors.Mask) or PIL's NEAREST (a PIL mask, as the
+  // torchvision references resize it); resize and random_resize only
+  bool mask_pil_nearest = false;
   std::array<double, 2> scale{0.08, 1.0};
   std::array<double, 2> ratio{3.0 / 4.0, 4.0 / 3.0};
   std::array<int, 4> padding{0, 0, 0, 0};  // left, top, right, bottom
