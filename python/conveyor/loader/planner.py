@@ -811,9 +811,9 @@ def native_transforms_markdown() -> str:
     for translate, names in by_translator.items():
         doc = " ".join((translate.__doc__ or "").split())
         lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {doc} |")
-    names = ", ".join(f"`{n}`" for n in KNOWN_SOURCES if n != "pad_if_smaller")
+    known = ", ".join(f"`{n}`" for n in KNOWN_SOURCES if n != "pad_if_smaller")
     doc = " ".join((_reference_ops.__doc__ or "").split())
-    lines.append(f"| torchvision's `references/segmentation/transforms.py`: {names} | {doc} |")
+    lines.append(f"| torchvision's `references/segmentation/transforms.py`: {known} | {doc} |")
     lines += ["", "| engine op | category | arguments (default) |", "|---|---|---|"]
     for op in _core.op_schema():
         args = ", ".join(

@@ -26,7 +26,7 @@ import inspect
 import random
 import textwrap
 import types
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ import torchvision.transforms.functional
 
 # name -> SHA-256 of inspect.getsource() of each known version (torchvision's
 # references/segmentation/transforms.py as published in 2024, with PILToTensor and ToDtype)
-KNOWN_SOURCES: Dict[str, frozenset] = {
+KNOWN_SOURCES: Dict[str, FrozenSet[str]] = {
     "pad_if_smaller": frozenset(
         {"c21e52ee1e62155f3e67c2c6d9e193d436674541e9df62d2084889f651b5dbb0"}
     ),
@@ -73,7 +73,8 @@ _IMPORTS = (
 def _compiled(source: str) -> types.CodeType:
     """The code object of the one definition in ``source``, compiled as its module does."""
     module = compile(_IMPORTS + source, "<known>", "exec")
-    return [c for c in module.co_consts if _is_code(c)][-1]
+    codes = [c for c in module.co_consts if isinstance(c, types.CodeType)]
+    return codes[-1]
 
 
 def _digest(source: str) -> str:
@@ -161,7 +162,7 @@ def _literal_defaults(source: str) -> Dict[str, Any]:
 def _same_defaults(function: types.FunctionType, expected: Any) -> bool:
     # defaults can be reassigned after the definition; the source's must still hold
     defaults, kwdefaults = expected
-    return function.__defaults__ == defaults and function.__kwdefaults__ == kwdefaults
+    return bool(function.__defaults__ == defaults and function.__kwdefaults__ == kwdefaults)
 
 
 def _is_code(value: Any) -> bool:
@@ -206,11 +207,11 @@ def known_class_name(transform: Any) -> Optional[str]:
 # --------------------------------------------------------------------------------- presets
 
 
-def _delegate_joint(self, image, target):  # compared by code, never called
+def _delegate_joint(self: Any, image: Any, target: Any) -> Any:  # compared by code, never called
     return self.transforms(image, target)
 
 
-def _delegate_single(self, image):  # compared by code, never called
+def _delegate_single(self: Any, image: Any) -> Any:  # compared by code, never called
     return self.transforms(image)
 
 
@@ -241,8 +242,8 @@ def delegated_transforms(transform: Any, joint: bool) -> Optional[Any]:
     template = _delegate_joint if joint else _delegate_single
     if not _delegates(call.__code__, template.__code__):
         return None
-    if cls.__getattribute__ is not object.__getattribute__:
-        return None
+    if any("__getattribute__" in vars(base) for base in cls.__mro__ if base is not object):
+        return None  # attribute access of its own
     if any("transforms" in vars(base) for base in cls.__mro__):
         return None  # a class attribute or descriptor named transforms: not plain data
     instance = getattr(transform, "__dict__", None)
