@@ -360,3 +360,53 @@ def test_a_patched_reference_class_stays_in_python(voc_root, reference, monkeypa
     loader, _, messages = _loader_warnings(dataset)
     assert loader.stats.path == "python"
     assert "transforms.RandomHorizontalFlip" in loader.stats.python_reason and messages
+
+
+@pytest.fixture
+def detection_presets():
+    folder = REFERENCES / "references" / "detection"
+    saved = {name: sys.modules.get(name) for name in ("transforms", "presets")}
+    sys.path.insert(0, str(folder))
+    try:
+        sys.modules.pop("transforms", None)
+        _import(folder / "transforms.py", "transforms")
+        yield _import(folder / "presets.py", "presets")
+    finally:
+        sys.path.remove(str(folder))
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+@needs_references
+def test_the_detection_preset_runs_natively_with_plain_tensors(voc_root, detection_presets):
+    import torchvision
+    from torchvision.datasets import wrap_dataset_for_transforms_v2
+
+    preset = detection_presets.DetectionPresetTrain(
+        data_augmentation="hflip", hflip_prob=0.0, backend="tensor", use_v2=True
+    )
+    ours = datasets.VOCDetection(
+        voc_root, image_set="trainval", transforms=preset, target_format="boxes"
+    )
+    theirs = wrap_dataset_for_transforms_v2(
+        torchvision.datasets.VOCDetection(voc_root, image_set="trainval", transforms=preset),
+        target_keys=("boxes", "labels"),
+    )
+    loader = DataLoader(ours, batch_size=3, num_workers=2, collate_fn=lambda b: b)
+    index = 0
+    for batch in loader:
+        for image, target in batch:
+            expected_image, expected_target = theirs[index]
+            # ToPureTensor: plain tensors, as torchvision's pipeline returns them
+            assert type(image) is torch.Tensor and type(target["boxes"]) is torch.Tensor
+            assert image.dtype == torch.float32 and image.shape == expected_image.shape
+            assert (image - expected_image).abs().max() <= 3 / 255  # JPEG decoders differ
+            # conveyor's typed boxes are float32 (torchvision's VOC wrapper keeps the XML's ints)
+            torch.testing.assert_close(target["boxes"], expected_target["boxes"].float())
+            assert torch.equal(target["labels"], expected_target["labels"])
+            index += 1
+    assert index == len(ours)
+    assert loader.stats.path == "native" and loader.stats.python_reason == ""
