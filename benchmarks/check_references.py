@@ -16,13 +16,17 @@ Public code no one here wrote, run side by side with torch's DataLoader on gener
    VOCDetection(target_format="boxes")`` with torchvision's very ``GroupedBatchSampler`` object
    (its group ids from ``conveyor.samplers.aspect_ratio_groups``: no image opened).
 
-For each, both runs must train (finite loss), the conveyor one must stay on the native path
-(its loaders' ``stats.path``; the loader's warnings about work left to Python are listed), and
+For each, both runs must train (finite loss), the conveyor one must run fully natively (its
+loaders' ``stats.path`` is ``"native"`` and the loader warned of no transform left to Python:
+the planner sees through the presets and recognises the segmentation reference's own transforms
+by their exact source), and
 the training iterations per second (after the first) are compared: ``--repeats`` runs per loader,
 alternating which goes first, median. Each run is a separate process, so on a busy host the
 ratio moves with the load: read it from a quiet machine. The
-reference code is read from a pytorch/vision checkout given on the command line; nothing of it
-is copied into this repository. Writes ``results/check_references.json``::
+reference code is read from a directory holding torchvision's ``references/`` (a pytorch/vision
+checkout, or a copy of its ``references/segmentation`` and ``references/detection``) given on
+the command line; nothing of it is copied into this repository. Writes
+``results/check_references.json``::
 
     git clone --depth 1 https://github.com/pytorch/vision ~/src/vision
     nice .venv/bin/python benchmarks/check_references.py ~/src/vision            # ~10 minutes
@@ -357,6 +361,11 @@ def verdict(check: dict) -> dict:
     }
 
 
+def passed(verdict_: dict) -> bool:
+    """Trains, natively, with nothing of the pipeline left to Python."""
+    return verdict_["trains"] and verdict_["native"] and not verdict_["python_tails"]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.vision = args.vision.expanduser().resolve()
@@ -383,7 +392,7 @@ def main(argv=None) -> int:
     for name in ("segmentation", "detection"):
         if name in report:
             print(f"{name}: {report[name]['verdict']}")
-            if not (report[name]["verdict"]["trains"] and report[name]["verdict"]["native"]):
+            if not passed(report[name]["verdict"]):
                 failed.append(name)
     print(f"results: {args.out}")
     return 1 if failed else 0
