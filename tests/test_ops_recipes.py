@@ -41,8 +41,9 @@ def mask_for(height, width, seed=0):
     return mask
 
 
-def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True):
-    """torchvision's kernels applied with the engine's drawn steps."""
+def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True, interpolation="bilinear"):
+    """torchvision's kernels applied with the engine's drawn steps (masks: nearest, or
+    nearest-exact when that is the mode, as torchvision's resize_mask)."""
     h, w = image.shape[:2]
     img = tv_tensors.Image(chw(image))
     bb = tv_tensors.BoundingBoxes(torch.from_numpy(boxes), format="XYXY", canvas_size=(h, w))
@@ -66,9 +67,10 @@ def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True):
             mk = F.pad(mk, padding, fill=mask_fill)
         elif kind == "resize":
             size = [step["height"], step["width"]]
-            img = F.resize(img, size, antialias=antialias)
+            mode = v2.InterpolationMode(interpolation)
+            img = F.resize(img, size, interpolation=mode, antialias=antialias)
             bb = F.resize(bb, size)
-            mk = F.resize(mk, size)
+            mk = F.resize(mk, size, interpolation=mode)  # torchvision: nearest(-exact)
         elif kind == "hflip":
             img, bb, mk = F.horizontal_flip(img), F.horizontal_flip(bb), F.horizontal_flip(mk)
         elif kind == "vflip":
@@ -107,6 +109,15 @@ RECIPE_OPS = {
 }
 
 
+RESIZING_OPS = {
+    "resize",
+    "random_resized_crop",
+    "random_resize",
+    "random_shortest_size",
+    "scale_jitter",
+}
+
+
 def fills(ops):
     fill, mask_fill = 0, 0
     for op in ops:
@@ -129,8 +140,13 @@ def check_against_torchvision(ops, image, boxes, mask, index):
         index=index,
     )
     antialias = all(op.args.get("antialias", True) for op in ops)
+    modes = {op.args.get("interpolation", "bilinear") for op in ops if op.name in RESIZING_OPS}
+    assert len(modes) <= 1, "replay applies one interpolation to every resize"
+    interpolation = modes.pop() if modes else "bilinear"
     fill, mask_fill = fills(ops)
-    ref, ref_boxes, kept, ref_mask = replay(steps, image, boxes, mask, fill, mask_fill, antialias)
+    ref, ref_boxes, kept, ref_mask = replay(
+        steps, image, boxes, mask, fill, mask_fill, antialias, interpolation
+    )
     assert_close_uint8(out, ref)
     np.testing.assert_array_equal(out_mask, ref_mask)
     np.testing.assert_allclose(out_boxes, ref_boxes, atol=1e-4)
