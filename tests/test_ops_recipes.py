@@ -229,6 +229,42 @@ def test_iou_crop_zeroes_boxes_centred_outside_and_needs_boxes():
     assert plan.blocker and "bounding boxes" in plan.reason
 
 
+def test_iou_crop_where_no_crop_fits_keeps_the_sample_with_an_option_of_one():
+    """torchvision loops until a round succeeds: with an option >= 1 (its defaults have 1.0)
+    a round that keeps the sample always comes; the engine's round cap never cuts in first."""
+    image = photo(200, 200)
+    tiny = np.array([[10, 10, 11, 11]], np.float32)  # no crop of >= 0.3 x side has IoU 0.9
+    ops = [_core.Op("random_iou_crop", sampler_options=[0.9, 0.95, 0.99, 1.0])]
+    for index in range(20):
+        assert _core.plan_steps(ops, 200, 200, tiny, 0, 0, index) == []
+        check_against_torchvision(ops, image, tiny, mask_for(200, 200), index)
+
+
+def test_iou_crop_reports_the_sample_where_torchvision_would_loop_forever(tmp_path):
+    image = photo(200, 200)
+    tiny = np.array([[10, 10, 11, 11]], np.float32)
+    ops = [_core.Op("random_iou_crop", sampler_options=[0.9])]
+    with pytest.raises(ValueError, match="no crop in 1000 rounds of 40 trials.*1.0"):
+        run_pipeline(ops, image, boxes=tiny)
+    with pytest.raises(ValueError, match="no boxes and no sampler option >= 1"):
+        run_pipeline(ops, image, boxes=np.zeros((0, 4), np.float32))
+    # through the DataLoader: the error names the sample and its file
+    from conveyor import DataLoader, datasets
+    from conveyor.collate import detection_collate
+
+    datasets.make_synthetic_voc(tmp_path, num_images=2, image_size=(200, 150), seed=1)
+    crop = v2.RandomIoUCrop(min_scale=0.3, max_scale=0.31, sampler_options=[0.999])
+    dataset = datasets.VOCDetection(
+        tmp_path,
+        image_set="trainval",
+        transforms=v2.Compose([v2.ToImage(), crop]),
+        target_format="boxes",
+    )
+    loader = DataLoader(dataset, batch_size=2, collate_fn=detection_collate)
+    with pytest.raises(ValueError, match=r"sample \d \(.*\.jpg\): random_iou_crop found no crop"):
+        next(iter(loader))
+
+
 # ----------------------------------------------------------------------- distributions
 
 

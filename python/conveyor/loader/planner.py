@@ -316,7 +316,10 @@ def _random_zoom_out(t: Any) -> List[Any]:
 
 
 def _random_iou_crop(t: Any) -> List[Any]:
-    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes."""
+    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes. Where
+    torchvision would loop forever (no crop reaches the drawn IoU and no option >= 1 keeps
+    the sample) the loader raises an error naming the sample, after 1000 rounds (at once
+    without boxes)."""
     return [
         Op(
             "random_iou_crop",
