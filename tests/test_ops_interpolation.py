@@ -211,3 +211,29 @@ def test_dataloader_runs_modes_natively_and_exactly(voc_root, real_voc_tree, mod
         expected_mask = v2.Resize((97, 131), interpolation=interpolation)(mask)
         assert torch.equal(masks[i].to(torch.uint8).reshape(97, 131), expected_mask[0])
     assert loader.stats.path == "native"
+
+
+def test_dct_scaled_decode_only_for_antialiased_filters(tmp_path):
+    """A DCT-scaled decode (close to, not exactly, the full decode) is chosen for antialiased
+    bilinear/bicubic downscales only: nearest modes read full-resolution pixels, exactly."""
+    from PIL import Image
+    from test_engine import epoch
+
+    from conveyor.loader.engine import Engine
+
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"{i}.jpg"
+        Image.fromarray(photo(600, 800, i)).save(path, quality=90)
+        paths.append(str(path))
+    for mode, exact in [("nearest", True), ("nearest-exact", True), ("bicubic", False)]:
+        results = []
+        for dct in (True, False):
+            ops = [{"op": "resize", "size": [70, 90], "interpolation": mode}]
+            engine = Engine(ops, paths, dct_scaling=dct)
+            results.append(epoch(engine, batch_size=4)[0].images.astype(int))
+        difference = np.abs(results[0] - results[1])
+        if exact:
+            assert difference.max() == 0
+        else:
+            assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 6

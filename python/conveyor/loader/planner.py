@@ -62,7 +62,8 @@ def _size(size: Any) -> Any:
     raise UnsupportedTransform(f"size {size!r}")
 
 
-# torchvision's InterpolationMode values the engine resamples images with (masks: nearest).
+# torchvision's InterpolationMode values the engine resamples images with (masks: nearest, or
+# nearest-exact when that is the mode).
 _NATIVE_INTERPOLATIONS = ("bilinear", "nearest", "nearest-exact", "bicubic")
 # The PIL integer codes torchvision v1 still accepts (torchvision's _interpolation_modes_from_int).
 _INTERPOLATION_CODES = {
