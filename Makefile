@@ -93,6 +93,7 @@ lint: $(VENV)/.lint-tools $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/clang-format --dry-run -Werror $(CXX_SOURCES)
+	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)'; then echo "lint: merge conflict markers left in the lines above"; exit 1; fi
 
 format: $(VENV)/.lint-tools
 	$(VENV)/bin/ruff check --fix-only -q .

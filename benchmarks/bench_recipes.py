@@ -4,7 +4,11 @@
 Side by side in one run, on the same cached VOC-like tree and the same cores: the four recipes
 of issue 10 (detection "ssd", detection "hflip" (Faster R-CNN, variable sizes, lists),
 ScaleJitter + RandomCrop(pad_if_needed) + flip + ColorJitter + Normalize + Sanitize,
-segmentation train) and the issue-4 recipe (Resize 512 + flip + Normalize) for scale. Both
+segmentation train), the detection reference's default configuration ("reference": its
+``GroupedBatchSampler`` with ``--aspect-ratio-group-factor 3``, the "hflip" preset, variable
+sizes; conveyor pads each batch with ``pad_to_multiple=32``, torch's row is the reference's own
+loop: ``tuple(zip(*batch))`` lists, padded later by the model) and the issue-4 recipe (Resize 512
++ flip + Normalize) for scale. Both
 loaders get torchvision's own v2 transform classes, unchanged: torch's DataLoader with
 ``num_workers`` worker processes over torchvision's datasets wrapped with
 ``wrap_dataset_for_transforms_v2``; conveyor's DataLoader with ``num_workers`` native threads
@@ -52,8 +56,11 @@ RECIPES = {
     "ToDtype, Normalize, Sanitize",
     "segmentation": "segmentation train: RandomResize(260, 1040), HFlip, RandomCrop(480, "
     "pad_if_needed, fill Image 0 / Mask 255), ToDtype, Normalize",
+    "reference": "detection reference config: GroupedBatchSampler (k=3), 'hflip' preset, "
+    "variable sizes; conveyor: padded batches (pad_to_multiple=32), torch: lists",
     "issue4": "issue-4 recipe: Resize 512x512, HFlip, ToDtype, Normalize (stacked batch)",
 }
+GROUP_FACTOR = 3  # references/detection/train.py --aspect-ratio-group-factor default
 LOADERS = ("torch", "conveyor", "dali")
 DALI_VENV = HERE / ".venv-dali"
 DALI_MISSING = (
@@ -84,7 +91,7 @@ def transforms(recipe: str):
                 v2.SanitizeBoundingBoxes(),
             ]
         )
-    if recipe == "hflip":
+    if recipe in ("hflip", "reference"):
         return v2.Compose(
             [
                 v2.ToImage(),
@@ -132,6 +139,11 @@ def transforms(recipe: str):
     raise ValueError(recipe)
 
 
+def reference_collate(batch):
+    """references/detection/utils.collate_fn."""
+    return tuple(zip(*batch))
+
+
 def make_loader(loader: str, recipe: str, root: str, workers: int, batch_size: int, seed: int):
     if loader == "dali":  # in DALI's venv: no torch there
         import dali_recipes
@@ -139,6 +151,8 @@ def make_loader(loader: str, recipe: str, root: str, workers: int, batch_size: i
         return dali_recipes.make_loader(recipe, root, workers, batch_size, seed)
     import torch
 
+    if recipe == "reference":
+        return make_reference_loader(loader, root, workers, batch_size, seed)
     segmentation = recipe == "segmentation"
     tf = transforms(recipe)
     # The same collate function on both sides: torch's default_collate for segmentation,
@@ -190,8 +204,60 @@ def make_loader(loader: str, recipe: str, root: str, workers: int, batch_size: i
     )
 
 
+def make_reference_loader(loader: str, root: str, workers: int, batch_size: int, seed: int):
+    """The detection reference's loader (train.py, default flags): GroupedBatchSampler over a
+    RandomSampler, groups of create_aspect_ratio_groups(k=3), the "hflip" preset and
+    utils.collate_fn. conveyor's GroupedBatchSampler gives torchvision's batches for the same
+    base order (tests/test_samplers.py); torchvision ships its class only in references/."""
+    import torch
+    import torchvision
+
+    from conveyor.samplers import GroupedBatchSampler, aspect_ratio_groups, aspect_ratios
+
+    if loader == "torch":
+        voc = torchvision.datasets.VOCDetection(
+            root, year="2012", image_set="trainval", transforms=transforms("reference")
+        )
+        groups = aspect_ratio_groups(aspect_ratios(voc), GROUP_FACTOR)
+        dataset = torchvision.datasets.wrap_dataset_for_transforms_v2(
+            voc, target_keys=("boxes", "labels")
+        )
+        sampler = torch.utils.data.RandomSampler(
+            dataset, generator=torch.Generator().manual_seed(seed)
+        )
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=GroupedBatchSampler(sampler, groups, batch_size),
+            num_workers=workers,
+            collate_fn=reference_collate,
+            persistent_workers=workers > 0,
+        )
+    import conveyor
+    from conveyor import datasets
+
+    dataset = datasets.VOCDetection(
+        root,
+        year="2012",
+        image_set="trainval",
+        transforms=transforms("reference"),
+        target_format="boxes",
+    )
+    return conveyor.DataLoader(
+        dataset,
+        batch_sampler=GroupedBatchSampler.from_dataset(
+            dataset, batch_size, GROUP_FACTOR, seed=seed
+        ),
+        num_workers=workers,
+        collate_fn=reference_collate,
+        pad_to_multiple=32,
+        seed=seed,
+    )
+
+
 def batch_images(batch) -> int:
     images = batch[0]
+    if hasattr(images, "image_sizes"):  # a padded batch: torchvision's ImageList
+        return len(images.image_sizes)
     return len(images) if isinstance(images, (list, tuple)) else int(images.shape[0])
 
 

@@ -16,7 +16,8 @@ Rows, side by side in one run on one tree of mixed aspect ratios (VOC's common s
 
 * ``conveyor grouped padded`` and ``conveyor shuffle=True padded``: the grouped and the
   ``shuffle=True`` rows with ``pad_to_multiple=32``: each batch comes as one zero-padded
-  ``ImageList`` (what the detector's ``batch_images`` would build), padded on the finisher threads.
+  ``ImageList`` (what the detector's ``batch_images`` would build); the engine plans each batch's
+  padded size from the annotations and its workers write each image straight into its slot.
 
 Each row also reports its padding waste: the share of pixels that would be padding once each
 batch is padded to its largest image (rounded up to 32, as torchvision detectors pad), grouped
@@ -30,8 +31,12 @@ order (tests/test_samplers.py). Variable-size images are left unpadded on the ro
 "padded" (the reference's model pads them).
 
 Each round times one epoch of every row (order alternating between rounds) after one warm-up
-epoch; reported: the median images/s and the ratios. Writes ``results/bench_samplers.json`` and
-``.png``::
+epoch; reported: the median images/s of each row, and each ratio as the median over rounds of
+that round's ratio (the two rows ran back to back, under the same load: on a shared machine the
+load moves more between rounds than the loaders differ). Also the CPU time per image of each
+row (process tree: the torch row's worker processes included), which the machine's load hardly
+moves, and the same ratios computed from it (``cpu_ratios``: how much work each row does per
+image, not how fast it went). Writes ``results/bench_samplers.json`` and ``.png``::
 
     nice .venv/bin/python benchmarks/bench_samplers.py                     # ~2 minutes
     nice .venv/bin/python benchmarks/bench_samplers.py --images 96 --rounds 1   # smoke run
@@ -54,6 +59,9 @@ HERE = Path(__file__).resolve().parent
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
+
+sys.path.insert(0, str(HERE / "baselines"))
+from harness import tree_cpu_seconds  # noqa: E402
 from torch.utils.data import BatchSampler, RandomSampler  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
@@ -195,8 +203,10 @@ def padded_pixels(batch_images, divisible: int = 32) -> tuple[int, int]:
     return sum(h * w for h, w in zip(heights, widths)), len(batch_images) * height * width
 
 
-def epoch(loader) -> tuple[int, float, float]:
-    """Images, seconds and padding waste (share of padded-batch pixels that are padding)."""
+def epoch(loader) -> tuple[int, float, float, float]:
+    """Images, seconds, padding waste (share of padded-batch pixels that are padding) and CPU
+    seconds of the process tree."""
+    cpu_started = tree_cpu_seconds(os.getpid())
     started = time.perf_counter()
     images, real, padded = 0, 0, 0
     for batch_images, targets in loader:
@@ -209,6 +219,7 @@ def epoch(loader) -> tuple[int, float, float]:
         images += len(targets)
         real, padded = real + batch_real, padded + batch_padded
     seconds = time.perf_counter() - started
+    cpu = tree_cpu_seconds(os.getpid()) - cpu_started
     measured = 1.0 - real / padded if padded else 0.0
     stats = getattr(loader, "stats", None)
     if stats is not None and stats.padding_fraction:  # the loader's own count of its padding
@@ -216,8 +227,8 @@ def epoch(loader) -> tuple[int, float, float]:
             raise RuntimeError(
                 f"loader.stats.padding_fraction {stats.padding_fraction} != measured {measured}"
             )
-        return images, seconds, stats.padding_fraction
-    return images, seconds, measured
+        return images, seconds, stats.padding_fraction, cpu
+    return images, seconds, measured, cpu
 
 
 def main(argv=None) -> int:
@@ -232,21 +243,38 @@ def main(argv=None) -> int:
         for name, loader in loaders.items()
     }
     rates: dict[str, list[float]] = {name: [] for name in loaders}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in loaders}
     waste: dict[str, float] = {}
     for round_index in range(args.rounds):
         names = list(loaders) if round_index % 2 == 0 else list(reversed(loaders))
         for name in names:
-            images, seconds, waste[name] = epoch(loaders[name])
+            images, seconds, waste[name], cpu = epoch(loaders[name])
             rates[name].append(images / seconds)
-            print(f"[round {round_index + 1}] {name:24s} {images / seconds:8.1f} img/s", flush=True)
+            cpu_ms[name].append(1000.0 * cpu / images)
+            print(
+                f"[round {round_index + 1}] {name:28s} {images / seconds:8.1f} img/s "
+                f"{cpu_ms[name][-1]:6.2f} CPU ms/img",
+                flush=True,
+            )
     median = {name: statistics.median(values) for name, values in rates.items()}
+    pairs = {  # ratio: (row, baseline row)
+        "grouped vs torch (target >= 4)": ("conveyor grouped", "torch"),
+        "batch_sampler vs shuffle=True (target >= 0.9)": (
+            "conveyor batch_sampler",
+            "conveyor shuffle=True",
+        ),
+        "grouped padded vs torch": ("conveyor grouped padded", "torch"),
+        "grouped padded vs grouped unpadded": ("conveyor grouped padded", "conveyor grouped"),
+    }
+    # each round's ratio (both rows under that round's load), then the median over rounds
     ratios = {
-        "grouped vs torch (target >= 4)": median["conveyor grouped"] / median["torch"],
-        "batch_sampler vs shuffle=True (target >= 0.9)": median["conveyor batch_sampler"]
-        / median["conveyor shuffle=True"],
-        "grouped padded vs torch": median["conveyor grouped padded"] / median["torch"],
-        "grouped padded vs grouped unpadded": median["conveyor grouped padded"]
-        / median["conveyor grouped"],
+        label: statistics.median(a / b for a, b in zip(rates[row], rates[base]))
+        for label, (row, base) in pairs.items()
+    }
+    # the same from CPU time per image (baseline's / row's: > 1 when the row does less work)
+    cpu_ratios = {
+        label: statistics.median(cpu_ms[base]) / statistics.median(cpu_ms[row])
+        for label, (row, base) in pairs.items()
     }
     report = {
         "script": "benchmarks/bench_samplers.py",
@@ -260,12 +288,16 @@ def main(argv=None) -> int:
             "group_factor": args.group_factor,
             "torch_sampler": args.sampler_source,
             "sizes": SIZES,
+            "ratios": "median over rounds of each round's ratio of images/s",
+            "cpu_ratios": "ratio of median CPU ms per image (process tree), baseline / row",
         },
         "results": [
             {
                 "label": name,
                 "images_per_s": median[name],
                 "runs": rates[name],
+                "cpu_ms_per_image": statistics.median(cpu_ms[name]),
+                "cpu_ms_runs": cpu_ms[name],
                 "path": paths[name],
                 "padding_waste": waste[name],
                 "padding_waste_source": (
@@ -275,11 +307,12 @@ def main(argv=None) -> int:
             for name in loaders
         ],
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for label, value in ratios.items():
-        print(f"{label}: {value:.2f}x")
+        print(f"{label}: {value:.2f}x (CPU per image: {cpu_ratios[label]:.2f}x)")
     print(
         "padding waste (batch padded to its max, multiple of 32): "
         + ", ".join(f"{name} {share:.1%}" for name, share in waste.items())

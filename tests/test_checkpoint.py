@@ -265,7 +265,10 @@ def test_resume_restores_hooks_and_callback_state(tmp_path):
         Hooked(), loader(), loader(), ckpt_path=first.best_model_path
     )
     assert loaded == [42]
-    assert second.best_k_models == pytest.approx(first.best_k_models)
+    # scores are tensors, as in Lightning's callback state
+    assert {k: float(v) for k, v in second.best_k_models.items()} == pytest.approx(
+        {k: float(v) for k, v in first.best_k_models.items()}
+    )
 
 
 def _run(
@@ -441,3 +444,195 @@ def test_killed_during_save_leaves_no_truncated_checkpoint(tmp_path):
         assert [p for p in tmp_path.glob("*.ckpt")] == [
             path
         ]  # leftovers are hidden .tmp files only
+
+
+# -- Lightning 1.6 ModelCheckpoint semantics ---------------------------------------------------
+
+
+def _lightning_state_key(monitor, save_on_train_epoch_end):
+    return (
+        f"ModelCheckpoint{{'monitor': {monitor!r}, 'mode': 'min', 'every_n_train_steps': 0, "
+        f"'every_n_epochs': 1, 'train_time_interval': None, "
+        f"'save_on_train_epoch_end': {save_on_train_epoch_end}}}"
+    )
+
+
+@pytest.mark.parametrize("every_n_epochs", [0, 5])
+def test_save_last_ignores_every_n_epochs(tmp_path, every_n_epochs):
+    callback = ModelCheckpoint(
+        dirpath=tmp_path, every_n_epochs=every_n_epochs, save_last=True, save_top_k=0
+    )
+    written = []
+    original = Trainer.save_checkpoint
+
+    def spy(self, filepath, weights_only=False):
+        written.append(Path(filepath).name)
+        original(self, filepath, weights_only)
+
+    trainer = quiet(max_epochs=2, callbacks=[callback], logger=False, limit_val_batches=0)
+    trainer.save_checkpoint = spy.__get__(trainer)
+    trainer.fit(BoringModel(), loader())
+    assert written == ["last.ckpt", "last.ckpt"]  # one per epoch end, top-k never
+    assert ckpt_names(tmp_path) == ["last.ckpt"]
+
+
+def test_versions_avoid_existing_files_only(tmp_path):
+    """A rerun in the same directory, by a new or the same Trainer, never overwrites a file:
+    names that exist get -v<STARTING_VERSION>, -v<STARTING_VERSION + 1>..."""
+    callback = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, monitor="epoch", filename="run")
+    callback.STARTING_VERSION = 9
+    trainer = quiet(max_epochs=2, callbacks=[callback], logger=False, limit_val_batches=0)
+    trainer.fit(BoringModel(), loader())
+    assert ckpt_names(tmp_path) == ["run-v9.ckpt", "run.ckpt"]
+    assert {Path(p).name for p in callback.best_k_models} == {"run.ckpt", "run-v9.ckpt"}
+
+
+def test_missing_monitor_warns_until_validation_ran(tmp_path):
+    # no validation at all: the metric could still appear, so only a warning
+    callback = ModelCheckpoint(dirpath=tmp_path, monitor="never_logged")
+    with pytest.warns(UserWarning, match="could not find the monitored key"):
+        quiet(max_epochs=1, callbacks=[callback], logger=False, limit_val_batches=0).fit(
+            BoringModel(), loader()
+        )
+    # once validation ran the metric should exist: a hard error
+    callback = ModelCheckpoint(dirpath=tmp_path / "b", monitor="never_logged")
+    with pytest.raises(MisconfigurationException, match="could not find the monitored key"):
+        quiet(max_epochs=1, callbacks=[callback], logger=False).fit(
+            BoringModel(), loader(), loader()
+        )
+
+
+def test_nothing_saved_before_the_first_step(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path, save_top_k=0, save_last=False, monitor="x")
+    assert callback._last_global_step_saved == 0
+
+    class NoTrainer:  # neither method may touch the trainer when nothing is to be saved
+        pass
+
+    callback._save_topk_checkpoint(NoTrainer(), {"x": 1.0})
+    callback._save_last_checkpoint(NoTrainer(), {"x": 1.0})
+    assert callback._last_global_step_saved == 0 and not list(tmp_path.iterdir())
+    # a fit whose only step is skipped... saves nothing at step 0 either
+    callback = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=1)
+
+    class SkipAll(BoringModel):
+        def training_step(self, batch, batch_idx):
+            return None  # no optimizer step: global_step stays 0
+
+    quiet(max_epochs=1, callbacks=[callback], logger=False, limit_val_batches=0).fit(
+        SkipAll(), loader()
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_format_checkpoint_name_rules(tmp_path):
+    fmt = ModelCheckpoint._format_checkpoint_name
+    assert fmt("", {"epoch": 3, "step": 2}) == "epoch=3-step=2"
+    assert fmt(None, {"epoch": 3, "step": 2}, prefix="test") == "test-epoch=3-step=2"
+    assert fmt("ckpt", {}, prefix="test") == "test-ckpt"
+    assert fmt("{epoch:03d}-{acc}", {"epoch": 3, "acc": 0.03}) == "epoch=003-acc=0.03"
+    assert fmt("{missing:d}", {}) == "missing=0"
+    assert fmt("{step}", {"step": torch.tensor(7)}) == "step=7"
+    assert (
+        fmt("mAP@0.50={val/mAP@0.50:.4f}", {"val/mAP@0.50": 0.2}, auto_insert_metric_name=False)
+        == "mAP@0.50=0.2000"
+    )
+    # "/" in a metric name makes a subdirectory of dirpath, as in Lightning
+    callback = ModelCheckpoint(dirpath=tmp_path, filename="{epoch}_{val/loss:.5f}")
+    assert callback.format_checkpoint_name({"epoch": 4, "val/loss": 0.03}) == str(
+        tmp_path / "epoch=4_val" / "loss=0.03000.ckpt"
+    )
+    assert ModelCheckpoint(dirpath=tmp_path, filename="n").format_checkpoint_name({}, ver=3) == str(
+        tmp_path / "n-v3.ckpt"
+    )
+
+
+def test_slash_metric_checkpoints_are_rotated_in_their_subdirectory(tmp_path):
+    class SlashModel(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            self.log("val/loss", torch.nn.functional.mse_loss(self(x), y))
+
+    callback = ModelCheckpoint(dirpath=tmp_path, monitor="val/loss", filename="{epoch}-{val/loss}")
+    quiet(max_epochs=3, callbacks=[callback], logger=False).fit(SlashModel(), loader(), loader())
+    kept = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.ckpt"))
+    assert len(kept) == 1 and kept[0].parts[0].startswith("epoch=")  # the others were removed
+    assert Path(callback.best_model_path).is_file()
+
+
+def test_duplicate_last_configuration_is_reported(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="conveyor"):
+        ModelCheckpoint(dirpath=tmp_path, monitor=None, save_top_k=-1, save_last=True)
+    assert "will duplicate the last checkpoint saved" in caplog.text
+
+
+def test_mode_error_names_the_choices():
+    with pytest.raises(MisconfigurationException, match="`mode` can be min, max but got avg"):
+        ModelCheckpoint(mode="avg")
+
+
+def test_callback_state_matches_lightning(tmp_path):
+    """The state is stored under Lightning's key with Lightning's fields (scores as tensors), so
+    a Lightning 1.6 checkpoint's callback state restores, and a changed dirpath keeps only
+    best_model_path (with a warning)."""
+    callback = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_top_k=2)
+    trainer = quiet(max_epochs=2, callbacks=[callback], default_root_dir=tmp_path)
+    trainer.fit(BoringModel(), loader(), loader())
+    assert callback.state_key == _lightning_state_key("val_loss", True)
+    state = load_checkpoint(callback.best_model_path)["callbacks"][callback.state_key]
+    assert set(state) == {
+        "monitor", "best_model_score", "best_model_path", "current_score", "dirpath",
+        "best_k_models", "kth_best_model_path", "kth_value", "last_model_path",
+    }  # fmt: skip
+    assert all(isinstance(v, torch.Tensor) for v in state["best_k_models"].values())
+    restored = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_top_k=2)
+    restored.load_state_dict(state)
+    assert restored.best_model_path == state["best_model_path"]
+    assert restored.best_k_models.keys() == state["best_k_models"].keys()
+    elsewhere = ModelCheckpoint(dirpath=tmp_path / "other", monitor="val_loss")
+    with pytest.warns(UserWarning, match="The dirpath has changed"):
+        elsewhere.load_state_dict(state)
+    assert elsewhere.best_model_path == state["best_model_path"]
+    assert elsewhere.best_k_models == {} and elsewhere.best_model_score is None
+
+
+def test_load_from_checkpoint_rebuilds_the_module(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path)
+    model = BoringModel(lr=0.01)
+    quiet(max_epochs=1, callbacks=[callback], logger=False).fit(model, loader())
+    loaded = BoringModel.load_from_checkpoint(callback.best_model_path)
+    assert loaded.hparams.lr == 0.01  # constructor got the saved hyperparameters
+    for a, b in zip(model.parameters(), loaded.parameters()):
+        assert torch.equal(a.detach().cpu(), b)
+    assert BoringModel.load_from_checkpoint(callback.best_model_path, lr=0.5).hparams.lr == 0.5
+
+    class Wider(BoringModel):
+        def __init__(self, lr: float = 0.05):
+            super().__init__(lr)
+            self.extra = torch.nn.Linear(2, 2)
+
+    with pytest.raises(RuntimeError, match="Missing key"):
+        Wider.load_from_checkpoint(callback.best_model_path)
+    with pytest.warns(UserWarning, match="not in the checkpoint"):
+        Wider.load_from_checkpoint(callback.best_model_path, strict=False)
+    with pytest.raises(FileNotFoundError):
+        BoringModel.load_from_checkpoint(tmp_path / "absent.ckpt")
+
+
+def test_second_fit_on_one_trainer_continues(tmp_path):
+    """As in Lightning 1.6 the loop's progress persists: fit() again after raising max_epochs
+    trains only the new epochs, and its checkpoints get new versions, never overwriting."""
+    callback = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, monitor="epoch", filename="run")
+    trainer = quiet(max_epochs=2, callbacks=[callback], logger=False, limit_val_batches=0)
+    trainer.fit(BoringModel(), loader())
+    assert (trainer.current_epoch, trainer.global_step) == (2, 10)
+    trainer.fit(BoringModel(), loader())  # already at max_epochs: nothing to do
+    assert (trainer.current_epoch, trainer.global_step) == (2, 10)
+    trainer.max_epochs = 4
+    trainer.fit(BoringModel(), loader())
+    assert (trainer.current_epoch, trainer.global_step) == (4, 20)
+    assert ckpt_names(tmp_path) == ["run-v1.ckpt", "run-v2.ckpt", "run-v3.ckpt", "run.ckpt"]
+    epochs = sorted(load_checkpoint(tmp_path / name)["epoch"] for name in ckpt_names(tmp_path))
+    assert epochs == [0, 1, 2, 3]

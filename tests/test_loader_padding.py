@@ -330,3 +330,186 @@ def test_images_that_cannot_share_a_tensor_raise_clearly():
         pad_images([torch.zeros(3, 8, 8), torch.zeros(8, 8)], 32)
     with pytest.raises(TypeError, match="image 1 of the batch is torch.float32 with 1 channels"):
         pad_images([torch.zeros(3, 8, 8), torch.zeros(1, 8, 8)], 32)
+
+
+# ------------------------------------------------- padded by the engine: each image in its slot
+
+
+def _peak_rss_mib():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def engine_stats(loader):
+    return loader._native_plan.engine.stats()
+
+
+def assert_same_padded(batches, reference, multiple):
+    """``batches`` (padded) are ``reference`` (unpadded lists) padded by torchvision."""
+    assert len(batches) == len(reference)
+    for (image_list, targets), (images, ref_targets) in zip(batches, reference):
+        assert torch.equal(image_list.tensors, batch_images(images, multiple))
+        assert image_list.image_sizes == [tuple(image.shape[-2:]) for image in images]
+        for target, ref_target in zip(targets, ref_targets):
+            assert torch.equal(target["boxes"], ref_target["boxes"])
+            assert target["boxes"].canvas_size == ref_target["boxes"].canvas_size
+            assert target["image_id"] == ref_target["image_id"]
+
+
+def test_workers_write_each_image_into_its_padded_slot(mixed_root):
+    """The annotations' sizes plan every batch before decoding: no sample is copied."""
+    loader = detection(mixed_root, pad_to_multiple=32)
+    batches = list(loader)
+    assert engine_stats(loader)["samples_repadded"] == 0
+    assert_same_padded(batches, list(detection(mixed_root)), 32)
+    # hflip only (the reference "hflip" preset): sizes are the source sizes
+    flip = v2.Compose([v2.ToImage(), v2.RandomHorizontalFlip(0.5), v2.ToDtype(torch.float32, True)])
+    loader = detection(mixed_root, transforms=flip, pad_to_multiple=32)
+    batches = list(loader)
+    assert engine_stats(loader)["samples_repadded"] == 0
+    assert_same_padded(batches, list(detection(mixed_root, transforms=flip)), 32)
+
+
+def test_wrong_annotation_sizes_cost_a_copy_never_a_wrong_batch(mixed_root, tmp_path):
+    root = tmp_path / "lying"
+    shutil.copytree(mixed_root, root)
+    annotations = sorted((root / "VOCdevkit" / "VOC2012" / "Annotations").glob("*.xml"))
+    for number, path in enumerate(annotations[::3]):
+        text = path.read_text()
+        start, end = text.index("<size>"), text.index("</size>")
+        lie = (
+            "<width>0</width><height>0</height>",
+            "<width>700</width><height>20</height>",
+            "<width>4000</width><height>3000</height>",  # its batch planned 4 x 144 MB
+        )
+        path.write_text(text[:start] + "<size>" + lie[number % 3] + "<depth>3</depth>" + text[end:])
+    loader = detection(root, pad_to_multiple=32)
+    peak = _peak_rss_mib()
+    first = list(loader)
+    # the planned slots were never filled: the padding is written once the sizes are checked
+    assert _peak_rss_mib() - peak < 200
+    repadded = engine_stats(loader)["samples_repadded"]
+    assert repadded > 0  # the samples whose size was not as planned were copied
+    second = list(loader)  # the files' sizes were learnt: nothing copied again
+    assert engine_stats(loader)["samples_repadded"] == repadded
+    plain = detection(root)
+    assert_same_padded(first, list(plain), 32)
+    assert_same_padded(second, list(plain), 32)
+
+
+def test_segmentation_sizes_are_learnt_at_the_first_decode(mixed_root):
+    """No annotation sizes: the first epoch copies each image into its batch, later epochs
+    write in place; both give torchvision's padding."""
+    loader = segmentation_loader(mixed_root, segmentation_collate, pad_to_multiple=16)
+    reference = segmentation_loader(mixed_root, zip_collate)
+    for _ in range(2):
+        batches = list(loader)
+        assert engine_stats(loader)["samples_repadded"] == len(loader.dataset)  # epoch 0 only
+        for (images, masks), (ref_images, ref_masks) in zip(batches, list(reference)):
+            assert torch.equal(images.tensors, batch_images(ref_images, 16))
+            padded_masks = batch_images([m.to(torch.int16) - 255 for m in ref_masks], 16) + 255
+            assert torch.equal(masks, padded_masks[:, 0].to(masks.dtype))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_padded_epochs_resume_exactly(mixed_root, workers):
+    dataset = datasets.VOCDetection(mixed_root, image_set="trainval", target_format="boxes")
+
+    def loader_():
+        sampler = GroupedBatchSampler.from_dataset(dataset, 3, group_factor=3, seed=1)
+        return detection(mixed_root, workers, batch_sampler=sampler, pad_to_multiple=32)
+
+    full = list(loader_())
+    loader = loader_()
+    iterator = iter(loader)
+    taken = [next(iterator) for _ in range(3)]
+    state = loader.state_dict()
+    del iterator
+    resumed = loader_()
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert len(taken) + len(rest) == len(full)
+    for (a, ta), (b, tb) in zip(taken + rest, full):
+        assert torch.equal(a.tensors, b.tensors) and a.image_sizes == b.image_sizes
+        assert [t["image_id"] for t in ta] == [t["image_id"] for t in tb]
+
+
+def test_a_skipped_sample_leaves_a_batch_padded_as_the_others(mixed_root, tmp_path):
+    """on_error="skip": the batch is padded over the samples left (a smaller one when the
+    largest image was the bad one), as torchvision would pad them."""
+    root = tmp_path / "broken"
+    shutil.copytree(mixed_root, root)
+    images = sorted((root / "VOCdevkit" / "VOC2012" / "JPEGImages").glob("p2_*.jpg"))
+    for path in images[:3]:  # the widest images: a batch without them is narrower
+        path.write_bytes(path.read_bytes()[:200])
+    flip = v2.Compose([v2.ToImage(), v2.RandomHorizontalFlip(0.5), v2.ToDtype(torch.float32, True)])
+    loader = detection(root, transforms=flip, pad_to_multiple=32, on_error="skip")
+    batches = list(loader)
+    assert len(loader.stats.skipped) == 3
+    reference = list(detection(root, transforms=flip, on_error="skip"))
+    assert_same_padded(batches, reference, 32)
+
+
+PIPELINES = {  # each way a worker writes its image: resized, after photometric ops, erased
+    "resize": [
+        {"op": "random_shortest_size", "min_size": [64, 80, 96], "max_size": 160},
+        {"op": "hflip", "p": 0.5},
+        {"op": "to_dtype", "dtype": "float32", "scale": True},
+    ],
+    "photometric": [
+        {"op": "hflip", "p": 0.5},
+        {"op": "color_jitter", "brightness": [0.6, 1.4], "hue": [-0.1, 0.1]},
+        {"op": "to_dtype", "dtype": "float16", "scale": True},
+    ],
+    "erasing": [
+        {"op": "resize", "size": 100, "max_size": 150},
+        {"op": "to_dtype", "dtype": "float32", "scale": True},
+        {"op": "random_erasing", "p": 1.0, "value": 0.5},
+    ],
+    "uint8": [{"op": "vflip", "p": 0.5}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_engine_pads_straight_into_slots_for_any_thread_count(mixed_root, name):
+    """The engine alone: padded batches are the variable-size ones padded, with the sizes
+    given, unknown (learnt) or wrong, for 0, 1 and 3 threads."""
+    from conveyor.loader.engine import Engine
+    from conveyor.loader.padding import pad_images
+
+    dataset = datasets.VOCDetection(mixed_root, image_set="trainval", target_format="boxes")
+    annotations = dataset.native_annotations
+    true_sizes = [(int(w), int(h)) for w, h in zip(annotations.widths, annotations.heights)]
+    pipeline = PIPELINES[name]
+    batches = [[5, 1, 17, 9], [2], [], [23, 0, 12]]
+    reference = Engine(pipeline, dataset.images, num_threads=2, seed=4)
+    reference.start_epoch(3, batches)
+    expected = []
+    while (batch := reference.next_batch()) is not None:
+        expected.append([torch.from_numpy(image) for image in batch.images])
+    wrong = [(h, w) for w, h in true_sizes]
+    for sizes in (true_sizes, None, wrong):
+        for threads in (0, 1, 3):
+            engine = Engine(
+                pipeline, dataset.images, num_threads=threads, seed=4, source_sizes=sizes
+            )
+            for _ in range(2):
+                engine.start_epoch(3, batches, pad_to_multiple=32)
+                for images in expected:
+                    batch = engine.next_batch()
+                    if not images:
+                        assert batch.image_sizes is None and list(batch.images) == []
+                        continue
+                    padded = pad_images(images, 32)
+                    assert torch.equal(torch.from_numpy(batch.images), padded.tensors)
+                    assert [tuple(s) for s in batch.image_sizes.tolist()] == padded.image_sizes
+                assert engine.next_batch() is None
+            copies = engine.stats()["samples_repadded"]
+            if sizes is true_sizes:
+                assert copies == 0
+            elif sizes is None:  # learnt in the first epoch, which copies every sample
+                assert copies == 8
+            else:  # wrong sizes: copied in the first epoch, corrected for the second
+                assert 0 < copies <= 8
+            engine.close()

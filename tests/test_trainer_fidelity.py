@@ -123,9 +123,9 @@ def test_model_checkpoint_train_time_interval(tmp_path):
     saves = []
 
     class Timed(ModelCheckpoint):
-        def _write(self, trainer, filepath):
+        def _save_checkpoint(self, trainer, filepath):
             saves.append(time.monotonic())
-            super()._write(trainer, filepath)
+            super()._save_checkpoint(trainer, filepath)
 
     interval = timedelta(seconds=0.12)
     callback = Timed(dirpath=tmp_path, save_top_k=-1, train_time_interval=interval)
@@ -305,11 +305,6 @@ def test_reload_dataloaders_every_n_epochs(tmp_path, every, train_epochs):
 @pytest.mark.parametrize(
     "name,default,other",
     [
-        ("overfit_batches", 0.0, 2),
-        ("track_grad_norm", -1, 2),
-        ("auto_lr_find", False, True),
-        ("auto_scale_batch_size", False, "power"),
-        ("multiple_trainloader_mode", "max_size_cycle", "min_size"),
         ("stochastic_weight_avg", False, True),
     ],
 )

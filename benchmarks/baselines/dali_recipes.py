@@ -33,6 +33,9 @@ LACKS = {
     "(torchvision pads both sides equally, then draws the crop)",
     "segmentation": "not measured: DALI's image decoder expands palette PNGs to colours and "
     "cannot return the class indices VOC masks store",
+    "reference": "not measured: the detection reference's GroupedBatchSampler needs each "
+    "image's aspect ratio from the VOC XML, and DALI's readers take no batch sampler (its "
+    "per-image work is hflip's)",
     "issue4": "measured images only (the recipe has no box ops): fn.resize (antialias) + "
     "fn.crop_mirror_normalize",
 }

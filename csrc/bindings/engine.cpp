@@ -169,7 +169,8 @@ py::array_t<T> vector_array(std::vector<T>&& values, std::vector<py::ssize_t> sh
 }
 
 // The batch as the tuple conveyor.loader.engine.Batch is built from, in its field order:
-// (images, indices, boxes, box_rows, box_offsets, masks, skipped, batch_index, buffer_id).
+// (images, indices, boxes, box_rows, box_offsets, masks, skipped, batch_index, buffer_id,
+// image_sizes).
 // Arrays own (share) the C++ storage: nothing is copied.
 py::tuple batch_fields(std::unique_ptr<EngineBatch> batch) {
   const py::ssize_t count = static_cast<py::ssize_t>(batch->indices.size());
@@ -197,11 +198,18 @@ py::tuple batch_fields(std::unique_ptr<EngineBatch> batch) {
     box_rows = vector_array(std::move(batch->box_rows), {kept});
     box_offsets = vector_array(std::move(batch->box_offsets), {count + 1});
   }
+  py::object image_sizes = py::none();
+  if (batch->padded) {
+    std::vector<int64_t> sizes;
+    for (const auto& [h, w] : batch->sample_sizes) sizes.insert(sizes.end(), {h, w});
+    image_sizes = vector_array(std::move(sizes), {count, 2});
+  }
   py::list skipped;
   for (const SkippedSample& s : batch->skipped)
     skipped.append(py::make_tuple(s.index, s.path, s.message));
   return py::make_tuple(images, vector_array(std::move(batch->indices), {count}), boxes, box_rows,
-                        box_offsets, masks, skipped, batch->batch_index, batch->buffer_id);
+                        box_offsets, masks, skipped, batch->batch_index, batch->buffer_id,
+                        image_sizes);
 }
 
 template <typename T>
@@ -214,13 +222,15 @@ std::vector<T> to_vector(
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using Uint8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 
 std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::string> image_paths,
                                     std::optional<std::vector<std::string>> mask_paths,
                                     std::optional<FloatArray> boxes,
                                     std::optional<Int64Array> offsets, int num_threads,
                                     int prefetch, uint64_t seed, bool in_order, bool skip_errors,
-                                    bool dct_scaling) {
+                                    bool dct_scaling, std::optional<IntArray> source_sizes,
+                                    int mask_pad_fill) {
   std::vector<OpSpec> ops = parse_pipeline(pipeline);
   EngineSources sources;
   sources.image_paths = std::move(image_paths);
@@ -230,7 +240,12 @@ std::unique_ptr<Engine> make_engine(const py::list& pipeline, std::vector<std::s
   if (!boxes && offsets) throw Error(ErrorKind::kInvalidArgument, "offsets need boxes");
   sources.boxes = to_vector(boxes);
   sources.offsets = to_vector(offsets);
+  sources.source_sizes = to_vector(source_sizes);
+  if (mask_pad_fill < 0 || mask_pad_fill > 255)
+    throw Error(ErrorKind::kInvalidArgument,
+                "mask_pad_fill must be in [0, 255], got " + std::to_string(mask_pad_fill));
   EngineOptions options;
+  options.mask_pad_fill = static_cast<uint8_t>(mask_pad_fill);
   options.num_threads = num_threads;
   options.prefetch = prefetch;
   options.seed = seed;
@@ -341,7 +356,8 @@ void bind_engine(py::module_& m) {
       .def(py::init(&make_engine), py::arg("pipeline"), py::arg("image_paths"),
            py::arg("mask_paths"), py::arg("boxes"), py::arg("offsets"), py::arg("num_threads"),
            py::arg("prefetch"), py::arg("seed"), py::arg("in_order"), py::arg("skip_errors"),
-           py::arg("dct_scaling") = true)
+           py::arg("dct_scaling") = true, py::arg("source_sizes") = py::none(),
+           py::arg("mask_pad_fill") = 255)
       .def("dataset_size", &Engine::dataset_size)
       .def("output_shape",
            [](const Engine& e) -> py::object {
@@ -354,14 +370,15 @@ void bind_engine(py::module_& m) {
       .def(
           "start_epoch",
           [](Engine& e, uint64_t epoch, const Int64Array& indices, const Int64Array& offsets,
-             int64_t start_batch) {
+             int64_t start_batch, int pad_to_multiple) {
             IndexBatches batches;
             batches.indices = to_vector(std::optional<Int64Array>(indices));
             batches.offsets = to_vector(std::optional<Int64Array>(offsets));
             py::gil_scoped_release release;
-            return e.start_epoch(epoch, std::move(batches), start_batch);
+            return e.start_epoch(epoch, std::move(batches), start_batch, pad_to_multiple);
           },
-          py::arg("epoch"), py::arg("indices"), py::arg("offsets"), py::arg("start_batch") = 0)
+          py::arg("epoch"), py::arg("indices"), py::arg("offsets"), py::arg("start_batch") = 0,
+          py::arg("pad_to_multiple") = 0)
       .def("feed_buffer",
            [](Engine& e, py::array array) {
              if (!array.writeable())
@@ -395,6 +412,7 @@ void bind_engine(py::module_& m) {
              out["batches_delivered"] = s.batches_delivered;
              out["batches_ready"] = s.batches_ready;
              out["wait_seconds"] = s.wait_seconds;
+             out["samples_repadded"] = s.samples_repadded;
              return out;
            })
       .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>());

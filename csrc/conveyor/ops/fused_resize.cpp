@@ -46,8 +46,6 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
 
   const bool float_affine = format.dtype == DType::kFloat32 && format.affine;
   if (!float_affine) scratch.row.resize(plane_row);
-  const size_t value_size = dtype_size(format.dtype);
-  const size_t plane_bytes = static_cast<size_t>(out_width) * out_height * value_size;
   int computed_end =
       row_begin;  // horizontal rows [row_begin or later, computed_end) are in the ring
   for (int y = 0; y < out_height; ++y) {
@@ -59,8 +57,8 @@ void resize_to_output(const ResizeSource& source, const AxisWeights& wx, const A
     for (int c = 0; c < 3; ++c) {
       for (int k = 0; k < count; ++k)
         scratch.rows[static_cast<size_t>(k)] = slot(first + k) + plane_row * c;
-      uint8_t* row_out = static_cast<uint8_t*>(out) + plane_bytes * c +
-                         static_cast<size_t>(y) * out_width * value_size;
+      uint8_t* row_out =
+          static_cast<uint8_t*>(out) + format.row_offset(c, y, out_width, out_height);
       if (float_affine) {
         resample_vertical_row_affine(scratch.rows.data(), count, out_width, wy, y,
                                      format.multiplier[c], format.offset[c], true,

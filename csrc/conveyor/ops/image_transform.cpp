@@ -267,8 +267,6 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
     resize_whole(view, to_logical, view.flipped, &format, out);
     return;
   }
-  const size_t value_size = dtype_size(format.dtype);
-  const size_t plane_bytes = static_cast<size_t>(view.width) * view.height * value_size;
   const int x0 = static_cast<int>(view.rx), y0 = static_cast<int>(view.ry);
   channel_rows_.resize(static_cast<size_t>(view.width) * 3 + kRowSlack);
   for (int y = 0; y < view.height; ++y) {
@@ -291,9 +289,9 @@ void ImageTransformer::write(const View& input, const OutputFormat& format, void
       rows[2] = b;
     }
     for (int c = 0; c < 3; ++c)
-      write_output_row(format, c, rows[c], view.width, view.flipped,
-                       static_cast<uint8_t*>(out) + plane_bytes * c +
-                           static_cast<size_t>(y) * view.width * value_size);
+      write_output_row(
+          format, c, rows[c], view.width, view.flipped,
+          static_cast<uint8_t*>(out) + format.row_offset(c, y, view.width, view.height));
   }
 }
 

@@ -15,8 +15,17 @@ struct OutputFormat {
   bool affine = false;
   float multiplier[3] = {1, 1, 1};
   float offset[3] = {0, 0, 0};
+  // The destination's rows are `row_values` values apart and its planes `plane_values` (0: a
+  // contiguous CHW image of the size written; a padded batch slot has Wp and Hp * Wp).
+  size_t row_values = 0, plane_values = 0;
 
   static OutputFormat from(const Pipeline& pipeline);
+  // Byte offset of row y of channel c in the destination of a width x height image.
+  size_t row_offset(int c, int y, int width, int height) const {
+    const size_t row = row_values ? row_values : static_cast<size_t>(width);
+    const size_t plane = plane_values ? plane_values : row * static_cast<size_t>(height);
+    return (plane * static_cast<size_t>(c) + row * static_cast<size_t>(y)) * dtype_size(dtype);
+  }
 };
 
 // Writes `width` values for channel `channel`; `reversed` reads the row right to left.

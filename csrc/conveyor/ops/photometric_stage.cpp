@@ -53,13 +53,11 @@ void PhotometricStage::run_after(ImageTransformer& transformer, const GeometryPl
   OutputFormat planes;  // uint8, plain copy: CHW uint8 is exactly planar_'s layout
   transformer.run(plan, image, planes, planar_.plane(0));
   run_photometric(after_, planar_, blur_);
-  const size_t value_size = dtype_size(format.dtype);
-  const size_t row_bytes = static_cast<size_t>(plan.width) * value_size;
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < plan.height; ++y)
       write_output_row(
           format, c, planar_.row(c, y), plan.width, false,
-          static_cast<uint8_t*>(out) + row_bytes * (static_cast<size_t>(c) * plan.height + y));
+          static_cast<uint8_t*>(out) + format.row_offset(c, y, plan.width, plan.height));
 }
 
 void PhotometricStage::erase_output(void* out, DType dtype, int width, int height) const {

@@ -31,12 +31,15 @@ std::shared_ptr<uint8_t> BufferPool::acquire(size_t bytes) {
   Block block{nullptr, bytes};
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (size_t i = 0; i < free_.size(); ++i) {
-      if (free_[i].bytes == bytes) {
-        block = free_[i];
-        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
-        break;
-      }
+    size_t best = free_.size();
+    for (size_t i = 0; i < free_.size(); ++i)
+      if (free_[i].bytes >= bytes && free_[i].bytes - bytes <= bytes / 4 &&
+          (best == free_.size() || free_[i].bytes < free_[best].bytes))
+        best = i;
+    if (best < free_.size()) {
+      block = free_[best];
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+      free_bytes_ -= block.bytes;
     }
   }
   if (!block.data) block.data = allocate_block(bytes);
@@ -49,12 +52,19 @@ std::shared_ptr<uint8_t> BufferPool::acquire(size_t bytes) {
   });
 }
 
+size_t BufferPool::free_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return free_bytes_;
+}
+
 void BufferPool::release(Block block) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (free_.size() < max_free_)
+  if (free_.size() < max_free_ && free_bytes_ + block.bytes <= max_free_bytes_) {
     free_.push_back(block);
-  else
+    free_bytes_ += block.bytes;
+  } else {
     std::free(block.data);
+  }
 }
 
 }  // namespace conveyor

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -14,13 +15,19 @@ namespace conveyor {
 
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
-  explicit BufferPool(size_t max_free_blocks) : max_free_(max_free_blocks) {}
+  // Keeps at most `max_free_blocks` released blocks of `max_free_bytes` in all for reuse.
+  explicit BufferPool(size_t max_free_blocks, size_t max_free_bytes = SIZE_MAX)
+      : max_free_(max_free_blocks), max_free_bytes_(max_free_bytes) {}
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A block of at least `bytes` bytes (contents unspecified). Throws std::bad_alloc.
+  // A block of at least `bytes` bytes (contents unspecified): a free block of that size or up
+  // to a quarter larger (variable-size images rarely repeat a size exactly), else a new one.
+  // Throws std::bad_alloc.
   std::shared_ptr<uint8_t> acquire(size_t bytes);
+  // Bytes of the released blocks kept for reuse.
+  size_t free_bytes() const;
 
  private:
   struct Block {
@@ -29,9 +36,10 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   };
   void release(Block block);
 
-  size_t max_free_;
-  std::mutex mutex_;
+  size_t max_free_, max_free_bytes_;
+  mutable std::mutex mutex_;
   std::vector<Block> free_;
+  size_t free_bytes_ = 0;
 };
 
 }  // namespace conveyor

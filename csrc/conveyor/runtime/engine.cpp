@@ -5,7 +5,20 @@
 #include <cstring>
 #include <new>
 
+#include "conveyor/core/image.h"
+#include "conveyor/ops/geometry_plan.h"
+#include "conveyor/runtime/padded_slot.h"
+#include "conveyor/sampling/sample_random.h"
+
 namespace conveyor {
+namespace {
+
+// Most bytes of free per-sample buffers kept for reuse (variable-size pipelines).
+constexpr size_t kSampleBufferBytes = size_t{256} << 20;
+// A padded slot at most this many times its image's pixels gets its padding from the worker.
+constexpr uint64_t kWorkerPaddingRatio = 4;
+
+}  // namespace
 
 Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const EngineOptions& options)
     : pipeline_(compile_pipeline(ops)), sources_(std::move(sources)), options_(options) {
@@ -16,11 +29,20 @@ Engine::Engine(const std::vector<OpSpec>& ops, EngineSources sources, const Engi
     throw Error(ErrorKind::kInvalidArgument,
                 "prefetch must be >= 1, got " + std::to_string(options_.prefetch));
   sources_.validate();
+  source_sizes_.assign(sources_.size(), {0, 0});
+  for (size_t i = 0; i < sources_.source_sizes.size() / 2; ++i)
+    source_sizes_[i] = {sources_.source_sizes[2 * i], sources_.source_sizes[2 * i + 1]};
   pool_ = std::make_shared<BufferPool>(static_cast<size_t>(options_.prefetch) * 2 + 2);
   const size_t workers = static_cast<size_t>(options_.num_threads);
+  // Variable sizes: each image gets its own buffer, recycled once Python dropped it. The free
+  // list holds what a few batches in flight use (bounded in bytes too: images can be large).
+  std::shared_ptr<BufferPool> sample_buffers;
+  if (!pipeline_.fixed_size)
+    sample_buffers = std::make_shared<BufferPool>((static_cast<size_t>(options_.prefetch) + 2) * 32,
+                                                  kSampleBufferBytes);
   for (size_t i = 0; i < std::max<size_t>(workers, 1); ++i)
     processors_.push_back(std::make_unique<SampleProcessor>(pipeline_, sources_, options_.seed,
-                                                            options_.dct_scaling));
+                                                            options_.dct_scaling, sample_buffers));
   for (size_t i = 0; i < workers; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -51,10 +73,14 @@ size_t Engine::sample_image_bytes() const {
          dtype_size(pipeline_.dtype);
 }
 
-uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch) {
+uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch,
+                             int pad_to_multiple) {
   if (start_batch < 0)
     throw Error(ErrorKind::kInvalidArgument,
                 "start_batch must be >= 0, got " + std::to_string(start_batch));
+  if (pad_to_multiple < 0)
+    throw Error(ErrorKind::kInvalidArgument,
+                "pad_to_multiple must be >= 0, got " + std::to_string(pad_to_multiple));
   batches.validate(sources_.size());
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) throw Error(ErrorKind::kRuntime, "the engine is closed");
@@ -65,6 +91,8 @@ uint64_t Engine::start_epoch(uint64_t epoch, IndexBatches batches, int64_t start
   // the same ticket and reset the newer epoch under its consumers (test_engine found it).
   if (ticket != generation_) return ticket;
   epoch_ = epoch;
+  // a fixed-size batch is one tensor already: the caller pads it if it needs to
+  pad_multiple_ = pipeline_.fixed_size ? 0 : pad_to_multiple;
   batches_ = std::move(batches);
   end_batch_ = batches_.num_batches();
   first_batch_ = std::min(start_batch, end_batch_);
@@ -152,6 +180,8 @@ void Engine::start_batch_work(int64_t batch_index) {
           static_cast<size_t>(pipeline_.fixed_size->first) * pipeline_.fixed_size->second * count,
           1));
   }
+  work->pad_multiple = pad_multiple_;
+  if (pad_multiple_ > 0 && count > 0) plan_padded(*work);
   in_flight_[batch_index] = work;
   if (count == 0) {  // an empty batch (a batch_sampler may yield one) is ready at once
     ++stats_.batches_ready;
@@ -159,6 +189,60 @@ void Engine::start_batch_work(int64_t batch_index) {
   } else {
     distributing_ = work;
   }
+}
+
+void Engine::plan_padded(BatchWork& work) {
+  // The same plan_geometry() with the same draw (seed, epoch, index) as the worker's: the one
+  // description of each op's output size. A sample the plan cannot be made for (size unknown
+  // until its file is decoded, or a plan that fails and will fail the sample) leaves the
+  // whole batch to pad_batch().
+  std::vector<std::pair<int, int>> sizes;
+  std::vector<float> boxes;
+  for (const Slot& slot : work.slots) {
+    const auto [width, height] = source_sizes_[static_cast<size_t>(slot.index)];
+    // (a size beyond the decoders' pixel limit is a wrong annotation, or a sample that fails)
+    if (width <= 0 || height <= 0 ||
+        static_cast<uint64_t>(width) * static_cast<uint64_t>(height) > kDefaultMaxPixels)
+      return;
+    if (sources_.has_boxes) {
+      const int64_t begin = sources_.offsets[static_cast<size_t>(slot.index)];
+      const int64_t end = sources_.offsets[static_cast<size_t>(slot.index) + 1];
+      boxes.assign(sources_.boxes.begin() + 4 * begin, sources_.boxes.begin() + 4 * end);
+    }
+    SampleRandom random(options_.seed, epoch_, static_cast<uint64_t>(slot.index));
+    try {
+      const GeometryPlan plan = plan_geometry(pipeline_.geometric, width, height, random,
+                                              sources_.has_boxes ? &boxes : nullptr);
+      if (plan.width <= 0 || plan.height <= 0) return;
+      sizes.emplace_back(plan.height, plan.width);
+    } catch (const Error&) {
+      return;
+    }
+  }
+  const auto [pad_height, pad_width] = padded_size(sizes, work.pad_multiple);
+  const size_t pixels = static_cast<size_t>(pad_height) * pad_width * work.slots.size();
+  try {
+    work.images = pool_->acquire(pixels * 3 * dtype_size(pipeline_.dtype));
+    if (!sources_.mask_paths.empty()) work.masks = pool_->acquire(pixels);
+  } catch (const std::bad_alloc&) {  // (an annotation far larger than its image): unplanned
+    work.images.reset();
+    return;
+  }
+  // A worker fills its slot's padding as it writes the image (cache-hot), unless the slot is
+  // far larger than its image: then a wrong annotation may have planned the batch, and the
+  // padding waits until every size is known to be as planned (else the batch is copied).
+  const uint64_t slot_pixels = static_cast<uint64_t>(pad_height) * pad_width;
+  for (size_t i = 0; i < work.slots.size(); ++i) {
+    const uint64_t image_pixels = static_cast<uint64_t>(sizes[i].first) * sizes[i].second;
+    work.slots[i].padded = PaddedSlot{sizes[i].first,
+                                      sizes[i].second,
+                                      pad_height,
+                                      pad_width,
+                                      slot_pixels <= kWorkerPaddingRatio * image_pixels,
+                                      options_.mask_pad_fill};
+  }
+  work.pad_height = pad_height;
+  work.pad_width = pad_width;
 }
 
 bool Engine::take_task(Task& task) {
@@ -182,14 +266,20 @@ void Engine::run_task(SampleProcessor& processor, Task& task) {
   Slot& slot = work.slots[task.slot];
   void* image_slot = nullptr;
   uint8_t* mask_slot = nullptr;
-  if (pipeline_.fixed_size) {
+  const PaddedSlot* padded = nullptr;
+  if (work.pad_height > 0) {
+    const size_t pixels = static_cast<size_t>(work.pad_height) * work.pad_width * task.slot;
+    image_slot = work.images.get() + pixels * 3 * dtype_size(pipeline_.dtype);
+    if (work.masks) mask_slot = work.masks.get() + pixels;
+    padded = &slot.padded;
+  } else if (pipeline_.fixed_size) {
     image_slot = work.images.get() + sample_image_bytes() * task.slot;
     if (work.masks)
       mask_slot = work.masks.get() + static_cast<size_t>(pipeline_.fixed_size->first) *
                                          pipeline_.fixed_size->second * task.slot;
   }
   try {
-    processor.process(slot.index, task.epoch, image_slot, mask_slot, slot.output);
+    processor.process(slot.index, task.epoch, image_slot, mask_slot, slot.output, padded);
   } catch (const Error& error) {
     slot.failed = true;
     slot.error_kind = error.kind();
@@ -206,6 +296,10 @@ void Engine::run_task(SampleProcessor& processor, Task& task) {
 void Engine::finish_task(const Task& task) {
   --running_tasks_;
   if (running_tasks_ == 0) idle_cv_.notify_all();
+  const Slot& slot = task.batch->slots[task.slot];
+  if (slot.output.source_width > 0)  // the file's own size: later batches plan with it
+    source_sizes_[static_cast<size_t>(slot.index)] = {slot.output.source_width,
+                                                      slot.output.source_height};
   if (task.generation != generation_) return;  // cancelled epoch
   ++stats_.samples_done;
   if (--task.batch->remaining == 0) {
@@ -320,6 +414,8 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
   const size_t image_bytes = sample_image_bytes();
   const size_t mask_bytes =
       pipeline_.fixed_size ? static_cast<size_t>(batch->height) * batch->width : 0;
+  const bool padded = work.pad_multiple > 0;
+  std::vector<size_t> kept_slots;
   size_t kept = 0;
   if (batch->has_boxes) batch->box_offsets.push_back(0);
   for (size_t i = 0; i < work.slots.size(); ++i) {
@@ -340,7 +436,10 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
                      mask_bytes);
     }
     batch->indices.push_back(slot.index);
-    if (!pipeline_.fixed_size) {
+    kept_slots.push_back(i);
+    if (padded) {
+      batch->sample_sizes.emplace_back(slot.output.height, slot.output.width);
+    } else if (!pipeline_.fixed_size) {
       batch->sample_images.push_back(std::move(slot.output.image));
       batch->sample_masks.push_back(std::move(slot.output.mask));
       batch->sample_sizes.emplace_back(slot.output.height, slot.output.width);
@@ -353,13 +452,81 @@ std::unique_ptr<EngineBatch> Engine::assemble(BatchWork& work) {
     }
     ++kept;
   }
-  batch->images = std::move(work.images);
-  batch->masks = std::move(work.masks);
+  if (padded) {
+    pad_batch(work, kept_slots, *batch);
+  } else {
+    batch->images = std::move(work.images);
+    batch->masks = std::move(work.masks);
+  }
   if (!batch->skipped.empty()) {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.samples_skipped += batch->skipped.size();
   }
   return batch;
+}
+
+void Engine::pad_batch(BatchWork& work, const std::vector<size_t>& kept, EngineBatch& batch) {
+  if (kept.empty()) {  // nothing to pad: an empty list of images, as for any empty batch
+    batch.sample_sizes.clear();
+    return;
+  }
+  const auto [height, width] = padded_size(batch.sample_sizes, work.pad_multiple);
+  const size_t value_size = dtype_size(pipeline_.dtype);
+  const size_t pixels = static_cast<size_t>(height) * width;
+  const size_t planned_pixels = static_cast<size_t>(work.pad_height) * work.pad_width;
+  bool in_place = height == work.pad_height && width == work.pad_width;
+  for (size_t i : kept) in_place = in_place && work.slots[i].output.in_slot;
+  size_t copied = 0;
+  if (in_place) {  // every sample in its slot as planned: its padding, then close the gaps
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const auto [h, w] = batch.sample_sizes[k];
+      if (!work.slots[kept[k]].padded.fill_padding)
+        fill_slot_padding(work.images.get() + pixels * 3 * value_size * kept[k], 3, h, w, height,
+                          width, value_size, 0);
+      if (work.masks && !work.slots[kept[k]].padded.fill_padding)
+        fill_slot_padding(work.masks.get() + pixels * kept[k], 1, h, w, height, width, 1,
+                          options_.mask_pad_fill);
+      if (kept[k] == k) continue;
+      std::memmove(work.images.get() + pixels * 3 * value_size * k,
+                   work.images.get() + pixels * 3 * value_size * kept[k], pixels * 3 * value_size);
+      if (work.masks)
+        std::memmove(work.masks.get() + pixels * k, work.masks.get() + pixels * kept[k], pixels);
+    }
+    batch.images = std::move(work.images);
+    batch.masks = std::move(work.masks);
+  } else {  // a size not known or not as planned when the batch started (or a skip shrank it)
+    batch.images = pool_->acquire(pixels * kept.size() * 3 * value_size);
+    if (batch.has_masks) batch.masks = pool_->acquire(pixels * kept.size());
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const SampleOutput& output = work.slots[kept[k]].output;
+      const auto [h, w] = batch.sample_sizes[k];
+      ImageLayout layout{3, h, w, static_cast<size_t>(w), static_cast<size_t>(h)};
+      const uint8_t* image = output.image.get();
+      const uint8_t* mask = output.mask.get();
+      if (output.in_slot) {  // in its planned slot: rows of the planned width
+        layout.row_values = static_cast<size_t>(work.pad_width);
+        layout.plane_rows = static_cast<size_t>(work.pad_height);
+        image = work.images.get() + planned_pixels * 3 * value_size * kept[k];
+        if (work.masks) mask = work.masks.get() + planned_pixels * kept[k];
+      } else {
+        ++copied;
+      }
+      copy_into_padded_slot(image, layout, value_size,
+                            batch.images.get() + pixels * 3 * value_size * k, height, width, 0);
+      if (batch.masks) {
+        layout.channels = 1;
+        copy_into_padded_slot(mask, layout, 1, batch.masks.get() + pixels * k, height, width,
+                              options_.mask_pad_fill);
+      }
+    }
+  }
+  batch.height = height;
+  batch.width = width;
+  batch.padded = true;
+  if (copied > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.samples_repadded += copied;
+  }
 }
 
 EngineStats Engine::stats() const {

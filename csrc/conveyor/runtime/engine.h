@@ -10,6 +10,13 @@
 // and joins every thread. With num_threads = 0 the calling thread does the work in
 // next_batch(). Every public method may be called from several threads at once: concurrent
 // next_batch() callers each get a different batch.
+//
+// Padded batches (start_epoch's pad_to_multiple, for pipelines whose output size varies): when
+// a batch starts, the engine plans each sample's output size from its source size (the
+// annotation's, or the file's once a worker decoded it) and the sample's random draw, allocates
+// the padded [B, 3, Hp, Wp] batch once and the workers write each sample into its slot, padding
+// written once. A sample whose size was not known or not as planned gets its own buffer and is
+// copied into the batch when it is handed out (the result is the same).
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +44,8 @@ struct EngineOptions {
   uint64_t seed = 0;  // with the epoch and the sample index, seeds every random augmentation
   bool in_order = true;
   bool skip_errors = false;
-  bool dct_scaling = true;  // decode JPEGs at 1/2..1/8 when the resize allows it
+  bool dct_scaling = true;      // decode JPEGs at 1/2..1/8 when the resize allows it
+  uint8_t mask_pad_fill = 255;  // padded batches: the masks' padding (images get 0)
 };
 
 struct SkippedSample {
@@ -56,7 +64,9 @@ struct EngineBatch {
   std::shared_ptr<uint8_t> images, masks;
   int64_t buffer_id = -1;  // a buffer from feed_buffer(), or -1
   std::vector<std::shared_ptr<uint8_t>> sample_images, sample_masks;
-  std::vector<std::pair<int, int>> sample_sizes;  // (height, width) per sample (variable size)
+  // (height, width) per sample (variable size, and padded batches: the true sizes)
+  std::vector<std::pair<int, int>> sample_sizes;
+  bool padded = false;  // images [B, 3, height, width] (masks [B, height, width]), each padded
   bool has_boxes = false, has_masks = false;
   std::vector<float> boxes;          // kept boxes, 4 floats each, sample after sample
   std::vector<int64_t> box_rows;     // each kept box's row in EngineSources::boxes
@@ -70,6 +80,9 @@ struct EngineStats {
   uint64_t batches_delivered = 0;
   uint64_t batches_ready = 0;  // finished and waiting to be handed out
   double wait_seconds = 0.0;   // time next_batch() spent blocked
+  // Padded batches: samples copied into the batch when it was handed out (their size was not
+  // known or not as planned when the batch started) instead of written into their slot.
+  uint64_t samples_repadded = 0;
 };
 
 class Engine {
@@ -87,8 +100,10 @@ class Engine {
 
   // (Re)starts an epoch over `batches` (validated against the dataset), from batch
   // `start_batch` on (mid-epoch resume; batch_index keeps counting from the epoch's start).
+  // `pad_to_multiple` > 0 (pipelines without a fixed output size): padded batches (see above).
   // Returns the epoch's ticket (> 0) for next_batch().
-  uint64_t start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch = 0);
+  uint64_t start_epoch(uint64_t epoch, IndexBatches batches, int64_t start_batch = 0,
+                       int pad_to_multiple = 0);
   // Ends the epoch of `ticket` (0: whichever runs) unless another start_epoch() replaced it:
   // its batches in progress are dropped, its next_batch() callers get nullptr. Returns whether
   // it cancelled; a newer epoch is never touched.
@@ -117,6 +132,7 @@ class Engine {
     ErrorKind error_kind = ErrorKind::kRuntime;
     std::string error;
     SampleOutput output;
+    PaddedSlot padded;  // planned (padded batches whose sizes were all known)
   };
   struct BatchWork {
     int64_t batch_index = 0;
@@ -126,6 +142,8 @@ class Engine {
     size_t remaining = 0;  // slots not finished
     std::shared_ptr<uint8_t> images, masks;
     int64_t buffer_id = -1;
+    int pad_multiple = 0;               // > 0: a padded batch
+    int pad_height = 0, pad_width = 0;  // its planned slots (0: not planned, see plan_padded)
   };
   struct Task {
     std::shared_ptr<BatchWork> batch;
@@ -139,6 +157,10 @@ class Engine {
   void run_task(SampleProcessor& processor, Task& task);
   void finish_task(const Task& task);          // with mutex_ held
   void start_batch_work(int64_t batch_index);  // with mutex_ held
+  // Plans a padded batch's slots and allocates it, when every sample's source size is known.
+  void plan_padded(BatchWork& work);  // with mutex_ held
+  // The kept samples of a padded batch into `batch`: in their planned slots, or copied.
+  void pad_batch(BatchWork& work, const std::vector<size_t>& kept, EngineBatch& batch);
   // Returns the generation it started (generation_ may be newer by then: it waits unlocked).
   uint64_t cancel_locked(std::unique_lock<std::mutex>& lock);
   std::unique_ptr<EngineBatch> assemble(BatchWork& work);
@@ -157,6 +179,9 @@ class Engine {
   uint64_t generation_ = 0;
   uint64_t epoch_ = 0;
   IndexBatches batches_;
+  int pad_multiple_ = 0;  // this epoch's pad_to_multiple
+  // (width, height) of each source image: the annotations', replaced by the file's once decoded
+  std::vector<std::pair<int, int>> source_sizes_;
   int64_t end_batch_ = 0;  // batches in this epoch
   int64_t next_to_start_ = 0;
   int64_t next_to_deliver_ = 0;  // in_order: the batch next_batch() waits for

@@ -11,6 +11,7 @@
 #include "conveyor/ops/geometry_plan.h"
 #include "conveyor/ops/mask_geometry.h"
 #include "conveyor/ops/planar_image.h"
+#include "conveyor/runtime/padded_slot.h"
 #include "conveyor/runtime/read_file.h"
 #include "conveyor/sampling/sample_random.h"
 
@@ -21,6 +22,10 @@ void EngineSources::validate() const {
   if (!mask_paths.empty() && mask_paths.size() != n)
     throw Error(ErrorKind::kInvalidArgument, "mask_paths has " + std::to_string(mask_paths.size()) +
                                                  " entries for " + std::to_string(n) + " images");
+  if (!source_sizes.empty() && source_sizes.size() != 2 * n)
+    throw Error(ErrorKind::kInvalidArgument, "source_sizes must have shape [N, 2] = [" +
+                                                 std::to_string(n) + ", 2], got " +
+                                                 std::to_string(source_sizes.size()) + " values");
   if (!has_boxes) return;
   if (boxes.size() % 4 != 0)
     throw Error(ErrorKind::kInvalidArgument, "boxes must have shape [M, 4]");
@@ -40,16 +45,18 @@ void EngineSources::validate() const {
 }
 
 SampleProcessor::SampleProcessor(const Pipeline& pipeline, const EngineSources& sources,
-                                 uint64_t seed, bool dct_scaling)
+                                 uint64_t seed, bool dct_scaling,
+                                 std::shared_ptr<BufferPool> sample_buffers)
     : pipeline_(pipeline),
       sources_(sources),
+      sample_buffers_(std::move(sample_buffers)),
       seed_(seed),
       dct_scaling_(dct_scaling),
       format_(OutputFormat::from(pipeline)),
       photometric_(pipeline) {}
 
 void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, uint8_t* mask_slot,
-                              SampleOutput& output) {
+                              SampleOutput& output, const PaddedSlot* padded) {
   const std::string& path = sources_.image_paths[static_cast<size_t>(index)];
   read_file(path, file_bytes_);
   const uint8_t* data = file_bytes_.data();
@@ -68,6 +75,8 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     height = header.height;
   }
   if (kind == codecs::ImageFormat::kUnknown) decoder_.output_shape(data, size, options);  // throws
+  output.source_width = width;
+  output.source_height = height;
   // Decoded at 1/dct_scale and/or only in part: the plan still refers to full-resolution
   // coordinates of the whole image.
   if (sources_.has_boxes) {
@@ -156,12 +165,17 @@ void SampleProcessor::process(int64_t index, uint64_t epoch, void* image_slot, u
     }
     mask = mask_.data();
   }
-  const bool allocate = !pipeline_.fixed_size.has_value();
-  if (!allocate &&
+  // A padded slot only holds the size the engine planned (from the source size it knew, which
+  // an annotation may state wrongly): any other size gets its own buffer, which the engine
+  // then copies into the batch.
+  if (padded && (plan.width != padded->planned_width || plan.height != padded->planned_height))
+    padded = nullptr;
+  const bool allocate = !pipeline_.fixed_size.has_value() && !padded;
+  if (pipeline_.fixed_size &&
       (plan.width != pipeline_.fixed_size->second || plan.height != pipeline_.fixed_size->first))
     throw Error(ErrorKind::kRuntime,
                 "internal: planned size differs from the pipeline's fixed size");
-  apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate);
+  apply(plan, decoded, mask != nullptr, image_slot, mask_slot, output, allocate, padded);
 }
 
 void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, int height,
@@ -177,25 +191,48 @@ void SampleProcessor::transform(const uint8_t* rgb, size_t stride, int width, in
         mask_slot, output, allocate);
 }
 
+std::shared_ptr<uint8_t> SampleProcessor::new_buffer(size_t bytes) {
+  if (sample_buffers_) return sample_buffers_->acquire(bytes);
+  return std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+}
+
 void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decoded, bool has_mask,
                             void* image_slot, uint8_t* mask_slot, SampleOutput& output,
-                            bool allocate) {
+                            bool allocate, const PaddedSlot* padded) {
   if (plan.width <= 0 || plan.height <= 0)
     throw Error(ErrorKind::kInvalidArgument, "the pipeline produced an empty image");
+  const size_t value_size = dtype_size(pipeline_.dtype);
   void* image_out = image_slot;
+  OutputFormat format = format_;
+  // A padded slot: the rows are written straight into it (its row and plane strides). Erasing
+  // writes a contiguous image: there the image is written at the slot's end and moved into its
+  // rows in place.
+  ImageLayout written{3, plan.height, plan.width, static_cast<size_t>(plan.width),
+                      static_cast<size_t>(plan.height)};
   if (allocate) {
-    const size_t bytes =
-        static_cast<size_t>(plan.width) * plan.height * 3 * dtype_size(pipeline_.dtype);
-    output.image = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+    const size_t bytes = static_cast<size_t>(plan.width) * plan.height * 3 * value_size;
+    output.image = new_buffer(bytes);
     image_out = output.image.get();
+  } else if (padded && pipeline_.erasing.empty()) {
+    written.row_values = format.row_values = static_cast<size_t>(padded->width);
+    written.plane_rows = static_cast<size_t>(padded->height);
+    format.plane_values = written.row_values * written.plane_rows;
+  } else if (padded) {
+    image_out = padded_tail(static_cast<uint8_t*>(image_slot), 3, padded->height, padded->width,
+                            plan.height, plan.width, value_size);
   }
+  output.in_slot = !allocate;
   DecodedImage input = decoded;
   photometric_.run_before(input);
   if (photometric_.runs_after_geometry())
-    photometric_.run_after(transformer_, plan, input, format_, image_out);
+    photometric_.run_after(transformer_, plan, input, format, image_out);
   else
-    transformer_.run(plan, input, format_, image_out);
+    transformer_.run(plan, input, format, image_out);
   photometric_.erase_output(image_out, pipeline_.dtype, plan.width, plan.height);
+  if (padded)  // rows written at the slot's end go into place; the padding if it is ours
+    copy_into_padded_slot(static_cast<const uint8_t*>(image_out), written, value_size,
+                          static_cast<uint8_t*>(image_slot), padded->height, padded->width,
+                          padded->fill_padding ? std::optional<uint8_t>(0) : std::nullopt);
   output.width = plan.width;
   output.height = plan.height;
   const int width = decoded.logical_width, height = decoded.logical_height;
@@ -206,8 +243,15 @@ void SampleProcessor::apply(const GeometryPlan& plan, const DecodedImage& decode
     apply_geometry_to_mask(plan, width, height, mask_, mask_scratch_);
     const size_t bytes = static_cast<size_t>(plan.width) * plan.height;
     if (allocate) {
-      output.mask = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+      output.mask = new_buffer(bytes);
       std::memcpy(output.mask.get(), mask_.data(), bytes);
+    } else if (padded) {
+      copy_into_padded_slot(
+          mask_.data(),
+          ImageLayout{1, plan.height, plan.width, static_cast<size_t>(plan.width),
+                      static_cast<size_t>(plan.height)},
+          1, mask_slot, padded->height, padded->width,
+          padded->fill_padding ? std::optional<uint8_t>(padded->mask_fill) : std::nullopt);
     } else {
       std::memcpy(mask_slot, mask_.data(), bytes);
     }

@@ -87,6 +87,10 @@ class Batch:
         buffer_id: id returned by :meth:`Engine.feed_buffer` for the buffer holding ``images``
             (then ``images`` is that buffer's first ``B`` rows, of the type that was fed), or -1
             when the engine allocated it.
+        image_sizes: int64 ``[B, 2]``, each image's true ``(height, width)`` when the epoch pads
+            its batches (``start_epoch(pad_to_multiple=...)``): ``images`` is then one
+            ``[B, C, Hp, Wp]`` array, each image in the top-left corner of its zero-filled slot
+            (``masks`` ``[B, Hp, Wp]`` filled with ``mask_pad_fill``). None otherwise.
     """
 
     images: Union[np.ndarray, List[np.ndarray], Any]
@@ -98,6 +102,7 @@ class Batch:
     skipped: List[Tuple[int, str, str]] = field(default_factory=list)
     batch_index: int = 0
     buffer_id: int = -1
+    image_sizes: Optional[np.ndarray] = None
 
 
 def _core() -> Any:
@@ -137,6 +142,11 @@ class Engine:
         dct_scaling: Decode JPEGs at 1/2, 1/4 or 1/8 scale when a resize shrinks the region
             by at least twice that factor (much faster for large photos; mean difference to
             the full-decode path about 1 uint8 level). False gives the full-decode result.
+        source_sizes: Optional int ``[N, 2]`` ``(width, height)`` of each image as the
+            annotations state it (0 where unknown): padded batches are then planned before
+            their images are decoded (sizes learnt from the files otherwise; a wrong size only
+            costs a copy, never a wrong batch).
+        mask_pad_fill: The masks' value in the padding of padded batches (images get 0).
 
     Raises:
         ValueError: An unknown op, a bad op argument, or inconsistent sources.
@@ -156,6 +166,8 @@ class Engine:
         in_order: bool = True,
         on_error: str = "raise",
         dct_scaling: bool = True,
+        source_sizes: Any = None,
+        mask_pad_fill: int = 255,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -171,6 +183,8 @@ class Engine:
             bool(in_order),
             on_error == "skip",
             bool(dct_scaling),
+            _as_optional_array(source_sizes, np.intc, "source_sizes", 2),
+            int(mask_pad_fill),
         )
         self._fed: Dict[int, Any] = {}  # fed buffer id -> the object fed (returned as Batch.images)
 
@@ -196,6 +210,7 @@ class Engine:
         epoch: int,
         batches: Union[IndexBatches, Sequence[Sequence[int]]],
         start_batch: int = 0,
+        pad_to_multiple: Optional[int] = None,
     ) -> int:
         """(Re)start an epoch, cancelling the one in progress.
 
@@ -206,13 +221,20 @@ class Engine:
                 empty batch comes back empty).
             start_batch: Skip this many batches (mid-epoch resume); ``Batch.batch_index``
                 still counts from the epoch's first batch.
+            pad_to_multiple: For a pipeline without a fixed output size: each batch as one
+                padded ``[B, C, Hp, Wp]`` array (``Batch.image_sizes``), ``Hp`` and ``Wp``
+                the largest height and width rounded up to this multiple, each image written
+                by the worker straight into its slot. Ignored for a fixed output size.
 
         Returns:
             The epoch's ticket: ``next_batch(ticket)`` returns only this epoch's batches.
 
         Raises:
-            ValueError: ``start_batch`` < 0, an index out of range or malformed offsets.
+            ValueError: ``start_batch`` < 0, ``pad_to_multiple`` < 1, an index out of range or
+                malformed offsets.
         """
+        if pad_to_multiple is not None and int(pad_to_multiple) < 1:
+            raise ValueError(f"pad_to_multiple must be >= 1 or None, got {pad_to_multiple}")
         if not isinstance(batches, IndexBatches):
             batches = IndexBatches.of(batches)
         ticket = self._native.start_epoch(
@@ -220,6 +242,7 @@ class Engine:
             np.ascontiguousarray(batches.indices, dtype=np.int64),
             np.ascontiguousarray(batches.offsets, dtype=np.int64),
             int(start_batch),
+            0 if pad_to_multiple is None else int(pad_to_multiple),
         )
         self._release_dead_buffers()  # cancelled batches' buffers; unused ones stay queued
         return int(ticket)
@@ -331,8 +354,10 @@ class Engine:
 
         Returns:
             ``samples_done``, ``samples_skipped``, ``batches_delivered``, ``batches_ready``
-            (finished, waiting to be taken: the queue depth) and ``wait_seconds`` (time
-            :meth:`next_batch` spent blocked).
+            (finished, waiting to be taken: the queue depth), ``wait_seconds`` (time
+            :meth:`next_batch` spent blocked) and ``samples_repadded`` (samples of padded
+            batches copied into their batch because their size was not known, or not the
+            planned one, when the batch started).
         """
         return dict(self._native.stats())
 

@@ -31,7 +31,13 @@ from torchvision import tv_tensors
 
 from conveyor.collate import detection_collate, segmentation_collate
 from conveyor.loader.generic_path import annotate, describe_sample
-from conveyor.loader.padding import pad_collated, pad_images, pad_masks, padding_pixels
+from conveyor.loader.padding import (
+    ImageList,
+    pad_collated,
+    pad_images,
+    pad_masks,
+    padding_pixels,
+)
 from conveyor.loader.stats import StatsRecorder
 
 # varargs, varkeywords, generator, coroutine, iterable coroutine, async generator (not the
@@ -190,6 +196,22 @@ class BatchBuilder:
                     self._kind = collate_kind(self._collate, bool(self._plan.tail))
         return self._kind
 
+    def engine_padding(self) -> Optional[int]:
+        """The ``pad_to_multiple`` to ask the engine for: the batches whose images this builder
+        hands on as one padded ``ImageList`` (the fused collates, nothing run per sample in
+        Python) are padded by the engine's workers, each image written straight into its slot.
+        None when the images go to Python per sample (they stay one array each). Decided
+        without calling a user's collate (only collates recognised by identity or code)."""
+        if self._multiple is None or self._plan.tail:
+            return None
+        collate = self._collate
+        if collate not in (detection_collate, segmentation_collate, default_collate):
+            if not is_zip_collate(collate):
+                return None
+        if self._setup.masks_move:
+            return self._multiple if self.kind in ("default", "segmentation") else None
+        return self._multiple if self.kind in ("detection", "zip") else None
+
     def build(self, batch: Any) -> Tuple[Any, int]:
         """``(batch as the collate builds it, samples in it)``; ``(None, 0)`` when no sample is
         left (all skipped, or an empty batch)."""
@@ -245,9 +267,18 @@ class BatchBuilder:
                 result = pad_collated(result, self._multiple, self._pin is not None, self._stats)
             return result, len(kept)
         if len(kept) < len(batch.indices):  # a target failed: drop its image too
-            images = images[kept] if isinstance(images, torch.Tensor) else [images[b] for b in kept]
-        if self._multiple is not None:  # one ImageList, each image copied once into its slot
+            if batch.image_sizes is not None:  # padded by the engine: padded again without it
+                images = [images[b, :, :h, :w] for b, (h, w) in _sizes_of(batch, kept)]
+            elif isinstance(images, torch.Tensor):
+                images = images[kept]
+            else:
+                images = [images[b] for b in kept]
+        elif batch.image_sizes is not None:  # padded by the engine's workers
+            images = ImageList(images, [size for _, size in _sizes_of(batch)])
+        if self._multiple is not None and not isinstance(images, ImageList):
+            # one ImageList, each image copied once into its slot
             images = pad_images(images, self._multiple, self._pin is not None)
+        if isinstance(images, ImageList):
             self._stats.record_padding(*padding_pixels(images))
             if self.kind == "zip":
                 return (images, tuple(samples)), len(kept)
@@ -284,7 +315,11 @@ class BatchBuilder:
         )
 
     def _segmentation_batch(self, images: Any, batch: Any) -> Any:
-        if self._multiple is not None:  # images zero-padded, masks padded with 255
+        if batch.image_sizes is not None:  # padded by the engine's workers (masks with 255)
+            images = ImageList(images, [size for _, size in _sizes_of(batch)])
+            self._stats.record_padding(*padding_pixels(images))
+            masks = torch.from_numpy(batch.masks)
+        elif self._multiple is not None:  # images zero-padded, masks padded with 255
             images = pad_images(images, self._multiple, self._pin is not None)
             self._stats.record_padding(*padding_pixels(images))
             sources = [torch.from_numpy(mask) for mask in batch.masks]
@@ -306,6 +341,13 @@ class BatchBuilder:
             else:
                 image = transform(image)
         return image, target
+
+
+def _sizes_of(batch: Any, rows: Optional[List[int]] = None) -> List[Tuple[int, Tuple[int, int]]]:
+    """``(row, (height, width))`` of an engine-padded batch's images (``rows``: default all)."""
+    sizes = batch.image_sizes.tolist()
+    rows = list(range(len(sizes))) if rows is None else rows
+    return [(b, (int(sizes[b][0]), int(sizes[b][1]))) for b in rows]
 
 
 class _TargetBuilder:
@@ -377,15 +419,17 @@ class _TargetBuilder:
         labels = torch.split(torch.from_numpy(annotations.labels[rows]), counts)
         difficult = torch.split(torch.from_numpy(annotations.difficult[rows]), counts)
         images = batch.images
+        # each image's own size (a padded batch's images are smaller than its tensor)
+        sizes = None if batch.image_sizes is None else batch.image_sizes.tolist()
         wrapped: List[torch.Tensor] = []
         template = None
         for b, image_boxes in enumerate(boxes):
-            if template is None or isinstance(images, list):
-                image = images[b]
+            if template is None or isinstance(images, list) or sizes is not None:
+                canvas = sizes[b] if sizes is not None else images[b].shape[-2:]
                 template = tv_tensors.BoundingBoxes(
                     image_boxes,
                     format=tv_tensors.BoundingBoxFormat[self._plan.box_format],
-                    canvas_size=(int(image.shape[-2]), int(image.shape[-1])),
+                    canvas_size=(int(canvas[0]), int(canvas[1])),
                 )
                 wrapped.append(template)
             else:  # same canvas for every image of a stacked batch: wrap like the first

@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 
@@ -32,6 +33,7 @@ from conveyor.loader.ordered_finishers import (
     FinishersClosed,
     OrderedFinishers,
 )
+from conveyor.loader.padding import MASK_FILL
 from conveyor.loader.planner import NativePlan, plan_transforms
 from conveyor.loader.stats import StatsRecorder
 from conveyor.loader.worker_limits import effective_workers
@@ -200,6 +202,9 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
         annotations = dataset.native_annotations
         # each kept box comes back with its row (Batch.box_rows): it indexes every per-object field
         sources = dict(boxes=annotations.boxes, offsets=annotations.offsets)
+        # the annotations' image sizes let padded batches be planned before decoding (the
+        # engine checks them against the files and learns the others' at their first decode)
+        sources["source_sizes"] = np.stack([annotations.widths, annotations.heights], axis=1)
     if setup.masks_move:
         sources = dict(mask_paths=dataset.masks)
     return Engine(
@@ -210,6 +215,7 @@ def create_engine(loader: Any, setup: NativeSetup) -> Any:
         seed=loader.seed,
         in_order=loader.in_order,
         on_error=loader.on_error,
+        mask_pad_fill=MASK_FILL,
         **sources,
     )
 
@@ -289,7 +295,9 @@ class NativeIterator:
             refill,
             pad_to_multiple=getattr(loader, "pad_to_multiple", None),
         )
-        self._ticket = engine.start_epoch(epoch, batches, start_batch=skip)
+        self._ticket = engine.start_epoch(
+            epoch, batches, start_batch=skip, pad_to_multiple=self._builder.engine_padding()
+        )
         self._finishers: Optional[OrderedFinishers] = None
         if loader.num_workers > 0:
             ticket = self._ticket

@@ -2,6 +2,7 @@
 callbacks and loggers. A Lightning 1.x project ports by changing its imports."""
 
 from conveyor.training.checkpoint import ModelCheckpoint
+from conveyor.training.combined_loader import CombinedLoader
 from conveyor.training.datamodule import DataModule
 from conveyor.training.early_stopping import EarlyStopping
 from conveyor.training.errors import MisconfigurationException
@@ -27,6 +28,7 @@ __all__ = [
     "TensorBoardLogger",
     "Logger",
     "ProgressBar",
+    "CombinedLoader",
     "MisconfigurationException",
     "LightningModule",
     "LightningDataModule",

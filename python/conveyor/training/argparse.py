@@ -176,8 +176,9 @@ def _is_container(symbol: Any, name: str) -> bool:
     return isinstance(origin, type)
 
 
-def _group_title(cls: Type) -> str:
-    """``conveyor.<Name>`` for conveyor's own classes, else ``<module>.<qualname>``."""
+def _get_abbrev_qualified_cls_name(cls: Type) -> str:
+    """The argument-group title for ``cls`` (Lightning's helper name): ``conveyor.<Name>`` for
+    conveyor's own classes, else ``<module>.<qualname>``."""
     if cls.__module__.startswith("conveyor."):
         return f"conveyor.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -227,7 +228,7 @@ def add_argparse_args(
     if isinstance(parent_parser, _ArgumentGroup):
         raise RuntimeError("Please only pass an ArgumentParser instance.")
     if use_argument_group:
-        parser: Any = parent_parser.add_argument_group(_group_title(cls))
+        parser: Any = parent_parser.add_argument_group(_get_abbrev_qualified_cls_name(cls))
     else:
         parser = ArgumentParser(parents=[parent_parser], add_help=False)
 

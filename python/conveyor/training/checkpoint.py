@@ -1,13 +1,15 @@
-"""``ModelCheckpoint``: Lightning 1.6's checkpoint callback (names, top-k, last, versions)."""
+"""``ModelCheckpoint``: Lightning 1.6's checkpoint callback (triggers, names, top-k, last,
+versions, and a state that round-trips with Lightning 1.6 checkpoints)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import time
+import warnings
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
@@ -15,6 +17,29 @@ import torch
 from conveyor.training.checkpoint_io import remove_checkpoint
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.hooks import Callback
+
+# Lightning logs these lines at INFO on its package logger, whose level it sets to INFO; the
+# ``conveyor`` logger does the same unless the application already chose a level for it.
+log = logging.getLogger("conveyor")
+if log.level == logging.NOTSET:
+    log.setLevel(logging.INFO)
+
+
+def _info(message: str) -> None:
+    """An informational line on rank 0: to the ``conveyor`` logger when the application
+    configured logging handlers, else printed (as Lightning's default stream handler would)."""
+    if os.environ.get("RANK", "0") != "0" or os.environ.get("LOCAL_RANK", "0") != "0":
+        return
+    if log.hasHandlers():
+        log.info(message)
+    else:
+        print(message)
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return torch.tensor(value)
 
 
 class ModelCheckpoint(Callback):
@@ -26,18 +51,23 @@ class ModelCheckpoint(Callback):
         filename: a template such as ``"{epoch}-{val_loss:.2f}"``; default ``"{epoch}-{step}"``,
             rendered ``epoch=E-step=S``. A metric missing at save time renders as 0.
         monitor: the logged metric to rank checkpoints by; None keeps the latest.
-        verbose: print a line on each save.
-        save_last: also write ``last.ckpt`` at each save.
+        verbose: report each save (and each monitored value that did not make the top k).
+        save_last: also write ``last.ckpt`` whenever a checkpoint could be saved (at every
+            trigger and at each epoch end, whatever ``every_n_epochs`` says).
         save_top_k: how many to keep (-1 all, 0 none); with ``monitor=None`` only -1, 0 or 1.
         save_weights_only: save only weights and loop state (no optimizer, schedulers, callbacks).
         mode: "min" or "max": whether a lower or higher ``monitor`` is better.
         auto_insert_metric_name: render ``{epoch}`` as ``epoch=3`` rather than ``3``.
-        every_n_train_steps: save every N optimizer steps (mid-epoch checkpoints).
+        every_n_train_steps: save every N optimizer steps (mid-epoch checkpoints); 0 never.
         train_time_interval: save at the first batch end after this much training time (a
             ``datetime.timedelta``); rank 0's clock decides for every rank.
-        every_n_epochs: save every N epochs (default 1 when no step interval is set).
-        save_on_train_epoch_end: save at the end of the training epoch (default: when
-            validation runs every epoch) rather than at the end of validation.
+        every_n_epochs: save every N epochs (default 1 when no other trigger is set); 0 never.
+        save_on_train_epoch_end: save at the end of the training epoch rather than at the end
+            of validation (default: when validation runs exactly once per training epoch).
+
+    At most one of ``every_n_train_steps``, ``every_n_epochs`` and ``train_time_interval`` may
+    be set. Nothing is saved during the sanity check, under ``fast_dev_run``, outside ``fit``,
+    before the first optimizer step or twice at one ``global_step``.
     """
 
     CHECKPOINT_JOIN_CHAR = "-"
@@ -61,36 +91,10 @@ class ModelCheckpoint(Callback):
         every_n_epochs: Optional[int] = None,
         save_on_train_epoch_end: Optional[bool] = None,
     ) -> None:
-        if save_top_k < -1:
-            raise MisconfigurationException(
-                f"Invalid value for save_top_k={save_top_k}. Must be >= -1"
-            )
-        if monitor is None and save_top_k not in (-1, 0, 1):
-            raise MisconfigurationException(
-                f"ModelCheckpoint(save_top_k={save_top_k}, monitor=None) is not a valid configuration. "
-                "No quantity for top_k to track."
-            )
         if mode not in ("min", "max"):
-            raise MisconfigurationException(f"`mode` can be 'min' or 'max', got {mode!r}")
+            raise MisconfigurationException(f"`mode` can be min, max but got {mode}")
         if every_n_train_steps is None and every_n_epochs is None and train_time_interval is None:
             every_n_train_steps, every_n_epochs = 0, 1  # once per epoch, Lightning's default
-        every_n_train_steps = every_n_train_steps or 0
-        every_n_epochs = every_n_epochs or 0
-        if every_n_train_steps < 0:
-            raise MisconfigurationException(
-                f"Invalid value for every_n_train_steps={every_n_train_steps}. Must be >= 0"
-            )
-        if every_n_epochs < 0:
-            raise MisconfigurationException(
-                f"Invalid value for every_n_epochs={every_n_epochs}. Must be >= 0"
-            )
-        triggers = (every_n_train_steps >= 1) + (every_n_epochs >= 1)
-        if triggers + (train_time_interval is not None) > 1:
-            raise MisconfigurationException(
-                f"Combination of parameters every_n_train_steps={every_n_train_steps}, "
-                f"every_n_epochs={every_n_epochs} and train_time_interval={train_time_interval} "
-                "should be mutually exclusive."
-            )
         self.dirpath = os.path.realpath(os.path.expanduser(str(dirpath))) if dirpath else None
         self.filename = filename
         self.monitor = monitor
@@ -100,19 +104,57 @@ class ModelCheckpoint(Callback):
         self.save_weights_only = save_weights_only
         self.mode = mode
         self.auto_insert_metric_name = auto_insert_metric_name
-        self.every_n_train_steps = every_n_train_steps
-        self.every_n_epochs = every_n_epochs
+        self._every_n_train_steps: int = every_n_train_steps or 0
+        self._every_n_epochs: int = every_n_epochs or 0
         self._train_time_interval = train_time_interval
-        self._last_time_checked: Optional[float] = None
         self._save_on_train_epoch_end = save_on_train_epoch_end
-        self.best_k_models: Dict[str, float] = {}
+        self._validate_configuration()
+        self._last_time_checked: Optional[float] = None
+        self._last_global_step_saved = 0  # nothing to save before the first optimizer step
+        self._validation_ran = False  # in this fit, outside the sanity check
+        self.best_k_models: Dict[str, torch.Tensor] = {}
         self.kth_best_model_path = ""
         self.best_model_score: Optional[torch.Tensor] = None
         self.best_model_path = ""
         self.last_model_path = ""
         self.current_score: Optional[torch.Tensor] = None
         self.kth_value = torch.tensor(math.inf if mode == "min" else -math.inf)
-        self._last_global_step_saved = -1
+
+    def _validate_configuration(self) -> None:
+        if self.save_top_k < -1:
+            raise MisconfigurationException(
+                f"Invalid value for save_top_k={self.save_top_k}. Must be >= -1"
+            )
+        if self._every_n_train_steps < 0:
+            raise MisconfigurationException(
+                f"Invalid value for every_n_train_steps={self._every_n_train_steps}. Must be >= 0"
+            )
+        if self._every_n_epochs < 0:
+            raise MisconfigurationException(
+                f"Invalid value for every_n_epochs={self._every_n_epochs}. Must be >= 0"
+            )
+        triggers = (
+            (self._every_n_train_steps >= 1)
+            + (self._every_n_epochs >= 1)
+            + (self._train_time_interval is not None)
+        )
+        if triggers > 1:
+            raise MisconfigurationException(
+                f"Combination of parameters every_n_train_steps={self._every_n_train_steps}, "
+                f"every_n_epochs={self._every_n_epochs} and "
+                f"train_time_interval={self._train_time_interval} should be mutually exclusive."
+            )
+        if self.monitor is None:
+            if self.save_top_k not in (-1, 0, 1):
+                raise MisconfigurationException(
+                    f"ModelCheckpoint(save_top_k={self.save_top_k}, monitor=None) is not a valid "
+                    "configuration. No quantity for top_k to track."
+                )
+            if self.save_top_k == -1 and self.save_last:
+                _info(
+                    "ModelCheckpoint(save_last=True, save_top_k=-1, monitor=None) will duplicate "
+                    "the last checkpoint saved."
+                )
 
     @property
     def state_key(self) -> str:
@@ -120,11 +162,19 @@ class ModelCheckpoint(Callback):
         return self._generate_state_key(
             monitor=self.monitor,
             mode=self.mode,
-            every_n_train_steps=self.every_n_train_steps,
-            every_n_epochs=self.every_n_epochs,
+            every_n_train_steps=self._every_n_train_steps,
+            every_n_epochs=self._every_n_epochs,
             train_time_interval=self._train_time_interval,
             save_on_train_epoch_end=self._save_on_train_epoch_end,
         )
+
+    @property
+    def every_n_epochs(self) -> int:
+        return self._every_n_epochs
+
+    @property
+    def every_n_train_steps(self) -> int:
+        return self._every_n_train_steps
 
     @property
     def train_time_interval(self) -> Optional[timedelta]:
@@ -134,17 +184,26 @@ class ModelCheckpoint(Callback):
     def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None:
         if self.dirpath is None:
             self.dirpath = trainer._default_checkpoint_dir()
+        if trainer.is_global_zero and stage == "fit":
+            self._warn_if_dir_not_empty(self.dirpath)
+        # part of state_key: settled before a checkpoint's callback states are restored
         if self._save_on_train_epoch_end is None:
             self._save_on_train_epoch_end = (
                 getattr(trainer, "val_check_interval", 1.0) == 1.0
                 and trainer.check_val_every_n_epoch == 1
             )
+        if stage == "fit":
+            self._validation_ran = False
 
-    def _should_skip(self, trainer) -> bool:
-        return (
+    def _warn_if_dir_not_empty(self, dirpath: str) -> None:
+        if self.save_top_k != 0 and os.path.isdir(dirpath) and os.listdir(dirpath):
+            warnings.warn(f"Checkpoint directory {dirpath} exists and is not empty.", stacklevel=2)
+
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        return bool(
             trainer.fast_dev_run
-            or trainer.sanity_checking
             or trainer.state_stage != "fit"
+            or trainer.sanity_checking
             or self._last_global_step_saved == trainer.global_step
         )
 
@@ -152,13 +211,10 @@ class ModelCheckpoint(Callback):
         self._last_time_checked = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, unused=0) -> None:
-        if self._should_skip(trainer):
+        if self._should_skip_saving_checkpoint(trainer):
             return
-        skip_batch = not (
-            self.every_n_train_steps
-            and trainer._stepped_this_batch
-            and trainer.global_step % self.every_n_train_steps == 0
-        )
+        every = self._every_n_train_steps
+        skip_batch = every < 1 or trainer.global_step % every != 0
         skip_time, now = True, time.monotonic()
         if self._train_time_interval is not None:
             previous = self._last_time_checked
@@ -171,19 +227,26 @@ class ModelCheckpoint(Callback):
             return
         if not skip_time:
             self._last_time_checked = now
-        self.save_checkpoint(trainer)
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self._should_skip(trainer) or not self._save_on_train_epoch_end:
-            return
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.save_checkpoint(trainer)
+        if self._save_on_train_epoch_end and not self._should_skip_saving_checkpoint(trainer):
+            self._save_at_epoch_trigger(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if self._should_skip(trainer) or self._save_on_train_epoch_end:
-            return
-        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.save_checkpoint(trainer)
+        if not trainer.sanity_checking:
+            self._validation_ran = True
+        if not self._save_on_train_epoch_end and not self._should_skip_saving_checkpoint(trainer):
+            self._save_at_epoch_trigger(trainer)
+
+    def _save_at_epoch_trigger(self, trainer) -> None:
+        candidates = self._monitor_candidates(trainer)
+        every = self._every_n_epochs
+        if every >= 1 and (trainer.current_epoch + 1) % every == 0:
+            self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)  # `save_last` ignores every_n_epochs
 
     def state_dict(self) -> Dict[str, Any]:
         return {
@@ -192,160 +255,214 @@ class ModelCheckpoint(Callback):
             "best_model_path": self.best_model_path,
             "current_score": self.current_score,
             "dirpath": self.dirpath,
-            "best_k_models": {k: float(v) for k, v in self.best_k_models.items()},
+            "best_k_models": self.best_k_models,
             "kth_best_model_path": self.kth_best_model_path,
             "kth_value": self.kth_value,
             "last_model_path": self.last_model_path,
         }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        if state_dict.get("dirpath") == self.dirpath:
-            self.best_model_score = state_dict.get("best_model_score")
+        saved_dirpath = state_dict.get("dirpath", self.dirpath)
+        if saved_dirpath == self.dirpath:
+            self.best_model_score = state_dict["best_model_score"]
             self.kth_best_model_path = state_dict.get("kth_best_model_path", "")
             self.kth_value = state_dict.get("kth_value", self.kth_value)
-            self.best_k_models = dict(state_dict.get("best_k_models", {}))
+            self.best_k_models = {
+                path: _as_tensor(score)
+                for path, score in state_dict.get("best_k_models", {}).items()
+            }
             self.last_model_path = state_dict.get("last_model_path", "")
-        self.best_model_path = state_dict.get("best_model_path", "")
+        else:
+            warnings.warn(
+                f"The dirpath has changed from {saved_dirpath!r} to {self.dirpath!r}, therefore "
+                "`best_model_score`, `kth_best_model_path`, `kth_value`, `last_model_path` and "
+                "`best_k_models` won't be reloaded. Only `best_model_path` will be reloaded.",
+                stacklevel=2,
+            )
+        self.best_model_path = state_dict["best_model_path"]
 
     # -- saving ---------------------------------------------------------------------------
-    def monitor_candidates(self, trainer) -> Dict[str, Any]:
+    def _monitor_candidates(self, trainer) -> Dict[str, Any]:
+        """The logged metrics plus ``epoch`` and ``step`` as int tensors (a logged "epoch" or
+        "step" value wins, cast to int since ``self.log`` stores floats)."""
         candidates = dict(trainer.callback_metrics)
-        candidates.setdefault("epoch", trainer.current_epoch)
-        candidates.setdefault("step", trainer.global_step)
+        for key, fallback in (("epoch", trainer.current_epoch), ("step", trainer.global_step)):
+            value = candidates.get(key)
+            candidates[key] = (
+                value.int() if isinstance(value, torch.Tensor) else torch.tensor(fallback)
+            )
         return candidates
 
-    def save_checkpoint(self, trainer) -> None:
-        """Save now according to ``monitor``/``save_top_k``/``save_last`` (all ranks decide,
-        rank 0 writes)."""
-        candidates = self.monitor_candidates(trainer)
-        self._last_global_step_saved = trainer.global_step
-        if self.save_top_k:
-            if self.monitor is None:
-                self._save_latest(trainer, candidates)
-            else:
-                self._save_monitored(trainer, candidates)
-        if self.save_last:
-            self._save_last(trainer, candidates)
+    monitor_candidates = _monitor_candidates  # conveyor's earlier public name
 
-    def _save_latest(self, trainer, candidates) -> None:
-        filepath = self._unique_filepath(candidates)
+    def save_checkpoint(self, trainer) -> None:
+        """Save now as the triggers would (top-k, then last). Lightning 1.6 deprecated this in
+        favour of ``trainer.save_checkpoint(path)``; it is kept for 1.x scripts."""
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+
+    def _save_topk_checkpoint(self, trainer, candidates: Dict[str, Any]) -> None:
+        if self.save_top_k == 0:
+            return
+        if self.monitor is None:
+            self._save_none_monitor_checkpoint(trainer, candidates)
+            return
+        if self.monitor not in candidates:
+            message = (
+                f"`ModelCheckpoint(monitor={self.monitor!r})` could not find the monitored key in "
+                f"the returned metrics: {list(candidates)}. HINT: Did you call "
+                f"`log({self.monitor!r}, value)` in the `LightningModule`?"
+            )
+            # before any validation ran, a metric logged only in validation cannot exist yet
+            if self._validation_ran:
+                raise MisconfigurationException(message)
+            warnings.warn(message, stacklevel=2)
+        self._save_monitor_checkpoint(trainer, candidates)
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        trainer.save_checkpoint(filepath, self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+
+    def check_monitor_top_k(self, trainer, current: Optional[torch.Tensor] = None) -> bool:
+        """Whether ``current`` makes the top k (all ranks must agree under DDP)."""
+        if current is None:
+            return False
+        if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
+            return True
+        kth = self.best_k_models[self.kth_best_model_path]
+        better = torch.lt if self.mode == "min" else torch.gt
+        decision = bool(better(_as_tensor(current), kth))
+        strategy = getattr(trainer, "strategy", None)
+        if strategy is not None and hasattr(strategy, "reduce_boolean_decision"):
+            decision = strategy.reduce_boolean_decision(decision)
+        return decision
+
+    def _save_monitor_checkpoint(self, trainer, candidates: Dict[str, Any]) -> None:
+        current = candidates.get(self.monitor or "")  # only called with a monitor set
+        if self.check_monitor_top_k(trainer, current):
+            self._update_best_and_save(_as_tensor(current), trainer, candidates)
+        elif self.verbose:
+            _info(
+                f"Epoch {int(candidates['epoch'])}, global step {int(candidates['step'])}: "
+                f"{self.monitor!r} was not in top {self.save_top_k}"
+            )
+
+    def _save_none_monitor_checkpoint(self, trainer, candidates: Dict[str, Any]) -> None:
+        filepath = self._get_metric_interpolated_filepath_name(candidates, trainer)
+        # set before saving: the path is part of the saved callback state
         previous, self.best_model_path = self.best_model_path, filepath
-        self._write(trainer, filepath)
+        self._save_checkpoint(trainer, filepath)
         if self.save_top_k == 1 and previous and previous != filepath:
             self._remove(trainer, previous)
 
-    def _save_monitored(self, trainer, candidates) -> None:
-        if self.monitor not in candidates:
-            raise MisconfigurationException(
-                f"ModelCheckpoint(monitor={self.monitor!r}) could not find the monitored key in the returned "
-                f"metrics: {sorted(k for k in candidates)}. HINT: Did you call `log({self.monitor!r}, value)` "
-                "in the `LightningModule`?"
-            )
-        current = candidates[self.monitor]
-        current = (
-            torch.tensor(float(current))
-            if not isinstance(current, torch.Tensor)
-            else current.detach().float().cpu()
-        )
-        if torch.isnan(current):
-            current = torch.tensor(math.inf if self.mode == "min" else -math.inf)
-        if not self._is_top_k(current):
-            if self.verbose:
-                print(
-                    f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: "
-                    f"{self.monitor!r} was not in top {self.save_top_k}"
-                )
-            return
-        filepath = self._unique_filepath(candidates)
-        self.current_score = current
+    def _update_best_and_save(
+        self, current: torch.Tensor, trainer, candidates: Dict[str, Any]
+    ) -> None:
+        k = len(self.best_k_models) + 1 if self.save_top_k == -1 else self.save_top_k
         removed = None
-        if len(self.best_k_models) == self.save_top_k and self.save_top_k > 0:
+        if len(self.best_k_models) == k and k > 0:
             removed = self.kth_best_model_path
             self.best_k_models.pop(removed)
-        self.best_k_models[filepath] = float(current)
-        if len(self.best_k_models) == self.save_top_k or self.save_top_k == -1:
-            pick = max if self.mode == "min" else min
-            self.kth_best_model_path = pick(self.best_k_models, key=self.best_k_models.__getitem__)
-            self.kth_value = torch.tensor(self.best_k_models[self.kth_best_model_path])
-        choose = min if self.mode == "min" else max
-        self.best_model_path = choose(self.best_k_models, key=self.best_k_models.__getitem__)
-        self.best_model_score = torch.tensor(self.best_k_models[self.best_model_path])
+        if torch.isnan(current):  # a NaN score ranks last, never first
+            current = torch.tensor(float("inf" if self.mode == "min" else "-inf"))
+        filepath = self._get_metric_interpolated_filepath_name(candidates, trainer, removed)
+        self.current_score = current
+        self.best_k_models[filepath] = current
+        if len(self.best_k_models) == k:
+            worst = max if self.mode == "min" else min
+            self.kth_best_model_path = worst(self.best_k_models, key=self.best_k_models.__getitem__)
+            self.kth_value = self.best_k_models[self.kth_best_model_path]
+        best = min if self.mode == "min" else max
+        self.best_model_path = best(self.best_k_models, key=self.best_k_models.__getitem__)
+        self.best_model_score = self.best_k_models[self.best_model_path]
         if self.verbose:
-            print(
-                f"Epoch {trainer.current_epoch}, global step {trainer.global_step}: {self.monitor!r} reached "
-                f"{float(current):.5f} (best {float(self.best_model_score):.5f}), saving model to {filepath!r}"
+            _info(
+                f"Epoch {int(candidates['epoch'])}, global step {int(candidates['step'])}: "
+                f"{self.monitor!r} reached {float(current):0.5f} "
+                f"(best {float(self.best_model_score):0.5f}), saving model to {filepath!r} "
+                f"as top {k}"
             )
-        self._write(trainer, filepath)
-        if removed and removed != filepath:
+        self._save_checkpoint(trainer, filepath)
+        if removed is not None and removed != filepath:
             self._remove(trainer, removed)
 
-    def _is_top_k(self, current: torch.Tensor) -> bool:
-        if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
-            return True
-        return (
-            bool(current < self.kth_value) if self.mode == "min" else bool(current > self.kth_value)
-        )
-
-    def _save_last(self, trainer, candidates) -> None:
+    def _save_last_checkpoint(self, trainer, candidates: Dict[str, Any]) -> None:
+        if not self.save_last:
+            return
         filepath = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
         previous, self.last_model_path = self.last_model_path, filepath
-        self._write(trainer, filepath)
-        if (
-            previous
-            and previous != filepath
-            and previous not in self.best_k_models
-            and previous != self.best_model_path
-        ):
+        self._save_checkpoint(trainer, filepath)
+        if previous and previous != filepath and previous not in self.best_k_models:
             self._remove(trainer, previous)
-
-    def _write(self, trainer, filepath: str) -> None:
-        trainer.save_checkpoint(filepath, weights_only=self.save_weights_only)
 
     def _remove(self, trainer, filepath: str) -> None:
         # never delete a file outside our own directory (e.g. the checkpoint a run resumed from)
-        inside = os.path.dirname(os.path.realpath(filepath)) == os.path.realpath(self.dirpath or "")
+        # ("{val/loss}" templates write into subdirectories of dirpath: those are ours too)
+        root, path = os.path.realpath(self.dirpath or ""), os.path.realpath(filepath)
+        inside = bool(self.dirpath) and os.path.commonpath([root, path]) == root and path != root
         if trainer.is_global_zero and inside:
             remove_checkpoint(filepath)
 
+    def file_exists(self, filepath: str, trainer) -> bool:
+        """Whether ``filepath`` exists, as rank 0 sees it (ranks must agree on names)."""
+        exists = os.path.exists(filepath)
+        strategy = getattr(trainer, "strategy", None)
+        if strategy is not None:
+            exists = strategy.broadcast_object(exists)
+        return exists
+
     # -- names ----------------------------------------------------------------------------
-    def _unique_filepath(self, candidates: Dict[str, Any]) -> str:
+    def _get_metric_interpolated_filepath_name(
+        self, candidates: Dict[str, Any], trainer, del_filepath: Optional[str] = None
+    ) -> str:
+        """The rendered name, with ``-v1``, ``-v2``... appended while a file of that name
+        exists (the checkpoint about to be replaced does not count)."""
         filepath = self.format_checkpoint_name(candidates)
         version = self.STARTING_VERSION
-        while os.path.exists(filepath) and filepath not in (
-            self.best_model_path,
-            *self.best_k_models,
-        ):
+        while self.file_exists(filepath, trainer) and filepath != del_filepath:
             filepath = self.format_checkpoint_name(candidates, ver=version)
             version += 1
         return filepath
 
-    @staticmethod
-    def _format_name(filename: str, metrics: Dict[str, Any], auto_insert_metric_name: bool) -> str:
-        metrics = dict(metrics)
-        groups = re.findall(r"(\{.*?)[:\}]", filename)
-        for group in groups:
+    @classmethod
+    def _format_checkpoint_name(
+        cls,
+        filename: Optional[str],
+        metrics: Dict[str, Any],
+        prefix: str = "",
+        auto_insert_metric_name: bool = True,
+    ) -> str:
+        """Render a filename template: ``{epoch}`` gives ``epoch=3`` (``3`` without
+        ``auto_insert_metric_name``), format specs apply (``{epoch:03d}``), names may contain
+        ``/`` or ``.``, a missing metric renders as 0; ``prefix`` is joined in front."""
+        if not filename:
+            filename = "{epoch}" + cls.CHECKPOINT_JOIN_CHAR + "{step}"
+        values = dict(metrics)
+        for group in re.findall(r"(\{.*?)[:\}]", filename):
             name = group[1:]
             if auto_insert_metric_name:
-                filename = filename.replace(group, name.replace("/", "_") + "={" + name, 1)
-            if name not in metrics:
-                metrics[name] = 0
-        # str.format cannot look up names with "/" or "." inside: substitute placeholders
-        placeholders = {}
-        for index, name in enumerate(sorted({g[1:] for g in groups}, key=len, reverse=True)):
-            placeholders[f"__metric{index}"] = metrics[name]
-            filename = filename.replace("{" + name, "{" + f"__metric{index}")
-        values = {
-            k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in placeholders.items()
-        }
-        return filename.format(**values)
+                filename = filename.replace(group, name + "={" + name)
+            # index a mapping argument so names with "." or "/" need no attribute lookup
+            filename = filename.replace(group, "{0[" + name + "]")
+            values.setdefault(name, 0)
+        filename = filename.format(
+            {
+                k: v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v
+                for k, v in values.items()
+            }
+        )
+        if prefix:
+            filename = cls.CHECKPOINT_JOIN_CHAR.join([prefix, filename])
+        return filename
 
     def format_checkpoint_name(
         self, metrics: Dict[str, Any], filename: Optional[str] = None, ver: Optional[int] = None
     ) -> str:
         """The checkpoint path for ``metrics``: ``{epoch}`` gives ``epoch=3``, ``{epoch:03d}``
         ``epoch=003``; ``ver`` appends ``-v<ver>``."""
-        name = self._format_name(
-            filename or self.filename or "{epoch}-{step}", metrics, self.auto_insert_metric_name
+        name = self._format_checkpoint_name(
+            filename or self.filename, metrics, auto_insert_metric_name=self.auto_insert_metric_name
         )
         if ver is not None:
             name = self.CHECKPOINT_JOIN_CHAR.join((name, f"v{ver}"))
@@ -353,10 +470,12 @@ class ModelCheckpoint(Callback):
         return os.path.join(self.dirpath, name) if self.dirpath else name
 
     def to_yaml(self, filepath: Optional[str] = None) -> None:
+        """Write ``best_k_models`` (path -> score) as YAML, by default to
+        ``<dirpath>/best_k_models.yaml``."""
         import yaml
 
-        best = {k: float(v) for k, v in self.best_k_models.items()}
         if not filepath and self.dirpath is None:
             raise ValueError("ModelCheckpoint.to_yaml: no filepath given and no dirpath set yet")
-        with open(filepath or Path(self.dirpath or "") / "best_k_models.yaml", "w") as handle:
-            yaml.safe_dump(best, handle)
+        best = {path: float(score) for path, score in self.best_k_models.items()}
+        with open(filepath or os.path.join(self.dirpath or "", "best_k_models.yaml"), "w") as out:
+            yaml.safe_dump(best, out)

@@ -4,13 +4,15 @@ A mixin of :class:`conveyor.training.Trainer`."""
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Type, TypeVar, Union
 
 import torch
 
 from conveyor.loader.sampling import sharded_length, unconsumed_order
-from conveyor.training.checkpoint_io import atomic_save
+from conveyor.training.checkpoint_io import atomic_save, load_checkpoint
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.loggers import (
     _plain,
@@ -160,3 +162,55 @@ def loader_state_after_epoch(loader: Any, epoch: int) -> Optional[Dict[str, Any]
         generator_state=generator.get_state() if generator is not None else None,
     )
     return state
+
+
+ModuleT = TypeVar("ModuleT")
+
+
+def load_module_from_checkpoint(
+    cls: Type[ModuleT],
+    checkpoint_path: Union[str, Path],
+    map_location: Any = "cpu",
+    hparams_file: Optional[Union[str, Path]] = None,
+    strict: bool = True,
+    **kwargs: Any,
+) -> ModuleT:
+    """A module of class ``cls`` built from a checkpoint, as Lightning 1.6's
+    ``LightningModule.load_from_checkpoint`` builds it.
+
+    The constructor receives the checkpoint's saved hyperparameters (those of
+    ``hparams_file``, a YAML file, when given) updated with ``kwargs``, filtered to the
+    constructor's parameters unless it takes ``**kwargs``; then the module's
+    ``on_load_checkpoint(checkpoint)`` runs and the weights load with ``strict``.
+
+    Raises:
+        FileNotFoundError: ``checkpoint_path`` does not exist.
+        RuntimeError: the weights do not fit the module (with ``strict=True``).
+    """
+    checkpoint = load_checkpoint(checkpoint_path, map_location=map_location)
+    hparams: Dict[str, Any] = dict(checkpoint.get("hyper_parameters") or {})
+    if hparams_file is not None:
+        import yaml
+
+        with open(hparams_file) as handle:
+            hparams = dict(yaml.safe_load(handle) or {})
+    hparams.update(kwargs)
+    signature = inspect.signature(cls.__init__)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    if not takes_any:
+        hparams = {k: v for k, v in hparams.items() if k in signature.parameters and k != "self"}
+    module: Any = cls(**hparams)
+    module.on_load_checkpoint(checkpoint)
+    result = module.load_state_dict(checkpoint["state_dict"], strict=strict)
+    if not strict:
+        if result.missing_keys:
+            warnings.warn(
+                f"Found keys that are in the model state dict but not in the checkpoint: {result.missing_keys}",
+                stacklevel=2,
+            )
+        if result.unexpected_keys:
+            warnings.warn(
+                f"Found keys that are not in the model state dict but in the checkpoint: {result.unexpected_keys}",
+                stacklevel=2,
+            )
+    return module

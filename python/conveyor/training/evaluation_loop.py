@@ -110,6 +110,7 @@ class EvaluationLoop(TrainerAttributes):
                 model._current_dataloader_idx = None
                 all_outputs.append(outputs)
                 per_loader_keys.append(set(results.metrics) - before)
+        self._refresh_epoch_metrics(results)  # the epoch-end hooks read this epoch's values
         epoch_end = f"{prefix}_epoch_end"
         if is_overridden(model, epoch_end, Module):
             self._call_module(epoch_end, all_outputs[0] if len(all_outputs) == 1 else all_outputs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
@@ -16,13 +16,16 @@ from conveyor.training.checkpoint_connector import (
     loader_state_after_epoch,
     start_batch_after_reshard,
 )
+from conveyor.training.combined_loader import CombinedLoader
 from conveyor.training.configuration import is_overridden
 from conveyor.training.errors import MisconfigurationException
+from conveyor.training.grads import grad_norm
 from conveyor.training.hooks import DataHooks
 from conveyor.training.limits import num_batches
 from conveyor.training.model_summary import summarize
 from conveyor.training.module import Module
 from conveyor.training.optimizers import init_optimizers_and_schedulers
+from conveyor.training.overfit import without_shuffling
 from conveyor.training.profiler import profiling
 from conveyor.training.results import ResultCollection
 from conveyor.training.seed import capture_rng_states, restore_rng_states
@@ -61,6 +64,16 @@ class FitLoop(TrainerAttributes):
             self.optimizers, self.lr_scheduler_configs, self.optimizer_frequencies = (
                 init_optimizers_and_schedulers(model)
             )
+        if self._tuning_optimizers is not None:  # lr_find's optimizer and range schedule
+            self._tuning_optimizers(self)
+        if not model.automatic_optimization and self.track_grad_norm != -1:
+            warnings.warn(
+                "track_grad_norm is not applied under manual optimization: conveyor's "
+                "`self.optimizers()` are the torch optimizers themselves (Lightning wraps them); "
+                "log `conveyor.training.grads.grad_norm(self, p)` before `optimizer.step()`",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.strategy is not None:
             self.strategy.broadcast_module(model)
         self._call_callbacks("on_fit_start")
@@ -71,9 +84,8 @@ class FitLoop(TrainerAttributes):
         if checkpoint is not None:
             self._restore_training_state(checkpoint)
         else:
-            self.current_epoch = 0
-            self.global_step = 0
-            self._batches_that_stepped = 0
+            # a second fit() on one Trainer continues where the first stopped (Lightning 1.6:
+            # the loop's progress persists), e.g. after raising max_epochs
             self._resume_state = None
         self._call_module("on_pretrain_routine_start")
         self._call_module("on_pretrain_routine_end")
@@ -114,10 +126,12 @@ class FitLoop(TrainerAttributes):
 
     def _setup_fit_loaders(self, train_loader, val_loaders) -> None:
         model = self._attached_module
-        self.train_dataloader = self._prepare_loader(train_loader)
+        self.train_dataloader = self._prepare_train_loader(train_loader)
+        # as Lightning: no validation step or limit_val_batches=0 leaves the val loaders unasked
+        enable_validation = self.limit_val_batches > 0
         self.val_dataloaders = (
             self._as_list(self._request_loader("val_dataloader", val_loaders))
-            if is_overridden(model, "validation_step", Module)
+            if is_overridden(model, "validation_step", Module) and enable_validation
             else []
         )
         self.num_training_batches = num_batches(
@@ -127,6 +141,22 @@ class FitLoop(TrainerAttributes):
         self.num_val_batches = [
             num_batches(loader, self.limit_val_batches, "val") for loader in self.val_dataloaders
         ]
+
+    def _prepare_train_loader(self, loader: Any) -> Any:
+        """The training loader as the loop reads it: without shuffling under
+        ``overfit_batches``, sharded under ddp, and a list or dict of loaders combined into a
+        :class:`CombinedLoader` (``multiple_trainloader_mode``), each loader prepared alone."""
+        if isinstance(loader, (list, tuple, Mapping)):
+            loader = CombinedLoader(loader, self.multiple_trainloader_mode)
+        if isinstance(loader, CombinedLoader):
+            leaves = [self._prepare_one_train_loader(leaf) for leaf in loader._leaves]
+            return CombinedLoader(loader._rebuild(leaves), loader.mode)
+        return self._prepare_one_train_loader(loader)
+
+    def _prepare_one_train_loader(self, loader: Any) -> Any:
+        if self.overfit_batches > 0:
+            loader = without_shuffling(loader)
+        return self._prepare_loader(loader)
 
     def _should_reload_loaders(self) -> bool:
         """``reload_dataloaders_every_n_epochs``: ask the hooks for fresh loaders every N epochs."""
@@ -154,13 +184,22 @@ class FitLoop(TrainerAttributes):
             return total
         return max(1, int(total * interval))
 
-    def _validates_within_epoch(self) -> bool:
-        # the default (1.0) validates once, after the epoch's last batch, below the batch loop
-        return (
-            not _once_per_epoch(self.val_check_interval)
-            and self._will_validate()
-            and (self.current_epoch + 1) % self.check_val_every_n_epoch == 0
-        )
+    def _should_check_val(self, batch_idx: int, is_last_batch: bool) -> bool:
+        """Whether validation runs after this training batch, as Lightning 1.6 decides: on
+        every ``val_check_batch``-th batch of a validating epoch (the default: the epoch's
+        last batch), on the last batch of a loader without a length, or when the run was asked
+        to stop. An epoch cut short by ``max_steps`` therefore ends without validation unless
+        it stopped on such a batch."""
+        if not self._will_validate() or (self.current_epoch + 1) % self.check_val_every_n_epoch:
+            return False
+        infinite = self.val_check_batch == float("inf")
+        if is_last_batch and infinite:
+            return True
+        if self.should_stop and self.current_epoch >= self.min_epochs:
+            return True  # the loop stops after this batch (min_steps aside, as in Lightning)
+        if infinite:
+            return False
+        return (batch_idx + 1) % self.val_check_batch == 0
 
     def _will_validate(self) -> bool:
         """False without validation batches (``limit_val_batches=0``): the validation loop and
@@ -253,16 +292,20 @@ class FitLoop(TrainerAttributes):
             "rng_epoch_start": rng_epoch_start,
         }
         total = self.num_training_batches
+        exhausted = False
         while batch_idx < total:
             step_start = time.perf_counter()
             try:
                 with profiling(self.profiler, "[TrainingEpochLoop].train_dataloader_next"):
                     batch = next(iterator)
             except StopIteration:
+                exhausted = True
                 break
             data_time = time.perf_counter() - step_start
             batch = self._transfer(batch, 0)
-            self._results.current_batch_size = batch_size_of(batch)
+            self._results.current_batch_size = batch_size_of(
+                loader.first_batch(batch) if isinstance(loader, CombinedLoader) else batch
+            )
             response = self._call_module("on_train_batch_start", batch, batch_idx)
             self._call_callbacks("on_train_batch_start", batch, batch_idx)
             if response == -1:
@@ -283,11 +326,15 @@ class FitLoop(TrainerAttributes):
                 self._results.current_batch_size, time.perf_counter() - step_start, data_time
             )
             self._log_step_metrics()
+            if len(self.optimizers) <= 1:  # the hooks get {"loss": detached, ...}, as Lightning
+                outputs = _batch_end_output(outputs, model.automatic_optimization, accumulation)
             self._call_callbacks("on_train_batch_end", outputs, batch, batch_idx)
             self._call_module("on_train_batch_end", outputs, batch, batch_idx)
-            if keep_outputs:
+            if keep_outputs and not (isinstance(outputs, list) and not outputs):
                 outputs_for_epoch_end.append(outputs)
-            if self._validates_within_epoch() and (batch_idx + 1) % self.val_check_batch == 0:
+            if is_last:  # Lightning steps epoch schedulers (not plateau) before the last validation
+                self._update_schedulers("epoch", plateau=False)
+            if self._should_check_val(batch_idx, is_last):
                 self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
                 model.train()
             batch_idx += 1
@@ -299,29 +346,34 @@ class FitLoop(TrainerAttributes):
                 and self.global_step >= self.min_steps
             ):
                 break
-        # end of epoch: validation, epoch schedulers, hooks (module first), checkpointing
-        if (
-            _once_per_epoch(self.val_check_interval)
-            and self._will_validate()
-            and (epoch + 1) % self.check_val_every_n_epoch == 0
-        ):
+        # end of epoch: epoch schedulers, hooks (module first), checkpointing, plateau schedulers
+        if batch_idx < total:  # cut short, or no length: not stepped at the last batch above
+            self._update_schedulers("epoch", plateau=False)
+        # a loader without a length only shows it is done here, where Lightning (which
+        # prefetches) validates
+        if exhausted and total == float("inf") and self._should_check_val(batch_idx, True):
             self._run_eval_loop("validate", self.val_dataloaders, self.num_val_batches)
             model.train()
-        self._update_schedulers("epoch")
         if start_batch and saved.get("generator_now") is not None:
             # a resumed epoch may end without drawing its order (nothing was left to read):
             # the generator must stand where the uninterrupted epoch left it
             loader.generator.set_state(saved["generator_now"])
         self._loop_state.update(
             epoch_finished=True,
-            dataloader_state=loader_state_after_epoch(loader, epoch),
+            dataloader_state=(
+                loader.state_after_epoch(epoch)
+                if isinstance(loader, CombinedLoader)
+                else loader_state_after_epoch(loader, epoch)
+            ),
             generator_now=None,
         )
+        self._refresh_epoch_metrics(self._results)  # the epoch-end hooks read this epoch's values
         if keep_outputs:
             self._call_module("training_epoch_end", outputs_for_epoch_end)
         self._call_module("on_train_epoch_end")
         self._collect_epoch_metrics(self._results, log=True)
         self._call_callbacks("on_train_epoch_end")
+        self._update_schedulers("epoch", plateau=True)  # on this epoch's gathered metrics
         self.current_epoch += 1
 
     def _transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -403,6 +455,8 @@ class FitLoop(TrainerAttributes):
         self._call_callbacks("on_before_optimizer_step", optimizer, opt_idx)
         self._call_module("on_before_optimizer_step", optimizer, opt_idx)
         self._precision.unscale(optimizer)  # clipping must see unscaled gradients
+        if opt_idx == 0:  # Lightning tracks the whole model's norms once per step
+            self._track_grad_norm()
         self._call_module(
             "configure_gradient_clipping",
             optimizer,
@@ -428,10 +482,33 @@ class FitLoop(TrainerAttributes):
         self._batches_that_stepped += 1
         self._update_schedulers("step", opt_idx)
 
-    def _update_schedulers(self, interval: str, opt_idx: Optional[int] = None) -> None:
+    def _track_grad_norm(self) -> None:
+        """``track_grad_norm``: hand the gradients' norms to ``Module.log_grad_norm`` after
+        backward (and unscaling) and before clipping."""
+        if self.track_grad_norm == -1:
+            return
+        model = self._attached_module
+        separator = "/"
+        if len(self._loggers) == 1:
+            separator = getattr(self._loggers[0], "group_separator", "/")
+        norms = grad_norm(model, self.track_grad_norm, separator)
+        if norms:
+            previous, model._current_fx = model._current_fx, "on_before_optimizer_step"
+            try:
+                model.log_grad_norm(norms)
+            finally:
+                model._current_fx = previous
+
+    def _update_schedulers(
+        self, interval: str, opt_idx: Optional[int] = None, plateau: Optional[bool] = None
+    ) -> None:
+        """Step the schedulers of ``interval`` (only ReduceLROnPlateau ones when ``plateau`` is
+        True, only the others when False, all when None)."""
         counter = self.global_step if interval == "step" else self.current_epoch + 1
         for config in self.lr_scheduler_configs:
             if config.interval != interval or (opt_idx is not None and config.opt_idx != opt_idx):
+                continue
+            if plateau is not None and config.reduce_on_plateau != plateau:
                 continue
             if counter % config.frequency != 0:
                 continue
@@ -454,11 +531,6 @@ class FitLoop(TrainerAttributes):
             self._call_module("lr_scheduler_step", config.scheduler, config.opt_idx or 0, metric)
 
 
-def _once_per_epoch(val_check_interval) -> bool:
-    # the float 1.0 (the default) means "after the last batch"; the int 1 means "every batch"
-    return isinstance(val_check_interval, float) and val_check_interval == 1.0
-
-
 def _extract_loss(output: Any) -> Optional[torch.Tensor]:
     if output is None:
         return None
@@ -475,6 +547,37 @@ def _extract_loss(output: Any) -> Optional[torch.Tensor]:
         f"`training_step` returned {type(output).__name__}: return a Tensor, "
         "a dict with 'loss', or None"
     )
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+def _batch_end_output(output: Any, automatic: bool, accumulation: int) -> Any:
+    """What ``on_train_batch_end`` and ``training_epoch_end`` receive for one batch, as in
+    Lightning 1.6: a dict with the detached ``loss`` (divided by the accumulation factor in
+    automatic optimization, as Lightning's closure does) and the step's other keys detached; a
+    Tensor counts as ``{"loss": tensor}``; a skipped step (None) gives ``[]`` (and is left out of
+    ``training_epoch_end``'s list)."""
+    if output is None:
+        return []
+    if isinstance(output, torch.Tensor):
+        output = {"loss": output}
+    if not isinstance(output, dict):
+        return output
+    extra = {k: _detached(v) for k, v in output.items() if k not in ("loss", "hiddens")}
+    if "loss" not in output:
+        return extra
+    loss = output["loss"]
+    if automatic and isinstance(loss, torch.Tensor):
+        loss = loss.detach().clone() / accumulation if accumulation > 1 else loss.detach().clone()
+    return {"loss": _detached(loss), **extra}
 
 
 def _loss_value(output: Any) -> Optional[float]:

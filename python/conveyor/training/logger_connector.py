@@ -48,17 +48,29 @@ class LoggerConnector(TrainerAttributes):
         for logger in self._loggers:
             logger.log_metrics(metrics, step=self.global_step)
 
-    def _collect_epoch_metrics(self, results: ResultCollection, log: bool) -> Dict[str, float]:
+    def _refresh_epoch_metrics(self, results: ResultCollection) -> Dict[str, Dict]:
+        """Publish the epoch-level values of ``results`` in ``callback_metrics``,
+        ``logged_metrics`` and ``progress_bar_metrics`` without sending them to the loggers.
+
+        Runs before the epoch-end hooks too: Lightning computes these dicts live once the epoch's
+        batches are done, so ``validation_epoch_end``/``on_validation_epoch_end`` (and a callback's
+        ``on_train_epoch_end``) read this epoch's values, not the previous epoch's.
+        """
         collected = results.epoch_metrics()
-        values = {key: entry["value"] for key, entry in collected.items()}
-        for key, value in values.items():
+        for key, entry in collected.items():
+            value = entry["value"]
             self.callback_metrics[key] = value
             if key.endswith("_epoch"):
                 self.callback_metrics[key[:-6]] = value
-        self.progress_bar_metrics.update(
-            {k: e["value"] for k, e in collected.items() if e["prog_bar"]}
-        )
+            if entry["logger"]:
+                self.logged_metrics[key] = value
+            if entry["prog_bar"]:
+                self.progress_bar_metrics[key] = value
+        return collected
+
+    def _collect_epoch_metrics(self, results: ResultCollection, log: bool) -> Dict[str, float]:
+        collected = self._refresh_epoch_metrics(results)
         to_log = {k: e["value"] for k, e in collected.items() if e["logger"]}
         if log and to_log and not self.sanity_checking:
             self._send_to_loggers(dict(to_log, epoch=self.current_epoch))
-        return values
+        return {key: entry["value"] for key, entry in collected.items()}

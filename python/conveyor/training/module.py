@@ -19,6 +19,8 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
     ``configure_optimizers`` (plus ``validation_step``, ``test_step``, ``predict_step`` and any
     ``on_*`` hook) and hand it to :class:`conveyor.Trainer`."""
 
+    CHECKPOINT_HYPER_PARAMS_KEY = "hyper_parameters"  # where checkpoints keep the hparams
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._trainer = None
@@ -64,6 +66,18 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
     @property
     def logger(self):
         return self._trainer.logger if self._trainer is not None else None
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path, map_location="cpu", hparams_file=None, strict=True, **kwargs
+    ):
+        """A new module built with the checkpoint's hyperparameters (updated by ``kwargs``)
+        and its weights loaded, as ``LightningModule.load_from_checkpoint``."""
+        from conveyor.training.checkpoint_connector import load_module_from_checkpoint
+
+        return load_module_from_checkpoint(
+            cls, checkpoint_path, map_location, hparams_file, strict, **kwargs
+        )
 
     # -- hyperparameters ------------------------------------------------------------------
     @property
@@ -176,6 +190,11 @@ class Module(ModelHooks, DataHooks, torch.nn.Module):
         """Call :meth:`log` for each item, with the same options."""
         for name, value in dictionary.items():
             self.log(name, value, **kwargs)
+
+    def log_grad_norm(self, grad_norm_dict: Dict[str, float]) -> None:
+        """Log the gradient norms ``Trainer(track_grad_norm=p)`` computed (each step and their
+        epoch mean); override to log them differently."""
+        self.log_dict(grad_norm_dict, on_step=True, on_epoch=True, prog_bar=False, logger=True)
 
     # -- steps ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -11,7 +11,7 @@ import warnings
 from argparse import ArgumentParser, Namespace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union, cast
 
 import torch
 
@@ -19,6 +19,7 @@ from conveyor.training import argparse as conveyor_argparse
 from conveyor.training.checkpoint import ModelCheckpoint
 from conveyor.training.checkpoint_connector import CheckpointConnector
 from conveyor.training.checkpoint_io import load_checkpoint
+from conveyor.training.combined_loader import CombinedLoader
 from conveyor.training.configuration import (
     defaults_from_env_vars,
     is_overridden,
@@ -30,6 +31,7 @@ from conveyor.training.distributed import DDPStrategy
 from conveyor.training.errors import MisconfigurationException
 from conveyor.training.evaluation_loop import EvaluationLoop
 from conveyor.training.fit_loop import FitLoop
+from conveyor.training.grads import validate_norm_type
 from conveyor.training.hooks import Callback, DataHooks
 from conveyor.training.limits import validate_limit
 from conveyor.training.logger_connector import LoggerConnector
@@ -41,12 +43,15 @@ from conveyor.training.loggers import (
 )
 from conveyor.training.module import Module
 from conveyor.training.optimizers import LRSchedulerConfig
+from conveyor.training.overfit import validate_overfit_batches
 from conveyor.training.precision import PrecisionPlugin, canonical_precision
 from conveyor.training.profiler import Profiler, profiling, resolve_profiler
 from conveyor.training.progress import ProgressBar, ThroughputMeter
 from conveyor.training.results import ResultCollection
 from conveyor.training.spawn import spawn_run
+from conveyor.training.states import TrainerState, track_state
 from conveyor.training.timer import Timer, parse_duration
+from conveyor.training.tuner import Tuner, validate_tuner_flags
 
 
 def _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level) -> None:
@@ -174,7 +179,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             accumulate_grad_batches: step the optimizer every N batches (or {epoch: N}).
             max_epochs: stop after this many epochs (None: 1000 unless max_steps is set).
             min_epochs: train at least this many epochs even if asked to stop.
-            max_steps: stop after this many optimizer steps (-1: no limit).
+            max_steps: stop after this many optimizer steps (-1: no limit); an epoch it cuts
+                short validates only if it stops on a validation batch (Lightning 1.6).
             min_steps: train at least this many optimizer steps even if asked to stop.
             limit_train_batches: fraction (float) or number (int) of training batches per epoch.
             limit_val_batches: fraction (float) or number (int) of validation batches.
@@ -191,7 +197,8 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             benchmark: set torch.backends.cudnn.benchmark.
             num_processes: processes for ddp on the CPU (Lightning 1.x's name for ``devices``).
             val_check_interval: validate every this fraction of the training epoch (float) or
-                every this many training batches (int) instead of at the epoch's end.
+                every this many training batches (int): after each k-th batch, k =
+                int(fraction x batches), so 0.3 of 10 batches validates after 3, 6 and 9.
             profiler: "simple" (per-hook timing table), "advanced" (cProfile per hook) or a
                 ``conveyor.training.profiler.Profiler``; the report is printed when the stage ends.
             reload_dataloaders_every_n_epochs: call ``train_dataloader()``/``val_dataloader()``
@@ -216,19 +223,25 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             checkpoint_callback: deprecated in Lightning 1.5: use ``enable_checkpointing``.
             progress_bar_refresh_rate: deprecated in Lightning 1.5: 0 hides the progress bar.
             weights_summary: deprecated in Lightning 1.5: None hides the model summary.
-            overfit_batches: not supported: any value but 0 raises.
-            track_grad_norm: not supported: any value but -1 raises.
-            auto_lr_find: the tuner is not supported: True raises.
-            auto_scale_batch_size: the tuner is not supported: any value but False raises.
-            multiple_trainloader_mode: only "max_size_cycle" (one train loader per fit).
+            overfit_batches: train on this fraction (float) or number (int) of the training
+                batches every epoch, in order (shuffling is turned off with a warning), without
+                validation, to check that the model can overfit them.
+            track_grad_norm: -1 (off), or log the p-norm (a number or "inf") of each
+                parameter's gradient and of all of them as ``grad_{p}_norm/<name>`` and
+                ``grad_{p}_norm_total``, after backward and before clipping.
+            auto_lr_find: ``trainer.tune(model)`` runs the learning-rate range test and sets the
+                model's ``lr`` or ``learning_rate`` (or the attribute this string names) to the
+                suggested rate.
+            auto_scale_batch_size: ``trainer.tune(model)`` finds the largest batch size that
+                fits in memory: "power" (True) doubles it until it fails, "binsearch" then
+                bisects; it is set on the ``batch_size`` of the model, its hparams or the
+                datamodule.
+            multiple_trainloader_mode: how several train loaders (a list or dict) combine:
+                "max_size_cycle" (as many steps as the longest, restarting the shorter ones) or
+                "min_size" (stop with the shortest).
             stochastic_weight_avg: not supported: True raises.
         """
         _check_not_implemented(
-            overfit_batches=(overfit_batches, 0),
-            track_grad_norm=(track_grad_norm, -1),
-            auto_lr_find=(auto_lr_find, False),
-            auto_scale_batch_size=(auto_scale_batch_size, False),
-            multiple_trainloader_mode=(multiple_trainloader_mode, "max_size_cycle"),
             stochastic_weight_avg=(stochastic_weight_avg, False),
         )
         _check_unsupported(tpu_cores, ipus, plugins, amp_backend, amp_level)
@@ -386,6 +399,23 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
             self.check_val_every_n_epoch = 1
             logger = False
             self.enable_checkpointing = False
+        validate_tuner_flags(auto_lr_find, auto_scale_batch_size)
+        self.auto_lr_find = auto_lr_find
+        self.auto_scale_batch_size = auto_scale_batch_size
+        self.tuner = Tuner(self)
+        self._tuning_optimizers: Optional[Callable[[Any], None]] = None  # lr_find's optimizer
+        self.track_grad_norm = validate_norm_type(track_grad_norm)
+        if multiple_trainloader_mode not in CombinedLoader.SUPPORTED_MODES:
+            raise MisconfigurationException(
+                f"multiple_trainloader_mode={multiple_trainloader_mode!r}: choose one of "
+                f"{list(CombinedLoader.SUPPORTED_MODES)}"
+            )
+        self.multiple_trainloader_mode = multiple_trainloader_mode
+        self.overfit_batches = validate_overfit_batches(overfit_batches)
+        if self.overfit_batches > 0:
+            # Lightning 1.6: train on these batches only, validation off (1.5 validated on them)
+            self.limit_train_batches = self.overfit_batches
+            self.limit_val_batches = 0
 
         # devices, strategy
         self.device_type, device_ids = resolve_devices(accelerator, devices, gpus)
@@ -394,6 +424,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
                 f"strategy={strategy!r}: conveyor supports None or 'ddp'"
             )
         num_processes = len(device_ids) if isinstance(device_ids, list) else device_ids
+        self.num_devices: int = num_processes  # per node, Lightning 1.6's Trainer.num_devices
         if strategy is None and num_processes > 1:
             strategy = "ddp_spawn"  # Lightning 1.6's choice for several devices
         self.strategy: Optional[DDPStrategy] = None
@@ -460,6 +491,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         self.current_epoch = 0
         self.global_step = 0
         self.state_stage: Optional[str] = None
+        self.state = TrainerState()
         self.sanity_checking = False
         self.should_stop = False
         self.callback_metrics: Dict[str, Any] = {}
@@ -625,6 +657,28 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
         path = ckpt_path if ckpt_path is not None else self.resume_from_checkpoint
         self._run(model, "fit", datamodule, path, train=train_dataloaders, val=val_dataloaders)
 
+    def tune(
+        self,
+        model: Module,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: Optional[DataModule] = None,
+        scale_batch_size_kwargs: Optional[Dict[str, Any]] = None,
+        lr_find_kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Run the tuners the constructor asked for (``auto_scale_batch_size`` first, then
+        ``auto_lr_find``) and return their results: ``{"scale_batch_size": int, "lr_find":
+        LRFinder}`` for those that ran. The model keeps its weights; the tuned attributes
+        change. The ``*_kwargs`` go to ``trainer.tuner.scale_batch_size`` / ``lr_find``."""
+        return self.tuner.tune(
+            model,
+            train_dataloaders,
+            val_dataloaders,
+            datamodule,
+            scale_batch_size_kwargs,
+            lr_find_kwargs,
+        )
+
     def validate(
         self,
         model: Optional[Module] = None,
@@ -726,6 +780,7 @@ class Trainer(FitLoop, EvaluationLoop, LoggerConnector, CheckpointConnector):
 
     # ----------------------------------------------------------------------------------------
     # the run
+    @track_state
     def _run(
         self,
         model: Module,

@@ -88,6 +88,13 @@ class TrainerAttributes:
         gradient_clip_algorithm: Optional[str]
         enable_model_summary: bool
         terminate_on_nan: bool
+        overfit_batches: Union[int, float]
+        track_grad_norm: float  # -1.0: off
+        multiple_trainloader_mode: str
+        _tuning_optimizers: Optional[Any]  # Callable[[Trainer], None]
+        _last_loss: Optional[float]
+        auto_lr_find: Union[bool, str]
+        auto_scale_batch_size: Union[bool, str]
 
         @property
         def is_global_zero(self) -> bool: ...
@@ -114,6 +121,7 @@ class TrainerAttributes:
         # LoggerConnector's
         def _log_hyperparams(self) -> None: ...
         def _log_step_metrics(self) -> None: ...
+        def _refresh_epoch_metrics(self, results: ResultCollection) -> Dict[str, Dict]: ...
         def _collect_epoch_metrics(
             self, results: ResultCollection, log: bool
         ) -> Dict[str, float]: ...

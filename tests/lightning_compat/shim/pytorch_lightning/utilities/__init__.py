@@ -1,0 +1,1 @@
+"""``pytorch_lightning.utilities``: the submodules Lightning's tests import."""
