@@ -139,8 +139,14 @@ void set_interpolation(OpSpec& op, const ArgValue& v) {
   if (v.form != ArgValue::kString) bad("must be a string");
   if (v.text == "bilinear")
     op.interpolation = Interpolation::kBilinear;
+  else if (v.text == "nearest")
+    op.interpolation = Interpolation::kNearest;
+  else if (v.text == "nearest-exact")
+    op.interpolation = Interpolation::kNearestExact;
+  else if (v.text == "bicubic")
+    op.interpolation = Interpolation::kBicubic;
   else
-    bad("must be bilinear (other modes do not run natively yet)");
+    bad("must be one of bilinear, nearest, nearest-exact, bicubic");
 }
 
 std::array<float, 2> to_float_pair(const ArgValue& v) {
@@ -209,18 +215,28 @@ void set_photometric_kind(OpSpec& op) {
   if (op.kind == OpKind::kRandomGrayscale) op.photometric.p = 0.1;
 }
 
-const ArgSchema kAntialias{
-    "antialias", ArgType::kBool, false, "True", "antialiased (wider) filter when downscaling",
-    "",          set_antialias};
+const ArgSchema kAntialias{"antialias",
+                           ArgType::kBool,
+                           false,
+                           "True",
+                           "antialiased (wider) filter when downscaling (bilinear, bicubic)",
+                           "",
+                           set_antialias};
 const ArgSchema kInterpolation{
-    "interpolation", ArgType::kChoice, false, "bilinear", "image resampling (masks: nearest)",
-    "bilinear",      set_interpolation};
+    "interpolation",
+    ArgType::kChoice,
+    false,
+    "bilinear",
+    "image resampling as torchvision's InterpolationMode value (masks: nearest, or "
+    "nearest-exact when that is the mode)",
+    "bilinear|nearest|nearest-exact|bicubic",
+    set_interpolation};
 const ArgSchema kMaskInterpolation{
     "mask_interpolation",
     ArgType::kChoice,
     false,
     "nearest",
-    "mask resampling: torch's nearest (v2 masks) or PIL's NEAREST (PIL masks)",
+    "masks: nearest as interpolation says (torch's rule), or pil_nearest: PIL's NEAREST",
     "nearest|pil_nearest",
     [](OpSpec& op, const ArgValue& v) {
       if (v.form != ArgValue::kString) bad("must be a string");

@@ -69,14 +69,43 @@ def _size(size: Any) -> Any:
     raise UnsupportedTransform(f"size {size!r}")
 
 
-def _bilinear(transform: Any) -> None:
+# torchvision's InterpolationMode values the engine resamples images with (masks: nearest, or
+# nearest-exact when that is the mode).
+_NATIVE_INTERPOLATIONS = ("bilinear", "nearest", "nearest-exact", "bicubic")
+# The PIL integer codes torchvision v1 still accepts (torchvision's _interpolation_modes_from_int).
+_INTERPOLATION_CODES = {
+    0: "nearest",
+    2: "bilinear",
+    3: "bicubic",
+    1: "lanczos",
+    4: "box",
+    5: "hamming",
+}
+
+
+def _interpolation(transform: Any) -> str:
+    """The transform's image interpolation as the engine's op argument (the InterpolationMode
+    value); ``UnsupportedTransform`` naming the transform and the mode otherwise."""
     mode = getattr(transform, "interpolation", "bilinear")
     value = getattr(mode, "value", mode)
-    if not (value == "bilinear" or value == 2):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = _INTERPOLATION_CODES.get(value, value)
+    if value not in _NATIVE_INTERPOLATIONS:
         raise UnsupportedTransform(
             f"{transform_name(transform)} with interpolation {value!r} "
-            "(only bilinear runs natively)"
+            f"(natively: {', '.join(_NATIVE_INTERPOLATIONS)})"
         )
+    return cast(str, value)
+
+
+def _resampling(transform: Any) -> Dict[str, Any]:
+    """antialias and interpolation arguments of a resizing op (interpolation only when not the
+    default bilinear, so that descriptors of bilinear pipelines stay as they were)."""
+    interpolation = _interpolation(transform)
+    args: Dict[str, Any] = {"antialias": _antialias(transform)}
+    if interpolation != "bilinear":
+        args["interpolation"] = interpolation
+    return args
 
 
 def _antialias(transform: Any) -> bool:
@@ -187,23 +216,24 @@ def mask_dtype(transform: Any) -> Optional[torch.dtype]:
 
 
 def _resize(t: Any) -> List[Any]:
-    """size (int or [h, w]), max_size, antialias; bilinear."""
-    _bilinear(t)
+    """size (int or [h, w]), max_size, antialias; interpolation bilinear, nearest,
+    nearest-exact or bicubic."""
+    resampling = _resampling(t)
     if t.size is None:
         raise UnsupportedTransform(f"{transform_name(t)} with size=None")
-    return [Op("resize", size=_size(t.size), max_size=t.max_size, antialias=_antialias(t))]
+    return [Op("resize", size=_size(t.size), max_size=t.max_size, **resampling)]
 
 
 def _random_resized_crop(t: Any) -> List[Any]:
-    """size, scale, ratio, antialias; bilinear."""
-    _bilinear(t)
+    """size, scale, ratio, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "random_resized_crop",
             size=_size(t.size),
             scale=[float(s) for s in t.scale],
             ratio=[float(r) for r in t.ratio],
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
@@ -243,40 +273,40 @@ def _vflip(t: Any) -> List[Any]:
 
 
 def _random_resize(t: Any) -> List[Any]:
-    """min_size, max_size, antialias; bilinear."""
-    _bilinear(t)
+    """min_size, max_size, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "random_resize",
             min_size=int(t.min_size),
             max_size=int(t.max_size),
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
 
 def _random_shortest_size(t: Any) -> List[Any]:
-    """min_size (int or list), max_size, antialias; bilinear."""
-    _bilinear(t)
+    """min_size (int or list), max_size, antialias; interpolation bilinear, nearest,
+    nearest-exact or bicubic."""
     return [
         Op(
             "random_shortest_size",
             min_size=[int(s) for s in t.min_size],
             max_size=t.max_size,
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
 
 def _scale_jitter(t: Any) -> List[Any]:
-    """target_size, scale_range, antialias; bilinear."""
-    _bilinear(t)
+    """target_size, scale_range, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "scale_jitter",
             target_size=[int(s) for s in t.target_size],
             scale_range=[float(s) for s in t.scale_range],
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
@@ -294,7 +324,10 @@ def _random_zoom_out(t: Any) -> List[Any]:
 
 
 def _random_iou_crop(t: Any) -> List[Any]:
-    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes."""
+    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes. Where
+    torchvision would loop forever (no crop reaches the drawn IoU and no option >= 1 keeps
+    the sample) the loader raises an error naming the sample, after 1000 rounds (at once
+    without boxes)."""
     return [
         Op(
             "random_iou_crop",
