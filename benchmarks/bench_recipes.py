@@ -16,7 +16,10 @@ over ``conveyor.datasets`` with ``target_format="boxes"`` / ``"mask"``. Each mea
 a fresh subprocess under ``nice``. Every figure is also given as a fraction of the decode-only
 limit (libjpeg-turbo decoding the same files with as many threads, nothing else).
 
-DALI-CPU is not measured here: see ``DALI_NOTE``.
+DALI on the CPU is measured where it has the ops (``baselines/dali_recipes.py``, run with the
+interpreter of ``benchmarks/.venv-dali`` that ``setup_peers.sh`` makes): images only, since DALI
+has no VOC XML reader; the table's notes say, per recipe, what DALI lacks or does differently.
+Without that venv the DALI column says so and the rest still runs.
 
     .venv/bin/python benchmarks/bench_recipes.py              # about 3 minutes
     .venv/bin/python benchmarks/bench_recipes.py --quick      # about 1.5 minutes
@@ -40,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "baselines"))
+from harness import Unavailable  # noqa: E402
 from source_tree import SOURCE_TREE  # noqa: E402  (this checkout's build first)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -57,13 +61,11 @@ RECIPES = {
     "issue4": "issue-4 recipe: Resize 512x512, HFlip, ToDtype, Normalize (stacked batch)",
 }
 GROUP_FACTOR = 3  # references/detection/train.py --aspect-ratio-group-factor default
-LOADERS = ("torch", "conveyor")
-DALI_NOTE = (
-    "DALI-CPU not measured: its venv (benchmarks/setup_peers.sh) is not installed on this "
-    "machine, and no DALI pipelines were written for these recipes. Candidate DALI ops (not "
-    "checked here against torchvision's semantics): fn.random_bbox_crop (IoUCrop), fn.paste "
-    "(ZoomOut), fn.resize, fn.crop with out_of_bounds_policy='pad' (RandomCrop pad_if_needed), "
-    "fn.flip / fn.bb_flip, fn.hsv / fn.color_twist (photometric)."
+LOADERS = ("torch", "conveyor", "dali")
+DALI_VENV = HERE / ".venv-dali"
+DALI_MISSING = (
+    f"not available: {DALI_VENV.relative_to(REPO)} is not installed "
+    "(benchmarks/setup_peers.sh installs nvidia-dali-cuda120 there from PyPI)"
 )
 
 
@@ -143,6 +145,10 @@ def reference_collate(batch):
 
 
 def make_loader(loader: str, recipe: str, root: str, workers: int, batch_size: int, seed: int):
+    if loader == "dali":  # in DALI's venv: no torch there
+        import dali_recipes
+
+        return dali_recipes.make_loader(recipe, root, workers, batch_size, seed)
     import torch
 
     if recipe == "reference":
@@ -255,6 +261,10 @@ def batch_images(batch) -> int:
     return len(images) if isinstance(images, (list, tuple)) else int(images.shape[0])
 
 
+def dali_batch_images(batch) -> int:
+    return len(batch)  # images only: one array [B, C, H, W] or a list of [C, H, W]
+
+
 def loader_info(loader) -> dict:
     stats = getattr(loader, "stats", None)
     return {"path": getattr(stats, "path", "torch")} if stats is not None else {}
@@ -274,11 +284,15 @@ def measure_one(args) -> dict:
             lambda: make_loader(
                 args.loader, args.recipe, args.root, args.workers, args.batch_size, args.seed
             ),
-            batch_images,
+            dali_batch_images if args.loader == "dali" else batch_images,
             args.seconds,
             loader_info=loader_info,
         )
     result["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    if args.loader == "dali":
+        import dali_recipes
+
+        result["versions"] = dali_recipes.describe()
     return result
 
 
@@ -303,6 +317,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--loaders", default=",".join(LOADERS), help="torch,conveyor,dali")
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_recipes.json")
     parser.add_argument("--readme", action="store_true", help="refresh benchmarks/README.md")
@@ -316,18 +331,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.images = args.images or (200 if args.quick else 500)
     args.seconds = args.seconds or (3.0 if args.quick else 8.0)
     args.recipes = [r for r in args.recipes.split(",") if r]
+    args.loaders = [name for name in args.loaders.split(",") if name]
+    if [name for name in args.loaders if name not in LOADERS]:
+        parser.error(f"--loaders: choose from {list(LOADERS)}")
     unknown = [r for r in args.recipes if r not in RECIPES]
     if unknown:
         parser.error(f"--recipes: unknown {unknown}; choose from {list(RECIPES)}")
     return args
 
 
-def child(args, extra: list[str]) -> dict:
+def child(args, extra: list[str], python: str = sys.executable) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if SOURCE_TREE is not None:
         env["PYTHONPATH"] = str(SOURCE_TREE)
-    command = [sys.executable, __file__, "--root", str(args.root), "--workers", str(args.workers)]
+    command = [python, __file__, "--root", str(args.root), "--workers", str(args.workers)]
     command += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     command += ["--seconds", str(args.seconds), *extra]
     limit = 180 + 10 * args.seconds
@@ -346,14 +364,23 @@ def table(results: dict, decode: dict, workers: int) -> str:
     limit = decode.get("limit_ips")
     lines = [
         f"| recipe | torch DataLoader ({workers} workers) | conveyor ({workers} threads) "
-        "| ratio | conveyor CPU ms/img vs torch | conveyor path | fraction of decode-only limit |",
-        "|---|---|---|---|---|---|---|",
+        f"| conveyor / torch | DALI-CPU ({workers} threads, images only) | conveyor / DALI "
+        "| conveyor CPU ms/img vs torch | conveyor path | fraction of decode-only limit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for recipe, by_loader in results.items():
         t, c = by_loader.get("torch", {}), by_loader.get("conveyor", {})
+        d = by_loader.get("dali", {})
+        if d.get("status") == "ok":
+            dali = f"{d['images_per_s']:.0f} img/s"
+            versus = (
+                f"{c['images_per_s'] / d['images_per_s']:.1f}x" if c.get("status") == "ok" else ""
+            )
+        else:
+            dali, versus = ("not measured (see below)" if d else "not run"), ""
         if t.get("status") != "ok" or c.get("status") != "ok":
-            why = t.get("reason") or c.get("reason") or "failed"
-            lines.append(f"| {recipe} | {why} | | | | | |")
+            why = t.get("reason") or c.get("reason") or ("not run" if not t or not c else "failed")
+            lines.append(f"| {recipe} | {why} | | | {dali} | {versus} | | | |")
             continue
         ratio = c["images_per_s"] / t["images_per_s"]
         cpu = f"{c['cpu_ms_per_image']:.1f} vs {t['cpu_ms_per_image']:.1f}"
@@ -361,13 +388,32 @@ def table(results: dict, decode: dict, workers: int) -> str:
         path = c.get("loader", {}).get("path", "?")
         lines.append(
             f"| {recipe} | {t['images_per_s']:.0f} img/s | {c['images_per_s']:.0f} img/s "
-            f"| **{ratio:.1f}x** | {cpu} | {path} | {fraction} |"
+            f"| **{ratio:.1f}x** | {dali} | {versus} | {cpu} | {path} | {fraction} |"
         )
     if limit:
         lines.append(
             f"\nDecode-only limit: {limit:.0f} img/s ({decode['single_thread_ips']:.0f} x "
             f"{workers} threads, libjpeg-turbo, same files)."
         )
+    return "\n".join(lines) + "\n"
+
+
+def dali_notes(results: dict) -> str:
+    """Per recipe, what DALI (CPU) lacks or does differently, or why it did not run."""
+    from dali_recipes import LACKS
+
+    lines = ["DALI-CPU per recipe (`baselines/dali_recipes.py`; DALI has no VOC XML reader):", ""]
+    for recipe, by_loader in results.items():
+        d = by_loader.get("dali", {})
+        if not d:
+            continue
+        why = LACKS.get(recipe, "")
+        if d.get("status") != "ok" and not str(d.get("reason", "")).startswith("not measured"):
+            why = f"{d.get('reason')}. {why}"
+        elif d.get("status") != "ok":
+            why = d["reason"]
+        version = d.get("versions", {}).get("dali")
+        lines.append(f"- {recipe}{f' (DALI {version})' if version else ''}: {why}")
     return "\n".join(lines) + "\n"
 
 
@@ -379,15 +425,16 @@ def plot(results: dict, decode: dict, path: Path) -> None:
 
     recipes = list(results)
     fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.38
+    width = 0.27
     for k, loader in enumerate(LOADERS):
         values = [results[r].get(loader, {}).get("images_per_s", 0) for r in recipes]
-        ax.bar([i + (k - 0.5) * width for i in range(len(recipes))], values, width, label=loader)
+        label = "DALI-CPU (images only)" if loader == "dali" else loader
+        ax.bar([i + (k - 1) * width for i in range(len(recipes))], values, width, label=label)
     if decode.get("limit_ips"):
         ax.axhline(decode["limit_ips"], color="gray", ls="--", label="decode-only limit")
     ax.set_xticks(range(len(recipes)), recipes)
     ax.set_ylabel("images / s")
-    ax.set_title("torchvision reference recipes: torch DataLoader vs conveyor")
+    ax.set_title("torchvision reference recipes: torch DataLoader vs conveyor vs DALI-CPU")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -415,6 +462,8 @@ def main(argv=None) -> int:
             else:
                 args.loader, args.recipe = args.one
                 result = {"status": "ok", **measure_one(args)}
+        except Unavailable as exc:  # a peer that cannot run this recipe: says why
+            result = {"status": "unavailable", "reason": str(exc)}
         except Exception as exc:  # reported, never estimated
             import traceback
 
@@ -432,12 +481,21 @@ def main(argv=None) -> int:
     print(f"decode-only limit: {decode.get('limit_ips', decode)}", flush=True)
     results: dict = {}
     for recipe in args.recipes:
-        for loader in LOADERS:
-            r = child(args, ["--one", loader, recipe])
+        for loader in args.loaders:
+            if loader == "dali":
+                python = DALI_VENV / "bin" / "python"
+                if not python.exists():
+                    r = {"status": "unavailable", "reason": DALI_MISSING}
+                else:
+                    r = child(args, ["--one", loader, recipe], python=str(python))
+            else:
+                r = child(args, ["--one", loader, recipe])
             results.setdefault(recipe, {})[loader] = r
             shown = f"{r['images_per_s']:.1f} img/s" if r.get("status") == "ok" else r
             print(f"{recipe:14s} {loader:9s} {shown}", flush=True)
-    markdown = table(results, decode, args.workers) + "\n" + DALI_NOTE + "\n"
+    markdown = table(results, decode, args.workers)
+    if "dali" in args.loaders:
+        markdown += "\n" + dali_notes(results)
     print(markdown)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -450,7 +508,6 @@ def main(argv=None) -> int:
         "recipes": RECIPES,
         "decode_limit": decode,
         "results": results,
-        "dali": DALI_NOTE,
     }
     args.out.write_text(json.dumps(payload, indent=2, default=str))
     args.out.with_suffix(".md").write_text(markdown)

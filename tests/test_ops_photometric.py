@@ -76,6 +76,23 @@ def test_adjust_hue_equals_torchvision(hue):
         assert_close(K.adjust_hue(image, hue), F.adjust_hue(torch.from_numpy(image), hue))
 
 
+def every_rg_pair_image(width: int = 1021) -> np.ndarray:
+    """Every (r, g) pair with 16 blue levels (1M pixels), rows of an odd width so that the
+    vectorised kernels' 8-pixel blocks and their scalar tails both run."""
+    r, g, b = np.meshgrid(np.arange(256), np.arange(256), np.arange(0, 256, 17), indexing="ij")
+    pixels = np.stack([r.ravel(), g.ravel(), b.ravel()]).astype(np.uint8)
+    height = -(-pixels.shape[1] // width)
+    padded = np.zeros((3, height * width), np.uint8)
+    padded[:, : pixels.shape[1]] = pixels
+    return padded.reshape(3, height, width)
+
+
+@pytest.mark.parametrize("hue", [-0.5, -0.21, 0.013, 0.37])
+def test_adjust_hue_equals_torchvision_on_every_rg_pair(hue):
+    image = every_rg_pair_image()
+    assert_close(K.adjust_hue(image, hue), F.adjust_hue(torch.from_numpy(image), hue))
+
+
 def test_parameterless_kernels_equal_torchvision():
     for image in generated_images():
         t = torch.from_numpy(image)

@@ -41,8 +41,9 @@ def mask_for(height, width, seed=0):
     return mask
 
 
-def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True):
-    """torchvision's kernels applied with the engine's drawn steps."""
+def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True, interpolation="bilinear"):
+    """torchvision's kernels applied with the engine's drawn steps (masks: nearest, or
+    nearest-exact when that is the mode, as torchvision's resize_mask)."""
     h, w = image.shape[:2]
     img = tv_tensors.Image(chw(image))
     bb = tv_tensors.BoundingBoxes(torch.from_numpy(boxes), format="XYXY", canvas_size=(h, w))
@@ -66,9 +67,10 @@ def replay(steps, image, boxes, mask, fill, mask_fill, antialias=True):
             mk = F.pad(mk, padding, fill=mask_fill)
         elif kind == "resize":
             size = [step["height"], step["width"]]
-            img = F.resize(img, size, antialias=antialias)
+            mode = v2.InterpolationMode(interpolation)
+            img = F.resize(img, size, interpolation=mode, antialias=antialias)
             bb = F.resize(bb, size)
-            mk = F.resize(mk, size)
+            mk = F.resize(mk, size, interpolation=mode)  # torchvision: nearest(-exact)
         elif kind == "hflip":
             img, bb, mk = F.horizontal_flip(img), F.horizontal_flip(bb), F.horizontal_flip(mk)
         elif kind == "vflip":
@@ -107,6 +109,15 @@ RECIPE_OPS = {
 }
 
 
+RESIZING_OPS = {
+    "resize",
+    "random_resized_crop",
+    "random_resize",
+    "random_shortest_size",
+    "scale_jitter",
+}
+
+
 def fills(ops):
     fill, mask_fill = 0, 0
     for op in ops:
@@ -129,8 +140,13 @@ def check_against_torchvision(ops, image, boxes, mask, index):
         index=index,
     )
     antialias = all(op.args.get("antialias", True) for op in ops)
+    modes = {op.args.get("interpolation", "bilinear") for op in ops if op.name in RESIZING_OPS}
+    assert len(modes) <= 1, "replay applies one interpolation to every resize"
+    interpolation = modes.pop() if modes else "bilinear"
     fill, mask_fill = fills(ops)
-    ref, ref_boxes, kept, ref_mask = replay(steps, image, boxes, mask, fill, mask_fill, antialias)
+    ref, ref_boxes, kept, ref_mask = replay(
+        steps, image, boxes, mask, fill, mask_fill, antialias, interpolation
+    )
     assert_close_uint8(out, ref)
     np.testing.assert_array_equal(out_mask, ref_mask)
     np.testing.assert_allclose(out_boxes, ref_boxes, atol=1e-4)
@@ -211,6 +227,42 @@ def test_iou_crop_zeroes_boxes_centred_outside_and_needs_boxes():
         run_pipeline(ops, image, boxes=np.zeros((0, 4), np.float32))
     plan = plan_transforms(v2.RandomIoUCrop(), ())
     assert plan.blocker and "bounding boxes" in plan.reason
+
+
+def test_iou_crop_where_no_crop_fits_keeps_the_sample_with_an_option_of_one():
+    """torchvision loops until a round succeeds: with an option >= 1 (its defaults have 1.0)
+    a round that keeps the sample always comes; the engine's round cap never cuts in first."""
+    image = photo(200, 200)
+    tiny = np.array([[10, 10, 11, 11]], np.float32)  # no crop of >= 0.3 x side has IoU 0.9
+    ops = [_core.Op("random_iou_crop", sampler_options=[0.9, 0.95, 0.99, 1.0])]
+    for index in range(20):
+        assert _core.plan_steps(ops, 200, 200, tiny, 0, 0, index) == []
+        check_against_torchvision(ops, image, tiny, mask_for(200, 200), index)
+
+
+def test_iou_crop_reports_the_sample_where_torchvision_would_loop_forever(tmp_path):
+    image = photo(200, 200)
+    tiny = np.array([[10, 10, 11, 11]], np.float32)
+    ops = [_core.Op("random_iou_crop", sampler_options=[0.9])]
+    with pytest.raises(ValueError, match="no crop in 1000 rounds of 40 trials.*1.0"):
+        run_pipeline(ops, image, boxes=tiny)
+    with pytest.raises(ValueError, match="no boxes and no sampler option >= 1"):
+        run_pipeline(ops, image, boxes=np.zeros((0, 4), np.float32))
+    # through the DataLoader: the error names the sample and its file
+    from conveyor import DataLoader, datasets
+    from conveyor.collate import detection_collate
+
+    datasets.make_synthetic_voc(tmp_path, num_images=2, image_size=(200, 150), seed=1)
+    crop = v2.RandomIoUCrop(min_scale=0.3, max_scale=0.31, sampler_options=[0.999])
+    dataset = datasets.VOCDetection(
+        tmp_path,
+        image_set="trainval",
+        transforms=v2.Compose([v2.ToImage(), crop]),
+        target_format="boxes",
+    )
+    loader = DataLoader(dataset, batch_size=2, collate_fn=detection_collate)
+    with pytest.raises(ValueError, match=r"sample \d \(.*\.jpg\): random_iou_crop found no crop"):
+        next(iter(loader))
 
 
 # ----------------------------------------------------------------------- distributions

@@ -135,8 +135,8 @@ def test_single_transform_descriptors(transform, expected):
 @pytest.mark.parametrize(
     "transform, reason",
     [
-        (v2.Resize(10, interpolation=v2.InterpolationMode.BICUBIC), "bicubic"),
-        (v2.RandomResize(10, 20, interpolation=v2.InterpolationMode.NEAREST), "interpolation"),
+        (v2.Resize(10, interpolation=v2.InterpolationMode.LANCZOS), "lanczos"),
+        (v2.RandomResize(10, 20, interpolation=v2.InterpolationMode.BOX), "interpolation"),
         (v2.Pad(3, fill={tv_tensors.Mask: (1, 2, 3)}), "mask fill"),
         (v2.ToDtype(torch.float64), "float64"),
         (v1.ColorJitter(0.3), "no native equivalent"),

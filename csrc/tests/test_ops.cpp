@@ -36,6 +36,45 @@ TEST_CASE("resize weights sum to one in fixed point and stay in bounds") {
   }
 }
 
+TEST_CASE("nearest weights pick torch's source pixel with weight one") {
+  // torch: floor(i * in / out) in float32, with copies for equal and doubled sizes; exact:
+  // floor((i + 0.5) * in / out).
+  CHECK(nearest_source_index(5, 7, 14, false) == 2);
+  CHECK(nearest_source_index(3, 10, 4, false) == 7);
+  CHECK(nearest_source_index(3, 10, 4, true) == 8);
+  CHECK(nearest_source_index(0, 10, 4, true) == 1);
+  CHECK(nearest_source_index(3, 3, 4, true) == 2);
+  for (Interpolation mode : {Interpolation::kNearest, Interpolation::kNearestExact}) {
+    AxisWeights weights;
+    compute_axis_weights(weights, 10, 0.0, 10, 4, true, mode);  // antialias ignored
+    for (int x = 0; x < 4; ++x) {
+      int sum = 0, at = -1;
+      for (int k = 0; k < weights.taps; ++k) {
+        sum += weights.weights[x * weights.taps + k];
+        if (weights.weights[x * weights.taps + k] != 0) at = weights.first[x] + k;
+      }
+      CHECK(sum == (1 << weights.precision));
+      CHECK(at == nearest_source_index(x, 10, 4, mode == Interpolation::kNearestExact));
+    }
+  }
+}
+
+TEST_CASE("bicubic weights have negative lobes; without antialias borders are replicated") {
+  AxisWeights weights;
+  compute_axis_weights(weights, 5, 0.0, 5, 9, false, Interpolation::kBicubic);
+  CHECK(weights.negative);
+  CHECK(weights.taps == 4);
+  // Output 0 sits at -0.22: taps -2..1 fold onto pixels 0 and 1 (weights sum to one there).
+  int sum = 0;
+  for (int k = 0; k < weights.taps; ++k) sum += weights.weights[k];
+  CHECK(weights.first[0] == 0);
+  CHECK(std::abs(sum - (1 << weights.precision)) <= 2);
+  CHECK(weights.weights[0] > (1 << weights.precision));  // overshoot: > 1 on the border pixel
+  AxisWeights antialiased;
+  compute_axis_weights(antialiased, 500, 0.0, 500, 100, true, Interpolation::kBicubic);
+  CHECK(antialiased.taps >= 20);  // support 2 x the downscale factor 5 on each side
+}
+
 TEST_CASE("an upscale needs only two taps") {
   AxisWeights weights;
   compute_axis_weights(weights, 375, 0.0, 375, 512, true);
@@ -276,46 +315,51 @@ TEST_CASE("fused streaming resize equals the two-pass resize then the affine wri
     as_float.multiplier[c] = 1.0f / (255.0f * (0.2f + 0.01f * c));
     as_float.offset[c] = -0.4f - 0.05f * c;
   }
-  for (const Case& t : cases) {
-    std::vector<uint8_t> rgb(static_cast<size_t>(t.w) * t.h * 3 + kRowSlack);
-    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
-    GeometryStep resize{GeometryStep::kResize};
-    resize.width = t.out_w;
-    resize.height = t.out_h;
-    GeometryStep whole{GeometryStep::kCrop};  // a crop after the resize: the two-pass path
-    whole.width = t.out_w;
-    whole.height = t.out_h;
-    GeometryStep pad{GeometryStep::kPad};  // a pad before it: a planar source
-    pad.padding = {0, 0, 0, 0};
-    std::vector<GeometryStep> fused, reference;
-    if (t.pad_first) {
-      fused.push_back(pad);
-      reference.push_back(pad);
+  // Bicubic's negative lobes overshoot on this noise: the float write must clamp as uint8 does.
+  for (Interpolation mode : {Interpolation::kBilinear, Interpolation::kBicubic,
+                             Interpolation::kNearest, Interpolation::kNearestExact})
+    for (const Case& t : cases) {
+      std::vector<uint8_t> rgb(static_cast<size_t>(t.w) * t.h * 3 + kRowSlack);
+      for (size_t i = 0; i < rgb.size(); ++i)
+        rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+      GeometryStep resize{GeometryStep::kResize};
+      resize.width = t.out_w;
+      resize.height = t.out_h;
+      resize.interpolation = mode;
+      GeometryStep whole{GeometryStep::kCrop};  // a crop after the resize: the two-pass path
+      whole.width = t.out_w;
+      whole.height = t.out_h;
+      GeometryStep pad{GeometryStep::kPad};  // a pad before it: a planar source
+      pad.padding = {0, 0, 0, 0};
+      std::vector<GeometryStep> fused, reference;
+      if (t.pad_first) {
+        fused.push_back(pad);
+        reference.push_back(pad);
+      }
+      fused.push_back(resize);
+      reference.push_back(resize);
+      if (t.flip) {
+        fused.push_back(GeometryStep{GeometryStep::kFlip});
+        reference.push_back(GeometryStep{GeometryStep::kFlip});
+      }
+      reference.push_back(whole);
+      const auto bytes_fused = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
+      const auto bytes_reference =
+          run_plan(reference, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
+      CHECK(bytes_fused == bytes_reference);
+      const auto floats = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, as_float);
+      bool same = true;
+      const size_t plane = static_cast<size_t>(t.out_w) * t.out_h;
+      for (size_t i = 0; i < plane * 3; ++i) {
+        float value;
+        std::memcpy(&value, floats.data() + 4 * i, 4);
+        const int c = static_cast<int>(i / plane);
+        const float expected =
+            static_cast<float>(bytes_reference[i]) * as_float.multiplier[c] + as_float.offset[c];
+        same = same && std::abs(value - expected) <= 1e-6f * (1.0f + std::abs(expected));
+      }
+      CHECK(same);
     }
-    fused.push_back(resize);
-    reference.push_back(resize);
-    if (t.flip) {
-      fused.push_back(GeometryStep{GeometryStep::kFlip});
-      reference.push_back(GeometryStep{GeometryStep::kFlip});
-    }
-    reference.push_back(whole);
-    const auto bytes_fused = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
-    const auto bytes_reference =
-        run_plan(reference, t.out_w, t.out_h, rgb, t.w, t.h, OutputFormat{});
-    CHECK(bytes_fused == bytes_reference);
-    const auto floats = run_plan(fused, t.out_w, t.out_h, rgb, t.w, t.h, as_float);
-    bool same = true;
-    const size_t plane = static_cast<size_t>(t.out_w) * t.out_h;
-    for (size_t i = 0; i < plane * 3; ++i) {
-      float value;
-      std::memcpy(&value, floats.data() + 4 * i, 4);
-      const int c = static_cast<int>(i / plane);
-      const float expected =
-          static_cast<float>(bytes_reference[i]) * as_float.multiplier[c] + as_float.offset[c];
-      same = same && std::abs(value - expected) <= 1e-6f * (1.0f + std::abs(expected));
-    }
-    CHECK(same);
-  }
 }
 
 TEST_CASE("SIMD horizontal passes equal the scalar definition (interleaved and planar, flipped)") {
@@ -327,9 +371,11 @@ TEST_CASE("SIMD horizontal passes equal the scalar definition (interleaved and p
                                                          {16, 17},
                                                          {3, 40},
                                                          {640, 600}}) {
-    for (bool flip : {false, true}) {
+    for (int variant = 0; variant < 8; ++variant) {
+      const bool flip = variant & 1, antialias = variant & 2;
+      const Interpolation mode = variant & 4 ? Interpolation::kBicubic : Interpolation::kBilinear;
       AxisWeights wx;
-      compute_axis_weights(wx, in, 0.0, in, out, true);
+      compute_axis_weights(wx, in, 0.0, in, out, antialias, mode);
       if (flip) wx.reverse();
       const int rows = 3;
       std::vector<uint8_t> rgb(static_cast<size_t>(in) * 3 * rows + kRowSlack);
@@ -340,7 +386,8 @@ TEST_CASE("SIMD horizontal passes equal the scalar definition (interleaved and p
       HorizontalPlan plan;
       plan.prepare(wx, in);
 #if defined(__x86_64__)
-      if (in == 500 && out == 512 && __builtin_cpu_supports("avx2")) CHECK(plan.planar_kernel());
+      if (in == 500 && out == 512 && variant == 2 && __builtin_cpu_supports("avx2"))
+        CHECK(plan.planar_kernel());
 #endif
       resample_horizontal_rgb(rgb.data(), static_cast<size_t>(in) * 3, rows, plan, dst,
                               static_cast<size_t>(out));

@@ -7,7 +7,7 @@ transform is recognised:
   ``RandomCrop``, ``CenterCrop``, ``Pad``, ``RandomHorizontalFlip``, ``ToDtype``,
   ``Normalize``): subclasses of the ``torchvision.transforms.v2`` classes of the same name, so
   they behave identically when called in Python, but they refuse, at construction, settings the
-  engine cannot run natively (e.g. bicubic interpolation);
+  engine cannot run natively;
 - the ``torchvision.transforms`` (v1) and ``torchvision.transforms.v2`` classes listed, with the
   settings that run natively, in the README's "Transforms that run natively" (generated from
   the planner's translators and the native op schema).

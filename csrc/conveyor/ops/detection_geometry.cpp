@@ -62,9 +62,20 @@ std::optional<IoUCrop> iou_crop(const OpSpec& op, int width, int height,
                                 const std::vector<float>& boxes, SampleRandom& random) {
   const size_t count = boxes.size() / 4;
   const int64_t options = static_cast<int64_t>(op.sampler_options.size());
-  // torchvision loops until an option succeeds; past this many rounds none ever will in
-  // practice (each round has `trials` tries), so the sample is reported instead of hanging.
+  const bool can_keep = std::any_of(op.sampler_options.begin(), op.sampler_options.end(),
+                                    [](double option) { return option >= 1.0; });
+  // torchvision's RandomIoUCrop loops until a round succeeds, forever if none can (a data
+  // loader that hangs). The engine stops after kMaxRounds rounds (each of `trials` tries) and
+  // reports the sample instead. With an option >= 1 (torchvision's default options have 1.0,
+  // 1 in 7) some round keeps the sample long before: (6/7)^1000 < 1e-66, so the cap never
+  // changes a draw; without one it only ends samples where a satisfying crop is missing or
+  // rarer than about 1 in kMaxRounds * trials tries. A sample without boxes can never be
+  // cropped: without an option >= 1 it fails at once.
   constexpr int kMaxRounds = 1000;
+  if (count == 0 && !can_keep)
+    throw Error(ErrorKind::kInvalidArgument,
+                "random_iou_crop: the sample has no boxes and no sampler option >= 1, so no crop "
+                "can ever be chosen (torchvision would loop forever)");
   for (int round = 0; round < kMaxRounds; ++round) {
     const double min_iou = op.sampler_options[static_cast<size_t>(random.uniform_int(0, options))];
     if (min_iou >= 1.0) return std::nullopt;
@@ -103,8 +114,9 @@ std::optional<IoUCrop> iou_crop(const OpSpec& op, int width, int height,
   }
   throw Error(ErrorKind::kInvalidArgument,
               "random_iou_crop found no crop in " + std::to_string(kMaxRounds) + " rounds of " +
-                  std::to_string(op.trials) + " trials (" + std::to_string(count) +
-                  " boxes; without boxes only a sampler option >= 1 can succeed)");
+                  std::to_string(op.trials) + " trials for " + std::to_string(count) +
+                  " boxes (no crop reaches the drawn minimum IoU; torchvision would loop "
+                  "forever): add 1.0 to sampler_options to keep such samples unchanged");
 }
 
 }  // namespace conveyor

@@ -37,9 +37,10 @@ struct IoUCrop {
   int x = 0, y = 0, width = 0, height = 0;
 };
 // RandomIoUCrop's crop of an image of width x height whose boxes (XYXY, 4 floats each) are
-// `boxes`, or nullopt for "leave the sample as it is". Throws Error(kInvalidArgument) when no
-// option can ever succeed (torchvision would loop forever: e.g. a sample without boxes and no
-// sampler option >= 1).
+// `boxes`, or nullopt for "leave the sample as it is". Throws Error(kInvalidArgument) where
+// torchvision would loop forever: at once for a sample without boxes and no sampler option
+// >= 1, and after 1000 rounds without a crop (see the definition for why that cap never
+// changes a draw when an option >= 1 exists, as in torchvision's defaults).
 std::optional<IoUCrop> iou_crop(const OpSpec& op, int width, int height,
                                 const std::vector<float>& boxes, SampleRandom& random);
 

@@ -52,12 +52,14 @@ void add_pad(GeometryPlan& plan, const std::array<int, 4>& padding,
   plan.height += padding[1] + padding[3];
 }
 
-void add_resize(GeometryPlan& plan, int width, int height, bool antialias) {
+void add_resize(GeometryPlan& plan, int width, int height, const OpSpec& op) {
   if (width == plan.width && height == plan.height) return;  // torchvision returns the input
   GeometryStep step{GeometryStep::kResize};
   step.width = width;
   step.height = height;
-  step.antialias = antialias;
+  step.antialias = op.antialias;
+  step.interpolation = op.interpolation;
+  step.mask_pil_nearest = op.mask_pil_nearest;
   plan.steps.push_back(step);
   plan.width = width;
   plan.height = height;
@@ -92,7 +94,7 @@ void random_resized_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& ran
       const int top = static_cast<int>(random.uniform_int(0, height - h + 1));
       const int left = static_cast<int>(random.uniform_int(0, width - w + 1));
       add_crop(plan, left, top, w, h);
-      add_resize(plan, op.width, op.height, op.antialias);
+      add_resize(plan, op.width, op.height, op);
       return;
     }
   }
@@ -104,7 +106,7 @@ void random_resized_crop(GeometryPlan& plan, const OpSpec& op, SampleRandom& ran
     w = round_half_even(h * op.ratio[1]);
   }
   add_crop(plan, (width - w) / 2, (height - h) / 2, w, h);
-  add_resize(plan, op.width, op.height, op.antialias);
+  add_resize(plan, op.width, op.height, op);
 }
 
 // torchvision v2 RandomCrop.make_params.
@@ -193,7 +195,7 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
     switch (op.kind) {
       case OpKind::kResize: {
         const auto [w, h] = resized_size(op, plan.width, plan.height);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op);
         break;
       }
       case OpKind::kRandomResizedCrop:
@@ -208,6 +210,11 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
       case OpKind::kPad:
         add_pad(plan, op.padding, op.fill, op.mask_fill, op.padding_mode);
         break;
+      case OpKind::kPadIfSmaller:  // pad_if_smaller of torchvision's segmentation references
+        add_pad(plan,
+                {0, 0, std::max(op.width - plan.width, 0), std::max(op.height - plan.height, 0)},
+                op.fill, op.mask_fill);
+        break;
       case OpKind::kHorizontalFlip:
         if (random.uniform() < op.p) plan.steps.push_back(GeometryStep{GeometryStep::kFlip});
         break;
@@ -217,17 +224,17 @@ GeometryPlan plan_geometry(const std::vector<OpSpec>& ops, int width, int height
         break;
       case OpKind::kRandomResize: {
         const auto [w, h] = random_resize_size(op, plan.width, plan.height, random);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op);
         break;
       }
       case OpKind::kRandomShortestSize: {
         const auto [w, h] = random_shortest_size(op, plan.width, plan.height, random);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op);
         break;
       }
       case OpKind::kScaleJitter: {
         const auto [w, h] = scale_jitter_size(op, plan.width, plan.height, random);
-        add_resize(plan, w, h, op.antialias);
+        add_resize(plan, w, h, op);
         break;
       }
       case OpKind::kRandomZoomOut:
@@ -300,7 +307,10 @@ int choose_dct_scale(const GeometryPlan& plan, int width, int height) {
       region_width = step.width;
       region_height = step.height;
     } else if (step.kind == GeometryStep::kResize) {
-      if (!step.antialias) return 1;  // plain bilinear samples full-resolution pixels
+      // Plain bilinear/bicubic and nearest sample full-resolution pixels.
+      if (!step.antialias || step.interpolation == Interpolation::kNearest ||
+          step.interpolation == Interpolation::kNearestExact)
+        return 1;
       int scale = 8;
       while (scale > 1 &&
              (region_width < 2 * step.width * scale || region_height < 2 * step.height * scale))

@@ -20,7 +20,9 @@ struct GeometryStep {
   std::array<uint8_t, 3> fill{0, 0, 0};     // pad: image fill
   uint8_t mask_fill = 0;                    // pad: mask fill
   PaddingMode padding_mode = PaddingMode::kConstant;  // pad: edge/reflect/symmetric ignore fills
-  bool antialias = true;
+  bool antialias = true;                              // resize: bilinear/bicubic
+  Interpolation interpolation = Interpolation::kBilinear;  // resize: images (masks: nearest)
+  bool mask_pil_nearest = false;  // resize: masks sampled as PIL's NEAREST (else torch's)
   // crop (RandomIoUCrop): boxes whose centre is not strictly inside the crop become all-zero
   // (then dropped as empty), as torchvision's is_within_crop_area.
   bool zero_boxes_outside = false;

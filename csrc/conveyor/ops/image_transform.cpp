@@ -137,16 +137,18 @@ void ImageTransformer::resize_whole(View& view, const GeometryStep& step, bool r
 void ImageTransformer::resize(View& view, const GeometryStep& step, const Window& window,
                               bool reverse, const OutputFormat* format, void* out) {
   if (window.width == step.width && window.height == step.height) {
-    compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias);
-    compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias);
+    compute_axis_weights(wx_, view.physical_width, view.rx, view.rw, step.width, step.antialias,
+                         step.interpolation);
+    compute_axis_weights(wy_, view.physical_height, view.ry, view.rh, step.height, step.antialias,
+                         step.interpolation);
     if (reverse) wx_.reverse();
   } else {
     // The whole resize's weights over the whole image (the windows clamp at its edges, not at
     // the decoded region's), then the window's outputs moved into the buffer.
     compute_axis_weights(full_x_, view.frame_width, view.rx + view.frame_x, view.rw, step.width,
-                         step.antialias);
+                         step.antialias, step.interpolation);
     compute_axis_weights(full_y_, view.frame_height, view.ry + view.frame_y, view.rh, step.height,
-                         step.antialias);
+                         step.antialias, step.interpolation);
     window_axis_weights(wx_, full_x_, window.x, window.width, reverse, view.frame_x,
                         view.physical_width);
     window_axis_weights(wy_, full_y_, window.y, window.height, false, view.frame_y,
@@ -312,7 +314,8 @@ std::optional<SourceRegion> windowed_resize_source(const GeometryPlan& plan, int
   const GeometryStep& resize = plan.steps[first];
   const auto span = [&](AxisWeights& weights, int size, int out_size, int begin, int count,
                         int& low, int& high) {
-    compute_axis_weights(weights, size, 0.0, size, out_size, resize.antialias);
+    compute_axis_weights(weights, size, 0.0, size, out_size, resize.antialias,
+                         resize.interpolation);
     low = size;
     high = 0;
     for (int x = begin; x < begin + count; ++x) {

@@ -1,5 +1,7 @@
 #include "conveyor/ops/mask_geometry.h"
 
+#include "conveyor/ops/resize_weights.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,18 +9,24 @@
 namespace conveyor {
 namespace {
 
-// torch's nearest_idx: float32 scale, floor, clamped.
-std::vector<int> nearest_indices(int in_size, int out_size) {
+// torchvision's resize_mask: "nearest-exact" when the transform asks for it, else "nearest"
+// (whatever the image's mode).
+std::vector<int> nearest_indices(int in_size, int out_size, Interpolation interpolation) {
+  const bool exact = interpolation == Interpolation::kNearestExact;
   std::vector<int> index(out_size);
-  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
-  for (int i = 0; i < out_size; ++i) {
-    if (out_size == in_size)
-      index[i] = i;
-    else if (out_size == 2 * in_size)
-      index[i] = i >> 1;
-    else
-      index[i] = std::min(static_cast<int>(std::floor(static_cast<float>(i) * scale)), in_size - 1);
-  }
+  for (int i = 0; i < out_size; ++i) index[i] = nearest_source_index(i, in_size, out_size, exact);
+  return index;
+}
+
+// PIL's NEAREST resize (ImagingScaleAffine): the source coordinate starts at half a step and
+// grows by the double scale in/out each output pixel, truncated: what torch calls
+// "nearest-exact", in PIL's own arithmetic (it decides the ties at exact integers).
+std::vector<int> pil_nearest_indices(int in_size, int out_size) {
+  std::vector<int> index(out_size);
+  const double scale = static_cast<double>(in_size) / out_size;
+  double position = scale * 0.5;
+  for (int i = 0; i < out_size; ++i, position += scale)
+    index[i] = std::min(static_cast<int>(position), in_size - 1);
   return index;
 }
 
@@ -57,8 +65,10 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
       next[i] = map[padded_source(i - before, size, mode)];
     map.swap(next);
   };
-  auto resize = [&next](std::vector<int>& map, int size) {
-    const std::vector<int> index = nearest_indices(static_cast<int>(map.size()), size);
+  auto resize = [&next](std::vector<int>& map, int size, Interpolation interpolation, bool pil) {
+    const int in_size = static_cast<int>(map.size());
+    const std::vector<int> index =
+        pil ? pil_nearest_indices(in_size, size) : nearest_indices(in_size, size, interpolation);
     next.resize(size);
     for (int i = 0; i < size; ++i) next[i] = map[index[i]];
     map.swap(next);
@@ -82,8 +92,8 @@ AxisMaps compose(const GeometryPlan& plan, int width, int height) {
         break;
       }
       case GeometryStep::kResize:
-        resize(maps.xs, step.width);
-        resize(maps.ys, step.height);
+        resize(maps.xs, step.width, step.interpolation, step.mask_pil_nearest);
+        resize(maps.ys, step.height, step.interpolation, step.mask_pil_nearest);
         break;
       case GeometryStep::kFlip:
         std::reverse(maps.xs.begin(), maps.xs.end());

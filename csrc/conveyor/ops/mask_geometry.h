@@ -1,6 +1,7 @@
-// Masks follow the image geometry with nearest-neighbour sampling (torch's "nearest", as
-// torchvision v2 does for tv_tensors.Mask); padding uses the pad fill's first value. The plan's
-// steps compose into one index map per axis, applied in a single pass (repeated rows copied).
+// Masks follow the image geometry with nearest-neighbour sampling (torch's "nearest", or
+// "nearest-exact" when the resize asks for it, as torchvision v2's resize_mask); padding uses the
+// pad fill's first value. The plan's steps compose into one index map per axis, applied in a single
+// pass (repeated rows copied).
 #pragma once
 
 #include <cstdint>

@@ -139,8 +139,14 @@ void set_interpolation(OpSpec& op, const ArgValue& v) {
   if (v.form != ArgValue::kString) bad("must be a string");
   if (v.text == "bilinear")
     op.interpolation = Interpolation::kBilinear;
+  else if (v.text == "nearest")
+    op.interpolation = Interpolation::kNearest;
+  else if (v.text == "nearest-exact")
+    op.interpolation = Interpolation::kNearestExact;
+  else if (v.text == "bicubic")
+    op.interpolation = Interpolation::kBicubic;
   else
-    bad("must be bilinear (other modes do not run natively yet)");
+    bad("must be one of bilinear, nearest, nearest-exact, bicubic");
 }
 
 std::array<float, 2> to_float_pair(const ArgValue& v) {
@@ -209,12 +215,34 @@ void set_photometric_kind(OpSpec& op) {
   if (op.kind == OpKind::kRandomGrayscale) op.photometric.p = 0.1;
 }
 
-const ArgSchema kAntialias{
-    "antialias", ArgType::kBool, false, "True", "antialiased (wider) filter when downscaling",
-    "",          set_antialias};
+const ArgSchema kAntialias{"antialias",
+                           ArgType::kBool,
+                           false,
+                           "True",
+                           "antialiased (wider) filter when downscaling (bilinear, bicubic)",
+                           "",
+                           set_antialias};
 const ArgSchema kInterpolation{
-    "interpolation", ArgType::kChoice, false, "bilinear", "image resampling (masks: nearest)",
-    "bilinear",      set_interpolation};
+    "interpolation",
+    ArgType::kChoice,
+    false,
+    "bilinear",
+    "image resampling as torchvision's InterpolationMode value (masks: nearest, or "
+    "nearest-exact when that is the mode)",
+    "bilinear|nearest|nearest-exact|bicubic",
+    set_interpolation};
+const ArgSchema kMaskInterpolation{
+    "mask_interpolation",
+    ArgType::kChoice,
+    false,
+    "nearest",
+    "masks: nearest as interpolation says (torch's rule), or pil_nearest: PIL's NEAREST",
+    "nearest|pil_nearest",
+    [](OpSpec& op, const ArgValue& v) {
+      if (v.form != ArgValue::kString) bad("must be a string");
+      if (v.text != "nearest" && v.text != "pil_nearest") bad("must be nearest or pil_nearest");
+      op.mask_pil_nearest = v.text == "pil_nearest";
+    }};
 const ArgSchema kFill{"fill", ArgType::kFill, false, "0", "image fill of padded pixels",
                       "",     set_fill};
 const ArgSchema kMaskFill{"mask_fill", ArgType::kInt, false, "0", "mask fill of padded pixels",
@@ -292,7 +320,8 @@ std::vector<OpSchema> build_schemas() {
         {"max_size", ArgType::kInt, false, "None", "cap of the longer side (int size only)", "",
          [](OpSpec& op, const ArgValue& v) { op.max_size = to_int(v); }},
         kAntialias,
-        kInterpolation}},
+        kInterpolation,
+        kMaskInterpolation}},
       {"random_resized_crop",
        OpKind::kRandomResizedCrop,
        OpCategory::kGeometric,
@@ -336,6 +365,14 @@ std::vector<OpSchema> build_schemas() {
         kFill,
         kMaskFill,
         kPaddingMode}},
+      {"pad_if_smaller",
+       OpKind::kPadIfSmaller,
+       OpCategory::kGeometric,
+       "torchvision references' pad_if_smaller: pads right and bottom up to size",
+       {{"size", ArgType::kInt, true, "", "smallest height and width", "",
+         [](OpSpec& op, const ArgValue& v) { op.height = op.width = to_int(v); }},
+        kFill,
+        kMaskFill}},
       {"hflip", OpKind::kHorizontalFlip, OpCategory::kGeometric, "v2.RandomHorizontalFlip", {kP}},
       {"vflip", OpKind::kVerticalFlip, OpCategory::kGeometric, "v2.RandomVerticalFlip", {kP}},
       {"random_resize",
@@ -347,7 +384,8 @@ std::vector<OpSchema> build_schemas() {
         {"max_size", ArgType::kInt, true, "", "largest shorter side, excluded", "",
          [](OpSpec& op, const ArgValue& v) { op.max_size = to_int(v); }},
         kAntialias,
-        kInterpolation}},
+        kInterpolation,
+        kMaskInterpolation}},
       {"random_shortest_size",
        OpKind::kRandomShortestSize,
        OpCategory::kGeometric,

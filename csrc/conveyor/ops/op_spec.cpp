@@ -1,5 +1,7 @@
 #include "conveyor/ops/op_spec.h"
 
+#include <algorithm>
+
 #include "conveyor/core/error.h"
 
 namespace conveyor {
@@ -131,6 +133,10 @@ Pipeline compile_pipeline(const std::vector<OpSpec>& ops) {
         if (size)
           size = {size->first + op.padding[1] + op.padding[3],
                   size->second + op.padding[0] + op.padding[2]};
+        break;
+      case OpKind::kPadIfSmaller:
+        if (op.height <= 0) invalid(i, "pad_if_smaller size must be positive");
+        if (size) size = {std::max(size->first, op.height), std::max(size->second, op.width)};
         break;
       case OpKind::kHorizontalFlip:
       case OpKind::kVerticalFlip:

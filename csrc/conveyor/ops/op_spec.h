@@ -20,6 +20,7 @@ enum class OpKind {
   kRandomCrop,
   kCenterCrop,
   kPad,
+  kPadIfSmaller,  // torchvision references' pad_if_smaller: right/bottom up to a size
   kHorizontalFlip,
   kVerticalFlip,
   kRandomResize,
@@ -46,7 +47,8 @@ enum class OpKind {
 };
 
 enum class DType { kUint8, kFloat32, kFloat16 };
-enum class Interpolation { kBilinear, kNearest };
+// Image resampling (masks are always resized nearest, as torchvision's resize_mask).
+enum class Interpolation { kBilinear, kNearest, kNearestExact, kBicubic };
 enum class PaddingMode { kConstant, kEdge, kReflect, kSymmetric };
 
 const char* dtype_name(DType dtype);
@@ -60,8 +62,11 @@ struct OpSpec {
   int max_size = 0;        // resize with shorter_side, random_shortest_size: 0 = none
   int min_size = 0;        // random_resize: sizes drawn from [min_size, max_size)
   std::vector<int> sizes;  // random_shortest_size: the shorter side is one of them
-  bool antialias = true;
+  bool antialias = true;   // bilinear/bicubic only: torchvision ignores it for nearest
   Interpolation interpolation = Interpolation::kBilinear;
+  // masks: torch's nearest (v2 on tv_tensors.Mask) or PIL's NEAREST (a PIL mask, as the
+  // torchvision references resize it); resize and random_resize only
+  bool mask_pil_nearest = false;
   std::array<double, 2> scale{0.08, 1.0};
   std::array<double, 2> ratio{3.0 / 4.0, 4.0 / 3.0};
   std::array<int, 4> padding{0, 0, 0, 0};  // left, top, right, bottom

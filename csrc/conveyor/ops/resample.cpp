@@ -238,6 +238,7 @@ __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_i
   const __m256i initial = _mm256_set1_epi32(precision > 0 ? 1 << (precision - 1) : 0);
   const __m128i shift = _mm_cvtsi32_si128(precision);
   const __m256 m = _mm256_set1_ps(multiplier), a = _mm256_set1_ps(offset);
+  const __m256i byte_max = _mm256_set1_epi32(255);
   int x = 0;
   for (; x + 16 <= width; x += 16) {
     __m256i acc_lo = initial, acc_hi = initial;  // outputs [0-3 | 8-11], [4-7 | 12-15]
@@ -252,10 +253,13 @@ __attribute__((target("avx2"), always_inline)) inline int vertical_affine_avx2_i
       acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(r0, r1), pair));
       acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(r0, r1), pair));
     }
-    const __m256 f_lo =
-        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_lo, shift)), m), a);
-    const __m256 f_hi =
-        _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sra_epi32(acc_hi, shift)), m), a);
+    // Clamped to [0, 255] as a uint8 pass would (bicubic's negative lobes overshoot).
+    const __m256i v_lo = _mm256_min_epi32(
+        _mm256_max_epi32(_mm256_sra_epi32(acc_lo, shift), _mm256_setzero_si256()), byte_max);
+    const __m256i v_hi = _mm256_min_epi32(
+        _mm256_max_epi32(_mm256_sra_epi32(acc_hi, shift), _mm256_setzero_si256()), byte_max);
+    const __m256 f_lo = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v_lo), m), a);
+    const __m256 f_hi = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v_hi), m), a);
     const __m256 first = _mm256_permute2f128_ps(f_lo, f_hi, 0x20);
     const __m256 second = _mm256_permute2f128_ps(f_lo, f_hi, 0x31);
     if (kStream) {
@@ -647,14 +651,14 @@ void resample_vertical_row_affine(const uint8_t* const* rows, int count, int wid
   (void)streaming;
 #endif
 #if defined(__SSE2__)
-  if (count == taps) {
+  if (count == taps && !wy.negative) {
     const __m128i initial = _mm_set1_epi32(rounding);
     const __m128i shift = _mm_cvtsi32_si128(wy.precision);
     const __m128 m = _mm_set1_ps(multiplier), a = _mm_set1_ps(offset);
     for (; x + 16 <= width; x += 16) {
       const VerticalSums16 sums = vertical_sums16(rows, taps, w, x, initial, shift);
-      // Bilinear weights are non-negative and sum to 2^precision, so the shifted sums are
-      // already uint8 values: convert them to float directly (same as rounding via packus).
+      // Non-negative weights sum to 2^precision, so the shifted sums are already uint8
+      // values: convert them to float directly (same as rounding via packus).
       const __m128 f0 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[0]), m), a);
       const __m128 f1 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[1]), m), a);
       const __m128 f2 = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(sums.lanes[2]), m), a);

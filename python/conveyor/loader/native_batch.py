@@ -287,7 +287,9 @@ class BatchBuilder:
                 if fused:
                     samples.append(target)
                 else:
-                    image: Any = tv_tensors.Image(images[b])
+                    image: Any = images[b]
+                    if not self._plan.plain_tensors:
+                        image = tv_tensors.Image(image)
                     if self._plan.tail:
                         image, target = self._run_tail(image, target)
                     samples.append((image, target))
@@ -327,7 +329,8 @@ class BatchBuilder:
             if self.kind == "zip":
                 return (images, tuple(samples)), len(kept)
         if self.kind == "zip":  # tuple(zip(*batch)): per-image views, as the samples would be
-            return (tuple(tv_tensors.Image(image) for image in images), tuple(samples)), len(kept)
+            wrap = (lambda image: image) if self._plan.plain_tensors else tv_tensors.Image
+            return (tuple(wrap(image) for image in images), tuple(samples)), len(kept)
         if self.kind == "stack_tuple":
             return (images, tuple(samples)), len(kept)
         return (images, samples), len(kept)  # detection_collate: stacked images, list of targets
@@ -374,7 +377,7 @@ class BatchBuilder:
             masks = masks.to(self._plan.mask_dtype)
         if self._pin is not None and not masks.is_pinned():
             masks = masks.pin_memory()
-        if self.kind == "segmentation":
+        if self.kind == "segmentation" or self._plan.pil_mask:  # [H, W] samples stack so
             return images, masks
         return [images, masks.unsqueeze(1)]  # as Mask samples [1, H, W] stack
 
@@ -411,10 +414,12 @@ class _TargetBuilder:
         if check is not None:
             check(index)
         if setup.masks_move:
-            mask = torch.from_numpy(batch.masks[b]).unsqueeze(0)
+            mask = torch.from_numpy(batch.masks[b])
+            if not self._plan.pil_mask:  # a tv_tensors.Mask is [1, H, W]; the reference's [H, W]
+                mask = mask.unsqueeze(0)
             if self._plan.mask_dtype is not None:
                 mask = mask.to(self._plan.mask_dtype)
-            target: Any = tv_tensors.Mask(mask)
+            target: Any = mask if self._plan.plain_tensors else tv_tensors.Mask(mask)
         elif setup.kind == "segmentation" and dataset.target_format == "mask":
             from conveyor.datasets.voc import read_mask_tensor
 
@@ -478,5 +483,7 @@ class _TargetBuilder:
                 wrapped.append(template)
             else:  # same canvas for every image of a stacked batch: wrap like the first
                 wrapped.append(tv_tensors.wrap(image_boxes, like=template))
+        if self._plan.plain_tensors:  # a native ToPureTensor
+            wrapped = [boxes_of_image.as_subclass(torch.Tensor) for boxes_of_image in wrapped]
         self._split = (wrapped, labels, difficult)
         return self._split

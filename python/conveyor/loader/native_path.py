@@ -133,17 +133,20 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
     moving: Tuple[type, ...] = ()
     if joint and typed:
         moving = (tv_tensors.BoundingBoxes,) if kind == "detection" else (tv_tensors.Mask,)
-    plan = plan_transforms(joint_transform if joint else dataset.transform, moving)
+    # a PIL mask moves natively only through torchvision's segmentation reference transforms
+    pil_mask = joint and not typed and kind == "segmentation"
+    plan = plan_transforms(
+        joint_transform if joint else dataset.transform, moving, joint=joint, pil_mask=pil_mask
+    )
     if typed:
         plan.to_tensor = True  # the dataset's images are tensors from the start
-    elif kind == "segmentation" and joint:
+    elif pil_mask and not plan.to_tensor:
         # torchvision's v2 transforms treat VOCSegmentation's PIL mask as a second *image*
         # (bilinear resize, dtype scaling); only Python reproduces that faithfully. With
         # target_format="mask" the target is a tv_tensors.Mask, which the engine moves.
         why = (
-            'VOCSegmentation(target_format="pil") with joint transforms: v2 transforms treat '
-            'a PIL mask as a second image, which only Python reproduces (target_format="mask" '
-            "runs natively)"
+            'VOCSegmentation(target_format="pil") with joint transforms: '
+            f"{plan.blocker} cannot move the PIL mask natively ({plan.reason})"
         )
         _warn_python(why, "the whole pipeline runs in Python")
         return None, why
@@ -169,7 +172,7 @@ def plan_native(loader: Any) -> Tuple[Optional[NativeSetup], str]:
         plan=plan,
         joint=joint,
         boxes_move=joint and typed and kind == "detection",
-        masks_move=joint and typed and kind == "segmentation",
+        masks_move=joint and (typed or plan.pil_mask) and kind == "segmentation",
         target_transform=None if joint else dataset.target_transform,
         batch_size=_batch_size(loader),
     )

@@ -19,6 +19,13 @@ import torchvision.transforms as v1
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from conveyor.loader.reference_transforms import (
+    KNOWN_SOURCES,
+    delegated_transforms,
+    known_class_name,
+    reference_compose_items,
+)
+
 _OWN_CLASSES_MODULE = "conveyor.transforms"
 
 _DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.uint8: "uint8"}
@@ -62,14 +69,43 @@ def _size(size: Any) -> Any:
     raise UnsupportedTransform(f"size {size!r}")
 
 
-def _bilinear(transform: Any) -> None:
+# torchvision's InterpolationMode values the engine resamples images with (masks: nearest, or
+# nearest-exact when that is the mode).
+_NATIVE_INTERPOLATIONS = ("bilinear", "nearest", "nearest-exact", "bicubic")
+# The PIL integer codes torchvision v1 still accepts (torchvision's _interpolation_modes_from_int).
+_INTERPOLATION_CODES = {
+    0: "nearest",
+    2: "bilinear",
+    3: "bicubic",
+    1: "lanczos",
+    4: "box",
+    5: "hamming",
+}
+
+
+def _interpolation(transform: Any) -> str:
+    """The transform's image interpolation as the engine's op argument (the InterpolationMode
+    value); ``UnsupportedTransform`` naming the transform and the mode otherwise."""
     mode = getattr(transform, "interpolation", "bilinear")
     value = getattr(mode, "value", mode)
-    if not (value == "bilinear" or value == 2):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = _INTERPOLATION_CODES.get(value, value)
+    if value not in _NATIVE_INTERPOLATIONS:
         raise UnsupportedTransform(
             f"{transform_name(transform)} with interpolation {value!r} "
-            "(only bilinear runs natively)"
+            f"(natively: {', '.join(_NATIVE_INTERPOLATIONS)})"
         )
+    return cast(str, value)
+
+
+def _resampling(transform: Any) -> Dict[str, Any]:
+    """antialias and interpolation arguments of a resizing op (interpolation only when not the
+    default bilinear, so that descriptors of bilinear pipelines stay as they were)."""
+    interpolation = _interpolation(transform)
+    args: Dict[str, Any] = {"antialias": _antialias(transform)}
+    if interpolation != "bilinear":
+        args["interpolation"] = interpolation
+    return args
 
 
 def _antialias(transform: Any) -> bool:
@@ -180,23 +216,24 @@ def mask_dtype(transform: Any) -> Optional[torch.dtype]:
 
 
 def _resize(t: Any) -> List[Any]:
-    """size (int or [h, w]), max_size, antialias; bilinear."""
-    _bilinear(t)
+    """size (int or [h, w]), max_size, antialias; interpolation bilinear, nearest,
+    nearest-exact or bicubic."""
+    resampling = _resampling(t)
     if t.size is None:
         raise UnsupportedTransform(f"{transform_name(t)} with size=None")
-    return [Op("resize", size=_size(t.size), max_size=t.max_size, antialias=_antialias(t))]
+    return [Op("resize", size=_size(t.size), max_size=t.max_size, **resampling)]
 
 
 def _random_resized_crop(t: Any) -> List[Any]:
-    """size, scale, ratio, antialias; bilinear."""
-    _bilinear(t)
+    """size, scale, ratio, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "random_resized_crop",
             size=_size(t.size),
             scale=[float(s) for s in t.scale],
             ratio=[float(r) for r in t.ratio],
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
@@ -236,40 +273,40 @@ def _vflip(t: Any) -> List[Any]:
 
 
 def _random_resize(t: Any) -> List[Any]:
-    """min_size, max_size, antialias; bilinear."""
-    _bilinear(t)
+    """min_size, max_size, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "random_resize",
             min_size=int(t.min_size),
             max_size=int(t.max_size),
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
 
 def _random_shortest_size(t: Any) -> List[Any]:
-    """min_size (int or list), max_size, antialias; bilinear."""
-    _bilinear(t)
+    """min_size (int or list), max_size, antialias; interpolation bilinear, nearest,
+    nearest-exact or bicubic."""
     return [
         Op(
             "random_shortest_size",
             min_size=[int(s) for s in t.min_size],
             max_size=t.max_size,
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
 
 def _scale_jitter(t: Any) -> List[Any]:
-    """target_size, scale_range, antialias; bilinear."""
-    _bilinear(t)
+    """target_size, scale_range, antialias; interpolation bilinear, nearest, nearest-exact or
+    bicubic."""
     return [
         Op(
             "scale_jitter",
             target_size=[int(s) for s in t.target_size],
             scale_range=[float(s) for s in t.scale_range],
-            antialias=_antialias(t),
+            **_resampling(t),
         )
     ]
 
@@ -287,7 +324,10 @@ def _random_zoom_out(t: Any) -> List[Any]:
 
 
 def _random_iou_crop(t: Any) -> List[Any]:
-    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes."""
+    """min/max_scale, min/max_aspect_ratio, sampler_options, trials; needs boxes. Where
+    torchvision would loop forever (no crop reaches the drawn IoU and no option >= 1 keeps
+    the sample) the loader raises an error naming the sample, after 1000 rounds (at once
+    without boxes)."""
     return [
         Op(
             "random_iou_crop",
@@ -522,12 +562,12 @@ def _recognised_class(transform: Any) -> Optional[type]:
     return None
 
 
-def _flatten(transform: Any) -> List[Any]:
+def _flatten(transform: Any, joint: bool = False) -> List[Any]:
     if type(transform) in _COMPOSE or (
         type(transform).__module__ == _OWN_CLASSES_MODULE and isinstance(transform, _COMPOSE)
     ):
-        return [leaf for inner in transform.transforms for leaf in _flatten(inner)]
-    return [transform]
+        return [leaf for inner in transform.transforms for leaf in _flatten(inner, joint)]
+    return _flatten_delegating(transform, joint)
 
 
 @dataclass
@@ -544,6 +584,11 @@ class NativePlan:
         mask_dtype: The dtype ``tv_tensors.Mask`` targets end with (a per-type ``ToDtype``);
             None leaves them uint8.
         box_format: The format of the boxes the engine returns (a ConvertBoundingBoxFormat).
+        pil_mask: The pipeline moves a PIL mask as torchvision's segmentation reference does
+            (its own transforms, see ``reference_transforms``): the engine moves the mask and
+            the native prefix ends with it as an int64 ``[H, W]`` tensor.
+        plain_tensors: The native prefix returns plain tensors, not ``tv_tensors`` (a
+            ``v2.ToPureTensor``, or the segmentation reference's ``PILToTensor``).
     """
 
     ops: List[Any] = field(default_factory=list)
@@ -553,6 +598,8 @@ class NativePlan:
     to_tensor: bool = False
     mask_dtype: Optional[torch.dtype] = None
     box_format: str = "XYXY"
+    pil_mask: bool = False
+    plain_tensors: bool = False
 
     @property
     def fully_native(self) -> bool:
@@ -612,7 +659,10 @@ def _check_order(
 
 
 def plan_transforms(
-    transform: Optional[Callable[..., Any]], target_types: Sequence[type] = ()
+    transform: Optional[Callable[..., Any]],
+    target_types: Sequence[type] = (),
+    joint: bool = False,
+    pil_mask: bool = False,
 ) -> NativePlan:
     """Split ``transform`` into the longest natively runnable prefix and a Python tail.
 
@@ -624,6 +674,10 @@ def plan_transforms(
         transform: A transform, a (nested) Compose, or None.
         target_types: The ``tv_tensors`` types of the targets moving with the image (joint
             transforms), e.g. ``(tv_tensors.Mask,)``.
+        joint: The transform is called as ``transform(image, target)`` (a dataset's
+            ``transforms=``): presets and the references' ``Compose`` are seen through.
+        pil_mask: The target is a PIL mask (``VOCSegmentation(target_format="pil")``): only the
+            segmentation reference's own transforms move it natively (``_plan_pil_mask``).
 
     Returns:
         The ``NativePlan``.
@@ -631,7 +685,9 @@ def plan_transforms(
     plan = NativePlan()
     if transform is None:
         return plan
-    leaves = _flatten(transform)
+    leaves = _flatten(transform, joint)
+    if pil_mask:
+        return _plan_pil_mask(leaves)
     for position, leaf in enumerate(leaves):
         try:
             ops = describe(leaf)
@@ -658,9 +714,107 @@ def plan_transforms(
         # describe() succeeded, so the leaf's class is a recognised one
         plan.to_tensor = plan.to_tensor or _TRANSLATORS[cast(type, _recognised_class(leaf))][1]
         plan.mask_dtype = mask_dtype(leaf) or plan.mask_dtype
+        plan.plain_tensors = plan.plain_tensors or _recognised_class(leaf) is v2.ToPureTensor
         for op in ops:
             if op.name == "convert_bounding_box_format":
                 plan.box_format = op.to_dict()["format"]
+    return plan
+
+
+# ------------------------------------------------- presets and torchvision references' transforms
+
+
+def _flatten_delegating(transform: Any, joint: bool) -> List[Any]:
+    """A preset whose ``__call__`` only delegates to ``self.transforms`` is its transforms; a
+    known version of the segmentation reference's ``Compose`` (joint only: it calls
+    ``t(image, target)``) is its items; anything else is a leaf."""
+    items = reference_compose_items(transform) if joint else None
+    if items is not None:
+        return [leaf for inner in items for leaf in _flatten(inner, joint)]
+    inner = delegated_transforms(transform, joint)
+    if inner is not None:
+        return _flatten(inner, joint)
+    return [transform]
+
+
+def _int(leaf: Any, name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise UnsupportedTransform(f"{transform_name(leaf)} with {name}={value!r}")
+    return value
+
+
+def _reference_ops(leaf: Any, tensor: bool) -> List[Any]:
+    """On ``VOCSegmentation(target_format="pil")`` joint transforms, recognised by their exact
+    source (known versions; presets whose ``__call__`` only returns ``self.transforms(...)``
+    are seen through), with the reference's semantics: image resized bilinear with antialias
+    (within one level of PIL's), mask with PIL's NEAREST, padding right/bottom with 0 / 255,
+    int64 ``[H, W]`` masks."""
+    # the engine ops of one leaf; ``tensor``: after the reference's PILToTensor
+    name = known_class_name(leaf)
+    if name is None:
+        raise UnsupportedTransform(
+            f"{transform_name(leaf)} on a PIL mask: only known versions of torchvision's "
+            "segmentation reference transforms move a PIL mask natively (v2 transforms treat it "
+            'as a second image; target_format="mask" gives a tv_tensors.Mask)'
+        )
+    attrs = vars(leaf)
+    if tensor != (name in ("ToDtype", "Normalize")):
+        where = "after" if tensor else "before"
+        raise UnsupportedTransform(f"{transform_name(leaf)} {where} PILToTensor")
+    if name == "RandomResize":  # random.randint(min, max): both ends included
+        low = _int(leaf, "min_size", attrs.get("min_size"))
+        high = _int(leaf, "max_size", attrs.get("max_size"))
+        if high < low:
+            raise UnsupportedTransform(f"{transform_name(leaf)} with max_size < min_size")
+        return [
+            Op(
+                "random_resize",
+                min_size=low,
+                max_size=high + 1,
+                antialias=True,
+                mask_interpolation="pil_nearest",
+            )
+        ]
+    if name == "RandomHorizontalFlip":
+        p = attrs.get("flip_prob")
+        if not isinstance(p, (int, float)) or isinstance(p, bool):
+            raise UnsupportedTransform(f"{transform_name(leaf)} with flip_prob={p!r}")
+        return [Op("hflip", p=min(max(float(p), 0.0), 1.0))]  # random.random() < p
+    if name == "RandomCrop":  # pad_if_smaller right/bottom, then T.RandomCrop.get_params
+        size = _int(leaf, "size", attrs.get("size"))
+        return [
+            Op("pad_if_smaller", size=size, fill=0, mask_fill=255),
+            Op("random_crop", size=size),
+        ]
+    if name == "PILToTensor":
+        return []
+    if name == "ToDtype":
+        if attrs.get("dtype") is not torch.float32 or not isinstance(attrs.get("scale"), bool):
+            raise UnsupportedTransform(
+                f"{transform_name(leaf)} to {attrs.get('dtype')} (float32 runs natively)"
+            )
+        return [Op("to_dtype", dtype="float32", scale=attrs["scale"])]
+    mean, std = attrs.get("mean"), attrs.get("std")  # Normalize
+    if not all(isinstance(v, (list, tuple)) and len(v) == 3 for v in (mean, std)):
+        raise UnsupportedTransform(f"{transform_name(leaf)} with mean {mean!r}, std {std!r}")
+    return [Op("normalize", mean=[float(m) for m in mean], std=[float(v) for v in std])]
+
+
+def _plan_pil_mask(leaves: List[Any]) -> NativePlan:
+    """The plan of joint transforms on ``(PIL image, PIL mask)``: the reference's transforms
+    natively up to the first other one; the prefix must include its ``PILToTensor`` (the mask
+    is then an int64 ``[H, W]`` tensor, as the reference makes it)."""
+    plan = NativePlan(pil_mask=True, mask_dtype=torch.int64, plain_tensors=True)
+    for position, leaf in enumerate(leaves):
+        try:
+            ops = _reference_ops(leaf, plan.to_tensor)
+            _check_order(leaf, ops, plan.ops, (tv_tensors.Mask,))
+        except UnsupportedTransform as why:
+            plan.blocker, plan.reason = transform_name(leaf), str(why)
+            plan.tail = leaves[position:]
+            return plan
+        plan.ops.extend(ops)
+        plan.to_tensor = plan.to_tensor or known_class_name(leaf) == "PILToTensor"
     return plan
 
 
@@ -690,6 +844,9 @@ def native_transforms_markdown() -> str:
     for translate, names in by_translator.items():
         doc = " ".join((translate.__doc__ or "").split())
         lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {doc} |")
+    known = ", ".join(f"`{n}`" for n in KNOWN_SOURCES if n != "pad_if_smaller")
+    doc = " ".join((_reference_ops.__doc__ or "").split())
+    lines.append(f"| torchvision's `references/segmentation/transforms.py`: {known} | {doc} |")
     lines += ["", "| engine op | category | arguments (default) |", "|---|---|---|"]
     for op in _core.op_schema():
         args = ", ".join(
