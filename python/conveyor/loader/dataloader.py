@@ -645,8 +645,11 @@ class DataLoader(tud.DataLoader[_T_co]):
     ) -> ProcessIterator:
         # The iterator refers to the loader weakly: a persistent one is kept by the loader
         # (loader._iterator, as in torch), and deleting both must stop the workers at once,
-        # as torch's do, not at the next cyclic collection.
+        # as torch's do, not at the next cyclic collection. What it needs after the loader
+        # may be gone (an `iter(DataLoader(...))` keeps only the iterator) is kept here.
         loader_ref = weakref.ref(self)
+        index_sampler = self._index_sampler
+        known: Dict[str, Any] = {"seed": self._seed}
 
         def start(base_seed: int) -> Iterator[Any]:
             # called by torch's iterator once it drew its base seed, at the first index
@@ -655,6 +658,7 @@ class DataLoader(tud.DataLoader[_T_co]):
                 return iter(())  # the loader is gone: nothing more to send
             if loader._seed is None:
                 loader._set_seed(base_seed)
+            known["seed"] = loader._seed
             if loader._seeded_shuffle:
                 loader._shuffle_sampler().set_epoch(epoch)
             if loader._iterable:  # torch's own stream: each worker iterates its replica
@@ -663,11 +667,16 @@ class DataLoader(tud.DataLoader[_T_co]):
 
         def length() -> int:
             loader = loader_ref()
-            return len(loader) if loader is not None else 0
+            if loader is not None:
+                known["length"] = len(loader)
+            elif "length" not in known:
+                known["length"] = len(index_sampler)  # as torch's iterator counts
+            value: int = known["length"]
+            return value
 
         def seed() -> Optional[int]:
-            loader = loader_ref()
-            return loader._seed if loader is not None else None
+            value: Optional[int] = known["seed"]
+            return value
 
         def on_batch() -> None:
             progress["batches"] += 1
