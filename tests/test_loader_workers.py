@@ -183,6 +183,23 @@ def test_deleting_a_persistent_process_loader_stops_its_workers_at_once():
             worker.join(30)
         assert not any(worker.is_alive() for worker in workers)
         assert all(worker.exitcode == 0 for worker in workers)
+        # only the iterator kept (torch's test_partial_workers): it runs on, then stops them
+        iterator = iter(
+            DataLoader(
+                tensor_dataset(),
+                batch_size=2,
+                num_workers=2,
+                worker_mode="process",
+                persistent_workers=True,
+                multiprocessing_context=FORK,
+            )
+        )
+        workers = list(iterator._workers)
+        assert len([next(iterator) for _ in range(3)]) == 3
+        del iterator
+        for worker in workers:
+            worker.join(30)
+        assert not any(worker.is_alive() for worker in workers)
     finally:
         if enabled:
             gc.enable()

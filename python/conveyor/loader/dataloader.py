@@ -914,9 +914,8 @@ class DataLoader(tud.DataLoader[_T_co]):
         pool = self.__dict__.get("_pool")
         if pool is not None:
             pool.shutdown()
-        workers = self.__dict__.get("_iterator")
-        if isinstance(workers, ProcessIterator):
-            workers.close()
+        # a persistent ProcessIterator is not closed here: it may outlive the loader
+        # (`iter(DataLoader(...))`); torch's own __del__ stops its workers when it goes
         setup = self.__dict__.get("_native_plan")
         if setup is not None and setup.engine is not None:
             setup.engine.close()
