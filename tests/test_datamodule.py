@@ -163,6 +163,7 @@ def test_voc_default_transforms_run_natively(synthetic_dir, task):
         task=task,
         image_size=64,
         batch_size=4,
+        num_workers=2,
         synthetic_dir=synthetic_dir,
         synthetic_train_images=12,
         synthetic_val_images=4,
@@ -174,6 +175,7 @@ def test_voc_default_transforms_run_natively(synthetic_dir, task):
             warnings.simplefilter("error")  # no transform forces the Python path
             batches = list(loader)
         assert loader.stats.path == "native" and len(batches) == len(loader)
+        assert loader.stats.worker_mode == "thread"  # no process workers for our own collates
 
 
 def test_voc_segmentation_batches_equal_the_python_path(synthetic_dir):

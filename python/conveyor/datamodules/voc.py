@@ -275,6 +275,9 @@ class VOCDataModule(DataModule):
             kwargs["collate_fn"] = segmentation_collate
         elif dataset.target_format == "boxes":
             kwargs["collate_fn"] = DetectionCollate(dataset.ids)
+            # a light per-batch collate: finisher threads run it off the training thread, so the
+            # native pipeline needs no process workers
+            kwargs["worker_mode"] = "thread"
         elif self.task == "detection":
             kwargs["collate_fn"] = collate_detection
         return DataLoader(dataset, seed=self.seed, **kwargs)
