@@ -36,14 +36,18 @@ def _image_files(root: str) -> list[str]:
 class _Epochs:
     """Iterating yields one epoch of batches (the reader itself wraps around forever)."""
 
-    def __init__(self, pipe, batches_per_epoch: int):
+    def __init__(self, pipe, batches_per_epoch: int, stacked: bool = True):
         self.pipe = pipe
         self.batches_per_epoch = batches_per_epoch
+        self.stacked = stacked  # one array; else a list of arrays (variable sizes)
 
     def __iter__(self):
         for _ in range(self.batches_per_epoch):
             (images,) = self.pipe.run()
-            yield images.as_array()
+            if self.stacked:
+                yield images.as_array()
+            else:
+                yield [images.at(i) for i in range(len(images))]
 
 
 def make_loader(dataset: str, pipeline: str, root: str, workers: int, batch_size: int, seed: int):

@@ -11,12 +11,13 @@ core ops DALI lacks on the CPU is not measured (``Unavailable`` with the reason)
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
+from dali_cpu import _Epochs, _image_files, describe
 from harness import Unavailable
 
+__all__ = ["LACKS", "MEASURED", "describe", "make_loader"]
+
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-YEAR = "2012"
 
 # What DALI (CPU) lacks per recipe. "not measured" recipes raise Unavailable with this text.
 LACKS = {
@@ -40,35 +41,6 @@ LACKS = {
     "fn.crop_mirror_normalize",
 }
 MEASURED = ("hflip", "scale_jitter", "issue4")
-
-
-def describe() -> dict:
-    import nvidia.dali as dali
-
-    return {"dali": dali.__version__}
-
-
-def _image_files(root: str) -> list[str]:
-    voc = Path(root) / "VOCdevkit" / f"VOC{YEAR}"
-    ids = (voc / "ImageSets" / "Main" / "trainval.txt").read_text().split()
-    return [str(voc / "JPEGImages" / f"{i}.jpg") for i in ids]
-
-
-class _Epochs:
-    """Iterating yields one epoch of batches (the reader itself wraps around forever)."""
-
-    def __init__(self, pipe, batches_per_epoch: int, stacked: bool):
-        self.pipe = pipe
-        self.batches_per_epoch = batches_per_epoch
-        self.stacked = stacked
-
-    def __iter__(self):
-        for _ in range(self.batches_per_epoch):
-            (images,) = self.pipe.run()
-            if self.stacked:
-                yield images.as_array()
-            else:
-                yield [images.at(i) for i in range(len(images))]
 
 
 def make_loader(recipe: str, root: str, workers: int, batch_size: int, seed: int):

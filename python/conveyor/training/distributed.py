@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
+from conveyor.training.loader_rebuild import torch_loader_arguments
+
 _LAUNCHED_ENV = "CONVEYOR_DDP_CHILD"
 _PROCESS_GROUP_TIMEOUT_S = 1800  # torch's default: a rank that never joins fails the others
 
@@ -222,16 +224,4 @@ def shard_loader(loader: Any, rank: int, world_size: int) -> Any:
         seed=seed,
         drop_last=False,
     )
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        sampler=sampler,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False,
-        prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
-    )
+    return DataLoader(loader.dataset, sampler=sampler, **torch_loader_arguments(loader))

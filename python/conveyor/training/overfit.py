@@ -10,6 +10,7 @@ import torch.utils.data as tud
 
 from conveyor.loader.dataloader import DataLoader as ConveyorDataLoader
 from conveyor.training.errors import MisconfigurationException
+from conveyor.training.loader_rebuild import torch_loader_arguments
 
 
 def validate_overfit_batches(value: Any) -> Union[int, float]:
@@ -62,29 +63,12 @@ def without_shuffling(loader: Any) -> Any:
             f"replaced by a SequentialSampler, but {type(loader).__qualname__} has its own "
             "constructor and cannot be rebuilt: build it with shuffle=False"
         )
-    workers = loader.num_workers > 0
-    common = dict(
-        batch_size=loader.batch_size,
-        shuffle=False,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        generator=loader.generator,
-        prefetch_factor=loader.prefetch_factor if workers else None,
-        persistent_workers=loader.persistent_workers if workers else False,
-    )
-    if loader.pin_memory_device:
-        common["pin_memory_device"] = loader.pin_memory_device
+    common = torch_loader_arguments(loader)
     if not isinstance(loader, ConveyorDataLoader):
-        return tud.DataLoader(loader.dataset, **common, in_order=loader.in_order)
+        return tud.DataLoader(loader.dataset, **common)
     return ConveyorDataLoader(
         loader.dataset,
         **common,
-        in_order=loader.in_order,
         seed=loader.seed,
         on_error=loader.on_error,
         rank=loader.rank,
