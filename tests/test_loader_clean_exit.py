@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+import conveyor
+
+# the subprocess imports the conveyor this test imported (installed, or the source tree)
+PYTHON_DIR = Path(conveyor.__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
     """

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import torch.utils.data as tud
 
+import conveyor
 from conveyor import DataLoader
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+# the subprocess imports the conveyor this test imported (installed, or the source tree)
+PYTHON_DIR = Path(conveyor.__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
     """

@@ -191,7 +191,9 @@ def test_dataloader_runs_modes_natively_and_exactly(voc_root, real_voc_tree, mod
         )
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no "cannot run natively" warning
-            loader = DataLoader(dataset, batch_size=3, num_workers=2, collate_fn=list)
+            loader = DataLoader(
+                dataset, batch_size=3, num_workers=2, collate_fn=list, worker_mode="thread"
+            )
             images = torch.cat([torch.stack([image for image, _ in batch]) for batch in loader])
         assert loader.stats.path == "native"
         files = [dataset.images[i] for i in range(len(dataset))]
