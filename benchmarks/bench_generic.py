@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, str(HERE))
 import torch  # noqa: E402
 import torch.utils.data as tud  # noqa: E402
 import torchvision  # noqa: E402
+from bench_loader import machine_info as loader_machine_info  # noqa: E402
 from PIL import Image  # noqa: E402
 from source_tree import SOURCE_TREE  # noqa: E402, F401  (this checkout's build first)
 from torchvision import tv_tensors  # noqa: E402
@@ -313,24 +313,12 @@ def step_time_rows(dataset, args) -> List[dict]:
 
 
 def machine_info() -> dict:
-    model = ""
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in open("/proc/cpuinfo")
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
+        **loader_machine_info(),  # CPU model, cores, Python, load at the start
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
-        "loadavg_start": os.getloadavg(),
     }
 
 
